@@ -1,0 +1,265 @@
+//! The catalog entry and its information items, as serde types matching
+//! `schema/catalog.schema.json`.
+
+use serde::{Deserialize, Serialize};
+
+/// A resource catalog entry (政务信息资源目录): one data set a unit publishes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Catalog {
+    /// Resource code `PREFIX/NNNNNN`: classification (类 1 digit, 项 2, optional 目 3 and 细目 3)
+    /// then a 6-digit sequence, e.g. `101001001/000001`.
+    pub code: String,
+    /// Resource name.
+    pub name: String,
+    /// The department that provides the resource.
+    pub provider: Provider,
+    /// What the resource holds.
+    pub summary: String,
+    /// Base, theme or department resource; must match the code's first digit (1, 2, 3).
+    pub kind: ResourceKind,
+    /// Storage format of the resource.
+    pub format: ResourceFormat,
+    /// How often the resource is updated.
+    pub update_cycle: UpdateCycle,
+    /// Sharing attributes of the resource as a whole.
+    pub sharing: Sharing,
+    /// Whether the resource is opened to the public.
+    pub open_type: OpenType,
+    /// Publication date, `YYYY-MM-DD`.
+    pub published: String,
+    /// Codes of related resources.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub related: Vec<String>,
+    /// The information items (信息项): the fields of every record.
+    pub items: Vec<InformationItem>,
+}
+
+/// The providing department (提供方).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provider {
+    /// Department name, e.g. "Xiling District Civil Affairs Bureau".
+    pub name: String,
+    /// Department code, e.g. its unified social credit code.
+    pub code: String,
+}
+
+/// Resource kind (资源分类).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResourceKind {
+    /// 基础信息资源 (code class 1).
+    Base,
+    /// 主题信息资源 (code class 2).
+    Theme,
+    /// 部门信息资源 (code class 3).
+    Department,
+}
+
+/// Resource format (信息资源格式).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResourceFormat {
+    /// Database tables.
+    Database,
+    /// Spreadsheets.
+    Spreadsheet,
+    /// Documents.
+    Document,
+    /// Images and maps.
+    Image,
+    /// Streaming media.
+    Stream,
+    /// Anything else.
+    Other,
+}
+
+/// Update cycle (更新周期).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpdateCycle {
+    /// 不定期.
+    Irregular,
+    /// 实时.
+    RealTime,
+    /// 每日.
+    Daily,
+    /// 每周.
+    Weekly,
+    /// 每月.
+    Monthly,
+    /// 每季度.
+    Quarterly,
+    /// 每半年.
+    HalfYearly,
+    /// 每年.
+    Yearly,
+    /// 其他.
+    Other,
+}
+
+/// Sharing type (共享类型), of a resource or of one item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SharingType {
+    /// 无条件共享.
+    Unconditional,
+    /// 有条件共享: the conditions say who may have it and why.
+    Conditional,
+    /// 不予共享: never leaves the node.
+    NotShared,
+}
+
+impl SharingType {
+    /// The name used in files and on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SharingType::Unconditional => "unconditional",
+            SharingType::Conditional => "conditional",
+            SharingType::NotShared => "not_shared",
+        }
+    }
+}
+
+/// Sharing attributes of a resource.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sharing {
+    /// Sharing type.
+    #[serde(rename = "type")]
+    pub kind: SharingType,
+    /// Conditions of sharing; required when the type is conditional, or the reason when not shared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditions: Option<String>,
+    /// How the resource is shared.
+    pub method: SharingMethod,
+}
+
+/// Sharing method (共享方式).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SharingMethod {
+    /// Service interface (接口).
+    Interface,
+    /// File download.
+    File,
+    /// Table exchange between databases.
+    Database,
+    /// Anything else.
+    Other,
+}
+
+/// Open type (开放类型) towards the public.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpenType {
+    /// 无条件开放.
+    Unconditional,
+    /// 有条件开放.
+    Conditional,
+    /// 不予开放.
+    NotOpen,
+}
+
+/// An information item (信息项): one field of the resource's records.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InformationItem {
+    /// Machine name of the item, e.g. `id_number`; the key in record files.
+    pub code: String,
+    /// Human name, e.g. "公民身份号码 (citizen ID number)"; also accepted as a CSV header.
+    pub name: String,
+    /// Data type of its values.
+    #[serde(rename = "type")]
+    pub data_type: DataType,
+    /// Maximum length: characters for strings, digits for numbers, bytes for binary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub length: Option<u32>,
+    /// Part of the record's primary key.
+    #[serde(default)]
+    pub primary_key: bool,
+    /// Every record must have a value.
+    #[serde(default)]
+    pub required: bool,
+    /// Sharing type of this item.
+    pub sharing: SharingType,
+    /// Sensitivity grade.
+    pub grade: SensitivityGrade,
+    /// Sensitive personal information (敏感个人信息).
+    #[serde(default)]
+    pub sensitive_personal: bool,
+    /// A regular expression every value must match in full.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    /// The only allowed values, with their meanings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_table: Option<Vec<CodeEntry>>,
+    /// A check beyond the pattern.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<ValueCheck>,
+}
+
+/// Data type of an information item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataType {
+    /// Decimal number, e.g. `-12.5`.
+    Number,
+    /// Text.
+    String,
+    /// `YYYY-MM-DD`.
+    Date,
+    /// `YYYY-MM-DD HH:MM:SS` or RFC 3339.
+    Datetime,
+    /// Seconds since the Unix epoch.
+    Timestamp,
+    /// `true` or `false`.
+    Boolean,
+    /// Base64 text.
+    Binary,
+}
+
+/// Sensitivity grade (数据分级).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SensitivityGrade {
+    /// 一般数据.
+    General,
+    /// 重要数据.
+    Important,
+    /// 核心数据.
+    Core,
+}
+
+/// One allowed value of a code table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodeEntry {
+    /// The value stored.
+    pub code: String,
+    /// What it means.
+    pub label: String,
+}
+
+/// A check a value must pass beyond its pattern.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ValueCheck {
+    /// Citizen ID number with the GB 11643 check digit.
+    Gb11643,
+}
+
+impl Catalog {
+    /// Index of the item with this code.
+    pub fn item_index(&self, code: &str) -> Option<usize> {
+        self.items.iter().position(|i| i.code == code)
+    }
+
+    /// The catalog as another node may see it: items that are not shared are left out.
+    pub fn shared_view(&self) -> Catalog {
+        let mut view = self.clone();
+        view.items.retain(|i| i.sharing != SharingType::NotShared);
+        view
+    }
+}

@@ -1,0 +1,11 @@
+//! Who a node is: its administrative unit ([`NodeCode`], [`Tier`], parent) and the credentials that
+//! prove it — a TLS certificate and an Ed25519 batch-signing key, both issued by the federation CA.
+
+mod certs;
+mod unit;
+
+pub use certs::{
+    CaFiles, CertError, NodeCertificates, NodeCredentials, Producer, TrustedCa, generate_ca,
+    issue_node_certificates, node_code_of, pem_to_der, write_private,
+};
+pub use unit::{NodeCode, Tier, Unit, UnitError};

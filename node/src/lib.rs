@@ -1,0 +1,6 @@
+//! Tierlink: the data-exchange node of a city, a district or a street office.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod catalog;
+pub mod identity;

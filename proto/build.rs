@@ -1,0 +1,17 @@
+//! Compiles `tierlink/v1/*.proto` with the vendored `protoc`, so a fresh machine needs nothing installed.
+
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let out = PathBuf::from(std::env::var("OUT_DIR")?);
+    let protos = ["tierlink/v1/catalog.proto", "tierlink/v1/exchange.proto"];
+    for proto in protos {
+        println!("cargo:rerun-if-changed={proto}");
+    }
+    let mut config = tonic_prost_build::Config::new();
+    config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
+    tonic_prost_build::configure()
+        .file_descriptor_set_path(out.join("tierlink_descriptor.bin"))
+        .compile_with_config(config, &protos, &["."])?;
+    Ok(())
+}

@@ -4,3 +4,5 @@
 
 pub mod catalog;
 pub mod identity;
+pub mod registry;
+pub mod store;

@@ -1,0 +1,78 @@
+//! Where a node keeps its catalogs and records: the [`Store`] boundary and its sled engine.
+//!
+//! Every write makes a new version of a record, keeps the superseded one as history and is on
+//! disk before the call returns. A batch is written whole or not at all. sled 0.34 calls itself
+//! beta, so nothing outside this module names it: another engine only needs to implement
+//! [`Store`] and pass the same suite of tests.
+
+mod sled_store;
+
+use tierlink_proto::v1::Record;
+
+use crate::catalog::{Catalog, Row};
+
+pub use sled_store::SledStore;
+
+/// Version of the on-disk layout; a node refuses a store written in another version.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Current records of a catalog in key order.
+pub type RecordIter = Box<dyn Iterator<Item = Result<Record, StoreError>> + Send>;
+
+/// What a batch write did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PutOutcome {
+    /// Records with a key not stored before.
+    pub created: u64,
+    /// Records that got a new version of an existing key.
+    pub updated: u64,
+}
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another process holds the data directory.
+    #[error(
+        "the data directory {0} is in use by another process: is this node already serving? Stop it, or run the command against the running node"
+    )]
+    Locked(String),
+    /// The storage engine failed.
+    #[error(
+        "storage engine failed: {0}; check free disk space and the data directory's permissions"
+    )]
+    Engine(String),
+    /// Stored bytes could not be decoded.
+    #[error("stored data is unreadable ({0}): restore the data directory from a backup")]
+    Corrupt(String),
+    /// The store was written by another version of Tierlink.
+    #[error(
+        "the data directory holds store format {found}, this build reads format {supported}: run the Tierlink version that wrote it"
+    )]
+    Format {
+        /// Format found on disk.
+        found: u32,
+        /// Format this build reads and writes.
+        supported: u32,
+    },
+}
+
+/// The storage boundary of a node.
+pub trait Store: Send + Sync + 'static {
+    /// Adds or replaces a catalog entry; true when one was replaced.
+    fn put_catalog(&self, catalog: &Catalog) -> Result<bool, StoreError>;
+    /// One catalog entry.
+    fn catalog(&self, code: &str) -> Result<Option<Catalog>, StoreError>;
+    /// Every catalog entry, by code.
+    fn catalogs(&self) -> Result<Vec<Catalog>, StoreError>;
+    /// Number of current records of a catalog.
+    fn record_count(&self, catalog: &str) -> Result<u64, StoreError>;
+    /// Writes a batch of checked rows, each as a new version, all or none.
+    fn put_records(&self, catalog: &str, rows: Vec<Row>) -> Result<PutOutcome, StoreError>;
+    /// Current records with `from <= key < to` (`to` unbounded when `None`), in key order.
+    fn scan(&self, catalog: &str, from: &str, to: Option<&str>) -> RecordIter;
+    /// Every version of one record, oldest first; empty when the key was never written.
+    fn history(&self, catalog: &str, key: &str) -> Result<Vec<Record>, StoreError>;
+}
+
+#[cfg(test)]
+pub(crate) mod suite;

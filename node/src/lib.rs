@@ -3,6 +3,10 @@
 #![warn(missing_docs)]
 
 pub mod catalog;
+pub mod config;
+pub mod exchange;
 pub mod identity;
+pub mod provision;
 pub mod registry;
+pub mod runtime;
 pub mod store;

@@ -1,0 +1,248 @@
+//! A node directory: `node.toml` and the key and certificate files beside it.
+//!
+//! ```text
+//! node.toml      unit, listen address, endpoint, peers; file paths relative to the directory
+//! ca.crt         federation CA certificate
+//! tls.crt/.key   TLS certificate and key (key 0600)
+//! signing.crt/.key  batch-signing certificate and Ed25519 key (key 0600)
+//! data/          the sled store
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::identity::{CertError, NodeCode, TrustedCa, Unit, UnitError};
+
+/// Name of the configuration file in a node directory.
+pub const CONFIG_FILE: &str = "node.toml";
+
+/// Contents of `node.toml`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// The unit this node serves.
+    pub node: Unit,
+    /// Where it listens and how others reach it.
+    pub server: ServerConfig,
+    /// Credential files, relative to the node directory.
+    #[serde(default)]
+    pub files: Files,
+    /// Other nodes this one can reach, for queries and relays.
+    #[serde(default, rename = "peer", skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<Peer>,
+}
+
+/// Listening address and public endpoint.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Socket address to bind, e.g. `0.0.0.0:7443`.
+    pub listen: SocketAddr,
+    /// URL other nodes use, e.g. `https://street-xiling.example.gov.cn:7443`.
+    pub endpoint: String,
+}
+
+/// Paths of the credential and data files.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Files {
+    /// Federation CA certificate.
+    pub ca: PathBuf,
+    /// TLS certificate.
+    pub tls_cert: PathBuf,
+    /// TLS private key.
+    pub tls_key: PathBuf,
+    /// Signing certificate.
+    pub signing_cert: PathBuf,
+    /// Ed25519 signing key.
+    pub signing_key: PathBuf,
+    /// Store directory.
+    pub data: PathBuf,
+}
+
+impl Default for Files {
+    fn default() -> Self {
+        Self {
+            ca: "ca.crt".into(),
+            tls_cert: "tls.crt".into(),
+            tls_key: "tls.key".into(),
+            signing_cert: "signing.crt".into(),
+            signing_key: "signing.key".into(),
+            data: "data".into(),
+        }
+    }
+}
+
+/// Another node and where to reach it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Peer {
+    /// Its division code.
+    pub code: NodeCode,
+    /// Its endpoint URL.
+    pub endpoint: String,
+}
+
+/// A node directory that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// `node.toml` is not valid.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The unit is not valid.
+    #[error("{path}: {source}")]
+    Unit {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        source: UnitError,
+    },
+    /// A certificate or key is not usable.
+    #[error("{path}: {source}")]
+    Credential {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        source: CertError,
+    },
+    /// No peer with this code is configured.
+    #[error("node {node} has no peer {code}: add a [[peer]] with its code and endpoint to {path}")]
+    UnknownPeer {
+        /// This node.
+        node: NodeCode,
+        /// The code asked for.
+        code: NodeCode,
+        /// The configuration file.
+        path: PathBuf,
+    },
+}
+
+/// The PEM texts of a node's credentials.
+#[derive(Clone)]
+pub struct Credentials {
+    /// Federation CA certificate.
+    pub ca_pem: String,
+    /// TLS certificate.
+    pub tls_cert_pem: String,
+    /// TLS private key.
+    pub tls_key_pem: String,
+    /// Signing certificate.
+    pub signing_cert_pem: String,
+    /// Signing key.
+    pub signing_key_pem: String,
+}
+
+/// A node directory with its configuration loaded.
+#[derive(Clone, Debug)]
+pub struct NodeDir {
+    /// The directory.
+    pub dir: PathBuf,
+    /// Its `node.toml`.
+    pub config: NodeConfig,
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+impl NodeDir {
+    /// Loads `DIR/node.toml` and checks the unit.
+    pub fn load(dir: &Path) -> Result<Self, ConfigError> {
+        let path = dir.join(CONFIG_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let config: NodeConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        config.node.validate().map_err(|source| ConfigError::Unit {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(Self {
+            dir: dir.to_owned(),
+            config,
+        })
+    }
+
+    /// Writes `node.toml`.
+    pub fn save(&self) -> Result<(), ConfigError> {
+        let path = self.config_path();
+        let text = toml::to_string(&self.config).map_err(|e| ConfigError::Parse {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        std::fs::write(&path, text).map_err(|source| ConfigError::Io { path, source })
+    }
+
+    /// Path of `node.toml`.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join(CONFIG_FILE)
+    }
+
+    /// A path from the configuration, resolved against the directory.
+    pub fn path(&self, relative: &Path) -> PathBuf {
+        self.dir.join(relative)
+    }
+
+    /// The node's code.
+    pub fn code(&self) -> &NodeCode {
+        &self.config.node.code
+    }
+
+    /// Reads every credential file.
+    pub fn credentials(&self) -> Result<Credentials, ConfigError> {
+        let f = &self.config.files;
+        Ok(Credentials {
+            ca_pem: read(&self.path(&f.ca))?,
+            tls_cert_pem: read(&self.path(&f.tls_cert))?,
+            tls_key_pem: read(&self.path(&f.tls_key))?,
+            signing_cert_pem: read(&self.path(&f.signing_cert))?,
+            signing_key_pem: read(&self.path(&f.signing_key))?,
+        })
+    }
+
+    /// The CA this node trusts.
+    pub fn trusted_ca(&self) -> Result<TrustedCa, ConfigError> {
+        let path = self.path(&self.config.files.ca);
+        TrustedCa::from_pem(&read(&path)?)
+            .map_err(|source| ConfigError::Credential { path, source })
+    }
+
+    /// The endpoint of a node: this node's own, or a configured peer's.
+    pub fn endpoint_of(&self, code: &NodeCode) -> Result<&str, ConfigError> {
+        if code == self.code() {
+            return Ok(&self.config.server.endpoint);
+        }
+        self.config
+            .peers
+            .iter()
+            .find(|p| &p.code == code)
+            .map(|p| p.endpoint.as_str())
+            .ok_or_else(|| ConfigError::UnknownPeer {
+                node: self.code().clone(),
+                code: code.clone(),
+                path: self.config_path(),
+            })
+    }
+}

@@ -1,0 +1,10 @@
+//! Record exchange between nodes: the signed batch, the producing side of a query, the gRPC
+//! service and client, and batch files.
+
+pub mod batch;
+pub mod client;
+pub mod file;
+pub mod produce;
+pub mod server;
+
+pub use batch::{BatchSigner, BatchVerifier, Expected, StreamCheck, VerifiedBatch, VerifyError};

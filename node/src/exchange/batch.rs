@@ -1,0 +1,280 @@
+//! The signed batch: sealing a header and records with the producer's key, and checking a batch
+//! (and a stream of them) against the federation CA.
+//!
+//! The producer signs the exact encoded header, which carries a BLAKE3 digest of the exact encoded
+//! records; one signature covers a whole batch. Consumers check the bytes they received, so a
+//! relay that passes batches through unchanged adds nothing they must trust.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use ed25519_dalek::pkcs8::DecodePrivateKey;
+use ed25519_dalek::{Signature, Signer, SigningKey};
+use prost::Message;
+use tierlink_proto::v1::{BatchHeader, Record, RecordList, SignedBatch};
+
+use crate::identity::{CertError, NodeCode, Producer, TrustedCa, pem_to_der};
+
+/// Format of the headers this build writes and reads.
+pub const HEADER_FORMAT: u32 = 1;
+
+/// Prefix of every signed message, so a batch signature can never be taken for another protocol's.
+const SIGNATURE_CONTEXT: &[u8] = b"tierlink.v1.BatchHeader\0";
+
+/// A batch that failed a check. The message says which check.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The producer's certificate is missing, unreadable or not from the federation CA.
+    #[error("producer certificate rejected: {0}")]
+    Certificate(#[from] CertError),
+    /// The signature does not match the header.
+    #[error("signature check failed: the header was altered, or {0} did not sign it")]
+    Signature(NodeCode),
+    /// The header bytes do not decode.
+    #[error("header is unreadable: {0}")]
+    Header(String),
+    /// The header's format is not one this build reads.
+    #[error(
+        "header format {0} is not supported by this build (reads {HEADER_FORMAT}): upgrade Tierlink"
+    )]
+    Format(u32),
+    /// Certificate and header disagree about who produced the batch.
+    #[error(
+        "header claims producer {header}, but the batch is signed with {certificate}'s certificate"
+    )]
+    ProducerMismatch {
+        /// Producer named in the certificate.
+        certificate: NodeCode,
+        /// Producer named in the header.
+        header: String,
+    },
+    /// The records do not match the signed digest.
+    #[error("records digest mismatch: the records were altered after {0} signed the batch")]
+    Digest(NodeCode),
+    /// The records do not decode or are not as many as declared.
+    #[error("records are malformed: {0}")]
+    Records(String),
+    /// A valid batch that is not the one expected here (wrong producer, catalog, request or order).
+    #[error("unexpected batch: {0}")]
+    Unexpected(String),
+}
+
+/// Seals batches with a node's Ed25519 key.
+pub struct BatchSigner {
+    code: NodeCode,
+    key: SigningKey,
+    certificate: Vec<u8>,
+}
+
+impl BatchSigner {
+    /// Loads the signing key and its certificate, checking that the CA issued the certificate for
+    /// this very key.
+    pub fn new(key_pem: &str, cert_pem: &str, ca: &TrustedCa) -> Result<Self, CertError> {
+        let key = SigningKey::from_pkcs8_pem(key_pem)
+            .map_err(|e| CertError::Key(format!("signing key: {e}")))?;
+        let certificate = pem_to_der(cert_pem)?;
+        let producer = ca.verify_producer(&certificate)?;
+        if producer.key != key.verifying_key() {
+            return Err(CertError::Key(format!(
+                "the signing certificate of {} was issued for another key: reissue it with `tierlink init`",
+                producer.code
+            )));
+        }
+        Ok(Self {
+            code: producer.code,
+            key,
+            certificate,
+        })
+    }
+
+    /// The node this signer speaks for.
+    pub fn code(&self) -> &NodeCode {
+        &self.code
+    }
+
+    /// Fills in format, producer and digest, and signs the header.
+    pub fn seal(&self, mut header: BatchHeader, records: Vec<u8>) -> SignedBatch {
+        header.format = HEADER_FORMAT;
+        header.producer = self.code.to_string();
+        header.records_digest = blake3::hash(&records).as_bytes().to_vec();
+        let header = header.encode_to_vec();
+        let signature = self.key.sign(&signed_message(&header)).to_bytes().to_vec();
+        SignedBatch {
+            header,
+            records,
+            signature,
+            producer_certificate: self.certificate.clone(),
+        }
+    }
+}
+
+fn signed_message(header: &[u8]) -> Vec<u8> {
+    [SIGNATURE_CONTEXT, header].concat()
+}
+
+/// A batch whose signature, digest and record count checked out.
+#[derive(Debug)]
+pub struct VerifiedBatch {
+    /// The signed header.
+    pub header: BatchHeader,
+    /// The records.
+    pub records: Vec<Record>,
+}
+
+/// Checks batches against the federation CA, remembering producers already proven.
+pub struct BatchVerifier {
+    ca: TrustedCa,
+    producers: Mutex<HashMap<Vec<u8>, Producer>>,
+}
+
+impl BatchVerifier {
+    /// A verifier trusting `ca`.
+    pub fn new(ca: TrustedCa) -> Self {
+        Self {
+            ca,
+            producers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn producer(&self, certificate: &[u8]) -> Result<Producer, CertError> {
+        let mut producers = self.producers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = producers.get(certificate) {
+            return Ok(p.clone());
+        }
+        let p = self.ca.verify_producer(certificate)?;
+        producers.insert(certificate.to_vec(), p.clone());
+        Ok(p)
+    }
+
+    /// Checks one batch on its own: certificate, signature, header, digest and record count.
+    pub fn verify(&self, batch: &SignedBatch) -> Result<VerifiedBatch, VerifyError> {
+        let producer = self.producer(&batch.producer_certificate)?;
+        let signature = Signature::from_slice(&batch.signature)
+            .map_err(|_| VerifyError::Signature(producer.code.clone()))?;
+        producer
+            .key
+            .verify_strict(&signed_message(&batch.header), &signature)
+            .map_err(|_| VerifyError::Signature(producer.code.clone()))?;
+        let header = BatchHeader::decode(batch.header.as_slice())
+            .map_err(|e| VerifyError::Header(e.to_string()))?;
+        if header.format != HEADER_FORMAT {
+            return Err(VerifyError::Format(header.format));
+        }
+        if header.producer != producer.code.as_str() {
+            return Err(VerifyError::ProducerMismatch {
+                certificate: producer.code,
+                header: header.producer,
+            });
+        }
+        if blake3::hash(&batch.records).as_bytes().as_slice() != header.records_digest {
+            return Err(VerifyError::Digest(producer.code));
+        }
+        let records = RecordList::decode(batch.records.as_slice())
+            .map_err(|e| VerifyError::Records(e.to_string()))?
+            .records;
+        if records.len() as u64 != header.record_count {
+            return Err(VerifyError::Records(format!(
+                "header declares {} records, the batch holds {}",
+                header.record_count,
+                records.len()
+            )));
+        }
+        if let Some(r) = records
+            .iter()
+            .find(|r| r.values.len() != header.columns.len())
+        {
+            return Err(VerifyError::Records(format!(
+                "record {:?} has {} values for {} columns",
+                r.key,
+                r.values.len(),
+                header.columns.len()
+            )));
+        }
+        Ok(VerifiedBatch { header, records })
+    }
+}
+
+/// What a consumer expects of a response stream; unset fields are learned from the first batch.
+#[derive(Clone, Debug, Default)]
+pub struct Expected {
+    /// Node that must have produced every batch.
+    pub producer: Option<String>,
+    /// Catalog every batch must be of.
+    pub catalog: Option<String>,
+    /// Request id every batch must carry.
+    pub request_id: Option<String>,
+}
+
+/// Checks that the batches of one response stream belong together, arrive in order, and end with
+/// the producer's last batch: a dropped, repeated, reordered or cut-off batch is caught.
+#[derive(Debug)]
+pub struct StreamCheck {
+    expected: Expected,
+    next_sequence: u32,
+    finished: bool,
+}
+
+impl StreamCheck {
+    /// Starts checking a stream.
+    pub fn new(expected: Expected) -> Self {
+        Self {
+            expected,
+            next_sequence: 0,
+            finished: false,
+        }
+    }
+
+    /// Accepts the next verified header.
+    pub fn accept(&mut self, header: &BatchHeader) -> Result<(), VerifyError> {
+        let unexpected = |what: &str, want: &str, got: &str| {
+            Err(VerifyError::Unexpected(format!(
+                "{what} is {got:?}, expected {want:?}"
+            )))
+        };
+        if self.finished {
+            return Err(VerifyError::Unexpected(format!(
+                "batch {} arrived after the batch marked last",
+                header.sequence
+            )));
+        }
+        for (what, want, got) in [
+            ("producer", &mut self.expected.producer, &header.producer),
+            ("catalog", &mut self.expected.catalog, &header.catalog),
+            (
+                "request id",
+                &mut self.expected.request_id,
+                &header.request_id,
+            ),
+        ] {
+            match want {
+                Some(w) if w != got => return unexpected(what, w, got),
+                Some(_) => {}
+                None => *want = Some(got.clone()),
+            }
+        }
+        if header.sequence != self.next_sequence {
+            return Err(VerifyError::Unexpected(format!(
+                "batch {} arrived where batch {} was due: a batch is missing, repeated or out of order",
+                header.sequence, self.next_sequence
+            )));
+        }
+        self.next_sequence += 1;
+        self.finished = header.last;
+        Ok(())
+    }
+
+    /// Confirms the stream ended with its last batch.
+    pub fn finish(&self) -> Result<(), VerifyError> {
+        if self.finished {
+            Ok(())
+        } else {
+            Err(VerifyError::Unexpected(format!(
+                "the stream ended after {} batches without the producer's last batch: the response was cut off",
+                self.next_sequence
+            )))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,222 @@
+//! Making a federation's files: the CA directory, and node directories with their keys,
+//! certificates and `node.toml`. Nothing existing is overwritten.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use crate::config::{CONFIG_FILE, Files, NodeConfig, NodeDir, Peer, ServerConfig};
+use crate::identity::{
+    CaFiles, CertError, NodeCredentials, TrustedCa, Unit, UnitError, generate_ca,
+    issue_node_certificates, write_private,
+};
+
+/// CA certificate file name in a CA directory.
+pub const CA_CERT: &str = "ca.crt";
+/// CA key file name in a CA directory.
+pub const CA_KEY: &str = "ca.key";
+
+/// Files that could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    /// A file is in the way.
+    #[error("{0} already exists: choose another directory, or remove it if it is truly unused")]
+    Exists(PathBuf),
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The unit is not valid.
+    #[error(transparent)]
+    Unit(#[from] UnitError),
+    /// A key or certificate could not be made.
+    #[error(transparent)]
+    Cert(#[from] CertError),
+    /// `node.toml` could not be written.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ProvisionError + '_ {
+    move |source| ProvisionError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn write_new(path: &Path, contents: &str, private: bool) -> Result<(), ProvisionError> {
+    if path.exists() {
+        return Err(ProvisionError::Exists(path.to_owned()));
+    }
+    if private {
+        write_private(path, contents)
+    } else {
+        std::fs::write(path, contents)
+    }
+    .map_err(io(path))
+}
+
+/// Creates a federation CA in `dir` (`ca.crt`, and `ca.key` readable by its owner only).
+pub fn init_ca(dir: &Path, federation: &str) -> Result<CaFiles, ProvisionError> {
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let ca = generate_ca(federation)?;
+    write_new(&dir.join(CA_KEY), &ca.key_pem, true)?;
+    write_new(&dir.join(CA_CERT), &ca.cert_pem, false)?;
+    Ok(ca)
+}
+
+/// Reads the CA in `dir`.
+pub fn load_ca(dir: &Path) -> Result<CaFiles, ProvisionError> {
+    let read = |name: &str| {
+        let path = dir.join(name);
+        std::fs::read_to_string(&path).map_err(|source| ProvisionError::Io { path, source })
+    };
+    Ok(CaFiles {
+        cert_pem: read(CA_CERT)?,
+        key_pem: read(CA_KEY)?,
+    })
+}
+
+/// Who certifies a new node.
+pub enum Certifier<'a> {
+    /// The federation CA, whose key is at hand: certificates are issued at once.
+    Ca(&'a CaFiles),
+    /// An external CA: certificate signing requests are written for it, next to its certificate.
+    External {
+        /// The external CA's certificate (PEM).
+        ca_cert_pem: String,
+    },
+}
+
+/// Everything `tierlink init` needs to know about a new node.
+pub struct NodeSpec {
+    /// Its unit.
+    pub unit: Unit,
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// URL others reach it at.
+    pub endpoint: String,
+    /// Host names and addresses for its TLS certificate.
+    pub hosts: Vec<String>,
+    /// Nodes it can reach.
+    pub peers: Vec<Peer>,
+}
+
+/// Creates a node directory. With an external CA it also writes `tls.csr` and `signing.csr`: have
+/// them signed into `tls.crt` and `signing.crt` before serving.
+pub fn init_node(
+    dir: &Path,
+    spec: NodeSpec,
+    certifier: Certifier<'_>,
+) -> Result<NodeDir, ProvisionError> {
+    spec.unit.validate()?;
+    if dir.join(CONFIG_FILE).exists() {
+        return Err(ProvisionError::Exists(dir.join(CONFIG_FILE)));
+    }
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let files = Files::default();
+    let keys = NodeCredentials::generate()?;
+    write_new(&dir.join(&files.tls_key), &keys.tls_key_pem, true)?;
+    write_new(&dir.join(&files.signing_key), &keys.signing_key_pem, true)?;
+    match certifier {
+        Certifier::Ca(ca) => {
+            let certs = issue_node_certificates(ca, &spec.unit, &spec.hosts, &keys)?;
+            write_new(&dir.join(&files.ca), &ca.cert_pem, false)?;
+            write_new(&dir.join(&files.tls_cert), &certs.tls_pem, false)?;
+            write_new(&dir.join(&files.signing_cert), &certs.signing_pem, false)?;
+        }
+        Certifier::External { ca_cert_pem } => {
+            TrustedCa::from_pem(&ca_cert_pem)?;
+            let requests = keys.requests(&spec.unit, &spec.hosts)?;
+            write_new(&dir.join(&files.ca), &ca_cert_pem, false)?;
+            write_new(&dir.join("tls.csr"), &requests.tls_pem, false)?;
+            write_new(&dir.join("signing.csr"), &requests.signing_pem, false)?;
+        }
+    }
+    let node = NodeDir {
+        dir: dir.to_owned(),
+        config: NodeConfig {
+            node: spec.unit,
+            server: ServerConfig {
+                listen: spec.listen,
+                endpoint: spec.endpoint,
+            },
+            files,
+            peers: spec.peers,
+        },
+    };
+    node.save()?;
+    Ok(node)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::Tier;
+
+    fn spec(code: &str) -> NodeSpec {
+        NodeSpec {
+            unit: Unit {
+                code: code.parse().unwrap(),
+                tier: Tier::City,
+                parent: None,
+                name: "Yichang".into(),
+            },
+            listen: "127.0.0.1:0".parse().unwrap(),
+            endpoint: "https://127.0.0.1:7443".into(),
+            hosts: vec!["localhost".into(), "127.0.0.1".into()],
+            peers: vec![],
+        }
+    }
+
+    #[test]
+    fn a_node_directory_loads_back_and_nothing_is_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = init_ca(&dir.path().join("ca"), "Yichang").unwrap();
+        assert!(matches!(
+            init_ca(&dir.path().join("ca"), "again"),
+            Err(ProvisionError::Exists(_))
+        ));
+        let node = dir.path().join("city");
+        init_node(&node, spec("420500"), Certifier::Ca(&ca)).unwrap();
+        let loaded = NodeDir::load(&node).unwrap();
+        assert_eq!(loaded.code().as_str(), "420500");
+        loaded.credentials().unwrap();
+        assert!(matches!(
+            init_node(&node, spec("420500"), Certifier::Ca(&ca)),
+            Err(ProvisionError::Exists(_))
+        ));
+        assert!(matches!(
+            init_node(&dir.path().join("x"), spec("420502"), Certifier::Ca(&ca)),
+            Err(ProvisionError::Unit(_))
+        ));
+    }
+
+    #[test]
+    fn an_external_ca_gets_signing_requests() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = generate_ca("external").unwrap();
+        init_node(
+            dir.path(),
+            spec("420500"),
+            Certifier::External {
+                ca_cert_pem: ca.cert_pem,
+            },
+        )
+        .unwrap();
+        for f in [
+            "tls.csr",
+            "signing.csr",
+            "ca.crt",
+            "tls.key",
+            "signing.key",
+            "node.toml",
+        ] {
+            assert!(dir.path().join(f).exists(), "{f}");
+        }
+        assert!(!dir.path().join("tls.crt").exists());
+    }
+}

@@ -7,4 +7,6 @@ pub mod file;
 pub mod produce;
 pub mod server;
 
-pub use batch::{BatchSigner, BatchVerifier, Expected, StreamCheck, VerifiedBatch, VerifyError};
+pub use batch::{
+    BatchSigner, BatchVerifier, Expected, StreamCheck, StreamSummary, VerifiedBatch, VerifyError,
+};

@@ -5,8 +5,10 @@
 pub mod catalog;
 pub mod config;
 pub mod exchange;
+pub mod federation;
 pub mod identity;
 pub mod provision;
 pub mod registry;
 pub mod runtime;
+pub mod sample;
 pub mod store;

@@ -210,8 +210,31 @@ pub struct Expected {
 #[derive(Debug)]
 pub struct StreamCheck {
     expected: Expected,
-    next_sequence: u32,
     finished: bool,
+    summary: StreamSummary,
+}
+
+/// What a verified response stream held.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StreamSummary {
+    /// Who signed it.
+    pub producer: String,
+    /// Who the producer served: the caller, or the relay that asked on its behalf.
+    pub consumer: String,
+    /// Catalog of the records.
+    pub catalog: String,
+    /// "query" or "history".
+    pub kind: String,
+    /// Request id in every header.
+    pub request_id: String,
+    /// Item codes of the record values.
+    pub columns: Vec<String>,
+    /// Items left out as not shared.
+    pub withheld: Vec<String>,
+    /// Number of batches.
+    pub batches: u32,
+    /// Number of records.
+    pub records: u64,
 }
 
 impl StreamCheck {
@@ -219,18 +242,29 @@ impl StreamCheck {
     pub fn new(expected: Expected) -> Self {
         Self {
             expected,
-            next_sequence: 0,
             finished: false,
+            summary: StreamSummary::default(),
         }
+    }
+
+    /// Batches accepted so far.
+    pub fn batches(&self) -> u32 {
+        self.summary.batches
+    }
+
+    /// Verifies the next batch of the stream and accepts it.
+    pub fn verify(
+        &mut self,
+        verifier: &BatchVerifier,
+        batch: &SignedBatch,
+    ) -> Result<VerifiedBatch, VerifyError> {
+        let verified = verifier.verify(batch)?;
+        self.accept(&verified.header)?;
+        Ok(verified)
     }
 
     /// Accepts the next verified header.
     pub fn accept(&mut self, header: &BatchHeader) -> Result<(), VerifyError> {
-        let unexpected = |what: &str, want: &str, got: &str| {
-            Err(VerifyError::Unexpected(format!(
-                "{what} is {got:?}, expected {want:?}"
-            )))
-        };
         if self.finished {
             return Err(VerifyError::Unexpected(format!(
                 "batch {} arrived after the batch marked last",
@@ -247,30 +281,45 @@ impl StreamCheck {
             ),
         ] {
             match want {
-                Some(w) if w != got => return unexpected(what, w, got),
+                Some(w) if w != got => {
+                    return Err(VerifyError::Unexpected(format!(
+                        "{what} is {got:?}, expected {w:?}"
+                    )));
+                }
                 Some(_) => {}
                 None => *want = Some(got.clone()),
             }
         }
-        if header.sequence != self.next_sequence {
+        let s = &mut self.summary;
+        if header.sequence != s.batches {
             return Err(VerifyError::Unexpected(format!(
                 "batch {} arrived where batch {} was due: a batch is missing, repeated or out of order",
-                header.sequence, self.next_sequence
+                header.sequence, s.batches
             )));
         }
-        self.next_sequence += 1;
+        if s.batches == 0 {
+            s.producer.clone_from(&header.producer);
+            s.consumer.clone_from(&header.consumer);
+            s.catalog.clone_from(&header.catalog);
+            s.kind.clone_from(&header.kind);
+            s.request_id.clone_from(&header.request_id);
+            s.columns.clone_from(&header.columns);
+            s.withheld.clone_from(&header.withheld);
+        }
+        s.batches += 1;
+        s.records += header.record_count;
         self.finished = header.last;
         Ok(())
     }
 
-    /// Confirms the stream ended with its last batch.
-    pub fn finish(&self) -> Result<(), VerifyError> {
+    /// Confirms the stream ended with its last batch, and says what it held.
+    pub fn finish(self) -> Result<StreamSummary, VerifyError> {
         if self.finished {
-            Ok(())
+            Ok(self.summary)
         } else {
             Err(VerifyError::Unexpected(format!(
                 "the stream ended after {} batches without the producer's last batch: the response was cut off",
-                self.next_sequence
+                self.summary.batches
             )))
         }
     }

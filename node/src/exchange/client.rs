@@ -4,12 +4,15 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use tierlink_proto::v1::SignedBatch;
 use tierlink_proto::v1::exchange_client::ExchangeClient;
+use tierlink_proto::v1::{
+    HistoryRequest, PutCatalogRequest, PutCatalogResponse, PutRecordsRequest, PutRecordsResponse,
+    QueryRequest, Row, SignedBatch,
+};
 use tokio_stream::StreamExt;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
-use super::{BatchVerifier, Expected, StreamCheck, VerifiedBatch, VerifyError};
+use super::{BatchVerifier, Expected, StreamCheck, StreamSummary, VerifiedBatch, VerifyError};
 use crate::config::{ConfigError, Credentials, NodeDir};
 use crate::identity::NodeCode;
 
@@ -145,27 +148,6 @@ impl Peers {
     }
 }
 
-/// What a verified response stream held.
-#[derive(Clone, Debug, Default)]
-pub struct StreamSummary {
-    /// Who signed it.
-    pub producer: String,
-    /// Who the producer served (the caller, or the relay that asked for it).
-    pub consumer: String,
-    /// Catalog of the records.
-    pub catalog: String,
-    /// Request id in every header.
-    pub request_id: String,
-    /// Item codes of the record values.
-    pub columns: Vec<String>,
-    /// Items left out as not shared.
-    pub withheld: Vec<String>,
-    /// Number of batches.
-    pub batches: u32,
-    /// Number of records.
-    pub records: u64,
-}
-
 /// Verifies every batch of a response stream and its order and completeness, handing each to
 /// `on_batch` as it arrives. Any failure ends the stream with an error.
 pub async fn receive(
@@ -175,31 +157,132 @@ pub async fn receive(
     mut on_batch: impl FnMut(SignedBatch, VerifiedBatch) -> Result<(), ClientError>,
 ) -> Result<StreamSummary, ClientError> {
     let mut check = StreamCheck::new(expected);
-    let mut summary = StreamSummary::default();
     while let Some(batch) = stream.next().await {
         let batch = batch?;
-        let fail = |source| ClientError::Verify {
-            batch: summary.batches,
-            source,
-        };
-        let verified = verifier.verify(&batch).map_err(fail)?;
-        check.accept(&verified.header).map_err(fail)?;
-        if summary.batches == 0 {
-            let h = &verified.header;
-            summary.producer.clone_from(&h.producer);
-            summary.consumer.clone_from(&h.consumer);
-            summary.catalog.clone_from(&h.catalog);
-            summary.request_id.clone_from(&h.request_id);
-            summary.columns.clone_from(&h.columns);
-            summary.withheld.clone_from(&h.withheld);
-        }
-        summary.batches += 1;
-        summary.records += verified.header.record_count;
+        let n = check.batches();
+        let verified = check
+            .verify(verifier, &batch)
+            .map_err(|source| ClientError::Verify { batch: n, source })?;
         on_batch(batch, verified)?;
     }
+    let batches = check.batches();
     check.finish().map_err(|source| ClientError::Verify {
-        batch: summary.batches,
+        batch: batches,
         source,
-    })?;
-    Ok(summary)
+    })
+}
+
+/// A node's own client: acts with the node's certificate, as its administrator's CLI does.
+pub struct NodeClient {
+    dir: NodeDir,
+    peers: Peers,
+    verifier: BatchVerifier,
+}
+
+impl NodeClient {
+    /// A client for the node in `dir`.
+    pub fn open(dir: NodeDir) -> Result<Self, ClientError> {
+        let credentials = dir.credentials()?;
+        let verifier = BatchVerifier::new(dir.trusted_ca()?);
+        Ok(Self {
+            peers: Peers::new(dir.clone(), credentials),
+            dir,
+            verifier,
+        })
+    }
+
+    /// The node this client acts as.
+    pub fn code(&self) -> &NodeCode {
+        self.dir.code()
+    }
+
+    /// The verifier, trusting the node's federation CA.
+    pub fn verifier(&self) -> &BatchVerifier {
+        &self.verifier
+    }
+
+    /// A connection to `node`: this node, or one of its peers.
+    pub async fn connect(&self, node: &NodeCode) -> Result<ExchangeClient<Channel>, ClientError> {
+        self.peers.client(node).await
+    }
+
+    /// Publishes a catalog entry on this node.
+    pub async fn put_catalog(
+        &self,
+        catalog_json: String,
+    ) -> Result<PutCatalogResponse, ClientError> {
+        let mut client = self.connect(self.code()).await?;
+        Ok(client
+            .put_catalog(PutCatalogRequest { catalog_json })
+            .await?
+            .into_inner())
+    }
+
+    /// Writes rows of values under `columns` to a catalog of this node, all or none.
+    pub async fn put_records(
+        &self,
+        catalog: &str,
+        columns: Vec<String>,
+        rows: Vec<Vec<String>>,
+    ) -> Result<PutRecordsResponse, ClientError> {
+        let mut client = self.connect(self.code()).await?;
+        let rows = rows.into_iter().map(|values| Row { values }).collect();
+        let request = PutRecordsRequest {
+            catalog: catalog.to_owned(),
+            columns,
+            rows,
+        };
+        Ok(client.put_records(request).await?.into_inner())
+    }
+
+    /// Queries `request.target` (this node when empty) by asking `via` (the target itself when
+    /// `None`), verifying every batch as the target's.
+    pub async fn query(
+        &self,
+        via: Option<&NodeCode>,
+        mut request: QueryRequest,
+        on_batch: impl FnMut(SignedBatch, VerifiedBatch) -> Result<(), ClientError>,
+    ) -> Result<StreamSummary, ClientError> {
+        let target = self.target(&request.target)?;
+        request.target = target.to_string();
+        let expected = Expected {
+            producer: Some(target.to_string()),
+            catalog: Some(request.catalog.clone()),
+            request_id: None,
+        };
+        let mut client = self.connect(via.unwrap_or(&target)).await?;
+        let stream = client.query(request).await?.into_inner();
+        receive(stream, &self.verifier, expected, on_batch).await
+    }
+
+    /// Reads every version of one record, like [`Self::query`].
+    pub async fn history(
+        &self,
+        via: Option<&NodeCode>,
+        mut request: HistoryRequest,
+        on_batch: impl FnMut(SignedBatch, VerifiedBatch) -> Result<(), ClientError>,
+    ) -> Result<StreamSummary, ClientError> {
+        let target = self.target(&request.target)?;
+        request.target = target.to_string();
+        let expected = Expected {
+            producer: Some(target.to_string()),
+            catalog: Some(request.catalog.clone()),
+            request_id: None,
+        };
+        let mut client = self.connect(via.unwrap_or(&target)).await?;
+        let stream = client.history(request).await?.into_inner();
+        receive(stream, &self.verifier, expected, on_batch).await
+    }
+
+    fn target(&self, target: &str) -> Result<NodeCode, ClientError> {
+        if target.is_empty() {
+            return Ok(self.code().clone());
+        }
+        target
+            .parse()
+            .map_err(|e: crate::identity::UnitError| ClientError::Endpoint {
+                endpoint: target.to_owned(),
+                reason: e.to_string(),
+            })
+    }
 }

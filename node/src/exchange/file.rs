@@ -9,6 +9,8 @@ use std::path::Path;
 use prost::Message;
 use tierlink_proto::v1::SignedBatch;
 
+use super::{BatchVerifier, Expected, StreamCheck, StreamSummary, VerifyError};
+
 const MAGIC: &[u8; 16] = b"TIERLINK-BATCH1\n";
 
 /// A batch file that cannot be read or written.
@@ -105,6 +107,41 @@ pub fn read_batches(path: &Path) -> Result<Vec<SignedBatch>, BatchFileError> {
         batches.push(batch);
     }
     Ok(batches)
+}
+
+/// A batch file that failed verification.
+#[derive(Debug, thiserror::Error)]
+pub enum FileVerifyError {
+    /// The file could not be read.
+    #[error(transparent)]
+    File(#[from] BatchFileError),
+    /// A batch failed a check.
+    #[error("batch {batch} failed verification: {source}")]
+    Batch {
+        /// Position of the batch in the file, from 0.
+        batch: u32,
+        /// The failed check.
+        source: VerifyError,
+    },
+}
+
+/// Verifies every batch of a file and that they form one complete response, in order.
+pub fn verify_file(
+    path: &Path,
+    verifier: &BatchVerifier,
+) -> Result<StreamSummary, FileVerifyError> {
+    let mut check = StreamCheck::new(Expected::default());
+    for batch in read_batches(path)? {
+        let n = check.batches();
+        check
+            .verify(verifier, &batch)
+            .map_err(|source| FileVerifyError::Batch { batch: n, source })?;
+    }
+    let batches = check.batches();
+    check.finish().map_err(|source| FileVerifyError::Batch {
+        batch: batches,
+        source,
+    })
 }
 
 #[cfg(test)]

@@ -170,7 +170,7 @@ fn streams_must_be_complete_and_in_order() {
     let batches: Vec<SignedBatch> = (0..3)
         .map(|s| f.street.seal(header(s, s == 2, 1), records(1)))
         .collect();
-    let check = |order: &[usize]| -> Result<(), VerifyError> {
+    let check = |order: &[usize]| -> Result<StreamSummary, VerifyError> {
         let mut stream = StreamCheck::new(Expected {
             producer: Some("420502".into()),
             ..Default::default()
@@ -180,7 +180,11 @@ fn streams_must_be_complete_and_in_order() {
         }
         stream.finish()
     };
-    check(&[0, 1, 2]).unwrap();
+    let summary = check(&[0, 1, 2]).unwrap();
+    assert_eq!(
+        (summary.batches, summary.records, summary.producer.as_str()),
+        (3, 3, "420502")
+    );
     for bad in [
         &[0, 2][..],
         &[1, 0, 2],

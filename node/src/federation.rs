@@ -1,0 +1,189 @@
+//! A local federation on loopback: a CA and a city, district and street node in one directory,
+//! each served on a 127.0.0.1 port the OS picks. `tierlink demo` runs on it, and so do the
+//! end-to-end tests.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::config::{NodeDir, Peer};
+use crate::identity::{Tier, Unit};
+use crate::provision::{CA_CERT, Certifier, NodeSpec, ProvisionError, init_ca, init_node};
+use crate::runtime::{self, Node, RunningNode, RuntimeError};
+
+/// A federation that could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum FederationError {
+    /// Its files could not be made.
+    #[error(transparent)]
+    Provision(#[from] ProvisionError),
+    /// A node could not start or stop.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// A port could not be bound or the manifest written.
+    #[error("{0}")]
+    Io(String),
+}
+
+/// The units of the default three-tier federation: Yichang city, Xiling district, Xiling street.
+pub fn default_units() -> Vec<Unit> {
+    let unit = |code: &str, tier, parent: Option<&str>, name: &str| Unit {
+        code: code.parse().expect("valid built-in code"),
+        tier,
+        parent: parent.map(|p| p.parse().expect("valid built-in code")),
+        name: name.into(),
+    };
+    vec![
+        unit("420500", Tier::City, None, "宜昌市 Yichang City"),
+        unit(
+            "420502",
+            Tier::District,
+            Some("420500"),
+            "西陵区 Xiling District",
+        ),
+        unit(
+            "420502001",
+            Tier::Street,
+            Some("420502"),
+            "西陵街道 Xiling Street Office",
+        ),
+    ]
+}
+
+/// One node of a local federation.
+pub struct LocalNode {
+    /// Its directory.
+    pub dir: NodeDir,
+    running: Option<RunningNode>,
+}
+
+/// A CA and nodes under one directory, serving on loopback.
+pub struct LocalFederation {
+    /// The federation's directory.
+    pub root: PathBuf,
+    /// Its nodes, in the order of the units given.
+    pub nodes: Vec<LocalNode>,
+}
+
+/// One line of `federation.json`.
+#[derive(Serialize)]
+struct ManifestNode<'a> {
+    code: &'a str,
+    tier: Tier,
+    parent: Option<&'a str>,
+    name: &'a str,
+    endpoint: &'a str,
+    dir: PathBuf,
+    ca_cert: PathBuf,
+    tls_cert: PathBuf,
+    tls_key: PathBuf,
+    signing_cert: PathBuf,
+}
+
+impl LocalFederation {
+    /// Creates a CA and one node per unit under `root`, every node knowing every other as a
+    /// peer, and starts them all.
+    pub async fn create(root: &Path, units: Vec<Unit>) -> Result<Self, FederationError> {
+        let ca = init_ca(&root.join("ca"), "local federation")?;
+        let mut listeners = Vec::new();
+        for _ in &units {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .map_err(|e| FederationError::Io(e.to_string()))?;
+            let addr = l
+                .local_addr()
+                .map_err(|e| FederationError::Io(e.to_string()))?;
+            listeners.push((l, addr));
+        }
+        let endpoint = |addr: std::net::SocketAddr| format!("https://127.0.0.1:{}", addr.port());
+        let mut nodes = Vec::new();
+        for (n, unit) in units.iter().enumerate() {
+            let peers = units
+                .iter()
+                .zip(&listeners)
+                .filter(|(u, _)| u.code != unit.code)
+                .map(|(u, (_, addr))| Peer {
+                    code: u.code.clone(),
+                    endpoint: endpoint(*addr),
+                })
+                .collect();
+            let addr = listeners[n].1;
+            let spec = NodeSpec {
+                unit: unit.clone(),
+                listen: addr,
+                endpoint: endpoint(addr),
+                hosts: vec!["localhost".into(), "127.0.0.1".into()],
+                peers,
+            };
+            let dir = init_node(
+                &root.join(format!("{}-{}", unit.tier, unit.code)),
+                spec,
+                Certifier::Ca(&ca),
+            )?;
+            nodes.push(LocalNode { dir, running: None });
+        }
+        for (node, (listener, _)) in nodes.iter_mut().zip(listeners) {
+            node.running = Some(Node::open(node.dir.clone())?.start(listener)?);
+        }
+        Ok(Self {
+            root: root.to_owned(),
+            nodes,
+        })
+    }
+
+    /// Stops node `n` (its store is closed and flushed).
+    pub async fn stop_node(&mut self, n: usize) -> Result<(), FederationError> {
+        if let Some(running) = self.nodes[n].running.take() {
+            running.stop().await?;
+        }
+        Ok(())
+    }
+
+    /// Starts node `n` again on its configured address.
+    pub async fn start_node(&mut self, n: usize) -> Result<(), FederationError> {
+        let dir = self.nodes[n].dir.clone();
+        let listener = runtime::bind(&dir).await?;
+        self.nodes[n].running = Some(Node::open(dir)?.start(listener)?);
+        Ok(())
+    }
+
+    /// Stops every node.
+    pub async fn stop(mut self) -> Result<(), FederationError> {
+        for n in 0..self.nodes.len() {
+            self.stop_node(n).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes `federation.json`: for each node its code, tier, parent, endpoint and the paths of
+    /// its certificate, key and the CA certificate, so any gRPC client can connect.
+    pub fn write_manifest(&self) -> Result<PathBuf, FederationError> {
+        let nodes: Vec<ManifestNode<'_>> = self
+            .nodes
+            .iter()
+            .map(|n| {
+                let c = &n.dir.config;
+                ManifestNode {
+                    code: c.node.code.as_str(),
+                    tier: c.node.tier,
+                    parent: c.node.parent.as_ref().map(|p| p.as_str()),
+                    name: &c.node.name,
+                    endpoint: &c.server.endpoint,
+                    dir: n.dir.dir.clone(),
+                    ca_cert: n.dir.path(&c.files.ca),
+                    tls_cert: n.dir.path(&c.files.tls_cert),
+                    tls_key: n.dir.path(&c.files.tls_key),
+                    signing_cert: n.dir.path(&c.files.signing_cert),
+                }
+            })
+            .collect();
+        let manifest =
+            serde_json::json!({ "ca_cert": self.root.join("ca").join(CA_CERT), "nodes": nodes });
+        let path = self.root.join("federation.json");
+        let text = serde_json::to_string_pretty(&manifest)
+            .map_err(|e| FederationError::Io(e.to_string()))?;
+        std::fs::write(&path, text + "\n")
+            .map_err(|e| FederationError::Io(format!("{}: {e}", path.display())))?;
+        Ok(path)
+    }
+}

@@ -41,7 +41,7 @@ pub enum ClientError {
         reason: String,
     },
     /// The node answered with an error.
-    #[error("{}: {}", code_name(.0.code()), .0.message())]
+    #[error("{}", status_text(.0))]
     Status(#[from] tonic::Status),
     /// A received batch failed verification; everything received is to be discarded.
     #[error("batch {batch} failed verification: {source}")]
@@ -59,15 +59,23 @@ pub enum ClientError {
     Io(String),
 }
 
-fn code_name(code: tonic::Code) -> &'static str {
-    match code {
+/// A status as a user reads it: what kind of failure, the node's message, and the transport's
+/// cause when there is one (e.g. a TLS alert).
+fn status_text(status: &tonic::Status) -> String {
+    let kind = match status.code() {
         tonic::Code::PermissionDenied => "permission denied",
         tonic::Code::InvalidArgument => "invalid request",
         tonic::Code::NotFound => "not found",
         tonic::Code::Unauthenticated => "not authenticated",
         tonic::Code::Unavailable => "unavailable",
         _ => "failed",
+    };
+    let mut text = format!("{kind}: {}", status.message());
+    if let Some(source) = std::error::Error::source(status) {
+        text.push_str(": ");
+        text.push_str(&error_chain(source));
     }
+    text
 }
 
 /// Opens a mutual-TLS channel to `endpoint` with the given node credentials.

@@ -209,19 +209,17 @@ impl Catalog {
                     ),
                 ));
             }
-            if item.primary_key {
-                if !item.required
-                    || item.sharing == SharingType::NotShared
-                    || item.data_type == DataType::Binary
-                {
-                    return Err(fail(
-                        &at("primary_key"),
-                        format!(
-                            "key item {} must be required, shared and not binary: keys travel with every record",
-                            item.code
-                        ),
-                    ));
-                }
+            let unfit_key = !item.required
+                || item.sharing == SharingType::NotShared
+                || item.data_type == DataType::Binary;
+            if item.primary_key && unfit_key {
+                return Err(fail(
+                    &at("primary_key"),
+                    format!(
+                        "key item {} must be required, shared and not binary: keys travel with every record",
+                        item.code
+                    ),
+                ));
             }
             if let Some(pattern) = &item.pattern {
                 if let Err(e) = Regex::new(pattern) {

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use tierlink_proto::v1::exchange_client::ExchangeClient;
 use tierlink_proto::v1::{
-    HistoryRequest, PutCatalogRequest, PutCatalogResponse, PutRecordsRequest, PutRecordsResponse,
-    QueryRequest, Row, SignedBatch,
+    GetCatalogRequest, HistoryRequest, ListCatalogsRequest, ListCatalogsResponse,
+    PutCatalogRequest, PutCatalogResponse, PutRecordsRequest, PutRecordsResponse, QueryRequest,
+    Row, SignedBatch,
 };
 use tokio_stream::StreamExt;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
@@ -243,6 +244,47 @@ impl NodeClient {
         Ok(client.put_records(request).await?.into_inner())
     }
 
+    /// A connection for a read of `target` (this node when empty): to `via` if given, else to the
+    /// target itself. Returns the connection and the target's code.
+    async fn route(
+        &self,
+        via: Option<&NodeCode>,
+        target: &str,
+    ) -> Result<(ExchangeClient<Channel>, NodeCode), ClientError> {
+        let target = self.target(target)?;
+        Ok((self.connect(via.unwrap_or(&target)).await?, target))
+    }
+
+    /// Lists the catalogs of `target` (this node when empty), through `via` if given.
+    pub async fn list_catalogs(
+        &self,
+        via: Option<&NodeCode>,
+        target: &str,
+    ) -> Result<ListCatalogsResponse, ClientError> {
+        let (mut client, target) = self.route(via, target).await?;
+        Ok(client
+            .list_catalogs(ListCatalogsRequest {
+                target: target.to_string(),
+            })
+            .await?
+            .into_inner())
+    }
+
+    /// One catalog entry of `target` as JSON, through `via` if given.
+    pub async fn get_catalog(
+        &self,
+        via: Option<&NodeCode>,
+        target: &str,
+        code: &str,
+    ) -> Result<String, ClientError> {
+        let (mut client, target) = self.route(via, target).await?;
+        let request = GetCatalogRequest {
+            code: code.to_owned(),
+            target: target.to_string(),
+        };
+        Ok(client.get_catalog(request).await?.into_inner().catalog_json)
+    }
+
     /// Queries `request.target` (this node when empty) by asking `via` (the target itself when
     /// `None`), verifying every batch as the target's.
     pub async fn query(
@@ -251,14 +293,13 @@ impl NodeClient {
         mut request: QueryRequest,
         on_batch: impl FnMut(SignedBatch, VerifiedBatch) -> Result<(), ClientError>,
     ) -> Result<StreamSummary, ClientError> {
-        let target = self.target(&request.target)?;
+        let (mut client, target) = self.route(via, &request.target).await?;
         request.target = target.to_string();
         let expected = Expected {
-            producer: Some(target.to_string()),
+            producer: Some(request.target.clone()),
             catalog: Some(request.catalog.clone()),
             request_id: None,
         };
-        let mut client = self.connect(via.unwrap_or(&target)).await?;
         let stream = client.query(request).await?.into_inner();
         receive(stream, &self.verifier, expected, on_batch).await
     }
@@ -270,14 +311,13 @@ impl NodeClient {
         mut request: HistoryRequest,
         on_batch: impl FnMut(SignedBatch, VerifiedBatch) -> Result<(), ClientError>,
     ) -> Result<StreamSummary, ClientError> {
-        let target = self.target(&request.target)?;
+        let (mut client, target) = self.route(via, &request.target).await?;
         request.target = target.to_string();
         let expected = Expected {
-            producer: Some(target.to_string()),
+            producer: Some(request.target.clone()),
             catalog: Some(request.catalog.clone()),
             request_id: None,
         };
-        let mut client = self.connect(via.unwrap_or(&target)).await?;
         let stream = client.history(request).await?.into_inner();
         receive(stream, &self.verifier, expected, on_batch).await
     }

@@ -1,0 +1,124 @@
+//! `tierlink ca init`, `tierlink init` and `tierlink serve`.
+
+use std::path::Path;
+
+use super::{CliError, InitArgs};
+use crate::config::NodeDir;
+use crate::identity::Unit;
+use crate::provision::{self, CA_CERT, CA_KEY, Certifier, NodeSpec};
+use crate::runtime::{self, Node};
+
+pub fn ca_init(dir: &Path, name: &str) -> Result<(), CliError> {
+    provision::init_ca(dir, name)?;
+    println!("created federation CA {name:?}:");
+    println!(
+        "  {}  give it to every node (tierlink init --ca {})",
+        dir.join(CA_CERT).display(),
+        dir.display()
+    );
+    println!(
+        "  {}  private (0600): keep it offline, with the federation's administrator",
+        dir.join(CA_KEY).display()
+    );
+    Ok(())
+}
+
+pub fn init(args: InitArgs) -> Result<(), CliError> {
+    let unit = Unit {
+        code: args.code,
+        tier: args.tier,
+        parent: args.parent,
+        name: args.name,
+    };
+    let hosts = if args.hosts.is_empty() {
+        vec!["localhost".into(), "127.0.0.1".into()]
+    } else {
+        args.hosts
+    };
+    let endpoint = args
+        .endpoint
+        .unwrap_or_else(|| format!("https://{}", args.listen));
+    let spec = NodeSpec {
+        unit,
+        listen: args.listen,
+        endpoint,
+        hosts,
+        peers: args.peers,
+    };
+    let external = match (&args.ca, &args.external_ca) {
+        (Some(ca_dir), _) => {
+            let ca = provision::load_ca(ca_dir)?;
+            let node = provision::init_node(&args.dir, spec, Certifier::Ca(&ca))?;
+            println!(
+                "created node {} ({}) in {}",
+                node.code(),
+                node.config.node.tier,
+                args.dir.display()
+            );
+            None
+        }
+        (None, Some(ca_cert)) => {
+            let ca_cert_pem = std::fs::read_to_string(ca_cert)
+                .map_err(|e| CliError::Input(format!("{}: {e}", ca_cert.display())))?;
+            let node = provision::init_node(&args.dir, spec, Certifier::External { ca_cert_pem })?;
+            Some(node)
+        }
+        (None, None) => {
+            return Err(CliError::Input(
+                "give --ca DIR or --external-ca CA.crt".into(),
+            ));
+        }
+    };
+    if let Some(node) = external {
+        println!(
+            "created node {} in {} for an external CA. Next:",
+            node.code(),
+            args.dir.display()
+        );
+        println!("  1. have your CA sign tls.csr (server and client auth) into tls.crt");
+        println!("  2. have it sign signing.csr (digital signature) into signing.crt");
+        println!(
+            "  3. put both certificates in {} and run `tierlink serve --node {}`",
+            args.dir.display(),
+            args.dir.display()
+        );
+    } else {
+        println!(
+            "start it with: tierlink serve --node {}",
+            args.dir.display()
+        );
+    }
+    Ok(())
+}
+
+pub async fn serve(dir: &Path) -> Result<(), CliError> {
+    let node_dir = NodeDir::load(dir)?;
+    let listener = runtime::bind(&node_dir).await?;
+    let node = Node::open(node_dir)?;
+    node.serve(listener, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM (as systemd sends on stop).
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,354 @@
+//! The `tierlink` binary as an operator uses it: separate processes, files on disk, a node
+//! killed with SIGKILL and started again.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tierlink");
+const BUILDINGS: &str = "103001001/000001";
+
+fn tierlink(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("TIERLINK_NODE")
+        .output()
+        .expect("run tierlink")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = tierlink(args);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "tierlink {args:?} failed:\n{text}");
+    text
+}
+
+fn fails(args: &[&str]) -> String {
+    let out = tierlink(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "tierlink {args:?} should fail");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    stderr
+}
+
+/// A loopback port the OS considers free right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../schema/examples")
+        .join(name)
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `tierlink serve` and waits until it answers.
+fn serve(node: &Path) -> Server {
+    let child = Command::new(BIN)
+        .args(["serve", "--node", node.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !tierlink(&["catalog", "list", "--node", node.to_str().unwrap()])
+        .status
+        .success()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "node in {} did not start",
+            node.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    server
+}
+
+fn write_buildings(path: &Path, rows: std::ops::Range<usize>, floors: &str) {
+    let mut text =
+        String::from("building_code,community_code,楼栋名称 building name,address,floors\n");
+    for n in rows {
+        text.push_str(&format!(
+            "B{n:04},420502001001,{n}栋,西陵一路 {n} 号,{floors}\n"
+        ));
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn an_operator_sets_up_two_nodes_imports_exports_and_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |p: &str| dir.path().join(p).to_str().unwrap().to_owned();
+    ok(&["ca", "init", "--dir", &d("ca"), "--name", "Yichang"]);
+    let (street_port, district_port) = (free_port(), free_port());
+    let street_listen = format!("127.0.0.1:{street_port}");
+    let district_listen = format!("127.0.0.1:{district_port}");
+    let street_peer = format!("420502001=https://127.0.0.1:{street_port}");
+    ok(&[
+        "init",
+        "--dir",
+        &d("street"),
+        "--code",
+        "420502001",
+        "--tier",
+        "street",
+        "--parent",
+        "420502",
+        "--name",
+        "西陵街道",
+        "--listen",
+        &street_listen,
+        "--ca",
+        &d("ca"),
+    ]);
+    ok(&[
+        "init",
+        "--dir",
+        &d("district"),
+        "--code",
+        "420502",
+        "--tier",
+        "district",
+        "--parent",
+        "420500",
+        "--name",
+        "西陵区",
+        "--listen",
+        &district_listen,
+        "--peer",
+        &street_peer,
+        "--ca",
+        &d("ca"),
+    ]);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for key in ["street/tls.key", "street/signing.key", "ca/ca.key"] {
+            let mode = std::fs::metadata(dir.path().join(key))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{key}");
+        }
+    }
+    // A street that does not extend its parent's code is refused before anything is written.
+    let err = fails(&[
+        "init",
+        "--dir",
+        &d("bad"),
+        "--code",
+        "420503001",
+        "--tier",
+        "street",
+        "--parent",
+        "420502",
+        "--name",
+        "x",
+        "--ca",
+        &d("ca"),
+    ]);
+    assert!(err.contains("does not extend its parent's code"), "{err}");
+    assert!(!dir.path().join("bad/node.toml").exists());
+
+    let mut server = serve(Path::new(&d("street")));
+    let street = d("street");
+    ok(&[
+        "catalog",
+        "add",
+        "--node",
+        &street,
+        example("buildings.json").to_str().unwrap(),
+    ]);
+
+    write_buildings(&dir.path().join("good.csv"), 0..1200, "6");
+    let out = ok(&[
+        "records",
+        "import",
+        "--node",
+        &street,
+        "--catalog",
+        BUILDINGS,
+        &d("good.csv"),
+        "--batch-size",
+        "500",
+    ]);
+    assert!(out.contains("wrote 1200 records"), "{out}");
+
+    // One bad row: the whole file is refused, with its line.
+    write_buildings(&dir.path().join("bad.csv"), 1200..1300, "6");
+    let mut text = std::fs::read_to_string(dir.path().join("bad.csv")).unwrap();
+    text = text.replace(
+        "B1250,420502001001,1250栋,西陵一路 1250 号,6",
+        "B1250,420502001001,1250栋,西陵一路 1250 号,six",
+    );
+    std::fs::write(dir.path().join("bad.csv"), text).unwrap();
+    let err = fails(&[
+        "records",
+        "import",
+        "--node",
+        &street,
+        "--catalog",
+        BUILDINGS,
+        &d("bad.csv"),
+    ]);
+    assert!(
+        err.contains("line 52: floors") && err.contains("nothing was written"),
+        "{err}"
+    );
+    let listing = ok(&["catalog", "list", "--node", &street]);
+    assert!(listing.contains(" 1200  楼栋基础信息"), "{listing}");
+
+    // A second version of one building, then the district exports its query to a file.
+    ok(&[
+        "records",
+        "put",
+        "--node",
+        &street,
+        "--catalog",
+        BUILDINGS,
+        r#"{"building_code":"B0007","community_code":"420502001001","building_name":"7栋","address":"西陵一路 7 号","floors":9}"#,
+    ]);
+    let district = d("district");
+    let export = d("export.tlb");
+    let out = ok(&[
+        "records",
+        "query",
+        "--node",
+        &district,
+        "--target",
+        "420502001",
+        "--catalog",
+        BUILDINGS,
+        "--where",
+        "floors=6",
+        "--out",
+        &export,
+    ]);
+    assert!(out.contains("verified: 1199 records"), "{out}");
+    let out = ok(&["verify", &export, "--ca", &d("ca/ca.crt")]);
+    assert!(
+        out.contains(
+            "OK — 1199 records of 103001001/000001 in 3 batches, signed by 420502001 for 420502"
+        ),
+        "{out}"
+    );
+
+    let mut bytes = std::fs::read(&export).unwrap();
+    let n = bytes.len();
+    bytes[n - 200] ^= 0x04;
+    std::fs::write(&export, bytes).unwrap();
+    let err = fails(&["verify", &export, "--ca", &d("ca/ca.crt")]);
+    assert!(err.contains("failed verification"), "{err}");
+
+    // SIGKILL, restart: every acknowledged record and version is there.
+    server.0.kill().unwrap();
+    server.0.wait().unwrap();
+    let _server = serve(Path::new(&street));
+    let out = ok(&[
+        "records",
+        "query",
+        "--node",
+        &district,
+        "--target",
+        "420502001",
+        "--catalog",
+        BUILDINGS,
+        "--limit",
+        "5000",
+    ]);
+    assert!(out.contains("verified: 1200 records"), "{out}");
+    let history = ok(&[
+        "records",
+        "history",
+        "--node",
+        &district,
+        "--target",
+        "420502001",
+        "--catalog",
+        BUILDINGS,
+        "--key",
+        "B0007",
+    ]);
+    assert!(
+        history.contains(r#""_version":1"#)
+            && history.contains(r#""_version":2"#)
+            && history.contains(r#""floors":"9""#),
+        "{history}"
+    );
+}
+
+#[test]
+fn the_demo_runs_and_verifies_every_exchange() {
+    let out = ok(&["demo", "--residents", "600", "--buildings", "80"]);
+    for expected in [
+        "via 420502",
+        "verified offline with ca.crt alone",
+        "records digest mismatch",
+        "versions [1, 2]",
+        "refused (permission denied",
+        "every batch verified",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
+}
+
+#[test]
+fn the_demo_can_keep_serving_and_describes_the_federation() {
+    let dir = tempfile::tempdir().unwrap();
+    let fed = dir.path().join("fed");
+    let mut child = Command::new(BIN)
+        .args([
+            "demo",
+            "--residents",
+            "100",
+            "--buildings",
+            "10",
+            "--serve",
+            "--dir",
+            fed.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let manifest = fed.join("federation.json");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !manifest.exists() {
+        assert!(Instant::now() < deadline, "no federation.json");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+    let nodes = json["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 3);
+    assert_eq!(nodes[2]["parent"], "420502");
+    for key in ["ca_cert", "tls_cert", "tls_key", "endpoint"] {
+        assert!(nodes[0][key].is_string(), "{key}");
+    }
+    // Still serving: the city's node directory reads the street's catalogs.
+    let city = nodes[0]["dir"].as_str().unwrap();
+    let listing = ok(&["catalog", "list", "--node", city, "--target", "420502001"]);
+    assert!(listing.contains("101001001/000001"), "{listing}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

@@ -1,1 +1,309 @@
-fn main() {}
+//! Exchange and ingestion throughput on this machine, each beside its baseline in the same run.
+//!
+//! - `stream_100k_residents/signed_verified`: 100,000 resident records streamed from a street node
+//!   to a city client over loopback mutual TLS, as signed batches of 500, every signature, digest
+//!   and record checked and decoded by the client.
+//! - `stream_100k_residents/unsigned`: the same scan, projection and encoding from the same store
+//!   over the same mTLS, with no digest, signature or verification; the client decodes every
+//!   record. The ratio of the two is the cost of signing and verifying.
+//! - `ingest_5k_residents/checked` vs `/store_only`: a batch of 5,000 residents checked against the
+//!   catalog and written durably (flushed), against the same rows written to the store unchecked.
+//!
+//! Run: `cargo bench -p tierlink --bench exchange`
+
+use std::path::Path;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use prost::Message;
+use tierlink::catalog::{EXAMPLES, RecordSchema, Row, parse_catalogs};
+use tierlink::config::{Credentials, NodeDir};
+use tierlink::exchange::client::{Peers, connect, receive};
+use tierlink::exchange::produce::{DEFAULT_BATCH_SIZE, Plan, record_lists};
+use tierlink::exchange::server::{BatchStream, ExchangeService};
+use tierlink::exchange::{BatchSigner, BatchVerifier, Expected};
+use tierlink::identity::{Tier, Unit};
+use tierlink::provision::{Certifier, NodeSpec, init_ca, init_node};
+use tierlink::registry::Registry;
+use tierlink::sample;
+use tierlink::store::{SledStore, Store};
+use tierlink_proto::v1::exchange_server::{Exchange, ExchangeServer};
+use tierlink_proto::v1::{
+    GetCatalogRequest, GetCatalogResponse, HistoryRequest, ListCatalogsRequest,
+    ListCatalogsResponse, PutCatalogRequest, PutCatalogResponse, PutRecordsRequest,
+    PutRecordsResponse, QueryRequest, RecordList, SignedBatch,
+};
+use tokio::runtime::Runtime;
+use tokio_stream::StreamExt;
+use tonic::transport::Server;
+use tonic::{Request, Response, Status};
+
+const RECORDS: usize = 100_000;
+const RESIDENTS: &str = "101001001/000001";
+
+fn node(
+    root: &Path,
+    ca: &tierlink::identity::CaFiles,
+    code: &str,
+    tier: Tier,
+    parent: Option<&str>,
+) -> NodeDir {
+    let unit = Unit {
+        code: code.parse().unwrap(),
+        tier,
+        parent: parent.map(|p| p.parse().unwrap()),
+        name: code.into(),
+    };
+    let spec = NodeSpec {
+        unit,
+        listen: "127.0.0.1:0".parse().unwrap(),
+        endpoint: "https://127.0.0.1:1".into(),
+        hosts: vec!["localhost".into(), "127.0.0.1".into()],
+        peers: vec![],
+    };
+    init_node(&root.join(code), spec, Certifier::Ca(ca)).unwrap()
+}
+
+fn residents_catalog() -> tierlink::catalog::Catalog {
+    parse_catalogs(EXAMPLES[0].1, EXAMPLES[0].0)
+        .unwrap()
+        .remove(0)
+}
+
+fn columns() -> Vec<String> {
+    sample::RESIDENT_COLUMNS
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+/// The baseline: the production scan, projection and encoding, streamed unsigned.
+struct Unsigned {
+    registry: Arc<Registry>,
+}
+
+#[tonic::async_trait]
+impl Exchange for Unsigned {
+    type QueryStream = BatchStream;
+    type HistoryStream = BatchStream;
+
+    async fn query(&self, request: Request<QueryRequest>) -> Result<Response<BatchStream>, Status> {
+        let req = request.into_inner();
+        let entry = self.registry.entry(&req.catalog)?;
+        let plan = Plan::for_consumer(&entry.catalog, false)?;
+        let records = self.registry.store().scan(&req.catalog, "", None);
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::task::spawn_blocking(move || {
+            for list in record_lists(records, plan, DEFAULT_BATCH_SIZE, None) {
+                let batch = list
+                    .map(|(records, _)| SignedBatch {
+                        records,
+                        ..Default::default()
+                    })
+                    .map_err(Status::from);
+                if tx.blocking_send(batch).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(
+            Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)) as Pin<Box<_>>,
+        ))
+    }
+    async fn list_catalogs(
+        &self,
+        _: Request<ListCatalogsRequest>,
+    ) -> Result<Response<ListCatalogsResponse>, Status> {
+        Err(Status::unimplemented("baseline"))
+    }
+    async fn get_catalog(
+        &self,
+        _: Request<GetCatalogRequest>,
+    ) -> Result<Response<GetCatalogResponse>, Status> {
+        Err(Status::unimplemented("baseline"))
+    }
+    async fn put_catalog(
+        &self,
+        _: Request<PutCatalogRequest>,
+    ) -> Result<Response<PutCatalogResponse>, Status> {
+        Err(Status::unimplemented("baseline"))
+    }
+    async fn put_records(
+        &self,
+        _: Request<PutRecordsRequest>,
+    ) -> Result<Response<PutRecordsResponse>, Status> {
+        Err(Status::unimplemented("baseline"))
+    }
+    async fn history(&self, _: Request<HistoryRequest>) -> Result<Response<BatchStream>, Status> {
+        Err(Status::unimplemented("baseline"))
+    }
+}
+
+async fn serve_mtls<S>(credentials: &Credentials, service: S) -> String
+where
+    S: Exchange,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!(
+        "https://127.0.0.1:{}",
+        listener.local_addr().unwrap().port()
+    );
+    let server = Server::builder()
+        .tls_config(tierlink::runtime::server_tls(credentials))
+        .unwrap()
+        .add_service(ExchangeServer::new(service).max_encoding_message_size(64 << 20))
+        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
+    tokio::spawn(server);
+    endpoint
+}
+
+fn stream(c: &mut Criterion) {
+    let rt = Runtime::new().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let ca = init_ca(&root.path().join("ca"), "bench").unwrap();
+    let street = node(root.path(), &ca, "420502001", Tier::Street, Some("420502"));
+    let city = node(root.path(), &ca, "420500", Tier::City, None);
+    let street_credentials = street.credentials().unwrap();
+    let city_credentials = city.credentials().unwrap();
+
+    let store = SledStore::open(&street.path(&street.config.files.data)).unwrap();
+    let registry = Arc::new(Registry::open(Arc::new(store)).unwrap());
+    registry.put_catalog(residents_catalog()).unwrap();
+    for chunk in sample::residents("420502001", RECORDS, 11).chunks(10_000) {
+        registry
+            .put_records(RESIDENTS, &columns(), chunk.to_vec())
+            .unwrap();
+    }
+
+    let trusted = street.trusted_ca().unwrap();
+    let signer = BatchSigner::new(
+        &street_credentials.signing_key_pem,
+        &street_credentials.signing_cert_pem,
+        &trusted,
+    )
+    .unwrap();
+    let peers = Arc::new(Peers::new(street.clone(), street_credentials.clone()));
+    let (signed_endpoint, unsigned_endpoint, mut signed, mut unsigned) = rt.block_on(async {
+        let signed_endpoint = serve_mtls(
+            &street_credentials,
+            ExchangeService::new(registry.clone(), Arc::new(signer), peers),
+        )
+        .await;
+        let unsigned_endpoint = serve_mtls(
+            &street_credentials,
+            Unsigned {
+                registry: registry.clone(),
+            },
+        )
+        .await;
+        let signed = connect(&city_credentials, &signed_endpoint).await.unwrap();
+        let unsigned = connect(&city_credentials, &unsigned_endpoint)
+            .await
+            .unwrap();
+        (signed_endpoint, unsigned_endpoint, signed, unsigned)
+    });
+    eprintln!("street serving on {signed_endpoint} (signed) and {unsigned_endpoint} (unsigned)");
+    let verifier = BatchVerifier::new(trusted);
+    let request = QueryRequest {
+        catalog: RESIDENTS.into(),
+        ..Default::default()
+    };
+
+    let mut group = c.benchmark_group("stream_100k_residents");
+    group
+        .throughput(Throughput::Elements(RECORDS as u64))
+        .sample_size(10);
+    group.bench_function("signed_verified", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let stream = signed.query(request.clone()).await.unwrap().into_inner();
+                let mut n = 0;
+                let expected = Expected {
+                    producer: Some("420502001".into()),
+                    ..Default::default()
+                };
+                receive(stream, &verifier, expected, |_, v| {
+                    n += v.records.len();
+                    Ok(())
+                })
+                .await
+                .unwrap();
+                assert_eq!(n, RECORDS);
+            })
+        })
+    });
+    group.bench_function("unsigned", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let mut stream = unsigned.query(request.clone()).await.unwrap().into_inner();
+                let mut n = 0;
+                while let Some(batch) = stream.next().await {
+                    n += RecordList::decode(batch.unwrap().records.as_slice())
+                        .unwrap()
+                        .records
+                        .len();
+                }
+                assert_eq!(n, RECORDS);
+            })
+        })
+    });
+    group.finish();
+}
+
+fn ingest(c: &mut Criterion) {
+    const BATCH: usize = 5_000;
+    let catalog = residents_catalog();
+    let schema = RecordSchema::new(&catalog).unwrap();
+    let cols = schema.columns(&columns()).unwrap();
+    let mut group = c.benchmark_group("ingest_5k_residents");
+    group
+        .throughput(Throughput::Elements(BATCH as u64))
+        .sample_size(20);
+
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::open(Arc::new(
+        SledStore::open(&dir.path().join("checked")).unwrap(),
+    ))
+    .unwrap();
+    registry.put_catalog(catalog.clone()).unwrap();
+    let store = SledStore::open(&dir.path().join("raw")).unwrap();
+    // The same keys every time: after the first round both sides write new versions.
+    let rows = sample::residents("420502001", BATCH, 3);
+    let width = catalog.items.len();
+    let unchecked = |rows: Vec<Vec<String>>| -> Vec<Row> {
+        rows.into_iter()
+            .map(|row| {
+                let mut values = vec![String::new(); width];
+                for (value, &n) in row.into_iter().zip(&cols) {
+                    values[n] = value;
+                }
+                Row {
+                    key: values[0].clone(),
+                    values,
+                }
+            })
+            .collect()
+    };
+    group.bench_function("checked", |b| {
+        b.iter(|| {
+            registry
+                .put_records(RESIDENTS, &columns(), rows.clone())
+                .unwrap()
+        })
+    });
+    group.bench_function("store_only", |b| {
+        b.iter(|| {
+            store
+                .put_records(RESIDENTS, unchecked(rows.clone()))
+                .unwrap()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, stream, ingest);
+criterion_main!(benches);

@@ -5,6 +5,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use tierlink::cli::{Cli, Command, run};
 
+// glibc's allocator spends over half of a streamed query in malloc bookkeeping (measured with
+// perf on the exchange benchmark); mimalloc more than doubles throughput.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

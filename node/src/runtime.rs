@@ -137,12 +137,7 @@ impl Node {
         let reflection_v1alpha = reflection()
             .build_v1alpha()
             .map_err(|e| RuntimeError::Serve(e.to_string()))?;
-        let tls = ServerTlsConfig::new()
-            .identity(Identity::from_pem(
-                &self.credentials.tls_cert_pem,
-                &self.credentials.tls_key_pem,
-            ))
-            .client_ca_root(Certificate::from_pem(&self.credentials.ca_pem));
+        let tls = server_tls(&self.credentials);
         let addr = listener
             .local_addr()
             .map_err(|e| RuntimeError::Serve(e.to_string()))?;
@@ -180,6 +175,17 @@ impl Node {
         }));
         Ok(RunningNode { addr, stop, task })
     }
+}
+
+/// Mutual TLS for a node's server: its certificate, and only clients with a certificate from the
+/// federation CA.
+pub fn server_tls(credentials: &Credentials) -> ServerTlsConfig {
+    ServerTlsConfig::new()
+        .identity(Identity::from_pem(
+            &credentials.tls_cert_pem,
+            &credentials.tls_key_pem,
+        ))
+        .client_ca_root(Certificate::from_pem(&credentials.ca_pem))
 }
 
 /// Binds the configured listen address.

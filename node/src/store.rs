@@ -7,6 +7,7 @@
 
 mod sled_store;
 
+use prost::Message;
 use tierlink_proto::v1::Record;
 
 use crate::catalog::{Catalog, Row};
@@ -17,7 +18,30 @@ pub use sled_store::SledStore;
 pub const FORMAT_VERSION: u32 = 1;
 
 /// Current records of a catalog in key order.
-pub type RecordIter = Box<dyn Iterator<Item = Result<Record, StoreError>> + Send>;
+pub type RecordIter = Box<dyn Iterator<Item = Result<StoredRecord, StoreError>> + Send>;
+
+/// A record as stored: an encoded `tierlink.v1.Record`, shared with the engine's cache so that
+/// reading it copies nothing. The exchange projects these bytes without decoding them.
+#[derive(Clone, Debug)]
+pub struct StoredRecord(sled::IVec);
+
+impl StoredRecord {
+    /// The encoded record.
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The decoded record.
+    pub fn decode(&self) -> Result<Record, StoreError> {
+        Record::decode(self.bytes()).map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+}
+
+impl From<Record> for StoredRecord {
+    fn from(record: Record) -> Self {
+        StoredRecord(record.encode_to_vec().into())
+    }
+}
 
 /// What a batch write did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -71,7 +95,7 @@ pub trait Store: Send + Sync + 'static {
     /// Current records with `from <= key < to` (`to` unbounded when `None`), in key order.
     fn scan(&self, catalog: &str, from: &str, to: Option<&str>) -> RecordIter;
     /// Every version of one record, oldest first; empty when the key was never written.
-    fn history(&self, catalog: &str, key: &str) -> Result<Vec<Record>, StoreError>;
+    fn history(&self, catalog: &str, key: &str) -> Result<Vec<StoredRecord>, StoreError>;
 }
 
 #[cfg(test)]

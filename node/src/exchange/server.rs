@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use tierlink_proto::v1::exchange_server::Exchange;
 use tierlink_proto::v1::{
-    CatalogSummary, GetCatalogRequest, GetCatalogResponse, HistoryRequest, ListCatalogsRequest,
-    ListCatalogsResponse, PutCatalogRequest, PutCatalogResponse, PutRecordsRequest,
-    PutRecordsResponse, QueryRequest, Record, SignedBatch,
+    BatchHeader, CatalogSummary, GetCatalogRequest, GetCatalogResponse, HistoryRequest,
+    ListCatalogsRequest, ListCatalogsResponse, PutCatalogRequest, PutCatalogResponse,
+    PutRecordsRequest, PutRecordsResponse, QueryRequest, SignedBatch,
 };
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
@@ -23,7 +23,7 @@ use super::produce::{self, DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, Plan, PlanError};
 use crate::catalog::{SharingType, parse_catalogs};
 use crate::identity::{NodeCode, node_code_of};
 use crate::registry::{Registry, RegistryError};
-use crate::store::StoreError;
+use crate::store::{StoreError, StoredRecord};
 
 /// A response stream of signed batches, produced here or relayed.
 pub type BatchStream = Pin<Box<dyn Stream<Item = Result<SignedBatch, Status>> + Send>>;
@@ -139,8 +139,8 @@ impl ExchangeService {
     /// Streams `records` as signed batches under `plan`, from a blocking task.
     fn stream_batches(
         &self,
-        template: tierlink_proto::v1::BatchHeader,
-        records: impl Iterator<Item = Result<Record, StoreError>> + Send + 'static,
+        template: BatchHeader,
+        records: impl Iterator<Item = Result<StoredRecord, StoreError>> + Send + 'static,
         plan: Plan,
         batch_size: usize,
         limit: Option<u64>,
@@ -153,26 +153,20 @@ impl ExchangeService {
                 template.catalog.clone(),
                 template.kind.clone(),
             );
-            let visible = records.filter_map(move |r| match r {
-                Ok(r) => plan.apply(r).map(Ok),
-                Err(e) => Some(Err(e)),
-            });
-            let mut sent = 0u64;
-            for batch in produce::seal_all(
-                &signer,
-                template,
-                produce::record_lists(visible, batch_size, limit),
-            ) {
-                let batch = batch.map_err(Status::from);
-                if let Ok(b) = &batch {
-                    sent += b.records.len() as u64;
-                }
+            let lists = produce::record_lists(records, plan, batch_size, limit);
+            let (mut batches, mut records) = (0u32, 0u64);
+            for sealed in produce::seal_all(&signer, template, lists) {
+                let batch = sealed.map_err(Status::from).map(|s| {
+                    batches += 1;
+                    records += s.record_count;
+                    s.batch
+                });
                 if tx.blocking_send(batch).is_err() {
                     tracing::info!(%consumer, %catalog, %kind, "consumer went away before the stream ended");
                     return;
                 }
             }
-            tracing::info!(%consumer, %catalog, %kind, bytes = sent, "served");
+            tracing::info!(%consumer, %catalog, %kind, batches, records, "served");
         });
         Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
     }

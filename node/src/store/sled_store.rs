@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use prost::Message;
 use tierlink_proto::v1::Record;
 
-use super::{FORMAT_VERSION, PutOutcome, RecordIter, Store, StoreError};
+use super::{FORMAT_VERSION, PutOutcome, RecordIter, Store, StoreError, StoredRecord};
 use crate::catalog::{Catalog, Row};
 
 const CURRENT: u8 = b'c';
@@ -177,20 +177,20 @@ impl Store for SledStore {
         Box::new(
             self.records
                 .range(start..end)
-                .map(|kv| Self::decode(&kv?.1)),
+                .map(|kv| Ok(StoredRecord(kv?.1))),
         )
     }
 
-    fn history(&self, catalog: &str, key: &str) -> Result<Vec<Record>, StoreError> {
+    fn history(&self, catalog: &str, key: &str) -> Result<Vec<StoredRecord>, StoreError> {
         let mut prefix = record_key(HISTORY, catalog, key);
         prefix.push(0);
         let mut versions = self
             .records
             .scan_prefix(&prefix)
-            .map(|kv| Self::decode(&kv?.1))
+            .map(|kv| Ok::<_, StoreError>(StoredRecord(kv?.1)))
             .collect::<Result<Vec<_>, _>>()?;
         if let Some(current) = self.records.get(record_key(CURRENT, catalog, key))? {
-            versions.push(Self::decode(&current)?);
+            versions.push(StoredRecord(current));
         }
         Ok(versions)
     }

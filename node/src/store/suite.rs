@@ -20,7 +20,7 @@ fn row(key: &str, name: &str) -> Row {
 }
 
 fn keys(iter: RecordIter) -> Vec<String> {
-    iter.map(|r| r.unwrap().key).collect()
+    iter.map(|r| r.unwrap().decode().unwrap().key).collect()
 }
 
 /// Runs the suite; `open` must reopen the same data on every call.
@@ -69,7 +69,12 @@ pub fn run<S: Store>(open: impl Fn() -> S) {
         "other catalogs are separate"
     );
 
-    let history = store.history(&code, "B2").unwrap();
+    let history: Vec<_> = store
+        .history(&code, "B2")
+        .unwrap()
+        .iter()
+        .map(|r| r.decode().unwrap())
+        .collect();
     let versions: Vec<(u64, &str)> = history
         .iter()
         .map(|r| (r.version, r.values[1].as_str()))

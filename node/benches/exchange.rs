@@ -1,7 +1,7 @@
 //! Exchange and ingestion throughput on this machine, each beside its baseline in the same run.
 //!
 //! - `stream_100k_residents/signed_verified`: 100,000 resident records streamed from a street node
-//!   to a city client over loopback mutual TLS, as signed batches of 500, every signature, digest
+//!   to a city client over loopback mutual TLS, as signed batches of the default 1,000, every signature, digest
 //!   and record checked and decoded by the client.
 //! - `stream_100k_residents/unsigned`: the same scan, projection and encoding from the same store
 //!   over the same mTLS, with no digest, signature or verification; the client decodes every
@@ -208,6 +208,7 @@ fn stream(c: &mut Criterion) {
     });
     eprintln!("street serving on {signed_endpoint} (signed) and {unsigned_endpoint} (unsigned)");
     let verifier = BatchVerifier::new(trusted);
+    // Both streams cut batches at the producer's default size.
     let request = QueryRequest {
         catalog: RESIDENTS.into(),
         ..Default::default()

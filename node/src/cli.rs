@@ -220,9 +220,9 @@ pub enum RecordsCommand {
         /// At most this many records.
         #[arg(long)]
         limit: Option<u64>,
-        /// Records per signed batch.
-        #[arg(long, default_value_t = 500)]
-        batch_size: u32,
+        /// Records per signed batch [default: the producer's, 1,000].
+        #[arg(long)]
+        batch_size: Option<u32>,
         /// Write the signed batches to FILE (check them later with `tierlink verify FILE`).
         #[arg(long)]
         out: Option<PathBuf>,

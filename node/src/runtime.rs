@@ -130,6 +130,10 @@ impl Node {
             tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(tierlink_proto::FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(
+                    tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+                )
         };
         let reflection_v1 = reflection()
             .build_v1()

@@ -247,7 +247,7 @@ fn an_operator_sets_up_two_nodes_imports_exports_and_verifies() {
     let out = ok(&["verify", &export, "--ca", &d("ca/ca.crt")]);
     assert!(
         out.contains(
-            "OK — 1199 records of 103001001/000001 in 3 batches, signed by 420502001 for 420502"
+            "OK — 1199 records of 103001001/000001 in 2 batches, signed by 420502001 for 420502"
         ),
         "{out}"
     );

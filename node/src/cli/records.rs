@@ -80,7 +80,7 @@ pub async fn run(command: RecordsCommand) -> Result<(), CliError> {
                     .map(|(item, value)| FieldEquals { item, value })
                     .collect(),
                 updated_since_micros: since.unwrap_or(0),
-                batch_size,
+                batch_size: batch_size.unwrap_or(0),
                 request_id: String::new(),
                 limit: limit.unwrap_or(0),
             };

@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""Probe a Tierlink node with an independent gRPC client (Python grpcio, not Tierlink's code).
+
+Connects with a member's certificate from federation.json (written by `tierlink demo --serve`),
+lists the services by server reflection, checks the standard health service and calls
+tierlink.v1.Exchange/ListCatalogs, decoding the answer from the reflected descriptors alone.
+
+    pip install grpcio grpcio-reflection grpcio-health-checking protobuf
+    python3 ops/grpc-probe.py DIR/federation.json [ASKER_CODE] [TARGET_CODE]
+
+Exit status 0 when every step succeeded.
+"""
+import json
+import sys
+
+import grpc
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+
+def main():
+    manifest = json.load(open(sys.argv[1]))
+    nodes = {n["code"]: n for n in manifest["nodes"]}
+    asker = nodes[sys.argv[2]] if len(sys.argv) > 2 else manifest["nodes"][0]
+    target = nodes[sys.argv[3]] if len(sys.argv) > 3 else manifest["nodes"][-1]
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=open(asker["ca_cert"], "rb").read(),
+        private_key=open(asker["tls_key"], "rb").read(),
+        certificate_chain=open(asker["tls_cert"], "rb").read(),
+    )
+    address = target["endpoint"].removeprefix("https://")
+    channel = grpc.secure_channel(address, creds, options=[("grpc.ssl_target_name_override", "localhost")])
+
+    reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+    services = [
+        s.name
+        for r in reflection.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+        for s in r.list_services_response.service
+    ]
+    print(f"{asker['code']} -> {target['code']} at {address}: services {sorted(services)}")
+    assert "tierlink.v1.Exchange" in services, services
+
+    health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service="tierlink.v1.Exchange"))
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(health.status)
+    print(f"health of tierlink.v1.Exchange: {status}")
+    assert status == "SERVING"
+
+    # Build the request and response types from the reflected descriptors only.
+    pool = descriptor_pool.DescriptorPool()
+    files, added = {}, set()
+
+    def fetch(request):
+        for r in reflection.ServerReflectionInfo(iter([request])):
+            for raw in r.file_descriptor_response.file_descriptor_proto:
+                fd = descriptor_pb2.FileDescriptorProto.FromString(raw)
+                files[fd.name] = fd
+
+    def add(name):  # each file after the files it imports
+        if name in added:
+            return
+        if name not in files:
+            fetch(reflection_pb2.ServerReflectionRequest(file_by_filename=name))
+        for dependency in files[name].dependency:
+            add(dependency)
+        pool.Add(files[name])
+        added.add(name)
+
+    fetch(reflection_pb2.ServerReflectionRequest(file_containing_symbol="tierlink.v1.Exchange"))
+    for name in list(files):
+        add(name)
+    request_type = message_factory.GetMessageClass(pool.FindMessageTypeByName("tierlink.v1.ListCatalogsRequest"))
+    response_type = message_factory.GetMessageClass(pool.FindMessageTypeByName("tierlink.v1.ListCatalogsResponse"))
+    list_catalogs = channel.unary_unary(
+        "/tierlink.v1.Exchange/ListCatalogs",
+        request_serializer=lambda m: m.SerializeToString(),
+        response_deserializer=response_type.FromString,
+    )
+    answer = list_catalogs(request_type())
+    print(f"ListCatalogs on {answer.node}: {len(answer.catalogs)} catalogs")
+    for c in answer.catalogs:
+        print(f"  {c.code:<18} {c.sharing_type:<14} {c.record_count:>7} records  {c.name}")
+    assert answer.node == target["code"]
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -24,6 +24,7 @@ const WRITE_BATCH: usize = 2000;
 struct Exchange {
     asker: String,
     path: String,
+    conditions: String,
     summary: StreamSummary,
     millis: u128,
 }
@@ -131,8 +132,14 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
     let mut exchange = async |asker: &NodeClient,
                               via: Option<&NodeCode>,
                               request: QueryRequest|
-           -> Result<StreamSummary, CliError> {
+           -> Result<(), CliError> {
         let t = Instant::now();
+        let conditions = request
+            .r#where
+            .iter()
+            .map(|c| format!("{}={}", c.item, c.value))
+            .collect::<Vec<_>>()
+            .join(" ");
         let summary = asker
             .query(via, request, |_, _| Ok(()))
             .await
@@ -143,10 +150,11 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
         exchanges.push(Exchange {
             asker: asker.code().to_string(),
             path,
-            summary: summary.clone(),
+            conditions,
+            summary,
             millis: t.elapsed().as_millis(),
         });
-        Ok(summary)
+        Ok(())
     };
     exchange(district, None, query(RESIDENTS, street.code())).await?;
     exchange(district, None, query(BUILDINGS, street.code())).await?;
@@ -225,14 +233,22 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
     };
 
     println!(
-        "\n{:<10} {:<10} {:<11} {:<18} {:>8} {:>8}  {:<10} {:>7}",
+        "\n{:<10} {:<10} {:<11} {:<18} {:>8} {:>8}  {:<10} {:>7}  where",
         "asker", "producer", "path", "catalog", "records", "batches", "signatures", "time"
     );
     for e in &exchanges {
         let s = &e.summary;
         println!(
-            "{:<10} {:<10} {:<11} {:<18} {:>8} {:>8}  {:<10} {:>4} ms",
-            e.asker, s.producer, e.path, s.catalog, s.records, s.batches, "verified", e.millis
+            "{:<10} {:<10} {:<11} {:<18} {:>8} {:>8}  {:<10} {:>4} ms  {}",
+            e.asker,
+            s.producer,
+            e.path,
+            s.catalog,
+            s.records,
+            s.batches,
+            "verified",
+            e.millis,
+            e.conditions
         );
     }
     let withheld = exchanges

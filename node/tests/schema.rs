@@ -45,35 +45,22 @@ fn every_example_passes_the_schema_and_the_node() {
 fn structural_mistakes_are_refused_by_both() {
     let validator = schema();
     let base: Value = serde_json::from_str(EXAMPLES[0].1).unwrap();
-    let edits: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
-        ("unknown field", Box::new(|v| v["colour"] = json!("red"))),
-        ("bad enum", Box::new(|v| v["update_cycle"] = json!("dialy"))),
-        (
-            "bad item type",
-            Box::new(|v| v["items"][0]["type"] = json!("text")),
-        ),
-        ("bad code", Box::new(|v| v["code"] = json!("1A1/1"))),
-        (
-            "bad item code",
-            Box::new(|v| v["items"][0]["code"] = json!("Person ID")),
-        ),
-        (
-            "missing provider",
-            Box::new(|v| drop(v.as_object_mut().unwrap().remove("provider"))),
-        ),
-        ("no items", Box::new(|v| v["items"] = json!([]))),
-        (
-            "zero length",
-            Box::new(|v| v["items"][0]["length"] = json!(0)),
-        ),
-        (
-            "bad grade",
-            Box::new(|v| v["items"][0]["grade"] = json!("secret")),
-        ),
-        (
-            "bad check",
-            Box::new(|v| v["items"][1]["check"] = json!("luhn")),
-        ),
+    type Edit = fn(&mut Value);
+    let edits: Vec<(&str, Edit)> = vec![
+        ("unknown field", |v| v["colour"] = json!("red")),
+        ("bad enum", |v| v["update_cycle"] = json!("dialy")),
+        ("bad item type", |v| v["items"][0]["type"] = json!("text")),
+        ("bad code", |v| v["code"] = json!("1A1/1")),
+        ("bad item code", |v| {
+            v["items"][0]["code"] = json!("Person ID")
+        }),
+        ("missing provider", |v| {
+            drop(v.as_object_mut().unwrap().remove("provider"))
+        }),
+        ("no items", |v| v["items"] = json!([])),
+        ("zero length", |v| v["items"][0]["length"] = json!(0)),
+        ("bad grade", |v| v["items"][0]["grade"] = json!("secret")),
+        ("bad check", |v| v["items"][1]["check"] = json!("luhn")),
     ];
     for (what, edit) in edits {
         let mut value = base.clone();

@@ -166,19 +166,24 @@ mod tests {
         c.iter().map(|s| s.to_string()).collect()
     }
 
+    /// The buildings' required items, in the order the tests write them.
+    fn required() -> Vec<String> {
+        cols(&[
+            "building_code",
+            "community_code",
+            "building_name",
+            "address",
+            "floors",
+        ])
+    }
+
     #[test]
     fn a_batch_with_one_bad_record_stores_none() {
         let dir = tempfile::tempdir().unwrap();
         let registry = open(dir.path());
         let code = buildings().code;
         registry.put_catalog(buildings()).unwrap();
-        let columns = cols(&[
-            "building_code",
-            "community_code",
-            "building_name",
-            "address",
-            "floors",
-        ]);
+        let columns = required();
         let good = |k: &str| cols(&[k, "420502001001", "1号楼", "西陵一路 1 号", "6"]);
         let mut bad = good("B3");
         bad[4] = "six".into();
@@ -247,13 +252,7 @@ mod tests {
         let registry = open(dir.path());
         let catalog = buildings();
         registry.put_catalog(catalog.clone()).unwrap();
-        let columns = cols(&[
-            "building_code",
-            "community_code",
-            "building_name",
-            "address",
-            "floors",
-        ]);
+        let columns = required();
         registry
             .put_records(
                 &catalog.code,

@@ -293,13 +293,9 @@ impl NodeClient {
         mut request: QueryRequest,
         on_batch: impl FnMut(SignedBatch, VerifiedBatch) -> Result<(), ClientError>,
     ) -> Result<StreamSummary, ClientError> {
-        let (mut client, target) = self.route(via, &request.target).await?;
-        request.target = target.to_string();
-        let expected = Expected {
-            producer: Some(request.target.clone()),
-            catalog: Some(request.catalog.clone()),
-            request_id: None,
-        };
+        let (mut client, expected) = self
+            .read(via, &mut request.target, &request.catalog)
+            .await?;
         let stream = client.query(request).await?.into_inner();
         receive(stream, &self.verifier, expected, on_batch).await
     }
@@ -311,15 +307,28 @@ impl NodeClient {
         mut request: HistoryRequest,
         on_batch: impl FnMut(SignedBatch, VerifiedBatch) -> Result<(), ClientError>,
     ) -> Result<StreamSummary, ClientError> {
-        let (mut client, target) = self.route(via, &request.target).await?;
-        request.target = target.to_string();
-        let expected = Expected {
-            producer: Some(request.target.clone()),
-            catalog: Some(request.catalog.clone()),
-            request_id: None,
-        };
+        let (mut client, expected) = self
+            .read(via, &mut request.target, &request.catalog)
+            .await?;
         let stream = client.history(request).await?.into_inner();
         receive(stream, &self.verifier, expected, on_batch).await
+    }
+
+    /// Routes a streamed read: fills in the target's code and says what its batches must be.
+    async fn read(
+        &self,
+        via: Option<&NodeCode>,
+        target: &mut String,
+        catalog: &str,
+    ) -> Result<(ExchangeClient<Channel>, Expected), ClientError> {
+        let (client, code) = self.route(via, target).await?;
+        *target = code.to_string();
+        let expected = Expected {
+            producer: Some(code.to_string()),
+            catalog: Some(catalog.to_owned()),
+            request_id: None,
+        };
+        Ok((client, expected))
     }
 
     fn target(&self, target: &str) -> Result<NodeCode, ClientError> {

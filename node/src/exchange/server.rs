@@ -8,6 +8,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
+use tierlink_proto::v1::exchange_client::ExchangeClient;
 use tierlink_proto::v1::exchange_server::Exchange;
 use tierlink_proto::v1::{
     BatchHeader, CatalogSummary, GetCatalogRequest, GetCatalogResponse, HistoryRequest,
@@ -15,6 +16,7 @@ use tierlink_proto::v1::{
     PutRecordsRequest, PutRecordsResponse, QueryRequest, SignedBatch,
 };
 use tokio_stream::Stream;
+use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use super::BatchSigner;
@@ -114,15 +116,25 @@ impl ExchangeService {
         node_code_of(first).map_err(|e| Status::unauthenticated(e.to_string()))
     }
 
-    /// The node to relay to, if the request is for another node.
-    fn relay_target(&self, target: &str) -> Result<Option<NodeCode>, Status> {
+    /// A connection to the node a request is for (`target`), when that is another node: this
+    /// node then relays the request and passes the answer through unchanged.
+    async fn relay(
+        &self,
+        caller: &NodeCode,
+        target: &str,
+    ) -> Result<Option<ExchangeClient<Channel>>, Status> {
         if target.is_empty() || target == self.me().as_str() {
             return Ok(None);
         }
-        target
+        let target: NodeCode = target
             .parse()
+            .map_err(|e: crate::identity::UnitError| Status::invalid_argument(e.to_string()))?;
+        tracing::info!(%caller, %target, "relaying");
+        self.peers
+            .client(&target)
+            .await
             .map(Some)
-            .map_err(|e: crate::identity::UnitError| Status::invalid_argument(e.to_string()))
+            .map_err(|e| relay_failure(&target, e))
     }
 
     fn require_self(&self, caller: &NodeCode, what: &str) -> Result<(), Status> {
@@ -203,12 +215,7 @@ impl Exchange for ExchangeService {
     ) -> Result<Response<ListCatalogsResponse>, Status> {
         let caller = Self::caller(&request)?;
         let req = request.into_inner();
-        if let Some(target) = self.relay_target(&req.target)? {
-            let mut client = self
-                .peers
-                .client(&target)
-                .await
-                .map_err(|e| relay_failure(&target, e))?;
+        if let Some(mut client) = self.relay(&caller, &req.target).await? {
             return client.list_catalogs(req).await;
         }
         let is_owner = &caller == self.me();
@@ -244,12 +251,7 @@ impl Exchange for ExchangeService {
     ) -> Result<Response<GetCatalogResponse>, Status> {
         let caller = Self::caller(&request)?;
         let req = request.into_inner();
-        if let Some(target) = self.relay_target(&req.target)? {
-            let mut client = self
-                .peers
-                .client(&target)
-                .await
-                .map_err(|e| relay_failure(&target, e))?;
+        if let Some(mut client) = self.relay(&caller, &req.target).await? {
             return client.get_catalog(req).await;
         }
         let entry = self.registry.entry(&req.code)?;
@@ -310,13 +312,7 @@ impl Exchange for ExchangeService {
     async fn query(&self, request: Request<QueryRequest>) -> Result<Response<BatchStream>, Status> {
         let caller = Self::caller(&request)?;
         let mut req = request.into_inner();
-        if let Some(target) = self.relay_target(&req.target)? {
-            tracing::info!(%caller, %target, catalog = %req.catalog, "relaying query");
-            let mut client = self
-                .peers
-                .client(&target)
-                .await
-                .map_err(|e| relay_failure(&target, e))?;
+        if let Some(mut client) = self.relay(&caller, &req.target).await? {
             let stream = client.query(req).await?.into_inner();
             return Ok(Response::new(Box::pin(stream)));
         }
@@ -341,12 +337,7 @@ impl Exchange for ExchangeService {
     ) -> Result<Response<BatchStream>, Status> {
         let caller = Self::caller(&request)?;
         let mut req = request.into_inner();
-        if let Some(target) = self.relay_target(&req.target)? {
-            let mut client = self
-                .peers
-                .client(&target)
-                .await
-                .map_err(|e| relay_failure(&target, e))?;
+        if let Some(mut client) = self.relay(&caller, &req.target).await? {
             let stream = client.history(req).await?.into_inner();
             return Ok(Response::new(Box::pin(stream)));
         }

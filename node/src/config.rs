@@ -96,6 +96,11 @@ pub enum ConfigError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The directory holds no `node.toml`.
+    #[error(
+        "{0} is not a node directory (it has no node.toml): create one with `tierlink init`, or point --node (or TIERLINK_NODE) at one"
+    )]
+    NotANode(PathBuf),
     /// `node.toml` is not valid.
     #[error("{path}: {message}")]
     Parse {
@@ -167,9 +172,12 @@ impl NodeDir {
     /// Loads `DIR/node.toml` and checks the unit.
     pub fn load(dir: &Path) -> Result<Self, ConfigError> {
         let path = dir.join(CONFIG_FILE);
-        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Io {
-            path: path.clone(),
-            source,
+        let text = std::fs::read_to_string(&path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => ConfigError::NotANode(dir.to_owned()),
+            _ => ConfigError::Io {
+                path: path.clone(),
+                source,
+            },
         })?;
         let config: NodeConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
             path: path.clone(),

@@ -32,6 +32,16 @@ pub enum ProvisionError {
     /// The unit is not valid.
     #[error(transparent)]
     Unit(#[from] UnitError),
+    /// The CA directory given is not one `tierlink ca init` made.
+    #[error(
+        "cannot read the federation CA in {dir}: {source}; give the directory made by `tierlink ca init` (with ca.crt and ca.key)"
+    )]
+    MissingCa {
+        /// The directory given.
+        dir: PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
     /// A key or certificate could not be made.
     #[error(transparent)]
     Cert(#[from] CertError),
@@ -71,8 +81,10 @@ pub fn init_ca(dir: &Path, federation: &str) -> Result<CaFiles, ProvisionError> 
 /// Reads the CA in `dir`.
 pub fn load_ca(dir: &Path) -> Result<CaFiles, ProvisionError> {
     let read = |name: &str| {
-        let path = dir.join(name);
-        std::fs::read_to_string(&path).map_err(|source| ProvisionError::Io { path, source })
+        std::fs::read_to_string(dir.join(name)).map_err(|source| ProvisionError::MissingCa {
+            dir: dir.to_owned(),
+            source,
+        })
     };
     Ok(CaFiles {
         cert_pem: read(CA_CERT)?,

@@ -30,14 +30,29 @@ pub fn init(args: InitArgs) -> Result<(), CliError> {
         parent: args.parent,
         name: args.name,
     };
-    let hosts = if args.hosts.is_empty() {
+    let endpoint = match args.endpoint {
+        Some(endpoint) => endpoint,
+        None if args.listen.ip().is_unspecified() => {
+            return Err(CliError::Input(format!(
+                "--listen {} accepts calls on every address, but no other node can call {}: give --endpoint https://HOST:{}",
+                args.listen,
+                args.listen.ip(),
+                args.listen.port()
+            )));
+        }
+        None => format!("https://{}", args.listen),
+    };
+    let mut hosts = if args.hosts.is_empty() {
         vec!["localhost".into(), "127.0.0.1".into()]
     } else {
         args.hosts
     };
-    let endpoint = args
-        .endpoint
-        .unwrap_or_else(|| format!("https://{}", args.listen));
+    // Callers check the server's name against the endpoint's host: the certificate must carry it.
+    if let Some(host) = endpoint_host(&endpoint) {
+        if !hosts.iter().any(|h| h == host) {
+            hosts.push(host.to_owned());
+        }
+    }
     let spec = NodeSpec {
         unit,
         listen: args.listen,
@@ -91,6 +106,17 @@ pub fn init(args: InitArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+/// The host of an `https://HOST:PORT/…` endpoint, without IPv6 brackets.
+fn endpoint_host(endpoint: &str) -> Option<&str> {
+    let rest = endpoint.split_once("://").map_or(endpoint, |(_, r)| r);
+    let authority = rest.split('/').next()?;
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next()?,
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    (!host.is_empty()).then_some(host)
+}
+
 pub async fn serve(dir: &Path) -> Result<(), CliError> {
     let node_dir = NodeDir::load(dir)?;
     let listener = runtime::bind(&node_dir).await?;
@@ -120,5 +146,22 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::endpoint_host;
+
+    #[test]
+    fn endpoint_hosts() {
+        assert_eq!(
+            endpoint_host("https://xiling.example.gov.cn:7443"),
+            Some("xiling.example.gov.cn")
+        );
+        assert_eq!(endpoint_host("https://10.1.2.3:7443/"), Some("10.1.2.3"));
+        assert_eq!(endpoint_host("https://[fd00::1]:7443"), Some("fd00::1"));
+        assert_eq!(endpoint_host("https://host"), Some("host"));
+        assert_eq!(endpoint_host("https://:7443"), None);
     }
 }

@@ -183,7 +183,7 @@ impl Plan {
     }
 }
 
-/// Projects stored records under `plan` and cuts the matches into encoded [`RecordList`]s of at
+/// Projects stored records under `plan` and cuts the matches into encoded `RecordList`s of at
 /// most `batch_size`, each with its count, stopping after `limit` records. Always yields at least
 /// one list, so an empty answer is still a signed answer.
 pub fn record_lists(

@@ -2,8 +2,9 @@
 """Probe a Tierlink node with an independent gRPC client (Python grpcio, not Tierlink's code).
 
 Connects with a member's certificate from federation.json (written by `tierlink demo --serve`),
-lists the services by server reflection, checks the standard health service and calls
-tierlink.v1.Exchange/ListCatalogs, decoding the answer from the reflected descriptors alone.
+lists the services by server reflection, checks the standard health service, calls
+tierlink.v1.Exchange/ListCatalogs (decoding the answer from the reflected descriptors alone), and
+checks that a client without a certificate is refused.
 
     pip install grpcio grpcio-reflection grpcio-health-checking protobuf
     python3 ops/grpc-probe.py DIR/federation.json [ASKER_CODE] [TARGET_CODE]
@@ -81,6 +82,19 @@ def main():
     for c in answer.catalogs:
         print(f"  {c.code:<18} {c.sharing_type:<14} {c.record_count:>7} records  {c.name}")
     assert answer.node == target["code"]
+
+    # Without a certificate from the federation CA, the handshake is refused.
+    anonymous = grpc.secure_channel(
+        address,
+        grpc.ssl_channel_credentials(root_certificates=open(asker["ca_cert"], "rb").read()),
+        options=[("grpc.ssl_target_name_override", "localhost")],
+    )
+    try:
+        health_pb2_grpc.HealthStub(anonymous).Check(health_pb2.HealthCheckRequest(), timeout=10)
+    except grpc.RpcError as refused:
+        print(f"without a client certificate: refused ({refused.code().name})")
+    else:
+        raise AssertionError("a client without a certificate was served")
     return 0
 
 

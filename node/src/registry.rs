@@ -34,7 +34,7 @@ pub enum RegistryError {
         problem: String,
     },
     /// Some records break their catalog's rules; the batch was not stored.
-    #[error("catalog {catalog}: {} of the batch's records are invalid and nothing was stored:\n{}", .errors.len(), list(.errors))]
+    #[error("catalog {catalog}: the batch was refused and nothing was stored; problems found: {}\n{}", .errors.len(), list(.errors))]
     Records {
         /// Catalog written to.
         catalog: String,

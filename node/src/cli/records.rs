@@ -121,7 +121,10 @@ async fn write(
         .columns(&table.columns)
         .map_err(|e| CliError::Input(format!("{source}: {e}")))?;
     if let Err(errors) = schema.rows(&columns, table.rows.clone()) {
-        let mut text = format!("{source}: nothing was written; problems found: {}", errors.len());
+        let mut text = format!(
+            "{source}: nothing was written; problems found: {}",
+            errors.len()
+        );
         for e in errors.iter().take(20) {
             let line = table.lines.get(e.record - 1).copied().unwrap_or(e.record);
             text.push_str(&format!("\n  line {line}: {}: {}", e.item, e.problem));

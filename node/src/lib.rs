@@ -5,6 +5,7 @@
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod directory;
 pub mod exchange;
 pub mod federation;
 pub mod identity;

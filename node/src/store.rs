@@ -12,7 +12,7 @@ use tierlink_proto::v1::Record;
 
 use crate::catalog::{Catalog, Row};
 
-pub use sled_store::SledStore;
+pub use sled_store::{Keyspace, SledStore};
 
 /// Version of the on-disk layout; a node refuses a store written in another version.
 pub const FORMAT_VERSION: u32 = 1;

@@ -49,7 +49,72 @@ fn now_micros() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
 
+/// An ordered, durable key-value space in the node's database, for modules that keep records of
+/// their own shape (the directory's raft log and state). Writes are atomic per call.
+#[derive(Clone)]
+pub struct Keyspace {
+    db: sled::Db,
+    tree: sled::Tree,
+}
+
+/// A key and its value.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
+impl Keyspace {
+    /// The value under `key`.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.tree.get(key)?.map(|v| v.to_vec()))
+    }
+
+    /// Sets and removes keys in one atomic step (`None` removes).
+    pub fn apply(
+        &self,
+        changes: impl IntoIterator<Item = (Vec<u8>, Option<Vec<u8>>)>,
+    ) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for (key, value) in changes {
+            match value {
+                Some(v) => batch.insert(key, v),
+                None => batch.remove(key),
+            }
+        }
+        Ok(self.tree.apply_batch(batch)?)
+    }
+
+    /// Keys and values with `from <= key < to` (`to` unbounded when `None`), in key order.
+    pub fn range(&self, from: &[u8], to: Option<&[u8]>) -> Result<Vec<KeyValue>, StoreError> {
+        let iter = match to {
+            Some(to) => self.tree.range(from..to),
+            None => self.tree.range(from..),
+        };
+        iter.map(|kv| {
+            kv.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                .map_err(StoreError::from)
+        })
+        .collect()
+    }
+
+    /// The last key and value.
+    pub fn last(&self) -> Result<Option<KeyValue>, StoreError> {
+        Ok(self.tree.last()?.map(|(k, v)| (k.to_vec(), v.to_vec())))
+    }
+
+    /// Waits until everything written so far is on disk.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+}
+
 impl SledStore {
+    /// A named keyspace in this store's database.
+    pub fn keyspace(&self, name: &str) -> Result<Keyspace, StoreError> {
+        Ok(Keyspace {
+            db: self.db.clone(),
+            tree: self.db.open_tree(format!("ks:{name}"))?,
+        })
+    }
+
     /// Opens (or creates) the store in `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let db = sled::Config::new()

@@ -1,0 +1,202 @@
+use super::*;
+use crate::catalog::{EXAMPLES, parse_catalogs};
+use crate::identity::Unit;
+
+fn member(code: &str, tier: Tier, parent: Option<&str>) -> Member {
+    Member {
+        unit: Unit {
+            code: code.parse().unwrap(),
+            tier,
+            parent: parent.map(|p| p.parse().unwrap()),
+            name: code.into(),
+        },
+        endpoint: format!("https://{code}.example:7443"),
+        signing_key: "00".repeat(32),
+        tls_fingerprint: "11".repeat(32),
+        status: MemberStatus::Active,
+    }
+}
+
+fn by(issuer: &str, command: DirectoryCommand) -> DirectoryRequest {
+    DirectoryRequest {
+        issuer: issuer.parse().unwrap(),
+        command,
+    }
+}
+
+fn applied(reply: DirectoryReply) -> u64 {
+    match reply {
+        DirectoryReply::Applied { revision } => revision,
+        DirectoryReply::Rejected { reason } => panic!("rejected: {reason}"),
+    }
+}
+
+fn rejected(reply: DirectoryReply) -> String {
+    match reply {
+        DirectoryReply::Rejected { reason } => reason,
+        other => panic!("applied: {other:?}"),
+    }
+}
+
+/// A city, a district registered by the city, a street that asked to join and was approved.
+fn federation() -> DirectoryState {
+    let mut s = DirectoryState::default();
+    applied(s.apply(&by(
+        "420500",
+        DirectoryCommand::Register(member("420500", Tier::City, None)),
+    )));
+    applied(s.apply(&by(
+        "420500",
+        DirectoryCommand::Register(member("420502", Tier::District, Some("420500"))),
+    )));
+    applied(s.apply(&by(
+        "420502001",
+        DirectoryCommand::Register(member("420502001", Tier::Street, Some("420502"))),
+    )));
+    assert_eq!(
+        s.members[&"420502001".parse().unwrap()].status,
+        MemberStatus::Pending
+    );
+    applied(s.apply(&by(
+        "420502",
+        DirectoryCommand::Approve("420502001".parse().unwrap()),
+    )));
+    s
+}
+
+#[test]
+fn the_city_founds_parents_register_and_approve() {
+    let s = federation();
+    assert_eq!(s.revision, 4);
+    assert!(s.members.values().all(|m| m.status == MemberStatus::Active));
+
+    let mut empty = DirectoryState::default();
+    let reason = rejected(empty.apply(&by(
+        "420502",
+        DirectoryCommand::Register(member("420502", Tier::District, Some("420500"))),
+    )));
+    assert!(reason.contains("the city founds it"), "{reason}");
+    assert_eq!(empty, DirectoryState::default());
+}
+
+#[test]
+fn nobody_changes_another_units_entries() {
+    let mut s = federation();
+    let before = s.clone();
+    let cases = [
+        // A district may not register a street of another district, nor the city's district be
+        // registered by a street.
+        by(
+            "420502",
+            DirectoryCommand::Register(member("420503001", Tier::Street, Some("420503"))),
+        ),
+        by(
+            "420502001",
+            DirectoryCommand::Register(member("420503", Tier::District, Some("420500"))),
+        ),
+        // Only the parent approves or suspends.
+        by(
+            "420500",
+            DirectoryCommand::Suspend("420502001".parse().unwrap()),
+        ),
+        by(
+            "420502001",
+            DirectoryCommand::Suspend("420502".parse().unwrap()),
+        ),
+        // Registering twice, approving the approved.
+        by(
+            "420500",
+            DirectoryCommand::Register(member("420502", Tier::District, Some("420500"))),
+        ),
+        by(
+            "420502",
+            DirectoryCommand::Approve("420502001".parse().unwrap()),
+        ),
+        // Withdrawing what one never published.
+        by(
+            "420502",
+            DirectoryCommand::Withdraw("101001001/000001".into()),
+        ),
+        // An unknown issuer.
+        by(
+            "420599",
+            DirectoryCommand::Withdraw("101001001/000001".into()),
+        ),
+    ];
+    for request in cases {
+        let reason = rejected(s.apply(&request));
+        assert!(reason.starts_with(&request.to_string()), "{reason}");
+        assert_eq!(s, before, "{request} changed the state");
+    }
+}
+
+#[test]
+fn members_publish_and_withdraw_their_own_catalogs() {
+    let mut s = federation();
+    let residents = parse_catalogs(EXAMPLES[0].1, EXAMPLES[0].0)
+        .unwrap()
+        .remove(0);
+    let revision = applied(s.apply(&by(
+        "420502001",
+        DirectoryCommand::Publish(residents.clone()),
+    )));
+    let street: NodeCode = "420502001".parse().unwrap();
+    assert_eq!(s.catalogs[&street][&residents.code].revision, revision);
+
+    // The district cannot withdraw the street's catalog; the street can.
+    rejected(s.apply(&by(
+        "420502",
+        DirectoryCommand::Withdraw(residents.code.clone()),
+    )));
+    applied(s.apply(&by(
+        "420502001",
+        DirectoryCommand::Withdraw(residents.code.clone()),
+    )));
+    assert!(s.catalogs.is_empty());
+
+    // A suspended member publishes nothing; an invalid catalog is refused.
+    applied(s.apply(&by(
+        "420502",
+        DirectoryCommand::Suspend("420502001".parse().unwrap()),
+    )));
+    assert!(
+        rejected(s.apply(&by(
+            "420502001",
+            DirectoryCommand::Publish(residents.clone())
+        )))
+        .contains("suspended")
+    );
+    let mut bad = residents;
+    bad.items.clear();
+    assert!(rejected(s.apply(&by("420502", DirectoryCommand::Publish(bad)))).contains("items"));
+}
+
+#[test]
+fn replicas_applying_the_same_requests_agree() {
+    let residents = parse_catalogs(EXAMPLES[0].1, EXAMPLES[0].0)
+        .unwrap()
+        .remove(0);
+    let requests = [
+        by(
+            "420500",
+            DirectoryCommand::Register(member("420500", Tier::City, None)),
+        ),
+        by("420502", DirectoryCommand::Publish(residents.clone())),
+        by(
+            "420500",
+            DirectoryCommand::Register(member("420502", Tier::District, Some("420500"))),
+        ),
+        by("420502", DirectoryCommand::Publish(residents)),
+    ];
+    let run = || {
+        let mut s = DirectoryState::default();
+        let replies: Vec<DirectoryReply> = requests.iter().map(|r| s.apply(r)).collect();
+        (serde_json::to_string(&s).unwrap(), replies)
+    };
+    let (a, b) = (run(), run());
+    assert_eq!(a, b);
+    assert!(
+        matches!(a.1[1], DirectoryReply::Rejected { .. }),
+        "published before it was a member"
+    );
+}

@@ -4,7 +4,11 @@ use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
-    let protos = ["tierlink/v1/catalog.proto", "tierlink/v1/exchange.proto"];
+    let protos = [
+        "tierlink/v1/catalog.proto",
+        "tierlink/v1/exchange.proto",
+        "tierlink/v1/federation.proto",
+    ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");
     }

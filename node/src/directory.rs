@@ -12,12 +12,16 @@
 
 mod command;
 mod log_store;
+mod network;
+mod service;
 mod state;
 mod state_machine;
 mod type_config;
 
 pub use command::{DirectoryCommand, DirectoryReply, DirectoryRequest, Member, MemberStatus};
 pub use log_store::LogStore;
+pub use network::Network;
+pub use service::FederationService;
 pub use state::{DirectoryState, PublishedCatalog};
 pub use state_machine::StateMachine;
 pub use type_config::{NodeId, TypeConfig, node_id};

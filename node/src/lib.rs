@@ -9,6 +9,7 @@ pub mod directory;
 pub mod exchange;
 pub mod federation;
 pub mod identity;
+pub mod peer;
 pub mod provision;
 pub mod registry;
 pub mod runtime;

@@ -80,10 +80,7 @@ fn status_text(status: &tonic::Status) -> String {
 }
 
 /// Opens a mutual-TLS channel to `endpoint` with the given node credentials.
-pub async fn connect(
-    credentials: &Credentials,
-    endpoint: &str,
-) -> Result<ExchangeClient<Channel>, ClientError> {
+pub async fn channel(credentials: &Credentials, endpoint: &str) -> Result<Channel, ClientError> {
     let tls = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(&credentials.ca_pem))
         .identity(Identity::from_pem(
@@ -94,7 +91,7 @@ pub async fn connect(
         endpoint: endpoint.to_owned(),
         reason,
     };
-    let channel = Channel::from_shared(endpoint.to_owned())
+    Channel::from_shared(endpoint.to_owned())
         .map_err(|e| bad(e.to_string()))?
         .tls_config(tls)
         .map_err(|e| bad(e.to_string()))?
@@ -104,8 +101,15 @@ pub async fn connect(
         .map_err(|e| ClientError::Connect {
             endpoint: endpoint.to_owned(),
             reason: error_chain(&e),
-        })?;
-    Ok(ExchangeClient::new(channel)
+        })
+}
+
+/// An exchange client over a mutual-TLS channel to `endpoint`.
+pub async fn connect(
+    credentials: &Credentials,
+    endpoint: &str,
+) -> Result<ExchangeClient<Channel>, ClientError> {
+    Ok(ExchangeClient::new(channel(credentials, endpoint).await?)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES))
 }

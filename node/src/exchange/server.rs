@@ -23,7 +23,8 @@ use super::BatchSigner;
 use super::client::{ClientError, Peers};
 use super::produce::{self, DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, Plan, PlanError};
 use crate::catalog::{SharingType, parse_catalogs};
-use crate::identity::{NodeCode, node_code_of};
+use crate::identity::NodeCode;
+use crate::peer::caller;
 use crate::registry::{Registry, RegistryError};
 use crate::store::{StoreError, StoredRecord};
 
@@ -101,19 +102,6 @@ impl ExchangeService {
 
     fn me(&self) -> &NodeCode {
         self.signer.code()
-    }
-
-    /// The calling node, from the certificate it presented in the TLS handshake.
-    fn caller<T>(request: &Request<T>) -> Result<NodeCode, Status> {
-        let certs = request.peer_certs().ok_or_else(|| {
-            Status::unauthenticated(
-                "no client certificate: connect with a certificate issued by the federation CA",
-            )
-        })?;
-        let first = certs
-            .first()
-            .ok_or_else(|| Status::unauthenticated("empty client certificate chain"))?;
-        node_code_of(first).map_err(|e| Status::unauthenticated(e.to_string()))
     }
 
     /// A connection to the node a request is for (`target`), when that is another node: this
@@ -213,7 +201,7 @@ impl Exchange for ExchangeService {
         &self,
         request: Request<ListCatalogsRequest>,
     ) -> Result<Response<ListCatalogsResponse>, Status> {
-        let caller = Self::caller(&request)?;
+        let caller = caller(&request)?;
         let req = request.into_inner();
         if let Some(mut client) = self.relay(&caller, &req.target).await? {
             return client.list_catalogs(req).await;
@@ -249,7 +237,7 @@ impl Exchange for ExchangeService {
         &self,
         request: Request<GetCatalogRequest>,
     ) -> Result<Response<GetCatalogResponse>, Status> {
-        let caller = Self::caller(&request)?;
+        let caller = caller(&request)?;
         let req = request.into_inner();
         if let Some(mut client) = self.relay(&caller, &req.target).await? {
             return client.get_catalog(req).await;
@@ -269,7 +257,7 @@ impl Exchange for ExchangeService {
         &self,
         request: Request<PutCatalogRequest>,
     ) -> Result<Response<PutCatalogResponse>, Status> {
-        self.require_self(&Self::caller(&request)?, "publish catalogs")?;
+        self.require_self(&caller(&request)?, "publish catalogs")?;
         let req = request.into_inner();
         let mut catalogs = parse_catalogs(&req.catalog_json, "request")
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
@@ -292,7 +280,7 @@ impl Exchange for ExchangeService {
         &self,
         request: Request<PutRecordsRequest>,
     ) -> Result<Response<PutRecordsResponse>, Status> {
-        self.require_self(&Self::caller(&request)?, "write records")?;
+        self.require_self(&caller(&request)?, "write records")?;
         let req = request.into_inner();
         let rows: Vec<Vec<String>> = req.rows.into_iter().map(|r| r.values).collect();
         let registry = self.registry.clone();
@@ -310,7 +298,7 @@ impl Exchange for ExchangeService {
     }
 
     async fn query(&self, request: Request<QueryRequest>) -> Result<Response<BatchStream>, Status> {
-        let caller = Self::caller(&request)?;
+        let caller = caller(&request)?;
         let mut req = request.into_inner();
         if let Some(mut client) = self.relay(&caller, &req.target).await? {
             let stream = client.query(req).await?.into_inner();
@@ -335,7 +323,7 @@ impl Exchange for ExchangeService {
         &self,
         request: Request<HistoryRequest>,
     ) -> Result<Response<BatchStream>, Status> {
-        let caller = Self::caller(&request)?;
+        let caller = caller(&request)?;
         let mut req = request.into_inner();
         if let Some(mut client) = self.relay(&caller, &req.target).await? {
             let stream = client.history(req).await?.into_inner();

@@ -1,0 +1,74 @@
+//! The `tierlink.v1.Federation` server side: hands openraft's messages to the local raft, after
+//! checking that the caller is the node the message says it comes from.
+
+use openraft::Raft;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tierlink_proto::v1::RaftPayload;
+use tierlink_proto::v1::federation_server::Federation;
+use tonic::{Request, Response, Status};
+
+use super::type_config::{NodeId, TypeConfig, node_id};
+use crate::peer::caller;
+
+/// The federation service of one node.
+pub struct FederationService {
+    raft: Raft<TypeConfig>,
+}
+
+impl FederationService {
+    /// A service for `raft`.
+    pub fn new(raft: Raft<TypeConfig>) -> Self {
+        Self { raft }
+    }
+}
+
+fn decode<T: DeserializeOwned>(request: Request<RaftPayload>) -> Result<(NodeId, T), Status> {
+    let from = node_id(&caller(&request)?);
+    let message = serde_json::from_slice(&request.into_inner().json)
+        .map_err(|e| Status::invalid_argument(format!("not a raft message: {e}")))?;
+    Ok((from, message))
+}
+
+fn encode<T: Serialize>(reply: &T) -> Result<Response<RaftPayload>, Status> {
+    let json = serde_json::to_vec(reply).map_err(|e| Status::internal(e.to_string()))?;
+    Ok(Response::new(RaftPayload { json }))
+}
+
+/// A message's sender must be the node whose certificate sent it: no member speaks for another.
+fn check_sender(from: NodeId, claimed: Option<NodeId>) -> Result<(), Status> {
+    if claimed == Some(from) {
+        Ok(())
+    } else {
+        Err(Status::permission_denied(format!(
+            "node {from} sent a raft message on behalf of {claimed:?}: a node speaks only for itself"
+        )))
+    }
+}
+
+#[tonic::async_trait]
+impl Federation for FederationService {
+    async fn append_entries(
+        &self,
+        request: Request<RaftPayload>,
+    ) -> Result<Response<RaftPayload>, Status> {
+        let (from, rpc): (_, openraft::raft::AppendEntriesRequest<TypeConfig>) = decode(request)?;
+        check_sender(from, rpc.vote.leader_id().voted_for())?;
+        encode(&self.raft.append_entries(rpc).await)
+    }
+
+    async fn vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+        let (from, rpc): (_, openraft::raft::VoteRequest<NodeId>) = decode(request)?;
+        check_sender(from, rpc.vote.leader_id().voted_for())?;
+        encode(&self.raft.vote(rpc).await)
+    }
+
+    async fn install_snapshot(
+        &self,
+        request: Request<RaftPayload>,
+    ) -> Result<Response<RaftPayload>, Status> {
+        let (from, rpc): (_, openraft::raft::InstallSnapshotRequest<TypeConfig>) = decode(request)?;
+        check_sender(from, rpc.vote.leader_id().voted_for())?;
+        encode(&self.raft.install_snapshot(rpc).await)
+    }
+}

@@ -190,7 +190,7 @@ async fn writes_reach_every_replica_and_survive_the_leader() {
         "{refused:?}"
     );
     converge(&replicas, None, 2).await;
-    let states: Vec<_> = states(&replicas, None).await;
+    let states: Vec<_> = replica_states(&replicas, None).await;
     assert!(states.windows(2).all(|w| w[0] == w[1]), "replicas differ");
     assert_eq!(states[0].members.len(), 2);
 
@@ -216,7 +216,7 @@ async fn writes_reach_every_replica_and_survive_the_leader() {
         "{reply:?}"
     );
     converge(&replicas, Some(first), 3).await;
-    for state in states(&replicas, Some(first)).await {
+    for state in replica_states(&replicas, Some(first)).await {
         assert_eq!(state.members.len(), 3);
     }
     for r in replicas.iter().filter(|r| r.id != first) {
@@ -224,7 +224,7 @@ async fn writes_reach_every_replica_and_survive_the_leader() {
     }
 }
 
-async fn states(
+async fn replica_states(
     replicas: &[Replica],
     except: Option<NodeId>,
 ) -> Vec<tierlink::directory::DirectoryState> {

@@ -100,9 +100,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let last_purged_log_id: Option<LogId<NodeId>> = self.meta(PURGED)?;
         let last = self
             .space
-            .range(&entry_key(0), Some(&[ENTRY + 1]))
-            .map_err(read_err)?
-            .pop();
+            .last_in(&entry_key(0), &[ENTRY + 1])
+            .map_err(read_err)?;
         let last_log_id = match last {
             Some((_, v)) => Some(decode::<Entry<TypeConfig>>(&v)?.log_id),
             None => last_purged_log_id,

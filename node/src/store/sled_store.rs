@@ -94,9 +94,14 @@ impl Keyspace {
         .collect()
     }
 
-    /// The last key and value.
-    pub fn last(&self) -> Result<Option<KeyValue>, StoreError> {
-        Ok(self.tree.last()?.map(|(k, v)| (k.to_vec(), v.to_vec())))
+    /// The greatest key in `from <= key < to`, with its value.
+    pub fn last_in(&self, from: &[u8], to: &[u8]) -> Result<Option<KeyValue>, StoreError> {
+        Ok(self
+            .tree
+            .range(from..to)
+            .next_back()
+            .transpose()?
+            .map(|(k, v)| (k.to_vec(), v.to_vec())))
     }
 
     /// Waits until everything written so far is on disk.

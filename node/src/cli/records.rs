@@ -120,7 +120,7 @@ async fn write(
     let columns = schema
         .columns(&table.columns)
         .map_err(|e| CliError::Input(format!("{source}: {e}")))?;
-    if let Err(errors) = schema.rows(&columns, table.rows.clone()) {
+    let checked = schema.rows(&columns, table.rows).map_err(|errors| {
         let mut text = format!(
             "{source}: nothing was written; problems found: {}",
             errors.len()
@@ -132,15 +132,18 @@ async fn write(
         if errors.len() > 20 {
             text.push_str(&format!("\n  … and {} more", errors.len() - 20));
         }
-        return Err(CliError::Input(text));
-    }
-    let total = table.rows.len();
+        CliError::Input(text)
+    })?;
+    // Send the checked rows (every item, in catalog order, values normalised) rather than the
+    // file's columns: the node checks them again, against the same catalog.
+    let item_codes: Vec<String> = entry.items.iter().map(|i| i.code.clone()).collect();
+    let total = checked.len();
     let (mut written, mut created) = (0, 0);
-    let mut rows = table.rows.into_iter().peekable();
+    let mut rows = checked.into_iter().map(|row| row.values).peekable();
     while rows.peek().is_some() {
         let batch: Vec<Vec<String>> = rows.by_ref().take(batch_size).collect();
         let n = batch.len();
-        let done = client.put_records(catalog, table.columns.clone(), batch).await.map_err(|e| {
+        let done = client.put_records(catalog, item_codes.clone(), batch).await.map_err(|e| {
             CliError::Input(format!(
                 "{source}: writing records {}–{} failed: {e}\n  records 1–{written} are stored; resume from record {} (e.g. with a file holding the rest)",
                 written + 1,

@@ -67,27 +67,32 @@ impl From<PlanError> for Status {
     }
 }
 
-fn relay_failure(target: &NodeCode, e: ClientError) -> Status {
+fn relay_failure(me: &NodeCode, target: &NodeCode, e: ClientError) -> Status {
     match e {
         ClientError::Status(s) => s,
-        ClientError::Config(c) => Status::not_found(c.to_string()),
-        other => Status::unavailable(format!("relay to {target} failed: {other}")),
+        // The full reason names this node's files: it is for this node's log, not the caller.
+        ClientError::Config(c) => {
+            tracing::warn!(%target, error = %c, "cannot relay");
+            Status::not_found(format!(
+                "node {me} has no address for {target}, so it cannot relay to it"
+            ))
+        }
+        other => Status::unavailable(format!("relay from {me} to {target} failed: {other}")),
     }
 }
 
-fn new_request_id() -> String {
-    let mut bytes = [0u8; 16];
-    // Without OS randomness, a time-based id is still unique enough to tell requests apart.
-    if getrandom::fill(&mut bytes).is_err() {
-        bytes[..16].copy_from_slice(
-            &chrono::Utc::now()
-                .timestamp_nanos_opt()
-                .unwrap_or_default()
-                .to_le_bytes()
-                .repeat(2),
-        );
+/// The caller's request id, or a fresh random one when it gave none.
+fn request_id(given: String) -> Result<String, Status> {
+    if !given.is_empty() {
+        return Ok(given);
     }
-    hex::encode(bytes)
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| {
+        Status::unavailable(format!(
+            "no randomness for a request id ({e}); give request_id"
+        ))
+    })?;
+    Ok(hex::encode(bytes))
 }
 
 impl ExchangeService {
@@ -122,7 +127,7 @@ impl ExchangeService {
             .client(&target)
             .await
             .map(Some)
-            .map_err(|e| relay_failure(&target, e))
+            .map_err(|e| relay_failure(self.me(), &target, e))
     }
 
     fn require_self(&self, caller: &NodeCode, what: &str) -> Result<(), Status> {
@@ -307,9 +312,7 @@ impl Exchange for ExchangeService {
         let size = batch_size(req.batch_size)?;
         let (entry, plan) = self.plan(&caller, &req.catalog)?;
         let plan = plan.with_query(&entry.catalog, &req)?;
-        if req.request_id.is_empty() {
-            req.request_id = new_request_id();
-        }
+        req.request_id = request_id(std::mem::take(&mut req.request_id))?;
         let to = (!req.key_to.is_empty()).then_some(req.key_to.as_str());
         let records = self.registry.store().scan(&req.catalog, &req.key_from, to);
         let template = plan.header(caller.as_str(), &req.catalog, "query", &req.request_id);
@@ -330,9 +333,7 @@ impl Exchange for ExchangeService {
             return Ok(Response::new(Box::pin(stream)));
         }
         let (_, plan) = self.plan(&caller, &req.catalog)?;
-        if req.request_id.is_empty() {
-            req.request_id = new_request_id();
-        }
+        req.request_id = request_id(std::mem::take(&mut req.request_id))?;
         let versions = self.registry.store().history(&req.catalog, &req.key)?;
         if versions.is_empty() {
             return Err(Status::not_found(format!(

@@ -29,9 +29,40 @@ pub struct NodeConfig {
     /// Credential files, relative to the node directory.
     #[serde(default)]
     pub files: Files,
-    /// Other nodes this one can reach, for queries and relays.
+    /// How this node's replica of the federation directory keeps time and compacts its log.
+    #[serde(default)]
+    pub directory: DirectorySettings,
+    /// Other nodes this one can reach before the directory knows them (the directory's members
+    /// are found there).
     #[serde(default, rename = "peer", skip_serializing_if = "Vec::is_empty")]
     pub peers: Vec<Peer>,
+}
+
+/// Timing and compaction of the directory replica. Every voter should use the same timings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DirectorySettings {
+    /// Leader heartbeat interval, milliseconds.
+    pub heartbeat_ms: u64,
+    /// Shortest election timeout, milliseconds; the longest is twice this. Also how long a node
+    /// goes without hearing from a leader before it calls its reads stale.
+    pub election_timeout_ms: u64,
+    /// Log entries between snapshots.
+    pub snapshot_every: u64,
+    /// Entries kept in the log behind the last snapshot, for replicas that lag a little; a
+    /// replica further behind receives the snapshot instead.
+    pub kept_after_snapshot: u64,
+}
+
+impl Default for DirectorySettings {
+    fn default() -> Self {
+        Self {
+            heartbeat_ms: 150,
+            election_timeout_ms: 1000,
+            snapshot_every: 5000,
+            kept_after_snapshot: 1000,
+        }
+    }
 }
 
 /// Listening address and public endpoint.

@@ -1,13 +1,18 @@
-//! A local federation on loopback: a CA and a city, district and street node in one directory,
-//! each served on a 127.0.0.1 port the OS picks. `tierlink demo` runs on it, and so do the
-//! end-to-end tests.
+//! A local federation on loopback: a CA and a city, district and street nodes in one directory,
+//! each served on a 127.0.0.1 port the OS picks, linked by the federation directory: the city
+//! founds it, every other node joins under its parent and is approved, and the city and its
+//! districts vote. `tierlink demo` runs on it, and so do the end-to-end tests.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::config::{NodeDir, Peer};
-use crate::identity::{Tier, Unit};
+use crate::config::{DirectorySettings, NodeDir, Peer};
+use crate::directory::{DirectoryCommand, DirectoryReply, Replica};
+use crate::identity::{NodeCode, Tier, Unit};
 use crate::provision::{CA_CERT, Certifier, NodeSpec, ProvisionError, init_ca, init_node};
 use crate::runtime::{self, Node, RunningNode, RuntimeError};
 
@@ -23,6 +28,9 @@ pub enum FederationError {
     /// A port could not be bound or the manifest written.
     #[error("{0}")]
     Io(String),
+    /// The directory could not be formed.
+    #[error("forming the directory: {0}")]
+    Directory(String),
 }
 
 /// The units of the default three-tier federation: Yichang city, Xiling district, Xiling street.
@@ -50,11 +58,50 @@ pub fn default_units() -> Vec<Unit> {
     ]
 }
 
+/// The units of the demo federation: Yichang city, two districts, three street offices.
+pub fn demo_units() -> Vec<Unit> {
+    let mut units = default_units();
+    let more = [
+        (
+            "420503",
+            Tier::District,
+            "420500",
+            "伍家岗区 Wujiagang District",
+        ),
+        (
+            "420502002",
+            Tier::Street,
+            "420502",
+            "学院街道 Xueyuan Street Office",
+        ),
+        (
+            "420503001",
+            Tier::Street,
+            "420503",
+            "伍家街道 Wujia Street Office",
+        ),
+    ];
+    units.extend(more.into_iter().map(|(code, tier, parent, name)| Unit {
+        code: code.parse().expect("valid built-in code"),
+        tier,
+        parent: Some(parent.parse().expect("valid built-in code")),
+        name: name.into(),
+    }));
+    units
+}
+
 /// One node of a local federation.
 pub struct LocalNode {
     /// Its directory.
     pub dir: NodeDir,
     running: Option<RunningNode>,
+}
+
+impl LocalNode {
+    /// Its directory replica, while it runs.
+    pub fn directory(&self) -> Option<&Arc<Replica>> {
+        self.running.as_ref().map(|r| &r.directory)
+    }
 }
 
 /// A CA and nodes under one directory, serving on loopback.
@@ -82,8 +129,17 @@ struct ManifestNode<'a> {
 
 impl LocalFederation {
     /// Creates a CA and one node per unit under `root`, every node knowing every other as a
-    /// peer, and starts them all.
+    /// peer, starts them all and forms the directory.
     pub async fn create(root: &Path, units: Vec<Unit>) -> Result<Self, FederationError> {
+        Self::create_with(root, units, DirectorySettings::default()).await
+    }
+
+    /// As [`LocalFederation::create`], every node's directory replica with `settings`.
+    pub async fn create_with(
+        root: &Path,
+        units: Vec<Unit>,
+        settings: DirectorySettings,
+    ) -> Result<Self, FederationError> {
         let ca = init_ca(&root.join("ca"), "local federation")?;
         let mut listeners = Vec::new();
         for _ in &units {
@@ -115,20 +171,107 @@ impl LocalFederation {
                 hosts: vec!["localhost".into(), "127.0.0.1".into()],
                 peers,
             };
-            let dir = init_node(
+            let mut dir = init_node(
                 &root.join(format!("{}-{}", unit.tier, unit.code)),
                 spec,
                 Certifier::Ca(&ca),
             )?;
+            dir.config.directory = settings.clone();
+            dir.save().map_err(ProvisionError::from)?;
             nodes.push(LocalNode { dir, running: None });
         }
         for (node, (listener, _)) in nodes.iter_mut().zip(listeners) {
-            node.running = Some(Node::open(node.dir.clone())?.start(listener)?);
+            node.running = Some(Node::open(node.dir.clone()).await?.start(listener)?);
         }
-        Ok(Self {
+        let federation = Self {
             root: root.to_owned(),
             nodes,
-        })
+        };
+        federation.form_directory().await?;
+        Ok(federation)
+    }
+
+    fn replica(&self, code: &NodeCode) -> Result<&Arc<Replica>, FederationError> {
+        self.nodes
+            .iter()
+            .find(|n| n.dir.code() == code)
+            .and_then(LocalNode::directory)
+            .ok_or_else(|| FederationError::Directory(format!("node {code} is not running")))
+    }
+
+    /// The city founds the directory; each other node, parents first, asks to join through its
+    /// parent and the parent approves; the city names itself and up to two districts voters.
+    async fn form_directory(&self) -> Result<(), FederationError> {
+        let failed = |e: String| FederationError::Directory(e);
+        let applied = |replies: Vec<DirectoryReply>| match replies.into_iter().next() {
+            Some(DirectoryReply::Applied { revision }) => Ok(revision),
+            other => Err(failed(format!("{other:?}"))),
+        };
+        let city = self.nodes[0].dir.code().clone();
+        let mut revision = applied(
+            self.replica(&city)?
+                .found()
+                .await
+                .map_err(|e| failed(e.to_string()))?,
+        )?;
+        let mut voters = BTreeSet::from([city.clone()]);
+        for node in &self.nodes[1..] {
+            let unit = &node.dir.config.node;
+            let parent = unit
+                .parent
+                .as_ref()
+                .ok_or_else(|| failed(format!("{} has no parent", unit.code)))?;
+            let replica = self.replica(&unit.code)?;
+            let parent_replica = self.replica(parent)?;
+            let via = parent_replica.member().endpoint.clone();
+            let join = vec![DirectoryCommand::Register(replica.member().clone())];
+            applied(
+                replica
+                    .propose_via(&via, join)
+                    .await
+                    .map_err(|e| failed(e.to_string()))?,
+            )?;
+            let approve = vec![DirectoryCommand::Approve(unit.code.clone())];
+            revision = applied(
+                parent_replica
+                    .propose(approve)
+                    .await
+                    .map_err(|e| failed(e.to_string()))?,
+            )?;
+            if unit.tier == Tier::District && voters.len() < 3 {
+                voters.insert(unit.code.clone());
+            }
+        }
+        if voters.len() == 3 {
+            let set = vec![DirectoryCommand::SetVoters(voters)];
+            revision = applied(
+                self.replica(&city)?
+                    .propose(set)
+                    .await
+                    .map_err(|e| failed(e.to_string()))?,
+            )?;
+        }
+        self.wait_for_revision(revision).await
+    }
+
+    /// Waits until every running node's replica has applied `revision`.
+    pub async fn wait_for_revision(&self, revision: u64) -> Result<(), FederationError> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        for node in &self.nodes {
+            let Some(replica) = node.directory() else {
+                continue;
+            };
+            while replica.view(|s| s.revision) < revision {
+                if tokio::time::Instant::now() > deadline {
+                    return Err(FederationError::Directory(format!(
+                        "node {} has not caught up with revision {revision} after 30 s",
+                        node.dir.code()
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        Ok(())
     }
 
     /// Stops node `n` (its store is closed and flushed).
@@ -143,7 +286,7 @@ impl LocalFederation {
     pub async fn start_node(&mut self, n: usize) -> Result<(), FederationError> {
         let dir = self.nodes[n].dir.clone();
         let listener = runtime::bind(&dir).await?;
-        self.nodes[n].running = Some(Node::open(dir)?.start(listener)?);
+        self.nodes[n].running = Some(Node::open(dir).await?.start(listener)?);
         Ok(())
     }
 

@@ -5,7 +5,7 @@ mod certs;
 mod unit;
 
 pub use certs::{
-    CaFiles, CertError, NodeCertificates, NodeCredentials, Producer, TrustedCa, generate_ca,
-    issue_node_certificates, node_code_of, pem_to_der, write_private,
+    CaFiles, CertError, NodeCertificates, NodeCredentials, NodeKey, Producer, TrustedCa,
+    generate_ca, issue_node_certificates, node_code_of, pem_to_der, write_private,
 };
 pub use unit::{NodeCode, Tier, Unit, UnitError};

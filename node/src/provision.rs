@@ -157,6 +157,7 @@ pub fn init_node(
                 endpoint: spec.endpoint,
             },
             files,
+            directory: Default::default(),
             peers: spec.peers,
         },
     };

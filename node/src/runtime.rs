@@ -1,11 +1,14 @@
-//! Running a node: open its store, load and check its credentials, and serve the exchange with
-//! the standard health and reflection services over mutual TLS.
+//! Running a node: open its store, load and check its credentials, start its replica of the
+//! federation directory, and serve the exchange, the directory and its replication, with the
+//! standard health and reflection services, over mutual TLS.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use tierlink_proto::v1::directory_server::DirectoryServer;
 use tierlink_proto::v1::exchange_server::ExchangeServer;
+use tierlink_proto::v1::federation_server::FederationServer;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -13,10 +16,11 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use crate::config::{ConfigError, Credentials, NodeDir};
+use crate::directory::{DirectoryError, DirectoryService, FederationService, Replica};
 use crate::exchange::BatchSigner;
 use crate::exchange::client::{MAX_MESSAGE_BYTES, Peers};
 use crate::exchange::server::ExchangeService;
-use crate::identity::{CertError, node_code_of, pem_to_der};
+use crate::identity::{CertError, NodeKey, node_code_of, pem_to_der};
 use crate::registry::{Registry, RegistryError};
 use crate::store::{FORMAT_VERSION, SledStore, StoreError};
 
@@ -43,6 +47,9 @@ pub enum RuntimeError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The directory replica could not start.
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
     /// The gRPC server failed.
     #[error("server failed: {0}")]
     Serve(String),
@@ -52,6 +59,8 @@ pub enum RuntimeError {
 pub struct RunningNode {
     /// Address it listens on.
     pub addr: SocketAddr,
+    /// Its replica of the federation directory.
+    pub directory: Arc<Replica>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<Result<(), RuntimeError>>,
 }
@@ -70,25 +79,28 @@ fn credential_error(what: &str, e: CertError) -> RuntimeError {
     RuntimeError::Credential(format!("{what}: {e}"))
 }
 
-/// A node opened and ready to serve: credentials checked, store open, catalogs loaded.
+/// A node opened and ready to serve: credentials checked, store open, catalogs loaded, directory
+/// replica started.
 pub struct Node {
     dir: NodeDir,
     credentials: Credentials,
     exchange: ExchangeService,
+    directory: Arc<Replica>,
 }
 
 impl Node {
     /// Opens the node in `dir`. Fails early, with the file at fault, on any unusable credential
     /// or store.
-    pub fn open(dir: NodeDir) -> Result<Self, RuntimeError> {
+    pub async fn open(dir: NodeDir) -> Result<Self, RuntimeError> {
         let credentials = dir.credentials()?;
         let ca = dir.trusted_ca()?;
-        let signer = BatchSigner::new(
+        let key = NodeKey::load(
             &credentials.signing_key_pem,
             &credentials.signing_cert_pem,
             &ca,
         )
         .map_err(|e| credential_error("signing key and certificate", e))?;
+        let signer = BatchSigner::from(key.clone());
         let tls_der = pem_to_der(&credentials.tls_cert_pem)
             .map_err(|e| credential_error("TLS certificate", e))?;
         let tls_code =
@@ -106,6 +118,7 @@ impl Node {
             }
         }
         let store = SledStore::open(&dir.path(&dir.config.files.data))?;
+        let directory = Arc::new(Replica::open(&store, &dir, credentials.clone(), key, ca).await?);
         let registry = Arc::new(Registry::open(Arc::new(store))?);
         let peers = Arc::new(Peers::new(dir.clone(), credentials.clone()));
         let exchange = ExchangeService::new(registry, Arc::new(signer), peers);
@@ -113,7 +126,13 @@ impl Node {
             dir,
             credentials,
             exchange,
+            directory,
         })
+    }
+
+    /// Its replica of the federation directory.
+    pub fn directory(&self) -> &Arc<Replica> {
+        &self.directory
     }
 
     /// Serves on `listener` until `shutdown` completes.
@@ -150,9 +169,10 @@ impl Node {
             tier = %self.dir.config.node.tier,
             %addr,
             store_format = FORMAT_VERSION,
-            "serving tierlink.v1.Exchange over mutual TLS"
+            "serving tierlink.v1.Exchange, Directory and Federation over mutual TLS"
         );
-        Server::builder()
+        let directory = self.directory.clone();
+        let served = Server::builder()
             .tls_config(tls)
             .map_err(|e| RuntimeError::Credential(format!("TLS configuration: {e}")))?
             .add_service(health)
@@ -163,9 +183,24 @@ impl Node {
                     .max_decoding_message_size(MAX_MESSAGE_BYTES)
                     .max_encoding_message_size(MAX_MESSAGE_BYTES),
             )
+            .add_service(
+                DirectoryServer::new(DirectoryService::new(directory.clone()))
+                    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                    .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            )
+            .add_service(
+                FederationServer::new(FederationService::new(
+                    directory.raft().clone(),
+                    directory.link().clone(),
+                ))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            )
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
             .await
-            .map_err(|e| RuntimeError::Serve(e.to_string()))
+            .map_err(|e| RuntimeError::Serve(e.to_string()));
+        directory.shutdown().await;
+        served
     }
 
     /// Serves on `listener` in the background.
@@ -174,10 +209,16 @@ impl Node {
             .local_addr()
             .map_err(|e| RuntimeError::Serve(e.to_string()))?;
         let (stop, stopped) = oneshot::channel();
+        let directory = self.directory.clone();
         let task = tokio::spawn(self.serve(listener, async move {
             let _ = stopped.await;
         }));
-        Ok(RunningNode { addr, stop, task })
+        Ok(RunningNode {
+            addr,
+            directory,
+            stop,
+            task,
+        })
     }
 }
 

@@ -120,7 +120,7 @@ fn endpoint_host(endpoint: &str) -> Option<&str> {
 pub async fn serve(dir: &Path) -> Result<(), CliError> {
     let node_dir = NodeDir::load(dir)?;
     let listener = runtime::bind(&node_dir).await?;
-    let node = Node::open(node_dir)?;
+    let node = Node::open(node_dir).await?;
     node.serve(listener, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())

@@ -1,9 +1,15 @@
 //! What the directory is asked to do, and what it answers.
+//!
+//! A node's commands reach the log as [`SignedCommands`]: the exact JSON text of a
+//! [`CommandBatch`] and the issuer's Ed25519 signature over it, so every replica checks who
+//! issued each change, and a relayed or replayed entry is caught.
+
+use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::Catalog;
-use crate::identity::{NodeCode, Unit};
+use crate::identity::{NodeCode, NodeKey, Unit};
 
 /// A member of the federation as the directory records it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -14,7 +20,9 @@ pub struct Member {
     pub endpoint: String,
     /// Its Ed25519 batch-verifying key, hex.
     pub signing_key: String,
-    /// SHA-256 of its TLS certificate, hex.
+    /// Its signing certificate (PEM), issued by the federation CA; proves the key is the unit's.
+    pub signing_certificate: String,
+    /// BLAKE3 of its TLS certificate (DER), hex.
     pub tls_fingerprint: String,
     /// Whether it takes part in exchange.
     pub status: MemberStatus,
@@ -32,6 +40,17 @@ pub enum MemberStatus {
     Suspended,
 }
 
+impl MemberStatus {
+    /// The status as written in the directory.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Active => "active",
+            Self::Suspended => "suspended",
+        }
+    }
+}
+
 /// A change to the directory.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -46,7 +65,42 @@ pub enum DirectoryCommand {
     Publish(Catalog),
     /// The issuer withdraws one of its catalogs.
     Withdraw(String),
+    /// The city names the directory's voters: itself and some of its districts (1, 3 or 5 in
+    /// all). Every other active member replicates the directory as a learner.
+    SetVoters(BTreeSet<NodeCode>),
 }
+
+/// Commands one node issues together, in order, under one sequence number.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CommandBatch {
+    /// The issuing node.
+    pub issuer: NodeCode,
+    /// Larger than any earlier batch of the issuer's: a replayed or reordered batch is refused.
+    pub sequence: u64,
+    /// The changes, applied one by one, each with its own reply.
+    pub commands: Vec<DirectoryCommand>,
+}
+
+/// A log entry: a [`CommandBatch`] as the issuer signed it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedCommands {
+    /// The batch's JSON text, exactly as signed.
+    pub body: String,
+    /// Ed25519 signature over [`SIGNING_CONTEXT`] followed by `body`, hex.
+    pub signature: String,
+}
+
+impl SignedCommands {
+    /// Signs `batch` with the issuer's key.
+    pub fn sign(batch: &CommandBatch, key: &NodeKey) -> Self {
+        let body = serde_json::to_string(batch).expect("directory commands serialize to JSON");
+        let signature = hex::encode(key.sign(SIGNING_CONTEXT, body.as_bytes()));
+        Self { body, signature }
+    }
+}
+
+/// Prefix of every signed directory entry, so the signature cannot be taken for a batch header's.
+pub const SIGNING_CONTEXT: &[u8] = b"tierlink.v1.DirectoryEntry\0";
 
 /// A command and the node that issues it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -81,6 +135,10 @@ impl std::fmt::Display for DirectoryRequest {
             DirectoryCommand::Suspend(c) => format!("suspend {c}"),
             DirectoryCommand::Publish(c) => format!("publish {}", c.code),
             DirectoryCommand::Withdraw(c) => format!("withdraw {c}"),
+            DirectoryCommand::SetVoters(v) => format!(
+                "set voters {}",
+                v.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(",")
+            ),
         };
         write!(f, "{} by {}", what, self.issuer)
     }

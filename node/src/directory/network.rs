@@ -2,6 +2,10 @@
 //! the same mutual TLS as the exchange. One connection per peer, made on first use and remade
 //! after a failure.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
 use openraft::BasicNode;
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
@@ -24,12 +28,46 @@ use crate::exchange::client::{MAX_MESSAGE_BYTES, channel};
 /// Makes connections to the other voters and learners, with this node's credentials.
 pub struct Network {
     credentials: Credentials,
+    link: Link,
 }
 
 impl Network {
-    /// Connections made with `credentials`.
-    pub fn new(credentials: Credentials) -> Self {
-        Self { credentials }
+    /// Connections made with `credentials`, cut when `link` is isolated.
+    pub fn new(credentials: Credentials, link: Link) -> Self {
+        Self { credentials, link }
+    }
+}
+
+/// What a node's transport knows of the federation: when it last heard from a leader (how stale
+/// its reads may be), and whether it is cut off. Cutting a node off is a fault hook: every raft
+/// message in or out, and every forwarded change, fails as if the network were down, so partition
+/// tests exercise the real replication paths.
+#[derive(Clone, Default)]
+pub struct Link {
+    heard: Arc<Mutex<Option<Instant>>>,
+    isolated: Arc<AtomicBool>,
+}
+
+impl Link {
+    /// Notes that a leader's append-entries message arrived now.
+    pub fn heard_leader(&self) {
+        *self.heard.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+    }
+
+    /// Milliseconds since a leader was last heard; `None` if never.
+    pub fn millis_since_leader(&self) -> Option<u64> {
+        let heard = *self.heard.lock().unwrap_or_else(|p| p.into_inner());
+        heard.map(|at| at.elapsed().as_millis() as u64)
+    }
+
+    /// Cuts the node off from every other node, or reconnects it.
+    pub fn set_isolated(&self, isolated: bool) {
+        self.isolated.store(isolated, Ordering::SeqCst);
+    }
+
+    /// Whether the node is cut off.
+    pub fn is_isolated(&self) -> bool {
+        self.isolated.load(Ordering::SeqCst)
     }
 }
 
@@ -38,6 +76,7 @@ pub struct Connection {
     target: NodeId,
     endpoint: String,
     credentials: Credentials,
+    link: Link,
     client: Option<FederationClient<Channel>>,
 }
 
@@ -49,6 +88,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             target,
             endpoint: node.addr.clone(),
             credentials: self.credentials.clone(),
+            link: self.link.clone(),
             client: None,
         }
     }
@@ -70,6 +110,11 @@ impl Connection {
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
+        if self.link.is_isolated() {
+            self.client = None;
+            let cut = std::io::Error::new(std::io::ErrorKind::NotConnected, "this node is cut off");
+            return Err(RPCError::Unreachable(Unreachable::new(&cut)));
+        }
         let json =
             serde_json::to_vec(request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let mut client = match self.client.take() {

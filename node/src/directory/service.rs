@@ -2,24 +2,37 @@
 //! checking that the caller is the node the message says it comes from.
 
 use openraft::Raft;
+use openraft::raft::AppendEntriesResponse;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tierlink_proto::v1::RaftPayload;
 use tierlink_proto::v1::federation_server::Federation;
 use tonic::{Request, Response, Status};
 
+use super::network::Link;
 use super::type_config::{NodeId, TypeConfig, node_id};
 use crate::peer::caller;
 
 /// The federation service of one node.
 pub struct FederationService {
     raft: Raft<TypeConfig>,
+    link: Link,
 }
 
 impl FederationService {
-    /// A service for `raft`.
-    pub fn new(raft: Raft<TypeConfig>) -> Self {
-        Self { raft }
+    /// A service for `raft`, refusing every message while `link` is cut off.
+    pub fn new(raft: Raft<TypeConfig>, link: Link) -> Self {
+        Self { raft, link }
+    }
+
+    fn decode<T: DeserializeOwned>(
+        &self,
+        request: Request<RaftPayload>,
+    ) -> Result<(NodeId, T), Status> {
+        if self.link.is_isolated() {
+            return Err(Status::unavailable("this node is cut off"));
+        }
+        decode(request)
     }
 }
 
@@ -52,13 +65,18 @@ impl Federation for FederationService {
         &self,
         request: Request<RaftPayload>,
     ) -> Result<Response<RaftPayload>, Status> {
-        let (from, rpc): (_, openraft::raft::AppendEntriesRequest<TypeConfig>) = decode(request)?;
+        let (from, rpc): (_, openraft::raft::AppendEntriesRequest<TypeConfig>) =
+            self.decode(request)?;
         check_sender(from, rpc.vote.leader_id().voted_for())?;
-        encode(&self.raft.append_entries(rpc).await)
+        let reply = self.raft.append_entries(rpc).await;
+        if matches!(&reply, Ok(r) if !matches!(r, AppendEntriesResponse::HigherVote(_))) {
+            self.link.heard_leader();
+        }
+        encode(&reply)
     }
 
     async fn vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
-        let (from, rpc): (_, openraft::raft::VoteRequest<NodeId>) = decode(request)?;
+        let (from, rpc): (_, openraft::raft::VoteRequest<NodeId>) = self.decode(request)?;
         check_sender(from, rpc.vote.leader_id().voted_for())?;
         encode(&self.raft.vote(rpc).await)
     }
@@ -67,7 +85,8 @@ impl Federation for FederationService {
         &self,
         request: Request<RaftPayload>,
     ) -> Result<Response<RaftPayload>, Status> {
-        let (from, rpc): (_, openraft::raft::InstallSnapshotRequest<TypeConfig>) = decode(request)?;
+        let (from, rpc): (_, openraft::raft::InstallSnapshotRequest<TypeConfig>) =
+            self.decode(request)?;
         check_sender(from, rpc.vote.leader_id().voted_for())?;
         encode(&self.raft.install_snapshot(rpc).await)
     }

@@ -1,13 +1,17 @@
 //! The directory's state and its rules. `apply` is deterministic: every replica that applies the
 //! same requests in the same order reaches the same state and gives the same replies.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
+use ed25519_dalek::{Signature, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
-use super::command::{DirectoryCommand, DirectoryReply, DirectoryRequest, Member, MemberStatus};
-use crate::catalog::Catalog;
-use crate::identity::{NodeCode, Tier};
+use super::command::{
+    CommandBatch, DirectoryCommand, DirectoryReply, DirectoryRequest, Member, MemberStatus,
+    SIGNING_CONTEXT, SignedCommands,
+};
+use crate::catalog::{Catalog, SharingType};
+use crate::identity::{NodeCode, Tier, TrustedCa, pem_to_der};
 
 /// A catalog as published in the directory.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -29,6 +33,10 @@ pub struct DirectoryState {
     pub members: BTreeMap<NodeCode, Member>,
     /// Published catalogs by publisher, then resource code.
     pub catalogs: BTreeMap<NodeCode, BTreeMap<String, PublishedCatalog>>,
+    /// The members that vote in the directory's raft; every other active member is a learner.
+    pub voters: BTreeSet<NodeCode>,
+    /// The last sequence number applied from each issuer.
+    pub sequences: BTreeMap<NodeCode, u64>,
 }
 
 fn reject(reason: String) -> Result<(), String> {
@@ -48,6 +56,74 @@ impl DirectoryState {
             Err(reason) => DirectoryReply::Rejected {
                 reason: format!("{request} refused: {reason}"),
             },
+        }
+    }
+
+    /// Applies a signed batch: checks the issuer's signature with the key the directory holds for
+    /// it (or, for a node registering itself, the key its CA-issued certificate proves) and that
+    /// the batch is newer than the issuer's last, then applies each command. A batch that fails
+    /// these checks changes nothing; every command gets a reply.
+    pub fn apply_signed(&mut self, signed: &SignedCommands, ca: &TrustedCa) -> Vec<DirectoryReply> {
+        let batch: CommandBatch = match serde_json::from_str(&signed.body) {
+            Ok(b) => b,
+            Err(e) => {
+                let reason = format!("not a directory command batch: {e}");
+                return vec![DirectoryReply::Rejected { reason }];
+            }
+        };
+        let refuse_all = |reason: String| {
+            let reason = format!("entry from {} refused: {reason}", batch.issuer);
+            let reply = DirectoryReply::Rejected { reason };
+            vec![reply; batch.commands.len()]
+        };
+        if let Err(reason) = self
+            .issuer_key(&batch, ca)
+            .and_then(|key| verify(&key, signed))
+        {
+            return refuse_all(reason);
+        }
+        let last = self.sequences.get(&batch.issuer).copied().unwrap_or(0);
+        if batch.sequence <= last {
+            return refuse_all(format!(
+                "sequence {} is not after {last}: a replayed or reordered entry",
+                batch.sequence
+            ));
+        }
+        self.sequences.insert(batch.issuer.clone(), batch.sequence);
+        let issuer = batch.issuer;
+        batch
+            .commands
+            .into_iter()
+            .map(|command| {
+                if let DirectoryCommand::Register(member) = &command
+                    && let Err(reason) = proven(member, ca)
+                {
+                    return DirectoryReply::Rejected { reason };
+                }
+                self.apply(&DirectoryRequest {
+                    issuer: issuer.clone(),
+                    command,
+                })
+            })
+            .collect()
+    }
+
+    /// The key that must have signed `batch`: the issuer's registered key, or for a node not yet
+    /// registered, the key of the certificate it registers itself with.
+    fn issuer_key(&self, batch: &CommandBatch, ca: &TrustedCa) -> Result<VerifyingKey, String> {
+        if let Some(member) = self.members.get(&batch.issuer) {
+            return member_key(member);
+        }
+        let own = batch.commands.iter().find_map(|c| match c {
+            DirectoryCommand::Register(m) if m.unit.code == batch.issuer => Some(m),
+            _ => None,
+        });
+        match own {
+            Some(member) => proven(member, ca).and_then(|()| member_key(member)),
+            None => Err(format!(
+                "{} is not a member: it must first register itself under its parent",
+                batch.issuer
+            )),
         }
     }
 
@@ -79,6 +155,7 @@ impl DirectoryState {
                                 .into(),
                         );
                     }
+                    self.voters = BTreeSet::from([code.clone()]);
                     MemberStatus::Active
                 } else {
                     let parent = member
@@ -126,12 +203,27 @@ impl DirectoryState {
                 if member.status == to {
                     return reject(format!("{code} is already {to:?}").to_lowercase());
                 }
+                if !approve && self.voters.contains(code) {
+                    return reject(format!(
+                        "{code} votes in the directory: name other voters first"
+                    ));
+                }
                 member.status = to;
                 Ok(())
             }
             DirectoryCommand::Publish(catalog) => {
                 self.active(issuer)?;
                 catalog.validate().map_err(|e| e.to_string())?;
+                if let Some(item) = catalog
+                    .items
+                    .iter()
+                    .find(|i| i.sharing == SharingType::NotShared)
+                {
+                    return reject(format!(
+                        "item {} of {} is not shared and never leaves its node: publish the catalog's shared view",
+                        item.code, catalog.code
+                    ));
+                }
                 let published = PublishedCatalog {
                     publisher: issuer.clone(),
                     catalog: catalog.clone(),
@@ -141,6 +233,25 @@ impl DirectoryState {
                     .entry(issuer.clone())
                     .or_default()
                     .insert(catalog.code.clone(), published);
+                Ok(())
+            }
+            DirectoryCommand::SetVoters(voters) => {
+                if self.active(issuer)?.unit.tier != Tier::City {
+                    return reject("only the city names the voters".into());
+                }
+                if ![1, 3, 5].contains(&voters.len()) || !voters.contains(issuer) {
+                    return reject(format!(
+                        "name the city and its voting districts, 1, 3 or 5 in all ({} named)",
+                        voters.len()
+                    ));
+                }
+                for code in voters.iter().filter(|c| *c != issuer) {
+                    let tier = self.active(code)?.unit.tier;
+                    if tier != Tier::District {
+                        return reject(format!("{code} is a {tier}: only districts vote"));
+                    }
+                }
+                self.voters = voters.clone();
                 Ok(())
             }
             DirectoryCommand::Withdraw(code) => {
@@ -154,6 +265,46 @@ impl DirectoryState {
             }
         }
     }
+}
+
+fn member_key(member: &Member) -> Result<VerifyingKey, String> {
+    let bytes: [u8; 32] = hex::decode(&member.signing_key)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or(format!(
+            "{}'s signing key is not 32 bytes of hex",
+            member.unit.code
+        ))?;
+    VerifyingKey::from_bytes(&bytes).map_err(|e| format!("{}'s signing key: {e}", member.unit.code))
+}
+
+fn verify(key: &VerifyingKey, signed: &SignedCommands) -> Result<(), String> {
+    let signature = hex::decode(&signed.signature)
+        .ok()
+        .and_then(|b| Signature::from_slice(&b).ok())
+        .ok_or("the signature is not 64 bytes of hex")?;
+    let message = [SIGNING_CONTEXT, signed.body.as_bytes()].concat();
+    key.verify_strict(&message, &signature)
+        .map_err(|_| "the signature does not match the issuer's registered key".to_string())
+}
+
+/// A member's signing certificate is the federation CA's, names the member and holds its key.
+fn proven(member: &Member, ca: &TrustedCa) -> Result<(), String> {
+    let code = &member.unit.code;
+    let der = pem_to_der(&member.signing_certificate).map_err(|e| format!("{code}: {e}"))?;
+    let producer = ca.verify_issued(&der).map_err(|e| e.to_string())?;
+    if &producer.code != code {
+        return Err(format!(
+            "{code} registers with {}'s signing certificate",
+            producer.code
+        ));
+    }
+    if hex::encode(producer.key.as_bytes()) != member.signing_key {
+        return Err(format!(
+            "{code}'s signing key is not the one its certificate names"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

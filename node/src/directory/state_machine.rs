@@ -10,12 +10,13 @@ use openraft::{
     StoredMembership,
 };
 use serde::{Deserialize, Serialize};
-use tokio::sync::RwLock;
+use std::sync::RwLock;
 
 use super::StorageError;
 use super::command::DirectoryReply;
 use super::state::DirectoryState;
 use super::type_config::{NodeId, TypeConfig};
+use crate::identity::TrustedCa;
 use crate::store::Keyspace;
 
 const SNAPSHOT: &[u8] = b"snapshot";
@@ -39,6 +40,7 @@ struct StoredSnapshot {
 #[derive(Clone)]
 pub struct StateMachine {
     applied: Arc<RwLock<Applied>>,
+    ca: TrustedCa,
     space: Keyspace,
     snapshots_built: Arc<std::sync::atomic::AtomicU64>,
 }
@@ -53,7 +55,7 @@ fn sm_write(e: impl std::fmt::Display) -> StorageError {
 
 impl StateMachine {
     /// The state machine kept in `space`, restored from its last snapshot.
-    pub fn open(space: Keyspace) -> Result<Self, StorageError> {
+    pub fn open(space: Keyspace, ca: TrustedCa) -> Result<Self, StorageError> {
         let applied = match space.get(SNAPSHOT).map_err(sm_read)? {
             Some(bytes) => {
                 let stored: StoredSnapshot = serde_json::from_slice(&bytes).map_err(sm_read)?;
@@ -63,15 +65,31 @@ impl StateMachine {
         };
         Ok(Self {
             applied: Arc::new(RwLock::new(applied)),
+            ca,
             space,
             snapshots_built: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         })
     }
 
     /// A copy of the directory as this replica has applied it, with the last applied log id.
-    pub async fn read(&self) -> (DirectoryState, Option<LogId<NodeId>>) {
-        let a = self.applied.read().await;
-        (a.state.clone(), a.last_applied)
+    pub fn read(&self) -> (DirectoryState, Option<LogId<NodeId>>) {
+        self.view(|state, last| (state.clone(), last))
+    }
+
+    /// Looks at the directory as this replica has applied it, without copying it.
+    pub fn view<T>(&self, f: impl FnOnce(&DirectoryState, Option<LogId<NodeId>>) -> T) -> T {
+        let a = self.lock_read();
+        f(&a.state, a.last_applied)
+    }
+
+    // A panic while applying cannot leave the state half-changed (apply changes a state only
+    // after its checks), so a poisoned lock still holds a consistent state.
+    fn lock_read(&self) -> std::sync::RwLockReadGuard<'_, Applied> {
+        self.applied.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_write(&self) -> std::sync::RwLockWriteGuard<'_, Applied> {
+        self.applied.write().unwrap_or_else(|p| p.into_inner())
     }
 
     async fn keep(&self, snapshot: &StoredSnapshot) -> Result<(), StorageError> {
@@ -86,7 +104,7 @@ impl StateMachine {
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
         let (data, last_log_id, last_membership) = {
-            let a = self.applied.read().await;
+            let a = self.lock_read();
             (
                 serde_json::to_vec(&*a).map_err(sm_read)?,
                 a.last_applied,
@@ -129,30 +147,26 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         ),
         StorageError,
     > {
-        let a = self.applied.read().await;
+        let a = self.lock_read();
         Ok((a.last_applied, a.membership.clone()))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<DirectoryReply>, StorageError>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Vec<DirectoryReply>>, StorageError>
     where
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut a = self.applied.write().await;
+        let mut a = self.lock_write();
         let mut replies = Vec::new();
         for entry in entries {
             a.last_applied = Some(entry.log_id);
             replies.push(match entry.payload {
-                EntryPayload::Normal(request) => a.state.apply(&request),
+                EntryPayload::Normal(signed) => a.state.apply_signed(&signed, &self.ca),
                 EntryPayload::Membership(m) => {
                     a.membership = StoredMembership::new(Some(entry.log_id), m);
-                    DirectoryReply::Applied {
-                        revision: a.state.revision,
-                    }
+                    Vec::new()
                 }
-                EntryPayload::Blank => DirectoryReply::Applied {
-                    revision: a.state.revision,
-                },
+                EntryPayload::Blank => Vec::new(),
             });
         }
         Ok(replies)
@@ -178,7 +192,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             data,
         })
         .await?;
-        *self.applied.write().await = Applied {
+        *self.lock_write() = Applied {
             last_applied: meta.last_log_id,
             membership: meta.last_membership.clone(),
             state: installed.state,

@@ -2,14 +2,14 @@
 
 use std::io::Cursor;
 
-use super::command::{DirectoryReply, DirectoryRequest};
+use super::command::{DirectoryReply, SignedCommands};
 use crate::identity::NodeCode;
 
 openraft::declare_raft_types!(
     /// Raft types of the federation directory.
     pub TypeConfig:
-        D = DirectoryRequest,
-        R = DirectoryReply,
+        D = SignedCommands,
+        R = Vec<DirectoryReply>,
         NodeId = u64,
         Node = openraft::BasicNode,
         Entry = openraft::Entry<TypeConfig>,
@@ -22,4 +22,11 @@ pub type NodeId = u64;
 /// The raft node id of a node.
 pub fn node_id(code: &NodeCode) -> NodeId {
     code.as_str().parse().expect("division codes are digits")
+}
+
+/// The division code of a raft node id.
+pub fn code_of(id: NodeId) -> NodeCode {
+    id.to_string()
+        .parse()
+        .expect("raft node ids are division codes")
 }

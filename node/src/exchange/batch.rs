@@ -8,12 +8,11 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use ed25519_dalek::pkcs8::DecodePrivateKey;
-use ed25519_dalek::{Signature, Signer, SigningKey};
+use ed25519_dalek::Signature;
 use prost::Message;
 use tierlink_proto::v1::{BatchHeader, Record, RecordList, SignedBatch};
 
-use crate::identity::{CertError, NodeCode, Producer, TrustedCa, pem_to_der};
+use crate::identity::{CertError, NodeCode, NodeKey, Producer, TrustedCa};
 
 /// Format of the headers this build writes and reads.
 pub const HEADER_FORMAT: u32 = 1;
@@ -61,49 +60,39 @@ pub enum VerifyError {
 
 /// Seals batches with a node's Ed25519 key.
 pub struct BatchSigner {
-    code: NodeCode,
-    key: SigningKey,
-    certificate: Vec<u8>,
+    key: NodeKey,
+}
+
+impl From<NodeKey> for BatchSigner {
+    fn from(key: NodeKey) -> Self {
+        Self { key }
+    }
 }
 
 impl BatchSigner {
     /// Loads the signing key and its certificate, checking that the CA issued the certificate for
     /// this very key.
     pub fn new(key_pem: &str, cert_pem: &str, ca: &TrustedCa) -> Result<Self, CertError> {
-        let key = SigningKey::from_pkcs8_pem(key_pem)
-            .map_err(|e| CertError::Key(format!("signing key: {e}")))?;
-        let certificate = pem_to_der(cert_pem)?;
-        let producer = ca.verify_producer(&certificate)?;
-        if producer.key != key.verifying_key() {
-            return Err(CertError::Key(format!(
-                "the signing certificate of {} was issued for another key: reissue it with `tierlink init`",
-                producer.code
-            )));
-        }
-        Ok(Self {
-            code: producer.code,
-            key,
-            certificate,
-        })
+        NodeKey::load(key_pem, cert_pem, ca).map(Self::from)
     }
 
     /// The node this signer speaks for.
     pub fn code(&self) -> &NodeCode {
-        &self.code
+        self.key.code()
     }
 
     /// Fills in format, producer and digest, and signs the header.
     pub fn seal(&self, mut header: BatchHeader, records: Vec<u8>) -> SignedBatch {
         header.format = HEADER_FORMAT;
-        header.producer = self.code.to_string();
+        header.producer = self.code().to_string();
         header.records_digest = blake3::hash(&records).as_bytes().to_vec();
         let header = header.encode_to_vec();
-        let signature = self.key.sign(&signed_message(&header)).to_bytes().to_vec();
+        let signature = self.key.sign(SIGNATURE_CONTEXT, &header).to_vec();
         SignedBatch {
             header,
             records,
             signature,
-            producer_certificate: self.certificate.clone(),
+            producer_certificate: self.key.certificate().to_vec(),
         }
     }
 }

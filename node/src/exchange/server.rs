@@ -22,7 +22,7 @@ use tonic::{Request, Response, Status};
 use super::BatchSigner;
 use super::client::{ClientError, Peers};
 use super::produce::{self, DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, Plan, PlanError};
-use crate::catalog::{SharingType, parse_catalogs};
+use crate::catalog::{Catalog, SharingType, parse_catalogs};
 use crate::identity::NodeCode;
 use crate::peer::caller;
 use crate::registry::{Registry, RegistryError};
@@ -220,17 +220,8 @@ impl Exchange for ExchangeService {
                 .iter()
                 .filter(|i| is_owner || i.sharing != SharingType::NotShared)
                 .count();
-            catalogs.push(CatalogSummary {
-                code: c.code.clone(),
-                name: c.name.clone(),
-                provider_name: c.provider.name.clone(),
-                provider_code: c.provider.code.clone(),
-                kind: serde_plain(&c.kind),
-                sharing_type: c.sharing.kind.as_str().to_owned(),
-                update_cycle: serde_plain(&c.update_cycle),
-                item_count: visible as u32,
-                record_count: self.registry.store().record_count(&c.code)?,
-            });
+            let records = self.registry.store().record_count(&c.code)?;
+            catalogs.push(catalog_summary(c, visible, records));
         }
         Ok(Response::new(ListCatalogsResponse {
             node: self.me().to_string(),
@@ -353,6 +344,21 @@ impl Exchange for ExchangeService {
 }
 
 /// The serde name of a unit enum value, e.g. `real_time`.
+/// A catalog's line in a listing, counting `item_count` items and `record_count` records.
+pub fn catalog_summary(c: &Catalog, item_count: usize, record_count: u64) -> CatalogSummary {
+    CatalogSummary {
+        code: c.code.clone(),
+        name: c.name.clone(),
+        provider_name: c.provider.name.clone(),
+        provider_code: c.provider.code.clone(),
+        kind: serde_plain(&c.kind),
+        sharing_type: c.sharing.kind.as_str().to_owned(),
+        update_cycle: serde_plain(&c.update_cycle),
+        item_count: item_count as u32,
+        record_count,
+    }
+}
+
 fn serde_plain<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_value(value)
         .ok()

@@ -12,6 +12,7 @@ fn member(code: &str, tier: Tier, parent: Option<&str>) -> Member {
         },
         endpoint: format!("https://{code}.example:7443"),
         signing_key: "00".repeat(32),
+        signing_certificate: String::new(),
         tls_fingerprint: "11".repeat(32),
         status: MemberStatus::Active,
     }
@@ -136,6 +137,13 @@ fn members_publish_and_withdraw_their_own_catalogs() {
     let residents = parse_catalogs(EXAMPLES[0].1, EXAMPLES[0].0)
         .unwrap()
         .remove(0);
+    // Items that are not shared never leave the node, not even as catalog entries.
+    let reason = rejected(s.apply(&by(
+        "420502001",
+        DirectoryCommand::Publish(residents.clone()),
+    )));
+    assert!(reason.contains("shared view"), "{reason}");
+    let residents = residents.shared_view();
     let revision = applied(s.apply(&by(
         "420502001",
         DirectoryCommand::Publish(residents.clone()),
@@ -199,4 +207,54 @@ fn replicas_applying_the_same_requests_agree() {
         matches!(a.1[1], DirectoryReply::Rejected { .. }),
         "published before it was a member"
     );
+}
+
+#[test]
+fn the_city_names_the_voters_among_its_active_districts() {
+    let mut s = federation();
+    let city: NodeCode = "420500".parse().unwrap();
+    assert_eq!(s.voters, [city.clone()].into());
+    applied(s.apply(&by(
+        "420500",
+        DirectoryCommand::Register(member("420503", Tier::District, Some("420500"))),
+    )));
+    let set = |codes: &[&str]| {
+        DirectoryCommand::SetVoters(codes.iter().map(|c| c.parse().unwrap()).collect())
+    };
+    let before = s.clone();
+    for (issuer, voters, why) in [
+        (
+            "420502",
+            &["420500", "420502", "420503"][..],
+            "only the city",
+        ),
+        ("420500", &["420500", "420502"][..], "1, 3 or 5"),
+        (
+            "420500",
+            &["420502", "420503", "420502001"][..],
+            "1, 3 or 5",
+        ),
+        (
+            "420500",
+            &["420500", "420502", "420502001"][..],
+            "only districts vote",
+        ),
+        (
+            "420500",
+            &["420500", "420502", "420509"][..],
+            "not a member",
+        ),
+    ] {
+        let reason = rejected(s.apply(&by(issuer, set(voters))));
+        assert!(reason.contains(why), "{reason}");
+        assert_eq!(s, before);
+    }
+    applied(s.apply(&by("420500", set(&["420500", "420502", "420503"]))));
+    assert_eq!(s.voters.len(), 3);
+    // A voter cannot be suspended before it is replaced.
+    let reason = rejected(s.apply(&by(
+        "420500",
+        DirectoryCommand::Suspend("420503".parse().unwrap()),
+    )));
+    assert!(reason.contains("votes in the directory"), "{reason}");
 }

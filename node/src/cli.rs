@@ -4,6 +4,7 @@
 
 mod catalog;
 mod demo;
+mod directory;
 mod input;
 mod records;
 mod setup;
@@ -40,6 +41,9 @@ pub enum Command {
     /// Write, import, query and trace records.
     #[command(subcommand)]
     Records(RecordsCommand),
+    /// The federation directory: members, their published catalogs, and its replicas.
+    #[command(subcommand)]
+    Directory(DirectoryCommand),
     /// Check a file of signed batches with the CA certificate alone.
     Verify(VerifyArgs),
     /// Run a three-tier federation on loopback and show signed exchanges between its tiers.
@@ -152,6 +156,23 @@ pub enum CatalogCommand {
         #[command(flatten)]
         route: Route,
     },
+    /// Publish one of this node's catalogs in the federation directory (its shared view: items
+    /// that are not shared stay behind), or republish it after a change.
+    Publish {
+        /// The node acting.
+        #[command(flatten)]
+        node: NodeArg,
+        /// Resource code, e.g. 101001001/000001.
+        code: String,
+    },
+    /// Withdraw one of this node's catalogs from the federation directory.
+    Withdraw {
+        /// The node acting.
+        #[command(flatten)]
+        node: NodeArg,
+        /// Resource code.
+        code: String,
+    },
     /// Print one catalog entry as JSON.
     Show {
         /// The node acting.
@@ -163,6 +184,80 @@ pub enum CatalogCommand {
         /// Resource code, e.g. 101001001/000001.
         code: String,
     },
+}
+
+/// `tierlink directory …`
+#[derive(Debug, Subcommand)]
+pub enum DirectoryCommand {
+    /// Found the federation directory on the city node (once, on a running node).
+    Init(NodeArg),
+    /// Ask to join the directory under this node's parent, through the parent's node.
+    Join {
+        /// The node acting.
+        #[command(flatten)]
+        node: NodeArg,
+        /// The parent node's endpoint, e.g. https://district.example.gov.cn:7443.
+        #[arg(long)]
+        via: String,
+    },
+    /// Approve a unit below this one that asked to join.
+    Approve {
+        /// The node acting (the unit's parent).
+        #[command(flatten)]
+        node: NodeArg,
+        /// Code of the unit.
+        code: NodeCode,
+    },
+    /// Suspend a unit below this one: no exchange with it, and it stops replicating.
+    Suspend {
+        /// The node acting (the unit's parent).
+        #[command(flatten)]
+        node: NodeArg,
+        /// Code of the unit.
+        code: NodeCode,
+    },
+    /// Name the directory's voters: the city and 0, 2 or 4 of its districts (run on the city).
+    Voters {
+        /// The node acting.
+        #[command(flatten)]
+        node: NodeArg,
+        /// Codes of the voting districts.
+        districts: Vec<NodeCode>,
+    },
+    /// List the members of the federation.
+    Members {
+        /// The node acting.
+        #[command(flatten)]
+        node: NodeArg,
+        /// Read through the leader, seeing every committed change.
+        #[arg(long)]
+        linearizable: bool,
+    },
+    /// List the catalogs published across every tier.
+    Catalogs {
+        /// The node acting.
+        #[command(flatten)]
+        node: NodeArg,
+        /// Only this publisher's.
+        #[arg(long)]
+        publisher: Option<NodeCode>,
+        /// Read through the leader, seeing every committed change.
+        #[arg(long)]
+        linearizable: bool,
+    },
+    /// Find published catalogs by resource code, name, provider or information-item name.
+    Search {
+        /// The node acting.
+        #[command(flatten)]
+        node: NodeArg,
+        /// Text to look for (case-insensitive).
+        text: String,
+        /// Read through the leader, seeing every committed change.
+        #[arg(long)]
+        linearizable: bool,
+    },
+    /// Who leads, term, voters, learners, and how far each replica has applied the log.
+    Status(NodeArg),
 }
 
 /// `tierlink records …`
@@ -322,6 +417,9 @@ pub enum CliError {
     /// See the message.
     #[error(transparent)]
     Catalog(#[from] crate::catalog::CatalogError),
+    /// Some directory changes were refused.
+    #[error("{0}")]
+    Refused(String),
     /// See the message.
     #[error(transparent)]
     BatchFile(#[from] crate::exchange::file::BatchFileError),
@@ -347,6 +445,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Serve(node) => setup::serve(&node.node).await,
         Command::Catalog(command) => catalog::run(command).await,
         Command::Records(command) => records::run(command).await,
+        Command::Directory(command) => directory::run(command).await,
         Command::Verify(args) => records::verify(args),
         Command::Demo(args) => demo::run(args).await,
     }

@@ -352,3 +352,174 @@ fn the_demo_can_keep_serving_and_describes_the_federation() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// `tierlink init` for one unit listening on a free loopback port; returns its directory.
+fn init_unit(root: &Path, code: &str, tier: &str, parent: Option<&str>) -> String {
+    let dir = root.join(code).to_str().unwrap().to_owned();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let ca = root.join("ca").to_str().unwrap().to_owned();
+    let mut args = vec![
+        "init", "--dir", &dir, "--code", code, "--tier", tier, "--name", code, "--listen", &listen,
+        "--ca", &ca,
+    ];
+    if let Some(p) = parent {
+        args.extend(["--parent", p]);
+    }
+    ok(&args);
+    dir
+}
+
+fn endpoint(dir: &str) -> String {
+    let text = std::fs::read_to_string(Path::new(dir).join("node.toml")).unwrap();
+    let line = text.lines().find(|l| l.starts_with("endpoint")).unwrap();
+    line.split('"').nth(1).unwrap().to_owned()
+}
+
+/// The leader a node's `directory status` names.
+fn leader(node: &str) -> Option<String> {
+    let out = tierlink(&["directory", "status", "--node", node]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let first = text.lines().next()?;
+    let leader = first.rsplit("leader ").next()?.trim().to_owned();
+    (out.status.success() && leader.chars().all(|c| c.is_ascii_digit())).then_some(leader)
+}
+
+fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_directory_formed_from_the_command_line_survives_its_leader_killed_with_sigkill() {
+    let root = tempfile::tempdir().unwrap();
+    ok(&[
+        "ca",
+        "init",
+        "--dir",
+        root.path().join("ca").to_str().unwrap(),
+    ]);
+    let city = init_unit(root.path(), "420500", "city", None);
+    let xiling = init_unit(root.path(), "420502", "district", Some("420500"));
+    let wujiagang = init_unit(root.path(), "420503", "district", Some("420500"));
+    let street = init_unit(root.path(), "420502001", "street", Some("420502"));
+    let mut servers: Vec<Option<Server>> = [&city, &xiling, &wujiagang, &street]
+        .iter()
+        .map(|d| Some(serve(Path::new(d))))
+        .collect();
+
+    // The city founds; the districts and the street join through their parents and are approved.
+    let text = fails(&["directory", "init", "--node", &street]);
+    assert!(text.contains("only the city founds"), "{text}");
+    ok(&["directory", "init", "--node", &city]);
+    let join = |node: &str, parent: &str| {
+        let text = ok(&[
+            "directory",
+            "join",
+            "--node",
+            node,
+            "--via",
+            &endpoint(parent),
+        ]);
+        assert!(text.contains("approve"), "{text}");
+    };
+    join(&xiling, &city);
+    join(&wujiagang, &city);
+    // A node still pending approval is no replica yet: it cannot pass on a join.
+    let text = fails(&[
+        "directory",
+        "join",
+        "--node",
+        &street,
+        "--via",
+        &endpoint(&xiling),
+    ]);
+    assert!(text.contains("not yet a replica"), "{text}");
+    let text = fails(&["directory", "approve", "--node", &city, "420502001"]);
+    assert!(text.contains("not registered"), "{text}");
+    ok(&["directory", "approve", "--node", &city, "420502"]);
+    ok(&["directory", "approve", "--node", &city, "420503"]);
+    eventually("the districts replicating", || {
+        tierlink(&["directory", "members", "--node", &xiling])
+            .status
+            .success()
+            && leader(&xiling).is_some()
+    });
+    join(&street, &xiling);
+    let text = fails(&["directory", "approve", "--node", &wujiagang, "420502001"]);
+    assert!(text.contains("only 420502001's parent"), "{text}");
+    ok(&["directory", "approve", "--node", &xiling, "420502001"]);
+    ok(&["directory", "voters", "--node", &city, "420502", "420503"]);
+
+    // The street publishes its residents catalog; the city finds it by an item's name.
+    ok(&[
+        "catalog",
+        "add",
+        "--node",
+        &street,
+        example("residents.json").to_str().unwrap(),
+    ]);
+    ok(&["catalog", "publish", "--node", &street, "101001001/000001"]);
+    let found = ok(&[
+        "directory",
+        "search",
+        "--node",
+        &city,
+        "--linearizable",
+        "公民身份号码",
+    ]);
+    assert!(
+        found.contains("420502001") && found.contains("1 catalog(s)"),
+        "{found}"
+    );
+    assert!(
+        !found.contains("religion"),
+        "a not-shared item was published: {found}"
+    );
+    let members = ok(&["directory", "members", "--node", &street]);
+    assert_eq!(members.matches(" active ").count(), 4, "{members}");
+    eventually("three voters and a learner replicating", || {
+        let status = ok(&["directory", "status", "--node", &street]);
+        let roles: Vec<&str> = status
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .collect();
+        let count = |role| roles.iter().filter(|r| **r == role).count();
+        count("voter") == 3 && count("learner") == 1
+    });
+
+    // SIGKILL the leader: the others elect another, keep the published catalog and take writes.
+    let first = leader(&street).expect("a leader");
+    let at = ["420500", "420502", "420503"]
+        .iter()
+        .position(|c| *c == first)
+        .unwrap();
+    servers[at] = None;
+    let survivor = [&city, &xiling, &wujiagang][(at + 1) % 3];
+    eventually("a new leader", || {
+        leader(survivor).is_some_and(|l| l != first)
+    });
+    ok(&["catalog", "withdraw", "--node", &street, "101001001/000001"]);
+    ok(&["catalog", "publish", "--node", &street, "101001001/000001"]);
+    let listed = ok(&[
+        "directory",
+        "catalogs",
+        "--node",
+        survivor,
+        "--linearizable",
+    ]);
+    assert!(listed.contains("1 catalog(s)"), "{listed}");
+
+    // The killed node restarts and catches up.
+    let killed = [&city, &xiling, &wujiagang][at];
+    servers[at] = Some(serve(Path::new(killed)));
+    eventually("the restarted node to catch up", || {
+        ok(&["directory", "catalogs", "--node", killed]).contains("1 catalog(s)")
+            && leader(killed).is_some()
+    });
+    let status = ok(&["directory", "status", "--node", killed]);
+    assert!(status.contains("in term"), "{status}");
+    drop(servers);
+}

@@ -1,4 +1,4 @@
-//! `tierlink catalog add|list|show`.
+//! `tierlink catalog add|list|show` (publish and withdraw act on the directory).
 
 use super::{CatalogCommand, CliError, Route};
 use crate::catalog::parse_catalogs;
@@ -50,6 +50,12 @@ pub async fn run(command: CatalogCommand) -> Result<(), CliError> {
                 );
             }
             Ok(())
+        }
+        CatalogCommand::Publish { node, code } => {
+            super::directory::publish(&node.node, &code, false).await
+        }
+        CatalogCommand::Withdraw { node, code } => {
+            super::directory::publish(&node.node, &code, true).await
         }
         CatalogCommand::Show { node, route, code } => {
             let client = NodeClient::open(NodeDir::load(&node.node)?)?;

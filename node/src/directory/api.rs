@@ -66,6 +66,7 @@ impl From<DirectoryError> for Status {
             DirectoryError::Invalid(_) => Status::invalid_argument(text),
             DirectoryError::AlreadyFounded => Status::failed_precondition(text),
             DirectoryError::Storage(_) => Status::internal(text),
+            DirectoryError::Remote { .. } => Status::unavailable(text),
         }
     }
 }

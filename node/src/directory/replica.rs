@@ -46,6 +46,14 @@ pub enum DirectoryError {
         /// What failed.
         why: String,
     },
+    /// Another node refused or could not pass on the change; its own words.
+    #[error("{endpoint} answered: {message}")]
+    Remote {
+        /// The node asked.
+        endpoint: String,
+        /// What it said.
+        message: String,
+    },
     /// The leader took the change but could not confirm it was committed in time: it may yet be
     /// applied. Read the directory before issuing it again.
     #[error(
@@ -405,7 +413,7 @@ impl Core {
             .await
             .map_err(|_| {
                 self.no_leader(format!(
-                    "no leader known after {} ms (is this node a replica yet?)",
+                    "no leader known after {} ms: this node is not yet a replica (is it approved?) or is cut off",
                     wait.as_millis()
                 ))
             })?;
@@ -512,12 +520,13 @@ impl Core {
             Ok(Ok(r)) => Ok(replies_from(r.into_inner())),
             Ok(Err(status)) => {
                 self.lock_clients().remove(endpoint);
-                let why = format!("{endpoint}: {}", status.message());
+                let e = DirectoryError::Remote {
+                    endpoint: endpoint.to_owned(),
+                    message: status.message().to_owned(),
+                };
                 Err(match status.code() {
-                    tonic::Code::InvalidArgument => Retry::No(DirectoryError::Invalid(why)),
-                    tonic::Code::DeadlineExceeded => Retry::No(self.no_leader(why)),
-                    tonic::Code::Unavailable => Retry::Yes(self.no_leader(why)),
-                    _ => Retry::No(self.no_leader(why)),
+                    tonic::Code::Unavailable => Retry::Yes(e),
+                    _ => Retry::No(e),
                 })
             }
             Err(_) => Err(Retry::No(DirectoryError::Unconfirmed(wait.as_millis()))),

@@ -23,6 +23,7 @@ use prost::Message;
 use tierlink::catalog::{EXAMPLES, RecordSchema, Row, parse_catalogs};
 use tierlink::config::{Credentials, NodeDir};
 use tierlink::exchange::client::{Peers, connect, receive};
+use tierlink::exchange::members::MemberList;
 use tierlink::exchange::produce::{DEFAULT_BATCH_SIZE, Plan, record_lists};
 use tierlink::exchange::server::{BatchStream, ExchangeService};
 use tierlink::exchange::{BatchSigner, BatchVerifier, Expected};
@@ -186,7 +187,11 @@ fn stream(c: &mut Criterion) {
         &trusted,
     )
     .unwrap();
-    let peers = Arc::new(Peers::new(street.clone(), street_credentials.clone()));
+    let peers = Arc::new(Peers::new(
+        street.clone(),
+        street_credentials.clone(),
+        Arc::new(MemberList::default()),
+    ));
     let (signed_endpoint, unsigned_endpoint, mut signed, mut unsigned) = rt.block_on(async {
         let signed_endpoint = serve_mtls(
             &street_credentials,

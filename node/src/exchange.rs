@@ -1,9 +1,10 @@
 //! Record exchange between nodes: the signed batch, the producing side of a query, the gRPC
-//! service and client, and batch files.
+//! service and client, batch files, and what the exchange asks of the federation directory.
 
 pub mod batch;
 pub mod client;
 pub mod file;
+pub mod members;
 pub mod produce;
 pub mod server;
 

@@ -120,7 +120,11 @@ impl Node {
         let store = SledStore::open(&dir.path(&dir.config.files.data))?;
         let directory = Arc::new(Replica::open(&store, &dir, credentials.clone(), key, ca).await?);
         let registry = Arc::new(Registry::open(Arc::new(store))?);
-        let peers = Arc::new(Peers::new(dir.clone(), credentials.clone()));
+        let peers = Arc::new(Peers::new(
+            dir.clone(),
+            credentials.clone(),
+            directory.clone(),
+        ));
         let exchange = ExchangeService::new(registry, Arc::new(signer), peers);
         Ok(Self {
             dir,

@@ -405,3 +405,37 @@ async fn a_learner_offline_during_10000_writes_catches_up_through_a_snapshot() {
     assert_eq!(street.view(|s| s.clone()), city.view(|s| s.clone()));
     f.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_exchange_finds_members_in_the_directory_and_refuses_a_suspended_one() {
+    use tierlink::exchange::client::{ClientError, NodeClient};
+
+    let (_dir, f) = federation().await;
+    // No [[peer]] is needed: the city reaches a street it never configured through the directory.
+    let mut city_dir = f.nodes[CITY].dir.clone();
+    city_dir.config.peers.clear();
+    let city = NodeClient::open(city_dir).unwrap();
+    let xueyuan = f.nodes[4].dir.code().to_string();
+    let listed = city.list_catalogs(None, &xueyuan).await.unwrap();
+    assert_eq!(listed.node, xueyuan);
+
+    // Its district suspends it: nobody exchanges with it, in either direction.
+    let rev = revision(
+        replica(&f, XILING)
+            .propose(vec![DirectoryCommand::Suspend(xueyuan.parse().unwrap())])
+            .await,
+    )
+    .unwrap();
+    f.wait_for_revision(rev).await.unwrap();
+    let city = NodeClient::open(f.nodes[CITY].dir.clone()).unwrap();
+    let err = city.list_catalogs(None, &xueyuan).await.unwrap_err();
+    assert!(
+        matches!(&err, ClientError::NotAdmitted(m) if m.contains("suspended")),
+        "{err}"
+    );
+    let street = NodeClient::open(f.nodes[4].dir.clone()).unwrap();
+    let err = street.list_catalogs(None, "420500").await.unwrap_err();
+    assert!(err.to_string().contains("permission denied"), "{err}");
+    assert!(err.to_string().contains("suspended"), "{err}");
+    f.stop().await.unwrap();
+}

@@ -24,6 +24,7 @@ use super::state::DirectoryState;
 use super::state_machine::StateMachine;
 use super::type_config::{NodeId, TypeConfig, code_of, node_id};
 use crate::config::{Credentials, DirectorySettings, NodeDir};
+use crate::exchange::members::{Members, Standing};
 use crate::identity::{NodeCode, NodeKey, Tier, TrustedCa, pem_to_der};
 use crate::store::SledStore;
 
@@ -324,6 +325,18 @@ impl Replica {
         if let Err(e) = self.core.raft.shutdown().await {
             tracing::warn!(error = %e, "directory raft did not shut down cleanly");
         }
+    }
+}
+
+impl Members for Replica {
+    fn standing(&self, code: &NodeCode) -> Option<Standing> {
+        self.view(|s| {
+            s.members.get(code).map(|m| Standing {
+                endpoint: m.endpoint.clone(),
+                signing_key: m.signing_key.clone(),
+                status: m.status.as_str().to_owned(),
+            })
+        })
     }
 }
 

@@ -6,12 +6,13 @@
 //! relay that passes batches through unchanged adds nothing they must trust.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use ed25519_dalek::Signature;
 use prost::Message;
 use tierlink_proto::v1::{BatchHeader, Record, RecordList, SignedBatch};
 
+use super::members::Members;
 use crate::identity::{CertError, NodeCode, NodeKey, Producer, TrustedCa};
 
 /// Format of the headers this build writes and reads.
@@ -56,6 +57,10 @@ pub enum VerifyError {
     /// A valid batch that is not the one expected here (wrong producer, catalog, request or order).
     #[error("unexpected batch: {0}")]
     Unexpected(String),
+    /// The federation directory does not admit the producer: suspended or pending, or registered
+    /// with another key than the one that signed.
+    #[error("the federation directory refuses this producer: {0}")]
+    NotAdmitted(String),
 }
 
 /// Seals batches with a node's Ed25519 key.
@@ -79,6 +84,11 @@ impl BatchSigner {
     /// The node this signer speaks for.
     pub fn code(&self) -> &NodeCode {
         self.key.code()
+    }
+
+    /// The key it signs with.
+    pub fn key(&self) -> &NodeKey {
+        &self.key
     }
 
     /// Fills in format, producer and digest, and signs the header.
@@ -110,10 +120,12 @@ pub struct VerifiedBatch {
     pub records: Vec<Record>,
 }
 
-/// Checks batches against the federation CA, remembering producers already proven.
+/// Checks batches against the federation CA, remembering producers already proven, and against
+/// the federation directory's members when it has them.
 pub struct BatchVerifier {
     ca: TrustedCa,
     producers: Mutex<HashMap<Vec<u8>, Producer>>,
+    members: Option<Arc<dyn Members>>,
 }
 
 impl BatchVerifier {
@@ -122,7 +134,35 @@ impl BatchVerifier {
         Self {
             ca,
             producers: Mutex::new(HashMap::new()),
+            members: None,
         }
+    }
+
+    /// Also requires a producer the directory knows to be active there and to have signed with
+    /// the key registered for it.
+    pub fn with_members(mut self, members: Arc<dyn Members>) -> Self {
+        self.members = Some(members);
+        self
+    }
+
+    fn admit(&self, producer: &Producer) -> Result<(), VerifyError> {
+        let Some(standing) = self
+            .members
+            .as_ref()
+            .and_then(|m| m.standing(&producer.code))
+        else {
+            return Ok(());
+        };
+        standing
+            .admit(&producer.code)
+            .map_err(VerifyError::NotAdmitted)?;
+        if standing.signing_key != hex::encode(producer.key.as_bytes()) {
+            return Err(VerifyError::NotAdmitted(format!(
+                "{} signed with a key other than the one registered for it",
+                producer.code
+            )));
+        }
+        Ok(())
     }
 
     fn producer(&self, certificate: &[u8]) -> Result<Producer, CertError> {
@@ -138,6 +178,7 @@ impl BatchVerifier {
     /// Checks one batch on its own: certificate, signature, header, digest and record count.
     pub fn verify(&self, batch: &SignedBatch) -> Result<VerifiedBatch, VerifyError> {
         let producer = self.producer(&batch.producer_certificate)?;
+        self.admit(&producer)?;
         let signature = Signature::from_slice(&batch.signature)
             .map_err(|_| VerifyError::Signature(producer.code.clone()))?;
         producer

@@ -1,9 +1,10 @@
 //! The consuming side: connecting to a node over mutual TLS and receiving verified streams.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tierlink_proto::v1::directory_client::DirectoryClient;
 use tierlink_proto::v1::exchange_client::ExchangeClient;
 use tierlink_proto::v1::{
     GetCatalogRequest, HistoryRequest, ListCatalogsRequest, ListCatalogsResponse,
@@ -13,6 +14,7 @@ use tierlink_proto::v1::{
 use tokio_stream::StreamExt;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
+use super::members::{MemberList, Members, Standing};
 use super::{BatchVerifier, Expected, StreamCheck, StreamSummary, VerifiedBatch, VerifyError};
 use crate::config::{ConfigError, Credentials, NodeDir};
 use crate::identity::NodeCode;
@@ -58,6 +60,9 @@ pub enum ClientError {
     /// A local write failed (e.g. the `--out` file).
     #[error("{0}")]
     Io(String),
+    /// The federation directory does not admit the node asked for.
+    #[error("{0}")]
+    NotAdmitted(String),
 }
 
 /// A status as a user reads it: what kind of failure, the node's message, and the transport's
@@ -125,25 +130,45 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// The nodes this node can reach, with one shared channel each.
+/// The nodes this node can reach, with one shared channel each: the directory's active members,
+/// and the peers node.toml configures.
 pub struct Peers {
     dir: NodeDir,
     credentials: Credentials,
+    members: Arc<dyn Members>,
     channels: Mutex<HashMap<NodeCode, ExchangeClient<Channel>>>,
 }
 
 impl Peers {
-    /// Peers of a node directory, reached with its credentials.
-    pub fn new(dir: NodeDir, credentials: Credentials) -> Self {
+    /// Peers of a node directory, reached with its credentials, found through `members`.
+    pub fn new(dir: NodeDir, credentials: Credentials, members: Arc<dyn Members>) -> Self {
         Self {
             dir,
             credentials,
+            members,
             channels: Mutex::new(HashMap::new()),
         }
     }
 
-    /// A client for the node `code` (this node itself or a configured peer).
+    /// The federation's members as the directory knows them.
+    pub fn members(&self) -> &Arc<dyn Members> {
+        &self.members
+    }
+
+    /// Where `code` is reached: itself, an active member of the directory, or a configured peer.
+    fn endpoint(&self, code: &NodeCode) -> Result<String, ClientError> {
+        if code != self.dir.code()
+            && let Some(standing) = self.members.standing(code)
+        {
+            standing.admit(code).map_err(ClientError::NotAdmitted)?;
+            return Ok(standing.endpoint);
+        }
+        Ok(self.dir.endpoint_of(code)?.to_owned())
+    }
+
+    /// A client for the node `code` (this node itself, a member, or a configured peer).
     pub async fn client(&self, code: &NodeCode) -> Result<ExchangeClient<Channel>, ClientError> {
+        let endpoint = self.endpoint(code)?;
         if let Some(c) = self
             .channels
             .lock()
@@ -152,7 +177,7 @@ impl Peers {
         {
             return Ok(c.clone());
         }
-        let client = connect(&self.credentials, self.dir.endpoint_of(code)?).await?;
+        let client = connect(&self.credentials, &endpoint).await?;
         self.channels
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -185,23 +210,61 @@ pub async fn receive(
     })
 }
 
-/// A node's own client: acts with the node's certificate, as its administrator's CLI does.
+/// A node's own client: acts with the node's certificate, as its administrator's CLI does. It
+/// finds other nodes, and checks producers, through the members of its node's directory replica.
 pub struct NodeClient {
     dir: NodeDir,
     peers: Peers,
     verifier: BatchVerifier,
+    members: Arc<MemberList>,
+    members_loaded: tokio::sync::OnceCell<()>,
 }
 
 impl NodeClient {
     /// A client for the node in `dir`.
     pub fn open(dir: NodeDir) -> Result<Self, ClientError> {
         let credentials = dir.credentials()?;
-        let verifier = BatchVerifier::new(dir.trusted_ca()?);
+        let members = Arc::new(MemberList::default());
+        let verifier = BatchVerifier::new(dir.trusted_ca()?).with_members(members.clone());
         Ok(Self {
-            peers: Peers::new(dir.clone(), credentials),
+            peers: Peers::new(dir.clone(), credentials, members.clone()),
             dir,
             verifier,
+            members,
+            members_loaded: tokio::sync::OnceCell::new(),
         })
+    }
+
+    /// Reads the directory's members from this node's replica, once. A node that cannot answer
+    /// leaves the list empty: producers are then judged by their certificates alone.
+    async fn load_members(&self) {
+        self.members_loaded
+            .get_or_init(|| async {
+                let endpoint = &self.dir.config.server.endpoint;
+                let read = async {
+                    let channel = channel(&self.peers.credentials, endpoint).await.ok()?;
+                    let mut client = DirectoryClient::new(channel);
+                    let request = tierlink_proto::v1::ReadRequest {
+                        linearizable: false,
+                    };
+                    Some(client.members(request).await.ok()?.into_inner().members)
+                };
+                let members = read.await.unwrap_or_default();
+                self.members.replace(
+                    members
+                        .into_iter()
+                        .filter_map(|m| {
+                            let standing = Standing {
+                                endpoint: m.endpoint,
+                                signing_key: m.signing_key,
+                                status: m.status,
+                            };
+                            Some((m.code.parse().ok()?, standing))
+                        })
+                        .collect(),
+                );
+            })
+            .await;
     }
 
     /// The node this client acts as.
@@ -216,6 +279,7 @@ impl NodeClient {
 
     /// A connection to `node`: this node, or one of its peers.
     pub async fn connect(&self, node: &NodeCode) -> Result<ExchangeClient<Channel>, ClientError> {
+        self.load_members().await;
         self.peers.client(node).await
     }
 

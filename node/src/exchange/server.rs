@@ -130,6 +130,18 @@ impl ExchangeService {
             .map_err(|e| relay_failure(self.me(), &target, e))
     }
 
+    /// The calling node, from its certificate, if the federation directory admits it: a member
+    /// that is suspended or not yet approved is refused every exchange.
+    fn caller<T>(&self, request: &Request<T>) -> Result<NodeCode, Status> {
+        let caller = caller(request)?;
+        if &caller != self.me()
+            && let Some(standing) = self.peers.members().standing(&caller)
+        {
+            standing.admit(&caller).map_err(Status::permission_denied)?;
+        }
+        Ok(caller)
+    }
+
     fn require_self(&self, caller: &NodeCode, what: &str) -> Result<(), Status> {
         if caller == self.me() {
             Ok(())
@@ -206,7 +218,7 @@ impl Exchange for ExchangeService {
         &self,
         request: Request<ListCatalogsRequest>,
     ) -> Result<Response<ListCatalogsResponse>, Status> {
-        let caller = caller(&request)?;
+        let caller = self.caller(&request)?;
         let req = request.into_inner();
         if let Some(mut client) = self.relay(&caller, &req.target).await? {
             return client.list_catalogs(req).await;
@@ -233,7 +245,7 @@ impl Exchange for ExchangeService {
         &self,
         request: Request<GetCatalogRequest>,
     ) -> Result<Response<GetCatalogResponse>, Status> {
-        let caller = caller(&request)?;
+        let caller = self.caller(&request)?;
         let req = request.into_inner();
         if let Some(mut client) = self.relay(&caller, &req.target).await? {
             return client.get_catalog(req).await;
@@ -253,7 +265,7 @@ impl Exchange for ExchangeService {
         &self,
         request: Request<PutCatalogRequest>,
     ) -> Result<Response<PutCatalogResponse>, Status> {
-        self.require_self(&caller(&request)?, "publish catalogs")?;
+        self.require_self(&self.caller(&request)?, "publish catalogs")?;
         let req = request.into_inner();
         let mut catalogs = parse_catalogs(&req.catalog_json, "request")
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
@@ -276,7 +288,7 @@ impl Exchange for ExchangeService {
         &self,
         request: Request<PutRecordsRequest>,
     ) -> Result<Response<PutRecordsResponse>, Status> {
-        self.require_self(&caller(&request)?, "write records")?;
+        self.require_self(&self.caller(&request)?, "write records")?;
         let req = request.into_inner();
         let rows: Vec<Vec<String>> = req.rows.into_iter().map(|r| r.values).collect();
         let registry = self.registry.clone();
@@ -294,7 +306,7 @@ impl Exchange for ExchangeService {
     }
 
     async fn query(&self, request: Request<QueryRequest>) -> Result<Response<BatchStream>, Status> {
-        let caller = caller(&request)?;
+        let caller = self.caller(&request)?;
         let mut req = request.into_inner();
         if let Some(mut client) = self.relay(&caller, &req.target).await? {
             let stream = client.query(req).await?.into_inner();
@@ -317,7 +329,7 @@ impl Exchange for ExchangeService {
         &self,
         request: Request<HistoryRequest>,
     ) -> Result<Response<BatchStream>, Status> {
-        let caller = caller(&request)?;
+        let caller = self.caller(&request)?;
         let mut req = request.into_inner();
         if let Some(mut client) = self.relay(&caller, &req.target).await? {
             let stream = client.history(req).await?.into_inner();

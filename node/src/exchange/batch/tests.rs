@@ -207,3 +207,41 @@ fn streams_must_be_complete_and_in_order() {
             .is_err()
     );
 }
+
+#[test]
+fn the_directory_admits_only_active_producers_with_their_registered_key() {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use crate::exchange::members::{MemberList, Standing};
+
+    let f = fixture();
+    let members = Arc::new(MemberList::default());
+    let verifier = BatchVerifier::new(TrustedCa::from_pem(&f.ca.cert_pem).unwrap())
+        .with_members(members.clone());
+    let key = hex::encode(f.street.key().verifying_key().as_bytes());
+    let set = |status: &str, signing_key: &str| {
+        let standing = Standing {
+            endpoint: "https://127.0.0.1:1".into(),
+            signing_key: signing_key.into(),
+            status: status.into(),
+        };
+        members.replace(HashMap::from([("420502".parse().unwrap(), standing)]));
+    };
+    // Unknown to the directory: the CA-issued certificate decides.
+    verifier.verify(&f.batch).unwrap();
+    set("active", &key);
+    verifier.verify(&f.batch).unwrap();
+    for (status, signing_key, why) in [
+        ("suspended", key.as_str(), "is suspended"),
+        ("pending", key.as_str(), "is pending"),
+        ("active", &"00".repeat(32), "other than the one registered"),
+    ] {
+        set(status, signing_key);
+        let err = verifier.verify(&f.batch).unwrap_err();
+        assert!(
+            matches!(&err, VerifyError::NotAdmitted(m) if m.contains(why)),
+            "{err}"
+        );
+    }
+}

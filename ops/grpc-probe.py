@@ -3,8 +3,8 @@
 
 Connects with a member's certificate from federation.json (written by `tierlink demo --serve`),
 lists the services by server reflection, checks the standard health service, calls
-tierlink.v1.Exchange/ListCatalogs (decoding the answer from the reflected descriptors alone), and
-checks that a client without a certificate is refused.
+tierlink.v1.Exchange/ListCatalogs and tierlink.v1.Directory/Status (decoding the answers from the
+reflected descriptors alone), and checks that a client without a certificate is refused.
 
     pip install grpcio grpcio-reflection grpcio-health-checking protobuf
     python3 ops/grpc-probe.py DIR/federation.json [ASKER_CODE] [TARGET_CODE]
@@ -40,7 +40,8 @@ def main():
         for s in r.list_services_response.service
     ]
     print(f"{asker['code']} -> {target['code']} at {address}: services {sorted(services)}")
-    assert "tierlink.v1.Exchange" in services, services
+    for service in ["tierlink.v1.Exchange", "tierlink.v1.Directory", "tierlink.v1.Federation"]:
+        assert service in services, services
 
     health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service="tierlink.v1.Exchange"))
     status = health_pb2.HealthCheckResponse.ServingStatus.Name(health.status)
@@ -82,6 +83,24 @@ def main():
     for c in answer.catalogs:
         print(f"  {c.code:<18} {c.sharing_type:<14} {c.record_count:>7} records  {c.name}")
     assert answer.node == target["code"]
+
+    # The federation directory, from the target's replica: every node holds it.
+    fetch(reflection_pb2.ServerReflectionRequest(file_containing_symbol="tierlink.v1.Directory"))
+    for name in list(files):
+        add(name)
+    status_type = message_factory.GetMessageClass(pool.FindMessageTypeByName("tierlink.v1.StatusRequest"))
+    status_reply = message_factory.GetMessageClass(pool.FindMessageTypeByName("tierlink.v1.StatusResponse"))
+    directory_status = channel.unary_unary(
+        "/tierlink.v1.Directory/Status",
+        request_serializer=lambda m: m.SerializeToString(),
+        response_deserializer=status_reply.FromString,
+    )
+    st = directory_status(status_type())
+    print(
+        f"directory at {st.meta.node}: {st.state}, term {st.term}, leader {st.meta.leader}, "
+        f"applied index {st.meta.applied_index}, {len(st.replicas)} replicas"
+    )
+    assert st.meta.leader and st.meta.applied_index > 0 and st.replicas, st
 
     # Without a certificate from the federation CA, the handshake is refused.
     anonymous = grpc.secure_channel(

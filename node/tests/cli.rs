@@ -306,6 +306,10 @@ fn the_demo_runs_and_verifies_every_exchange() {
         "versions [1, 2]",
         "refused (permission denied",
         "every batch verified",
+        "420503001  via 420503",
+        "the streets published 10 catalogs in the directory",
+        "matching items: 公民身份号码",
+        "420502001  learner",
     ] {
         assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
     }
@@ -340,7 +344,7 @@ fn the_demo_can_keep_serving_and_describes_the_federation() {
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
     let nodes = json["nodes"].as_array().unwrap();
-    assert_eq!(nodes.len(), 3);
+    assert_eq!(nodes.len(), 6);
     assert_eq!(nodes[2]["parent"], "420502");
     for key in ["ca_cert", "tls_cert", "tls_key", "endpoint"] {
         assert!(nodes[0][key].is_string(), "{key}");
@@ -349,6 +353,12 @@ fn the_demo_can_keep_serving_and_describes_the_federation() {
     let city = nodes[0]["dir"].as_str().unwrap();
     let listing = ok(&["catalog", "list", "--node", city, "--target", "420502001"]);
     assert!(listing.contains("101001001/000001"), "{listing}");
+    // Every node holds the directory the streets published to.
+    for node in nodes {
+        let dir = node["dir"].as_str().unwrap();
+        let found = ok(&["directory", "search", "--node", dir, "公民身份号码"]);
+        assert!(found.contains("3 catalog(s)"), "{found}");
+    }
     child.kill().unwrap();
     child.wait().unwrap();
 }

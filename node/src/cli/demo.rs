@@ -1,7 +1,7 @@
-//! `tierlink demo`: a city, a district and a street on loopback; the street publishes the example
-//! catalogs and generated residents and buildings; the district and the city read them, the city
-//! both directly and through the district; every signature is checked, and the summary shows who
-//! asked whom for what.
+//! `tierlink demo`: a city, two districts and three street offices on loopback, linked by the
+//! federation directory. The streets publish catalogs and records; the city finds them in the
+//! directory and reads them, directly and through the districts; every signature is checked, and
+//! the summary shows who asked whom for what, and the directory's replicas.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -10,10 +10,11 @@ use tierlink_proto::v1::{HistoryRequest, PutRecordsRequest, QueryRequest};
 
 use super::{CliError, DemoArgs, setup::shutdown_signal};
 use crate::catalog::EXAMPLES;
+use crate::directory::DirectoryCommand;
 use crate::exchange::StreamSummary;
 use crate::exchange::client::NodeClient;
 use crate::exchange::file::{BatchWriter, read_batches, verify_file};
-use crate::federation::{LocalFederation, default_units};
+use crate::federation::{LocalFederation, demo_units};
 use crate::identity::NodeCode;
 use crate::sample;
 
@@ -54,16 +55,17 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
             root.display()
         )));
     }
-    let federation = LocalFederation::create(&root, default_units()).await?;
+    let federation = LocalFederation::create(&root, demo_units()).await?;
     let clients: Vec<NodeClient> = federation
         .nodes
         .iter()
         .map(|n| NodeClient::open(n.dir.clone()))
         .collect::<Result<_, _>>()?;
     let (city, district, street) = (&clients[0], &clients[1], &clients[2]);
+    let (wujiagang, wujia) = (&clients[3], &clients[5]);
 
     println!(
-        "Tierlink demo: a three-tier federation on 127.0.0.1 (files in {})",
+        "Tierlink demo: a three-tier federation on 127.0.0.1, one directory replicated on every node (files in {})",
         root.display()
     );
     for node in &federation.nodes {
@@ -122,6 +124,84 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
         loading.elapsed().as_millis()
     );
 
+    // The other streets hold their own data; every street publishes its catalogs in the directory.
+    let wujia_residents = args.residents / 5;
+    wujia
+        .put_catalog(EXAMPLES[0].1.to_string())
+        .await
+        .map_err(demo_error("catalog"))?;
+    wujia
+        .put_records(
+            RESIDENTS,
+            columns(sample::RESIDENT_COLUMNS),
+            sample::residents(wujia.code().as_str(), wujia_residents, 3),
+        )
+        .await
+        .map_err(demo_error(RESIDENTS))?;
+    let xueyuan = &clients[4];
+    for file in ["buildings.json", "grid-cells.json"] {
+        let json = EXAMPLES.iter().find(|(f, _)| *f == file).map(|(_, j)| *j);
+        xueyuan
+            .put_catalog(json.unwrap_or_default().to_string())
+            .await
+            .map_err(demo_error(file))?;
+    }
+    let mut published = 0;
+    for (n, client) in [(2, street), (4, xueyuan), (5, wujia)] {
+        let own = client
+            .list_catalogs(None, "")
+            .await
+            .map_err(demo_error("list"))?;
+        let mut commands = Vec::new();
+        for c in own.catalogs {
+            let json = client
+                .get_catalog(None, "", &c.code)
+                .await
+                .map_err(demo_error("catalog"))?;
+            let catalog = crate::catalog::parse_catalogs(&json, &c.code)?.remove(0);
+            commands.push(DirectoryCommand::Publish(catalog.shared_view()));
+        }
+        published += commands.len();
+        let replica = federation.nodes[n]
+            .directory()
+            .ok_or_else(|| CliError::Demo("a street is not running".into()))?;
+        let replies = replica
+            .propose(commands)
+            .await
+            .map_err(|e| CliError::Demo(e.to_string()))?;
+        if let Some(crate::directory::DirectoryReply::Rejected { reason }) = replies
+            .iter()
+            .find(|r| matches!(r, crate::directory::DirectoryReply::Rejected { .. }))
+        {
+            return Err(CliError::Demo(reason.clone()));
+        }
+    }
+    let revision = federation.nodes[0]
+        .directory()
+        .map_or(0, |r| r.view(|s| s.revision));
+    federation.wait_for_revision(revision).await?;
+    println!("the streets published {published} catalogs in the directory; every node holds them");
+
+    // The city searches the directory for residents' ID numbers across every tier.
+    let city_dir = &federation.nodes[0].dir;
+    let mut directory = crate::directory::client::connect(
+        &city_dir.credentials()?,
+        &city_dir.config.server.endpoint,
+    )
+    .await?;
+    println!(
+        "
+the city searches the directory for \"公民身份号码\" (citizen ID number):"
+    );
+    super::directory::print_catalogs(
+        &mut directory,
+        tierlink_proto::v1::CatalogsRequest {
+            text: "公民身份号码".into(),
+            ..Default::default()
+        },
+    )
+    .await?;
+
     // Reads across the tiers, each verified batch by batch.
     let query = |catalog: &str, target: &NodeCode| QueryRequest {
         catalog: catalog.into(),
@@ -166,6 +246,7 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
         value: "true".into(),
     }];
     exchange(city, Some(district.code()), floating).await?;
+    exchange(city, Some(wujiagang.code()), query(RESIDENTS, wujia.code())).await?;
 
     // The city keeps what it got through the district, and checks it later with the CA alone.
     let export = root.join("city-residents-via-district.tlb");
@@ -273,6 +354,18 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
         street.code()
     );
     println!("the district writing to the street: refused ({refusal})");
+
+    println!(
+        "\nthe directory, seen from {} (a street, a learner):",
+        street.code()
+    );
+    let street_dir = &federation.nodes[2].dir;
+    let mut at_street = crate::directory::client::connect(
+        &street_dir.credentials()?,
+        &street_dir.config.server.endpoint,
+    )
+    .await?;
+    super::directory::print_status(&mut at_street).await?;
     println!(
         "\ndone in {:.1} s; every batch verified.",
         started.elapsed().as_secs_f64()

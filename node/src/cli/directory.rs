@@ -169,32 +169,35 @@ pub async fn run(command: Cmd) -> Result<(), CliError> {
             publisher,
             linearizable,
         } => {
-            let publisher = publisher.map(|p| p.to_string()).unwrap_or_default();
-            catalogs(&node.node, String::new(), publisher, linearizable).await
+            let request = CatalogsRequest {
+                read: Some(ReadRequest { linearizable }),
+                text: String::new(),
+                publisher: publisher.map(|p| p.to_string()).unwrap_or_default(),
+            };
+            print_catalogs(&mut open(&node.node).await?.client, request).await
         }
         Cmd::Search {
             node,
             text,
             linearizable,
-        } => catalogs(&node.node, text, String::new(), linearizable).await,
-        Cmd::Status(node) => status(&node.node).await,
+        } => {
+            let request = CatalogsRequest {
+                read: Some(ReadRequest { linearizable }),
+                text,
+                publisher: String::new(),
+            };
+            print_catalogs(&mut open(&node.node).await?.client, request).await
+        }
+        Cmd::Status(node) => print_status(&mut open(&node.node).await?.client).await,
     }
 }
 
-async fn catalogs(
-    node: &Path,
-    text: String,
-    publisher: String,
-    linearizable: bool,
+/// Prints the published catalogs a directory read finds, and how fresh the read is.
+pub async fn print_catalogs(
+    client: &mut DirectoryClient<Channel>,
+    request: CatalogsRequest,
 ) -> Result<(), CliError> {
-    let mut n = open(node).await?;
-    let request = CatalogsRequest {
-        read: Some(ReadRequest { linearizable }),
-        text,
-        publisher,
-    };
-    let read = n
-        .client
+    let read = client
         .catalogs(request)
         .await
         .map_err(ClientError::from)?
@@ -224,10 +227,9 @@ async fn catalogs(
     Ok(())
 }
 
-async fn status(node: &Path) -> Result<(), CliError> {
-    let mut n = open(node).await?;
-    let s = n
-        .client
+/// Prints a node's view of the directory's raft: leader, term, log, and every replica's progress.
+pub async fn print_status(client: &mut DirectoryClient<Channel>) -> Result<(), CliError> {
+    let s = client
         .status(StatusRequest {})
         .await
         .map_err(ClientError::from)?

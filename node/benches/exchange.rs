@@ -157,7 +157,7 @@ where
         .tls_config(tierlink::runtime::server_tls(credentials))
         .unwrap()
         .add_service(ExchangeServer::new(service).max_encoding_message_size(64 << 20))
-        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
+        .serve_with_incoming(tierlink::runtime::incoming(listener));
     tokio::spawn(server);
     endpoint
 }

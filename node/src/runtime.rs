@@ -12,7 +12,7 @@ use tierlink_proto::v1::federation_server::FederationServer;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use crate::config::{ConfigError, Credentials, NodeDir};
@@ -200,7 +200,7 @@ impl Node {
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
             )
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+            .serve_with_incoming_shutdown(incoming(listener), shutdown)
             .await
             .map_err(|e| RuntimeError::Serve(e.to_string()));
         directory.shutdown().await;
@@ -235,6 +235,12 @@ pub fn server_tls(credentials: &Credentials) -> ServerTlsConfig {
             &credentials.tls_key_pem,
         ))
         .client_ca_root(Certificate::from_pem(&credentials.ca_pem))
+}
+
+/// Connections accepted on `listener`, with Nagle's algorithm off: raft and exchange replies are
+/// small writes that must not wait for the peer's delayed acknowledgement (up to 40 ms).
+pub fn incoming(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
 /// Binds the configured listen address.

@@ -7,10 +7,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use openraft::error::{ClientWriteError, InitializeError, RaftError};
+use openraft::raft::ClientWriteResponse;
 use openraft::{BasicNode, ChangeMembers, Raft, ServerState, SnapshotPolicy};
 use tierlink_proto::v1::directory_client::DirectoryClient;
 use tierlink_proto::v1::{ChangeResponse, ReadMeta, SubmitRequest};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
@@ -30,6 +31,9 @@ use crate::store::SledStore;
 
 /// Commands signed into one log entry at most; concurrent proposals share entries up to this.
 const MAX_COMMANDS_PER_ENTRY: usize = 128;
+
+/// Entries this node may have handed to its raft, as leader, before the first is committed.
+const MAX_ENTRIES_IN_FLIGHT: usize = 2;
 
 /// How often the leader compares raft membership with the directory's members.
 const RECONCILE_EVERY: Duration = Duration::from_millis(200);
@@ -92,6 +96,8 @@ struct Core {
     last_sequence: Mutex<u64>,
     clients: Mutex<BTreeMap<String, DirectoryClient<Channel>>>,
 }
+
+type WriteError = ClientWriteError<NodeId, BasicNode>;
 
 /// A failed attempt, and whether trying again is safe and may help.
 enum Retry {
@@ -384,9 +390,12 @@ impl Core {
         SignedCommands::sign(&batch, &self.key)
     }
 
-    /// Takes proposals in arrival order, one entry in flight at a time, so this node's entries
-    /// reach the log in sequence order; proposals that wait meanwhile share the next entry.
+    /// Takes proposals in arrival order and signs those waiting together into one entry. While
+    /// this node leads, entries are handed to raft in sequence order and several may be in flight
+    /// (raft appends them in that order); otherwise one entry at a time goes to the leader, so a
+    /// forwarded entry never overtakes an earlier one.
     async fn propose_loop(self: Arc<Self>, mut queue: mpsc::Receiver<Proposal>) {
+        let in_flight = Arc::new(Semaphore::new(MAX_ENTRIES_IN_FLIGHT));
         while let Some(first) = queue.recv().await {
             let mut count = first.commands.len();
             let mut group = vec![first];
@@ -400,19 +409,43 @@ impl Core {
                 }
             }
             let commands = group.iter().flat_map(|p| p.commands.clone()).collect();
-            match self.submit(self.sign(commands), 0).await {
-                Ok(mut replies) => {
-                    for p in group {
-                        let rest = replies.split_off(p.commands.len().min(replies.len()));
-                        let _ = p.reply.send(Ok(std::mem::replace(&mut replies, rest)));
+            let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                return;
+            };
+            let entry = self.sign(commands);
+            if self.raft.metrics().borrow().state == ServerState::Leader {
+                match self.raft.client_write_ff(entry).await {
+                    Ok(committed) => {
+                        let core = self.clone();
+                        tokio::spawn(async move {
+                            let result = core.committed(committed).await;
+                            answer(group, result);
+                            drop(permit);
+                        });
                     }
+                    Err(fatal) => answer(group, Err(self.no_leader(fatal.to_string()))),
                 }
-                Err(e) => {
-                    for p in group {
-                        let _ = p.reply.send(Err(e.clone()));
-                    }
-                }
+                continue;
             }
+            answer(group, self.submit(entry, 0).await);
+        }
+    }
+
+    /// The outcome of an entry handed to the local raft.
+    async fn committed<E>(
+        &self,
+        committed: impl Future<Output = Result<Result<ClientWriteResponse<TypeConfig>, WriteError>, E>>,
+    ) -> Result<Vec<DirectoryReply>, DirectoryError> {
+        let commit_wait = Duration::from_millis(self.settings.election_timeout_ms * 4);
+        match tokio::time::timeout(commit_wait, committed).await {
+            Ok(Ok(Ok(written))) => Ok(written.data),
+            // Not appended: another node leads now. Issuing it again is safe.
+            Ok(Ok(Err(ClientWriteError::ForwardToLeader(_)))) => Err(self.no_leader(
+                "leadership moved before the change was appended; issue it again".into(),
+            )),
+            Ok(Ok(Err(e))) => Err(self.no_leader(e.to_string())),
+            Ok(Err(_)) => Err(self.no_leader("the directory replica stopped".into())),
+            Err(_) => Err(DirectoryError::Unconfirmed(commit_wait.as_millis())),
         }
     }
 
@@ -637,6 +670,23 @@ impl Core {
                 .map_err(|e| e.to_string())?;
         }
         Ok(())
+    }
+}
+
+/// Hands each proposal of `group` its own replies, in order, or the error they share.
+fn answer(group: Vec<Proposal>, result: Result<Vec<DirectoryReply>, DirectoryError>) {
+    match result {
+        Ok(mut replies) => {
+            for p in group {
+                let rest = replies.split_off(p.commands.len().min(replies.len()));
+                let _ = p.reply.send(Ok(std::mem::replace(&mut replies, rest)));
+            }
+        }
+        Err(e) => {
+            for p in group {
+                let _ = p.reply.send(Err(e.clone()));
+            }
+        }
     }
 }
 

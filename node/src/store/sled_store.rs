@@ -5,7 +5,7 @@
 //! whole write, `c` current records, `h` superseded versions and `n` record counts.
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 
 use prost::Message;
 use tierlink_proto::v1::Record;
@@ -19,11 +19,54 @@ const COUNT: u8 = b'n';
 
 /// A node's store in a sled database.
 pub struct SledStore {
-    db: sled::Db,
+    // Trees before the engine: fields drop in order, and the engine must go last (see `Engine`).
     catalogs: sled::Tree,
     records: sled::Tree,
+    engine: Arc<Engine>,
     /// Writes read the current version to make the next one: one writer at a time.
     writer: Mutex<()>,
+}
+
+/// Keeps sled's batches and flushes apart, process-wide.
+///
+/// sled 0.34 applies a batch under a process-wide lock that first waits for every operation in
+/// flight, while a flush holds its place in that lock and waits for log buffers that other
+/// threads can only write once they get in: a batch and a flush in flight together can deadlock
+/// (seen with several nodes in one process, each appending to its raft log and flushing; one node
+/// does the same with records and directory writes). So batches take this lock exclusively and
+/// flushes (including the one sled makes when a database closes) share it, and sled's own
+/// periodic flusher is off: everything acknowledged is flushed explicitly anyway.
+static BATCH_OR_FLUSH: RwLock<()> = RwLock::new(());
+
+fn apply_batch(tree: &sled::Tree, batch: sled::Batch) -> Result<(), StoreError> {
+    let _exclusive = BATCH_OR_FLUSH.write().unwrap_or_else(|p| p.into_inner());
+    Ok(tree.apply_batch(batch)?)
+}
+
+/// The database, flushed and closed under [`BATCH_OR_FLUSH`].
+struct Engine {
+    db: Option<sled::Db>,
+}
+
+impl Engine {
+    fn db(&self) -> &sled::Db {
+        self.db
+            .as_ref()
+            .expect("the database is open until the engine drops")
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        let _shared = BATCH_OR_FLUSH.read().unwrap_or_else(|p| p.into_inner());
+        self.db().flush()?;
+        Ok(())
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let _shared = BATCH_OR_FLUSH.read().unwrap_or_else(|p| p.into_inner());
+        drop(self.db.take());
+    }
 }
 
 impl From<sled::Error> for StoreError {
@@ -53,8 +96,8 @@ fn now_micros() -> i64 {
 /// their own shape (the directory's raft log and state). Writes are atomic per call.
 #[derive(Clone)]
 pub struct Keyspace {
-    db: sled::Db,
     tree: sled::Tree,
+    engine: Arc<Engine>,
 }
 
 /// A key and its value.
@@ -78,7 +121,7 @@ impl Keyspace {
                 None => batch.remove(key),
             }
         }
-        Ok(self.tree.apply_batch(batch)?)
+        apply_batch(&self.tree, batch)
     }
 
     /// Keys and values with `from <= key < to` (`to` unbounded when `None`), in key order.
@@ -106,8 +149,10 @@ impl Keyspace {
 
     /// Waits until everything written so far is on disk.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
-        Ok(())
+        let engine = self.engine.clone();
+        tokio::task::spawn_blocking(move || engine.flush())
+            .await
+            .map_err(|e| StoreError::Engine(e.to_string()))?
     }
 }
 
@@ -115,8 +160,8 @@ impl SledStore {
     /// A named keyspace in this store's database.
     pub fn keyspace(&self, name: &str) -> Result<Keyspace, StoreError> {
         Ok(Keyspace {
-            db: self.db.clone(),
-            tree: self.db.open_tree(format!("ks:{name}"))?,
+            tree: self.engine.db().open_tree(format!("ks:{name}"))?,
+            engine: self.engine.clone(),
         })
     }
 
@@ -125,6 +170,7 @@ impl SledStore {
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(256 << 20)
+            .flush_every_ms(None)
             .open()
             .map_err(|e| match e {
                 sled::Error::Io(io)
@@ -148,15 +194,16 @@ impl SledStore {
             }
             None => {
                 meta.insert("format", &FORMAT_VERSION.to_be_bytes())?;
-                db.flush()?;
             }
         }
-        Ok(Self {
+        let store = Self {
             catalogs: db.open_tree("catalogs")?,
             records: db.open_tree("records")?,
-            db,
+            engine: Arc::new(Engine { db: Some(db) }),
             writer: Mutex::new(()),
-        })
+        };
+        store.engine.flush()?;
+        Ok(store)
     }
 
     fn decode(bytes: &[u8]) -> Result<Record, StoreError> {
@@ -168,7 +215,7 @@ impl Store for SledStore {
     fn put_catalog(&self, catalog: &Catalog) -> Result<bool, StoreError> {
         let json = serde_json::to_vec(catalog).map_err(corrupt)?;
         let old = self.catalogs.insert(catalog.code.as_bytes(), json)?;
-        self.db.flush()?;
+        self.engine.flush()?;
         Ok(old.is_some())
     }
 
@@ -229,8 +276,8 @@ impl Store for SledStore {
         count_key.extend_from_slice(catalog.as_bytes());
         let count = self.record_count(catalog)? + outcome.created;
         batch.insert(count_key, &count.to_be_bytes());
-        self.records.apply_batch(batch)?;
-        self.db.flush()?;
+        apply_batch(&self.records, batch)?;
+        self.engine.flush()?;
         Ok(outcome)
     }
 

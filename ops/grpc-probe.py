@@ -68,34 +68,27 @@ def main():
         pool.Add(files[name])
         added.add(name)
 
-    fetch(reflection_pb2.ServerReflectionRequest(file_containing_symbol="tierlink.v1.Exchange"))
-    for name in list(files):
-        add(name)
-    request_type = message_factory.GetMessageClass(pool.FindMessageTypeByName("tierlink.v1.ListCatalogsRequest"))
-    response_type = message_factory.GetMessageClass(pool.FindMessageTypeByName("tierlink.v1.ListCatalogsResponse"))
-    list_catalogs = channel.unary_unary(
-        "/tierlink.v1.Exchange/ListCatalogs",
-        request_serializer=lambda m: m.SerializeToString(),
-        response_deserializer=response_type.FromString,
-    )
-    answer = list_catalogs(request_type())
+    def call(service, method, request, response):
+        """Calls a unary method with messages built from the reflected descriptors."""
+        fetch(reflection_pb2.ServerReflectionRequest(file_containing_symbol=f"tierlink.v1.{service}"))
+        for name in list(files):
+            add(name)
+        message = lambda name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"tierlink.v1.{name}"))
+        stub = channel.unary_unary(
+            f"/tierlink.v1.{service}/{method}",
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=message(response).FromString,
+        )
+        return stub(message(request)())
+
+    answer = call("Exchange", "ListCatalogs", "ListCatalogsRequest", "ListCatalogsResponse")
     print(f"ListCatalogs on {answer.node}: {len(answer.catalogs)} catalogs")
     for c in answer.catalogs:
         print(f"  {c.code:<18} {c.sharing_type:<14} {c.record_count:>7} records  {c.name}")
     assert answer.node == target["code"]
 
     # The federation directory, from the target's replica: every node holds it.
-    fetch(reflection_pb2.ServerReflectionRequest(file_containing_symbol="tierlink.v1.Directory"))
-    for name in list(files):
-        add(name)
-    status_type = message_factory.GetMessageClass(pool.FindMessageTypeByName("tierlink.v1.StatusRequest"))
-    status_reply = message_factory.GetMessageClass(pool.FindMessageTypeByName("tierlink.v1.StatusResponse"))
-    directory_status = channel.unary_unary(
-        "/tierlink.v1.Directory/Status",
-        request_serializer=lambda m: m.SerializeToString(),
-        response_deserializer=status_reply.FromString,
-    )
-    st = directory_status(status_type())
+    st = call("Directory", "Status", "StatusRequest", "StatusResponse")
     print(
         f"directory at {st.meta.node}: {st.state}, term {st.term}, leader {st.meta.leader}, "
         f"applied index {st.meta.applied_index}, {len(st.replicas)} replicas"

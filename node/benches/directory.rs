@@ -11,26 +11,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tierlink::catalog::{Catalog, EXAMPLES, parse_catalogs};
 use tierlink::config::DirectorySettings;
 use tierlink::directory::{DirectoryCommand, DirectoryReply, Replica};
 use tierlink::federation::{LocalFederation, demo_units};
 use tierlink::identity::Unit;
+use tierlink::sample::small_catalog;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn small_catalog(n: usize) -> Catalog {
-    let text = EXAMPLES
-        .iter()
-        .find(|(f, _)| *f == "grid-cells.json")
-        .unwrap()
-        .1;
-    let mut c = parse_catalogs(text, "grid-cells.json").unwrap().remove(0);
-    c.code = format!("103002001/{:06}", n % 1000 + 1);
-    c.items.truncate(1);
-    c
-}
 
 /// The units with the given codes, from the demo federation.
 fn units(codes: &[&str]) -> Vec<Unit> {
@@ -75,7 +63,7 @@ async fn write(replica: &Arc<Replica>, writers: usize, per_writer: usize) -> Run
         tasks.spawn(async move {
             let mut latencies = Vec::with_capacity(per_writer);
             for i in 0..per_writer {
-                let command = DirectoryCommand::Publish(small_catalog(w * per_writer + i));
+                let command = DirectoryCommand::Publish(small_catalog((w * per_writer + i) % 1000));
                 let t = Instant::now();
                 let replies = r.propose(vec![command]).await.expect("committed");
                 assert!(matches!(replies[0], DirectoryReply::Applied { .. }));

@@ -1,5 +1,6 @@
 //! Generated but plausible records for the example catalogs (residents and buildings of one
-//! street), for the demo, tests and benchmarks. Deterministic: the same seed gives the same data.
+//! street), and small catalogs for loading the directory, for the demo, tests and benchmarks.
+//! Deterministic: the same seed gives the same data.
 
 use crate::catalog::gb11643_check_digit;
 
@@ -104,6 +105,21 @@ pub const BUILDING_COLUMNS: &[&str] = &[
     "longitude",
     "latitude",
 ];
+
+/// A small valid catalog with resource code `103002001/NNNNNN` (NNNNNN = `n` + 1): the grid-cell
+/// example with its key item only, about 700 bytes as JSON.
+pub fn small_catalog(n: usize) -> crate::catalog::Catalog {
+    let (file, text) = crate::catalog::EXAMPLES
+        .iter()
+        .find(|(f, _)| *f == "grid-cells.json")
+        .expect("the grid-cell example is built in");
+    let mut c = crate::catalog::parse_catalogs(text, file)
+        .expect("the built-in examples are valid")
+        .remove(0);
+    c.code = format!("103002001/{:06}", n + 1);
+    c.items.truncate(1);
+    c
+}
 
 /// `count` residents of street `street` (a 9-digit code), for the residents catalog.
 pub fn residents(street: &str, count: usize, seed: u64) -> Vec<Vec<String>> {

@@ -319,7 +319,7 @@ fn the_demo_runs_and_verifies_every_exchange() {
 fn the_demo_can_keep_serving_and_describes_the_federation() {
     let dir = tempfile::tempdir().unwrap();
     let fed = dir.path().join("fed");
-    let mut child = Command::new(BIN)
+    let child = Command::new(BIN)
         .args([
             "demo",
             "--residents",
@@ -334,6 +334,8 @@ fn the_demo_can_keep_serving_and_describes_the_federation() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    // Killed when the test ends, whether it passes or not.
+    let _demo = Server(child);
     let manifest = fed.join("federation.json");
     let deadline = Instant::now() + Duration::from_secs(60);
     while !manifest.exists() {
@@ -359,8 +361,6 @@ fn the_demo_can_keep_serving_and_describes_the_federation() {
         let found = ok(&["directory", "search", "--node", dir, "公民身份号码"]);
         assert!(found.contains("3 catalog(s)"), "{found}");
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
 
 /// `tierlink init` for one unit listening on a free loopback port; returns its directory.

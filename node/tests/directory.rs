@@ -9,10 +9,10 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use openraft::ServerState;
-use tierlink::catalog::{Catalog, EXAMPLES, parse_catalogs};
 use tierlink::config::DirectorySettings;
 use tierlink::directory::{DirectoryCommand, DirectoryError, DirectoryReply, Replica, code_of};
 use tierlink::federation::{LocalFederation, demo_units};
+use tierlink::sample::small_catalog;
 use tierlink_proto::v1::{CatalogsRequest, ReadRequest, StatusRequest};
 use tokio::task::JoinHandle;
 
@@ -41,19 +41,6 @@ async fn federation() -> (tempfile::TempDir, LocalFederation) {
 
 fn replica(f: &LocalFederation, n: usize) -> Arc<Replica> {
     f.nodes[n].directory().expect("node runs").clone()
-}
-
-/// A small catalog with the given resource code: the grid-cell example with its key item only.
-fn small_catalog(n: usize) -> Catalog {
-    let text = EXAMPLES
-        .iter()
-        .find(|(f, _)| *f == "grid-cells.json")
-        .unwrap()
-        .1;
-    let mut c = parse_catalogs(text, "grid-cells.json").unwrap().remove(0);
-    c.code = format!("103002001/{:06}", n + 1);
-    c.items.truncate(1);
-    c
 }
 
 fn revision(replies: Result<Vec<DirectoryReply>, DirectoryError>) -> Result<u64, String> {
@@ -314,6 +301,7 @@ async fn the_leader_stops_mid_writes_and_no_acknowledged_write_is_lost() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_off_street_reads_stale_refuses_writes_and_catches_up() {
     let (_dir, f) = federation().await;
+    let monitor = LeaderMonitor::start(&f);
     let replicas: Vec<_> = (0..f.nodes.len()).map(|n| replica(&f, n)).collect();
     let street = &replicas[WUJIAGANG_STREET];
     street.link().set_isolated(true);
@@ -353,6 +341,7 @@ async fn a_cut_off_street_reads_stale_refuses_writes_and_catches_up() {
             .await,
     )
     .unwrap();
+    monitor.assert_one_leader_per_term().await;
     f.stop().await.unwrap();
 }
 

@@ -58,6 +58,10 @@ async fn propose(node: &Path, commands: Vec<DirectoryCommand>, via: &str) -> Res
     report(response.into_inner())
 }
 
+fn leader_or<'a>(leader: &'a str, none: &'a str) -> &'a str {
+    if leader.is_empty() { none } else { leader }
+}
+
 fn freshness(meta: Option<ReadMeta>) -> String {
     let Some(m) = meta else {
         return String::new();
@@ -78,11 +82,7 @@ fn freshness(meta: Option<ReadMeta>) -> String {
         m.node,
         m.applied_index,
         m.revision,
-        if m.leader.is_empty() {
-            "none"
-        } else {
-            &m.leader
-        }
+        leader_or(&m.leader, "none")
     )
 }
 
@@ -240,11 +240,7 @@ pub async fn print_status(client: &mut DirectoryClient<Channel>) -> Result<(), C
         meta.node,
         s.state,
         s.term,
-        if meta.leader.is_empty() {
-            "none known"
-        } else {
-            &meta.leader
-        }
+        leader_or(&meta.leader, "none known")
     );
     println!(
         "log: last index {}, applied {}, snapshot at {}; {}",

@@ -63,7 +63,7 @@ impl LogStore {
 
     async fn set_meta<T: Serialize>(&self, key: &[u8], value: &T) -> Result<(), StorageError> {
         self.space
-            .apply([(key.to_vec(), Some(encode(value)?))])
+            .put_each([(key.to_vec(), encode(value)?)])
             .map_err(write_err)?;
         self.space.flush().await.map_err(write_err)
     }
@@ -146,9 +146,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let changes = entries
             .into_iter()
-            .map(|e| Ok((entry_key(e.log_id.index), Some(encode(&e)?))))
+            .map(|e| Ok((entry_key(e.log_id.index), encode(&e)?)))
             .collect::<Result<Vec<_>, StorageError>>()?;
-        self.space.apply(changes).map_err(write_err)?;
+        // In index order: a crash part way leaves a shorter log, never a gap, and nothing is
+        // acknowledged before the flush.
+        self.space.put_each(changes).map_err(write_err)?;
         let flushed = self.space.flush().await;
         callback.log_io_completed(
             flushed

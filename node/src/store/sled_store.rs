@@ -124,6 +124,19 @@ impl Keyspace {
         apply_batch(&self.tree, batch)
     }
 
+    /// Sets keys one after another, each atomically but not all together: for changes where any
+    /// prefix is a valid state (appending to a log in key order, one setting). Unlike
+    /// [`Keyspace::apply`], it never waits for flushes in flight.
+    pub fn put_each(
+        &self,
+        changes: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>,
+    ) -> Result<(), StoreError> {
+        for (key, value) in changes {
+            self.tree.insert(key, value)?;
+        }
+        Ok(())
+    }
+
     /// Keys and values with `from <= key < to` (`to` unbounded when `None`), in key order.
     pub fn range(&self, from: &[u8], to: Option<&[u8]>) -> Result<Vec<KeyValue>, StoreError> {
         let iter = match to {

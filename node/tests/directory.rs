@@ -201,12 +201,20 @@ async fn every_node_holds_one_directory_and_answers_from_it() {
     assert_eq!(meta.node, meta.leader);
     assert!(meta.revision >= rev);
 
-    // Status at a street shows the leader's view of every replica.
-    let status = at_street
-        .status(StatusRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    // Status at a street shows the leader's view of every replica (progress of a replica the
+    // leader has not heard from since its last entry is unknown for a moment: wait for it).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        let status = at_street
+            .status(StatusRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        if status.replicas.iter().all(|r| r.matched_index.is_some()) || Instant::now() > deadline {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(status.state, "learner");
     assert_eq!(status.replicas.len(), 6, "{status:?}");
     assert!(

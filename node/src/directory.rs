@@ -28,7 +28,7 @@ pub use command::{
 };
 pub use log_store::LogStore;
 pub use network::{Link, Network};
-pub use replica::{DirectoryError, Replica, member_of, replies_from};
+pub use replica::{DirectoryError, Replica, member_of};
 pub use service::FederationService;
 pub use state::{DirectoryState, PublishedCatalog};
 pub use state_machine::StateMachine;

@@ -10,7 +10,6 @@ use tierlink_proto::v1::{HistoryRequest, PutRecordsRequest, QueryRequest};
 
 use super::{CliError, DemoArgs, setup::shutdown_signal};
 use crate::catalog::EXAMPLES;
-use crate::directory::DirectoryCommand;
 use crate::exchange::StreamSummary;
 use crate::exchange::client::NodeClient;
 use crate::exchange::file::{BatchWriter, read_batches, verify_file};
@@ -154,12 +153,7 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
             .map_err(demo_error("list"))?;
         let mut commands = Vec::new();
         for c in own.catalogs {
-            let json = client
-                .get_catalog(None, "", &c.code)
-                .await
-                .map_err(demo_error("catalog"))?;
-            let catalog = crate::catalog::parse_catalogs(&json, &c.code)?.remove(0);
-            commands.push(DirectoryCommand::Publish(catalog.shared_view()));
+            commands.push(super::directory::publication(client, &c.code).await?);
         }
         published += commands.len();
         let replica = federation.nodes[n]

@@ -280,9 +280,14 @@ pub async fn publish(node: &Path, code: &str, withdraw: bool) -> Result<(), CliE
         DirectoryCommand::Withdraw(code.to_owned())
     } else {
         let exchange = NodeClient::open(NodeDir::load(node)?)?;
-        let json = exchange.get_catalog(None, "", code).await?;
-        let catalog = parse_catalogs(&json, code)?.remove(0);
-        DirectoryCommand::Publish(catalog.shared_view())
+        publication(&exchange, code).await?
     };
     propose(node, vec![command], "").await
+}
+
+/// The command publishing one of this node's catalogs: its shared view, as stored on the node.
+pub async fn publication(exchange: &NodeClient, code: &str) -> Result<DirectoryCommand, CliError> {
+    let json = exchange.get_catalog(None, "", code).await?;
+    let catalog = parse_catalogs(&json, code)?.remove(0);
+    Ok(DirectoryCommand::Publish(catalog.shared_view()))
 }

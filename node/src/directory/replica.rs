@@ -691,7 +691,7 @@ fn answer(group: Vec<Proposal>, result: Result<Vec<DirectoryReply>, DirectoryErr
 }
 
 /// Replies as the directory gave them, from their wire form.
-pub fn replies_from(response: ChangeResponse) -> Vec<DirectoryReply> {
+fn replies_from(response: ChangeResponse) -> Vec<DirectoryReply> {
     response
         .results
         .into_iter()
@@ -708,7 +708,7 @@ pub fn replies_from(response: ChangeResponse) -> Vec<DirectoryReply> {
 }
 
 /// Replies in their wire form.
-pub fn response_of(replies: Vec<DirectoryReply>) -> ChangeResponse {
+pub(super) fn response_of(replies: Vec<DirectoryReply>) -> ChangeResponse {
     let results = replies
         .into_iter()
         .map(|r| match r {

@@ -10,6 +10,7 @@ pub mod exchange;
 pub mod federation;
 pub mod identity;
 pub mod peer;
+pub mod policy;
 pub mod provision;
 pub mod registry;
 pub mod runtime;

@@ -1,0 +1,22 @@
+//! Field-level secrecy: who may see which information items of which catalog, and how.
+//!
+//! The model ([`Role`], [`Grant`], [`AccessRequest`]) lives in the federation directory as
+//! [`Policies`]; its rules ([`Policies::apply`]) are checked identically on every replica. A
+//! producer asks [`Policies::decide`] once per request and gets a [`Decision`]: an [`Action`] per
+//! item (clear, mask, hash or withhold), the grant and rule behind each, and a row scope.
+//! [`Redactor`] carries the decision out on values.
+
+mod decide;
+mod model;
+mod redact;
+mod rules;
+
+pub use decide::{Asker, Decision, ItemDecision, Refusal, Rule};
+pub use model::{
+    AccessRequest, AccessStatus, Action, Grant, Grantee, Policies, PolicyCommand, Role, RowScope,
+};
+pub use redact::{HASH_KEY_BYTES, HashKey, Redactor};
+pub use rules::PolicyContext;
+
+#[cfg(test)]
+mod tests;

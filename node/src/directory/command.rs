@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::Catalog;
 use crate::identity::{NodeCode, NodeKey, Unit};
+use crate::policy::PolicyCommand;
 
 /// A member of the federation as the directory records it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +69,15 @@ pub enum DirectoryCommand {
     /// The city names the directory's voters: itself and some of its districts (1, 3 or 5 in
     /// all). Every other active member replicates the directory as a learner.
     SetVoters(BTreeSet<NodeCode>),
+    /// A change to roles, grants or access requests.
+    Policy(PolicyCommand),
+    /// The issuer anchors the head of its audit chain: entries up to `sequence` hash to `head`.
+    AnchorAudit {
+        /// Sequence number of the chain's last entry.
+        sequence: u64,
+        /// Hash of that entry, hex.
+        head: String,
+    },
 }
 
 /// Commands one node issues together, in order, under one sequence number.
@@ -135,6 +145,10 @@ impl std::fmt::Display for DirectoryRequest {
             DirectoryCommand::Suspend(c) => format!("suspend {c}"),
             DirectoryCommand::Publish(c) => format!("publish {}", c.code),
             DirectoryCommand::Withdraw(c) => format!("withdraw {c}"),
+            DirectoryCommand::Policy(p) => p.to_string(),
+            DirectoryCommand::AnchorAudit { sequence, .. } => {
+                format!("anchor audit entry {sequence}")
+            }
             DirectoryCommand::SetVoters(v) => format!(
                 "set voters {}",
                 v.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(",")

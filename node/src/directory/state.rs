@@ -12,6 +12,7 @@ use super::command::{
 };
 use crate::catalog::{Catalog, SharingType};
 use crate::identity::{NodeCode, Tier, TrustedCa, pem_to_der};
+use crate::policy::{Policies, PolicyContext};
 
 /// A catalog as published in the directory.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -37,6 +38,49 @@ pub struct DirectoryState {
     pub voters: BTreeSet<NodeCode>,
     /// The last sequence number applied from each issuer.
     pub sequences: BTreeMap<NodeCode, u64>,
+    /// Roles, grants and access requests.
+    #[serde(default)]
+    pub policies: Policies,
+    /// The latest anchor of each member's audit chain.
+    #[serde(default)]
+    pub anchors: BTreeMap<NodeCode, AuditAnchor>,
+}
+
+/// The head of a member's audit chain as anchored in the directory: an entry altered, removed or
+/// reordered up to `sequence` no longer hashes to `head`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditAnchor {
+    /// Sequence number of the anchored entry.
+    pub sequence: u64,
+    /// Its hash, hex.
+    pub head: String,
+    /// Directory revision at which it was anchored.
+    pub revision: u64,
+}
+
+/// What the policy rules see of the directory.
+struct Context<'a> {
+    members: &'a BTreeMap<NodeCode, Member>,
+    catalogs: &'a BTreeMap<NodeCode, BTreeMap<String, PublishedCatalog>>,
+}
+
+impl PolicyContext for Context<'_> {
+    fn published(&self, producer: &NodeCode, code: &str) -> Option<&Catalog> {
+        Some(&self.catalogs.get(producer)?.get(code)?.catalog)
+    }
+
+    fn parent_of(&self, unit: &NodeCode) -> Option<&NodeCode> {
+        let member = self.members.get(unit)?;
+        (member.status == MemberStatus::Active)
+            .then_some(member.unit.parent.as_ref())
+            .flatten()
+    }
+
+    fn is_active(&self, unit: &NodeCode) -> bool {
+        self.members
+            .get(unit)
+            .is_some_and(|m| m.status == MemberStatus::Active)
+    }
 }
 
 fn reject(reason: String) -> Result<(), String> {
@@ -252,6 +296,35 @@ impl DirectoryState {
                     }
                 }
                 self.voters = voters.clone();
+                Ok(())
+            }
+            DirectoryCommand::Policy(command) => {
+                self.active(issuer)?;
+                let ctx = Context {
+                    members: &self.members,
+                    catalogs: &self.catalogs,
+                };
+                self.policies.apply(issuer, command, &ctx)
+            }
+            DirectoryCommand::AnchorAudit { sequence, head } => {
+                self.active(issuer)?;
+                if head.len() != 64 || hex::decode(head).is_err() {
+                    return reject("the audit head is not a 32-byte hash in hex".into());
+                }
+                if let Some(last) = self.anchors.get(issuer)
+                    && last.sequence >= *sequence
+                {
+                    return reject(format!(
+                        "audit entry {sequence} is not after the last anchored ({}): an audit chain only grows",
+                        last.sequence
+                    ));
+                }
+                let anchor = AuditAnchor {
+                    sequence: *sequence,
+                    head: head.clone(),
+                    revision: self.revision + 1,
+                };
+                self.anchors.insert(issuer.clone(), anchor);
                 Ok(())
             }
             DirectoryCommand::Withdraw(code) => {

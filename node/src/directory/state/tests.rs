@@ -258,3 +258,53 @@ fn the_city_names_the_voters_among_its_active_districts() {
     )));
     assert!(reason.contains("votes in the directory"), "{reason}");
 }
+
+#[test]
+fn policies_follow_the_published_catalogs_and_audit_anchors_only_grow() {
+    use crate::policy::{Grant, Grantee, PolicyCommand, Role};
+    let mut s = federation();
+    let buildings = parse_catalogs(EXAMPLES[1].1, "b")
+        .unwrap()
+        .remove(0)
+        .shared_view();
+    let role = PolicyCommand::DefineRole(Role {
+        unit: "420502".parse().unwrap(),
+        name: "housing".into(),
+        department: "Housing Bureau".into(),
+        post: "officer".into(),
+    });
+    applied(s.apply(&by("420502", DirectoryCommand::Policy(role))));
+    let grant = Grant {
+        id: "g1".into(),
+        producer: "420502001".parse().unwrap(),
+        catalog: buildings.code.clone(),
+        grantee: Grantee::Role("420502/housing".into()),
+        purpose: "safety inspection".into(),
+        expires: "2027-12-31".into(),
+        items: Default::default(),
+        others: Some(crate::policy::Action::Clear),
+        rows: None,
+        delegated_from: None,
+        access_request: None,
+        issuer: None,
+    };
+    let command = || DirectoryCommand::Policy(PolicyCommand::Grant(grant.clone()));
+    let reason = rejected(s.apply(&by("420502001", command())));
+    assert!(reason.contains("has published no catalog"), "{reason}");
+    applied(s.apply(&by("420502001", DirectoryCommand::Publish(buildings))));
+    applied(s.apply(&by("420502001", command())));
+    assert_eq!(
+        s.policies.grants["g1"].issuer,
+        Some("420502001".parse().unwrap())
+    );
+
+    let anchor = |sequence, head: &str| DirectoryCommand::AnchorAudit {
+        sequence,
+        head: head.into(),
+    };
+    applied(s.apply(&by("420502001", anchor(10, &"ab".repeat(32)))));
+    let reason = rejected(s.apply(&by("420502001", anchor(9, &"cd".repeat(32)))));
+    assert!(reason.contains("only grows"), "{reason}");
+    assert!(rejected(s.apply(&by("420502001", anchor(11, "xyz")))).contains("hex"));
+    assert_eq!(s.anchors[&"420502001".parse().unwrap()].sequence, 10);
+}

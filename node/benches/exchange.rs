@@ -1,11 +1,14 @@
 //! Exchange and ingestion throughput on this machine, each beside its baseline in the same run.
 //!
-//! - `stream_100k_residents/signed_verified`: 100,000 resident records streamed from a street node
-//!   to a city client over loopback mutual TLS, as signed batches of the default 1,000, every signature, digest
-//!   and record checked and decoded by the client.
-//! - `stream_100k_residents/unsigned`: the same scan, projection and encoding from the same store
-//!   over the same mTLS, with no digest, signature or verification; the client decodes every
-//!   record. The ratio of the two is the cost of signing and verifying.
+//! - `stream_100k_residents/policy_all_clear`: 100,000 resident records streamed from a street node
+//!   to a city principal over loopback mutual TLS: the city's signed requester checked, the policy
+//!   decided, every shared item granted in clear, signed batches of the default 1,000, the read
+//!   audited; every signature, digest and record checked and decoded by the client.
+//! - `stream_100k_residents/policy_third_redacted`: the same read under a realistic grant: a third
+//!   of the items sent are masked or hashed. Its ratio to `policy_all_clear` is the policy's cost.
+//! - `stream_100k_residents/unsigned`: the same scan, projection (all clear) and encoding from the
+//!   same store over the same mTLS, with no policy, audit, digest, signature or verification; the
+//!   client decodes every record. Its ratio to `policy_all_clear` is the cost of all of those.
 //! - `ingest_5k_residents/checked` vs `/store_only`: a batch of 5,000 residents checked against the
 //!   catalog and written durably (flushed), against the same rows written to the store unchecked.
 //!
@@ -20,14 +23,19 @@ use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use prost::Message;
+use tierlink::audit::AuditLog;
+use tierlink::catalog::Catalog;
 use tierlink::catalog::{EXAMPLES, RecordSchema, Row, parse_catalogs};
 use tierlink::config::{Credentials, NodeDir};
 use tierlink::exchange::client::{Peers, connect, receive};
-use tierlink::exchange::members::MemberList;
+use tierlink::exchange::members::{MemberList, Members, Standing};
 use tierlink::exchange::produce::{DEFAULT_BATCH_SIZE, Plan, record_lists};
 use tierlink::exchange::server::{BatchStream, ExchangeService};
-use tierlink::exchange::{BatchSigner, BatchVerifier, Expected};
-use tierlink::identity::{Tier, Unit};
+use tierlink::exchange::{BatchSigner, BatchVerifier, Expected, requester};
+use tierlink::identity::{NodeCode, NodeKey, Tier, Unit};
+use tierlink::policy::{
+    Action, Asker, Decision, Grant, Grantee, HashKey, Policies, Redactor, Refusal, Role,
+};
 use tierlink::provision::{Certifier, NodeSpec, init_ca, init_node};
 use tierlink::registry::Registry;
 use tierlink::sample;
@@ -65,6 +73,7 @@ fn node(
         endpoint: "https://127.0.0.1:1".into(),
         hosts: vec!["localhost".into(), "127.0.0.1".into()],
         peers: vec![],
+        hash_key: None,
     };
     init_node(&root.join(code), spec, Certifier::Ca(ca)).unwrap()
 }
@@ -82,9 +91,117 @@ fn columns() -> Vec<String> {
         .collect()
 }
 
-/// The baseline: the production scan, projection and encoding, streamed unsigned.
+/// The directory as the street sees it: the city active with its key, and the bench's grants.
+struct Directory {
+    members: MemberList,
+    policies: Policies,
+}
+
+impl Members for Directory {
+    fn standing(&self, code: &NodeCode) -> Option<Standing> {
+        self.members.standing(code)
+    }
+
+    fn decide(
+        &self,
+        producer: &NodeCode,
+        catalog: &Catalog,
+        asker: &Asker,
+        today: &str,
+    ) -> Result<Decision, Refusal> {
+        self.policies.decide(producer, catalog, asker, today)
+    }
+}
+
+/// Two grants of the residents to the city's analysts: every shared item clear, and a realistic
+/// one with a third of the items sent masked or hashed (keys stay clear in both).
+fn policies(catalog: &Catalog) -> Policies {
+    let redacted: [(&str, Action); 10] = [
+        ("id_number", Action::Mask { first: 6, last: 4 }),
+        ("phone", Action::Mask { first: 3, last: 4 }),
+        ("birth_date", Action::Mask { first: 4, last: 0 }),
+        ("name", Action::Hash),
+        ("former_name", Action::Hash),
+        ("household_address", Action::Hash),
+        ("current_address", Action::Hash),
+        ("employer", Action::Hash),
+        ("grid_code", Action::Hash),
+        ("building_code", Action::Hash),
+    ];
+    let grant = |id: &str, purpose: &str, redact: bool| {
+        let items = catalog
+            .items
+            .iter()
+            .map(|i| {
+                let action = redacted
+                    .iter()
+                    .find(|(code, _)| redact && *code == i.code)
+                    .map_or(Action::Clear, |(_, a)| *a);
+                (i.code.clone(), action)
+            })
+            .collect();
+        Grant {
+            id: id.into(),
+            producer: "420502001".parse().unwrap(),
+            catalog: RESIDENTS.into(),
+            grantee: Grantee::Role("420500/analyst".into()),
+            purpose: purpose.into(),
+            expires: "2099-12-31".into(),
+            items,
+            others: None,
+            rows: None,
+            delegated_from: None,
+            access_request: None,
+            issuer: None,
+        }
+    };
+    let mut p = Policies::default();
+    let role = Role {
+        unit: "420500".parse().unwrap(),
+        name: "analyst".into(),
+        department: "Public Security Bureau".into(),
+        post: "analyst".into(),
+    };
+    p.roles.insert(role.id(), role);
+    for g in [
+        grant("clear", "all clear", false),
+        grant("third", "third redacted", true),
+    ] {
+        p.grants.insert(g.id.clone(), g);
+    }
+    p
+}
+
+/// A query by the city's analyst for `purpose`, with the city's signed requester.
+fn query_as(city: &NodeKey, purpose: &str, n: u64) -> QueryRequest {
+    let request_id = format!("bench-{purpose}-{n}");
+    let signed = requester::sign(
+        city,
+        &tierlink_proto::v1::Requester {
+            node: "420500".into(),
+            principal: "bench".into(),
+            role: "420500/analyst".into(),
+            purpose: purpose.into(),
+            producer: "420502001".into(),
+            catalog: RESIDENTS.into(),
+            request_id: request_id.clone(),
+            issued_at_micros: chrono::Utc::now().timestamp_micros(),
+            ..Default::default()
+        },
+    );
+    QueryRequest {
+        catalog: RESIDENTS.into(),
+        request_id,
+        requester: Some(signed),
+        ..Default::default()
+    }
+}
+
+/// The baseline: the production scan, projection (every shared item clear) and encoding,
+/// streamed unsigned, with no policy or audit.
 struct Unsigned {
     registry: Arc<Registry>,
+    decision: Decision,
 }
 
 #[tonic::async_trait]
@@ -95,11 +212,11 @@ impl Exchange for Unsigned {
     async fn query(&self, request: Request<QueryRequest>) -> Result<Response<BatchStream>, Status> {
         let req = request.into_inner();
         let entry = self.registry.entry(&req.catalog)?;
-        let plan = Plan::for_consumer(&entry.catalog, false)?;
+        let plan = Plan::new(&entry.catalog, &self.decision, Redactor::new(None))?;
         let records = self.registry.store().scan(&req.catalog, "", None);
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         tokio::task::spawn_blocking(move || {
-            for list in record_lists(records, plan, DEFAULT_BATCH_SIZE, None) {
+            for list in record_lists(records, plan, DEFAULT_BATCH_SIZE, None, |_| {}) {
                 let batch = list
                     .map(|(records, _)| SignedBatch {
                         records,
@@ -172,6 +289,7 @@ fn stream(c: &mut Criterion) {
     let city_credentials = city.credentials().unwrap();
 
     let store = SledStore::open(&street.path(&street.config.files.data)).unwrap();
+    let audit = Arc::new(AuditLog::open(store.keyspace("audit").unwrap()).unwrap());
     let registry = Arc::new(Registry::open(Arc::new(store)).unwrap());
     registry.put_catalog(residents_catalog()).unwrap();
     for chunk in sample::residents("420502001", RECORDS, 11).chunks(10_000) {
@@ -187,21 +305,68 @@ fn stream(c: &mut Criterion) {
         &trusted,
     )
     .unwrap();
+    let city_key = NodeKey::load(
+        &city_credentials.signing_key_pem,
+        &city_credentials.signing_cert_pem,
+        &trusted,
+    )
+    .unwrap();
+    let members = MemberList::default();
+    members.replace(
+        [(
+            "420500".parse().unwrap(),
+            Standing {
+                endpoint: "https://127.0.0.1:1".into(),
+                signing_key: hex::encode(city_key.verifying_key().as_bytes()),
+                status: "active".into(),
+            },
+        )]
+        .into(),
+    );
+    let catalog = residents_catalog();
+    let directory = Directory {
+        members,
+        policies: policies(&catalog),
+    };
+    let asker = |purpose: &str| Asker {
+        node: "420500".parse().unwrap(),
+        principal: "bench".into(),
+        role: "420500/analyst".into(),
+        purpose: purpose.into(),
+        grant: None,
+    };
+    let all_clear = directory
+        .policies
+        .decide(
+            &"420502001".parse().unwrap(),
+            &catalog,
+            &asker("all clear"),
+            "2026-01-01",
+        )
+        .unwrap();
     let peers = Arc::new(Peers::new(
         street.clone(),
         street_credentials.clone(),
-        Arc::new(MemberList::default()),
+        Arc::new(directory),
     ));
     let (signed_endpoint, unsigned_endpoint, mut signed, mut unsigned) = rt.block_on(async {
         let signed_endpoint = serve_mtls(
             &street_credentials,
-            ExchangeService::new(registry.clone(), Arc::new(signer), peers),
+            ExchangeService::new(
+                registry.clone(),
+                Arc::new(signer),
+                peers,
+                audit,
+                Redactor::new(Some(HashKey::generate().unwrap())),
+                street.principals_path(),
+            ),
         )
         .await;
         let unsigned_endpoint = serve_mtls(
             &street_credentials,
             Unsigned {
                 registry: registry.clone(),
+                decision: all_clear,
             },
         )
         .await;
@@ -213,6 +378,26 @@ fn stream(c: &mut Criterion) {
     });
     eprintln!("street serving on {signed_endpoint} (signed) and {unsigned_endpoint} (unsigned)");
     let verifier = BatchVerifier::new(trusted);
+    let mut n = 0u64;
+    let mut read_as = |purpose: &str| {
+        n += 1;
+        let request = query_as(&city_key, purpose, n);
+        rt.block_on(async {
+            let stream = signed.query(request).await.unwrap().into_inner();
+            let mut records = 0;
+            let expected = Expected {
+                producer: Some("420502001".into()),
+                ..Default::default()
+            };
+            receive(stream, &verifier, expected, |_, v| {
+                records += v.records.len();
+                Ok(())
+            })
+            .await
+            .unwrap();
+            assert_eq!(records, RECORDS);
+        })
+    };
     // Both streams cut batches at the producer's default size.
     let request = QueryRequest {
         catalog: RESIDENTS.into(),
@@ -223,24 +408,9 @@ fn stream(c: &mut Criterion) {
     group
         .throughput(Throughput::Elements(RECORDS as u64))
         .sample_size(10);
-    group.bench_function("signed_verified", |b| {
-        b.iter(|| {
-            rt.block_on(async {
-                let stream = signed.query(request.clone()).await.unwrap().into_inner();
-                let mut n = 0;
-                let expected = Expected {
-                    producer: Some("420502001".into()),
-                    ..Default::default()
-                };
-                receive(stream, &verifier, expected, |_, v| {
-                    n += v.records.len();
-                    Ok(())
-                })
-                .await
-                .unwrap();
-                assert_eq!(n, RECORDS);
-            })
-        })
+    group.bench_function("policy_all_clear", |b| b.iter(|| read_as("all clear")));
+    group.bench_function("policy_third_redacted", |b| {
+        b.iter(|| read_as("third redacted"))
     });
     group.bench_function("unsigned", |b| {
         b.iter(|| {

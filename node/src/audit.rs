@@ -3,9 +3,13 @@
 //! anchored in the federation directory from time to time, so an entry altered, removed or
 //! reordered is found by [`AuditLog::verify`] on the node and against the anchor anywhere.
 
+mod anchor;
+mod api;
 mod entry;
 mod log;
 
+pub use anchor::{AnchorBoard, BoardFuture, anchor_head, anchor_periodically};
+pub use api::AuditService;
 pub use entry::{AuditEntry, AuditFilter, MAX_KEYS, Outcome, Side};
 pub use log::{AuditError, AuditLog, Break, GENESIS};
 

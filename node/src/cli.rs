@@ -2,12 +2,16 @@
 //! acts through the library; commands that read or write a node's data talk to the running node
 //! over gRPC with the node's own certificate.
 
+mod audit;
 mod catalog;
 mod demo;
 mod directory;
 mod input;
+mod policy;
 mod records;
 mod setup;
+
+pub use directory::publication;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -44,6 +48,23 @@ pub enum Command {
     /// The federation directory: members, their published catalogs, and its replicas.
     #[command(subcommand)]
     Directory(DirectoryCommand),
+    /// Roles: posts in a unit's departments, which grants are given to.
+    #[command(subcommand)]
+    Role(policy::RoleCommand),
+    /// The people and system accounts this node vouches for, and their tokens.
+    #[command(subcommand)]
+    Principal(policy::PrincipalCommand),
+    /// Grants: which role or principal sees which items of a catalog, and how.
+    #[command(subcommand)]
+    Grant(policy::GrantCommand),
+    /// Access requests for conditional catalogs: ask, approve, reject.
+    #[command(subcommand)]
+    Access(policy::AccessCommand),
+    /// What a principal would see of a catalog, item by item, and the rule that decides each.
+    Explain(policy::ExplainArgs),
+    /// This node's audit: who saw what, and whether the record of it is intact.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Check a file of signed batches with the CA certificate alone.
     Verify(VerifyArgs),
     /// Run a three-tier federation on loopback and show signed exchanges between its tiers.
@@ -65,7 +86,7 @@ pub enum CaCommand {
 }
 
 /// The node directory a command acts for.
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone)]
 pub struct NodeArg {
     /// Node directory (with node.toml).
     #[arg(long, env = "TIERLINK_NODE")]
@@ -122,6 +143,52 @@ fn parse_peer(s: &str) -> Result<crate::config::Peer, String> {
         code: code.parse().map_err(|e| format!("{e}"))?,
         endpoint: endpoint.to_owned(),
     })
+}
+
+/// A principal of this node to act as: the node checks its token and vouches for it to the
+/// producer, which decides what it sees.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ActAs {
+    /// Act as this principal of the node; its token comes from $TIERLINK_TOKEN or --token-file.
+    #[arg(long = "as", requires_all = ["role", "purpose"])]
+    pub principal: Option<String>,
+    /// The role to act in, UNIT/NAME (e.g. 420502/civil-affairs).
+    #[arg(long)]
+    pub role: Option<String>,
+    /// Why the records are wanted; a grant for the same purpose must exist.
+    #[arg(long)]
+    pub purpose: Option<String>,
+    /// Decide under this grant [default: the producer picks the principal's or role's grant].
+    #[arg(long)]
+    pub grant: Option<String>,
+    /// File holding the principal's token.
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+}
+
+impl ActAs {
+    /// The credential to give this node, if acting as a principal.
+    pub fn credential(&self) -> Result<Option<tierlink_proto::v1::Credential>, CliError> {
+        let Some(principal) = &self.principal else {
+            return Ok(None);
+        };
+        let token = match &self.token_file {
+            Some(path) => std::fs::read_to_string(path)
+                .map_err(|e| CliError::Input(format!("{}: {e}", path.display())))?,
+            None => std::env::var("TIERLINK_TOKEN").map_err(|_| {
+                CliError::Input(format!(
+                    "--as {principal} needs the principal's token: set TIERLINK_TOKEN or give --token-file"
+                ))
+            })?,
+        };
+        Ok(Some(tierlink_proto::v1::Credential {
+            principal: principal.clone(),
+            token: token.trim().to_owned(),
+            role: self.role.clone().unwrap_or_default(),
+            purpose: self.purpose.clone().unwrap_or_default(),
+            grant: self.grant.clone().unwrap_or_default(),
+        }))
+    }
 }
 
 /// Which node to read from, and through which node.
@@ -321,6 +388,9 @@ pub enum RecordsCommand {
         /// Write the signed batches to FILE (check them later with `tierlink verify FILE`).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Who asks.
+        #[command(flatten)]
+        act_as: ActAs,
     },
     /// Every stored version of one record.
     History {
@@ -339,6 +409,9 @@ pub enum RecordsCommand {
         /// Write the signed batches to FILE.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Who asks.
+        #[command(flatten)]
+        act_as: ActAs,
     },
 }
 
@@ -446,6 +519,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Catalog(command) => catalog::run(command).await,
         Command::Records(command) => records::run(command).await,
         Command::Directory(command) => directory::run(command).await,
+        Command::Role(command) => policy::role(command).await,
+        Command::Principal(command) => policy::principal(command),
+        Command::Grant(command) => policy::grant_command(command).await,
+        Command::Access(command) => policy::access(command).await,
+        Command::Explain(args) => policy::explain(args).await,
+        Command::Audit(command) => audit::run(command).await,
         Command::Verify(args) => records::verify(args),
         Command::Demo(args) => demo::run(args).await,
     }

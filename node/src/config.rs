@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::identity::{CertError, NodeCode, TrustedCa, Unit, UnitError};
+use crate::policy::HashKey;
 
 /// Name of the configuration file in a node directory.
 pub const CONFIG_FILE: &str = "node.toml";
@@ -52,6 +53,8 @@ pub struct DirectorySettings {
     /// Entries kept in the log behind the last snapshot, for replicas that lag a little; a
     /// replica further behind receives the snapshot instead.
     pub kept_after_snapshot: u64,
+    /// How often the node anchors its audit chain's head in the directory, milliseconds.
+    pub audit_anchor_ms: u64,
 }
 
 impl Default for DirectorySettings {
@@ -61,6 +64,7 @@ impl Default for DirectorySettings {
             election_timeout_ms: 1000,
             snapshot_every: 5000,
             kept_after_snapshot: 1000,
+            audit_anchor_ms: 60_000,
         }
     }
 }
@@ -91,6 +95,20 @@ pub struct Files {
     pub signing_key: PathBuf,
     /// Store directory.
     pub data: PathBuf,
+    /// The federation's hash key (hex), the same on every node; without it nothing is hashed.
+    #[serde(default = "default_hash_key")]
+    pub hash_key: PathBuf,
+    /// The principals this node vouches for.
+    #[serde(default = "default_principals")]
+    pub principals: PathBuf,
+}
+
+fn default_hash_key() -> PathBuf {
+    "federation.key".into()
+}
+
+fn default_principals() -> PathBuf {
+    "principals.toml".into()
 }
 
 impl Default for Files {
@@ -102,6 +120,8 @@ impl Default for Files {
             signing_cert: "signing.crt".into(),
             signing_key: "signing.key".into(),
             data: "data".into(),
+            hash_key: default_hash_key(),
+            principals: default_principals(),
         }
     }
 }
@@ -155,6 +175,14 @@ pub enum ConfigError {
         path: PathBuf,
         /// What is wrong.
         source: CertError,
+    },
+    /// The hash key file is not a key.
+    #[error("{path}: {reason}; copy the federation's federation.key from the CA directory")]
+    HashKey {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
     },
     /// No peer with this code is configured.
     #[error("node {node} has no peer {code}: add a [[peer]] with its code and endpoint to {path}")]
@@ -259,6 +287,22 @@ impl NodeDir {
             signing_cert_pem: read(&self.path(&f.signing_cert))?,
             signing_key_pem: read(&self.path(&f.signing_key))?,
         })
+    }
+
+    /// The federation's hash key, if installed.
+    pub fn hash_key(&self) -> Result<Option<HashKey>, ConfigError> {
+        let path = self.path(&self.config.files.hash_key);
+        if !path.exists() {
+            return Ok(None);
+        }
+        HashKey::from_hex(&read(&path)?)
+            .map(Some)
+            .map_err(|reason| ConfigError::HashKey { path, reason })
+    }
+
+    /// Where this node's principals are kept.
+    pub fn principals_path(&self) -> PathBuf {
+        self.path(&self.config.files.principals)
     }
 
     /// The CA this node trusts.

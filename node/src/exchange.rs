@@ -6,6 +6,7 @@ pub mod client;
 pub mod file;
 pub mod members;
 pub mod produce;
+pub mod requester;
 pub mod server;
 
 pub use batch::{

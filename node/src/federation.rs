@@ -10,10 +10,13 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::audit::AuditLog;
 use crate::config::{DirectorySettings, NodeDir, Peer};
 use crate::directory::{DirectoryCommand, DirectoryReply, Replica};
-use crate::identity::{NodeCode, Tier, Unit};
-use crate::provision::{CA_CERT, Certifier, NodeSpec, ProvisionError, init_ca, init_node};
+use crate::identity::{NodeCode, PrincipalError, Principals, Tier, Unit};
+use crate::provision::{
+    CA_CERT, Certifier, NodeSpec, ProvisionError, init_ca, init_node, load_hash_key,
+};
 use crate::runtime::{self, Node, RunningNode, RuntimeError};
 
 /// A federation that could not be set up.
@@ -102,6 +105,11 @@ impl LocalNode {
     pub fn directory(&self) -> Option<&Arc<Replica>> {
         self.running.as_ref().map(|r| &r.directory)
     }
+
+    /// Its audit log, while it runs.
+    pub fn audit(&self) -> Option<&Arc<AuditLog>> {
+        self.running.as_ref().map(|r| &r.audit)
+    }
 }
 
 /// A CA and nodes under one directory, serving on loopback.
@@ -141,6 +149,7 @@ impl LocalFederation {
         settings: DirectorySettings,
     ) -> Result<Self, FederationError> {
         let ca = init_ca(&root.join("ca"), "local federation")?;
+        let hash_key = load_hash_key(&root.join("ca"))?;
         let mut listeners = Vec::new();
         for _ in &units {
             let l = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -170,6 +179,7 @@ impl LocalFederation {
                 endpoint: endpoint(addr),
                 hosts: vec!["localhost".into(), "127.0.0.1".into()],
                 peers,
+                hash_key: hash_key.clone(),
             };
             let mut dir = init_node(
                 &root.join(format!("{}-{}", unit.tier, unit.code)),
@@ -252,6 +262,52 @@ impl LocalFederation {
             )?;
         }
         self.wait_for_revision(revision).await
+    }
+
+    /// Issues `commands` from node `code`, refusing them all at the first rejection, and waits
+    /// until every running node has applied them.
+    pub async fn issue(
+        &self,
+        code: &NodeCode,
+        commands: Vec<DirectoryCommand>,
+    ) -> Result<(), FederationError> {
+        let replies = self
+            .replica(code)?
+            .propose(commands)
+            .await
+            .map_err(|e| FederationError::Directory(e.to_string()))?;
+        let mut revision = 0;
+        for reply in replies {
+            match reply {
+                DirectoryReply::Applied { revision: r } => revision = r,
+                DirectoryReply::Rejected { reason } => {
+                    return Err(FederationError::Directory(reason));
+                }
+            }
+        }
+        self.wait_for_revision(revision).await
+    }
+
+    /// Adds a principal holding `roles` to node `code`, returning its token.
+    pub fn add_principal(
+        &self,
+        code: &NodeCode,
+        name: &str,
+        roles: &[&str],
+    ) -> Result<String, FederationError> {
+        let node = self
+            .nodes
+            .iter()
+            .find(|n| n.dir.code() == code)
+            .ok_or_else(|| FederationError::Io(format!("no node {code}")))?;
+        let path = node.dir.principals_path();
+        let fail = |e: PrincipalError| FederationError::Io(e.to_string());
+        let mut principals = Principals::load(&path).map_err(fail)?;
+        let token = principals
+            .add(name, roles.iter().map(|r| r.to_string()).collect())
+            .map_err(fail)?;
+        principals.save(&path).map_err(fail)?;
+        Ok(token)
     }
 
     /// Waits until every running node's replica has applied `revision`.

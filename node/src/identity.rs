@@ -1,11 +1,14 @@
 //! Who a node is: its administrative unit ([`NodeCode`], [`Tier`], parent) and the credentials that
-//! prove it — a TLS certificate and an Ed25519 batch-signing key, both issued by the federation CA.
+//! prove it — a TLS certificate and an Ed25519 batch-signing key, both issued by the federation CA —
+//! and the principals (people and system accounts) it vouches for.
 
 mod certs;
+mod principals;
 mod unit;
 
 pub use certs::{
     CaFiles, CertError, NodeCertificates, NodeCredentials, NodeKey, Producer, TrustedCa,
     generate_ca, issue_node_certificates, node_code_of, pem_to_der, write_private,
 };
+pub use principals::{Principal, PrincipalError, Principals};
 pub use unit::{NodeCode, Tier, Unit, UnitError};

@@ -16,3 +16,14 @@ pub fn caller<T>(request: &Request<T>) -> Result<NodeCode, Status> {
         .ok_or_else(|| Status::unauthenticated("empty client certificate chain"))?;
     node_code_of(first).map_err(|e| Status::unauthenticated(e.to_string()))
 }
+
+/// Refuses a call that only the node itself (its administrator's CLI, with the node's own
+/// certificate) may make.
+pub fn require_self(caller: &NodeCode, me: &NodeCode, what: &str) -> Result<(), Status> {
+    if caller == me {
+        return Ok(());
+    }
+    Err(Status::permission_denied(format!(
+        "{caller} may not {what} on node {me}: only the node itself may; run the command on that node, as its administrator"
+    )))
+}

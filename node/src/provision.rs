@@ -9,11 +9,14 @@ use crate::identity::{
     CaFiles, CertError, NodeCredentials, TrustedCa, Unit, UnitError, generate_ca,
     issue_node_certificates, write_private,
 };
+use crate::policy::HashKey;
 
 /// CA certificate file name in a CA directory.
 pub const CA_CERT: &str = "ca.crt";
 /// CA key file name in a CA directory.
 pub const CA_KEY: &str = "ca.key";
+/// The federation's hash key in a CA directory.
+pub const HASH_KEY: &str = "federation.key";
 
 /// Files that could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +48,17 @@ pub enum ProvisionError {
     /// A key or certificate could not be made.
     #[error(transparent)]
     Cert(#[from] CertError),
+    /// No randomness for a new key.
+    #[error("no randomness for a new key: {0}")]
+    Random(String),
+    /// The hash key file is not a key.
+    #[error("{path}: {problem}; it holds the federation's hash key as 64 hex digits")]
+    BadHashKey {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
     /// `node.toml` could not be written.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
@@ -69,13 +83,28 @@ fn write_new(path: &Path, contents: &str, private: bool) -> Result<(), Provision
     .map_err(io(path))
 }
 
-/// Creates a federation CA in `dir` (`ca.crt`, and `ca.key` readable by its owner only).
+/// Creates a federation CA in `dir` (`ca.crt`, and `ca.key` readable by its owner only), with
+/// the federation's hash key beside it (`federation.key`, owner only).
 pub fn init_ca(dir: &Path, federation: &str) -> Result<CaFiles, ProvisionError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let ca = generate_ca(federation)?;
+    let hash_key = HashKey::generate().map_err(|e| ProvisionError::Random(e.to_string()))?;
     write_new(&dir.join(CA_KEY), &ca.key_pem, true)?;
     write_new(&dir.join(CA_CERT), &ca.cert_pem, false)?;
+    write_new(&dir.join(HASH_KEY), &hash_key.to_hex(), true)?;
     Ok(ca)
+}
+
+/// The federation's hash key kept with the CA in `dir`, if there is one.
+pub fn load_hash_key(dir: &Path) -> Result<Option<HashKey>, ProvisionError> {
+    let path = dir.join(HASH_KEY);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => HashKey::from_hex(&text)
+            .map(Some)
+            .map_err(|problem| ProvisionError::BadHashKey { path, problem }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io(&path)(e)),
+    }
 }
 
 /// Reads the CA in `dir`.
@@ -115,6 +144,8 @@ pub struct NodeSpec {
     pub hosts: Vec<String>,
     /// Nodes it can reach.
     pub peers: Vec<Peer>,
+    /// The federation's hash key, installed as `federation.key` when given.
+    pub hash_key: Option<HashKey>,
 }
 
 /// Creates a node directory. With an external CA it also writes `tls.csr` and `signing.csr`: have
@@ -133,6 +164,9 @@ pub fn init_node(
     let keys = NodeCredentials::generate()?;
     write_new(&dir.join(&files.tls_key), &keys.tls_key_pem, true)?;
     write_new(&dir.join(&files.signing_key), &keys.signing_key_pem, true)?;
+    if let Some(key) = &spec.hash_key {
+        write_new(&dir.join(&files.hash_key), &key.to_hex(), true)?;
+    }
     match certifier {
         Certifier::Ca(ca) => {
             let certs = issue_node_certificates(ca, &spec.unit, &spec.hosts, &keys)?;
@@ -182,6 +216,7 @@ mod tests {
             endpoint: "https://127.0.0.1:7443".into(),
             hosts: vec!["localhost".into(), "127.0.0.1".into()],
             peers: vec![],
+            hash_key: None,
         }
     }
 

@@ -5,7 +5,9 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
+use tierlink_proto::v1::audit_server::AuditServer;
 use tierlink_proto::v1::directory_server::DirectoryServer;
 use tierlink_proto::v1::exchange_server::ExchangeServer;
 use tierlink_proto::v1::federation_server::FederationServer;
@@ -15,12 +17,14 @@ use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
+use crate::audit::{AnchorBoard, AuditError, AuditLog, AuditService, anchor_periodically};
 use crate::config::{ConfigError, Credentials, NodeDir};
 use crate::directory::{DirectoryError, DirectoryService, FederationService, Replica};
 use crate::exchange::BatchSigner;
 use crate::exchange::client::{MAX_MESSAGE_BYTES, Peers};
 use crate::exchange::server::ExchangeService;
 use crate::identity::{CertError, NodeKey, node_code_of, pem_to_der};
+use crate::policy::Redactor;
 use crate::registry::{Registry, RegistryError};
 use crate::store::{FORMAT_VERSION, SledStore, StoreError};
 
@@ -50,6 +54,9 @@ pub enum RuntimeError {
     /// The directory replica could not start.
     #[error(transparent)]
     Directory(#[from] DirectoryError),
+    /// The audit log could not be opened.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
     /// The gRPC server failed.
     #[error("server failed: {0}")]
     Serve(String),
@@ -61,6 +68,8 @@ pub struct RunningNode {
     pub addr: SocketAddr,
     /// Its replica of the federation directory.
     pub directory: Arc<Replica>,
+    /// Its audit log.
+    pub audit: Arc<AuditLog>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<Result<(), RuntimeError>>,
 }
@@ -86,6 +95,7 @@ pub struct Node {
     credentials: Credentials,
     exchange: ExchangeService,
     directory: Arc<Replica>,
+    audit: Arc<AuditLog>,
 }
 
 impl Node {
@@ -119,18 +129,28 @@ impl Node {
         }
         let store = SledStore::open(&dir.path(&dir.config.files.data))?;
         let directory = Arc::new(Replica::open(&store, &dir, credentials.clone(), key, ca).await?);
+        let audit = Arc::new(AuditLog::open(store.keyspace("audit")?)?);
+        let redactor = Redactor::new(dir.hash_key()?);
         let registry = Arc::new(Registry::open(Arc::new(store))?);
         let peers = Arc::new(Peers::new(
             dir.clone(),
             credentials.clone(),
             directory.clone(),
         ));
-        let exchange = ExchangeService::new(registry, Arc::new(signer), peers);
+        let exchange = ExchangeService::new(
+            registry,
+            Arc::new(signer),
+            peers,
+            audit.clone(),
+            redactor,
+            dir.principals_path(),
+        );
         Ok(Self {
             dir,
             credentials,
             exchange,
             directory,
+            audit,
         })
     }
 
@@ -173,9 +193,15 @@ impl Node {
             tier = %self.dir.config.node.tier,
             %addr,
             store_format = FORMAT_VERSION,
-            "serving tierlink.v1.Exchange, Directory and Federation over mutual TLS"
+            "serving tierlink.v1.Exchange, Directory, Audit and Federation over mutual TLS"
         );
         let directory = self.directory.clone();
+        let board: Arc<dyn AnchorBoard> = directory.clone();
+        let anchoring = anchor_periodically(
+            self.audit.clone(),
+            Arc::downgrade(&board),
+            Duration::from_millis(self.dir.config.directory.audit_anchor_ms.max(100)),
+        );
         let served = Server::builder()
             .tls_config(tls)
             .map_err(|e| RuntimeError::Credential(format!("TLS configuration: {e}")))?
@@ -192,6 +218,11 @@ impl Node {
                     .max_decoding_message_size(MAX_MESSAGE_BYTES)
                     .max_encoding_message_size(MAX_MESSAGE_BYTES),
             )
+            .add_service(AuditServer::new(AuditService::new(
+                self.dir.code().clone(),
+                self.audit.clone(),
+                board,
+            )))
             .add_service(
                 FederationServer::new(FederationService::new(
                     directory.raft().clone(),
@@ -203,6 +234,7 @@ impl Node {
             .serve_with_incoming_shutdown(incoming(listener), shutdown)
             .await
             .map_err(|e| RuntimeError::Serve(e.to_string()));
+        anchoring.abort();
         directory.shutdown().await;
         served
     }
@@ -214,12 +246,14 @@ impl Node {
             .map_err(|e| RuntimeError::Serve(e.to_string()))?;
         let (stop, stopped) = oneshot::channel();
         let directory = self.directory.clone();
+        let audit = self.audit.clone();
         let task = tokio::spawn(self.serve(listener, async move {
             let _ = stopped.await;
         }));
         Ok(RunningNode {
             addr,
             directory,
+            audit,
             stop,
             task,
         })

@@ -1,8 +1,13 @@
 //! Generated but plausible records for the example catalogs (residents and buildings of one
-//! street), and small catalogs for loading the directory, for the demo, tests and benchmarks.
+//! street), small catalogs for loading the directory, and a three-tier policy, for the demo,
+//! tests and benchmarks.
 //! Deterministic: the same seed gives the same data.
 
 use crate::catalog::gb11643_check_digit;
+use crate::identity::NodeCode;
+use crate::policy::{
+    AccessRequest, AccessStatus, Action, Grant, Grantee, PolicyCommand, Role, RowScope,
+};
 
 const SURNAMES: &[&str] = &[
     "王", "李", "张", "刘", "陈", "杨", "黄", "赵", "周", "吴", "徐", "孙", "胡", "朱", "高", "林",
@@ -231,6 +236,134 @@ pub fn buildings(street: &str, count: usize, seed: u64) -> Vec<Vec<String>> {
             ]
         })
         .collect()
+}
+
+/// Purpose of the city analysts' grant in [`three_tier_policies`].
+pub const SECURITY_CHECK: &str = "population security check";
+/// Purpose of the district's grant, and its delegation, in [`three_tier_policies`].
+pub const ALLOWANCE_REVIEW: &str = "subsistence allowance review";
+
+/// The residents catalog's code in the examples.
+pub const RESIDENTS_CATALOG: &str = "101001001/000001";
+
+/// A street's resident register opened to three posts, as the demo shows it, in the order the
+/// commands are issued (each with its issuing node): a city public-security analyst sees the ID
+/// number and name in clear and the phone hashed; a district civil-affairs officer sees the ID
+/// number and phone masked and the district's rows; the street's grid worker, by the district's
+/// delegation, sees less still and only its own street's rows. The catalog is conditional, so
+/// the city and district ask and the street approves.
+pub fn three_tier_policies(
+    city: &NodeCode,
+    district: &NodeCode,
+    street: &NodeCode,
+    expires: &str,
+) -> Vec<(NodeCode, PolicyCommand)> {
+    let role = |unit: &NodeCode, name: &str, department: &str, post: &str| {
+        PolicyCommand::DefineRole(Role {
+            unit: unit.clone(),
+            name: name.into(),
+            department: department.into(),
+            post: post.into(),
+        })
+    };
+    let actions = |pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .map(|(item, action)| (item.to_string(), action.parse().expect("valid action")))
+            .collect()
+    };
+    let request = |id: &str, grantee: &str, purpose: &str| {
+        PolicyCommand::RequestAccess(AccessRequest {
+            id: id.into(),
+            producer: street.clone(),
+            catalog: RESIDENTS_CATALOG.into(),
+            grantee: Grantee::Role(grantee.into()),
+            purpose: purpose.into(),
+            items: Vec::new(),
+            requester: None,
+            status: AccessStatus::Pending,
+        })
+    };
+    let grant = |id: &str, grantee: &str, purpose: &str| Grant {
+        id: id.into(),
+        producer: street.clone(),
+        catalog: RESIDENTS_CATALOG.into(),
+        grantee: Grantee::Role(grantee.into()),
+        purpose: purpose.into(),
+        expires: expires.into(),
+        items: Default::default(),
+        others: None,
+        rows: None,
+        delegated_from: None,
+        access_request: None,
+        issuer: None,
+    };
+    let (analyst, officer, worker) = (
+        format!("{city}/ps-analyst"),
+        format!("{district}/civil-affairs"),
+        format!("{street}/grid-worker"),
+    );
+    let (security, allowance) = (SECURITY_CHECK, ALLOWANCE_REVIEW);
+    vec![
+        (
+            city.clone(),
+            role(city, "ps-analyst", "Public Security Bureau", "analyst"),
+        ),
+        (
+            district.clone(),
+            role(district, "civil-affairs", "Civil Affairs Bureau", "officer"),
+        ),
+        (
+            street.clone(),
+            role(street, "grid-worker", "Grid Office", "grid worker"),
+        ),
+        (city.clone(), request("city-security", &analyst, security)),
+        (
+            street.clone(),
+            PolicyCommand::ApproveAccess(Grant {
+                items: actions(&[
+                    ("id_number", "clear"),
+                    ("name", "clear"),
+                    ("phone", "hash"),
+                    ("current_address", "clear"),
+                    ("residence_permit", "clear"),
+                ]),
+                others: Some(Action::Withhold),
+                access_request: Some("city-security".into()),
+                ..grant("city-security", &analyst, security)
+            }),
+        ),
+        (
+            district.clone(),
+            request("district-allowance", &officer, allowance),
+        ),
+        (
+            street.clone(),
+            PolicyCommand::ApproveAccess(Grant {
+                items: actions(&[("id_number", "mask:6:4"), ("phone", "mask:3:4")]),
+                others: Some(Action::Clear),
+                rows: Some(RowScope {
+                    item: "community_code".into(),
+                    within: district.to_string(),
+                }),
+                access_request: Some("district-allowance".into()),
+                ..grant("district-allowance", &officer, allowance)
+            }),
+        ),
+        (
+            district.clone(),
+            PolicyCommand::Grant(Grant {
+                items: actions(&[("id_number", "mask:0:4"), ("phone", "withhold")]),
+                others: Some(Action::Hash),
+                rows: Some(RowScope {
+                    item: "community_code".into(),
+                    within: format!("{street}001"),
+                }),
+                delegated_from: Some("district-allowance".into()),
+                ..grant("street-allowance", &worker, allowance)
+            }),
+        ),
+    ]
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@ fn settings() -> DirectorySettings {
         election_timeout_ms: 600,
         snapshot_every: 100,
         kept_after_snapshot: 10,
+        ..Default::default()
     }
 }
 

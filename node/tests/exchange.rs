@@ -10,11 +10,17 @@ use tierlink::federation::{LocalFederation, default_units};
 use tierlink_proto::v1::{FieldEquals, ListCatalogsRequest, QueryRequest, Record};
 use util::*;
 
-fn query(target: &str, catalog: &str) -> QueryRequest {
+/// A query of `catalog` on `target`, asked by `asker` (`None`: the node itself).
+fn query(
+    target: &str,
+    catalog: &str,
+    asker: &Option<tierlink_proto::v1::Credential>,
+) -> QueryRequest {
     QueryRequest {
         catalog: catalog.into(),
         target: target.into(),
         batch_size: 100,
+        credential: asker.clone(),
         ..Default::default()
     }
 }
@@ -22,14 +28,19 @@ fn query(target: &str, catalog: &str) -> QueryRequest {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn district_and_city_read_the_street_directly_and_through_a_relay() {
     let f = federation(1000).await;
+    let open = open_policies(&f).await;
     let street = f.clients[STREET].code().clone();
 
     let mut records: Vec<Record> = Vec::new();
     let direct = f.clients[DISTRICT]
-        .query(None, query(street.as_str(), RESIDENTS), |_, v| {
-            records.extend(v.records);
-            Ok(())
-        })
+        .query(
+            None,
+            query(street.as_str(), RESIDENTS, &open.district),
+            |_, v| {
+                records.extend(v.records);
+                Ok(())
+            },
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -47,7 +58,7 @@ async fn district_and_city_read_the_street_directly_and_through_a_relay() {
     let relayed = f.clients[CITY]
         .query(
             Some(&district),
-            query(street.as_str(), RESIDENTS),
+            query(street.as_str(), RESIDENTS, &open.city),
             |_, _| Ok(()),
         )
         .await
@@ -56,11 +67,18 @@ async fn district_and_city_read_the_street_directly_and_through_a_relay() {
         relayed.producer, "420502001",
         "a relayed batch is still the street's"
     );
-    assert_eq!(relayed.consumer, "420502", "the street served the relay");
+    assert_eq!(
+        relayed.consumer, "420500",
+        "the street served the city's principal, through the relay"
+    );
     assert_eq!(relayed.records, 1000);
 
     let city_direct = f.clients[CITY]
-        .query(None, query(street.as_str(), BUILDINGS), |_, _| Ok(()))
+        .query(
+            None,
+            query(street.as_str(), BUILDINGS, &open.city),
+            |_, _| Ok(()),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -73,14 +91,19 @@ async fn district_and_city_read_the_street_directly_and_through_a_relay() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn items_that_are_not_shared_never_leave_the_street() {
     let f = federation(300).await;
+    let open = open_policies(&f).await;
     let street = f.clients[STREET].code().clone();
     let mut bytes = Vec::new();
     let summary = f.clients[CITY]
-        .query(None, query(street.as_str(), RESIDENTS), |batch, _| {
-            bytes.extend_from_slice(&batch.records);
-            bytes.extend_from_slice(&batch.header);
-            Ok(())
-        })
+        .query(
+            None,
+            query(street.as_str(), RESIDENTS, &open.city),
+            |batch, _| {
+                bytes.extend_from_slice(&batch.records);
+                bytes.extend_from_slice(&batch.header);
+                Ok(())
+            },
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -100,7 +123,7 @@ async fn items_that_are_not_shared_never_leave_the_street() {
     // The street itself sees them.
     let mut own = Vec::new();
     let mine = f.clients[STREET]
-        .query(None, query("", RESIDENTS), |_, v| {
+        .query(None, query("", RESIDENTS, &None), |_, v| {
             own.extend(v.records);
             Ok(())
         })
@@ -114,7 +137,7 @@ async fn items_that_are_not_shared_never_leave_the_street() {
     );
 
     // Filtering on a withheld item would reveal it: refused.
-    let mut probe = query(street.as_str(), RESIDENTS);
+    let mut probe = query(street.as_str(), RESIDENTS, &open.city);
     probe.r#where = vec![FieldEquals {
         item: "religion".into(),
         value: "佛教".into(),
@@ -133,6 +156,7 @@ async fn items_that_are_not_shared_never_leave_the_street() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queries_filter_by_key_range_field_and_time() {
     let f = federation(200).await;
+    let open = open_policies(&f).await;
     let street = f.clients[STREET].code().as_str().to_owned();
     let count = |req: QueryRequest| {
         let client = &f.clients[DISTRICT];
@@ -144,12 +168,12 @@ async fn queries_filter_by_key_range_field_and_time() {
                 .records
         }
     };
-    let mut by_key = query(&street, RESIDENTS);
+    let mut by_key = query(&street, RESIDENTS, &open.district);
     by_key.key_from = "P4205020010000010".into();
     by_key.key_to = "P4205020010000020".into();
     assert_eq!(count(by_key).await, 10);
 
-    let mut by_sex = query(&street, RESIDENTS);
+    let mut by_sex = query(&street, RESIDENTS, &open.district);
     by_sex.r#where = vec![FieldEquals {
         item: "sex".into(),
         value: "2".into(),
@@ -158,7 +182,7 @@ async fn queries_filter_by_key_range_field_and_time() {
     assert!(women > 50 && women < 150, "{women}");
 
     let later = chrono::Utc::now().timestamp_micros();
-    let mut since = query(&street, RESIDENTS);
+    let mut since = query(&street, RESIDENTS, &open.district);
     since.updated_since_micros = later;
     assert_eq!(count(since.clone()).await, 0);
     f.clients[STREET]
@@ -171,7 +195,7 @@ async fn queries_filter_by_key_range_field_and_time() {
         .unwrap();
     assert_eq!(count(since).await, 3);
 
-    let mut limited = query(&street, RESIDENTS);
+    let mut limited = query(&street, RESIDENTS, &open.district);
     limited.limit = 42;
     assert_eq!(count(limited).await, 42);
     f.federation.stop().await.unwrap();
@@ -180,6 +204,7 @@ async fn queries_filter_by_key_range_field_and_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_node_itself_writes_and_every_write_is_checked() {
     let f = federation(0).await;
+    let open = open_policies(&f).await;
     let street = f.clients[STREET].code().clone();
     // The district's certificate may not write to the street.
     let mut as_district = f.clients[DISTRICT].connect(&street).await.unwrap();
@@ -214,7 +239,11 @@ async fn only_the_node_itself_writes_and_every_write_is_checked() {
     let mut rows = tierlink::sample::buildings("420502001", 20, 99);
     rows[13][8] = "many".into();
     let before = f.clients[DISTRICT]
-        .query(None, query(street.as_str(), BUILDINGS), |_, _| Ok(()))
+        .query(
+            None,
+            query(street.as_str(), BUILDINGS, &open.district),
+            |_, _| Ok(()),
+        )
         .await
         .unwrap()
         .records;
@@ -228,7 +257,11 @@ async fn only_the_node_itself_writes_and_every_write_is_checked() {
         "{text}"
     );
     let after = f.clients[DISTRICT]
-        .query(None, query(street.as_str(), BUILDINGS), |_, _| Ok(()))
+        .query(
+            None,
+            query(street.as_str(), BUILDINGS, &open.district),
+            |_, _| Ok(()),
+        )
         .await
         .unwrap()
         .records;
@@ -308,13 +341,14 @@ async fn a_certificate_from_another_federation_is_refused_at_the_handshake() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exported_batches_verify_offline_and_tampering_is_caught() {
     let f = federation(250).await;
+    let open = open_policies(&f).await;
     let path = f.dir.path().join("residents.tlb");
     let mut writer = BatchWriter::create(&path).unwrap();
     let district = f.clients[DISTRICT].code().clone();
     let summary = f.clients[CITY]
         .query(
             Some(&district),
-            query("420502001", RESIDENTS),
+            query("420502001", RESIDENTS, &open.city),
             |batch, _| {
                 writer
                     .write(&batch)
@@ -348,6 +382,7 @@ async fn exported_batches_verify_offline_and_tampering_is_caught() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_node_returns_every_acknowledged_record_and_its_history() {
     let mut f = federation(500).await;
+    let open = open_policies(&f).await;
     let street = f.clients[STREET].code().clone();
     // A second version of the first ten residents.
     let mut changed = tierlink::sample::residents("420502001", 10, 7);
@@ -365,7 +400,11 @@ async fn a_restarted_node_returns_every_acknowledged_record_and_its_history() {
 
     f.federation.stop_node(STREET).await.unwrap();
     let err = f.clients[DISTRICT]
-        .query(None, query(street.as_str(), RESIDENTS), |_, _| Ok(()))
+        .query(
+            None,
+            query(street.as_str(), RESIDENTS, &open.district),
+            |_, _| Ok(()),
+        )
         .await
         .unwrap_err();
     assert!(
@@ -378,7 +417,11 @@ async fn a_restarted_node_returns_every_acknowledged_record_and_its_history() {
         tierlink::exchange::client::NodeClient::open(f.federation.nodes[DISTRICT].dir.clone())
             .unwrap();
     let total = client
-        .query(None, query(street.as_str(), RESIDENTS), |_, _| Ok(()))
+        .query(
+            None,
+            query(street.as_str(), RESIDENTS, &open.district),
+            |_, _| Ok(()),
+        )
         .await
         .unwrap();
     assert_eq!(total.records, 500);
@@ -387,6 +430,7 @@ async fn a_restarted_node_returns_every_acknowledged_record_and_its_history() {
         catalog: RESIDENTS.into(),
         target: street.to_string(),
         key: "P4205020010000003".into(),
+        credential: open.district.clone(),
         ..Default::default()
     };
     client

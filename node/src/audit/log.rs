@@ -74,9 +74,14 @@ impl AuditLog {
         Ok(sequence)
     }
 
-    /// Appends without waiting for the disk, for callers that flush (or are a blocking task that
-    /// must not wait on the runtime).
-    pub fn append_unflushed(&self, mut entry: AuditEntry) -> Result<u64, AuditError> {
+    /// Appends like [`Self::append`], from a blocking task.
+    pub fn append_blocking(&self, entry: AuditEntry) -> Result<u64, AuditError> {
+        let sequence = self.append_unflushed(entry)?;
+        self.space.flush_blocking()?;
+        Ok(sequence)
+    }
+
+    fn append_unflushed(&self, mut entry: AuditEntry) -> Result<u64, AuditError> {
         let mut head = self.head.lock().unwrap_or_else(|p| p.into_inner());
         entry.sequence = head.0 + 1;
         entry.prev = head.1.clone();

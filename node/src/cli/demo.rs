@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use tierlink_proto::v1::{HistoryRequest, PutRecordsRequest, QueryRequest};
+use tierlink_proto::v1::{HistoryRequest, PutRecordsRequest, QueryRequest, Record};
 
 use super::{CliError, DemoArgs, setup::shutdown_signal};
 use crate::catalog::EXAMPLES;
@@ -15,11 +15,291 @@ use crate::exchange::client::NodeClient;
 use crate::exchange::file::{BatchWriter, read_batches, verify_file};
 use crate::federation::{LocalFederation, demo_units};
 use crate::identity::NodeCode;
+use crate::policy::{AccessRequest, AccessStatus, Action, Grant, Grantee, PolicyCommand};
 use crate::sample;
 
 const RESIDENTS: &str = "101001001/000001";
 const BUILDINGS: &str = "103001001/000001";
 const WRITE_BATCH: usize = 2000;
+
+/// Grants beyond [`sample::three_tier_policies`]: the street's buildings for the district's
+/// civil-affairs officers, and a second street's residents for the city's analysts.
+fn wider_grants(
+    city: &NodeCode,
+    district: &NodeCode,
+    street: &NodeCode,
+    other_street: &NodeCode,
+) -> Vec<(NodeCode, PolicyCommand)> {
+    let grant =
+        |id: &str, producer: &NodeCode, catalog: &str, grantee: String, purpose: &str| Grant {
+            id: id.into(),
+            producer: producer.clone(),
+            catalog: catalog.into(),
+            grantee: Grantee::Role(grantee),
+            purpose: purpose.into(),
+            expires: "2099-12-31".into(),
+            items: Default::default(),
+            others: Some(Action::Clear),
+            rows: None,
+            delegated_from: None,
+            access_request: None,
+            issuer: None,
+        };
+    let analyst = format!("{city}/ps-analyst");
+    vec![
+        (
+            street.clone(),
+            PolicyCommand::Grant(grant(
+                "district-buildings",
+                street,
+                BUILDINGS,
+                format!("{district}/civil-affairs"),
+                sample::ALLOWANCE_REVIEW,
+            )),
+        ),
+        (
+            city.clone(),
+            PolicyCommand::RequestAccess(AccessRequest {
+                id: "city-security-2".into(),
+                producer: other_street.clone(),
+                catalog: RESIDENTS.into(),
+                grantee: Grantee::Role(analyst.clone()),
+                purpose: sample::SECURITY_CHECK.into(),
+                items: Vec::new(),
+                requester: None,
+                status: AccessStatus::Pending,
+            }),
+        ),
+        (
+            other_street.clone(),
+            PolicyCommand::ApproveAccess(Grant {
+                items: [("id_number", Action::Clear), ("name", Action::Clear)]
+                    .into_iter()
+                    .map(|(i, a)| (i.to_string(), a))
+                    .collect(),
+                others: Some(Action::Withhold),
+                access_request: Some("city-security-2".into()),
+                ..grant(
+                    "city-security-2",
+                    other_street,
+                    RESIDENTS,
+                    analyst,
+                    sample::SECURITY_CHECK,
+                )
+            }),
+        ),
+    ]
+}
+
+/// The street's first resident, in key order, of its first community: one every grant's rows
+/// include.
+async fn first_in_community(street: &NodeClient) -> Result<Record, CliError> {
+    let community = format!("{}001", street.code());
+    let request = QueryRequest {
+        catalog: RESIDENTS.into(),
+        r#where: vec![tierlink_proto::v1::FieldEquals {
+            item: "community_code".into(),
+            value: community,
+        }],
+        limit: 1,
+        ..Default::default()
+    };
+    let mut found = Vec::new();
+    street
+        .query(None, request, |_, v| {
+            found.extend(v.records);
+            Ok(())
+        })
+        .await
+        .map_err(demo_error("resident"))?;
+    found
+        .pop()
+        .ok_or_else(|| CliError::Demo("no resident in the first community".into()))
+}
+
+/// A long value (a hash) cut for the table; the batch holds it whole.
+fn short(value: &str) -> String {
+    if value.chars().count() > 20 {
+        format!("{}…", value.chars().take(12).collect::<String>())
+    } else {
+        value.to_owned()
+    }
+}
+
+/// How a view finds the demo's resident, by what its grant sends in clear.
+enum Find {
+    /// By its ID number.
+    IdNumber,
+    /// By its key.
+    Key,
+    /// As the first row of the view's row scope (nothing identifying is clear).
+    First,
+}
+
+/// The same resident as three principals at three tiers see it, side by side, with the
+/// redaction manifest each producer-signed batch carried.
+async fn three_views(
+    street: &NodeClient,
+    resident: &Record,
+    askers: [(&NodeClient, &Option<tierlink_proto::v1::Credential>, Find); 3],
+) -> Result<(), CliError> {
+    let mut own = None;
+    street
+        .query(
+            None,
+            QueryRequest {
+                catalog: RESIDENTS.into(),
+                key_from: resident.key.clone(),
+                limit: 1,
+                ..Default::default()
+            },
+            |_, v| {
+                own = Some(v.header);
+                Ok(())
+            },
+        )
+        .await
+        .map_err(demo_error("resident"))?;
+    let own = own.ok_or_else(|| CliError::Demo("the resident vanished".into()))?;
+    let stored = |item: &str| {
+        own.columns
+            .iter()
+            .position(|c| c == item)
+            .map_or("", |n| resident.values[n].as_str())
+    };
+    let mut views = Vec::new();
+    for (client, asker, find) in askers {
+        let mut request = QueryRequest {
+            catalog: RESIDENTS.into(),
+            target: street.code().to_string(),
+            credential: asker.clone(),
+            limit: 1,
+            ..Default::default()
+        };
+        match find {
+            Find::IdNumber => {
+                request.r#where = vec![tierlink_proto::v1::FieldEquals {
+                    item: "id_number".into(),
+                    value: stored("id_number").to_owned(),
+                }];
+            }
+            Find::Key => request.key_from = resident.key.clone(),
+            Find::First => {}
+        }
+        let mut got = None;
+        client
+            .query(None, request, |_, v| {
+                got = Some((v.header.clone(), v.records.into_iter().next()));
+                Ok(())
+            })
+            .await
+            .map_err(demo_error("view"))?;
+        match got {
+            Some((header, Some(record))) => views.push((header, record)),
+            _ => return Err(CliError::Demo("a view came back empty".into())),
+        }
+    }
+    println!(
+        "\nthe same resident ({}, community {}) seen by three principals; the producer-signed manifest says what was done to each item and why:",
+        resident.key,
+        stored("community_code")
+    );
+    let cell = |header: &tierlink_proto::v1::BatchHeader, record: &Record, item: &str| {
+        let rule = header
+            .manifest
+            .iter()
+            .find(|m| m.item == item)
+            .map(|m| (m.action.clone(), m.rule.clone()))
+            .unwrap_or_default();
+        let value = header
+            .columns
+            .iter()
+            .position(|c| c == item)
+            .map_or("—".to_owned(), |n| short(&record.values[n]));
+        format!("{value} [{}, {}]", rule.0, rule.1)
+    };
+    let width: usize = 50;
+    let pad = |text: String| {
+        // CJK characters take two columns in a terminal.
+        let shown: usize = text
+            .chars()
+            .map(|c| if (c as u32) < 0x2E80 { 1 } else { 2 })
+            .sum();
+        format!("{text}{}", " ".repeat(width.saturating_sub(shown)))
+    };
+    let mut line = String::new();
+    for (h, _) in &views {
+        line.push_str(&pad(format!("{} ({})", h.principal, h.role)));
+    }
+    println!("  {:<18}{line}", "item");
+    let row = |label: &str, cells: Vec<String>| {
+        let mut line = String::new();
+        for c in cells {
+            line.push_str(&pad(c));
+        }
+        println!("  {label:<18}{line}");
+    };
+    row(
+        "record key",
+        views
+            .iter()
+            .map(|(h, r)| {
+                format!(
+                    "{}{}",
+                    short(&r.key),
+                    if h.key_hashed { " [hash]" } else { "" }
+                )
+            })
+            .collect(),
+    );
+    for item in [
+        "id_number",
+        "name",
+        "phone",
+        "current_address",
+        "residence_permit",
+        "occupation",
+        "religion",
+    ] {
+        row(item, views.iter().map(|(h, r)| cell(h, r, item)).collect());
+    }
+    row(
+        "grant",
+        views.iter().map(|(h, _)| h.grant.clone()).collect(),
+    );
+    row(
+        "purpose",
+        views.iter().map(|(h, _)| h.purpose.clone()).collect(),
+    );
+    row(
+        "rows",
+        views
+            .iter()
+            .map(|(h, _)| {
+                if h.row_scope.is_empty() {
+                    "all the street's".into()
+                } else {
+                    h.row_scope.clone()
+                }
+            })
+            .collect(),
+    );
+    row(
+        "items sent",
+        views
+            .iter()
+            .map(|(h, _)| {
+                format!(
+                    "{} of {} (withheld {})",
+                    h.columns.len(),
+                    h.manifest.len(),
+                    h.withheld.len()
+                )
+            })
+            .collect(),
+    );
+    Ok(())
+}
 
 struct Exchange {
     asker: String,
@@ -196,10 +476,55 @@ the city searches the directory for \"公民身份号码\" (citizen ID number):"
     )
     .await?;
 
-    // Reads across the tiers, each verified batch by batch.
-    let query = |catalog: &str, target: &NodeCode| QueryRequest {
+    // Roles, access requests and grants: who may see what of the streets' residents.
+    let (city_code, district_code, street_code) = (
+        city.code().clone(),
+        district.code().clone(),
+        street.code().clone(),
+    );
+    let mut policy =
+        sample::three_tier_policies(&city_code, &district_code, &street_code, "2099-12-31");
+    policy.extend(wider_grants(
+        &city_code,
+        &district_code,
+        &street_code,
+        wujia.code(),
+    ));
+    for (issuer, command) in policy {
+        federation
+            .issue(
+                &issuer,
+                vec![crate::directory::DirectoryCommand::Policy(command)],
+            )
+            .await?;
+    }
+    let analyst = format!("{city_code}/ps-analyst");
+    let officer = format!("{district_code}/civil-affairs");
+    let worker = format!("{street_code}/grid-worker");
+    let as_principal = |code: &NodeCode, name: &str, role: &str, purpose: &str| {
+        let token = federation.add_principal(code, name, &[role])?;
+        Ok::<_, CliError>(Some(tierlink_proto::v1::Credential {
+            principal: name.into(),
+            token,
+            role: role.into(),
+            purpose: purpose.into(),
+            grant: String::new(),
+        }))
+    };
+    let zhao = as_principal(&city_code, "zhao", &analyst, sample::SECURITY_CHECK)?;
+    let li = as_principal(&district_code, "li", &officer, sample::ALLOWANCE_REVIEW)?;
+    let wang = as_principal(&street_code, "wang", &worker, sample::ALLOWANCE_REVIEW)?;
+    println!(
+        "\nroles, access requests and grants are in the directory; principals zhao@{city_code} (city public security), li@{district_code} (district civil affairs) and wang@{street_code} (street grid worker) hold tokens"
+    );
+
+    // Reads across the tiers, each by a principal, each verified batch by batch.
+    let query = |catalog: &str,
+                 target: &NodeCode,
+                 asker: &Option<tierlink_proto::v1::Credential>| QueryRequest {
         catalog: catalog.into(),
         target: target.to_string(),
+        credential: asker.clone(),
         ..Default::default()
     };
     let mut exchanges = Vec::new();
@@ -230,24 +555,35 @@ the city searches the directory for \"公民身份号码\" (citizen ID number):"
         });
         Ok(())
     };
-    exchange(district, None, query(RESIDENTS, street.code())).await?;
-    exchange(district, None, query(BUILDINGS, street.code())).await?;
-    exchange(city, None, query(RESIDENTS, street.code())).await?;
-    exchange(city, Some(district.code()), query(RESIDENTS, street.code())).await?;
-    let mut floating = query(RESIDENTS, street.code());
+    exchange(district, None, query(RESIDENTS, street.code(), &li)).await?;
+    exchange(district, None, query(BUILDINGS, street.code(), &li)).await?;
+    exchange(city, None, query(RESIDENTS, street.code(), &zhao)).await?;
+    exchange(
+        city,
+        Some(district.code()),
+        query(RESIDENTS, street.code(), &zhao),
+    )
+    .await?;
+    let mut floating = query(RESIDENTS, street.code(), &li);
     floating.r#where = vec![tierlink_proto::v1::FieldEquals {
         item: "floating".into(),
         value: "true".into(),
     }];
-    exchange(city, Some(district.code()), floating).await?;
-    exchange(city, Some(wujiagang.code()), query(RESIDENTS, wujia.code())).await?;
+    exchange(district, None, floating).await?;
+    exchange(
+        city,
+        Some(wujiagang.code()),
+        query(RESIDENTS, wujia.code(), &zhao),
+    )
+    .await?;
+    exchange(street, None, query(RESIDENTS, street.code(), &wang)).await?;
 
     // The city keeps what it got through the district, and checks it later with the CA alone.
     let export = root.join("city-residents-via-district.tlb");
     let mut writer = BatchWriter::create(&export)?;
     city.query(
         Some(district.code()),
-        query(RESIDENTS, street.code()),
+        query(RESIDENTS, street.code(), &zhao),
         |batch, _| {
             writer
                 .write(&batch)
@@ -281,7 +617,8 @@ the city searches the directory for \"公民身份号码\" (citizen ID number):"
         catalog: RESIDENTS.into(),
         target: street.code().to_string(),
         key: format!("P{}0000000", street.code()),
-        request_id: String::new(),
+        credential: li.clone(),
+        ..Default::default()
     };
     district
         .history(None, history, |_, v| {
@@ -308,17 +645,28 @@ the city searches the directory for \"公民身份号码\" (citizen ID number):"
     };
 
     println!(
-        "\n{:<10} {:<10} {:<11} {:<18} {:>8} {:>8}  {:<10} {:>7}  where",
-        "asker", "producer", "path", "catalog", "records", "batches", "signatures", "time"
+        "\n{:<10} {:<20} {:<10} {:<11} {:<18} {:<18} {:>8} {:>8}  {:<10} {:>7}  where",
+        "node",
+        "principal",
+        "producer",
+        "path",
+        "catalog",
+        "grant",
+        "records",
+        "batches",
+        "signatures",
+        "time"
     );
     for e in &exchanges {
         let s = &e.summary;
         println!(
-            "{:<10} {:<10} {:<11} {:<18} {:>8} {:>8}  {:<10} {:>4} ms  {}",
+            "{:<10} {:<20} {:<10} {:<11} {:<18} {:<18} {:>8} {:>8}  {:<10} {:>4} ms  {}",
             e.asker,
+            s.principal,
             s.producer,
             e.path,
             s.catalog,
+            s.grant,
             s.records,
             s.batches,
             "verified",
@@ -326,14 +674,9 @@ the city searches the directory for \"公民身份号码\" (citizen ID number):"
             e.conditions
         );
     }
-    let withheld = exchanges
-        .first()
-        .map(|e| e.summary.withheld.join(", "))
-        .unwrap_or_default();
-    println!("\nnot shared, never left the street: {withheld}");
     println!(
-        "through the district, the street's batches arrive as the street signed them (served to {})",
-        exchanges[3].summary.consumer
+        "\nthrough the district, the street's batches arrive as the street signed them (served to {}'s principal {})",
+        exchanges[3].summary.consumer, exchanges[3].summary.principal
     );
     println!(
         "exported {}: verified offline with ca.crt alone, {} records in {} batches signed by {}",
@@ -348,6 +691,42 @@ the city searches the directory for \"公民身份号码\" (citizen ID number):"
         street.code()
     );
     println!("the district writing to the street: refused ({refusal})");
+
+    let resident = first_in_community(street).await?;
+    three_views(
+        street,
+        &resident,
+        [
+            (city, &zhao, Find::IdNumber),
+            (district, &li, Find::Key),
+            (street, &wang, Find::First),
+        ],
+    )
+    .await?;
+
+    // Who saw the resident's ID number, under which grant: one command at the street.
+    let street_node = super::NodeArg {
+        node: federation.nodes[2].dir.dir.clone(),
+    };
+    println!(
+        "\n$ tierlink audit query --node <street> --item id_number --key {}",
+        resident.key
+    );
+    super::audit::run(super::audit::AuditCommand::Query {
+        node: street_node.clone(),
+        catalog: None,
+        principal: None,
+        item: Some("id_number".into()),
+        key: Some(resident.key.clone()),
+        since: None,
+        refused: false,
+        limit: 20,
+        json: false,
+    })
+    .await?;
+    println!("\n$ tierlink audit anchor --node <street> && tierlink audit verify --node <street>");
+    super::audit::run(super::audit::AuditCommand::Anchor(street_node.clone())).await?;
+    super::audit::run(super::audit::AuditCommand::Verify(street_node)).await?;
 
     println!(
         "\nthe directory, seen from {} (a street, a learner):",

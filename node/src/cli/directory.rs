@@ -17,12 +17,13 @@ use crate::directory::{DirectoryCommand, client::connect, member_of};
 use crate::exchange::client::{ClientError, NodeClient};
 use crate::identity::NodeKey;
 
-struct Node {
+pub(super) struct Node {
     dir: NodeDir,
-    client: DirectoryClient<Channel>,
+    pub(super) client: DirectoryClient<Channel>,
 }
 
-async fn open(node: &Path) -> Result<Node, CliError> {
+/// A directory client for the node in `node`, with the node's own certificate.
+pub(super) async fn open(node: &Path) -> Result<Node, CliError> {
     let dir = NodeDir::load(node)?;
     let credentials = dir.credentials()?;
     let client = connect(&credentials, &dir.config.server.endpoint).await?;
@@ -46,7 +47,12 @@ fn report(response: ChangeResponse) -> Result<(), CliError> {
     }
 }
 
-async fn propose(node: &Path, commands: Vec<DirectoryCommand>, via: &str) -> Result<(), CliError> {
+/// Issues `commands` as the node in `node` and reports each outcome.
+pub(super) async fn propose(
+    node: &Path,
+    commands: Vec<DirectoryCommand>,
+    via: &str,
+) -> Result<(), CliError> {
     let mut n = open(node).await?;
     let commands_json =
         serde_json::to_string(&commands).map_err(|e| CliError::Input(e.to_string()))?;

@@ -69,6 +69,7 @@ pub async fn run(command: RecordsCommand) -> Result<(), CliError> {
             limit,
             batch_size,
             out,
+            act_as,
         } => {
             let request = QueryRequest {
                 catalog,
@@ -83,6 +84,8 @@ pub async fn run(command: RecordsCommand) -> Result<(), CliError> {
                 batch_size: batch_size.unwrap_or(0),
                 request_id: String::new(),
                 limit: limit.unwrap_or(0),
+                credential: act_as.credential()?,
+                ..Default::default()
             };
             let client = NodeClient::open(NodeDir::load(&node.node)?)?;
             read(&client, &route, out.as_deref(), Read::Query(request)).await
@@ -93,12 +96,14 @@ pub async fn run(command: RecordsCommand) -> Result<(), CliError> {
             catalog,
             key,
             out,
+            act_as,
         } => {
             let request = HistoryRequest {
                 catalog,
                 target: target(&route),
                 key,
-                request_id: String::new(),
+                credential: act_as.credential()?,
+                ..Default::default()
             };
             let client = NodeClient::open(NodeDir::load(&node.node)?)?;
             read(&client, &route, out.as_deref(), Read::History(request)).await

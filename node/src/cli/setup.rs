@@ -59,10 +59,15 @@ pub fn init(args: InitArgs) -> Result<(), CliError> {
         endpoint,
         hosts,
         peers: args.peers,
+        hash_key: None,
     };
     let external = match (&args.ca, &args.external_ca) {
         (Some(ca_dir), _) => {
             let ca = provision::load_ca(ca_dir)?;
+            let spec = NodeSpec {
+                hash_key: provision::load_hash_key(ca_dir)?,
+                ..spec
+            };
             let node = provision::init_node(&args.dir, spec, Certifier::Ca(&ca))?;
             println!(
                 "created node {} ({}) in {}",

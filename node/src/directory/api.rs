@@ -6,8 +6,8 @@ use std::sync::Arc;
 use tierlink_proto::v1::directory_server::Directory;
 use tierlink_proto::v1::{
     CatalogsRequest, CatalogsResponse, ChangeResponse, FoundRequest, MembersResponse,
-    ProposeRequest, ReadMeta, ReadRequest, Replica as ReplicaStatus, StatusRequest, StatusResponse,
-    SubmitRequest,
+    PoliciesResponse, ProposeRequest, ReadMeta, ReadRequest, Replica as ReplicaStatus,
+    StatusRequest, StatusResponse, SubmitRequest,
 };
 use tonic::{Request, Response, Status};
 
@@ -16,7 +16,7 @@ use super::replica::{DirectoryError, Replica, response_of};
 use super::state::PublishedCatalog;
 use super::type_config::{code_of, node_id};
 use crate::exchange::server::catalog_summary;
-use crate::peer::caller;
+use crate::peer::{caller, require_self};
 
 /// How long `Status` waits for the leader's view of replication before answering without it.
 const STATUS_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
@@ -33,14 +33,7 @@ impl DirectoryService {
     }
 
     fn require_self<T>(&self, request: &Request<T>, what: &str) -> Result<(), Status> {
-        let caller = caller(request)?;
-        if &caller != self.replica.code() {
-            return Err(Status::permission_denied(format!(
-                "only node {} itself may {what} here ({caller} asked); run the command on that node",
-                self.replica.code()
-            )));
-        }
-        Ok(())
+        require_self(&caller(request)?, self.replica.code(), what)
     }
 
     /// Local reads answer here; a linearizable read is answered by the leader, after it has
@@ -170,6 +163,24 @@ impl Directory for DirectoryService {
         Ok(Response::new(MembersResponse {
             meta: Some(meta),
             members,
+        }))
+    }
+
+    async fn policies(
+        &self,
+        request: Request<ReadRequest>,
+    ) -> Result<Response<PoliciesResponse>, Status> {
+        let req = request.into_inner();
+        let Some(meta) = self.read_meta(Some(req)).await? else {
+            return self.replica.leader_client().await?.policies(req).await;
+        };
+        let policies_json = self
+            .replica
+            .view(|s| serde_json::to_string(&s.policies))
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(PoliciesResponse {
+            meta: Some(meta),
+            policies_json,
         }))
     }
 

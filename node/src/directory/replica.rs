@@ -24,6 +24,7 @@ use super::network::{Link, Network};
 use super::state::DirectoryState;
 use super::state_machine::StateMachine;
 use super::type_config::{NodeId, TypeConfig, code_of, node_id};
+use crate::audit::{AnchorBoard, BoardFuture};
 use crate::config::{Credentials, DirectorySettings, NodeDir};
 use crate::exchange::members::{Members, Standing};
 use crate::identity::{NodeCode, NodeKey, Tier, TrustedCa, pem_to_der};
@@ -342,6 +343,40 @@ impl Members for Replica {
                 signing_key: m.signing_key.clone(),
                 status: m.status.as_str().to_owned(),
             })
+        })
+    }
+
+    fn decide(
+        &self,
+        producer: &NodeCode,
+        catalog: &crate::catalog::Catalog,
+        asker: &crate::policy::Asker,
+        today: &str,
+    ) -> Result<crate::policy::Decision, crate::policy::Refusal> {
+        self.view(|s| s.policies.decide(producer, catalog, asker, today))
+    }
+}
+
+impl AnchorBoard for Replica {
+    fn anchored(&self) -> Option<(u64, String, u64)> {
+        self.view(|s| {
+            s.anchors
+                .get(self.code())
+                .map(|a| (a.sequence, a.head.clone(), a.revision))
+        })
+    }
+
+    fn anchor(&self, sequence: u64, head: String) -> BoardFuture<'_, ()> {
+        Box::pin(async move {
+            let replies = self
+                .propose(vec![DirectoryCommand::AnchorAudit { sequence, head }])
+                .await
+                .map_err(|e| e.to_string())?;
+            match replies.into_iter().next() {
+                Some(DirectoryReply::Applied { .. }) => Ok(()),
+                Some(DirectoryReply::Rejected { reason }) => Err(reason),
+                None => Err("the directory gave no reply".into()),
+            }
         })
     }
 }

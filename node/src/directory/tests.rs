@@ -44,6 +44,7 @@ impl Federation {
             endpoint: "https://127.0.0.1:7443".into(),
             hosts: vec!["127.0.0.1".into()],
             peers: vec![],
+            hash_key: None,
         };
         let node = init_node(&self.dir.path().join(code), spec, Certifier::Ca(&self.ca)).unwrap();
         let credentials = node.credentials().unwrap();

@@ -259,8 +259,12 @@ pub struct StreamSummary {
     pub request_id: String,
     /// Item codes of the record values.
     pub columns: Vec<String>,
-    /// Items left out as not shared.
+    /// Items left out: not shared, or withheld by the policy.
     pub withheld: Vec<String>,
+    /// The principal who asked, `NAME@UNIT`; empty for a node's own read.
+    pub principal: String,
+    /// The grant the producer decided under.
+    pub grant: String,
     /// Number of batches.
     pub batches: u32,
     /// Number of records.
@@ -335,6 +339,8 @@ impl StreamCheck {
             s.request_id.clone_from(&header.request_id);
             s.columns.clone_from(&header.columns);
             s.withheld.clone_from(&header.withheld);
+            s.principal.clone_from(&header.principal);
+            s.grant.clone_from(&header.grant);
         }
         s.batches += 1;
         s.records += header.record_count;

@@ -353,16 +353,25 @@ impl NodeClient {
         Ok(client.get_catalog(request).await?.into_inner().catalog_json)
     }
 
-    /// Queries `request.target` (this node when empty) by asking `via` (the target itself when
-    /// `None`), verifying every batch as the target's.
+    /// Queries `request.target` (this node when empty), verifying every batch as the target's.
+    /// A principal's read (with a credential) goes to this node, which vouches for the principal
+    /// and relays through `via` when given; the node's own read asks `via` (the target itself
+    /// when `None`).
     pub async fn query(
         &self,
         via: Option<&NodeCode>,
         mut request: QueryRequest,
         on_batch: impl FnMut(SignedBatch, VerifiedBatch) -> Result<(), ClientError>,
     ) -> Result<StreamSummary, ClientError> {
+        let as_principal = request.credential.is_some();
         let (mut client, expected) = self
-            .read(via, &mut request.target, &request.catalog)
+            .read(
+                via,
+                as_principal,
+                &mut request.target,
+                &mut request.via,
+                &request.catalog,
+            )
             .await?;
         let stream = client.query(request).await?.into_inner();
         receive(stream, &self.verifier, expected, on_batch).await
@@ -375,21 +384,37 @@ impl NodeClient {
         mut request: HistoryRequest,
         on_batch: impl FnMut(SignedBatch, VerifiedBatch) -> Result<(), ClientError>,
     ) -> Result<StreamSummary, ClientError> {
+        let as_principal = request.credential.is_some();
         let (mut client, expected) = self
-            .read(via, &mut request.target, &request.catalog)
+            .read(
+                via,
+                as_principal,
+                &mut request.target,
+                &mut request.via,
+                &request.catalog,
+            )
             .await?;
         let stream = client.history(request).await?.into_inner();
         receive(stream, &self.verifier, expected, on_batch).await
     }
 
-    /// Routes a streamed read: fills in the target's code and says what its batches must be.
+    /// Routes a streamed read: fills in the target's code (and the relay, for a principal's
+    /// read) and says what its batches must be.
     async fn read(
         &self,
         via: Option<&NodeCode>,
+        as_principal: bool,
         target: &mut String,
+        relay: &mut String,
         catalog: &str,
     ) -> Result<(ExchangeClient<Channel>, Expected), ClientError> {
-        let (client, code) = self.route(via, target).await?;
+        let code = self.target(target)?;
+        let client = if as_principal {
+            *relay = via.map(ToString::to_string).unwrap_or_default();
+            self.connect(self.code()).await?
+        } else {
+            self.connect(via.unwrap_or(&code)).await?
+        };
         *target = code.to_string();
         let expected = Expected {
             producer: Some(code.to_string()),

@@ -1,11 +1,13 @@
-//! What the exchange needs to know of the federation's members: where each is reached, which key
-//! signs its batches, and whether it may take part at all. The federation directory answers; the
-//! exchange only asks, so it depends on no replica.
+//! What the exchange needs to know of the federation: where each member is reached, which key
+//! signs its batches, whether it may take part at all, and what the policies decide for a
+//! request. The federation directory answers; the exchange only asks, so it depends on no replica.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
 
+use crate::catalog::Catalog;
 use crate::identity::NodeCode;
+use crate::policy::{Asker, Decision, Policies, Refusal};
 
 /// A member as the directory records it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,6 +39,18 @@ impl Standing {
 pub trait Members: Send + Sync {
     /// The member `code`, if the directory knows it.
     fn standing(&self, code: &NodeCode) -> Option<Standing>;
+
+    /// What `asker` gets of `catalog` on `producer` today (`YYYY-MM-DD`), under the directory's
+    /// policies. Without policies, nothing is granted.
+    fn decide(
+        &self,
+        producer: &NodeCode,
+        catalog: &Catalog,
+        asker: &Asker,
+        today: &str,
+    ) -> Result<Decision, Refusal> {
+        Policies::default().decide(producer, catalog, asker, today)
+    }
 }
 
 /// A copy of the directory's members, fetched from a node (for clients outside a node).

@@ -1,11 +1,13 @@
-//! The producing side of an answer: which items a consumer may see, which records match, and how
-//! they are cut into signed batches. `Query` and `History` both come through here.
+//! The producing side of an answer: the one place a policy decision is carried out. Which items
+//! a consumer gets and in what form, which rows, which records match, and how they are cut into
+//! signed batches. `Query`, `History` and relays all come through here.
 
 use prost::encoding::{WireType, decode_key, decode_varint, encode_key, encode_varint};
-use tierlink_proto::v1::{BatchHeader, QueryRequest, SignedBatch};
+use tierlink_proto::v1::{BatchHeader, ItemRedaction, QueryRequest, SignedBatch};
 
 use super::BatchSigner;
-use crate::catalog::{Catalog, SharingType};
+use crate::catalog::Catalog;
+use crate::policy::{Action, Asker, Decision, Redactor};
 use crate::store::{StoreError, StoredRecord};
 
 /// Records per batch when the consumer does not say: one signature per thousand records keeps
@@ -14,64 +16,121 @@ pub const DEFAULT_BATCH_SIZE: usize = 1000;
 /// The most records one batch may hold, to bound memory on both sides.
 pub const MAX_BATCH_SIZE: usize = 10_000;
 
-/// What a consumer gets of a catalog, and which records it asked for.
+/// What a consumer gets of a catalog under a policy decision, and which records it asked for.
 #[derive(Clone, Debug)]
 pub struct Plan {
-    /// For each catalog item, whether it is sent.
-    visible: Vec<bool>,
+    /// For each catalog item, what is sent.
+    actions: Vec<Action>,
     /// Codes of the items sent.
     column_codes: Vec<String>,
-    /// Codes of the items left out because they are not shared.
+    /// Codes of the items withheld.
     withheld: Vec<String>,
+    /// What was done to each item, and why.
+    manifest: Vec<ItemRedaction>,
+    /// The grant decided under.
+    grant: String,
+    /// Keys travel hashed: a primary-key item is not sent in clear.
+    key_hashed: bool,
+    /// Rows must hold a division code with this prefix in this item.
+    rows: Option<(usize, String)>,
+    /// The row scope as the header states it.
+    row_scope: String,
     /// (item position, value) pairs every record must match.
     filters: Vec<(usize, String)>,
     since_micros: i64,
+    redactor: Redactor,
 }
 
 /// A request the producer cannot serve as asked.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
-    /// The request reaches for data that is not shared.
+    /// The request reaches for data it may not see.
     #[error("{0}")]
     NotShared(String),
     /// The request names something that does not exist.
     #[error("{0}")]
     BadRequest(String),
+    /// The node cannot carry out the decision.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl Plan {
-    /// The view of `catalog` for a consumer: everything for the node itself, only shared items for
-    /// anyone else.
-    pub fn for_consumer(catalog: &Catalog, is_owner: bool) -> Result<Self, PlanError> {
-        if !is_owner && catalog.sharing.kind == SharingType::NotShared {
-            return Err(PlanError::NotShared(format!(
-                "catalog {} is not shared: its records never leave the node",
-                catalog.code
+    /// The plan carrying out `decision` on `catalog`.
+    pub fn new(
+        catalog: &Catalog,
+        decision: &Decision,
+        redactor: Redactor,
+    ) -> Result<Self, PlanError> {
+        let actions: Vec<Action> = decision.items.iter().map(|d| d.action).collect();
+        if let Some(d) = decision.items.iter().find(|d| !redactor.can(d.action)) {
+            return Err(PlanError::Unavailable(format!(
+                "item {} is to be hashed, but this node has no federation hash key: its administrator installs it (files.hash_key in node.toml)",
+                d.item
             )));
         }
-        let visible: Vec<bool> = catalog
-            .items
-            .iter()
-            .map(|i| is_owner || i.sharing != SharingType::NotShared)
-            .collect();
-        let (shown, withheld): (Vec<_>, Vec<_>) =
-            catalog.items.iter().zip(&visible).partition(|(_, v)| **v);
+        let rows = match &decision.rows {
+            Some(scope) => Some((
+                catalog.item_index(&scope.item).ok_or_else(|| {
+                    PlanError::Unavailable(format!(
+                        "grant {} scopes rows by item {}, which catalog {} no longer has",
+                        decision.grant, scope.item, catalog.code
+                    ))
+                })?,
+                scope.within.clone(),
+            )),
+            None => None,
+        };
         Ok(Self {
-            column_codes: shown.into_iter().map(|(i, _)| i.code.clone()).collect(),
-            withheld: withheld.into_iter().map(|(i, _)| i.code.clone()).collect(),
-            visible,
+            column_codes: decision
+                .items
+                .iter()
+                .filter(|d| d.action.is_sent())
+                .map(|d| d.item.clone())
+                .collect(),
+            withheld: decision
+                .items
+                .iter()
+                .filter(|d| !d.action.is_sent())
+                .map(|d| d.item.clone())
+                .collect(),
+            manifest: decision
+                .items
+                .iter()
+                .map(|d| ItemRedaction {
+                    item: d.item.clone(),
+                    action: d.action.to_string(),
+                    rule: d.rule.as_str().to_owned(),
+                })
+                .collect(),
+            grant: decision.grant.clone(),
+            key_hashed: !decision.key_in_clear(catalog),
+            row_scope: decision
+                .rows
+                .as_ref()
+                .map(|r| format!("{} within {}", r.item, r.within))
+                .unwrap_or_default(),
+            rows,
+            actions,
             filters: Vec::new(),
             since_micros: 0,
+            redactor,
         })
     }
 
-    /// Adds a query's field conditions and time bound. Conditions may only name items the
-    /// consumer sees: filtering on a withheld item would reveal its values one guess at a time.
+    /// Adds a query's key range, field conditions and time bound. Conditions may only name items
+    /// sent in clear, and a key range needs keys in clear: anything else would reveal hidden
+    /// values one guess at a time.
     pub fn with_query(
         mut self,
         catalog: &Catalog,
         request: &QueryRequest,
     ) -> Result<Self, PlanError> {
+        if self.key_hashed && !(request.key_from.is_empty() && request.key_to.is_empty()) {
+            return Err(PlanError::NotShared(
+                "keys are sent hashed under this grant, so a key range cannot be asked for".into(),
+            ));
+        }
         for condition in &request.r#where {
             let n = catalog.item_index(&condition.item).ok_or_else(|| {
                 PlanError::BadRequest(format!(
@@ -79,9 +138,9 @@ impl Plan {
                     catalog.code, condition.item
                 ))
             })?;
-            if !self.visible[n] {
+            if self.actions[n] != Action::Clear {
                 return Err(PlanError::NotShared(format!(
-                    "item {} is not shared, so it cannot be filtered on",
+                    "item {} is not sent in clear, so it cannot be filtered on",
                     condition.item
                 )));
             }
@@ -91,23 +150,56 @@ impl Plan {
         Ok(self)
     }
 
+    /// Whether one record may be looked up by key: only when keys are sent in clear.
+    pub fn check_key_lookup(&self) -> Result<(), PlanError> {
+        if self.key_hashed {
+            return Err(PlanError::NotShared(
+                "keys are sent hashed under this grant, so a record cannot be looked up by key"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
     fn passes(&self, item: usize, value: &[u8]) -> bool {
         self.filters
             .iter()
             .all(|(n, want)| *n != item || want.as_bytes() == value)
+            && self
+                .rows
+                .as_ref()
+                .is_none_or(|(n, within)| *n != item || value.starts_with(within.as_bytes()))
+    }
+
+    /// Appends a length-delimited field `tag` holding `value` as `action` makes it.
+    fn append_field(
+        &self,
+        tag: u32,
+        action: Action,
+        value: &[u8],
+        out: &mut Vec<u8>,
+        buf: &mut Vec<u8>,
+    ) {
+        buf.clear();
+        self.redactor.apply(action, value, buf);
+        encode_key(tag, WireType::LengthDelimited, out);
+        encode_varint(buf.len() as u64, out);
+        out.extend_from_slice(buf);
     }
 
     /// Appends a stored record, as the consumer may see it, to `list` (an encoded `RecordList`),
-    /// working on the encoded bytes so that no value is decoded or copied twice. Returns false,
-    /// appending nothing, when the record does not match. `scratch` is reused between calls.
+    /// working on the encoded bytes so that no value in clear is decoded or copied twice. Returns
+    /// false, appending nothing, when the record does not match or is outside the row scope.
+    /// `scratch` is reused between calls.
     pub fn append_visible(
         &self,
         stored: &[u8],
         list: &mut Vec<u8>,
-        scratch: &mut Vec<u8>,
+        scratch: &mut Scratch,
     ) -> Result<bool, StoreError> {
         let corrupt = |what: String| StoreError::Corrupt(format!("stored record: {what}"));
-        scratch.clear();
+        let Scratch { record, value } = scratch;
+        record.clear();
         let mut buf = stored;
         let mut item = 0;
         let mut updated_at = 0;
@@ -117,20 +209,26 @@ impl Plan {
             match (tag, wire) {
                 (1 | 4, WireType::LengthDelimited) => {
                     let len = decode_varint(&mut buf).map_err(|e| corrupt(e.to_string()))? as usize;
-                    let value = buf
+                    let data = buf
                         .get(..len)
                         .ok_or_else(|| corrupt("a field runs past the end".into()))?;
                     buf = &buf[len..];
                     let raw = &field[..field.len() - buf.len()];
                     if tag == 1 {
-                        scratch.extend_from_slice(raw);
+                        if self.key_hashed {
+                            self.append_field(1, Action::Hash, data, record, value);
+                        } else {
+                            record.extend_from_slice(raw);
+                        }
                         continue;
                     }
-                    if !self.passes(item, value) {
+                    if !self.passes(item, data) {
                         return Ok(false);
                     }
-                    if self.visible.get(item) == Some(&true) {
-                        scratch.extend_from_slice(raw);
+                    match self.actions.get(item) {
+                        Some(Action::Clear) => record.extend_from_slice(raw),
+                        Some(Action::Withhold) | None => {}
+                        Some(&action) => self.append_field(4, action, data, record, value),
                     }
                     item += 1;
                 }
@@ -139,7 +237,7 @@ impl Plan {
                     if tag == 3 {
                         updated_at = v as i64;
                     }
-                    scratch.extend_from_slice(&field[..field.len() - buf.len()]);
+                    record.extend_from_slice(&field[..field.len() - buf.len()]);
                 }
                 _ => return Err(corrupt(format!("unexpected field {tag}"))),
             }
@@ -148,28 +246,30 @@ impl Plan {
             return Ok(false);
         }
         // Items appended to the catalog after this record was written have no value in it.
-        for n in item..self.visible.len() {
+        for n in item..self.actions.len() {
             if !self.passes(n, b"") {
                 return Ok(false);
             }
-            if self.visible[n] {
-                encode_key(4, WireType::LengthDelimited, scratch);
-                encode_varint(0, scratch);
+            if self.actions[n].is_sent() {
+                encode_key(4, WireType::LengthDelimited, record);
+                encode_varint(0, record);
             }
         }
         encode_key(1, WireType::LengthDelimited, list);
-        encode_varint(scratch.len() as u64, list);
-        list.extend_from_slice(scratch);
+        encode_varint(record.len() as u64, list);
+        list.extend_from_slice(record);
         Ok(true)
     }
 
-    /// A header template for batches under this plan.
+    /// A header template for batches under this plan, asked for by `asker` (none when the node
+    /// reads its own records).
     pub fn header(
         &self,
         consumer: &str,
         catalog: &str,
         kind: &str,
         request_id: &str,
+        asker: Option<&Asker>,
     ) -> BatchHeader {
         BatchHeader {
             consumer: consumer.to_owned(),
@@ -178,22 +278,38 @@ impl Plan {
             request_id: request_id.to_owned(),
             columns: self.column_codes.clone(),
             withheld: self.withheld.clone(),
+            principal: asker.map(Asker::principal_id).unwrap_or_default(),
+            role: asker.map(|a| a.role.clone()).unwrap_or_default(),
+            purpose: asker.map(|a| a.purpose.clone()).unwrap_or_default(),
+            grant: self.grant.clone(),
+            manifest: self.manifest.clone(),
+            row_scope: self.row_scope.clone(),
+            key_hashed: self.key_hashed,
             ..Default::default()
         }
     }
 }
 
+/// Buffers [`Plan::append_visible`] reuses from record to record.
+#[derive(Default)]
+pub struct Scratch {
+    record: Vec<u8>,
+    value: Vec<u8>,
+}
+
 /// Projects stored records under `plan` and cuts the matches into encoded `RecordList`s of at
 /// most `batch_size`, each with its count, stopping after `limit` records. Always yields at least
-/// one list, so an empty answer is still a signed answer.
+/// one list, so an empty answer is still a signed answer. `on_match` sees each stored record
+/// sent, before redaction (the audit keeps the keys).
 pub fn record_lists(
     mut records: impl Iterator<Item = Result<StoredRecord, StoreError>>,
     plan: Plan,
     batch_size: usize,
     limit: Option<u64>,
+    mut on_match: impl FnMut(&StoredRecord),
 ) -> impl Iterator<Item = Result<(Vec<u8>, u64), StoreError>> {
     let mut remaining = limit.unwrap_or(u64::MAX);
-    let mut scratch = Vec::new();
+    let mut scratch = Scratch::default();
     let (mut done, mut yielded) = (false, false);
     std::iter::from_fn(move || {
         if done {
@@ -206,7 +322,14 @@ pub fn record_lists(
                 done = true;
                 break;
             };
-            match record.and_then(|r| plan.append_visible(r.bytes(), &mut list, &mut scratch)) {
+            let appended = record.and_then(|r| {
+                let sent = plan.append_visible(r.bytes(), &mut list, &mut scratch)?;
+                if sent {
+                    on_match(&r);
+                }
+                Ok(sent)
+            });
+            match appended {
                 Ok(true) => {
                     count += 1;
                     remaining -= 1;
@@ -266,7 +389,8 @@ pub fn seal_all(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::parse_catalogs;
+    use crate::catalog::{SharingType, parse_catalogs};
+    use crate::policy::{HashKey, ItemDecision, RowScope, Rule};
     use prost::Message;
     use tierlink_proto::v1::{FieldEquals, Record, RecordList};
 
@@ -287,9 +411,38 @@ mod tests {
         .into()
     }
 
+    /// A decision giving each item `action(item)`, as a grant would.
+    fn decision(catalog: &Catalog, action: impl Fn(&str) -> Action) -> Decision {
+        Decision {
+            grant: "g1".into(),
+            items: catalog
+                .items
+                .iter()
+                .map(|i| ItemDecision {
+                    item: i.code.clone(),
+                    action: if i.sharing == SharingType::NotShared {
+                        Action::Withhold
+                    } else {
+                        action(&i.code)
+                    },
+                    rule: Rule::Named,
+                })
+                .collect(),
+            rows: None,
+        }
+    }
+
+    fn redactor() -> Redactor {
+        Redactor::new(Some(HashKey::generate().unwrap()))
+    }
+
+    fn plan(catalog: &Catalog, action: impl Fn(&str) -> Action) -> Plan {
+        Plan::new(catalog, &decision(catalog, action), redactor()).unwrap()
+    }
+
     /// Runs `plan` over `records` and decodes what a consumer would get.
     fn apply(plan: &Plan, records: &[StoredRecord]) -> Vec<Record> {
-        let (mut list, mut scratch) = (Vec::new(), Vec::new());
+        let (mut list, mut scratch) = (Vec::new(), Scratch::default());
         for r in records {
             plan.append_visible(r.bytes(), &mut list, &mut scratch)
                 .unwrap();
@@ -298,31 +451,40 @@ mod tests {
     }
 
     #[test]
-    fn others_never_see_items_that_are_not_shared() {
+    fn each_item_is_sent_as_decided_and_the_manifest_says_so() {
         let catalog = residents();
         let width = catalog.items.len();
-        let plan = Plan::for_consumer(&catalog, false).unwrap();
-        let not_shared: Vec<&str> = catalog
-            .items
-            .iter()
-            .filter(|i| i.sharing == SharingType::NotShared)
-            .map(|i| i.code.as_str())
-            .collect();
-        assert_eq!(plan.withheld, not_shared);
-        assert!(
-            plan.column_codes
-                .iter()
-                .all(|c| !not_shared.contains(&c.as_str()))
-        );
+        let plan = plan(&catalog, |code| match code {
+            "id_number" => Action::Mask { first: 2, last: 1 },
+            "name" => Action::Hash,
+            "phone" => Action::Withhold,
+            _ => Action::Clear,
+        });
         let out = apply(&plan, &[record(1, width)]);
-        let expected: Vec<String> = catalog
-            .items
+        let header = plan.header("420500", &catalog.code, "query", "r", None);
+        assert!(!header.columns.contains(&"phone".to_string()));
+        assert!(header.withheld.contains(&"religion".to_string()));
+        let sent: Vec<&str> = header.columns.iter().map(String::as_str).collect();
+        let value = |item: &str| &out[0].values[sent.iter().position(|c| *c == item).unwrap()];
+        let n = |item: &str| catalog.item_index(item).unwrap();
+        let mask = Action::Mask { first: 2, last: 1 };
+        let id = format!("1-{}", n("id_number"));
+        assert_eq!(
+            value("id_number"),
+            &Redactor::new(None).apply_str(mask, &id)
+        );
+        assert_ne!(value("id_number"), &id);
+        assert_eq!(value("name").len(), 32);
+        assert_eq!(value("sex"), &format!("1-{}", n("sex")));
+        assert!(!out[0].values.contains(&format!("1-{}", n("phone"))));
+        assert!(!out[0].values.contains(&format!("1-{}", n("religion"))));
+        let manifest: Vec<String> = header
+            .manifest
             .iter()
-            .enumerate()
-            .filter(|(_, i)| i.sharing != SharingType::NotShared)
-            .map(|(n, _)| format!("1-{n}"))
+            .map(|m| format!("{} {}", m.item, m.action))
             .collect();
-        assert_eq!(out[0].values, expected);
+        assert!(manifest.contains(&"phone withhold".to_string()));
+        assert!(manifest.contains(&"id_number mask:2:1".to_string()));
         assert_eq!(
             (
                 out[0].key.as_str(),
@@ -331,8 +493,14 @@ mod tests {
             ),
             ("0001", 2, 1)
         );
+        assert!(!header.key_hashed);
+    }
 
-        let own = Plan::for_consumer(&catalog, true).unwrap();
+    #[test]
+    fn the_owner_gets_every_item_as_stored() {
+        let catalog = residents();
+        let width = catalog.items.len();
+        let own = Plan::new(&catalog, &Decision::owner(&catalog), Redactor::new(None)).unwrap();
         assert_eq!(
             apply(&own, &[record(1, width)])[0],
             record(1, width).decode().unwrap()
@@ -340,9 +508,69 @@ mod tests {
     }
 
     #[test]
+    fn a_hidden_primary_key_travels_hashed_and_cannot_be_ranged() {
+        let catalog = residents();
+        let plan = plan(&catalog, |code| {
+            if code == "person_id" {
+                Action::Mask { first: 0, last: 2 }
+            } else {
+                Action::Clear
+            }
+        });
+        let out = apply(&plan, &[record(7, catalog.items.len())]);
+        assert_eq!(out[0].key.len(), 32);
+        assert_ne!(out[0].key, "0007");
+        assert!(plan.header("c", "x", "query", "r", None).key_hashed);
+        assert!(plan.check_key_lookup().is_err());
+        let ranged = QueryRequest {
+            key_from: "0001".into(),
+            ..Default::default()
+        };
+        assert!(matches!(
+            plan.with_query(&catalog, &ranged),
+            Err(PlanError::NotShared(_))
+        ));
+    }
+
+    #[test]
+    fn rows_outside_the_scope_are_not_sent() {
+        let catalog = residents();
+        let mut d = decision(&catalog, |_| Action::Clear);
+        let n = catalog.item_index("community_code").unwrap();
+        d.rows = Some(RowScope {
+            item: "community_code".into(),
+            within: format!("7-{n}"),
+        });
+        let plan = Plan::new(&catalog, &d, redactor()).unwrap();
+        let width = catalog.items.len();
+        let out = apply(
+            &plan,
+            &[record(7, width), record(8, width), record(70, width)],
+        );
+        assert_eq!(
+            out.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(),
+            ["0007"]
+        );
+        assert_eq!(
+            plan.header("c", "x", "query", "r", None).row_scope,
+            "community_code within 7-14"
+        );
+    }
+
+    #[test]
+    fn hashing_needs_the_federation_key() {
+        let catalog = residents();
+        let d = decision(&catalog, |_| Action::Hash);
+        assert!(matches!(
+            Plan::new(&catalog, &d, Redactor::new(None)),
+            Err(PlanError::Unavailable(_))
+        ));
+    }
+
+    #[test]
     fn records_older_than_the_catalog_get_empty_values_for_new_items() {
         let catalog = residents();
-        let plan = Plan::for_consumer(&catalog, true).unwrap();
+        let plan = Plan::new(&catalog, &Decision::owner(&catalog), Redactor::new(None)).unwrap();
         let out = apply(&plan, &[record(5, 3)]);
         assert_eq!(out[0].values.len(), catalog.items.len());
         assert_eq!(out[0].values[2], "5-2");
@@ -350,7 +578,7 @@ mod tests {
     }
 
     #[test]
-    fn filters_apply_and_may_not_probe_withheld_items() {
+    fn filters_apply_and_may_only_name_items_sent_in_clear() {
         let catalog = residents();
         let query = |item: &str, value: &str| QueryRequest {
             r#where: vec![FieldEquals {
@@ -360,50 +588,64 @@ mod tests {
             updated_since_micros: 5,
             ..Default::default()
         };
-        let plan = Plan::for_consumer(&catalog, false)
-            .unwrap()
-            .with_query(&catalog, &query("sex", "7-4"))
+        let masked = |code: &str| {
+            if code == "phone" {
+                Action::Mask { first: 3, last: 4 }
+            } else {
+                Action::Clear
+            }
+        };
+        let n = catalog.item_index("sex").unwrap();
+        let filtered = plan(&catalog, masked)
+            .with_query(&catalog, &query("sex", &format!("7-{n}")))
             .unwrap();
         let width = catalog.items.len();
         let out = apply(
-            &plan,
+            &filtered,
             &[record(7, width), record(8, width), record(4, width)],
         );
         assert_eq!(
             out.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(),
             ["0007"]
         );
-        let err = Plan::for_consumer(&catalog, false)
-            .unwrap()
-            .with_query(&catalog, &query("religion", "x"))
-            .unwrap_err();
-        assert!(matches!(err, PlanError::NotShared(_)), "{err}");
-        assert!(
-            Plan::for_consumer(&catalog, false)
-                .unwrap()
-                .with_query(&catalog, &query("salary", "1"))
-                .is_err()
-        );
+        for item in ["religion", "phone"] {
+            let err = plan(&catalog, masked)
+                .with_query(&catalog, &query(item, "x"))
+                .unwrap_err();
+            assert!(matches!(err, PlanError::NotShared(_)), "{err}");
+        }
+        assert!(matches!(
+            plan(&catalog, masked).with_query(&catalog, &query("salary", "1")),
+            Err(PlanError::BadRequest(_))
+        ));
     }
 
     #[test]
     fn damaged_bytes_are_reported_not_passed_on() {
-        let plan = Plan::for_consumer(&residents(), true).unwrap();
+        let catalog = residents();
+        let plan = Plan::new(&catalog, &Decision::owner(&catalog), Redactor::new(None)).unwrap();
         let good = record(1, 4);
         let cut = &good.bytes()[..good.bytes().len() - 2];
         let err = plan
-            .append_visible(cut, &mut Vec::new(), &mut Vec::new())
+            .append_visible(cut, &mut Vec::new(), &mut Scratch::default())
             .unwrap_err();
         assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
     }
 
     #[test]
     fn lists_are_cut_to_size_and_an_empty_answer_is_one_empty_list() {
-        let plan = Plan::for_consumer(&residents(), true).unwrap();
+        let catalog = residents();
+        let plan = Plan::new(&catalog, &Decision::owner(&catalog), Redactor::new(None)).unwrap();
         let counts = |n: usize, size: usize, limit: Option<u64>| -> Vec<u64> {
-            record_lists((0..n).map(|i| Ok(record(i, 1))), plan.clone(), size, limit)
-                .map(|l| l.unwrap().1)
-                .collect()
+            record_lists(
+                (0..n).map(|i| Ok(record(i, 1))),
+                plan.clone(),
+                size,
+                limit,
+                |_| {},
+            )
+            .map(|l| l.unwrap().1)
+            .collect()
         };
         assert_eq!(counts(0, 500, None), [0]);
         assert_eq!(counts(1000, 500, None), [500, 500]);

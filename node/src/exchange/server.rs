@@ -1,30 +1,38 @@
-//! The `tierlink.v1.Exchange` gRPC service: who is calling (from the TLS certificate), what they
-//! may do, relaying to other nodes, and streaming signed batches.
+//! The `tierlink.v1.Exchange` gRPC service: who is calling (the node from its TLS certificate,
+//! the principal from its credential or its node's signed requester), what they may do, relaying
+//! to other nodes, and streaming signed batches under the policy decision, with every read audited.
 //!
-//! Authorization until grants exist: only the node itself (its own certificate, as the CLI uses)
-//! may write catalogs and records; every federation member may list, get, query and read
-//! history; items and catalogs that are not shared never leave the node.
+//! Only the node itself (its own certificate, as the CLI uses) writes catalogs and records, and
+//! reads its records unredacted. Every other read names a principal: its own node checks the
+//! principal's credential and signs a requester; the producer checks that signature, decides
+//! under the directory's grants (default deny) and carries the decision out before signing.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use prost::Message;
 use tierlink_proto::v1::exchange_client::ExchangeClient;
 use tierlink_proto::v1::exchange_server::Exchange;
 use tierlink_proto::v1::{
-    BatchHeader, CatalogSummary, GetCatalogRequest, GetCatalogResponse, HistoryRequest,
+    BatchHeader, CatalogSummary, Credential, GetCatalogRequest, GetCatalogResponse, HistoryRequest,
     ListCatalogsRequest, ListCatalogsResponse, PutCatalogRequest, PutCatalogResponse,
-    PutRecordsRequest, PutRecordsResponse, QueryRequest, SignedBatch,
+    PutRecordsRequest, PutRecordsResponse, QueryRequest, Requester, SignedBatch, SignedRequester,
 };
-use tokio_stream::Stream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use super::BatchSigner;
 use super::client::{ClientError, Peers};
 use super::produce::{self, DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, Plan, PlanError};
+use super::requester;
+use crate::audit::{AuditEntry, AuditLog, MAX_KEYS, Outcome, Side};
 use crate::catalog::{Catalog, SharingType, parse_catalogs};
-use crate::identity::NodeCode;
-use crate::peer::caller;
+use crate::identity::{NodeCode, Principals};
+use crate::peer::{caller, require_self};
+use crate::policy::{Asker, Decision, Redactor};
 use crate::registry::{Registry, RegistryError};
 use crate::store::{StoreError, StoredRecord};
 
@@ -39,6 +47,43 @@ pub struct ExchangeService {
     registry: Arc<Registry>,
     signer: Arc<BatchSigner>,
     peers: Arc<Peers>,
+    audit: Arc<AuditLog>,
+    redactor: Redactor,
+    principals: PathBuf,
+}
+
+/// Who a read is for.
+enum Reader {
+    /// The node itself, reading its own records as stored.
+    Owner,
+    /// A principal, as its node vouches.
+    Principal {
+        /// Who asks.
+        asker: Asker,
+        /// Its node's signed requester, passed on to relays and the producer.
+        signed: SignedRequester,
+        /// True on the principal's own node, which keeps the consumer's audit entry.
+        origin: bool,
+    },
+}
+
+impl Reader {
+    fn asker(&self) -> Option<&Asker> {
+        match self {
+            Reader::Owner => None,
+            Reader::Principal { asker, .. } => Some(asker),
+        }
+    }
+}
+
+/// What every read asks: the catalog of which node, under which request id, relayed how.
+struct Read<'a> {
+    kind: &'static str,
+    catalog: &'a str,
+    target: &'a str,
+    request_id: &'a str,
+    /// The request's bounds, kept in the audit when its keys are too many.
+    bounds: String,
 }
 
 impl From<RegistryError> for Status {
@@ -63,6 +108,7 @@ impl From<PlanError> for Status {
         match e {
             PlanError::NotShared(m) => Status::permission_denied(m),
             PlanError::BadRequest(m) => Status::invalid_argument(m),
+            PlanError::Unavailable(m) => Status::failed_precondition(m),
         }
     }
 }
@@ -96,12 +142,24 @@ fn request_id(given: String) -> Result<String, Status> {
 }
 
 impl ExchangeService {
-    /// A service over a node's registry, signing with its key and relaying through its peers.
-    pub fn new(registry: Arc<Registry>, signer: Arc<BatchSigner>, peers: Arc<Peers>) -> Self {
+    /// A service over a node's registry, signing with its key, relaying through its peers,
+    /// redacting with `redactor`, auditing into `audit` and vouching for the principals in the
+    /// file `principals`.
+    pub fn new(
+        registry: Arc<Registry>,
+        signer: Arc<BatchSigner>,
+        peers: Arc<Peers>,
+        audit: Arc<AuditLog>,
+        redactor: Redactor,
+        principals: PathBuf,
+    ) -> Self {
         Self {
             registry,
             signer,
             peers,
+            audit,
+            redactor,
+            principals,
         }
     }
 
@@ -142,18 +200,303 @@ impl ExchangeService {
         Ok(caller)
     }
 
-    fn require_self(&self, caller: &NodeCode, what: &str) -> Result<(), Status> {
+    /// The node a read is for: `target`, or this node when empty.
+    fn target(&self, target: &str) -> Result<NodeCode, Status> {
+        if target.is_empty() {
+            return Ok(self.me().clone());
+        }
+        target
+            .parse()
+            .map_err(|e: crate::identity::UnitError| Status::invalid_argument(e.to_string()))
+    }
+
+    /// Where a read goes next when this node does not produce it: `via` once, then the target.
+    fn next_hop(&self, producer: &NodeCode, via: &mut String) -> Result<Option<NodeCode>, Status> {
+        if !via.is_empty() {
+            let hop = self.target(&std::mem::take(via))?;
+            if &hop != self.me() {
+                return Ok(Some(hop));
+            }
+        }
+        Ok((producer != self.me()).then(|| producer.clone()))
+    }
+
+    /// Who a read is for: a principal whose credential this node checks (and then vouches for
+    /// with a signed requester), a principal another node vouches for, or this node itself.
+    fn reader(
+        &self,
+        caller: &NodeCode,
+        credential: Option<Credential>,
+        signed: Option<SignedRequester>,
+        producer: &NodeCode,
+        read: &Read<'_>,
+    ) -> Result<Reader, Status> {
+        let now = chrono::Utc::now().timestamp_micros();
+        if let Some(c) = credential {
+            if caller != self.me() {
+                return Err(Status::permission_denied(format!(
+                    "{caller} sent a principal's credential to {}: a principal gives its credential only to its own node",
+                    self.me()
+                )));
+            }
+            let principals = Principals::load(&self.principals)
+                .map_err(|e| Status::failed_precondition(e.to_string()))?;
+            principals
+                .authenticate(&c.principal, &c.token, &c.role)
+                .map_err(|e| Status::unauthenticated(e.to_string()))?;
+            let requester = Requester {
+                node: self.me().to_string(),
+                principal: c.principal,
+                role: c.role,
+                purpose: c.purpose,
+                grant: c.grant,
+                producer: producer.to_string(),
+                catalog: read.catalog.to_owned(),
+                request_id: read.request_id.to_owned(),
+                issued_at_micros: now,
+            };
+            let signed = requester::sign(self.signer.key(), &requester);
+            let asker = Asker {
+                node: self.me().clone(),
+                grant: (!requester.grant.is_empty()).then_some(requester.grant),
+                principal: requester.principal,
+                role: requester.role,
+                purpose: requester.purpose,
+            };
+            return Ok(Reader::Principal {
+                asker,
+                signed,
+                origin: true,
+            });
+        }
+        if let Some(signed) = signed {
+            let members = self.peers.members();
+            let asker = requester::verify(
+                &signed,
+                members.as_ref(),
+                producer,
+                read.catalog,
+                read.request_id,
+                now,
+            )
+            .map_err(|reason| {
+                Status::permission_denied(format!("the request's requester is refused: {reason}"))
+            })?;
+            return Ok(Reader::Principal {
+                asker,
+                signed,
+                origin: false,
+            });
+        }
         if caller == self.me() {
-            Ok(())
-        } else {
-            Err(Status::permission_denied(format!(
-                "{caller} may not {what} on node {}: only the node itself writes its catalogs and records; ask its administrator",
-                self.me()
-            )))
+            return Ok(Reader::Owner);
+        }
+        Err(Status::permission_denied(format!(
+            "{caller} asks without naming a principal: a read from another node names the principal, role and purpose its node vouches for (the CLI's --as)"
+        )))
+    }
+
+    /// An audit entry for `read`, as far as it is known before the answer.
+    fn audit_entry(
+        &self,
+        side: Side,
+        caller: &NodeCode,
+        producer: &NodeCode,
+        read: &Read<'_>,
+        asker: Option<&Asker>,
+    ) -> AuditEntry {
+        let consumer = asker.map_or(caller, |a| &a.node);
+        AuditEntry {
+            at_micros: chrono::Utc::now().timestamp_micros(),
+            side: Some(side),
+            kind: read.kind.to_owned(),
+            request_id: read.request_id.to_owned(),
+            producer: producer.to_string(),
+            consumer: consumer.to_string(),
+            relay: if caller != consumer && caller != self.me() {
+                caller.to_string()
+            } else {
+                String::new()
+            },
+            principal: asker.map(Asker::principal_id).unwrap_or_default(),
+            role: asker.map(|a| a.role.clone()).unwrap_or_default(),
+            purpose: asker.map(|a| a.purpose.clone()).unwrap_or_default(),
+            catalog: read.catalog.to_owned(),
+            outcome: Some(Outcome::Served),
+            ..Default::default()
         }
     }
 
-    /// Streams `records` as signed batches under `plan`, from a blocking task.
+    /// Records a refusal in the audit and returns it.
+    async fn refused(&self, mut entry: AuditEntry, status: Status) -> Status {
+        entry.outcome = Some(Outcome::Refused);
+        entry.reason = status.message().to_owned();
+        if let Err(e) = self.audit.append(entry).await {
+            tracing::error!(error = %e, "cannot write the audit");
+            return Status::unavailable(format!(
+                "the audit cannot be written ({e}): nothing is served until it can"
+            ));
+        }
+        status
+    }
+
+    /// Runs a read: checks who asks, passes it on towards its producer, or produces it here.
+    async fn read(
+        &self,
+        caller: NodeCode,
+        mut request: ReadRequest,
+    ) -> Result<BatchStream, Status> {
+        let fields = request.fields();
+        if fields.request_id.is_empty() {
+            *fields.request_id = request_id(String::new())?;
+        }
+        let credential = fields.credential.take();
+        let signed = fields.requester.take();
+        let mut via = std::mem::take(fields.via);
+        let (catalog, target, request_id) = (
+            fields.catalog.clone(),
+            fields.target.clone(),
+            fields.request_id.clone(),
+        );
+        let read = Read {
+            kind: request.kind(),
+            catalog: &catalog,
+            target: &target,
+            request_id: &request_id,
+            bounds: request.bounds(),
+        };
+        let producer = self.target(read.target)?;
+        let principal = credential
+            .as_ref()
+            .map(|c| format!("{}@{}", c.principal, self.me()));
+        let reader = match self.reader(&caller, credential, signed, &producer, &read) {
+            Ok(reader) => reader,
+            Err(status) => {
+                if let Some(principal) = principal {
+                    let mut entry =
+                        self.audit_entry(Side::Consumer, &caller, &producer, &read, None);
+                    entry.principal = principal;
+                    return Err(self.refused(entry, status).await);
+                }
+                return Err(status);
+            }
+        };
+        let Some(hop) = self.next_hop(&producer, &mut via)? else {
+            return self.produce(&caller, &reader, &read, request).await;
+        };
+        let Reader::Principal {
+            asker,
+            signed,
+            origin,
+        } = &reader
+        else {
+            // The node's own reads of another node: what is not its own needs a principal.
+            return Err(Status::permission_denied(format!(
+                "node {} reads records of {producer} only for a principal: name one (the CLI's --as)",
+                self.me()
+            )));
+        };
+        let fields = request.fields();
+        *fields.via = via;
+        *fields.requester = Some(signed.clone());
+        tracing::info!(%caller, %hop, %producer, "relaying");
+        let forwarded = match self.peers.client(&hop).await {
+            Ok(client) => request.forward(client).await,
+            Err(e) => Err(relay_failure(self.me(), &hop, e)),
+        };
+        if !origin {
+            return forwarded.map(|s| Box::pin(s) as BatchStream);
+        }
+        let entry = self.audit_entry(Side::Consumer, &caller, &producer, &read, Some(asker));
+        match forwarded {
+            Ok(stream) => Ok(self.audited(stream, entry)),
+            Err(status) => Err(self.refused(entry, status).await),
+        }
+    }
+
+    /// Produces a read on this node: decides under the policy, plans, and streams.
+    async fn produce(
+        &self,
+        caller: &NodeCode,
+        reader: &Reader,
+        read: &Read<'_>,
+        request: ReadRequest,
+    ) -> Result<BatchStream, Status> {
+        let entry = self.audit_entry(Side::Producer, caller, self.me(), read, reader.asker());
+        let planned = self.plan(reader, read, request, entry.clone());
+        match planned {
+            Ok(stream) => Ok(stream),
+            Err(status) => Err(self.refused(entry, status).await),
+        }
+    }
+
+    fn plan(
+        &self,
+        reader: &Reader,
+        read: &Read<'_>,
+        request: ReadRequest,
+        mut entry: AuditEntry,
+    ) -> Result<BatchStream, Status> {
+        let registry_entry = self.registry.entry(read.catalog)?;
+        let catalog = &registry_entry.catalog;
+        let decision = match reader.asker() {
+            None => Decision::owner(catalog),
+            Some(asker) => {
+                let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+                self.peers
+                    .members()
+                    .decide(self.me(), catalog, asker, &today)
+                    .map_err(|refusal| Status::permission_denied(refusal.to_string()))?
+            }
+        };
+        entry.grant.clone_from(&decision.grant);
+        entry.items = items_by_action(
+            decision
+                .items
+                .iter()
+                .map(|d| (d.action.to_string(), d.item.clone())),
+        );
+        entry.bounds.clone_from(&read.bounds);
+        let plan = Plan::new(catalog, &decision, self.redactor.clone())?;
+        let template = plan.header(
+            &entry.consumer,
+            read.catalog,
+            read.kind,
+            read.request_id,
+            reader.asker(),
+        );
+        match request {
+            ReadRequest::Query(q) => {
+                let size = batch_size(q.batch_size)?;
+                let plan = plan.with_query(catalog, &q)?;
+                let to = (!q.key_to.is_empty()).then_some(q.key_to.as_str());
+                let records = self.registry.store().scan(&q.catalog, &q.key_from, to);
+                let limit = (q.limit > 0).then_some(q.limit);
+                Ok(self.stream_batches(template, records, plan, size, limit, entry))
+            }
+            ReadRequest::History(h) => {
+                plan.check_key_lookup()?;
+                let versions = self.registry.store().history(&h.catalog, &h.key)?;
+                if versions.is_empty() {
+                    return Err(Status::not_found(format!(
+                        "catalog {} has no record with key {:?}",
+                        h.catalog, h.key
+                    )));
+                }
+                Ok(self.stream_batches(
+                    template,
+                    versions.into_iter().map(Ok),
+                    plan,
+                    DEFAULT_BATCH_SIZE,
+                    None,
+                    entry,
+                ))
+            }
+        }
+    }
+
+    /// Streams `records` as signed batches under `plan`, from a blocking task, and audits what
+    /// was sent when the stream ends.
     fn stream_batches(
         &self,
         template: BatchHeader,
@@ -161,41 +504,188 @@ impl ExchangeService {
         plan: Plan,
         batch_size: usize,
         limit: Option<u64>,
+        mut entry: AuditEntry,
     ) -> BatchStream {
         let (tx, rx) = tokio::sync::mpsc::channel(STREAM_BUFFER);
         let signer = self.signer.clone();
+        let audit = self.audit.clone();
         tokio::task::spawn_blocking(move || {
-            let (consumer, catalog, kind) = (
-                template.consumer.clone(),
-                template.catalog.clone(),
-                template.kind.clone(),
-            );
-            let lists = produce::record_lists(records, plan, batch_size, limit);
-            let (mut batches, mut records) = (0u32, 0u64);
+            let mut keys = Vec::new();
+            let keep_key = |r: &StoredRecord| {
+                if keys.len() <= MAX_KEYS
+                    && let Ok(record) = r.decode()
+                {
+                    keys.push(record.key);
+                }
+            };
+            let lists = produce::record_lists(records, plan, batch_size, limit, keep_key);
+            let (mut batches, mut sent) = (0u32, 0u64);
             for sealed in produce::seal_all(&signer, template, lists) {
                 let batch = sealed.map_err(Status::from).map(|s| {
                     batches += 1;
-                    records += s.record_count;
+                    sent += s.record_count;
                     s.batch
                 });
+                if let Err(status) = &batch {
+                    entry.outcome = Some(Outcome::Refused);
+                    entry.reason = status.message().to_owned();
+                }
                 if tx.blocking_send(batch).is_err() {
-                    tracing::info!(%consumer, %catalog, %kind, "consumer went away before the stream ended");
-                    return;
+                    entry.reason = "the consumer went away before the stream ended".into();
+                    break;
                 }
             }
-            tracing::info!(%consumer, %catalog, %kind, batches, records, "served");
+            entry.records = sent;
+            if keys.len() <= MAX_KEYS {
+                entry.keys = keys;
+                entry.bounds.clear();
+            }
+            tracing::info!(consumer = %entry.consumer, principal = %entry.principal, catalog = %entry.catalog, kind = %entry.kind, batches, records = sent, "served");
+            if let Err(e) = audit.append_blocking(entry) {
+                tracing::error!(error = %e, "cannot write the audit");
+            }
         });
         Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
     }
 
-    fn plan(
+    /// Passes a relayed stream through to this node's principal, keeping the consumer's audit
+    /// entry: what arrived, under which grant and manifest.
+    fn audited(
         &self,
-        caller: &NodeCode,
-        catalog: &str,
-    ) -> Result<(Arc<crate::registry::Entry>, Plan), Status> {
-        let entry = self.registry.entry(catalog)?;
-        let plan = Plan::for_consumer(&entry.catalog, caller == self.me())?;
-        Ok((entry, plan))
+        mut upstream: tonic::Streaming<SignedBatch>,
+        mut entry: AuditEntry,
+    ) -> BatchStream {
+        let (tx, rx) = tokio::sync::mpsc::channel(STREAM_BUFFER);
+        let audit = self.audit.clone();
+        tokio::spawn(async move {
+            let mut keys = Vec::new();
+            while let Some(item) = upstream.next().await {
+                match &item {
+                    Ok(batch) => {
+                        if let Ok(h) = BatchHeader::decode(batch.header.as_slice()) {
+                            if h.sequence == 0 {
+                                entry.grant = h.grant.clone();
+                                entry.items = items_by_action(
+                                    h.manifest.into_iter().map(|m| (m.action, m.item)),
+                                );
+                            }
+                            entry.records += h.record_count;
+                        }
+                        if entry.records as usize <= MAX_KEYS
+                            && let Ok(list) =
+                                tierlink_proto::v1::RecordList::decode(batch.records.as_slice())
+                        {
+                            keys.extend(list.records.into_iter().map(|r| r.key));
+                        }
+                    }
+                    Err(status) => {
+                        entry.outcome = Some(Outcome::Refused);
+                        entry.reason = status.message().to_owned();
+                    }
+                }
+                if tx.send(item).await.is_err() {
+                    entry.reason =
+                        "the principal's client went away before the stream ended".into();
+                    break;
+                }
+            }
+            if entry.records as usize <= MAX_KEYS {
+                entry.keys = keys;
+            } else {
+                entry.bounds = format!("{} records; keys kept by the producer", entry.records);
+            }
+            if let Err(e) = audit.append(entry).await {
+                tracing::error!(error = %e, "cannot write the audit");
+            }
+        });
+        Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+    }
+}
+
+/// Item codes grouped by the action applied to them.
+fn items_by_action(pairs: impl Iterator<Item = (String, String)>) -> BTreeMap<String, Vec<String>> {
+    let mut by_action: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (action, item) in pairs {
+        by_action.entry(action).or_default().push(item);
+    }
+    by_action
+}
+
+/// A streamed read, `Query` or `History`, handled by one path.
+enum ReadRequest {
+    Query(QueryRequest),
+    History(HistoryRequest),
+}
+
+/// The fields every read has.
+struct ReadFields<'a> {
+    catalog: &'a mut String,
+    target: &'a mut String,
+    via: &'a mut String,
+    request_id: &'a mut String,
+    credential: &'a mut Option<Credential>,
+    requester: &'a mut Option<SignedRequester>,
+}
+
+impl ReadRequest {
+    fn kind(&self) -> &'static str {
+        match self {
+            ReadRequest::Query(_) => "query",
+            ReadRequest::History(_) => "history",
+        }
+    }
+
+    fn fields(&mut self) -> ReadFields<'_> {
+        match self {
+            ReadRequest::Query(q) => ReadFields {
+                catalog: &mut q.catalog,
+                target: &mut q.target,
+                via: &mut q.via,
+                request_id: &mut q.request_id,
+                credential: &mut q.credential,
+                requester: &mut q.requester,
+            },
+            ReadRequest::History(h) => ReadFields {
+                catalog: &mut h.catalog,
+                target: &mut h.target,
+                via: &mut h.via,
+                request_id: &mut h.request_id,
+                credential: &mut h.credential,
+                requester: &mut h.requester,
+            },
+        }
+    }
+
+    /// What the read asked for, as the audit keeps it when the keys sent are too many.
+    fn bounds(&self) -> String {
+        match self {
+            ReadRequest::Query(q) => {
+                let conditions: Vec<String> = q
+                    .r#where
+                    .iter()
+                    .map(|w| format!("{}={}", w.item, w.value))
+                    .collect();
+                format!(
+                    "keys [{:?}, {:?}) where [{}] since {} limit {}",
+                    q.key_from,
+                    q.key_to,
+                    conditions.join(", "),
+                    q.updated_since_micros,
+                    q.limit
+                )
+            }
+            ReadRequest::History(h) => format!("key {:?}", h.key),
+        }
+    }
+
+    async fn forward(
+        self,
+        mut client: ExchangeClient<Channel>,
+    ) -> Result<tonic::Streaming<SignedBatch>, tonic::Status> {
+        Ok(match self {
+            ReadRequest::Query(q) => client.query(q).await?.into_inner(),
+            ReadRequest::History(h) => client.history(h).await?.into_inner(),
+        })
     }
 }
 
@@ -265,7 +755,7 @@ impl Exchange for ExchangeService {
         &self,
         request: Request<PutCatalogRequest>,
     ) -> Result<Response<PutCatalogResponse>, Status> {
-        self.require_self(&self.caller(&request)?, "publish catalogs")?;
+        require_self(&self.caller(&request)?, self.me(), "publish catalogs")?;
         let req = request.into_inner();
         let mut catalogs = parse_catalogs(&req.catalog_json, "request")
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
@@ -288,7 +778,7 @@ impl Exchange for ExchangeService {
         &self,
         request: Request<PutRecordsRequest>,
     ) -> Result<Response<PutRecordsResponse>, Status> {
-        self.require_self(&self.caller(&request)?, "write records")?;
+        require_self(&self.caller(&request)?, self.me(), "write records")?;
         let req = request.into_inner();
         let rows: Vec<Vec<String>> = req.rows.into_iter().map(|r| r.values).collect();
         let registry = self.registry.clone();
@@ -307,22 +797,8 @@ impl Exchange for ExchangeService {
 
     async fn query(&self, request: Request<QueryRequest>) -> Result<Response<BatchStream>, Status> {
         let caller = self.caller(&request)?;
-        let mut req = request.into_inner();
-        if let Some(mut client) = self.relay(&caller, &req.target).await? {
-            let stream = client.query(req).await?.into_inner();
-            return Ok(Response::new(Box::pin(stream)));
-        }
-        let size = batch_size(req.batch_size)?;
-        let (entry, plan) = self.plan(&caller, &req.catalog)?;
-        let plan = plan.with_query(&entry.catalog, &req)?;
-        req.request_id = request_id(std::mem::take(&mut req.request_id))?;
-        let to = (!req.key_to.is_empty()).then_some(req.key_to.as_str());
-        let records = self.registry.store().scan(&req.catalog, &req.key_from, to);
-        let template = plan.header(caller.as_str(), &req.catalog, "query", &req.request_id);
-        let limit = (req.limit > 0).then_some(req.limit);
-        Ok(Response::new(
-            self.stream_batches(template, records, plan, size, limit),
-        ))
+        let read = ReadRequest::Query(request.into_inner());
+        self.read(caller, read).await.map(Response::new)
     }
 
     async fn history(
@@ -330,32 +806,11 @@ impl Exchange for ExchangeService {
         request: Request<HistoryRequest>,
     ) -> Result<Response<BatchStream>, Status> {
         let caller = self.caller(&request)?;
-        let mut req = request.into_inner();
-        if let Some(mut client) = self.relay(&caller, &req.target).await? {
-            let stream = client.history(req).await?.into_inner();
-            return Ok(Response::new(Box::pin(stream)));
-        }
-        let (_, plan) = self.plan(&caller, &req.catalog)?;
-        req.request_id = request_id(std::mem::take(&mut req.request_id))?;
-        let versions = self.registry.store().history(&req.catalog, &req.key)?;
-        if versions.is_empty() {
-            return Err(Status::not_found(format!(
-                "catalog {} has no record with key {:?}",
-                req.catalog, req.key
-            )));
-        }
-        let template = plan.header(caller.as_str(), &req.catalog, "history", &req.request_id);
-        Ok(Response::new(self.stream_batches(
-            template,
-            versions.into_iter().map(Ok),
-            plan,
-            DEFAULT_BATCH_SIZE,
-            None,
-        )))
+        let read = ReadRequest::History(request.into_inner());
+        self.read(caller, read).await.map(Response::new)
     }
 }
 
-/// The serde name of a unit enum value, e.g. `real_time`.
 /// A catalog's line in a listing, counting `item_count` items and `record_count` records.
 pub fn catalog_summary(c: &Catalog, item_count: usize, record_count: u64) -> CatalogSummary {
     CatalogSummary {

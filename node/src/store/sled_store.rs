@@ -160,6 +160,11 @@ impl Keyspace {
             .map(|(k, v)| (k.to_vec(), v.to_vec())))
     }
 
+    /// Writes everything written so far to disk, blocking the thread: for blocking tasks.
+    pub fn flush_blocking(&self) -> Result<(), StoreError> {
+        self.engine.flush()
+    }
+
     /// Waits until everything written so far is on disk.
     pub async fn flush(&self) -> Result<(), StoreError> {
         let engine = self.engine.clone();

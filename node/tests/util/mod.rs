@@ -70,3 +70,183 @@ pub async fn federation(residents: usize) -> Fixture {
         clients,
     }
 }
+
+/// Tokens of the principals [`with_policies`] adds.
+pub struct Principals {
+    /// zhao@420500, a city public-security analyst.
+    pub city: String,
+    /// li@420502, a district civil-affairs officer.
+    pub district: String,
+    /// wang@420502001, the street's grid worker.
+    pub street: String,
+}
+
+/// The street publishes its catalogs in the directory and the three-tier policy of
+/// [`tierlink::sample::three_tier_policies`] is issued; one principal per tier is added.
+pub async fn with_policies(f: &Fixture) -> Principals {
+    let (city, district, street) = (
+        f.clients[CITY].code().clone(),
+        f.clients[DISTRICT].code().clone(),
+        f.clients[STREET].code().clone(),
+    );
+    let mut publish = Vec::new();
+    for code in [RESIDENTS, BUILDINGS] {
+        publish.push(
+            tierlink::cli::publication(&f.clients[STREET], code)
+                .await
+                .unwrap(),
+        );
+    }
+    f.federation.issue(&street, publish).await.unwrap();
+    for (issuer, command) in sample::three_tier_policies(&city, &district, &street, "2099-12-31") {
+        f.federation
+            .issue(
+                &issuer,
+                vec![tierlink::directory::DirectoryCommand::Policy(command)],
+            )
+            .await
+            .unwrap();
+    }
+    let add = |node: &tierlink::identity::NodeCode, name: &str, role: String| {
+        f.federation
+            .add_principal(node, name, &[role.as_str()])
+            .unwrap()
+    };
+    Principals {
+        city: add(&city, "zhao", format!("{city}/ps-analyst")),
+        district: add(&district, "li", format!("{district}/civil-affairs")),
+        street: add(&street, "wang", format!("{street}/grid-worker")),
+    }
+}
+
+/// A credential for `principal` acting in `role` for `purpose`.
+pub fn credential(
+    principal: &str,
+    token: &str,
+    role: &str,
+    purpose: &str,
+) -> Option<tierlink_proto::v1::Credential> {
+    Some(tierlink_proto::v1::Credential {
+        principal: principal.into(),
+        token: token.into(),
+        role: role.into(),
+        purpose: purpose.into(),
+        grant: String::new(),
+    })
+}
+
+pub const SECURITY: &str = "population security check";
+pub const ALLOWANCE: &str = "subsistence allowance review";
+
+/// Purpose of the grants [`open_policies`] makes.
+pub const EXCHANGE: &str = "exchange tests";
+
+/// Credentials of a city analyst and a district officer granted every shared item of the
+/// street's residents and buildings in clear.
+pub struct Open {
+    pub city: Option<tierlink_proto::v1::Credential>,
+    pub district: Option<tierlink_proto::v1::Credential>,
+}
+
+/// The street publishes its catalogs and grants the city's `analyst` and the district's
+/// `officer` every shared item of both in clear (residents, a conditional catalog, through
+/// approved access requests).
+pub async fn open_policies(f: &Fixture) -> Open {
+    use tierlink::directory::DirectoryCommand::Policy;
+    use tierlink::policy::{
+        AccessRequest, AccessStatus, Action, Grant, Grantee, PolicyCommand, Role,
+    };
+    let street = f.clients[STREET].code().clone();
+    let mut publish = Vec::new();
+    for code in [RESIDENTS, BUILDINGS] {
+        publish.push(
+            tierlink::cli::publication(&f.clients[STREET], code)
+                .await
+                .unwrap(),
+        );
+    }
+    let catalogs: Vec<tierlink::catalog::Catalog> = publish
+        .iter()
+        .map(|c| match c {
+            tierlink::directory::DirectoryCommand::Publish(c) => c.clone(),
+            _ => unreachable!(),
+        })
+        .collect();
+    f.federation.issue(&street, publish).await.unwrap();
+    let mut open = Vec::new();
+    for (n, role) in [(CITY, "analyst"), (DISTRICT, "officer")] {
+        let unit = f.clients[n].code().clone();
+        let define = PolicyCommand::DefineRole(Role {
+            unit: unit.clone(),
+            name: role.into(),
+            department: "Data Office".into(),
+            post: role.into(),
+        });
+        f.federation
+            .issue(&unit, vec![Policy(define)])
+            .await
+            .unwrap();
+        let grantee = Grantee::Role(format!("{unit}/{role}"));
+        for catalog in &catalogs {
+            let id = format!("{role}-{}", &catalog.code[..3]);
+            let grant = Grant {
+                id: id.clone(),
+                producer: street.clone(),
+                catalog: catalog.code.clone(),
+                grantee: grantee.clone(),
+                purpose: EXCHANGE.into(),
+                expires: "2099-12-31".into(),
+                items: catalog
+                    .items
+                    .iter()
+                    .map(|i| (i.code.clone(), Action::Clear))
+                    .collect(),
+                others: None,
+                rows: None,
+                delegated_from: None,
+                access_request: None,
+                issuer: None,
+            };
+            if catalog.sharing.kind == tierlink::catalog::SharingType::Conditional {
+                let ask = PolicyCommand::RequestAccess(AccessRequest {
+                    id: id.clone(),
+                    producer: street.clone(),
+                    catalog: catalog.code.clone(),
+                    grantee: grantee.clone(),
+                    purpose: EXCHANGE.into(),
+                    items: Vec::new(),
+                    requester: None,
+                    status: AccessStatus::Pending,
+                });
+                f.federation.issue(&unit, vec![Policy(ask)]).await.unwrap();
+                let approve = PolicyCommand::ApproveAccess(Grant {
+                    access_request: Some(id),
+                    ..grant
+                });
+                f.federation
+                    .issue(&street, vec![Policy(approve)])
+                    .await
+                    .unwrap();
+            } else {
+                f.federation
+                    .issue(&street, vec![Policy(PolicyCommand::Grant(grant))])
+                    .await
+                    .unwrap();
+            }
+        }
+        let token = f
+            .federation
+            .add_principal(&unit, "staff", &[&format!("{unit}/{role}")])
+            .unwrap();
+        open.push(credential(
+            "staff",
+            &token,
+            &format!("{unit}/{role}"),
+            EXCHANGE,
+        ));
+    }
+    Open {
+        district: open.pop().unwrap(),
+        city: open.pop().unwrap(),
+    }
+}

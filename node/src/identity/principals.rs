@@ -1,0 +1,198 @@
+//! The people and system accounts a node vouches for: each principal's roles and the hash of its
+//! personal token, kept in the node's `principals.toml`. The token itself is shown once, when the
+//! principal is added, and never stored.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// A principal of this node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Principal {
+    /// Name on this node, e.g. `li.wei`.
+    pub name: String,
+    /// Roles it may act in (`UNIT/NAME`).
+    pub roles: BTreeSet<String>,
+    /// BLAKE3 of its token, hex.
+    pub token_hash: String,
+}
+
+/// A principal that could not be added, found or authenticated.
+#[derive(Debug, thiserror::Error)]
+pub enum PrincipalError {
+    /// The file could not be read or written.
+    #[error("{path}: {reason}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        reason: String,
+    },
+    /// No such principal, or the token does not match: one message for both, so a caller
+    /// cannot learn which names exist.
+    #[error(
+        "principal {0:?} is unknown here or its token is wrong: use the token shown when it was added"
+    )]
+    NotAuthenticated(String),
+    /// The principal does not hold the role it asked to act in.
+    #[error("principal {principal} does not hold role {role}; it holds {held:?}")]
+    RoleNotHeld {
+        /// The principal.
+        principal: String,
+        /// The role asked for.
+        role: String,
+        /// The roles it holds.
+        held: Vec<String>,
+    },
+    /// A name already taken, or not a valid name.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The principals file of a node.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Principals {
+    /// Every principal.
+    #[serde(default, rename = "principal")]
+    pub principals: Vec<Principal>,
+}
+
+fn token_hash(token: &str) -> String {
+    blake3::hash(token.as_bytes()).to_hex().to_string()
+}
+
+impl Principals {
+    /// Reads `path`; a missing file holds no principals.
+    pub fn load(path: &Path) -> Result<Self, PrincipalError> {
+        let bad = |reason: String| PrincipalError::File {
+            path: path.to_owned(),
+            reason,
+        };
+        match std::fs::read_to_string(path) {
+            Ok(text) => toml::from_str(&text).map_err(|e| bad(e.to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) => Err(bad(e.to_string())),
+        }
+    }
+
+    /// Writes `path`, readable by its owner only.
+    pub fn save(&self, path: &Path) -> Result<(), PrincipalError> {
+        let text = toml::to_string(self).expect("principals serialize to TOML");
+        crate::identity::write_private(path, &text).map_err(|e| PrincipalError::File {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Adds a principal holding `roles` and returns its new token, which is not kept.
+    pub fn add(&mut self, name: &str, roles: BTreeSet<String>) -> Result<String, PrincipalError> {
+        let valid = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-._".contains(&b));
+        if !valid {
+            return Err(PrincipalError::Invalid(format!(
+                "principal name {name:?} must be 1-64 lowercase letters, digits, '-', '.' or '_'"
+            )));
+        }
+        if self.principals.iter().any(|p| p.name == name) {
+            return Err(PrincipalError::Invalid(format!(
+                "principal {name} already exists; remove it first to issue a new token"
+            )));
+        }
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).map_err(|e| PrincipalError::Invalid(e.to_string()))?;
+        let token = format!("tlk_{}", hex::encode(secret));
+        self.principals.push(Principal {
+            name: name.to_owned(),
+            roles,
+            token_hash: token_hash(&token),
+        });
+        Ok(token)
+    }
+
+    /// Removes a principal; its token stops working at once.
+    pub fn remove(&mut self, name: &str) -> Result<(), PrincipalError> {
+        let before = self.principals.len();
+        self.principals.retain(|p| p.name != name);
+        if self.principals.len() == before {
+            return Err(PrincipalError::Invalid(format!(
+                "there is no principal {name}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Checks `token` for `name` and that it holds `role`.
+    pub fn authenticate(
+        &self,
+        name: &str,
+        token: &str,
+        role: &str,
+    ) -> Result<&Principal, PrincipalError> {
+        let hash = blake3::hash(token.as_bytes());
+        let principal = self
+            .principals
+            .iter()
+            .find(|p| {
+                p.name == name
+                    && blake3::Hash::from_hex(&p.token_hash).is_ok_and(|stored| stored == hash)
+            })
+            .ok_or_else(|| PrincipalError::NotAuthenticated(name.to_owned()))?;
+        if !principal.roles.contains(role) {
+            return Err(PrincipalError::RoleNotHeld {
+                principal: name.to_owned(),
+                role: role.to_owned(),
+                held: principal.roles.iter().cloned().collect(),
+            });
+        }
+        Ok(principal)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_checked_against_their_hash_and_roles_against_the_principal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("principals.toml");
+        let mut p = Principals::load(&path).unwrap();
+        let token = p
+            .add("li", BTreeSet::from(["420502/civil-affairs".to_string()]))
+            .unwrap();
+        p.save(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains(&token), "the token itself is never stored");
+        let p = Principals::load(&path).unwrap();
+        assert_eq!(
+            p.authenticate("li", &token, "420502/civil-affairs")
+                .unwrap()
+                .name,
+            "li"
+        );
+        let err = p
+            .authenticate("li", "tlk_wrong", "420502/civil-affairs")
+            .unwrap_err();
+        assert!(matches!(err, PrincipalError::NotAuthenticated(_)), "{err}");
+        let err = p.authenticate("li", &token, "420500/analyst").unwrap_err();
+        assert!(matches!(err, PrincipalError::RoleNotHeld { .. }), "{err}");
+        assert!(matches!(
+            p.authenticate("wang", &token, "420502/civil-affairs"),
+            Err(PrincipalError::NotAuthenticated(_))
+        ));
+        let mut p = p;
+        assert!(p.add("li", BTreeSet::new()).is_err());
+        assert!(p.add("Li Wei", BTreeSet::new()).is_err());
+        p.remove("li").unwrap();
+        assert!(
+            p.authenticate("li", &token, "420502/civil-affairs")
+                .is_err()
+        );
+    }
+}

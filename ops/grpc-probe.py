@@ -4,7 +4,8 @@
 Connects with a member's certificate from federation.json (written by `tierlink demo --serve`),
 lists the services by server reflection, checks the standard health service, calls
 tierlink.v1.Exchange/ListCatalogs and tierlink.v1.Directory/Status (decoding the answers from the
-reflected descriptors alone), and checks that a client without a certificate is refused.
+reflected descriptors alone), checks that a read of records naming no principal is refused
+(default deny), and that a client without a certificate is refused.
 
     pip install grpcio grpcio-reflection grpcio-health-checking protobuf
     python3 ops/grpc-probe.py DIR/federation.json [ASKER_CODE] [TARGET_CODE]
@@ -40,7 +41,7 @@ def main():
         for s in r.list_services_response.service
     ]
     print(f"{asker['code']} -> {target['code']} at {address}: services {sorted(services)}")
-    for service in ["tierlink.v1.Exchange", "tierlink.v1.Directory", "tierlink.v1.Federation"]:
+    for service in ["tierlink.v1.Exchange", "tierlink.v1.Directory", "tierlink.v1.Audit", "tierlink.v1.Federation"]:
         assert service in services, services
 
     health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service="tierlink.v1.Exchange"))
@@ -94,6 +95,23 @@ def main():
         f"applied index {st.meta.applied_index}, {len(st.replicas)} replicas"
     )
     assert st.meta.leader and st.meta.applied_index > 0 and st.replicas, st
+
+    # Records are read only for a principal whose node vouches for it: a bare node read is refused.
+    catalog = answer.catalogs[0].code
+    query_type = message_factory.GetMessageClass(pool.FindMessageTypeByName("tierlink.v1.QueryRequest"))
+    batch_type = message_factory.GetMessageClass(pool.FindMessageTypeByName("tierlink.v1.SignedBatch"))
+    query = channel.unary_stream(
+        "/tierlink.v1.Exchange/Query",
+        request_serializer=lambda m: m.SerializeToString(),
+        response_deserializer=batch_type.FromString,
+    )
+    try:
+        list(query(query_type(catalog=catalog, target=target["code"]), timeout=10))
+    except grpc.RpcError as refused:
+        print(f"Query of {catalog} naming no principal: refused ({refused.code().name}: {refused.details()})")
+        assert refused.code() == grpc.StatusCode.PERMISSION_DENIED, refused
+    else:
+        raise AssertionError("records were served to a read naming no principal")
 
     # Without a certificate from the federation CA, the handshake is refused.
     anonymous = grpc.secure_channel(

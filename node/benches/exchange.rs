@@ -6,6 +6,9 @@
 //!   audited; every signature, digest and record checked and decoded by the client.
 //! - `stream_100k_residents/policy_third_redacted`: the same read under a realistic grant: a third
 //!   of the items sent are masked or hashed. Its ratio to `policy_all_clear` is the policy's cost.
+//! - `produce_100k_residents/all_clear` vs `/third_redacted`: the producer's side alone, in
+//!   process: scan, the decision carried out on every record, batches cut and signed. The ratio
+//!   is the policy's cost where it is paid, without the network and the client.
 //! - `stream_100k_residents/unsigned`: the same scan, projection (all clear) and encoding from the
 //!   same store over the same mTLS, with no policy, audit, digest, signature or verification; the
 //!   client decodes every record. Its ratio to `policy_all_clear` is the cost of all of those.
@@ -29,7 +32,7 @@ use tierlink::catalog::{EXAMPLES, RecordSchema, Row, parse_catalogs};
 use tierlink::config::{Credentials, NodeDir};
 use tierlink::exchange::client::{Peers, connect, receive};
 use tierlink::exchange::members::{MemberList, Members, Standing};
-use tierlink::exchange::produce::{DEFAULT_BATCH_SIZE, Plan, record_lists};
+use tierlink::exchange::produce::{DEFAULT_BATCH_SIZE, Plan, record_lists, seal_all};
 use tierlink::exchange::server::{BatchStream, ExchangeService};
 use tierlink::exchange::{BatchSigner, BatchVerifier, Expected, requester};
 use tierlink::identity::{NodeCode, NodeKey, Tier, Unit};
@@ -404,10 +407,50 @@ fn stream(c: &mut Criterion) {
         ..Default::default()
     };
 
+    let mut group = c.benchmark_group("produce_100k_residents");
+    group
+        .throughput(Throughput::Elements(RECORDS as u64))
+        .sample_size(20);
+    let signer = BatchSigner::new(
+        &street_credentials.signing_key_pem,
+        &street_credentials.signing_cert_pem,
+        &street.trusted_ca().unwrap(),
+    )
+    .unwrap();
+    let redactor = Redactor::new(Some(HashKey::generate().unwrap()));
+    for (name, purpose) in [
+        ("all_clear", "all clear"),
+        ("third_redacted", "third redacted"),
+    ] {
+        let decision = policies(&catalog)
+            .decide(
+                &"420502001".parse().unwrap(),
+                &catalog,
+                &asker(purpose),
+                "2026-01-01",
+            )
+            .unwrap();
+        let plan = Plan::new(&catalog, &decision, redactor.clone()).unwrap();
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let records = registry.store().scan(RESIDENTS, "", None);
+                let template = plan.header("420500", RESIDENTS, "query", "bench", None);
+                let lists = record_lists(records, plan.clone(), DEFAULT_BATCH_SIZE, None, |_| {});
+                let mut n = 0;
+                for sealed in seal_all(&signer, template, lists) {
+                    n += sealed.unwrap().record_count;
+                }
+                assert_eq!(n, RECORDS as u64);
+            })
+        });
+    }
+    group.finish();
+
     let mut group = c.benchmark_group("stream_100k_residents");
     group
         .throughput(Throughput::Elements(RECORDS as u64))
-        .sample_size(10);
+        .sample_size(20)
+        .measurement_time(std::time::Duration::from_secs(15));
     group.bench_function("policy_all_clear", |b| b.iter(|| read_as("all clear")));
     group.bench_function("policy_third_redacted", |b| {
         b.iter(|| read_as("third redacted"))

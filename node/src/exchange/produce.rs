@@ -171,20 +171,21 @@ impl Plan {
                 .is_none_or(|(n, within)| *n != item || value.starts_with(within.as_bytes()))
     }
 
-    /// Appends a length-delimited field `tag` holding `value` as `action` makes it.
-    fn append_field(
-        &self,
-        tag: u32,
-        action: Action,
-        value: &[u8],
-        out: &mut Vec<u8>,
-        buf: &mut Vec<u8>,
-    ) {
-        buf.clear();
-        self.redactor.apply(action, value, buf);
+    /// Appends a length-delimited field `tag` holding `value` as `action` makes it, redacting
+    /// straight into `out` behind a one-byte length that grows only for a long result.
+    fn append_field(&self, tag: u32, action: Action, value: &[u8], out: &mut Vec<u8>) {
         encode_key(tag, WireType::LengthDelimited, out);
-        encode_varint(buf.len() as u64, out);
-        out.extend_from_slice(buf);
+        let at = out.len();
+        out.push(0);
+        self.redactor.apply(action, value, out);
+        let len = out.len() - at - 1;
+        if len < 0x80 {
+            out[at] = len as u8;
+        } else {
+            let mut prefix = Vec::with_capacity(4);
+            encode_varint(len as u64, &mut prefix);
+            out.splice(at..=at, prefix);
+        }
     }
 
     /// Appends a stored record, as the consumer may see it, to `list` (an encoded `RecordList`),
@@ -198,7 +199,7 @@ impl Plan {
         scratch: &mut Scratch,
     ) -> Result<bool, StoreError> {
         let corrupt = |what: String| StoreError::Corrupt(format!("stored record: {what}"));
-        let Scratch { record, value } = scratch;
+        let record = &mut scratch.record;
         record.clear();
         let mut buf = stored;
         let mut item = 0;
@@ -216,7 +217,7 @@ impl Plan {
                     let raw = &field[..field.len() - buf.len()];
                     if tag == 1 {
                         if self.key_hashed {
-                            self.append_field(1, Action::Hash, data, record, value);
+                            self.append_field(1, Action::Hash, data, record);
                         } else {
                             record.extend_from_slice(raw);
                         }
@@ -228,7 +229,7 @@ impl Plan {
                     match self.actions.get(item) {
                         Some(Action::Clear) => record.extend_from_slice(raw),
                         Some(Action::Withhold) | None => {}
-                        Some(&action) => self.append_field(4, action, data, record, value),
+                        Some(&action) => self.append_field(4, action, data, record),
                     }
                     item += 1;
                 }
@@ -290,11 +291,10 @@ impl Plan {
     }
 }
 
-/// Buffers [`Plan::append_visible`] reuses from record to record.
+/// A buffer [`Plan::append_visible`] reuses from record to record.
 #[derive(Default)]
 pub struct Scratch {
     record: Vec<u8>,
-    value: Vec<u8>,
 }
 
 /// Projects stored records under `plan` and cuts the matches into encoded `RecordList`s of at
@@ -311,11 +311,14 @@ pub fn record_lists(
     let mut remaining = limit.unwrap_or(u64::MAX);
     let mut scratch = Scratch::default();
     let (mut done, mut yielded) = (false, false);
+    // Sized from the previous list, with room to spare: growing a list of a thousand records
+    // copies it and faults in fresh pages.
+    let mut capacity = batch_size.min(1024) * 512;
     std::iter::from_fn(move || {
         if done {
             return None;
         }
-        let mut list = Vec::with_capacity(batch_size.min(1024) * 512);
+        let mut list = Vec::with_capacity(capacity);
         let mut count = 0u64;
         while count < batch_size as u64 && remaining > 0 {
             let Some(record) = records.next() else {
@@ -342,6 +345,7 @@ pub fn record_lists(
             }
         }
         done |= remaining == 0;
+        capacity = capacity.max(list.len() + list.len() / 8);
         if count == 0 && yielded {
             return None;
         }
@@ -474,7 +478,7 @@ mod tests {
             &Redactor::new(None).apply_str(mask, &id)
         );
         assert_ne!(value("id_number"), &id);
-        assert_eq!(value("name").len(), 32);
+        assert_eq!(value("name").len(), 16);
         assert_eq!(value("sex"), &format!("1-{}", n("sex")));
         assert!(!out[0].values.contains(&format!("1-{}", n("phone"))));
         assert!(!out[0].values.contains(&format!("1-{}", n("religion"))));
@@ -494,6 +498,19 @@ mod tests {
             ("0001", 2, 1)
         );
         assert!(!header.key_hashed);
+    }
+
+    #[test]
+    fn a_long_redacted_value_gets_a_longer_length_prefix() {
+        let catalog = residents();
+        let plan = plan(&catalog, |_| Action::Mask { first: 1, last: 1 });
+        let long = "地".repeat(100);
+        let mut stored = record(3, catalog.items.len()).decode().unwrap();
+        stored.values[2] = long.clone();
+        let out = apply(&plan, &[stored.into()]);
+        let name = &out[0].values[2];
+        assert_eq!(name.chars().count(), 100);
+        assert!(name.starts_with('地') && name.ends_with('地') && name.contains("**"));
     }
 
     #[test]
@@ -518,7 +535,7 @@ mod tests {
             }
         });
         let out = apply(&plan, &[record(7, catalog.items.len())]);
-        assert_eq!(out[0].key.len(), 32);
+        assert_eq!(out[0].key.len(), 16);
         assert_ne!(out[0].key, "0007");
         assert!(plan.header("c", "x", "query", "r", None).key_hashed);
         assert!(plan.check_key_lookup().is_err());

@@ -527,3 +527,303 @@ fn a_directory_formed_from_the_command_line_survives_its_leader_killed_with_sigk
     assert!(status.contains("in term"), "{status}");
     drop(servers);
 }
+
+/// `tierlink` with the principal's token in the environment, as an officer runs it.
+fn with_token(token: &str, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("TIERLINK_NODE")
+        .env("TIERLINK_TOKEN", token)
+        .output()
+        .expect("run tierlink")
+}
+
+#[test]
+fn an_administrator_grants_an_officer_who_reads_as_a_principal_and_the_audit_catches_tampering() {
+    const RESIDENTS: &str = "101001001/000001";
+    const PURPOSE: &str = "subsistence allowance review";
+    let root = tempfile::tempdir().unwrap();
+    ok(&[
+        "ca",
+        "init",
+        "--dir",
+        root.path().join("ca").to_str().unwrap(),
+    ]);
+    let city = init_unit(root.path(), "420500", "city", None);
+    let district = init_unit(root.path(), "420502", "district", Some("420500"));
+    let street = init_unit(root.path(), "420502001", "street", Some("420502"));
+    let mut servers: Vec<Server> = [&city, &district, &street]
+        .iter()
+        .map(|d| serve(Path::new(d)))
+        .collect();
+    ok(&["directory", "init", "--node", &city]);
+    ok(&[
+        "directory",
+        "join",
+        "--node",
+        &district,
+        "--via",
+        &endpoint(&city),
+    ]);
+    ok(&["directory", "approve", "--node", &city, "420502"]);
+    eventually("the district replicating", || leader(&district).is_some());
+    ok(&[
+        "directory",
+        "join",
+        "--node",
+        &street,
+        "--via",
+        &endpoint(&district),
+    ]);
+    ok(&["directory", "approve", "--node", &district, "420502001"]);
+    eventually("the street replicating", || leader(&street).is_some());
+
+    // The street holds residents and publishes the catalog.
+    ok(&[
+        "catalog",
+        "add",
+        "--node",
+        &street,
+        example("residents.json").to_str().unwrap(),
+    ]);
+    let rows = tierlink::sample::residents("420502001", 40, 5);
+    let lines: Vec<String> = rows
+        .iter()
+        .map(|row| {
+            let object: serde_json::Map<String, serde_json::Value> =
+                tierlink::sample::RESIDENT_COLUMNS
+                    .iter()
+                    .zip(row)
+                    .filter(|(_, v)| !v.is_empty())
+                    .map(|(c, v)| (c.to_string(), serde_json::Value::from(v.as_str())))
+                    .collect();
+            serde_json::Value::Object(object).to_string()
+        })
+        .collect();
+    let file = root.path().join("residents.jsonl");
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    ok(&[
+        "records",
+        "import",
+        "--node",
+        &street,
+        "--catalog",
+        RESIDENTS,
+        file.to_str().unwrap(),
+    ]);
+    ok(&["catalog", "publish", "--node", &street, RESIDENTS]);
+
+    // The district defines a role and adds its officer; a node vouches only for its own roles.
+    ok(&[
+        "role",
+        "define",
+        "--node",
+        &district,
+        "civil-affairs",
+        "--department",
+        "Civil Affairs Bureau",
+        "--post",
+        "officer",
+    ]);
+    let added = ok(&[
+        "principal",
+        "add",
+        "--node",
+        &district,
+        "li",
+        "--role",
+        "420502/civil-affairs",
+    ]);
+    let token = added.lines().last().unwrap().trim().to_owned();
+    assert!(token.starts_with("tlk_"), "{added}");
+    let err = fails(&[
+        "principal",
+        "add",
+        "--node",
+        &district,
+        "x",
+        "--role",
+        "420500/analyst",
+    ]);
+    assert!(err.contains("not of this unit"), "{err}");
+
+    // The catalog is conditional: a direct grant is refused; the district asks, the street approves.
+    let err = fails(&[
+        "grant",
+        "add",
+        "--node",
+        &street,
+        "--catalog",
+        RESIDENTS,
+        "--role",
+        "420502/civil-affairs",
+        "--purpose",
+        PURPOSE,
+        "--expires",
+        "2099-12-31",
+        "--others",
+        "clear",
+    ]);
+    assert!(err.contains("conditional"), "{err}");
+    ok(&[
+        "access",
+        "request",
+        "--node",
+        &district,
+        "--id",
+        "r1",
+        "--producer",
+        "420502001",
+        "--catalog",
+        RESIDENTS,
+        "--role",
+        "420502/civil-affairs",
+        "--purpose",
+        PURPOSE,
+    ]);
+    ok(&[
+        "access",
+        "approve",
+        "--node",
+        &street,
+        "r1",
+        "--expires",
+        "2099-12-31",
+        "--item",
+        "id_number=mask:6:4",
+        "--others",
+        "clear",
+    ]);
+    eventually("the grant replicated to the district", || {
+        ok(&["grant", "list", "--node", &district]).contains("r1 ")
+    });
+    let requests = ok(&["access", "list", "--node", &street]);
+    assert!(requests.contains("approved as r1"), "{requests}");
+
+    // explain: each item's fate and the rule behind it.
+    let explained = ok(&[
+        "explain",
+        "--node",
+        &street,
+        "--principal",
+        "li@420502",
+        "--role",
+        "420502/civil-affairs",
+        "--catalog",
+        RESIDENTS,
+        "--purpose",
+        PURPOSE,
+    ]);
+    for expected in [
+        "decided under grant r1",
+        "id_number",
+        "mask:6:4",
+        "named-in-grant",
+        "not-shared",
+        "core-or-sensitive-needs-named-grant",
+    ] {
+        assert!(
+            explained.contains(expected),
+            "missing {expected:?} in:\n{explained}"
+        );
+    }
+
+    // The officer reads as a principal: ID numbers masked, the manifest said so.
+    let query = [
+        "records",
+        "query",
+        "--node",
+        &district,
+        "--target",
+        "420502001",
+        "--catalog",
+        RESIDENTS,
+        "--as",
+        "li",
+        "--role",
+        "420502/civil-affairs",
+        "--purpose",
+        PURPOSE,
+    ];
+    let out = with_token(&token, &query);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("verified: 40 records") && text.contains("for li@420502 under grant r1"),
+        "{text}"
+    );
+    assert!(text.contains("redacted: id_number=mask:6:4"), "{text}");
+    for row in &rows {
+        assert!(
+            !text.contains(&row[1]),
+            "an ID number left in clear: {}",
+            row[1]
+        );
+        assert!(
+            text.contains(&format!("{}********{}", &row[1][..6], &row[1][14..])),
+            "{text}"
+        );
+    }
+    let wrong = with_token("tlk_wrong", &query);
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("token is wrong"));
+    let err = fails(&[
+        "records",
+        "query",
+        "--node",
+        &district,
+        "--target",
+        "420502001",
+        "--catalog",
+        RESIDENTS,
+    ]);
+    assert!(err.contains("without naming a principal"), "{err}");
+
+    // Who saw the residents' ID numbers, under which grant: one command at the street.
+    let seen = ok(&[
+        "audit",
+        "query",
+        "--node",
+        &street,
+        "--item",
+        "id_number",
+        "--key",
+        &rows[3][0],
+        "--principal",
+        "li@420502",
+    ]);
+    assert!(
+        seen.contains("li@420502 as 420502/civil-affairs")
+            && seen.contains("under grant r1")
+            && seen.contains("1 entry"),
+        "{seen}"
+    );
+    let received = ok(&["audit", "query", "--node", &district]);
+    assert!(
+        received.contains("received query") && received.contains("REFUSED"),
+        "{received}"
+    );
+    ok(&["audit", "anchor", "--node", &street]);
+    let verified = ok(&["audit", "verify", "--node", &street]);
+    assert!(verified.contains("intact"), "{verified}");
+
+    // An entry altered while the node was down is named, here and against the anchor.
+    let _ = servers.pop();
+    let store = tierlink::store::SledStore::open(&Path::new(&street).join("data")).unwrap();
+    let audit = store.keyspace("audit").unwrap();
+    let first = audit.get(&1u64.to_be_bytes()).unwrap().unwrap();
+    let altered = String::from_utf8(first)
+        .unwrap()
+        .replace("li@420502", "zhao@420502");
+    audit
+        .apply([(1u64.to_be_bytes().to_vec(), Some(altered.into_bytes()))])
+        .unwrap();
+    drop(audit);
+    drop(store);
+    servers.push(serve(Path::new(&street)));
+    let err = fails(&["audit", "verify", "--node", &street]);
+    assert!(
+        err.contains("broken at entry 1") && err.contains("altered"),
+        "{err}"
+    );
+}

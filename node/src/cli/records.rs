@@ -258,11 +258,14 @@ pub fn describe(s: &StreamSummary, route: &Route) -> String {
         "verified: {} records of {} in {} batches, signed by {}{path} (served to {}, request {})",
         s.records, s.catalog, s.batches, s.producer, s.consumer, s.request_id
     );
+    if !s.principal.is_empty() {
+        text.push_str(&format!("; for {} under grant {}", s.principal, s.grant));
+    }
+    if !s.redacted.is_empty() {
+        text.push_str(&format!("; redacted: {}", s.redacted.join(", ")));
+    }
     if !s.withheld.is_empty() {
-        text.push_str(&format!(
-            "; not shared, withheld: {}",
-            s.withheld.join(", ")
-        ));
+        text.push_str(&format!("; withheld: {}", s.withheld.join(", ")));
     }
     text
 }

@@ -265,6 +265,8 @@ pub struct StreamSummary {
     pub principal: String,
     /// The grant the producer decided under.
     pub grant: String,
+    /// Items sent masked or hashed, as `ITEM=ACTION`, from the redaction manifest.
+    pub redacted: Vec<String>,
     /// Number of batches.
     pub batches: u32,
     /// Number of records.
@@ -341,6 +343,12 @@ impl StreamCheck {
             s.withheld.clone_from(&header.withheld);
             s.principal.clone_from(&header.principal);
             s.grant.clone_from(&header.grant);
+            s.redacted = header
+                .manifest
+                .iter()
+                .filter(|m| m.action != "clear" && m.action != "withhold")
+                .map(|m| format!("{}={}", m.item, m.action))
+                .collect();
         }
         s.batches += 1;
         s.records += header.record_count;

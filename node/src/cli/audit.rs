@@ -97,8 +97,8 @@ fn line(e: &AuditEntry) -> String {
                 .map(|(action, items)| {
                     if action == "withhold" {
                         format!("withheld {}", items.len())
-                    } else if action == "clear" && items.len() > 8 {
-                        format!("clear {} items", items.len())
+                    } else if items.len() > 8 {
+                        format!("{action} {} items", items.len())
                     } else {
                         format!("{action} {}", items.join(","))
                     }
@@ -106,6 +106,9 @@ fn line(e: &AuditEntry) -> String {
                 .collect();
             if !items.is_empty() {
                 text.push_str(&format!("; {}", items.join("; ")));
+            }
+            if !e.bounds.is_empty() {
+                text.push_str(&format!("; keys not kept, it asked for {}", e.bounds));
             }
         }
     }

@@ -91,9 +91,11 @@ fn wider_grants(
     ]
 }
 
-/// The street's first resident, in key order, of its first community: one every grant's rows
-/// include.
-async fn first_in_community(street: &NodeClient) -> Result<Record, CliError> {
+/// The street's first resident, in key order, of its first community (one every grant's rows
+/// include), as the street stores it, with the header naming its columns.
+async fn first_in_community(
+    street: &NodeClient,
+) -> Result<(tierlink_proto::v1::BatchHeader, Record), CliError> {
     let community = format!("{}001", street.code());
     let request = QueryRequest {
         catalog: RESIDENTS.into(),
@@ -104,17 +106,15 @@ async fn first_in_community(street: &NodeClient) -> Result<Record, CliError> {
         limit: 1,
         ..Default::default()
     };
-    let mut found = Vec::new();
+    let mut found = None;
     street
         .query(None, request, |_, v| {
-            found.extend(v.records);
+            found = v.records.into_iter().next().map(|r| (v.header, r));
             Ok(())
         })
         .await
         .map_err(demo_error("resident"))?;
-    found
-        .pop()
-        .ok_or_else(|| CliError::Demo("no resident in the first community".into()))
+    found.ok_or_else(|| CliError::Demo("no resident in the first community".into()))
 }
 
 /// A long value (a hash) cut for the table; the batch holds it whole.
@@ -140,27 +140,9 @@ enum Find {
 /// redaction manifest each producer-signed batch carried.
 async fn three_views(
     street: &NodeClient,
-    resident: &Record,
+    (own, resident): &(tierlink_proto::v1::BatchHeader, Record),
     askers: [(&NodeClient, &Option<tierlink_proto::v1::Credential>, Find); 3],
 ) -> Result<(), CliError> {
-    let mut own = None;
-    street
-        .query(
-            None,
-            QueryRequest {
-                catalog: RESIDENTS.into(),
-                key_from: resident.key.clone(),
-                limit: 1,
-                ..Default::default()
-            },
-            |_, v| {
-                own = Some(v.header);
-                Ok(())
-            },
-        )
-        .await
-        .map_err(demo_error("resident"))?;
-    let own = own.ok_or_else(|| CliError::Demo("the resident vanished".into()))?;
     let stored = |item: &str| {
         own.columns
             .iter()
@@ -692,10 +674,10 @@ the city searches the directory for \"公民身份号码\" (citizen ID number):"
     );
     println!("the district writing to the street: refused ({refusal})");
 
-    let resident = first_in_community(street).await?;
+    let first = first_in_community(street).await?;
     three_views(
         street,
-        &resident,
+        &first,
         [
             (city, &zhao, Find::IdNumber),
             (district, &li, Find::Key),
@@ -710,14 +692,14 @@ the city searches the directory for \"公民身份号码\" (citizen ID number):"
     };
     println!(
         "\n$ tierlink audit query --node <street> --item id_number --key {}",
-        resident.key
+        first.1.key
     );
     super::audit::run(super::audit::AuditCommand::Query {
         node: street_node.clone(),
         catalog: None,
         principal: None,
         item: Some("id_number".into()),
-        key: Some(resident.key.clone()),
+        key: Some(first.1.key.clone()),
         since: None,
         refused: false,
         limit: 20,

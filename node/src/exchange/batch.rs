@@ -209,6 +209,18 @@ impl BatchVerifier {
                 records.len()
             )));
         }
+        if !header.manifest.is_empty() {
+            let sent = header
+                .manifest
+                .iter()
+                .filter(|m| m.action != "withhold")
+                .map(|m| &m.item);
+            if !sent.eq(header.columns.iter()) {
+                return Err(VerifyError::Header(
+                    "the redaction manifest does not match the columns sent".into(),
+                ));
+            }
+        }
         if let Some(r) = records
             .iter()
             .find(|r| r.values.len() != header.columns.len())

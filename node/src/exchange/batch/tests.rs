@@ -245,3 +245,31 @@ fn the_directory_admits_only_active_producers_with_their_registered_key() {
         );
     }
 }
+
+#[test]
+fn a_manifest_that_does_not_match_the_columns_is_caught() {
+    let f = fixture();
+    let line = |item: &str, action: &str| tierlink_proto::v1::ItemRedaction {
+        item: item.into(),
+        action: action.into(),
+        rule: "named-in-grant".into(),
+    };
+    let with = |manifest| BatchHeader {
+        manifest,
+        ..header(0, true, 3)
+    };
+    let honest = with(vec![
+        line("building_code", "hash"),
+        line("floors", "withhold"),
+    ]);
+    f.verifier
+        .verify(&f.street.seal(honest, records(3)))
+        .unwrap();
+    // A producer claiming to have withheld the column it sent.
+    let lying = with(vec![line("building_code", "withhold")]);
+    let err = f
+        .verifier
+        .verify(&f.street.seal(lying, records(3)))
+        .unwrap_err();
+    assert!(matches!(err, VerifyError::Header(_)), "{err}");
+}

@@ -660,19 +660,22 @@ impl ReadRequest {
     fn bounds(&self) -> String {
         match self {
             ReadRequest::Query(q) => {
-                let conditions: Vec<String> = q
-                    .r#where
-                    .iter()
-                    .map(|w| format!("{}={}", w.item, w.value))
-                    .collect();
-                format!(
-                    "keys [{:?}, {:?}) where [{}] since {} limit {}",
-                    q.key_from,
-                    q.key_to,
-                    conditions.join(", "),
-                    q.updated_since_micros,
-                    q.limit
-                )
+                let mut parts = Vec::new();
+                if !q.key_from.is_empty() || !q.key_to.is_empty() {
+                    parts.push(format!("keys from {:?} to {:?}", q.key_from, q.key_to));
+                }
+                parts.extend(q.r#where.iter().map(|w| format!("{}={}", w.item, w.value)));
+                if q.updated_since_micros > 0 {
+                    parts.push(format!("written since {} µs", q.updated_since_micros));
+                }
+                if q.limit > 0 {
+                    parts.push(format!("at most {}", q.limit));
+                }
+                if parts.is_empty() {
+                    "every record".to_owned()
+                } else {
+                    parts.join(", ")
+                }
             }
             ReadRequest::History(h) => format!("key {:?}", h.key),
         }

@@ -71,6 +71,24 @@ pub async fn federation(residents: usize) -> Fixture {
     }
 }
 
+/// The street publishes its residents and buildings in the directory; returns what it published.
+pub async fn publish(f: &Fixture) -> Vec<tierlink::catalog::Catalog> {
+    let mut commands = Vec::new();
+    let mut catalogs = Vec::new();
+    for code in [RESIDENTS, BUILDINGS] {
+        let command = tierlink::cli::publication(&f.clients[STREET], code)
+            .await
+            .unwrap();
+        if let tierlink::directory::DirectoryCommand::Publish(c) = &command {
+            catalogs.push(c.clone());
+        }
+        commands.push(command);
+    }
+    let street = f.clients[STREET].code().clone();
+    f.federation.issue(&street, commands).await.unwrap();
+    catalogs
+}
+
 /// Tokens of the principals [`with_policies`] adds.
 pub struct Principals {
     /// zhao@420500, a city public-security analyst.
@@ -89,15 +107,7 @@ pub async fn with_policies(f: &Fixture) -> Principals {
         f.clients[DISTRICT].code().clone(),
         f.clients[STREET].code().clone(),
     );
-    let mut publish = Vec::new();
-    for code in [RESIDENTS, BUILDINGS] {
-        publish.push(
-            tierlink::cli::publication(&f.clients[STREET], code)
-                .await
-                .unwrap(),
-        );
-    }
-    f.federation.issue(&street, publish).await.unwrap();
+    publish(f).await;
     for (issuer, command) in sample::three_tier_policies(&city, &district, &street, "2099-12-31") {
         f.federation
             .issue(
@@ -157,22 +167,7 @@ pub async fn open_policies(f: &Fixture) -> Open {
         AccessRequest, AccessStatus, Action, Grant, Grantee, PolicyCommand, Role,
     };
     let street = f.clients[STREET].code().clone();
-    let mut publish = Vec::new();
-    for code in [RESIDENTS, BUILDINGS] {
-        publish.push(
-            tierlink::cli::publication(&f.clients[STREET], code)
-                .await
-                .unwrap(),
-        );
-    }
-    let catalogs: Vec<tierlink::catalog::Catalog> = publish
-        .iter()
-        .map(|c| match c {
-            tierlink::directory::DirectoryCommand::Publish(c) => c.clone(),
-            _ => unreachable!(),
-        })
-        .collect();
-    f.federation.issue(&street, publish).await.unwrap();
+    let catalogs = publish(f).await;
     let mut open = Vec::new();
     for (n, role) in [(CITY, "analyst"), (DISTRICT, "officer")] {
         let unit = f.clients[n].code().clone();

@@ -383,6 +383,37 @@ async fn reads_without_a_vouched_principal_and_grant_are_refused_and_revocation_
         "{}",
         status.message()
     );
+    // A requester is good for one read: played again, it is refused.
+    let genuine = tierlink::exchange::requester::sign(
+        &key,
+        &tierlink_proto::v1::Requester {
+            node: "420502".into(),
+            principal: "li".into(),
+            role: "420502/civil-affairs".into(),
+            purpose: ALLOWANCE.into(),
+            producer: "420502001".into(),
+            catalog: RESIDENTS.into(),
+            request_id: "r2".into(),
+            issued_at_micros: chrono::Utc::now().timestamp_micros(),
+            ..Default::default()
+        },
+    );
+    let once = QueryRequest {
+        requester: Some(genuine),
+        request_id: "r2".into(),
+        ..residents(None)
+    };
+    let mut served = raw.query(once.clone()).await.unwrap().into_inner();
+    while let Some(batch) = tokio_stream::StreamExt::next(&mut served).await {
+        batch.unwrap();
+    }
+    let status = raw.query(once).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::PermissionDenied);
+    assert!(
+        status.message().contains("already served"),
+        "{}",
+        status.message()
+    );
     // A credential sent to another node than the principal's own.
     let status = raw
         .query(residents(credential(

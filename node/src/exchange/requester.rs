@@ -2,6 +2,9 @@
 //! [`Requester`] naming the principal, its role, the purpose and the one request it is for.
 //! Producers and relays check it with the node's key from the federation directory.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use ed25519_dalek::{Signature, VerifyingKey};
 use prost::Message;
 use tierlink_proto::v1::{Requester, SignedRequester};
@@ -77,4 +80,31 @@ pub fn verify(
         purpose: r.purpose,
         grant: (!r.grant.is_empty()).then_some(r.grant),
     })
+}
+
+/// The requests a node has accepted requesters for lately: a requester is good for one read, so
+/// one captured on the way (by a relay, say) cannot be played again while it is still fresh.
+#[derive(Default)]
+pub struct SeenRequests(Mutex<HashMap<(NodeCode, String), i64>>);
+
+impl SeenRequests {
+    /// Records the first use of `request_id` from `node` at `now_micros`; refuses a second use.
+    /// Entries are forgotten once any requester they could match is too old to be accepted.
+    pub fn first_use(
+        &self,
+        node: &NodeCode,
+        request_id: &str,
+        now_micros: i64,
+    ) -> Result<(), String> {
+        let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.len() >= 1024 {
+            seen.retain(|_, at| now_micros - *at <= 2 * MAX_SKEW_MICROS);
+        }
+        match seen.insert((node.clone(), request_id.to_owned()), now_micros) {
+            None => Ok(()),
+            Some(_) => Err(format!(
+                "request {request_id} from {node} was already served: a requester is good for one read; ask again"
+            )),
+        }
+    }
 }

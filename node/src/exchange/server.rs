@@ -30,6 +30,7 @@ use read::ReadRequest;
 use super::BatchSigner;
 use super::client::{ClientError, Peers};
 use super::produce::PlanError;
+use super::requester::SeenRequests;
 use crate::audit::AuditLog;
 use crate::catalog::{Catalog, SharingType, parse_catalogs};
 use crate::identity::NodeCode;
@@ -52,6 +53,7 @@ pub struct ExchangeService {
     audit: Arc<AuditLog>,
     redactor: Redactor,
     principals: PathBuf,
+    seen: SeenRequests,
 }
 
 impl From<RegistryError> for Status {
@@ -114,6 +116,7 @@ impl ExchangeService {
             audit,
             redactor,
             principals,
+            seen: SeenRequests::default(),
         }
     }
 

@@ -150,6 +150,11 @@ impl ExchangeService {
                 read.request_id,
                 now,
             )
+            .and_then(|asker| {
+                self.seen
+                    .first_use(&asker.node, read.request_id, now)
+                    .map(|()| asker)
+            })
             .map_err(|reason| {
                 Status::permission_denied(format!("the request's requester is refused: {reason}"))
             })?;

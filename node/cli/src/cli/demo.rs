@@ -1,0 +1,740 @@
+//! `tierlink demo`: a city, two districts and three street offices on loopback, linked by the
+//! federation directory. The streets publish catalogs and records; the city finds them in the
+//! directory and reads them, directly and through the districts; every signature is checked, and
+//! the summary shows who asked whom for what, and the directory's replicas.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use tierlink_proto::v1::{HistoryRequest, PutRecordsRequest, QueryRequest, Record};
+
+use super::{CliError, DemoArgs, setup::shutdown_signal};
+use tierlink_client::NodeClient;
+use tierlink_core::catalog::EXAMPLES;
+use tierlink_core::identity::NodeCode;
+use tierlink_core::policy::{AccessRequest, AccessStatus, Action, Grant, Grantee, PolicyCommand};
+use tierlink_core::signed::StreamSummary;
+use tierlink_core::signed::file::{BatchWriter, read_batches, verify_file};
+use tierlink_sandbox::federation::{LocalFederation, demo_units};
+use tierlink_sandbox::sample;
+
+const RESIDENTS: &str = "101001001/000001";
+const BUILDINGS: &str = "103001001/000001";
+const WRITE_BATCH: usize = 2000;
+
+/// Grants beyond [`sample::three_tier_policies`]: the street's buildings for the district's
+/// civil-affairs officers, and a second street's residents for the city's analysts.
+fn wider_grants(
+    city: &NodeCode,
+    district: &NodeCode,
+    street: &NodeCode,
+    other_street: &NodeCode,
+) -> Vec<(NodeCode, PolicyCommand)> {
+    let grant =
+        |id: &str, producer: &NodeCode, catalog: &str, grantee: String, purpose: &str| Grant {
+            id: id.into(),
+            producer: producer.clone(),
+            catalog: catalog.into(),
+            grantee: Grantee::Role(grantee),
+            purpose: purpose.into(),
+            expires: "2099-12-31".into(),
+            items: Default::default(),
+            others: Some(Action::Clear),
+            rows: None,
+            delegated_from: None,
+            access_request: None,
+            issuer: None,
+        };
+    let analyst = format!("{city}/ps-analyst");
+    vec![
+        (
+            street.clone(),
+            PolicyCommand::Grant(grant(
+                "district-buildings",
+                street,
+                BUILDINGS,
+                format!("{district}/civil-affairs"),
+                sample::ALLOWANCE_REVIEW,
+            )),
+        ),
+        (
+            city.clone(),
+            PolicyCommand::RequestAccess(AccessRequest {
+                id: "city-security-2".into(),
+                producer: other_street.clone(),
+                catalog: RESIDENTS.into(),
+                grantee: Grantee::Role(analyst.clone()),
+                purpose: sample::SECURITY_CHECK.into(),
+                items: Vec::new(),
+                requester: None,
+                status: AccessStatus::Pending,
+            }),
+        ),
+        (
+            other_street.clone(),
+            PolicyCommand::ApproveAccess(Grant {
+                items: [("id_number", Action::Clear), ("name", Action::Clear)]
+                    .into_iter()
+                    .map(|(i, a)| (i.to_string(), a))
+                    .collect(),
+                others: Some(Action::Withhold),
+                access_request: Some("city-security-2".into()),
+                ..grant(
+                    "city-security-2",
+                    other_street,
+                    RESIDENTS,
+                    analyst,
+                    sample::SECURITY_CHECK,
+                )
+            }),
+        ),
+    ]
+}
+
+/// The street's first resident, in key order, of its first community (one every grant's rows
+/// include), as the street stores it, with the header naming its columns.
+async fn first_in_community(
+    street: &NodeClient,
+) -> Result<(tierlink_proto::v1::BatchHeader, Record), CliError> {
+    let community = format!("{}001", street.code());
+    let request = QueryRequest {
+        catalog: RESIDENTS.into(),
+        r#where: vec![tierlink_proto::v1::FieldEquals {
+            item: "community_code".into(),
+            value: community,
+        }],
+        limit: 1,
+        ..Default::default()
+    };
+    let mut found = None;
+    street
+        .query(None, request, |_, v| {
+            found = v.records.into_iter().next().map(|r| (v.header, r));
+            Ok(())
+        })
+        .await
+        .map_err(demo_error("resident"))?;
+    found.ok_or_else(|| CliError::Demo("no resident in the first community".into()))
+}
+
+/// A long value (a hash) cut for the table; the batch holds it whole.
+fn short(value: &str) -> String {
+    if value.chars().count() > 20 {
+        format!("{}…", value.chars().take(12).collect::<String>())
+    } else {
+        value.to_owned()
+    }
+}
+
+/// How a view finds the demo's resident, by what its grant sends in clear.
+enum Find {
+    /// By its ID number.
+    IdNumber,
+    /// By its key.
+    Key,
+    /// As the first row of the view's row scope (nothing identifying is clear).
+    First,
+}
+
+/// The same resident as three principals at three tiers see it, side by side, with the
+/// redaction manifest each producer-signed batch carried.
+async fn three_views(
+    street: &NodeClient,
+    (own, resident): &(tierlink_proto::v1::BatchHeader, Record),
+    askers: [(&NodeClient, &Option<tierlink_proto::v1::Credential>, Find); 3],
+) -> Result<(), CliError> {
+    let stored = |item: &str| {
+        own.columns
+            .iter()
+            .position(|c| c == item)
+            .map_or("", |n| resident.values[n].as_str())
+    };
+    let mut views = Vec::new();
+    for (client, asker, find) in askers {
+        let mut request = QueryRequest {
+            catalog: RESIDENTS.into(),
+            target: street.code().to_string(),
+            credential: asker.clone(),
+            limit: 1,
+            ..Default::default()
+        };
+        match find {
+            Find::IdNumber => {
+                request.r#where = vec![tierlink_proto::v1::FieldEquals {
+                    item: "id_number".into(),
+                    value: stored("id_number").to_owned(),
+                }];
+            }
+            Find::Key => request.key_from = resident.key.clone(),
+            Find::First => {}
+        }
+        let mut got = None;
+        client
+            .query(None, request, |_, v| {
+                got = Some((v.header.clone(), v.records.into_iter().next()));
+                Ok(())
+            })
+            .await
+            .map_err(demo_error("view"))?;
+        match got {
+            Some((header, Some(record))) => views.push((header, record)),
+            _ => return Err(CliError::Demo("a view came back empty".into())),
+        }
+    }
+    println!(
+        "\nthe same resident ({}, community {}) seen by three principals; the producer-signed manifest says what was done to each item and why:",
+        resident.key,
+        stored("community_code")
+    );
+    let cell = |header: &tierlink_proto::v1::BatchHeader, record: &Record, item: &str| {
+        let rule = header
+            .manifest
+            .iter()
+            .find(|m| m.item == item)
+            .map(|m| (m.action.clone(), m.rule.clone()))
+            .unwrap_or_default();
+        let value = header
+            .columns
+            .iter()
+            .position(|c| c == item)
+            .map_or("—".to_owned(), |n| short(&record.values[n]));
+        format!("{value} [{}, {}]", rule.0, rule.1)
+    };
+    let width: usize = 50;
+    let pad = |text: String| {
+        // CJK characters take two columns in a terminal.
+        let shown: usize = text
+            .chars()
+            .map(|c| if (c as u32) < 0x2E80 { 1 } else { 2 })
+            .sum();
+        format!("{text}{}", " ".repeat(width.saturating_sub(shown)))
+    };
+    let mut line = String::new();
+    for (h, _) in &views {
+        line.push_str(&pad(format!("{} ({})", h.principal, h.role)));
+    }
+    println!("  {:<18}{line}", "item");
+    let row = |label: &str, cells: Vec<String>| {
+        let mut line = String::new();
+        for c in cells {
+            line.push_str(&pad(c));
+        }
+        println!("  {label:<18}{line}");
+    };
+    row(
+        "record key",
+        views
+            .iter()
+            .map(|(h, r)| {
+                format!(
+                    "{}{}",
+                    short(&r.key),
+                    if h.key_hashed { " [hash]" } else { "" }
+                )
+            })
+            .collect(),
+    );
+    for item in [
+        "id_number",
+        "name",
+        "phone",
+        "current_address",
+        "residence_permit",
+        "occupation",
+        "religion",
+    ] {
+        row(item, views.iter().map(|(h, r)| cell(h, r, item)).collect());
+    }
+    row(
+        "grant",
+        views.iter().map(|(h, _)| h.grant.clone()).collect(),
+    );
+    row(
+        "purpose",
+        views.iter().map(|(h, _)| h.purpose.clone()).collect(),
+    );
+    row(
+        "rows",
+        views
+            .iter()
+            .map(|(h, _)| {
+                if h.row_scope.is_empty() {
+                    "all the street's".into()
+                } else {
+                    h.row_scope.clone()
+                }
+            })
+            .collect(),
+    );
+    row(
+        "items sent",
+        views
+            .iter()
+            .map(|(h, _)| {
+                format!(
+                    "{} of {} (withheld {})",
+                    h.columns.len(),
+                    h.manifest.len(),
+                    h.withheld.len()
+                )
+            })
+            .collect(),
+    );
+    Ok(())
+}
+
+struct Exchange {
+    asker: String,
+    path: String,
+    conditions: String,
+    summary: StreamSummary,
+    millis: u128,
+}
+
+fn columns(c: &[&str]) -> Vec<String> {
+    c.iter().map(|s| s.to_string()).collect()
+}
+
+fn demo_error(what: &str) -> impl FnOnce(tierlink_client::ClientError) -> CliError + '_ {
+    move |e| CliError::Demo(format!("{what}: {e}"))
+}
+
+pub async fn run(args: DemoArgs) -> Result<(), CliError> {
+    let started = Instant::now();
+    let temp;
+    let root: PathBuf = match &args.dir {
+        Some(dir) => dir.clone(),
+        None => {
+            temp = tempfile::tempdir()
+                .map_err(|e| CliError::Input(format!("temporary directory: {e}")))?;
+            temp.path().to_owned()
+        }
+    };
+    if root.join("ca").exists() {
+        return Err(CliError::Input(format!(
+            "{} already holds a federation: give an empty or new --dir",
+            root.display()
+        )));
+    }
+    let federation = LocalFederation::create(&root, demo_units()).await?;
+    let clients: Vec<NodeClient> = federation
+        .nodes
+        .iter()
+        .map(|n| NodeClient::open(n.dir.clone()))
+        .collect::<Result<_, _>>()?;
+    let (city, district, street) = (&clients[0], &clients[1], &clients[2]);
+    let (wujiagang, wujia) = (&clients[3], &clients[5]);
+
+    println!(
+        "Tierlink demo: a three-tier federation on 127.0.0.1, one directory replicated on every node (files in {})",
+        root.display()
+    );
+    for node in &federation.nodes {
+        let c = &node.dir.config;
+        println!(
+            "  {:<9} {:<10} {:<34} {}",
+            c.node.tier.as_str(),
+            c.node.code.as_str(),
+            c.node.name,
+            c.server.endpoint
+        );
+    }
+
+    // The street publishes its catalogs and records.
+    let loading = Instant::now();
+    for (file, json) in EXAMPLES {
+        street
+            .put_catalog(json.to_string())
+            .await
+            .map_err(demo_error(file))?;
+    }
+    let mut stored = 0;
+    for (catalog, cols, rows) in [
+        (
+            RESIDENTS,
+            sample::RESIDENT_COLUMNS,
+            sample::residents(street.code().as_str(), args.residents, 1),
+        ),
+        (
+            BUILDINGS,
+            sample::BUILDING_COLUMNS,
+            sample::buildings(street.code().as_str(), args.buildings, 2),
+        ),
+    ] {
+        for chunk in rows.chunks(WRITE_BATCH) {
+            let done = street
+                .put_records(catalog, columns(cols), chunk.to_vec())
+                .await
+                .map_err(demo_error(catalog))?;
+            stored += done.written;
+        }
+    }
+    // A resident moves: a second version of the record.
+    let mut moved = sample::residents(street.code().as_str(), 1, 1);
+    moved[0][12] = "夷陵大道 58 号".into();
+    street
+        .put_records(RESIDENTS, columns(sample::RESIDENT_COLUMNS), moved)
+        .await
+        .map_err(demo_error("update"))?;
+    println!(
+        "\n{} (street) published {} catalogs and stored {stored} records ({} residents, {} buildings) in {} ms",
+        street.code(),
+        EXAMPLES.len(),
+        args.residents,
+        args.buildings,
+        loading.elapsed().as_millis()
+    );
+
+    // The other streets hold their own data; every street publishes its catalogs in the directory.
+    let wujia_residents = args.residents / 5;
+    wujia
+        .put_catalog(EXAMPLES[0].1.to_string())
+        .await
+        .map_err(demo_error("catalog"))?;
+    wujia
+        .put_records(
+            RESIDENTS,
+            columns(sample::RESIDENT_COLUMNS),
+            sample::residents(wujia.code().as_str(), wujia_residents, 3),
+        )
+        .await
+        .map_err(demo_error(RESIDENTS))?;
+    let xueyuan = &clients[4];
+    for file in ["buildings.json", "grid-cells.json"] {
+        let json = EXAMPLES.iter().find(|(f, _)| *f == file).map(|(_, j)| *j);
+        xueyuan
+            .put_catalog(json.unwrap_or_default().to_string())
+            .await
+            .map_err(demo_error(file))?;
+    }
+    let mut published = 0;
+    for (n, client) in [(2, street), (4, xueyuan), (5, wujia)] {
+        let own = client
+            .list_catalogs(None, "")
+            .await
+            .map_err(demo_error("list"))?;
+        let mut commands = Vec::new();
+        for c in own.catalogs {
+            commands.push(super::directory::publication(client, &c.code).await?);
+        }
+        published += commands.len();
+        let replica = federation.nodes[n]
+            .directory()
+            .ok_or_else(|| CliError::Demo("a street is not running".into()))?;
+        let replies = replica
+            .propose(commands)
+            .await
+            .map_err(|e| CliError::Demo(e.to_string()))?;
+        if let Some(tierlink_node::directory::DirectoryReply::Rejected { reason }) = replies
+            .iter()
+            .find(|r| matches!(r, tierlink_node::directory::DirectoryReply::Rejected { .. }))
+        {
+            return Err(CliError::Demo(reason.clone()));
+        }
+    }
+    let revision = federation.nodes[0]
+        .directory()
+        .map_or(0, |r| r.view(|s| s.revision));
+    federation.wait_for_revision(revision).await?;
+    println!("the streets published {published} catalogs in the directory; every node holds them");
+
+    // The city searches the directory for residents' ID numbers across every tier.
+    let city_dir = &federation.nodes[0].dir;
+    let mut directory = tierlink_client::directory::connect(
+        &city_dir.credentials()?,
+        &city_dir.config.server.endpoint,
+    )
+    .await?;
+    println!(
+        "
+the city searches the directory for \"公民身份号码\" (citizen ID number):"
+    );
+    super::directory::print_catalogs(
+        &mut directory,
+        tierlink_proto::v1::CatalogsRequest {
+            text: "公民身份号码".into(),
+            ..Default::default()
+        },
+    )
+    .await?;
+
+    // Roles, access requests and grants: who may see what of the streets' residents.
+    let (city_code, district_code, street_code) = (
+        city.code().clone(),
+        district.code().clone(),
+        street.code().clone(),
+    );
+    let mut policy =
+        sample::three_tier_policies(&city_code, &district_code, &street_code, "2099-12-31");
+    policy.extend(wider_grants(
+        &city_code,
+        &district_code,
+        &street_code,
+        wujia.code(),
+    ));
+    for (issuer, command) in policy {
+        federation
+            .issue(
+                &issuer,
+                vec![tierlink_node::directory::DirectoryCommand::Policy(command)],
+            )
+            .await?;
+    }
+    let analyst = format!("{city_code}/ps-analyst");
+    let officer = format!("{district_code}/civil-affairs");
+    let worker = format!("{street_code}/grid-worker");
+    let as_principal = |code: &NodeCode, name: &str, role: &str, purpose: &str| {
+        let token = federation.add_principal(code, name, &[role])?;
+        Ok::<_, CliError>(Some(tierlink_proto::v1::Credential {
+            principal: name.into(),
+            token,
+            role: role.into(),
+            purpose: purpose.into(),
+            grant: String::new(),
+        }))
+    };
+    let zhao = as_principal(&city_code, "zhao", &analyst, sample::SECURITY_CHECK)?;
+    let li = as_principal(&district_code, "li", &officer, sample::ALLOWANCE_REVIEW)?;
+    let wang = as_principal(&street_code, "wang", &worker, sample::ALLOWANCE_REVIEW)?;
+    println!(
+        "\nroles, access requests and grants are in the directory; principals zhao@{city_code} (city public security), li@{district_code} (district civil affairs) and wang@{street_code} (street grid worker) hold tokens"
+    );
+
+    // Reads across the tiers, each by a principal, each verified batch by batch.
+    let query = |catalog: &str,
+                 target: &NodeCode,
+                 asker: &Option<tierlink_proto::v1::Credential>| QueryRequest {
+        catalog: catalog.into(),
+        target: target.to_string(),
+        credential: asker.clone(),
+        ..Default::default()
+    };
+    let mut exchanges = Vec::new();
+    let mut exchange = async |asker: &NodeClient,
+                              via: Option<&NodeCode>,
+                              request: QueryRequest|
+           -> Result<(), CliError> {
+        let t = Instant::now();
+        let conditions = request
+            .r#where
+            .iter()
+            .map(|c| format!("{}={}", c.item, c.value))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let summary = asker
+            .query(via, request, |_, _| Ok(()))
+            .await
+            .map_err(demo_error("query"))?;
+        let path = via
+            .map(|v| format!("via {v}"))
+            .unwrap_or_else(|| "direct".into());
+        exchanges.push(Exchange {
+            asker: asker.code().to_string(),
+            path,
+            conditions,
+            summary,
+            millis: t.elapsed().as_millis(),
+        });
+        Ok(())
+    };
+    exchange(district, None, query(RESIDENTS, street.code(), &li)).await?;
+    exchange(district, None, query(BUILDINGS, street.code(), &li)).await?;
+    exchange(city, None, query(RESIDENTS, street.code(), &zhao)).await?;
+    exchange(
+        city,
+        Some(district.code()),
+        query(RESIDENTS, street.code(), &zhao),
+    )
+    .await?;
+    let mut floating = query(RESIDENTS, street.code(), &li);
+    floating.r#where = vec![tierlink_proto::v1::FieldEquals {
+        item: "floating".into(),
+        value: "true".into(),
+    }];
+    exchange(district, None, floating).await?;
+    exchange(
+        city,
+        Some(wujiagang.code()),
+        query(RESIDENTS, wujia.code(), &zhao),
+    )
+    .await?;
+    exchange(street, None, query(RESIDENTS, street.code(), &wang)).await?;
+
+    // The city keeps what it got through the district, and checks it later with the CA alone.
+    let export = root.join("city-residents-via-district.tlb");
+    let mut writer = BatchWriter::create(&export)?;
+    city.query(
+        Some(district.code()),
+        query(RESIDENTS, street.code(), &zhao),
+        |batch, _| {
+            writer
+                .write(&batch)
+                .map_err(|e| tierlink_client::ClientError::Io(e.to_string()))
+        },
+    )
+    .await
+    .map_err(demo_error("export"))?;
+    writer.finish()?;
+    let offline = verify_file(&export, city.verifier())?;
+
+    // One changed byte in the records of one batch is caught.
+    let mut batches = read_batches(&export)?;
+    let target = batches.len() / 2;
+    let at = batches[target].records.len() / 2;
+    batches[target].records[at] ^= 0x01;
+    let tampered = root.join("tampered.tlb");
+    let mut writer = BatchWriter::create(&tampered)?;
+    for batch in &batches {
+        writer.write(batch)?;
+    }
+    writer.finish()?;
+    let rejection = match verify_file(&tampered, city.verifier()) {
+        Ok(_) => return Err(CliError::Demo("a tampered batch file verified".into())),
+        Err(e) => e.to_string(),
+    };
+
+    // History of the resident who moved.
+    let mut versions = Vec::new();
+    let history = HistoryRequest {
+        catalog: RESIDENTS.into(),
+        target: street.code().to_string(),
+        key: format!("P{}0000000", street.code()),
+        credential: li.clone(),
+        ..Default::default()
+    };
+    district
+        .history(None, history, |_, v| {
+            versions.extend(v.records.into_iter().map(|r| r.version));
+            Ok(())
+        })
+        .await
+        .map_err(demo_error("history"))?;
+
+    // Only the street itself may write to the street.
+    let mut as_district = district
+        .connect(street.code())
+        .await
+        .map_err(demo_error("connect"))?;
+    let refusal = match as_district
+        .put_records(PutRecordsRequest {
+            catalog: RESIDENTS.into(),
+            ..Default::default()
+        })
+        .await
+    {
+        Ok(_) => return Err(CliError::Demo("the district wrote to the street".into())),
+        Err(status) => tierlink_client::ClientError::from(status).to_string(),
+    };
+
+    println!(
+        "\n{:<10} {:<20} {:<10} {:<11} {:<18} {:<18} {:>8} {:>8}  {:<10} {:>7}  where",
+        "node",
+        "principal",
+        "producer",
+        "path",
+        "catalog",
+        "grant",
+        "records",
+        "batches",
+        "signatures",
+        "time"
+    );
+    for e in &exchanges {
+        let s = &e.summary;
+        println!(
+            "{:<10} {:<20} {:<10} {:<11} {:<18} {:<18} {:>8} {:>8}  {:<10} {:>4} ms  {}",
+            e.asker,
+            s.principal,
+            s.producer,
+            e.path,
+            s.catalog,
+            s.grant,
+            s.records,
+            s.batches,
+            "verified",
+            e.millis,
+            e.conditions
+        );
+    }
+    println!(
+        "\nthrough the district, the street's batches arrive as the street signed them (served to {}'s principal {})",
+        exchanges[3].summary.consumer, exchanges[3].summary.principal
+    );
+    println!(
+        "exported {}: verified offline with ca.crt alone, {} records in {} batches signed by {}",
+        export.display(),
+        offline.records,
+        offline.batches,
+        offline.producer
+    );
+    println!("one byte changed in a copy: rejected ({rejection})");
+    println!(
+        "history of P{}0000000 at the street: versions {versions:?}",
+        street.code()
+    );
+    println!("the district writing to the street: refused ({refusal})");
+
+    let first = first_in_community(street).await?;
+    three_views(
+        street,
+        &first,
+        [
+            (city, &zhao, Find::IdNumber),
+            (district, &li, Find::Key),
+            (street, &wang, Find::First),
+        ],
+    )
+    .await?;
+
+    // Who saw the resident's ID number, under which grant: one command at the street.
+    let street_node = super::NodeArg {
+        node: federation.nodes[2].dir.dir.clone(),
+    };
+    println!(
+        "\n$ tierlink audit query --node <street> --item id_number --key {}",
+        first.1.key
+    );
+    super::audit::run(super::audit::AuditCommand::Query {
+        node: street_node.clone(),
+        catalog: None,
+        principal: None,
+        item: Some("id_number".into()),
+        key: Some(first.1.key.clone()),
+        since: None,
+        refused: false,
+        limit: 20,
+        json: false,
+    })
+    .await?;
+    println!("\n$ tierlink audit anchor --node <street> && tierlink audit verify --node <street>");
+    super::audit::run(super::audit::AuditCommand::Anchor(street_node.clone())).await?;
+    super::audit::run(super::audit::AuditCommand::Verify(street_node)).await?;
+
+    println!(
+        "\nthe directory, seen from {} (a street, a learner):",
+        street.code()
+    );
+    let street_dir = &federation.nodes[2].dir;
+    let mut at_street = tierlink_client::directory::connect(
+        &street_dir.credentials()?,
+        &street_dir.config.server.endpoint,
+    )
+    .await?;
+    super::directory::print_status(&mut at_street).await?;
+    println!(
+        "\ndone in {:.1} s; every batch verified.",
+        started.elapsed().as_secs_f64()
+    );
+
+    if args.serve {
+        let manifest = federation.write_manifest()?;
+        println!(
+            "\nserving; connection details for any gRPC client in {}",
+            manifest.display()
+        );
+        println!("press Ctrl-C to stop");
+        shutdown_signal().await;
+    }
+    federation.stop().await?;
+    Ok(())
+}

@@ -1,0 +1,300 @@
+//! `tierlink directory …` and `tierlink catalog publish|withdraw`: changes are issued by the
+//! running node (which signs them), reads come from its replica.
+
+use std::path::Path;
+
+use tierlink_proto::v1::directory_client::DirectoryClient;
+use tierlink_proto::v1::{
+    CatalogsRequest, ChangeResponse, FoundRequest, ProposeRequest, ReadMeta, ReadRequest,
+    StatusRequest,
+};
+use tonic::transport::Channel;
+
+use super::{CliError, DirectoryCommand as Cmd};
+use tierlink_client::directory::connect;
+use tierlink_client::{ClientError, NodeClient};
+use tierlink_core::catalog::parse_catalogs;
+use tierlink_core::config::NodeDir;
+use tierlink_core::identity::NodeKey;
+use tierlink_node::directory::{DirectoryCommand, member_of};
+
+pub(super) struct Node {
+    dir: NodeDir,
+    pub(super) client: DirectoryClient<Channel>,
+}
+
+/// A directory client for the node in `node`, with the node's own certificate.
+pub(super) async fn open(node: &Path) -> Result<Node, CliError> {
+    let dir = NodeDir::load(node)?;
+    let credentials = dir.credentials()?;
+    let client = connect(&credentials, &dir.config.server.endpoint).await?;
+    Ok(Node { dir, client })
+}
+
+/// Prints each change's outcome; fails if any was refused.
+fn report(response: ChangeResponse) -> Result<(), CliError> {
+    let mut refused = Vec::new();
+    for r in response.results {
+        if r.applied {
+            println!("applied: directory revision {}", r.revision);
+        } else {
+            refused.push(r.reason);
+        }
+    }
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::Refused(refused.join("\n")))
+    }
+}
+
+/// Issues `commands` as the node in `node` and reports each outcome.
+pub(super) async fn propose(
+    node: &Path,
+    commands: Vec<DirectoryCommand>,
+    via: &str,
+) -> Result<(), CliError> {
+    let mut n = open(node).await?;
+    let commands_json =
+        serde_json::to_string(&commands).map_err(|e| CliError::Input(e.to_string()))?;
+    let request = ProposeRequest {
+        commands_json,
+        via: via.to_owned(),
+    };
+    let response = n.client.propose(request).await.map_err(ClientError::from)?;
+    report(response.into_inner())
+}
+
+fn leader_or<'a>(leader: &'a str, none: &'a str) -> &'a str {
+    if leader.is_empty() { none } else { leader }
+}
+
+fn freshness(meta: Option<ReadMeta>) -> String {
+    let Some(m) = meta else {
+        return String::new();
+    };
+    let age = match m.millis_since_leader {
+        -1 => "never heard from a leader".to_owned(),
+        ms => format!("leader heard {ms} ms ago"),
+    };
+    let how = if m.linearizable {
+        "linearizable, through the leader"
+    } else if m.stale {
+        "STALE: this node may be cut off"
+    } else {
+        "local replica"
+    };
+    format!(
+        "read at {} (applied index {}, revision {}, leader {}, {age}; {how})",
+        m.node,
+        m.applied_index,
+        m.revision,
+        leader_or(&m.leader, "none")
+    )
+}
+
+pub async fn run(command: Cmd) -> Result<(), CliError> {
+    match command {
+        Cmd::Init(node) => {
+            let mut n = open(&node.node).await?;
+            let response = n
+                .client
+                .found(FoundRequest {})
+                .await
+                .map_err(ClientError::from)?;
+            report(response.into_inner())?;
+            println!(
+                "{} founded the directory and is its first voter",
+                n.dir.code()
+            );
+            Ok(())
+        }
+        Cmd::Join { node, via } => {
+            let dir = NodeDir::load(&node.node)?;
+            let credentials = dir.credentials()?;
+            let key = NodeKey::load(
+                &credentials.signing_key_pem,
+                &credentials.signing_cert_pem,
+                &dir.trusted_ca()?,
+            )?;
+            let me = member_of(&dir, &credentials, &key).map_err(CliError::Input)?;
+            propose(&node.node, vec![DirectoryCommand::Register(me)], &via).await?;
+            println!(
+                "{} asked to join under {}: its administrator approves with `tierlink directory approve {}`",
+                dir.code(),
+                dir.config
+                    .node
+                    .parent
+                    .as_ref()
+                    .map(|p| p.to_string())
+                    .unwrap_or_default(),
+                dir.code()
+            );
+            Ok(())
+        }
+        Cmd::Approve { node, code } => {
+            propose(&node.node, vec![DirectoryCommand::Approve(code)], "").await
+        }
+        Cmd::Suspend { node, code } => {
+            propose(&node.node, vec![DirectoryCommand::Suspend(code)], "").await
+        }
+        Cmd::Voters { node, districts } => {
+            let dir = NodeDir::load(&node.node)?;
+            let mut voters: std::collections::BTreeSet<_> = districts.into_iter().collect();
+            voters.insert(dir.code().clone());
+            propose(&node.node, vec![DirectoryCommand::SetVoters(voters)], "").await
+        }
+        Cmd::Members { node, linearizable } => {
+            let mut n = open(&node.node).await?;
+            let read = n
+                .client
+                .members(ReadRequest { linearizable })
+                .await
+                .map_err(ClientError::from)?
+                .into_inner();
+            println!("{}", freshness(read.meta));
+            println!(
+                "{:<10} {:<9} {:<9} {:<10} {:<6} {:<34} endpoint",
+                "code", "tier", "parent", "status", "vote", "name"
+            );
+            for m in read.members {
+                println!(
+                    "{:<10} {:<9} {:<9} {:<10} {:<6} {:<34} {}",
+                    m.code,
+                    m.tier,
+                    m.parent,
+                    m.status,
+                    if m.voter { "voter" } else { "" },
+                    m.name,
+                    m.endpoint
+                );
+            }
+            Ok(())
+        }
+        Cmd::Catalogs {
+            node,
+            publisher,
+            linearizable,
+        } => {
+            let request = CatalogsRequest {
+                read: Some(ReadRequest { linearizable }),
+                text: String::new(),
+                publisher: publisher.map(|p| p.to_string()).unwrap_or_default(),
+            };
+            print_catalogs(&mut open(&node.node).await?.client, request).await
+        }
+        Cmd::Search {
+            node,
+            text,
+            linearizable,
+        } => {
+            let request = CatalogsRequest {
+                read: Some(ReadRequest { linearizable }),
+                text,
+                publisher: String::new(),
+            };
+            print_catalogs(&mut open(&node.node).await?.client, request).await
+        }
+        Cmd::Status(node) => print_status(&mut open(&node.node).await?.client).await,
+    }
+}
+
+/// Prints the published catalogs a directory read finds, and how fresh the read is.
+pub async fn print_catalogs(
+    client: &mut DirectoryClient<Channel>,
+    request: CatalogsRequest,
+) -> Result<(), CliError> {
+    let read = client
+        .catalogs(request)
+        .await
+        .map_err(ClientError::from)?
+        .into_inner();
+    println!("{}", freshness(read.meta));
+    println!(
+        "{:<10} {:<18} {:<14} {:<11} {:>5}  name / provider",
+        "publisher", "code", "sharing", "cycle", "items"
+    );
+    for p in &read.catalogs {
+        let Some(c) = &p.summary else { continue };
+        println!(
+            "{:<10} {:<18} {:<14} {:<11} {:>5}  {} / {}",
+            p.publisher,
+            c.code,
+            c.sharing_type,
+            c.update_cycle,
+            c.item_count,
+            c.name,
+            c.provider_name
+        );
+        if !p.matched_items.is_empty() {
+            println!("{:<10} matching items: {}", "", p.matched_items.join(", "));
+        }
+    }
+    println!("{} catalog(s)", read.catalogs.len());
+    Ok(())
+}
+
+/// Prints a node's view of the directory's raft: leader, term, log, and every replica's progress.
+pub async fn print_status(client: &mut DirectoryClient<Channel>) -> Result<(), CliError> {
+    let s = client
+        .status(StatusRequest {})
+        .await
+        .map_err(ClientError::from)?
+        .into_inner();
+    let meta = s.meta.clone().unwrap_or_default();
+    println!(
+        "node {}: {} in term {}; leader {}",
+        meta.node,
+        s.state,
+        s.term,
+        leader_or(&meta.leader, "none known")
+    );
+    println!(
+        "log: last index {}, applied {}, snapshot at {}; {}",
+        s.last_log_index,
+        meta.applied_index,
+        s.snapshot_index,
+        freshness(Some(meta.clone()))
+    );
+    let head = s.replicas.iter().filter_map(|r| r.matched_index).max();
+    println!(
+        "{:<10} {:<8} {:>10} {:>6}",
+        "replica", "role", "replicated", "behind"
+    );
+    for r in &s.replicas {
+        let (replicated, behind) = match (r.matched_index, head) {
+            (Some(m), Some(h)) => (m.to_string(), (h - m).to_string()),
+            _ => ("?".into(), "?".into()),
+        };
+        let role = if r.voter { "voter" } else { "learner" };
+        println!(
+            "{:<10} {:<8} {:>10} {:>6}",
+            r.code, role, replicated, behind
+        );
+    }
+    if !s.not_replicating.is_empty() {
+        println!(
+            "members not replicating (pending or suspended): {}",
+            s.not_replicating.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// `tierlink catalog publish|withdraw CODE`.
+pub async fn publish(node: &Path, code: &str, withdraw: bool) -> Result<(), CliError> {
+    let command = if withdraw {
+        DirectoryCommand::Withdraw(code.to_owned())
+    } else {
+        let exchange = NodeClient::open(NodeDir::load(node)?)?;
+        publication(&exchange, code).await?
+    };
+    propose(node, vec![command], "").await
+}
+
+/// The command publishing one of this node's catalogs: its shared view, as stored on the node.
+pub async fn publication(exchange: &NodeClient, code: &str) -> Result<DirectoryCommand, CliError> {
+    let json = exchange.get_catalog(None, "", code).await?;
+    let catalog = parse_catalogs(&json, code)?.remove(0);
+    Ok(DirectoryCommand::Publish(catalog.shared_view()))
+}

@@ -1,0 +1,829 @@
+//! The `tierlink` binary as an operator uses it: separate processes, files on disk, a node
+//! killed with SIGKILL and started again.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tierlink");
+const BUILDINGS: &str = "103001001/000001";
+
+fn tierlink(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("TIERLINK_NODE")
+        .output()
+        .expect("run tierlink")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = tierlink(args);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "tierlink {args:?} failed:\n{text}");
+    text
+}
+
+fn fails(args: &[&str]) -> String {
+    let out = tierlink(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "tierlink {args:?} should fail");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    stderr
+}
+
+/// A loopback port the OS considers free right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../schema/examples")
+        .join(name)
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `tierlink serve` and waits until it answers.
+fn serve(node: &Path) -> Server {
+    let child = Command::new(BIN)
+        .args(["serve", "--node", node.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !tierlink(&["catalog", "list", "--node", node.to_str().unwrap()])
+        .status
+        .success()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "node in {} did not start",
+            node.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    server
+}
+
+fn write_buildings(path: &Path, rows: std::ops::Range<usize>, floors: &str) {
+    let mut text =
+        String::from("building_code,community_code,楼栋名称 building name,address,floors\n");
+    for n in rows {
+        text.push_str(&format!(
+            "B{n:04},420502001001,{n}栋,西陵一路 {n} 号,{floors}\n"
+        ));
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn an_operator_sets_up_two_nodes_imports_exports_and_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |p: &str| dir.path().join(p).to_str().unwrap().to_owned();
+    ok(&["ca", "init", "--dir", &d("ca"), "--name", "Yichang"]);
+    let (street_port, district_port) = (free_port(), free_port());
+    let street_listen = format!("127.0.0.1:{street_port}");
+    let district_listen = format!("127.0.0.1:{district_port}");
+    let street_peer = format!("420502001=https://127.0.0.1:{street_port}");
+    ok(&[
+        "init",
+        "--dir",
+        &d("street"),
+        "--code",
+        "420502001",
+        "--tier",
+        "street",
+        "--parent",
+        "420502",
+        "--name",
+        "西陵街道",
+        "--listen",
+        &street_listen,
+        "--ca",
+        &d("ca"),
+    ]);
+    ok(&[
+        "init",
+        "--dir",
+        &d("district"),
+        "--code",
+        "420502",
+        "--tier",
+        "district",
+        "--parent",
+        "420500",
+        "--name",
+        "西陵区",
+        "--listen",
+        &district_listen,
+        "--peer",
+        &street_peer,
+        "--ca",
+        &d("ca"),
+    ]);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for key in ["street/tls.key", "street/signing.key", "ca/ca.key"] {
+            let mode = std::fs::metadata(dir.path().join(key))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{key}");
+        }
+    }
+    // A street that does not extend its parent's code is refused before anything is written.
+    let err = fails(&[
+        "init",
+        "--dir",
+        &d("bad"),
+        "--code",
+        "420503001",
+        "--tier",
+        "street",
+        "--parent",
+        "420502",
+        "--name",
+        "x",
+        "--ca",
+        &d("ca"),
+    ]);
+    assert!(err.contains("does not extend its parent's code"), "{err}");
+    assert!(!dir.path().join("bad/node.toml").exists());
+
+    let mut server = serve(Path::new(&d("street")));
+    let street = d("street");
+    ok(&[
+        "catalog",
+        "add",
+        "--node",
+        &street,
+        example("buildings.json").to_str().unwrap(),
+    ]);
+
+    write_buildings(&dir.path().join("good.csv"), 0..1200, "6");
+    let out = ok(&[
+        "records",
+        "import",
+        "--node",
+        &street,
+        "--catalog",
+        BUILDINGS,
+        &d("good.csv"),
+        "--batch-size",
+        "500",
+    ]);
+    assert!(out.contains("wrote 1200 records"), "{out}");
+
+    // One bad row: the whole file is refused, with its line.
+    write_buildings(&dir.path().join("bad.csv"), 1200..1300, "6");
+    let mut text = std::fs::read_to_string(dir.path().join("bad.csv")).unwrap();
+    text = text.replace(
+        "B1250,420502001001,1250栋,西陵一路 1250 号,6",
+        "B1250,420502001001,1250栋,西陵一路 1250 号,six",
+    );
+    std::fs::write(dir.path().join("bad.csv"), text).unwrap();
+    let err = fails(&[
+        "records",
+        "import",
+        "--node",
+        &street,
+        "--catalog",
+        BUILDINGS,
+        &d("bad.csv"),
+    ]);
+    assert!(
+        err.contains("line 52: floors") && err.contains("nothing was written"),
+        "{err}"
+    );
+    let listing = ok(&["catalog", "list", "--node", &street]);
+    assert!(listing.contains(" 1200  楼栋基础信息"), "{listing}");
+
+    // A second version of one building, then the street exports a query to a file. (Other nodes
+    // read it only as principals with grants: see the directory test below.)
+    ok(&[
+        "records",
+        "put",
+        "--node",
+        &street,
+        "--catalog",
+        BUILDINGS,
+        r#"{"building_code":"B0007","community_code":"420502001001","building_name":"7栋","address":"西陵一路 7 号","floors":9}"#,
+    ]);
+    let export = d("export.tlb");
+    let out = ok(&[
+        "records",
+        "query",
+        "--node",
+        &street,
+        "--catalog",
+        BUILDINGS,
+        "--where",
+        "floors=6",
+        "--out",
+        &export,
+    ]);
+    assert!(out.contains("verified: 1199 records"), "{out}");
+    let out = ok(&["verify", &export, "--ca", &d("ca/ca.crt")]);
+    assert!(
+        out.contains(
+            "OK — 1199 records of 103001001/000001 in 2 batches, signed by 420502001 for 420502001"
+        ),
+        "{out}"
+    );
+
+    let mut bytes = std::fs::read(&export).unwrap();
+    let n = bytes.len();
+    bytes[n - 200] ^= 0x04;
+    std::fs::write(&export, bytes).unwrap();
+    let err = fails(&["verify", &export, "--ca", &d("ca/ca.crt")]);
+    assert!(err.contains("failed verification"), "{err}");
+
+    // SIGKILL, restart: every acknowledged record and version is there.
+    server.0.kill().unwrap();
+    server.0.wait().unwrap();
+    let _server = serve(Path::new(&street));
+    let out = ok(&[
+        "records",
+        "query",
+        "--node",
+        &street,
+        "--catalog",
+        BUILDINGS,
+        "--limit",
+        "5000",
+    ]);
+    assert!(out.contains("verified: 1200 records"), "{out}");
+    let history = ok(&[
+        "records",
+        "history",
+        "--node",
+        &street,
+        "--catalog",
+        BUILDINGS,
+        "--key",
+        "B0007",
+    ]);
+    assert!(
+        history.contains(r#""_version":1"#)
+            && history.contains(r#""_version":2"#)
+            && history.contains(r#""floors":"9""#),
+        "{history}"
+    );
+}
+
+#[test]
+fn the_demo_runs_and_verifies_every_exchange() {
+    let out = ok(&["demo", "--residents", "600", "--buildings", "80"]);
+    for expected in [
+        "via 420502",
+        "verified offline with ca.crt alone",
+        "records digest mismatch",
+        "versions [1, 2]",
+        "refused (permission denied",
+        "every batch verified",
+        "420503001  via 420503",
+        "the streets published 10 catalogs in the directory",
+        "matching items: 公民身份号码",
+        "420502001  learner",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
+}
+
+#[test]
+fn the_demo_can_keep_serving_and_describes_the_federation() {
+    let dir = tempfile::tempdir().unwrap();
+    let fed = dir.path().join("fed");
+    let child = Command::new(BIN)
+        .args([
+            "demo",
+            "--residents",
+            "100",
+            "--buildings",
+            "10",
+            "--serve",
+            "--dir",
+            fed.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed when the test ends, whether it passes or not.
+    let _demo = Server(child);
+    let manifest = fed.join("federation.json");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !manifest.exists() {
+        assert!(Instant::now() < deadline, "no federation.json");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+    let nodes = json["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 6);
+    assert_eq!(nodes[2]["parent"], "420502");
+    for key in ["ca_cert", "tls_cert", "tls_key", "endpoint"] {
+        assert!(nodes[0][key].is_string(), "{key}");
+    }
+    // Still serving: the city's node directory reads the street's catalogs.
+    let city = nodes[0]["dir"].as_str().unwrap();
+    let listing = ok(&["catalog", "list", "--node", city, "--target", "420502001"]);
+    assert!(listing.contains("101001001/000001"), "{listing}");
+    // Every node holds the directory the streets published to.
+    for node in nodes {
+        let dir = node["dir"].as_str().unwrap();
+        let found = ok(&["directory", "search", "--node", dir, "公民身份号码"]);
+        assert!(found.contains("3 catalog(s)"), "{found}");
+    }
+}
+
+/// `tierlink init` for one unit listening on a free loopback port; returns its directory.
+fn init_unit(root: &Path, code: &str, tier: &str, parent: Option<&str>) -> String {
+    let dir = root.join(code).to_str().unwrap().to_owned();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let ca = root.join("ca").to_str().unwrap().to_owned();
+    let mut args = vec![
+        "init", "--dir", &dir, "--code", code, "--tier", tier, "--name", code, "--listen", &listen,
+        "--ca", &ca,
+    ];
+    if let Some(p) = parent {
+        args.extend(["--parent", p]);
+    }
+    ok(&args);
+    dir
+}
+
+fn endpoint(dir: &str) -> String {
+    let text = std::fs::read_to_string(Path::new(dir).join("node.toml")).unwrap();
+    let line = text.lines().find(|l| l.starts_with("endpoint")).unwrap();
+    line.split('"').nth(1).unwrap().to_owned()
+}
+
+/// The leader a node's `directory status` names.
+fn leader(node: &str) -> Option<String> {
+    let out = tierlink(&["directory", "status", "--node", node]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let first = text.lines().next()?;
+    let leader = first.rsplit("leader ").next()?.trim().to_owned();
+    (out.status.success() && leader.chars().all(|c| c.is_ascii_digit())).then_some(leader)
+}
+
+fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_directory_formed_from_the_command_line_survives_its_leader_killed_with_sigkill() {
+    let root = tempfile::tempdir().unwrap();
+    ok(&[
+        "ca",
+        "init",
+        "--dir",
+        root.path().join("ca").to_str().unwrap(),
+    ]);
+    let city = init_unit(root.path(), "420500", "city", None);
+    let xiling = init_unit(root.path(), "420502", "district", Some("420500"));
+    let wujiagang = init_unit(root.path(), "420503", "district", Some("420500"));
+    let street = init_unit(root.path(), "420502001", "street", Some("420502"));
+    let mut servers: Vec<Option<Server>> = [&city, &xiling, &wujiagang, &street]
+        .iter()
+        .map(|d| Some(serve(Path::new(d))))
+        .collect();
+
+    // The city founds; the districts and the street join through their parents and are approved.
+    let text = fails(&["directory", "init", "--node", &street]);
+    assert!(text.contains("only the city founds"), "{text}");
+    ok(&["directory", "init", "--node", &city]);
+    let join = |node: &str, parent: &str| {
+        let text = ok(&[
+            "directory",
+            "join",
+            "--node",
+            node,
+            "--via",
+            &endpoint(parent),
+        ]);
+        assert!(text.contains("approve"), "{text}");
+    };
+    join(&xiling, &city);
+    join(&wujiagang, &city);
+    // A node still pending approval is no replica yet: it cannot pass on a join.
+    let text = fails(&[
+        "directory",
+        "join",
+        "--node",
+        &street,
+        "--via",
+        &endpoint(&xiling),
+    ]);
+    assert!(text.contains("not yet a replica"), "{text}");
+    let text = fails(&["directory", "approve", "--node", &city, "420502001"]);
+    assert!(text.contains("not registered"), "{text}");
+    ok(&["directory", "approve", "--node", &city, "420502"]);
+    ok(&["directory", "approve", "--node", &city, "420503"]);
+    eventually("the districts replicating", || {
+        tierlink(&["directory", "members", "--node", &xiling])
+            .status
+            .success()
+            && leader(&xiling).is_some()
+    });
+    join(&street, &xiling);
+    let text = fails(&["directory", "approve", "--node", &wujiagang, "420502001"]);
+    assert!(text.contains("only 420502001's parent"), "{text}");
+    ok(&["directory", "approve", "--node", &xiling, "420502001"]);
+    ok(&["directory", "voters", "--node", &city, "420502", "420503"]);
+
+    // The street publishes its residents catalog; the city finds it by an item's name.
+    ok(&[
+        "catalog",
+        "add",
+        "--node",
+        &street,
+        example("residents.json").to_str().unwrap(),
+    ]);
+    ok(&["catalog", "publish", "--node", &street, "101001001/000001"]);
+    let found = ok(&[
+        "directory",
+        "search",
+        "--node",
+        &city,
+        "--linearizable",
+        "公民身份号码",
+    ]);
+    assert!(
+        found.contains("420502001") && found.contains("1 catalog(s)"),
+        "{found}"
+    );
+    assert!(
+        !found.contains("religion"),
+        "a not-shared item was published: {found}"
+    );
+    let members = ok(&["directory", "members", "--node", &street]);
+    assert_eq!(members.matches(" active ").count(), 4, "{members}");
+    eventually("three voters and a learner replicating", || {
+        let status = ok(&["directory", "status", "--node", &street]);
+        let roles: Vec<&str> = status
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .collect();
+        let count = |role| roles.iter().filter(|r| **r == role).count();
+        count("voter") == 3 && count("learner") == 1
+    });
+
+    // SIGKILL the leader: the others elect another, keep the published catalog and take writes.
+    let first = leader(&street).expect("a leader");
+    let at = ["420500", "420502", "420503"]
+        .iter()
+        .position(|c| *c == first)
+        .unwrap();
+    servers[at] = None;
+    let survivor = [&city, &xiling, &wujiagang][(at + 1) % 3];
+    eventually("a new leader", || {
+        leader(survivor).is_some_and(|l| l != first)
+    });
+    ok(&["catalog", "withdraw", "--node", &street, "101001001/000001"]);
+    ok(&["catalog", "publish", "--node", &street, "101001001/000001"]);
+    let listed = ok(&[
+        "directory",
+        "catalogs",
+        "--node",
+        survivor,
+        "--linearizable",
+    ]);
+    assert!(listed.contains("1 catalog(s)"), "{listed}");
+
+    // The killed node restarts and catches up.
+    let killed = [&city, &xiling, &wujiagang][at];
+    servers[at] = Some(serve(Path::new(killed)));
+    eventually("the restarted node to catch up", || {
+        ok(&["directory", "catalogs", "--node", killed]).contains("1 catalog(s)")
+            && leader(killed).is_some()
+    });
+    let status = ok(&["directory", "status", "--node", killed]);
+    assert!(status.contains("in term"), "{status}");
+    drop(servers);
+}
+
+/// `tierlink` with the principal's token in the environment, as an officer runs it.
+fn with_token(token: &str, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("TIERLINK_NODE")
+        .env("TIERLINK_TOKEN", token)
+        .output()
+        .expect("run tierlink")
+}
+
+#[test]
+fn an_administrator_grants_an_officer_who_reads_as_a_principal_and_the_audit_catches_tampering() {
+    const RESIDENTS: &str = "101001001/000001";
+    const PURPOSE: &str = "subsistence allowance review";
+    let root = tempfile::tempdir().unwrap();
+    ok(&[
+        "ca",
+        "init",
+        "--dir",
+        root.path().join("ca").to_str().unwrap(),
+    ]);
+    let city = init_unit(root.path(), "420500", "city", None);
+    let district = init_unit(root.path(), "420502", "district", Some("420500"));
+    let street = init_unit(root.path(), "420502001", "street", Some("420502"));
+    let mut servers: Vec<Server> = [&city, &district, &street]
+        .iter()
+        .map(|d| serve(Path::new(d)))
+        .collect();
+    ok(&["directory", "init", "--node", &city]);
+    ok(&[
+        "directory",
+        "join",
+        "--node",
+        &district,
+        "--via",
+        &endpoint(&city),
+    ]);
+    ok(&["directory", "approve", "--node", &city, "420502"]);
+    eventually("the district replicating", || leader(&district).is_some());
+    ok(&[
+        "directory",
+        "join",
+        "--node",
+        &street,
+        "--via",
+        &endpoint(&district),
+    ]);
+    ok(&["directory", "approve", "--node", &district, "420502001"]);
+    eventually("the street replicating", || leader(&street).is_some());
+
+    // The street holds residents and publishes the catalog.
+    ok(&[
+        "catalog",
+        "add",
+        "--node",
+        &street,
+        example("residents.json").to_str().unwrap(),
+    ]);
+    let rows = tierlink_sandbox::sample::residents("420502001", 40, 5);
+    let lines: Vec<String> = rows
+        .iter()
+        .map(|row| {
+            let object: serde_json::Map<String, serde_json::Value> =
+                tierlink_sandbox::sample::RESIDENT_COLUMNS
+                    .iter()
+                    .zip(row)
+                    .filter(|(_, v)| !v.is_empty())
+                    .map(|(c, v)| (c.to_string(), serde_json::Value::from(v.as_str())))
+                    .collect();
+            serde_json::Value::Object(object).to_string()
+        })
+        .collect();
+    let file = root.path().join("residents.jsonl");
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    ok(&[
+        "records",
+        "import",
+        "--node",
+        &street,
+        "--catalog",
+        RESIDENTS,
+        file.to_str().unwrap(),
+    ]);
+    ok(&["catalog", "publish", "--node", &street, RESIDENTS]);
+
+    // The district defines a role and adds its officer; a node vouches only for its own roles.
+    ok(&[
+        "role",
+        "define",
+        "--node",
+        &district,
+        "civil-affairs",
+        "--department",
+        "Civil Affairs Bureau",
+        "--post",
+        "officer",
+    ]);
+    let added = ok(&[
+        "principal",
+        "add",
+        "--node",
+        &district,
+        "li",
+        "--role",
+        "420502/civil-affairs",
+    ]);
+    let token = added.lines().last().unwrap().trim().to_owned();
+    assert!(token.starts_with("tlk_"), "{added}");
+    let err = fails(&[
+        "principal",
+        "add",
+        "--node",
+        &district,
+        "x",
+        "--role",
+        "420500/analyst",
+    ]);
+    assert!(err.contains("not of this unit"), "{err}");
+
+    // The catalog is conditional: a direct grant is refused; the district asks, the street approves.
+    let err = fails(&[
+        "grant",
+        "add",
+        "--node",
+        &street,
+        "--catalog",
+        RESIDENTS,
+        "--role",
+        "420502/civil-affairs",
+        "--purpose",
+        PURPOSE,
+        "--expires",
+        "2099-12-31",
+        "--others",
+        "clear",
+    ]);
+    assert!(err.contains("conditional"), "{err}");
+    ok(&[
+        "access",
+        "request",
+        "--node",
+        &district,
+        "--id",
+        "r1",
+        "--producer",
+        "420502001",
+        "--catalog",
+        RESIDENTS,
+        "--role",
+        "420502/civil-affairs",
+        "--purpose",
+        PURPOSE,
+    ]);
+    ok(&[
+        "access",
+        "approve",
+        "--node",
+        &street,
+        "r1",
+        "--expires",
+        "2099-12-31",
+        "--item",
+        "id_number=mask:6:4",
+        "--others",
+        "clear",
+    ]);
+    eventually("the grant replicated to the district", || {
+        ok(&["grant", "list", "--node", &district]).contains("r1 ")
+    });
+    let requests = ok(&["access", "list", "--node", &street]);
+    assert!(requests.contains("approved as r1"), "{requests}");
+
+    // explain: each item's fate and the rule behind it.
+    let explained = ok(&[
+        "explain",
+        "--node",
+        &street,
+        "--principal",
+        "li@420502",
+        "--role",
+        "420502/civil-affairs",
+        "--catalog",
+        RESIDENTS,
+        "--purpose",
+        PURPOSE,
+    ]);
+    for expected in [
+        "decided under grant r1",
+        "id_number",
+        "mask:6:4",
+        "named-in-grant",
+        "not-shared",
+        "core-or-sensitive-needs-named-grant",
+    ] {
+        assert!(
+            explained.contains(expected),
+            "missing {expected:?} in:\n{explained}"
+        );
+    }
+
+    // The officer reads as a principal: ID numbers masked, the manifest said so.
+    let query = [
+        "records",
+        "query",
+        "--node",
+        &district,
+        "--target",
+        "420502001",
+        "--catalog",
+        RESIDENTS,
+        "--as",
+        "li",
+        "--role",
+        "420502/civil-affairs",
+        "--purpose",
+        PURPOSE,
+    ];
+    let out = with_token(&token, &query);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("verified: 40 records") && text.contains("for li@420502 under grant r1"),
+        "{text}"
+    );
+    assert!(text.contains("redacted: id_number=mask:6:4"), "{text}");
+    for row in &rows {
+        assert!(
+            !text.contains(&row[1]),
+            "an ID number left in clear: {}",
+            row[1]
+        );
+        assert!(
+            text.contains(&format!("{}********{}", &row[1][..6], &row[1][14..])),
+            "{text}"
+        );
+    }
+    let wrong = with_token("tlk_wrong", &query);
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("token is wrong"));
+    let err = fails(&[
+        "records",
+        "query",
+        "--node",
+        &district,
+        "--target",
+        "420502001",
+        "--catalog",
+        RESIDENTS,
+    ]);
+    assert!(err.contains("without naming a principal"), "{err}");
+
+    // Who saw the residents' ID numbers, under which grant: one command at the street.
+    let seen = ok(&[
+        "audit",
+        "query",
+        "--node",
+        &street,
+        "--item",
+        "id_number",
+        "--key",
+        &rows[3][0],
+        "--principal",
+        "li@420502",
+    ]);
+    assert!(
+        seen.contains("li@420502 as 420502/civil-affairs")
+            && seen.contains("under grant r1")
+            && seen.contains("1 entry"),
+        "{seen}"
+    );
+    let received = ok(&["audit", "query", "--node", &district]);
+    assert!(
+        received.contains("received query") && received.contains("REFUSED"),
+        "{received}"
+    );
+    ok(&["audit", "anchor", "--node", &street]);
+    let verified = ok(&["audit", "verify", "--node", &street]);
+    assert!(verified.contains("intact"), "{verified}");
+
+    // An entry altered while the node was down is named, here and against the anchor.
+    let _ = servers.pop();
+    let store = tierlink_store::SledStore::open(&Path::new(&street).join("data")).unwrap();
+    let audit = store.keyspace("audit").unwrap();
+    let first = audit.get(&1u64.to_be_bytes()).unwrap().unwrap();
+    let altered = String::from_utf8(first)
+        .unwrap()
+        .replace("li@420502", "zhao@420502");
+    audit
+        .apply([(1u64.to_be_bytes().to_vec(), Some(altered.into_bytes()))])
+        .unwrap();
+    drop(audit);
+    drop(store);
+    servers.push(serve(Path::new(&street)));
+    let err = fails(&["audit", "verify", "--node", &street]);
+    assert!(
+        err.contains("broken at entry 1") && err.contains("altered"),
+        "{err}"
+    );
+}

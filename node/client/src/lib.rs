@@ -1,0 +1,450 @@
+//! How to reach a node: one mutual-TLS channel builder ([`channel`]) and the clients built on it,
+//! for a node's administrator (the command), for relays ([`Peers`]) and for the directory's raft
+//! network alike; receiving verified streams of signed batches.
+//!
+//! # Direction
+//! Depends on `tierlink-core` and `tierlink-proto` only: no server, no store, no replica. The node
+//! (`tierlink-node`), the sandbox and the command build on it.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod directory;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tierlink_proto::v1::directory_client::DirectoryClient;
+use tierlink_proto::v1::exchange_client::ExchangeClient;
+use tierlink_proto::v1::{
+    GetCatalogRequest, HistoryRequest, ListCatalogsRequest, ListCatalogsResponse,
+    PutCatalogRequest, PutCatalogResponse, PutRecordsRequest, PutRecordsResponse, QueryRequest,
+    Row, SignedBatch,
+};
+use tokio_stream::StreamExt;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+
+use tierlink_core::config::{ConfigError, Credentials, NodeDir};
+use tierlink_core::identity::NodeCode;
+use tierlink_core::members::{MemberList, Members, Standing};
+use tierlink_core::signed::{
+    BatchVerifier, Expected, StreamCheck, StreamSummary, VerifiedBatch, VerifyError,
+};
+
+/// Largest message a node sends or accepts: room for a full batch of wide records.
+pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+/// A call to another node that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The endpoint is not a usable URL.
+    #[error("endpoint {endpoint:?} is not valid: {reason}; write it as https://HOST:PORT")]
+    Endpoint {
+        /// The endpoint given.
+        endpoint: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// No connection could be made.
+    #[error(
+        "cannot connect to {endpoint}: {reason}. Is the node serving there, and do both sides use certificates from the same federation CA?"
+    )]
+    Connect {
+        /// The endpoint.
+        endpoint: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The node answered with an error.
+    #[error("{}", status_text(.0))]
+    Status(#[from] tonic::Status),
+    /// A received batch failed verification; everything received is to be discarded.
+    #[error("batch {batch} failed verification: {source}")]
+    Verify {
+        /// Position of the batch in the stream, from 0.
+        batch: u32,
+        /// The failed check.
+        source: VerifyError,
+    },
+    /// The node directory is not usable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A local write failed (e.g. the `--out` file).
+    #[error("{0}")]
+    Io(String),
+    /// The federation directory does not admit the node asked for.
+    #[error("{0}")]
+    NotAdmitted(String),
+}
+
+/// A status as a user reads it: what kind of failure, the node's message, and the transport's
+/// cause when there is one (e.g. a TLS alert).
+fn status_text(status: &tonic::Status) -> String {
+    let kind = match status.code() {
+        tonic::Code::PermissionDenied => "permission denied",
+        tonic::Code::InvalidArgument => "invalid request",
+        tonic::Code::NotFound => "not found",
+        tonic::Code::Unauthenticated => "not authenticated",
+        tonic::Code::Unavailable => "unavailable",
+        _ => "failed",
+    };
+    let mut text = format!("{kind}: {}", status.message());
+    if let Some(source) = std::error::Error::source(status) {
+        text.push_str(": ");
+        text.push_str(&error_chain(source));
+    }
+    text
+}
+
+/// Opens a mutual-TLS channel to `endpoint` with the given node credentials.
+pub async fn channel(credentials: &Credentials, endpoint: &str) -> Result<Channel, ClientError> {
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(&credentials.ca_pem))
+        .identity(Identity::from_pem(
+            &credentials.tls_cert_pem,
+            &credentials.tls_key_pem,
+        ));
+    let bad = |reason: String| ClientError::Endpoint {
+        endpoint: endpoint.to_owned(),
+        reason,
+    };
+    Channel::from_shared(endpoint.to_owned())
+        .map_err(|e| bad(e.to_string()))?
+        .tls_config(tls)
+        .map_err(|e| bad(e.to_string()))?
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .map_err(|e| ClientError::Connect {
+            endpoint: endpoint.to_owned(),
+            reason: error_chain(&e),
+        })
+}
+
+/// An exchange client over a mutual-TLS channel to `endpoint`.
+pub async fn connect(
+    credentials: &Credentials,
+    endpoint: &str,
+) -> Result<ExchangeClient<Channel>, ClientError> {
+    Ok(ExchangeClient::new(channel(credentials, endpoint).await?)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES))
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// The nodes this node can reach, with one shared channel each: the directory's active members,
+/// and the peers node.toml configures.
+pub struct Peers {
+    dir: NodeDir,
+    credentials: Credentials,
+    members: Arc<dyn Members>,
+    channels: Mutex<HashMap<NodeCode, ExchangeClient<Channel>>>,
+}
+
+impl Peers {
+    /// Peers of a node directory, reached with its credentials, found through `members`.
+    pub fn new(dir: NodeDir, credentials: Credentials, members: Arc<dyn Members>) -> Self {
+        Self {
+            dir,
+            credentials,
+            members,
+            channels: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The federation's members as the directory knows them.
+    pub fn members(&self) -> &Arc<dyn Members> {
+        &self.members
+    }
+
+    /// Where `code` is reached: itself, an active member of the directory, or a configured peer.
+    fn endpoint(&self, code: &NodeCode) -> Result<String, ClientError> {
+        if code != self.dir.code()
+            && let Some(standing) = self.members.standing(code)
+        {
+            standing.admit(code).map_err(ClientError::NotAdmitted)?;
+            return Ok(standing.endpoint);
+        }
+        Ok(self.dir.endpoint_of(code)?.to_owned())
+    }
+
+    /// A client for the node `code` (this node itself, a member, or a configured peer).
+    pub async fn client(&self, code: &NodeCode) -> Result<ExchangeClient<Channel>, ClientError> {
+        let endpoint = self.endpoint(code)?;
+        if let Some(c) = self
+            .channels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(code)
+        {
+            return Ok(c.clone());
+        }
+        let client = connect(&self.credentials, &endpoint).await?;
+        self.channels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(code.clone(), client.clone());
+        Ok(client)
+    }
+}
+
+/// Verifies every batch of a response stream and its order and completeness, handing each to
+/// `on_batch` as it arrives. Any failure ends the stream with an error.
+pub async fn receive(
+    mut stream: tonic::Streaming<SignedBatch>,
+    verifier: &BatchVerifier,
+    expected: Expected,
+    mut on_batch: impl FnMut(SignedBatch, VerifiedBatch) -> Result<(), ClientError>,
+) -> Result<StreamSummary, ClientError> {
+    let mut check = StreamCheck::new(expected);
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        let n = check.batches();
+        let verified = check
+            .verify(verifier, &batch)
+            .map_err(|source| ClientError::Verify { batch: n, source })?;
+        on_batch(batch, verified)?;
+    }
+    let batches = check.batches();
+    check.finish().map_err(|source| ClientError::Verify {
+        batch: batches,
+        source,
+    })
+}
+
+/// A node's own client: acts with the node's certificate, as its administrator's CLI does. It
+/// finds other nodes, and checks producers, through the members of its node's directory replica.
+pub struct NodeClient {
+    dir: NodeDir,
+    peers: Peers,
+    verifier: BatchVerifier,
+    members: Arc<MemberList>,
+    members_loaded: tokio::sync::OnceCell<()>,
+}
+
+impl NodeClient {
+    /// A client for the node in `dir`.
+    pub fn open(dir: NodeDir) -> Result<Self, ClientError> {
+        let credentials = dir.credentials()?;
+        let members = Arc::new(MemberList::default());
+        let verifier = BatchVerifier::new(dir.trusted_ca()?).with_members(members.clone());
+        Ok(Self {
+            peers: Peers::new(dir.clone(), credentials, members.clone()),
+            dir,
+            verifier,
+            members,
+            members_loaded: tokio::sync::OnceCell::new(),
+        })
+    }
+
+    /// Reads the directory's members from this node's replica, once. A node that cannot answer
+    /// leaves the list empty: producers are then judged by their certificates alone.
+    async fn load_members(&self) {
+        self.members_loaded
+            .get_or_init(|| async {
+                let endpoint = &self.dir.config.server.endpoint;
+                let read = async {
+                    let channel = channel(&self.peers.credentials, endpoint).await.ok()?;
+                    let mut client = DirectoryClient::new(channel);
+                    let request = tierlink_proto::v1::ReadRequest {
+                        linearizable: false,
+                    };
+                    Some(client.members(request).await.ok()?.into_inner().members)
+                };
+                let members = read.await.unwrap_or_default();
+                self.members.replace(
+                    members
+                        .into_iter()
+                        .filter_map(|m| {
+                            let standing = Standing {
+                                endpoint: m.endpoint,
+                                signing_key: m.signing_key,
+                                status: m.status,
+                            };
+                            Some((m.code.parse().ok()?, standing))
+                        })
+                        .collect(),
+                );
+            })
+            .await;
+    }
+
+    /// The node this client acts as.
+    pub fn code(&self) -> &NodeCode {
+        self.dir.code()
+    }
+
+    /// The verifier, trusting the node's federation CA.
+    pub fn verifier(&self) -> &BatchVerifier {
+        &self.verifier
+    }
+
+    /// A connection to `node`: this node, or one of its peers.
+    pub async fn connect(&self, node: &NodeCode) -> Result<ExchangeClient<Channel>, ClientError> {
+        self.load_members().await;
+        self.peers.client(node).await
+    }
+
+    /// Publishes a catalog entry on this node.
+    pub async fn put_catalog(
+        &self,
+        catalog_json: String,
+    ) -> Result<PutCatalogResponse, ClientError> {
+        let mut client = self.connect(self.code()).await?;
+        Ok(client
+            .put_catalog(PutCatalogRequest { catalog_json })
+            .await?
+            .into_inner())
+    }
+
+    /// Writes rows of values under `columns` to a catalog of this node, all or none.
+    pub async fn put_records(
+        &self,
+        catalog: &str,
+        columns: Vec<String>,
+        rows: Vec<Vec<String>>,
+    ) -> Result<PutRecordsResponse, ClientError> {
+        let mut client = self.connect(self.code()).await?;
+        let rows = rows.into_iter().map(|values| Row { values }).collect();
+        let request = PutRecordsRequest {
+            catalog: catalog.to_owned(),
+            columns,
+            rows,
+        };
+        Ok(client.put_records(request).await?.into_inner())
+    }
+
+    /// A connection for a read of `target` (this node when empty): to `via` if given, else to the
+    /// target itself. Returns the connection and the target's code.
+    async fn route(
+        &self,
+        via: Option<&NodeCode>,
+        target: &str,
+    ) -> Result<(ExchangeClient<Channel>, NodeCode), ClientError> {
+        let target = self.target(target)?;
+        Ok((self.connect(via.unwrap_or(&target)).await?, target))
+    }
+
+    /// Lists the catalogs of `target` (this node when empty), through `via` if given.
+    pub async fn list_catalogs(
+        &self,
+        via: Option<&NodeCode>,
+        target: &str,
+    ) -> Result<ListCatalogsResponse, ClientError> {
+        let (mut client, target) = self.route(via, target).await?;
+        Ok(client
+            .list_catalogs(ListCatalogsRequest {
+                target: target.to_string(),
+            })
+            .await?
+            .into_inner())
+    }
+
+    /// One catalog entry of `target` as JSON, through `via` if given.
+    pub async fn get_catalog(
+        &self,
+        via: Option<&NodeCode>,
+        target: &str,
+        code: &str,
+    ) -> Result<String, ClientError> {
+        let (mut client, target) = self.route(via, target).await?;
+        let request = GetCatalogRequest {
+            code: code.to_owned(),
+            target: target.to_string(),
+        };
+        Ok(client.get_catalog(request).await?.into_inner().catalog_json)
+    }
+
+    /// Queries `request.target` (this node when empty), verifying every batch as the target's.
+    /// A principal's read (with a credential) goes to this node, which vouches for the principal
+    /// and relays through `via` when given; the node's own read asks `via` (the target itself
+    /// when `None`).
+    pub async fn query(
+        &self,
+        via: Option<&NodeCode>,
+        mut request: QueryRequest,
+        on_batch: impl FnMut(SignedBatch, VerifiedBatch) -> Result<(), ClientError>,
+    ) -> Result<StreamSummary, ClientError> {
+        let as_principal = request.credential.is_some();
+        let (mut client, expected) = self
+            .read(
+                via,
+                as_principal,
+                &mut request.target,
+                &mut request.via,
+                &request.catalog,
+            )
+            .await?;
+        let stream = client.query(request).await?.into_inner();
+        receive(stream, &self.verifier, expected, on_batch).await
+    }
+
+    /// Reads every version of one record, like [`Self::query`].
+    pub async fn history(
+        &self,
+        via: Option<&NodeCode>,
+        mut request: HistoryRequest,
+        on_batch: impl FnMut(SignedBatch, VerifiedBatch) -> Result<(), ClientError>,
+    ) -> Result<StreamSummary, ClientError> {
+        let as_principal = request.credential.is_some();
+        let (mut client, expected) = self
+            .read(
+                via,
+                as_principal,
+                &mut request.target,
+                &mut request.via,
+                &request.catalog,
+            )
+            .await?;
+        let stream = client.history(request).await?.into_inner();
+        receive(stream, &self.verifier, expected, on_batch).await
+    }
+
+    /// Routes a streamed read: fills in the target's code (and the relay, for a principal's
+    /// read) and says what its batches must be.
+    async fn read(
+        &self,
+        via: Option<&NodeCode>,
+        as_principal: bool,
+        target: &mut String,
+        relay: &mut String,
+        catalog: &str,
+    ) -> Result<(ExchangeClient<Channel>, Expected), ClientError> {
+        let code = self.target(target)?;
+        let client = if as_principal {
+            *relay = via.map(ToString::to_string).unwrap_or_default();
+            self.connect(self.code()).await?
+        } else {
+            self.connect(via.unwrap_or(&code)).await?
+        };
+        *target = code.to_string();
+        let expected = Expected {
+            producer: Some(code.to_string()),
+            catalog: Some(catalog.to_owned()),
+            request_id: None,
+        };
+        Ok((client, expected))
+    }
+
+    fn target(&self, target: &str) -> Result<NodeCode, ClientError> {
+        if target.is_empty() {
+            return Ok(self.code().clone());
+        }
+        target.parse().map_err(
+            |e: tierlink_core::identity::UnitError| ClientError::Endpoint {
+                endpoint: target.to_owned(),
+                reason: e.to_string(),
+            },
+        )
+    }
+}

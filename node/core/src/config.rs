@@ -1,0 +1,376 @@
+//! A node directory: `node.toml` and the key and certificate files beside it.
+//!
+//! ```text
+//! node.toml      unit, listen address, endpoint, peers; file paths relative to the directory
+//! ca.crt         federation CA certificate
+//! tls.crt/.key   TLS certificate and key (key 0600)
+//! signing.crt/.key  batch-signing certificate and Ed25519 key (key 0600)
+//! data/          the sled store
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::identity::{CertError, NodeCode, TrustedCa, Unit, UnitError};
+use crate::policy::HashKey;
+
+/// Name of the configuration file in a node directory.
+pub const CONFIG_FILE: &str = "node.toml";
+
+/// Contents of `node.toml`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// The unit this node serves.
+    pub node: Unit,
+    /// Where it listens and how others reach it.
+    pub server: ServerConfig,
+    /// Credential files, relative to the node directory.
+    #[serde(default)]
+    pub files: Files,
+    /// How this node's replica of the federation directory keeps time and compacts its log.
+    #[serde(default)]
+    pub directory: DirectorySettings,
+    /// Other nodes this one can reach before the directory knows them (the directory's members
+    /// are found there).
+    #[serde(default, rename = "peer", skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<Peer>,
+}
+
+/// Timing and compaction of the directory replica. Every voter should use the same timings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DirectorySettings {
+    /// Leader heartbeat interval, milliseconds.
+    pub heartbeat_ms: u64,
+    /// Shortest election timeout, milliseconds; the longest is twice this. Also how long a node
+    /// goes without hearing from a leader before it calls its reads stale.
+    pub election_timeout_ms: u64,
+    /// Log entries between snapshots.
+    pub snapshot_every: u64,
+    /// Entries kept in the log behind the last snapshot, for replicas that lag a little; a
+    /// replica further behind receives the snapshot instead.
+    pub kept_after_snapshot: u64,
+    /// How often the node anchors its audit chain's head in the directory, milliseconds.
+    pub audit_anchor_ms: u64,
+}
+
+impl Default for DirectorySettings {
+    fn default() -> Self {
+        Self {
+            heartbeat_ms: 150,
+            election_timeout_ms: 1000,
+            snapshot_every: 5000,
+            kept_after_snapshot: 1000,
+            audit_anchor_ms: 60_000,
+        }
+    }
+}
+
+/// Listening address and public endpoint.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Socket address to bind, e.g. `0.0.0.0:7443`.
+    pub listen: SocketAddr,
+    /// URL other nodes use, e.g. `https://street-xiling.example.gov.cn:7443`.
+    pub endpoint: String,
+}
+
+/// Paths of the credential and data files.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Files {
+    /// Federation CA certificate.
+    pub ca: PathBuf,
+    /// TLS certificate.
+    pub tls_cert: PathBuf,
+    /// TLS private key.
+    pub tls_key: PathBuf,
+    /// Signing certificate.
+    pub signing_cert: PathBuf,
+    /// Ed25519 signing key.
+    pub signing_key: PathBuf,
+    /// Store directory.
+    pub data: PathBuf,
+    /// The federation's hash key (hex), the same on every node; without it nothing is hashed.
+    #[serde(default = "default_hash_key")]
+    pub hash_key: PathBuf,
+    /// The principals this node vouches for.
+    #[serde(default = "default_principals")]
+    pub principals: PathBuf,
+}
+
+fn default_hash_key() -> PathBuf {
+    "federation.key".into()
+}
+
+fn default_principals() -> PathBuf {
+    "principals.toml".into()
+}
+
+impl Default for Files {
+    fn default() -> Self {
+        Self {
+            ca: "ca.crt".into(),
+            tls_cert: "tls.crt".into(),
+            tls_key: "tls.key".into(),
+            signing_cert: "signing.crt".into(),
+            signing_key: "signing.key".into(),
+            data: "data".into(),
+            hash_key: default_hash_key(),
+            principals: default_principals(),
+        }
+    }
+}
+
+/// Another node and where to reach it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Peer {
+    /// Its division code.
+    pub code: NodeCode,
+    /// Its endpoint URL.
+    pub endpoint: String,
+}
+
+/// A node directory that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The directory holds no `node.toml`.
+    #[error(
+        "{0} is not a node directory (it has no node.toml): create one with `tierlink init`, or point --node (or TIERLINK_NODE) at one"
+    )]
+    NotANode(PathBuf),
+    /// `node.toml` is not valid.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The unit is not valid.
+    #[error("{path}: {source}")]
+    Unit {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        source: UnitError,
+    },
+    /// A certificate or key is not usable.
+    #[error("{path}: {source}")]
+    Credential {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        source: CertError,
+    },
+    /// The hash key file is not a key.
+    #[error("{path}: {reason}; copy the federation's federation.key from the CA directory")]
+    HashKey {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// No peer with this code is configured.
+    #[error("node {node} has no peer {code}: add a [[peer]] with its code and endpoint to {path}")]
+    UnknownPeer {
+        /// This node.
+        node: NodeCode,
+        /// The code asked for.
+        code: NodeCode,
+        /// The configuration file.
+        path: PathBuf,
+    },
+}
+
+/// The PEM texts of a node's credentials.
+#[derive(Clone)]
+pub struct Credentials {
+    /// Federation CA certificate.
+    pub ca_pem: String,
+    /// TLS certificate.
+    pub tls_cert_pem: String,
+    /// TLS private key.
+    pub tls_key_pem: String,
+    /// Signing certificate.
+    pub signing_cert_pem: String,
+    /// Signing key.
+    pub signing_key_pem: String,
+}
+
+/// A node directory with its configuration loaded.
+#[derive(Clone, Debug)]
+pub struct NodeDir {
+    /// The directory.
+    pub dir: PathBuf,
+    /// Its `node.toml`.
+    pub config: NodeConfig,
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+impl NodeDir {
+    /// Loads `DIR/node.toml` and checks the unit.
+    pub fn load(dir: &Path) -> Result<Self, ConfigError> {
+        let path = dir.join(CONFIG_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => ConfigError::NotANode(dir.to_owned()),
+            _ => ConfigError::Io {
+                path: path.clone(),
+                source,
+            },
+        })?;
+        let config: NodeConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        config.node.validate().map_err(|source| ConfigError::Unit {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(Self {
+            dir: dir.to_owned(),
+            config,
+        })
+    }
+
+    /// Writes `node.toml`.
+    pub fn save(&self) -> Result<(), ConfigError> {
+        let path = self.config_path();
+        let text = toml::to_string(&self.config).map_err(|e| ConfigError::Parse {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        std::fs::write(&path, text).map_err(|source| ConfigError::Io { path, source })
+    }
+
+    /// Path of `node.toml`.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join(CONFIG_FILE)
+    }
+
+    /// A path from the configuration, resolved against the directory.
+    pub fn path(&self, relative: &Path) -> PathBuf {
+        self.dir.join(relative)
+    }
+
+    /// The node's code.
+    pub fn code(&self) -> &NodeCode {
+        &self.config.node.code
+    }
+
+    /// Reads every credential file.
+    pub fn credentials(&self) -> Result<Credentials, ConfigError> {
+        let f = &self.config.files;
+        Ok(Credentials {
+            ca_pem: read(&self.path(&f.ca))?,
+            tls_cert_pem: read(&self.path(&f.tls_cert))?,
+            tls_key_pem: read(&self.path(&f.tls_key))?,
+            signing_cert_pem: read(&self.path(&f.signing_cert))?,
+            signing_key_pem: read(&self.path(&f.signing_key))?,
+        })
+    }
+
+    /// The federation's hash key, if installed.
+    pub fn hash_key(&self) -> Result<Option<HashKey>, ConfigError> {
+        let path = self.path(&self.config.files.hash_key);
+        if !path.exists() {
+            return Ok(None);
+        }
+        HashKey::from_hex(&read(&path)?)
+            .map(Some)
+            .map_err(|reason| ConfigError::HashKey { path, reason })
+    }
+
+    /// Where this node's principals are kept.
+    pub fn principals_path(&self) -> PathBuf {
+        self.path(&self.config.files.principals)
+    }
+
+    /// The CA this node trusts.
+    pub fn trusted_ca(&self) -> Result<TrustedCa, ConfigError> {
+        let path = self.path(&self.config.files.ca);
+        TrustedCa::from_pem(&read(&path)?)
+            .map_err(|source| ConfigError::Credential { path, source })
+    }
+
+    /// The endpoint of a node: this node's own, or a configured peer's.
+    pub fn endpoint_of(&self, code: &NodeCode) -> Result<&str, ConfigError> {
+        if code == self.code() {
+            return Ok(&self.config.server.endpoint);
+        }
+        self.config
+            .peers
+            .iter()
+            .find(|p| &p.code == code)
+            .map(|p| p.endpoint.as_str())
+            .ok_or_else(|| ConfigError::UnknownPeer {
+                node: self.code().clone(),
+                code: code.clone(),
+                path: self.config_path(),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_host_configurations_load() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ops/hosts");
+        for (file, tier) in [
+            ("city.toml", "city"),
+            ("district.toml", "district"),
+            ("street.toml", "street"),
+        ] {
+            let text = std::fs::read_to_string(dir.join(file)).unwrap();
+            let config: NodeConfig =
+                toml::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+            config
+                .node
+                .validate()
+                .unwrap_or_else(|e| panic!("{file}: {e}"));
+            assert_eq!(config.node.tier.as_str(), tier);
+            assert!(!config.peers.is_empty(), "{file}");
+        }
+    }
+
+    #[test]
+    fn unknown_peers_and_bad_files_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            include_str!("../../../ops/hosts/street.toml"),
+        )
+        .unwrap();
+        let node = NodeDir::load(dir.path()).unwrap();
+        assert!(node.endpoint_of(&"420502".parse().unwrap()).is_ok());
+        let err = node.endpoint_of(&"420500".parse().unwrap()).unwrap_err();
+        assert!(err.to_string().contains("has no peer 420500"), "{err}");
+        let err = node.credentials().err().unwrap();
+        assert!(err.to_string().contains("ca.crt"), "{err}");
+
+        std::fs::write(dir.path().join(CONFIG_FILE), "[node]\ncode = \"42\"\n").unwrap();
+        let err = NodeDir::load(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("node.toml"), "{err}");
+    }
+}

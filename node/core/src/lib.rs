@@ -1,0 +1,27 @@
+//! Tierlink's foundations: what a node is and what it exchanges, with no server and no storage
+//! engine, so the client, the store and the node all build on the same definitions.
+//!
+//! # Layout
+//! - [`identity`]: division codes, tiers, certificates, the node's signing key, principals.
+//! - [`catalog`]: the national resource catalog model, its rules, and record checks.
+//! - [`policy`]: field-level secrecy: roles, grants, access requests, the decision, redaction.
+//! - [`directory`]: the federation directory's state and its rules (replicated by the node).
+//! - [`members`]: what the exchange asks of the directory, as a trait the node implements.
+//! - [`signed`]: the signed formats: batches, requesters and batch files.
+//! - [`config`], [`provision`]: a node's directory on disk, and making one.
+//!
+//! # Direction
+//! `tierlink-core` depends on `tierlink-proto` alone among the workspace's crates. Above it:
+//! `tierlink-store` and `tierlink-client` → `tierlink-node` → `tierlink-sandbox` → `tierlink`
+//! (the command). Nothing here may name tonic's server, sled or openraft.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod catalog;
+pub mod config;
+pub mod directory;
+pub mod identity;
+pub mod members;
+pub mod policy;
+pub mod provision;
+pub mod signed;

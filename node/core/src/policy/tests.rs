@@ -1,0 +1,495 @@
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::catalog::{Catalog, SharingType, parse_catalogs};
+use crate::identity::NodeCode;
+
+fn code(c: &str) -> NodeCode {
+    c.parse().unwrap()
+}
+
+fn residents() -> Catalog {
+    parse_catalogs(
+        include_str!("../../../../schema/examples/residents.json"),
+        "r",
+    )
+    .unwrap()
+    .remove(0)
+}
+
+/// A city 420500, district 420502 with street 420502001, and district 420503.
+struct Ctx {
+    published: Catalog,
+}
+
+impl PolicyContext for Ctx {
+    fn published(&self, producer: &NodeCode, code: &str) -> Option<&Catalog> {
+        (producer.as_str() == "420502001" && code == self.published.code).then_some(&self.published)
+    }
+    fn parent_of(&self, unit: &NodeCode) -> Option<&NodeCode> {
+        static CITY: std::sync::LazyLock<NodeCode> = std::sync::LazyLock::new(|| code("420500"));
+        static DISTRICT: std::sync::LazyLock<NodeCode> =
+            std::sync::LazyLock::new(|| code("420502"));
+        match unit.as_str() {
+            "420502" | "420503" => Some(&CITY),
+            "420502001" => Some(&DISTRICT),
+            _ => None,
+        }
+    }
+    fn is_active(&self, unit: &NodeCode) -> bool {
+        ["420500", "420502", "420503", "420502001"].contains(&unit.as_str())
+    }
+}
+
+fn ctx() -> Ctx {
+    Ctx {
+        published: residents().shared_view(),
+    }
+}
+
+fn role(unit: &str, name: &str) -> PolicyCommand {
+    PolicyCommand::DefineRole(Role {
+        unit: code(unit),
+        name: name.into(),
+        department: "Civil Affairs".into(),
+        post: "officer".into(),
+    })
+}
+
+fn grant(id: &str, grantee: &str, items: &[(&str, &str)], others: Option<&str>) -> Grant {
+    Grant {
+        id: id.into(),
+        producer: code("420502001"),
+        catalog: "101001001/000001".into(),
+        grantee: Grantee::Role(grantee.into()),
+        purpose: "household survey".into(),
+        expires: "2027-12-31".into(),
+        items: items
+            .iter()
+            .map(|(i, a)| (i.to_string(), a.parse().unwrap()))
+            .collect::<BTreeMap<_, _>>(),
+        others: others.map(|a| a.parse().unwrap()),
+        rows: None,
+        delegated_from: None,
+        access_request: None,
+        issuer: None,
+    }
+}
+
+fn request(id: &str, grantee: &str) -> PolicyCommand {
+    PolicyCommand::RequestAccess(AccessRequest {
+        id: id.into(),
+        producer: code("420502001"),
+        catalog: "101001001/000001".into(),
+        grantee: Grantee::Role(grantee.into()),
+        purpose: "household survey".into(),
+        items: Vec::new(),
+        requester: None,
+        status: AccessStatus::Pending,
+    })
+}
+
+/// Roles at the city and district, the district's request approved with `approved`.
+fn policies(approved: Grant) -> Policies {
+    let ctx = ctx();
+    let mut p = Policies::default();
+    p.apply(&code("420500"), &role("420500", "analyst"), &ctx)
+        .unwrap();
+    p.apply(&code("420502"), &role("420502", "civil-affairs"), &ctx)
+        .unwrap();
+    p.apply(&code("420502001"), &role("420502001", "grid-worker"), &ctx)
+        .unwrap();
+    p.apply(
+        &code("420502"),
+        &request("r1", "420502/civil-affairs"),
+        &ctx,
+    )
+    .unwrap();
+    let approved = Grant {
+        access_request: Some("r1".into()),
+        ..approved
+    };
+    p.apply(
+        &code("420502001"),
+        &PolicyCommand::ApproveAccess(approved),
+        &ctx,
+    )
+    .unwrap();
+    p
+}
+
+fn asker(node: &str, role: &str) -> Asker {
+    Asker {
+        node: code(node),
+        principal: "li".into(),
+        role: role.into(),
+        purpose: "household survey".into(),
+        grant: None,
+    }
+}
+
+fn actions(d: &Decision) -> BTreeMap<String, String> {
+    d.items
+        .iter()
+        .map(|i| (i.item.clone(), format!("{} {}", i.action, i.rule.as_str())))
+        .collect()
+}
+
+#[test]
+fn masks_keep_the_ends_and_hashes_are_keyed_and_stable() {
+    let key = HashKey::generate().unwrap();
+    let r = Redactor::new(Some(key.clone()));
+    let mask = |f, l| Action::Mask { first: f, last: l };
+    assert_eq!(
+        r.apply_str(mask(6, 4), "110107199001011234"),
+        "110107********1234"
+    );
+    assert_eq!(r.apply_str(mask(3, 4), "13812345678"), "138****5678");
+    assert_eq!(r.apply_str(mask(1, 0), "张三丰"), "张**");
+    assert_eq!(
+        r.apply_str(mask(2, 2), "abc"),
+        "***",
+        "never the whole value"
+    );
+    assert_eq!(r.apply_str(mask(2, 2), ""), "");
+    let h = r.apply_str(Action::Hash, "110107199001011234");
+    assert_eq!(h.len(), 16);
+    assert!(
+        h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+        "{h}"
+    );
+    assert!(!h.contains("1234"));
+    assert_eq!(
+        h,
+        Redactor::new(Some(key.clone())).apply_str(Action::Hash, "110107199001011234")
+    );
+    let other = Redactor::new(Some(HashKey::generate().unwrap()));
+    assert_ne!(h, other.apply_str(Action::Hash, "110107199001011234"));
+    assert_eq!(
+        HashKey::from_hex(&key.to_hex()).unwrap().to_hex(),
+        key.to_hex()
+    );
+    assert!(!Redactor::new(None).can(Action::Hash));
+    for text in ["clear", "hash", "withhold", "mask:6:4"] {
+        assert_eq!(text.parse::<Action>().unwrap().to_string(), text);
+    }
+    assert!("mask:6".parse::<Action>().is_err());
+    assert!(
+        "show"
+            .parse::<Action>()
+            .unwrap_err()
+            .contains("mask:FIRST:LAST")
+    );
+}
+
+#[test]
+fn what_reveals_less_is_within_what_reveals_more() {
+    let mask = |f, l| Action::Mask { first: f, last: l };
+    assert!(Action::Withhold.within(Action::Hash));
+    assert!(mask(3, 4).within(mask(6, 4)));
+    assert!(!mask(6, 4).within(mask(3, 4)));
+    assert!(mask(6, 4).within(Action::Clear));
+    assert!(!Action::Hash.within(mask(6, 4)));
+    assert!(!mask(0, 0).within(Action::Hash));
+    assert!(!Action::Clear.within(Action::Hash));
+}
+
+#[test]
+fn default_deny_not_shared_and_core_items_need_naming() {
+    let mut p = policies(grant(
+        "g1",
+        "420502/civil-affairs",
+        &[("id_number", "mask:6:4")],
+        Some("clear"),
+    ));
+    let err = p
+        .apply(
+            &code("420502001"),
+            &PolicyCommand::Grant(grant(
+                "g9",
+                "420502/civil-affairs",
+                &[("religion", "clear")],
+                None,
+            )),
+            &ctx(),
+        )
+        .unwrap_err();
+    assert!(err.contains("no shared item religion"), "{err}");
+    // An item graded not shared after the grant was made still never leaves.
+    p.grants
+        .get_mut("g1")
+        .unwrap()
+        .items
+        .insert("religion".into(), Action::Clear);
+    let d = p
+        .decide(
+            &code("420502001"),
+            &residents(),
+            &asker("420502", "420502/civil-affairs"),
+            "2026-11-28",
+        )
+        .unwrap();
+    let a = actions(&d);
+    assert_eq!(d.grant, "g1");
+    assert_eq!(a["id_number"], "mask:6:4 named-in-grant");
+    assert_eq!(a["name"], "clear grant-others");
+    assert_eq!(
+        a["religion"], "withhold not-shared",
+        "a grant cannot open a not-shared item"
+    );
+    assert_eq!(
+        a["residence_permit"],
+        "withhold core-or-sensitive-needs-named-grant"
+    );
+    assert!(d.key_in_clear(&residents()));
+
+    let no_others = policies(grant(
+        "g1",
+        "420502/civil-affairs",
+        &[("name", "hash")],
+        None,
+    ));
+    let d = no_others
+        .decide(
+            &code("420502001"),
+            &residents(),
+            &asker("420502", "420502/civil-affairs"),
+            "2026-11-28",
+        )
+        .unwrap();
+    assert_eq!(actions(&d)["sex"], "withhold not-granted");
+    assert_eq!(actions(&d)["name"], "hash named-in-grant");
+}
+
+#[test]
+fn a_request_is_refused_without_a_grant_for_its_role_purpose_and_day() {
+    let p = policies(grant("g1", "420502/civil-affairs", &[], Some("clear")));
+    let producer = code("420502001");
+    let catalog = residents();
+    let refuse = |a: Asker, today: &str| p.decide(&producer, &catalog, &a, today).unwrap_err();
+
+    let err = refuse(asker("420500", "420500/analyst"), "2026-11-28");
+    assert!(matches!(err, Refusal::NoGrant { .. }), "{err}");
+    let err = refuse(asker("420502001", "420502/civil-affairs"), "2026-11-28");
+    assert!(
+        matches!(err, Refusal::ForeignRole { .. }),
+        "a street cannot claim a district role: {err}"
+    );
+    let err = refuse(asker("420502", "420502/unknown"), "2026-11-28");
+    assert!(matches!(err, Refusal::UnknownRole(_)), "{err}");
+    let mut other_purpose = asker("420502", "420502/civil-affairs");
+    other_purpose.purpose = "marketing".into();
+    let err = refuse(other_purpose, "2026-11-28");
+    assert!(err.to_string().contains("household survey"), "{err}");
+    let err = refuse(asker("420502", "420502/civil-affairs"), "2028-01-01");
+    assert!(matches!(err, Refusal::Lapsed { .. }), "{err}");
+
+    let mut hidden = catalog.clone();
+    hidden.sharing.kind = SharingType::NotShared;
+    let err = p
+        .decide(
+            &producer,
+            &hidden,
+            &asker("420502", "420502/civil-affairs"),
+            "2026-11-28",
+        )
+        .unwrap_err();
+    assert!(matches!(err, Refusal::NotShared(_)));
+}
+
+#[test]
+fn a_principal_grant_comes_before_its_role_grant() {
+    let ctx = ctx();
+    let mut p = policies(grant("g1", "420502/civil-affairs", &[], Some("hash")));
+    p.apply(
+        &code("420502"),
+        &PolicyCommand::RequestAccess(AccessRequest {
+            grantee: Grantee::Principal("li@420502".into()),
+            ..match request("r2", "x") {
+                PolicyCommand::RequestAccess(r) => r,
+                _ => unreachable!(),
+            }
+        }),
+        &ctx,
+    )
+    .unwrap();
+    let mut personal = grant("g2", "x", &[], Some("clear"));
+    personal.grantee = Grantee::Principal("li@420502".into());
+    personal.access_request = Some("r2".into());
+    p.apply(
+        &code("420502001"),
+        &PolicyCommand::ApproveAccess(personal),
+        &ctx,
+    )
+    .unwrap();
+    let d = p
+        .decide(
+            &code("420502001"),
+            &residents(),
+            &asker("420502", "420502/civil-affairs"),
+            "2026-11-28",
+        )
+        .unwrap();
+    assert_eq!(
+        (d.grant.as_str(), actions(&d)["name"].as_str()),
+        ("g2", "clear grant-others")
+    );
+    let mut wang = asker("420502", "420502/civil-affairs");
+    wang.principal = "wang".into();
+    let d = p
+        .decide(&code("420502001"), &residents(), &wang, "2026-11-28")
+        .unwrap();
+    assert_eq!(d.grant, "g1");
+}
+
+#[test]
+fn conditional_catalogs_are_granted_only_through_an_approved_request() {
+    let ctx = ctx();
+    let mut p = Policies::default();
+    p.apply(&code("420502"), &role("420502", "civil-affairs"), &ctx)
+        .unwrap();
+    let direct = PolicyCommand::Grant(grant("g1", "420502/civil-affairs", &[], Some("clear")));
+    let err = p.apply(&code("420502001"), &direct, &ctx).unwrap_err();
+    assert!(err.contains("access request"), "{err}");
+
+    p.apply(
+        &code("420502"),
+        &request("r1", "420502/civil-affairs"),
+        &ctx,
+    )
+    .unwrap();
+    let err = p
+        .apply(
+            &code("420502"),
+            &request("r9", "420502001/grid-worker"),
+            &ctx,
+        )
+        .unwrap_err();
+    assert!(
+        err.contains("not defined") || err.contains("own roles"),
+        "{err}"
+    );
+    let mut approval = grant("g1", "420502/civil-affairs", &[], Some("clear"));
+    approval.access_request = Some("r1".into());
+    let err = p
+        .apply(
+            &code("420502"),
+            &PolicyCommand::ApproveAccess(approval.clone()),
+            &ctx,
+        )
+        .unwrap_err();
+    assert!(err.contains("only 420502001 answers"), "{err}");
+    let mut wrong = approval.clone();
+    wrong.purpose = "other".into();
+    assert!(
+        p.apply(
+            &code("420502001"),
+            &PolicyCommand::ApproveAccess(wrong),
+            &ctx
+        )
+        .is_err()
+    );
+    p.apply(
+        &code("420502001"),
+        &PolicyCommand::ApproveAccess(approval.clone()),
+        &ctx,
+    )
+    .unwrap();
+    assert_eq!(
+        p.requests["r1"].status,
+        AccessStatus::Approved { grant: "g1".into() }
+    );
+    let err = p
+        .apply(
+            &code("420502001"),
+            &PolicyCommand::RejectAccess {
+                request: "r1".into(),
+                reason: "no".into(),
+            },
+            &ctx,
+        )
+        .unwrap_err();
+    assert!(err.contains("already answered"), "{err}");
+}
+
+#[test]
+fn delegation_never_widens_and_revocation_cascades() {
+    let ctx = ctx();
+    let mut p = policies({
+        let mut g = grant(
+            "g1",
+            "420502/civil-affairs",
+            &[("id_number", "mask:6:4")],
+            Some("clear"),
+        );
+        g.rows = Some(RowScope {
+            item: "community_code".into(),
+            within: "420502".into(),
+        });
+        g
+    });
+    let delegate = |items: &[(&str, &str)], others: Option<&str>, within: &str| {
+        let mut g = grant("g2", "420502001/grid-worker", items, others);
+        g.delegated_from = Some("g1".into());
+        g.rows = Some(RowScope {
+            item: "community_code".into(),
+            within: within.into(),
+        });
+        PolicyCommand::Grant(g)
+    };
+    let district = code("420502");
+    for (command, expect) in [
+        (
+            delegate(&[("id_number", "clear")], None, "420502001"),
+            "reveals more",
+        ),
+        (
+            delegate(&[("id_number", "hash")], None, "420502001"),
+            "reveals more",
+        ),
+        (delegate(&[], Some("clear"), "4205"), "limited to rows"),
+    ] {
+        let before = p.clone();
+        let err = p.apply(&district, &command, &ctx).unwrap_err();
+        assert!(err.contains(expect), "{err}");
+        assert_eq!(p, before);
+    }
+    let err = p
+        .apply(
+            &code("420500"),
+            &delegate(&[], Some("clear"), "420502001"),
+            &ctx,
+        )
+        .unwrap_err();
+    assert!(err.contains("not held by 420500"), "{err}");
+    p.apply(
+        &district,
+        &delegate(&[("id_number", "mask:3:4")], Some("hash"), "420502001"),
+        &ctx,
+    )
+    .unwrap();
+    assert_eq!(p.grants["g2"].issuer, Some(district.clone()));
+
+    let street = asker("420502001", "420502001/grid-worker");
+    let d = p
+        .decide(&code("420502001"), &residents(), &street, "2026-11-28")
+        .unwrap();
+    assert_eq!(actions(&d)["id_number"], "mask:3:4 named-in-grant");
+    assert_eq!(d.rows.unwrap().within, "420502001");
+
+    let err = p.apply(
+        &code("420502001"),
+        &PolicyCommand::Revoke("g1".into()),
+        &ctx,
+    );
+    assert!(err.is_ok(), "the producer may revoke: {err:?}");
+    assert!(
+        p.grants.is_empty(),
+        "the delegation goes with the grant it came from"
+    );
+    let err = p
+        .decide(&code("420502001"), &residents(), &street, "2026-11-28")
+        .unwrap_err();
+    assert!(matches!(err, Refusal::NoGrant { .. }), "{err}");
+}

@@ -1,0 +1,10 @@
+//! The signed formats that carry records between nodes and stay verifiable through relays and in
+//! files: the signed batch, the signed requester, and batch files.
+
+pub mod batch;
+pub mod file;
+pub mod requester;
+
+pub use batch::{
+    BatchSigner, BatchVerifier, Expected, StreamCheck, StreamSummary, VerifiedBatch, VerifyError,
+};

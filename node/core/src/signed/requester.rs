@@ -1,0 +1,110 @@
+//! The signed statement of who asks: a principal's node authenticates it, then signs a
+//! [`Requester`] naming the principal, its role, the purpose and the one request it is for.
+//! Producers and relays check it with the node's key from the federation directory.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use ed25519_dalek::{Signature, VerifyingKey};
+use prost::Message;
+use tierlink_proto::v1::{Requester, SignedRequester};
+
+use crate::identity::{NodeCode, NodeKey};
+use crate::members::Members;
+use crate::policy::Asker;
+
+/// Prefix of every signed requester, so the signature cannot be taken for another message's.
+const SIGNING_CONTEXT: &[u8] = b"tierlink.v1.Requester\0";
+
+/// How far a requester's time may be from the producer's clock: long enough for relays and
+/// skewed clocks, short enough that a captured requester is soon worthless.
+const MAX_SKEW_MICROS: i64 = 5 * 60 * 1_000_000;
+
+/// Signs `requester` with its node's key.
+pub fn sign(key: &NodeKey, requester: &Requester) -> SignedRequester {
+    let requester = requester.encode_to_vec();
+    let signature = key.sign(SIGNING_CONTEXT, &requester).to_vec();
+    SignedRequester {
+        requester,
+        signature,
+    }
+}
+
+/// Checks a signed requester against the directory and the request it came with, at time
+/// `now_micros`; returns who asks. The reason says what failed.
+pub fn verify(
+    signed: &SignedRequester,
+    members: &dyn Members,
+    producer: &NodeCode,
+    catalog: &str,
+    request_id: &str,
+    now_micros: i64,
+) -> Result<Asker, String> {
+    let r = Requester::decode(signed.requester.as_slice())
+        .map_err(|e| format!("the requester is unreadable: {e}"))?;
+    let node: NodeCode = r
+        .node
+        .parse()
+        .map_err(|e| format!("the requester's node: {e}"))?;
+    let standing = members.standing(&node).ok_or_else(|| {
+        format!(
+            "{node} is not in the federation directory, so its principals cannot be vouched for"
+        )
+    })?;
+    standing.admit(&node)?;
+    let key = hex::decode(&standing.signing_key)
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .and_then(|b| VerifyingKey::from_bytes(&b).ok())
+        .ok_or_else(|| format!("the directory holds no usable key for {node}"))?;
+    let signature = Signature::from_slice(&signed.signature)
+        .map_err(|_| "the requester's signature is not 64 bytes".to_string())?;
+    key.verify_strict(&[SIGNING_CONTEXT, &signed.requester].concat(), &signature)
+        .map_err(|_| format!("the requester is not signed by {node}'s registered key"))?;
+    if r.producer != producer.as_str() || r.catalog != catalog || r.request_id != request_id {
+        return Err(format!(
+            "the requester was signed for catalog {} of {} (request {}), not this request",
+            r.catalog, r.producer, r.request_id
+        ));
+    }
+    if (now_micros - r.issued_at_micros).abs() > MAX_SKEW_MICROS {
+        return Err(
+            "the requester was signed more than five minutes from now: ask again, and check both nodes' clocks"
+                .into(),
+        );
+    }
+    Ok(Asker {
+        node,
+        principal: r.principal,
+        role: r.role,
+        purpose: r.purpose,
+        grant: (!r.grant.is_empty()).then_some(r.grant),
+    })
+}
+
+/// The requests a node has accepted requesters for lately: a requester is good for one read, so
+/// one captured on the way (by a relay, say) cannot be played again while it is still fresh.
+#[derive(Default)]
+pub struct SeenRequests(Mutex<HashMap<(NodeCode, String), i64>>);
+
+impl SeenRequests {
+    /// Records the first use of `request_id` from `node` at `now_micros`; refuses a second use.
+    /// Entries are forgotten once any requester they could match is too old to be accepted.
+    pub fn first_use(
+        &self,
+        node: &NodeCode,
+        request_id: &str,
+        now_micros: i64,
+    ) -> Result<(), String> {
+        let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.len() >= 1024 {
+            seen.retain(|_, at| now_micros - *at <= 2 * MAX_SKEW_MICROS);
+        }
+        match seen.insert((node.clone(), request_id.to_owned()), now_micros) {
+            None => Ok(()),
+            Some(_) => Err(format!(
+                "request {request_id} from {node} was already served: a requester is good for one read; ask again"
+            )),
+        }
+    }
+}

@@ -1,0 +1,567 @@
+//! Field-level secrecy end to end: three principals at three tiers read the same street's
+//! residents under their grants, on every path (query, history, relay, export); refusals; and
+//! the audit each exchange leaves on both ends.
+
+mod util;
+
+use std::collections::BTreeMap;
+
+use tierlink_client::{ClientError, NodeClient};
+use tierlink_core::signed::file::{BatchWriter, verify_file};
+use tierlink_proto::v1::{BatchHeader, HistoryRequest, QueryRequest, Record};
+use tierlink_store::audit::{AuditFilter, Outcome, Side, anchor_head};
+use util::*;
+
+/// What one read received: the first header, the records, and every byte that crossed the wire.
+struct Received {
+    header: BatchHeader,
+    records: Vec<Record>,
+    bytes: Vec<u8>,
+}
+
+impl Received {
+    fn value<'a>(&self, record: &'a Record, item: &str) -> &'a str {
+        let at = self.header.columns.iter().position(|c| c == item);
+        at.map_or("", |n| record.values[n].as_str())
+    }
+
+    fn manifest(&self) -> BTreeMap<String, String> {
+        self.header
+            .manifest
+            .iter()
+            .map(|m| (m.item.clone(), m.action.clone()))
+            .collect()
+    }
+}
+
+async fn read(
+    client: &NodeClient,
+    via: Option<&tierlink_core::identity::NodeCode>,
+    request: QueryRequest,
+) -> Result<Received, ClientError> {
+    let mut got = Received {
+        header: BatchHeader::default(),
+        records: Vec::new(),
+        bytes: Vec::new(),
+    };
+    client
+        .query(via, request, |batch, verified| {
+            if verified.header.sequence == 0 {
+                got.header = verified.header;
+            }
+            got.records.extend(verified.records);
+            got.bytes.extend_from_slice(&batch.header);
+            got.bytes.extend_from_slice(&batch.records);
+            Ok(())
+        })
+        .await?;
+    Ok(got)
+}
+
+fn residents(credential: Option<tierlink_proto::v1::Credential>) -> QueryRequest {
+    QueryRequest {
+        catalog: RESIDENTS.into(),
+        target: "420502001".into(),
+        batch_size: 100,
+        credential,
+        ..Default::default()
+    }
+}
+
+/// The street's own records, as stored, by key.
+async fn stored(f: &Fixture) -> (Vec<String>, BTreeMap<String, Record>) {
+    let own = read(
+        &f.clients[STREET],
+        None,
+        QueryRequest {
+            catalog: RESIDENTS.into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(own.header.principal, "", "the node's own read");
+    let columns = own.header.columns.clone();
+    (
+        columns,
+        own.records
+            .into_iter()
+            .map(|r| (r.key.clone(), r))
+            .collect(),
+    )
+}
+
+/// No value of an item the manifest does not send in clear appears in `got.bytes` (unless the
+/// same text is also the value of an item sent in clear, e.g. two addresses alike, or the row
+/// scope the grant states).
+fn nothing_hidden_leaks(got: &Received, columns: &[String], stored: &BTreeMap<String, Record>) {
+    let manifest = got.manifest();
+    let clear: std::collections::HashSet<&str> = stored
+        .values()
+        .flat_map(|r| columns.iter().zip(&r.values))
+        .filter(|(item, _)| manifest[*item] == "clear")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let text = String::from_utf8_lossy(&got.bytes);
+    let mut checked = 0;
+    for record in stored.values() {
+        for (item, value) in columns.iter().zip(&record.values) {
+            let known =
+                clear.contains(value.as_str()) || got.header.row_scope.ends_with(value.as_str());
+            if manifest[item] != "clear" && value.chars().count() >= 6 && !known {
+                checked += 1;
+                assert!(
+                    !text.contains(value.as_str()),
+                    "{item} value {value:?} left the street under {} for {:?}",
+                    manifest[item],
+                    got.header.principal
+                );
+            }
+        }
+    }
+    assert!(checked > 0, "nothing hidden to check");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_principals_see_what_their_grants_allow_on_every_path() {
+    let f = federation(300).await;
+    let tokens = with_policies(&f).await;
+    let (columns, stored) = stored(&f).await;
+    let at = |item: &str| columns.iter().position(|c| c == item).unwrap();
+
+    // The city's analyst: ID number, name and address in clear, the phone hashed, nothing else.
+    let city_as = credential("zhao", &tokens.city, "420500/ps-analyst", SECURITY);
+    let city = read(&f.clients[CITY], None, residents(city_as.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        city.header.columns,
+        [
+            "id_number",
+            "name",
+            "phone",
+            "current_address",
+            "residence_permit"
+        ]
+    );
+    assert_eq!(
+        (city.header.principal.as_str(), city.header.grant.as_str()),
+        ("zhao@420500", "city-security")
+    );
+    assert_eq!(
+        (city.header.producer.as_str(), city.header.consumer.as_str()),
+        ("420502001", "420500")
+    );
+    assert_eq!(city.records.len(), 300);
+    // The person id is not granted, so the record keys travel hashed; the ID number finds the
+    // resident.
+    assert!(city.header.key_hashed);
+    let first = &city.records[0];
+    assert!(!stored.contains_key(&first.key));
+    let original = stored
+        .values()
+        .find(|r| r.values[at("id_number")] == city.value(first, "id_number"))
+        .expect("the ID number is sent in clear");
+    assert_eq!(city.value(first, "name"), original.values[at("name")]);
+    let phone = city.value(first, "phone");
+    assert!(
+        phone.len() == 16
+            && phone
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b)),
+        "{phone}"
+    );
+    assert_eq!(city.manifest()["religion"], "withhold");
+    assert_eq!(city.manifest()["sex"], "withhold");
+    nothing_hidden_leaks(&city, &columns, &stored);
+
+    // The same read relayed by the district arrives exactly as the street signed it.
+    let district_code = f.clients[DISTRICT].code().clone();
+    let relayed = read(
+        &f.clients[CITY],
+        Some(&district_code),
+        residents(city_as.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(relayed.records, city.records);
+    assert_eq!(relayed.header.manifest, city.header.manifest);
+    nothing_hidden_leaks(&relayed, &columns, &stored);
+
+    // The district's officer: ID number and phone masked, the district's rows, the rest clear but
+    // core, sensitive and not-shared items.
+    let district_as = credential("li", &tokens.district, "420502/civil-affairs", ALLOWANCE);
+    let district = read(&f.clients[DISTRICT], None, residents(district_as.clone()))
+        .await
+        .unwrap();
+    assert_eq!(district.records.len(), 300);
+    assert_eq!(district.header.row_scope, "community_code within 420502");
+    let id = district.value(&district.records[0], "id_number");
+    let original_id = &stored[&district.records[0].key].values[at("id_number")];
+    assert_eq!(
+        id,
+        format!("{}********{}", &original_id[..6], &original_id[14..])
+    );
+    assert!(
+        regex::Regex::new(r"^\d{3}\*{4}\d{4}$")
+            .unwrap()
+            .is_match(district.value(&district.records[0], "phone"))
+    );
+    assert_eq!(
+        district.value(&district.records[0], "name"),
+        stored[&district.records[0].key].values[at("name")]
+    );
+    for item in ["residence_permit", "religion", "special_population"] {
+        assert!(
+            !district.header.columns.contains(&item.to_string()),
+            "{item} was sent"
+        );
+    }
+    nothing_hidden_leaks(&district, &columns, &stored);
+
+    // The street's grid worker, by the district's delegation: one community's rows, the last four
+    // digits of the ID number, names hashed — and hashed the same as anywhere in the federation.
+    let street_as = credential("wang", &tokens.street, "420502001/grid-worker", ALLOWANCE);
+    let street = read(&f.clients[STREET], None, residents(street_as))
+        .await
+        .unwrap();
+    let community = stored
+        .values()
+        .filter(|r| r.values[at("community_code")] == "420502001001")
+        .count();
+    assert!(community > 0 && community < 300);
+    assert_eq!(street.records.len(), community);
+    let expected: std::collections::BTreeSet<String> = stored
+        .values()
+        .filter(|r| r.values[at("community_code")] == "420502001001")
+        .map(|r| format!("{}{}", "*".repeat(14), &r.values[at("id_number")][14..]))
+        .collect();
+    assert!(
+        street
+            .records
+            .iter()
+            .all(|r| expected.contains(street.value(r, "id_number")))
+    );
+    assert!(
+        street.header.key_hashed,
+        "the person id is hashed under the delegation"
+    );
+    assert!(!street.header.columns.contains(&"phone".to_string()));
+    nothing_hidden_leaks(&street, &columns, &stored);
+
+    // History is decided the same way.
+    let key = district.records[0].key.clone();
+    let mut versions = Vec::new();
+    let history = HistoryRequest {
+        catalog: RESIDENTS.into(),
+        target: "420502001".into(),
+        key: key.clone(),
+        credential: district_as.clone(),
+        ..Default::default()
+    };
+    f.clients[DISTRICT]
+        .history(None, history, |_, v| {
+            assert_eq!(v.header.kind, "history");
+            versions.extend(v.records);
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(versions.len(), 1);
+    assert_eq!(versions[0].values, district.records[0].values);
+
+    // An export keeps the redacted batches and their manifest, and verifies offline.
+    let path = f.dir.path().join("city.tlb");
+    let mut writer = BatchWriter::create(&path).unwrap();
+    f.clients[CITY]
+        .query(Some(&district_code), residents(city_as), |batch, _| {
+            writer
+                .write(&batch)
+                .map_err(|e| ClientError::Io(e.to_string()))
+        })
+        .await
+        .unwrap();
+    writer.finish().unwrap();
+    let offline = verify_file(&path, f.clients[CITY].verifier()).unwrap();
+    assert_eq!(offline.records, 300);
+    let exported = Received {
+        header: city.header.clone(),
+        records: Vec::new(),
+        bytes: std::fs::read(&path).unwrap(),
+    };
+    nothing_hidden_leaks(&exported, &columns, &stored);
+    f.federation.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_without_a_vouched_principal_and_grant_are_refused_and_revocation_is_immediate() {
+    let f = federation(50).await;
+    let tokens = with_policies(&f).await;
+    let refused = |r: Result<Received, ClientError>, code: tonic::Code, text: &str| match r {
+        Err(ClientError::Status(s)) => {
+            assert_eq!(s.code(), code, "{s:?}");
+            assert!(s.message().contains(text), "{}", s.message());
+        }
+        Err(other) => panic!("{other}"),
+        Ok(_) => panic!("served; expected {text}"),
+    };
+    // A node reading another node's records without a principal: default deny.
+    refused(
+        read(&f.clients[CITY], None, residents(None)).await,
+        tonic::Code::PermissionDenied,
+        "without naming a principal",
+    );
+    // A wrong token, or a role the principal does not hold.
+    let wrong = credential("zhao", "tlk_guess", "420500/ps-analyst", SECURITY);
+    refused(
+        read(&f.clients[CITY], None, residents(wrong)).await,
+        tonic::Code::Unauthenticated,
+        "token is wrong",
+    );
+    let other_role = credential("zhao", &tokens.city, "420502/civil-affairs", SECURITY);
+    refused(
+        read(&f.clients[CITY], None, residents(other_role)).await,
+        tonic::Code::Unauthenticated,
+        "does not hold role",
+    );
+    // Another purpose than the grant's.
+    let purpose = credential("zhao", &tokens.city, "420500/ps-analyst", "curiosity");
+    refused(
+        read(&f.clients[CITY], None, residents(purpose)).await,
+        tonic::Code::PermissionDenied,
+        SECURITY,
+    );
+    // The street's node vouching for a city role: the street cannot claim it.
+    let street = f.clients[STREET].code().clone();
+    let token = f
+        .federation
+        .add_principal(&street, "mallory", &["420500/ps-analyst"])
+        .unwrap();
+    let claimed = credential("mallory", &token, "420500/ps-analyst", SECURITY);
+    refused(
+        read(&f.clients[STREET], None, residents(claimed)).await,
+        tonic::Code::PermissionDenied,
+        "may not act in role 420500/ps-analyst",
+    );
+    // A requester signed by another node than the one it names.
+    let district_dir = &f.federation.nodes[DISTRICT].dir;
+    let creds = district_dir.credentials().unwrap();
+    let key = tierlink_core::identity::NodeKey::load(
+        &creds.signing_key_pem,
+        &creds.signing_cert_pem,
+        &district_dir.trusted_ca().unwrap(),
+    )
+    .unwrap();
+    let forged = tierlink_core::signed::requester::sign(
+        &key,
+        &tierlink_proto::v1::Requester {
+            node: "420500".into(),
+            principal: "zhao".into(),
+            role: "420500/ps-analyst".into(),
+            purpose: SECURITY.into(),
+            producer: "420502001".into(),
+            catalog: RESIDENTS.into(),
+            request_id: "r1".into(),
+            issued_at_micros: chrono::Utc::now().timestamp_micros(),
+            ..Default::default()
+        },
+    );
+    let mut raw = f.clients[DISTRICT].connect(&street).await.unwrap();
+    let status = raw
+        .query(QueryRequest {
+            requester: Some(forged),
+            request_id: "r1".into(),
+            ..residents(None)
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::PermissionDenied);
+    assert!(
+        status
+            .message()
+            .contains("not signed by 420500's registered key"),
+        "{}",
+        status.message()
+    );
+    // A requester is good for one read: played again, it is refused.
+    let genuine = tierlink_core::signed::requester::sign(
+        &key,
+        &tierlink_proto::v1::Requester {
+            node: "420502".into(),
+            principal: "li".into(),
+            role: "420502/civil-affairs".into(),
+            purpose: ALLOWANCE.into(),
+            producer: "420502001".into(),
+            catalog: RESIDENTS.into(),
+            request_id: "r2".into(),
+            issued_at_micros: chrono::Utc::now().timestamp_micros(),
+            ..Default::default()
+        },
+    );
+    let once = QueryRequest {
+        requester: Some(genuine),
+        request_id: "r2".into(),
+        ..residents(None)
+    };
+    let mut served = raw.query(once.clone()).await.unwrap().into_inner();
+    while let Some(batch) = tokio_stream::StreamExt::next(&mut served).await {
+        batch.unwrap();
+    }
+    let status = raw.query(once).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::PermissionDenied);
+    assert!(
+        status.message().contains("already served"),
+        "{}",
+        status.message()
+    );
+    // A credential sent to another node than the principal's own.
+    let status = raw
+        .query(residents(credential(
+            "li",
+            &tokens.district,
+            "420502/civil-affairs",
+            ALLOWANCE,
+        )))
+        .await
+        .unwrap_err();
+    assert!(
+        status.message().contains("only to its own node"),
+        "{}",
+        status.message()
+    );
+
+    // Revoking the district's grant takes the street's delegation with it, on the next request.
+    let district_as = credential("li", &tokens.district, "420502/civil-affairs", ALLOWANCE);
+    read(&f.clients[DISTRICT], None, residents(district_as.clone()))
+        .await
+        .unwrap();
+    f.federation
+        .issue(
+            &street,
+            vec![tierlink_node::directory::DirectoryCommand::Policy(
+                tierlink_core::policy::PolicyCommand::Revoke("district-allowance".into()),
+            )],
+        )
+        .await
+        .unwrap();
+    refused(
+        read(&f.clients[DISTRICT], None, residents(district_as)).await,
+        tonic::Code::PermissionDenied,
+        "no grant",
+    );
+    let street_as = credential("wang", &tokens.street, "420502001/grid-worker", ALLOWANCE);
+    refused(
+        read(&f.clients[STREET], None, residents(street_as)).await,
+        tonic::Code::PermissionDenied,
+        "no grant",
+    );
+    f.federation.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_exchange_is_audited_on_both_ends_and_anchored_in_the_directory() {
+    let f = federation(20).await;
+    let tokens = with_policies(&f).await;
+    let city_as = credential("zhao", &tokens.city, "420500/ps-analyst", SECURITY);
+    let district_code = f.clients[DISTRICT].code().clone();
+    let mut request = residents(city_as.clone());
+    request.request_id = "audit-1".into();
+    read(&f.clients[CITY], Some(&district_code), request)
+        .await
+        .unwrap();
+    let wrong = credential("zhao", &tokens.city, "420500/ps-analyst", "curiosity");
+    assert!(
+        read(&f.clients[CITY], None, residents(wrong))
+            .await
+            .is_err()
+    );
+
+    let street_log = f.federation.nodes[STREET].audit().unwrap();
+    let city_log = f.federation.nodes[CITY].audit().unwrap();
+    // Who saw the residents' ID numbers, under which grant: one query.
+    let key = read(
+        &f.clients[STREET],
+        None,
+        QueryRequest {
+            catalog: RESIDENTS.into(),
+            limit: 1,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+    .records[0]
+        .key
+        .clone();
+    let who = AuditFilter {
+        item: Some("id_number".into()),
+        key: Some(key),
+        principal: Some("zhao@420500".into()),
+        ..Default::default()
+    };
+    let seen = street_log.query(&who, 100).unwrap();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    let e = &seen[0];
+    assert_eq!(
+        (e.side, e.outcome),
+        (Some(Side::Producer), Some(Outcome::Served))
+    );
+    assert_eq!(
+        (e.grant.as_str(), e.purpose.as_str(), e.request_id.as_str()),
+        ("city-security", SECURITY, "audit-1")
+    );
+    assert_eq!(
+        (e.consumer.as_str(), e.relay.as_str(), e.records),
+        ("420500", "420502", 20)
+    );
+    assert!(e.items["clear"].contains(&"id_number".to_string()) && e.items["hash"] == ["phone"]);
+
+    let consumer = city_log.query(&AuditFilter::default(), 100).unwrap();
+    let mine = consumer
+        .iter()
+        .find(|c| c.request_id == "audit-1")
+        .expect("the city audits its principal's read");
+    assert_eq!(
+        (mine.side, mine.records, mine.grant.as_str()),
+        (Some(Side::Consumer), 20, "city-security")
+    );
+    let refusal = street_log
+        .query(
+            &AuditFilter {
+                refused_only: true,
+                ..Default::default()
+            },
+            100,
+        )
+        .unwrap();
+    assert!(
+        refusal
+            .iter()
+            .any(|r| r.purpose == "curiosity" && r.reason.contains("no grant")),
+        "{refusal:?}"
+    );
+
+    // The street anchors its head in the directory; its chain verifies against the anchor.
+    let replica = f.federation.nodes[STREET].directory().unwrap();
+    let anchored = anchor_head(street_log, replica.as_ref())
+        .await
+        .unwrap()
+        .unwrap();
+    let (sequence, head) = street_log.head();
+    assert_eq!(anchored, sequence);
+    let revision = replica.view(|s| s.revision);
+    f.federation.wait_for_revision(revision).await.unwrap();
+    let at_city = f.federation.nodes[CITY]
+        .directory()
+        .unwrap()
+        .view(|s| s.anchors[f.clients[STREET].code()].clone());
+    assert_eq!(
+        (at_city.sequence, at_city.head.as_str()),
+        (sequence, head.as_str())
+    );
+    assert_eq!(
+        street_log.verify(Some((sequence, &head))).unwrap(),
+        Ok(sequence)
+    );
+    f.federation.stop().await.unwrap();
+}

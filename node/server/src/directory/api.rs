@@ -1,0 +1,268 @@
+//! The `tierlink.v1.Directory` server side: changes in (from the node's own administrator, or
+//! signed entries from other nodes), reads out of the local replica, and the replica's status.
+
+use std::sync::Arc;
+
+use tierlink_proto::v1::directory_server::Directory;
+use tierlink_proto::v1::{
+    CatalogsRequest, CatalogsResponse, ChangeResponse, FoundRequest, MembersResponse,
+    PoliciesResponse, ProposeRequest, ReadMeta, ReadRequest, Replica as ReplicaStatus,
+    StatusRequest, StatusResponse, SubmitRequest,
+};
+use tonic::{Request, Response, Status};
+
+use super::replica::{DirectoryError, Replica, response_of};
+use super::type_config::{code_of, node_id};
+use crate::exchange::server::catalog_summary;
+use crate::peer::{caller, require_self};
+use tierlink_core::directory::PublishedCatalog;
+use tierlink_core::directory::{DirectoryCommand, Member, SignedCommands};
+
+/// How long `Status` waits for the leader's view of replication before answering without it.
+const STATUS_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The directory service of one node.
+pub struct DirectoryService {
+    replica: Arc<Replica>,
+}
+
+impl DirectoryService {
+    /// A service over `replica`.
+    pub fn new(replica: Arc<Replica>) -> Self {
+        Self { replica }
+    }
+
+    fn require_self<T>(&self, request: &Request<T>, what: &str) -> Result<(), Status> {
+        require_self(&caller(request)?, self.replica.code(), what)
+    }
+
+    /// Local reads answer here; a linearizable read is answered by the leader, after it has
+    /// confirmed its leadership and applied everything committed before the call.
+    async fn read_meta(&self, read: Option<ReadRequest>) -> Result<Option<ReadMeta>, Status> {
+        let linearizable = read.is_some_and(|r| r.linearizable);
+        if linearizable {
+            if !self.replica.is_leader() {
+                return Ok(None);
+            }
+            self.replica.ensure_linearizable().await?;
+        }
+        Ok(Some(self.replica.read_meta(linearizable)))
+    }
+}
+
+impl From<DirectoryError> for Status {
+    fn from(e: DirectoryError) -> Self {
+        let text = e.to_string();
+        match e {
+            DirectoryError::NoLeader { .. } => Status::unavailable(text),
+            DirectoryError::Unconfirmed(_) => Status::deadline_exceeded(text),
+            DirectoryError::Invalid(_) => Status::invalid_argument(text),
+            DirectoryError::AlreadyFounded => Status::failed_precondition(text),
+            DirectoryError::Storage(_) => Status::internal(text),
+            DirectoryError::Remote { .. } => Status::unavailable(text),
+        }
+    }
+}
+
+fn member_message(m: &Member, voter: bool) -> tierlink_proto::v1::Member {
+    tierlink_proto::v1::Member {
+        code: m.unit.code.to_string(),
+        tier: m.unit.tier.as_str().to_owned(),
+        parent: m
+            .unit
+            .parent
+            .as_ref()
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
+        name: m.unit.name.clone(),
+        endpoint: m.endpoint.clone(),
+        status: m.status.as_str().to_owned(),
+        signing_key: m.signing_key.clone(),
+        tls_fingerprint: m.tls_fingerprint.clone(),
+        voter,
+    }
+}
+
+/// The item names of `published` that contain `text` (already lower-case), and whether the
+/// catalog matches at all.
+fn matches(published: &PublishedCatalog, text: &str) -> Option<Vec<String>> {
+    let c = &published.catalog;
+    let items: Vec<String> = c
+        .items
+        .iter()
+        .filter(|i| !text.is_empty() && i.name.to_lowercase().contains(text))
+        .map(|i| i.name.clone())
+        .collect();
+    let fields = [&c.code, &c.name, &c.provider.name, &c.provider.code];
+    let hit = text.is_empty()
+        || !items.is_empty()
+        || fields.iter().any(|f| f.to_lowercase().contains(text));
+    hit.then_some(items)
+}
+
+#[tonic::async_trait]
+impl Directory for DirectoryService {
+    async fn found(
+        &self,
+        request: Request<FoundRequest>,
+    ) -> Result<Response<ChangeResponse>, Status> {
+        self.require_self(&request, "found the directory")?;
+        Ok(Response::new(response_of(self.replica.found().await?)))
+    }
+
+    async fn propose(
+        &self,
+        request: Request<ProposeRequest>,
+    ) -> Result<Response<ChangeResponse>, Status> {
+        self.require_self(&request, "issue directory changes")?;
+        let req = request.into_inner();
+        let commands: Vec<DirectoryCommand> =
+            serde_json::from_str(&req.commands_json).map_err(|e| {
+                Status::invalid_argument(format!(
+                    "commands_json is not a list of directory commands: {e}"
+                ))
+            })?;
+        if commands.is_empty() {
+            return Err(Status::invalid_argument("no commands given"));
+        }
+        let replies = if req.via.is_empty() {
+            self.replica.propose(commands).await?
+        } else {
+            self.replica.propose_via(&req.via, commands).await?
+        };
+        Ok(Response::new(response_of(replies)))
+    }
+
+    async fn submit(
+        &self,
+        request: Request<SubmitRequest>,
+    ) -> Result<Response<ChangeResponse>, Status> {
+        caller(&request)?;
+        let req = request.into_inner();
+        let entry: SignedCommands = serde_json::from_str(&req.entry_json).map_err(|e| {
+            Status::invalid_argument(format!("entry_json is not a signed entry: {e}"))
+        })?;
+        let replies = self.replica.submit(entry, req.hops).await?;
+        Ok(Response::new(response_of(replies)))
+    }
+
+    async fn members(
+        &self,
+        request: Request<ReadRequest>,
+    ) -> Result<Response<MembersResponse>, Status> {
+        let req = request.into_inner();
+        let Some(meta) = self.read_meta(Some(req)).await? else {
+            return self.replica.leader_client().await?.members(req).await;
+        };
+        let members = self.replica.view(|s| {
+            s.members
+                .values()
+                .map(|m| member_message(m, s.voters.contains(&m.unit.code)))
+                .collect()
+        });
+        Ok(Response::new(MembersResponse {
+            meta: Some(meta),
+            members,
+        }))
+    }
+
+    async fn policies(
+        &self,
+        request: Request<ReadRequest>,
+    ) -> Result<Response<PoliciesResponse>, Status> {
+        let req = request.into_inner();
+        let Some(meta) = self.read_meta(Some(req)).await? else {
+            return self.replica.leader_client().await?.policies(req).await;
+        };
+        let policies_json = self
+            .replica
+            .view(|s| serde_json::to_string(&s.policies))
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(PoliciesResponse {
+            meta: Some(meta),
+            policies_json,
+        }))
+    }
+
+    async fn catalogs(
+        &self,
+        request: Request<CatalogsRequest>,
+    ) -> Result<Response<CatalogsResponse>, Status> {
+        let req = request.into_inner();
+        let Some(meta) = self.read_meta(req.read).await? else {
+            return self.replica.leader_client().await?.catalogs(req).await;
+        };
+        let text = req.text.trim().to_lowercase();
+        let catalogs = self.replica.view(|s| {
+            s.catalogs
+                .values()
+                .flat_map(|own| own.values())
+                .filter(|p| req.publisher.is_empty() || p.publisher.as_str() == req.publisher)
+                .filter_map(|p| {
+                    let matched_items = matches(p, &text)?;
+                    Some(tierlink_proto::v1::PublishedCatalog {
+                        publisher: p.publisher.to_string(),
+                        revision: p.revision,
+                        summary: Some(catalog_summary(&p.catalog, p.catalog.items.len(), 0)),
+                        catalog_json: serde_json::to_string_pretty(&p.catalog).ok()?,
+                        matched_items,
+                    })
+                })
+                .collect()
+        });
+        Ok(Response::new(CatalogsResponse {
+            meta: Some(meta),
+            catalogs,
+        }))
+    }
+
+    async fn status(
+        &self,
+        _request: Request<StatusRequest>,
+    ) -> Result<Response<StatusResponse>, Status> {
+        let m = self.replica.metrics();
+        let membership = m.membership_config.membership();
+        let voters: Vec<u64> = membership.voter_ids().collect();
+        let matched = |id: &u64| -> Option<u64> {
+            if *id == m.id {
+                return m.last_log_index;
+            }
+            let replication = m.replication.as_ref()?;
+            replication.get(id).copied().flatten().map(|l| l.index)
+        };
+        let mut replicas: Vec<ReplicaStatus> = membership
+            .nodes()
+            .map(|(id, _)| ReplicaStatus {
+                code: code_of(*id).to_string(),
+                voter: voters.contains(id),
+                matched_index: matched(id),
+            })
+            .collect();
+        // Only the leader knows how far each replica has got: ask it.
+        if m.replication.is_none() && m.current_leader.is_some() {
+            let ask = async {
+                let mut leader = self.replica.leader_client().await.ok()?;
+                leader.status(StatusRequest {}).await.ok()
+            };
+            if let Ok(Some(from_leader)) = tokio::time::timeout(STATUS_WAIT, ask).await {
+                replicas = from_leader.into_inner().replicas;
+            }
+        }
+        let not_replicating = self.replica.view(|s| {
+            s.members
+                .keys()
+                .filter(|c| !membership.nodes().any(|(id, _)| *id == node_id(c)))
+                .map(|c| c.to_string())
+                .collect()
+        });
+        Ok(Response::new(StatusResponse {
+            meta: Some(self.replica.read_meta(false)),
+            term: m.current_term,
+            state: format!("{:?}", m.state).to_lowercase(),
+            last_log_index: m.last_log_index.unwrap_or(0),
+            snapshot_index: m.snapshot.map_or(0, |s| s.index),
+            replicas,
+            not_replicating,
+        }))
+    }
+}

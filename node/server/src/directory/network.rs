@@ -1,0 +1,169 @@
+//! The directory's raft messages between nodes: the `tierlink.v1.Federation` client side, over
+//! the same mutual TLS as the exchange. One connection per peer, made on first use and remade
+//! after a failure.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use openraft::BasicNode;
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tierlink_proto::v1::RaftPayload;
+use tierlink_proto::v1::federation_client::FederationClient;
+use tonic::transport::Channel;
+
+use super::type_config::{NodeId, TypeConfig};
+use tierlink_client::{MAX_MESSAGE_BYTES, channel};
+use tierlink_core::config::Credentials;
+
+/// Makes connections to the other voters and learners, with this node's credentials.
+pub struct Network {
+    credentials: Credentials,
+    link: Link,
+}
+
+impl Network {
+    /// Connections made with `credentials`, cut when `link` is isolated.
+    pub fn new(credentials: Credentials, link: Link) -> Self {
+        Self { credentials, link }
+    }
+}
+
+/// What a node's transport knows of the federation: when it last heard from a leader (how stale
+/// its reads may be), and whether it is cut off. Cutting a node off is a fault hook: every raft
+/// message in or out, and every forwarded change, fails as if the network were down, so partition
+/// tests exercise the real replication paths.
+#[derive(Clone, Default)]
+pub struct Link {
+    heard: Arc<Mutex<Option<Instant>>>,
+    isolated: Arc<AtomicBool>,
+}
+
+impl Link {
+    /// Notes that a leader's append-entries message arrived now.
+    pub fn heard_leader(&self) {
+        *self.heard.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+    }
+
+    /// Milliseconds since a leader was last heard; `None` if never.
+    pub fn millis_since_leader(&self) -> Option<u64> {
+        let heard = *self.heard.lock().unwrap_or_else(|p| p.into_inner());
+        heard.map(|at| at.elapsed().as_millis() as u64)
+    }
+
+    /// Cuts the node off from every other node, or reconnects it.
+    pub fn set_isolated(&self, isolated: bool) {
+        self.isolated.store(isolated, Ordering::SeqCst);
+    }
+
+    /// Whether the node is cut off.
+    pub fn is_isolated(&self) -> bool {
+        self.isolated.load(Ordering::SeqCst)
+    }
+}
+
+/// A connection to one peer.
+pub struct Connection {
+    target: NodeId,
+    endpoint: String,
+    credentials: Credentials,
+    link: Link,
+    client: Option<FederationClient<Channel>>,
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = Connection;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Connection {
+        Connection {
+            target,
+            endpoint: node.addr.clone(),
+            credentials: self.credentials.clone(),
+            link: self.link.clone(),
+            client: None,
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Rpc {
+    AppendEntries,
+    Vote,
+    InstallSnapshot,
+}
+
+type Failure<E> = RPCError<NodeId, BasicNode, E>;
+
+impl Connection {
+    async fn call<Req, Resp, E>(&mut self, rpc: Rpc, request: &Req) -> Result<Resp, Failure<E>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        if self.link.is_isolated() {
+            self.client = None;
+            let cut = std::io::Error::new(std::io::ErrorKind::NotConnected, "this node is cut off");
+            return Err(RPCError::Unreachable(Unreachable::new(&cut)));
+        }
+        let json =
+            serde_json::to_vec(request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let mut client = match self.client.take() {
+            Some(c) => c,
+            None => FederationClient::new(
+                channel(&self.credentials, &self.endpoint)
+                    .await
+                    .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?,
+            )
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        };
+        let payload = RaftPayload { json };
+        let reply = match rpc {
+            Rpc::AppendEntries => client.append_entries(payload).await,
+            Rpc::Vote => client.vote(payload).await,
+            Rpc::InstallSnapshot => client.install_snapshot(payload).await,
+        }
+        .map_err(|status| RPCError::Unreachable(Unreachable::new(&status)))?;
+        self.client = Some(client);
+        let result: Result<Resp, E> = serde_json::from_slice(&reply.into_inner().json)
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for Connection {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        _option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, Failure<RaftError<NodeId>>> {
+        self.call(Rpc::AppendEntries, &rpc).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        _option: RPCOption,
+    ) -> Result<InstallSnapshotResponse<NodeId>, Failure<RaftError<NodeId, InstallSnapshotError>>>
+    {
+        self.call(Rpc::InstallSnapshot, &rpc).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        _option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, Failure<RaftError<NodeId>>> {
+        self.call(Rpc::Vote, &rpc).await
+    }
+}

@@ -1,0 +1,763 @@
+//! A node's replica of the directory: its raft, the state it has applied, and the ways in and out
+//! — changes the node signs and submits to the leader, reads answered locally with how fresh they
+//! are, and, while this node leads, raft membership kept in step with the directory's members.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use openraft::error::{ClientWriteError, InitializeError, RaftError};
+use openraft::raft::ClientWriteResponse;
+use openraft::{BasicNode, ChangeMembers, Raft, ServerState, SnapshotPolicy};
+use tierlink_proto::v1::directory_client::DirectoryClient;
+use tierlink_proto::v1::{ChangeResponse, ReadMeta, SubmitRequest};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+use super::log_store::LogStore;
+use super::network::{Link, Network};
+use super::state_machine::StateMachine;
+use super::type_config::{NodeId, TypeConfig, code_of, node_id};
+use tierlink_client::directory::connect;
+use tierlink_core::config::{Credentials, DirectorySettings, NodeDir};
+use tierlink_core::directory::DirectoryState;
+use tierlink_core::directory::{
+    CommandBatch, DirectoryCommand, DirectoryReply, Member, MemberStatus, SignedCommands,
+};
+use tierlink_core::identity::{NodeCode, NodeKey, Tier, TrustedCa, pem_to_der};
+use tierlink_core::members::{Members, Standing};
+use tierlink_store::SledStore;
+use tierlink_store::audit::{AnchorBoard, BoardFuture};
+
+/// Commands signed into one log entry at most; concurrent proposals share entries up to this.
+const MAX_COMMANDS_PER_ENTRY: usize = 128;
+
+/// Entries this node may have handed to its raft, as leader, before the first is committed.
+const MAX_ENTRIES_IN_FLIGHT: usize = 2;
+
+/// How often the leader compares raft membership with the directory's members.
+const RECONCILE_EVERY: Duration = Duration::from_millis(200);
+
+/// A directory operation that could not be carried out.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum DirectoryError {
+    /// No leader could take the change.
+    #[error(
+        "no directory leader is reachable from {node}: {why}. Reads from this node's replica keep working; retry once the federation is reachable"
+    )]
+    NoLeader {
+        /// This node.
+        node: NodeCode,
+        /// What failed.
+        why: String,
+    },
+    /// Another node refused or could not pass on the change; its own words.
+    #[error("{endpoint} answered: {message}")]
+    Remote {
+        /// The node asked.
+        endpoint: String,
+        /// What it said.
+        message: String,
+    },
+    /// The leader took the change but could not confirm it was committed in time: it may yet be
+    /// applied. Read the directory before issuing it again.
+    #[error(
+        "the change was not confirmed within {0} ms (a quorum of voters is not reachable); it may still be applied: check the directory before issuing it again"
+    )]
+    Unconfirmed(u128),
+    /// The request is not valid.
+    #[error("{0}")]
+    Invalid(String),
+    /// The directory was founded already.
+    #[error("the directory is already founded; it has one founding, by the city")]
+    AlreadyFounded,
+    /// The replica's storage failed.
+    #[error("directory storage: {0}")]
+    Storage(String),
+}
+
+/// A node's replica of the federation directory.
+pub struct Replica {
+    core: Arc<Core>,
+    proposals: mpsc::Sender<Proposal>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// What the background tasks share with the replica.
+struct Core {
+    me: Member,
+    id: NodeId,
+    raft: Raft<TypeConfig>,
+    state: StateMachine,
+    key: NodeKey,
+    credentials: Credentials,
+    link: Link,
+    settings: DirectorySettings,
+    last_sequence: Mutex<u64>,
+    clients: Mutex<BTreeMap<String, DirectoryClient<Channel>>>,
+}
+
+type WriteError = ClientWriteError<NodeId, BasicNode>;
+
+/// A failed attempt, and whether trying again is safe and may help.
+enum Retry {
+    Yes(DirectoryError),
+    No(DirectoryError),
+}
+
+impl Retry {
+    fn into_error(self) -> DirectoryError {
+        match self {
+            Retry::Yes(e) | Retry::No(e) => e,
+        }
+    }
+}
+
+struct Proposal {
+    commands: Vec<DirectoryCommand>,
+    reply: oneshot::Sender<Result<Vec<DirectoryReply>, DirectoryError>>,
+}
+
+/// This node as the directory records it, from its configuration and certificates.
+pub fn member_of(
+    dir: &NodeDir,
+    credentials: &Credentials,
+    key: &NodeKey,
+) -> Result<Member, String> {
+    let tls = pem_to_der(&credentials.tls_cert_pem).map_err(|e| e.to_string())?;
+    Ok(Member {
+        unit: dir.config.node.clone(),
+        endpoint: dir.config.server.endpoint.clone(),
+        signing_key: hex::encode(key.verifying_key().as_bytes()),
+        signing_certificate: credentials.signing_cert_pem.clone(),
+        tls_fingerprint: blake3::hash(&tls).to_hex().to_string(),
+        status: MemberStatus::Pending,
+    })
+}
+
+impl Replica {
+    /// Opens the replica kept in `store` and starts its raft. It takes part in the directory once
+    /// the city founds it here, or the leader adds this node after its parent approves it.
+    pub async fn open(
+        store: &SledStore,
+        dir: &NodeDir,
+        credentials: Credentials,
+        key: NodeKey,
+        ca: TrustedCa,
+    ) -> Result<Self, DirectoryError> {
+        let storage = |e: &dyn std::fmt::Display| DirectoryError::Storage(e.to_string());
+        let settings = dir.config.directory.clone();
+        let config = openraft::Config {
+            cluster_name: "tierlink-directory".into(),
+            heartbeat_interval: settings.heartbeat_ms,
+            election_timeout_min: settings.election_timeout_ms,
+            election_timeout_max: settings.election_timeout_ms * 2,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(settings.snapshot_every),
+            max_in_snapshot_log_to_keep: settings.kept_after_snapshot,
+            max_payload_entries: 32,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| DirectoryError::Invalid(format!("[directory] settings: {e}")))?;
+        let log = LogStore::new(store.keyspace("raft-log").map_err(|e| storage(&e))?);
+        let state = StateMachine::open(store.keyspace("directory").map_err(|e| storage(&e))?, ca)
+            .map_err(|e| storage(&e))?;
+        let link = Link::default();
+        let id = node_id(dir.code());
+        let raft = Raft::new(
+            id,
+            Arc::new(config),
+            Network::new(credentials.clone(), link.clone()),
+            log,
+            state.clone(),
+        )
+        .await
+        .map_err(|e| storage(&e))?;
+        let me = member_of(dir, &credentials, &key).map_err(DirectoryError::Invalid)?;
+        let core = Arc::new(Core {
+            me,
+            id,
+            raft,
+            state,
+            key,
+            credentials,
+            link,
+            settings,
+            last_sequence: Mutex::new(0),
+            clients: Mutex::new(BTreeMap::new()),
+        });
+        let (proposals, queue) = mpsc::channel(4096);
+        let tasks = vec![
+            tokio::spawn(core.clone().propose_loop(queue)),
+            tokio::spawn(core.clone().reconcile_loop()),
+        ];
+        Ok(Self {
+            core,
+            proposals,
+            tasks: Mutex::new(tasks),
+        })
+    }
+
+    /// The local raft, for the `tierlink.v1.Federation` service.
+    pub fn raft(&self) -> &Raft<TypeConfig> {
+        &self.core.raft
+    }
+
+    /// The transport's view: when a leader was last heard, and the partition fault hook.
+    pub fn link(&self) -> &Link {
+        &self.core.link
+    }
+
+    /// This node's code.
+    pub fn code(&self) -> &NodeCode {
+        &self.core.me.unit.code
+    }
+
+    /// This node as it registers itself.
+    pub fn member(&self) -> &Member {
+        &self.core.me
+    }
+
+    /// Looks at the directory as this replica has applied it.
+    pub fn view<T>(&self, f: impl FnOnce(&DirectoryState) -> T) -> T {
+        self.core.state.view(|state, _| f(state))
+    }
+
+    /// Founds the directory on the city: this node becomes its only voter and registers itself.
+    pub async fn found(&self) -> Result<Vec<DirectoryReply>, DirectoryError> {
+        if self.core.me.unit.tier != Tier::City {
+            return Err(DirectoryError::Invalid(format!(
+                "{} is a {}: only the city founds the directory; join it with `tierlink directory join --via PARENT_ENDPOINT`",
+                self.code(),
+                self.core.me.unit.tier
+            )));
+        }
+        let node = BasicNode {
+            addr: self.core.me.endpoint.clone(),
+        };
+        match self
+            .core
+            .raft
+            .initialize(BTreeMap::from([(self.core.id, node)]))
+            .await
+        {
+            Ok(()) => {}
+            Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {
+                return Err(DirectoryError::AlreadyFounded);
+            }
+            Err(e) => return Err(DirectoryError::Storage(e.to_string())),
+        }
+        self.propose(vec![DirectoryCommand::Register(self.core.me.clone())])
+            .await
+    }
+
+    /// Issues `commands` as this node: signed, and applied through the leader, one reply each.
+    /// Concurrent proposals are signed into shared log entries, in the order they were made.
+    pub async fn propose(
+        &self,
+        commands: Vec<DirectoryCommand>,
+    ) -> Result<Vec<DirectoryReply>, DirectoryError> {
+        let (reply, answer) = oneshot::channel();
+        let stopped = || DirectoryError::Storage("the directory replica has stopped".into());
+        self.proposals
+            .send(Proposal { commands, reply })
+            .await
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Issues `commands` as this node through another node (`via`), for a node that is not yet a
+    /// replica: joining under its parent.
+    pub async fn propose_via(
+        &self,
+        via: &str,
+        commands: Vec<DirectoryCommand>,
+    ) -> Result<Vec<DirectoryReply>, DirectoryError> {
+        let entry = self.core.sign(commands);
+        self.core
+            .forward(via, &entry, 0)
+            .await
+            .map_err(Retry::into_error)
+    }
+
+    /// Hands a signed entry to the leader (or to the leader this node knows of), as received.
+    pub async fn submit(
+        &self,
+        entry: SignedCommands,
+        hops: u32,
+    ) -> Result<Vec<DirectoryReply>, DirectoryError> {
+        self.core.submit(entry, hops).await
+    }
+
+    /// How fresh this replica's reads are.
+    pub fn read_meta(&self, linearizable: bool) -> ReadMeta {
+        self.core.read_meta(linearizable)
+    }
+
+    /// Whether this node leads the directory now.
+    pub fn is_leader(&self) -> bool {
+        self.core.raft.metrics().borrow().state == ServerState::Leader
+    }
+
+    /// Waits until every change committed before the call is applied here. Only a leader can
+    /// answer; others forward the read to it.
+    pub async fn ensure_linearizable(&self) -> Result<(), DirectoryError> {
+        self.core
+            .raft
+            .ensure_linearizable()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.core.no_leader(e.to_string()))
+    }
+
+    /// A client of the leader's `tierlink.v1.Directory` service.
+    pub async fn leader_client(&self) -> Result<DirectoryClient<Channel>, DirectoryError> {
+        let (_, addr) = self.core.leader().await?;
+        self.core.client(&addr).await
+    }
+
+    /// Raft's view: term, role, log, and replication progress when leading.
+    pub fn metrics(&self) -> openraft::RaftMetrics<NodeId, BasicNode> {
+        self.core.raft.metrics().borrow().clone()
+    }
+
+    /// Stops the background tasks and the raft, and waits until they have let go of the store.
+    pub async fn shutdown(&self) {
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        for task in tasks {
+            task.abort();
+            let _ = task.await;
+        }
+        if let Err(e) = self.core.raft.shutdown().await {
+            tracing::warn!(error = %e, "directory raft did not shut down cleanly");
+        }
+    }
+}
+
+impl Members for Replica {
+    fn standing(&self, code: &NodeCode) -> Option<Standing> {
+        self.view(|s| {
+            s.members.get(code).map(|m| Standing {
+                endpoint: m.endpoint.clone(),
+                signing_key: m.signing_key.clone(),
+                status: m.status.as_str().to_owned(),
+            })
+        })
+    }
+
+    fn decide(
+        &self,
+        producer: &NodeCode,
+        catalog: &tierlink_core::catalog::Catalog,
+        asker: &tierlink_core::policy::Asker,
+        today: &str,
+    ) -> Result<tierlink_core::policy::Decision, tierlink_core::policy::Refusal> {
+        self.view(|s| s.policies.decide(producer, catalog, asker, today))
+    }
+}
+
+impl AnchorBoard for Replica {
+    fn anchored(&self) -> Option<(u64, String, u64)> {
+        self.view(|s| {
+            s.anchors
+                .get(self.code())
+                .map(|a| (a.sequence, a.head.clone(), a.revision))
+        })
+    }
+
+    fn anchor(&self, sequence: u64, head: String) -> BoardFuture<'_, ()> {
+        Box::pin(async move {
+            let replies = self
+                .propose(vec![DirectoryCommand::AnchorAudit { sequence, head }])
+                .await
+                .map_err(|e| e.to_string())?;
+            match replies.into_iter().next() {
+                Some(DirectoryReply::Applied { .. }) => Ok(()),
+                Some(DirectoryReply::Rejected { reason }) => Err(reason),
+                None => Err("the directory gave no reply".into()),
+            }
+        })
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        for task in self
+            .tasks
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            task.abort();
+        }
+    }
+}
+
+impl Core {
+    fn code(&self) -> &NodeCode {
+        &self.me.unit.code
+    }
+
+    fn no_leader(&self, why: String) -> DirectoryError {
+        DirectoryError::NoLeader {
+            node: self.code().clone(),
+            why,
+        }
+    }
+
+    /// Signs `commands` under this node's next sequence number.
+    fn sign(&self, commands: Vec<DirectoryCommand>) -> SignedCommands {
+        let applied = self
+            .state
+            .view(|s, _| s.sequences.get(self.code()).copied().unwrap_or(0));
+        let sequence = {
+            let mut last = self.last_sequence.lock().unwrap_or_else(|p| p.into_inner());
+            let now = chrono::Utc::now().timestamp_micros().max(0) as u64;
+            *last = now.max(applied.max(*last) + 1);
+            *last
+        };
+        let batch = CommandBatch {
+            issuer: self.code().clone(),
+            sequence,
+            commands,
+        };
+        SignedCommands::sign(&batch, &self.key)
+    }
+
+    /// Takes proposals in arrival order and signs those waiting together into one entry. While
+    /// this node leads, entries are handed to raft in sequence order and several may be in flight
+    /// (raft appends them in that order); otherwise one entry at a time goes to the leader, so a
+    /// forwarded entry never overtakes an earlier one.
+    async fn propose_loop(self: Arc<Self>, mut queue: mpsc::Receiver<Proposal>) {
+        let in_flight = Arc::new(Semaphore::new(MAX_ENTRIES_IN_FLIGHT));
+        while let Some(first) = queue.recv().await {
+            let mut count = first.commands.len();
+            let mut group = vec![first];
+            while count < MAX_COMMANDS_PER_ENTRY {
+                match queue.try_recv() {
+                    Ok(p) => {
+                        count += p.commands.len();
+                        group.push(p);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let commands = group.iter().flat_map(|p| p.commands.clone()).collect();
+            let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                return;
+            };
+            let entry = self.sign(commands);
+            if self.raft.metrics().borrow().state == ServerState::Leader {
+                match self.raft.client_write_ff(entry).await {
+                    Ok(committed) => {
+                        let core = self.clone();
+                        tokio::spawn(async move {
+                            let result = core.committed(committed).await;
+                            answer(group, result);
+                            drop(permit);
+                        });
+                    }
+                    Err(fatal) => answer(group, Err(self.no_leader(fatal.to_string()))),
+                }
+                continue;
+            }
+            answer(group, self.submit(entry, 0).await);
+        }
+    }
+
+    /// The outcome of an entry handed to the local raft.
+    async fn committed<E>(
+        &self,
+        committed: impl Future<Output = Result<Result<ClientWriteResponse<TypeConfig>, WriteError>, E>>,
+    ) -> Result<Vec<DirectoryReply>, DirectoryError> {
+        let commit_wait = Duration::from_millis(self.settings.election_timeout_ms * 4);
+        match tokio::time::timeout(commit_wait, committed).await {
+            Ok(Ok(Ok(written))) => Ok(written.data),
+            // Not appended: another node leads now. Issuing it again is safe.
+            Ok(Ok(Err(ClientWriteError::ForwardToLeader(_)))) => Err(self.no_leader(
+                "leadership moved before the change was appended; issue it again".into(),
+            )),
+            Ok(Ok(Err(e))) => Err(self.no_leader(e.to_string())),
+            Ok(Err(_)) => Err(self.no_leader("the directory replica stopped".into())),
+            Err(_) => Err(DirectoryError::Unconfirmed(commit_wait.as_millis())),
+        }
+    }
+
+    /// The leader and its endpoint, waiting up to an election's length for one to be known.
+    async fn leader(&self) -> Result<(NodeId, String), DirectoryError> {
+        let wait = Duration::from_millis(self.settings.election_timeout_ms * 2);
+        let known = self
+            .raft
+            .wait(Some(wait))
+            .metrics(|m| m.current_leader.is_some(), "a known leader")
+            .await
+            .map_err(|_| {
+                self.no_leader(format!(
+                    "no leader known after {} ms: this node is not yet a replica (is it approved?) or is cut off",
+                    wait.as_millis()
+                ))
+            })?;
+        let id = known.current_leader.expect("waited for a leader");
+        let addr = known
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .map(|n| n.addr.clone())
+            .ok_or_else(|| self.no_leader(format!("leader {id} has no known endpoint")))?;
+        Ok((id, addr))
+    }
+
+    /// Appends `entry` through the leader. While leadership moves (the known leader cannot be
+    /// reached, or no longer leads) it retries for up to two election timeouts, then gives up.
+    async fn submit(
+        &self,
+        entry: SignedCommands,
+        hops: u32,
+    ) -> Result<Vec<DirectoryReply>, DirectoryError> {
+        let election = Duration::from_millis(self.settings.election_timeout_ms * 2);
+        let deadline = tokio::time::Instant::now() + election * 2;
+        loop {
+            let attempt = self.submit_once(&entry, hops).await;
+            match attempt {
+                Err(Retry::Yes(e))
+                    if tokio::time::Instant::now() < deadline && !self.link.is_isolated() =>
+                {
+                    tracing::debug!(error = %e, "directory: leader not reached, retrying");
+                    tokio::time::sleep(Duration::from_millis(self.settings.heartbeat_ms)).await;
+                }
+                Err(Retry::Yes(e) | Retry::No(e)) => return Err(e),
+                Ok(replies) => return Ok(replies),
+            }
+        }
+    }
+
+    async fn submit_once(
+        &self,
+        entry: &SignedCommands,
+        hops: u32,
+    ) -> Result<Vec<DirectoryReply>, Retry> {
+        let (leader, addr) = self.leader().await.map_err(Retry::No)?;
+        if leader != self.id {
+            if hops >= 2 {
+                return Err(Retry::No(self.no_leader(format!(
+                    "the entry was forwarded {hops} times without reaching the leader"
+                ))));
+            }
+            return self.forward(&addr, entry, hops).await;
+        }
+        let commit_wait = Duration::from_millis(self.settings.election_timeout_ms * 4);
+        match tokio::time::timeout(commit_wait, self.raft.client_write(entry.clone())).await {
+            Ok(Ok(written)) => Ok(written.data),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => Err(Retry::Yes(
+                self.no_leader(format!("leadership moved to {:?}", f.leader_id)),
+            )),
+            Ok(Err(e)) => Err(Retry::No(self.no_leader(e.to_string()))),
+            Err(_) => Err(Retry::No(DirectoryError::Unconfirmed(
+                commit_wait.as_millis(),
+            ))),
+        }
+    }
+
+    async fn client(&self, endpoint: &str) -> Result<DirectoryClient<Channel>, DirectoryError> {
+        if self.link.is_isolated() {
+            return Err(self.no_leader(format!("cannot reach {endpoint}: this node is cut off")));
+        }
+        if let Some(c) = self.lock_clients().get(endpoint) {
+            return Ok(c.clone());
+        }
+        let client = connect(&self.credentials, endpoint)
+            .await
+            .map_err(|e| self.no_leader(e.to_string()))?;
+        self.lock_clients()
+            .insert(endpoint.to_owned(), client.clone());
+        Ok(client)
+    }
+
+    fn lock_clients(
+        &self,
+    ) -> std::sync::MutexGuard<'_, BTreeMap<String, DirectoryClient<Channel>>> {
+        self.clients.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Hands `entry` to the node at `endpoint`. A failure before the entry was handed over, or a
+    /// node that had no leader to take it, may be retried; a lost answer may not (the entry may
+    /// have been applied, and its sequence number would refuse it a second time).
+    async fn forward(
+        &self,
+        endpoint: &str,
+        entry: &SignedCommands,
+        hops: u32,
+    ) -> Result<Vec<DirectoryReply>, Retry> {
+        let entry_json = serde_json::to_string(entry)
+            .map_err(|e| Retry::No(DirectoryError::Invalid(e.to_string())))?;
+        let mut client = self.client(endpoint).await.map_err(Retry::Yes)?;
+        let request = SubmitRequest {
+            entry_json,
+            hops: hops + 1,
+        };
+        let wait = Duration::from_millis(self.settings.election_timeout_ms * 5);
+        match tokio::time::timeout(wait, client.submit(request)).await {
+            Ok(Ok(r)) => Ok(replies_from(r.into_inner())),
+            Ok(Err(status)) => {
+                self.lock_clients().remove(endpoint);
+                let e = DirectoryError::Remote {
+                    endpoint: endpoint.to_owned(),
+                    message: status.message().to_owned(),
+                };
+                Err(match status.code() {
+                    tonic::Code::Unavailable => Retry::Yes(e),
+                    _ => Retry::No(e),
+                })
+            }
+            Err(_) => Err(Retry::No(DirectoryError::Unconfirmed(wait.as_millis()))),
+        }
+    }
+
+    fn read_meta(&self, linearizable: bool) -> ReadMeta {
+        let m = self.raft.metrics().borrow().clone();
+        let (applied_index, revision) = self
+            .state
+            .view(|s, last| (last.map_or(0, |l| l.index), s.revision));
+        let since = if m.state == ServerState::Leader {
+            m.millis_since_quorum_ack
+        } else {
+            self.link.millis_since_leader()
+        };
+        let millis_since_leader = since.map_or(-1, |ms| ms as i64);
+        ReadMeta {
+            node: self.code().to_string(),
+            applied_index,
+            revision,
+            leader: m
+                .current_leader
+                .map(|l| code_of(l).to_string())
+                .unwrap_or_default(),
+            linearizable,
+            millis_since_leader,
+            stale: since.is_none_or(|ms| ms > self.settings.election_timeout_ms * 2),
+        }
+    }
+
+    /// While this node leads: every active member replicates (as a learner unless the city named
+    /// it a voter), and suspended or removed members stop replicating.
+    async fn reconcile_loop(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(RECONCILE_EVERY);
+        loop {
+            tick.tick().await;
+            if self.raft.metrics().borrow().state != ServerState::Leader {
+                continue;
+            }
+            if let Err(e) = self.reconcile().await {
+                tracing::debug!(error = %e, "directory membership not yet in step");
+            }
+        }
+    }
+
+    async fn reconcile(&self) -> Result<(), String> {
+        let (active, wanted_voters): (BTreeMap<NodeId, String>, BTreeSet<NodeId>) =
+            self.state.view(|s, _| {
+                let active = s
+                    .members
+                    .values()
+                    .filter(|m| m.status == MemberStatus::Active)
+                    .map(|m| (node_id(&m.unit.code), m.endpoint.clone()))
+                    .collect::<BTreeMap<_, _>>();
+                let voters = s
+                    .voters
+                    .iter()
+                    .map(node_id)
+                    .filter(|v| active.contains_key(v));
+                (active.clone(), voters.collect())
+            });
+        let membership = self.raft.metrics().borrow().membership_config.clone();
+        let membership = membership.membership();
+        let nodes: BTreeSet<NodeId> = membership.nodes().map(|(id, _)| *id).collect();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        for (id, addr) in active.iter().filter(|(id, _)| !nodes.contains(id)) {
+            tracing::info!(member = %code_of(*id), %addr, "directory: adding a learner");
+            let node = BasicNode { addr: addr.clone() };
+            self.raft
+                .add_learner(*id, node, false)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        if !wanted_voters.is_empty()
+            && wanted_voters != voters
+            && wanted_voters.iter().all(|v| nodes.contains(v))
+        {
+            tracing::info!(voters = ?wanted_voters, "directory: changing voters");
+            self.raft
+                .change_membership(ChangeMembers::ReplaceAllVoters(wanted_voters.clone()), true)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let gone: BTreeSet<NodeId> = nodes
+            .iter()
+            .filter(|id| !active.contains_key(id) && !voters.contains(id))
+            .copied()
+            .collect();
+        if !gone.is_empty() {
+            tracing::info!(members = ?gone, "directory: removing replicas of inactive members");
+            self.raft
+                .change_membership(ChangeMembers::RemoveNodes(gone), false)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+/// Hands each proposal of `group` its own replies, in order, or the error they share.
+fn answer(group: Vec<Proposal>, result: Result<Vec<DirectoryReply>, DirectoryError>) {
+    match result {
+        Ok(mut replies) => {
+            for p in group {
+                let rest = replies.split_off(p.commands.len().min(replies.len()));
+                let _ = p.reply.send(Ok(std::mem::replace(&mut replies, rest)));
+            }
+        }
+        Err(e) => {
+            for p in group {
+                let _ = p.reply.send(Err(e.clone()));
+            }
+        }
+    }
+}
+
+/// Replies as the directory gave them, from their wire form.
+fn replies_from(response: ChangeResponse) -> Vec<DirectoryReply> {
+    response
+        .results
+        .into_iter()
+        .map(|r| {
+            if r.applied {
+                DirectoryReply::Applied {
+                    revision: r.revision,
+                }
+            } else {
+                DirectoryReply::Rejected { reason: r.reason }
+            }
+        })
+        .collect()
+}
+
+/// Replies in their wire form.
+pub(super) fn response_of(replies: Vec<DirectoryReply>) -> ChangeResponse {
+    let results = replies
+        .into_iter()
+        .map(|r| match r {
+            DirectoryReply::Applied { revision } => tierlink_proto::v1::ChangeResult {
+                applied: true,
+                revision,
+                reason: String::new(),
+            },
+            DirectoryReply::Rejected { reason } => tierlink_proto::v1::ChangeResult {
+                applied: false,
+                revision: 0,
+                reason,
+            },
+        })
+        .collect();
+    ChangeResponse { results }
+}

@@ -1,0 +1,23 @@
+//! A running Tierlink node: the services it offers over mutual TLS and the runtime that serves
+//! them on one listener.
+//!
+//! # Layout
+//! - [`exchange`]: the producing side of reads ([`exchange::produce`]) and the
+//!   `tierlink.v1.Exchange` service with its read path ([`exchange::server`]).
+//! - [`directory`]: this node's replica of the federation directory (openraft): log store, state
+//!   machine, network, and the `Directory` and `Federation` services.
+//! - [`audit`]: the `tierlink.v1.Audit` service over the node's audit log.
+//! - [`peer`]: who is calling, from the certificate mutual TLS verified.
+//! - [`runtime`]: opening a node's directory and serving every service.
+//!
+//! # Direction
+//! `tierlink-node` depends on `tierlink-core`, `tierlink-store` and `tierlink-client` (relays and
+//! the raft network reach other nodes through it). Only the sandbox and the command depend on it.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod audit;
+pub mod directory;
+pub mod exchange;
+pub mod peer;
+pub mod runtime;

@@ -1,0 +1,287 @@
+//! Running a node: open its store, load and check its credentials, start its replica of the
+//! federation directory, and serve the exchange, the directory and its replication, with the
+//! standard health and reflection services, over mutual TLS.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tierlink_proto::v1::audit_server::AuditServer;
+use tierlink_proto::v1::directory_server::DirectoryServer;
+use tierlink_proto::v1::exchange_server::ExchangeServer;
+use tierlink_proto::v1::federation_server::FederationServer;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+
+use crate::audit::AuditService;
+use crate::directory::{DirectoryError, DirectoryService, FederationService, Replica};
+use crate::exchange::server::ExchangeService;
+use tierlink_client::{MAX_MESSAGE_BYTES, Peers};
+use tierlink_core::config::{ConfigError, Credentials, NodeDir};
+use tierlink_core::identity::{CertError, NodeKey, node_code_of, pem_to_der};
+use tierlink_core::policy::Redactor;
+use tierlink_core::signed::BatchSigner;
+use tierlink_store::audit::{AnchorBoard, AuditError, AuditLog, anchor_periodically};
+use tierlink_store::registry::{Registry, RegistryError};
+use tierlink_store::{FORMAT_VERSION, SledStore, StoreError};
+
+/// A node that could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The node directory is not usable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Stored catalogs could not be loaded.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// A credential does not fit this node.
+    #[error("{0}")]
+    Credential(String),
+    /// The listening address could not be bound.
+    #[error("cannot listen on {addr}: {source}; pick a free port in node.toml [server] listen")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The directory replica could not start.
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+    /// The audit log could not be opened.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    /// The gRPC server failed.
+    #[error("server failed: {0}")]
+    Serve(String),
+}
+
+/// A node serving in the background.
+pub struct RunningNode {
+    /// Address it listens on.
+    pub addr: SocketAddr,
+    /// Its replica of the federation directory.
+    pub directory: Arc<Replica>,
+    /// Its audit log.
+    pub audit: Arc<AuditLog>,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), RuntimeError>>,
+}
+
+impl RunningNode {
+    /// Stops serving, waits for the server to wind down and closes the store.
+    pub async fn stop(self) -> Result<(), RuntimeError> {
+        let _ = self.stop.send(());
+        self.task
+            .await
+            .map_err(|e| RuntimeError::Serve(e.to_string()))?
+    }
+}
+
+fn credential_error(what: &str, e: CertError) -> RuntimeError {
+    RuntimeError::Credential(format!("{what}: {e}"))
+}
+
+/// A node opened and ready to serve: credentials checked, store open, catalogs loaded, directory
+/// replica started.
+pub struct Node {
+    dir: NodeDir,
+    credentials: Credentials,
+    exchange: ExchangeService,
+    directory: Arc<Replica>,
+    audit: Arc<AuditLog>,
+}
+
+impl Node {
+    /// Opens the node in `dir`. Fails early, with the file at fault, on any unusable credential
+    /// or store.
+    pub async fn open(dir: NodeDir) -> Result<Self, RuntimeError> {
+        let credentials = dir.credentials()?;
+        let ca = dir.trusted_ca()?;
+        let key = NodeKey::load(
+            &credentials.signing_key_pem,
+            &credentials.signing_cert_pem,
+            &ca,
+        )
+        .map_err(|e| credential_error("signing key and certificate", e))?;
+        let signer = BatchSigner::from(key.clone());
+        let tls_der = pem_to_der(&credentials.tls_cert_pem)
+            .map_err(|e| credential_error("TLS certificate", e))?;
+        let tls_code =
+            node_code_of(&tls_der).map_err(|e| credential_error("TLS certificate", e))?;
+        for (what, code) in [
+            ("TLS certificate", &tls_code),
+            ("signing certificate", signer.code()),
+        ] {
+            if code != dir.code() {
+                return Err(RuntimeError::Credential(format!(
+                    "the {what} names node {code}, but {} configures node {}: use this node's own certificates",
+                    dir.config_path().display(),
+                    dir.code()
+                )));
+            }
+        }
+        let store = SledStore::open(&dir.path(&dir.config.files.data))?;
+        let directory = Arc::new(Replica::open(&store, &dir, credentials.clone(), key, ca).await?);
+        let audit = Arc::new(AuditLog::open(store.keyspace("audit")?)?);
+        let redactor = Redactor::new(dir.hash_key()?);
+        let registry = Arc::new(Registry::open(Arc::new(store))?);
+        let peers = Arc::new(Peers::new(
+            dir.clone(),
+            credentials.clone(),
+            directory.clone(),
+        ));
+        let exchange = ExchangeService::new(
+            registry,
+            Arc::new(signer),
+            peers,
+            audit.clone(),
+            redactor,
+            dir.principals_path(),
+        );
+        Ok(Self {
+            dir,
+            credentials,
+            exchange,
+            directory,
+            audit,
+        })
+    }
+
+    /// Its replica of the federation directory.
+    pub fn directory(&self) -> &Arc<Replica> {
+        &self.directory
+    }
+
+    /// Serves on `listener` until `shutdown` completes.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), RuntimeError> {
+        let (health_reporter, health) = tonic_health::server::health_reporter();
+        health_reporter
+            .set_serving::<ExchangeServer<ExchangeService>>()
+            .await;
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(tierlink_proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(
+                    tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+                )
+        };
+        let reflection_v1 = reflection()
+            .build_v1()
+            .map_err(|e| RuntimeError::Serve(e.to_string()))?;
+        let reflection_v1alpha = reflection()
+            .build_v1alpha()
+            .map_err(|e| RuntimeError::Serve(e.to_string()))?;
+        let tls = server_tls(&self.credentials);
+        let addr = listener
+            .local_addr()
+            .map_err(|e| RuntimeError::Serve(e.to_string()))?;
+        tracing::info!(
+            node = %self.dir.code(),
+            tier = %self.dir.config.node.tier,
+            %addr,
+            store_format = FORMAT_VERSION,
+            "serving tierlink.v1.Exchange, Directory, Audit and Federation over mutual TLS"
+        );
+        let directory = self.directory.clone();
+        let board: Arc<dyn AnchorBoard> = directory.clone();
+        let anchoring = anchor_periodically(
+            self.audit.clone(),
+            Arc::downgrade(&board),
+            Duration::from_millis(self.dir.config.directory.audit_anchor_ms.max(100)),
+        );
+        let served = Server::builder()
+            .tls_config(tls)
+            .map_err(|e| RuntimeError::Credential(format!("TLS configuration: {e}")))?
+            .add_service(health)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(
+                ExchangeServer::new(self.exchange)
+                    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                    .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            )
+            .add_service(
+                DirectoryServer::new(DirectoryService::new(directory.clone()))
+                    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                    .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            )
+            .add_service(AuditServer::new(AuditService::new(
+                self.dir.code().clone(),
+                self.audit.clone(),
+                board,
+            )))
+            .add_service(
+                FederationServer::new(FederationService::new(
+                    directory.raft().clone(),
+                    directory.link().clone(),
+                ))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            )
+            .serve_with_incoming_shutdown(incoming(listener), shutdown)
+            .await
+            .map_err(|e| RuntimeError::Serve(e.to_string()));
+        anchoring.abort();
+        directory.shutdown().await;
+        served
+    }
+
+    /// Serves on `listener` in the background.
+    pub fn start(self, listener: TcpListener) -> Result<RunningNode, RuntimeError> {
+        let addr = listener
+            .local_addr()
+            .map_err(|e| RuntimeError::Serve(e.to_string()))?;
+        let (stop, stopped) = oneshot::channel();
+        let directory = self.directory.clone();
+        let audit = self.audit.clone();
+        let task = tokio::spawn(self.serve(listener, async move {
+            let _ = stopped.await;
+        }));
+        Ok(RunningNode {
+            addr,
+            directory,
+            audit,
+            stop,
+            task,
+        })
+    }
+}
+
+/// Mutual TLS for a node's server: its certificate, and only clients with a certificate from the
+/// federation CA.
+pub fn server_tls(credentials: &Credentials) -> ServerTlsConfig {
+    ServerTlsConfig::new()
+        .identity(Identity::from_pem(
+            &credentials.tls_cert_pem,
+            &credentials.tls_key_pem,
+        ))
+        .client_ca_root(Certificate::from_pem(&credentials.ca_pem))
+}
+
+/// Connections accepted on `listener`, with Nagle's algorithm off: raft and exchange replies are
+/// small writes that must not wait for the peer's delayed acknowledgement (up to 40 ms).
+pub fn incoming(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener).with_nodelay(Some(true))
+}
+
+/// Binds the configured listen address.
+pub async fn bind(dir: &NodeDir) -> Result<TcpListener, RuntimeError> {
+    let addr = dir.config.server.listen;
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| RuntimeError::Bind { addr, source })
+}

@@ -1,0 +1,174 @@
+//! The hash-chained log in the node's store.
+
+use std::sync::Mutex;
+
+use super::entry::{AuditEntry, AuditFilter};
+use crate::{Keyspace, StoreError};
+
+/// The `prev` of the first entry.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// An audit log that cannot be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The first place the chain does not hold, and how.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Break {
+    /// The entry at fault.
+    pub sequence: u64,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl std::fmt::Display for Break {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "entry {}: {}", self.sequence, self.problem)
+    }
+}
+
+/// A node's audit chain.
+pub struct AuditLog {
+    space: Keyspace,
+    /// Sequence and hash of the last entry: appends take it in turn.
+    head: Mutex<(u64, String)>,
+}
+
+fn key(sequence: u64) -> [u8; 8] {
+    sequence.to_be_bytes()
+}
+
+/// The hash an entry is chained by: BLAKE3 of its JSON text as stored.
+fn hash(stored: &[u8]) -> String {
+    blake3::hash(stored).to_hex().to_string()
+}
+
+impl AuditLog {
+    /// Opens the log kept in `space`.
+    pub fn open(space: Keyspace) -> Result<Self, AuditError> {
+        let head = match space.last_in(&key(0), &key(u64::MAX))? {
+            Some((k, v)) => {
+                let sequence = u64::from_be_bytes(
+                    k.try_into()
+                        .map_err(|_| StoreError::Corrupt("an audit key is not 8 bytes".into()))?,
+                );
+                (sequence, hash(&v))
+            }
+            None => (0, GENESIS.to_owned()),
+        };
+        Ok(Self {
+            space,
+            head: Mutex::new(head),
+        })
+    }
+
+    /// Appends `entry` after the current head, setting its sequence and `prev`; returns the
+    /// sequence. The entry is on disk when the call returns.
+    pub async fn append(&self, entry: AuditEntry) -> Result<u64, AuditError> {
+        let sequence = self.append_unflushed(entry)?;
+        self.space.flush().await?;
+        Ok(sequence)
+    }
+
+    /// Appends like [`Self::append`], from a blocking task.
+    pub fn append_blocking(&self, entry: AuditEntry) -> Result<u64, AuditError> {
+        let sequence = self.append_unflushed(entry)?;
+        self.space.flush_blocking()?;
+        Ok(sequence)
+    }
+
+    fn append_unflushed(&self, mut entry: AuditEntry) -> Result<u64, AuditError> {
+        let mut head = self.head.lock().unwrap_or_else(|p| p.into_inner());
+        entry.sequence = head.0 + 1;
+        entry.prev = head.1.clone();
+        let stored = serde_json::to_vec(&entry).expect("audit entries serialize");
+        self.space
+            .put_each([(key(entry.sequence).to_vec(), stored.clone())])?;
+        *head = (entry.sequence, hash(&stored));
+        Ok(entry.sequence)
+    }
+
+    /// Sequence and hash of the last entry.
+    pub fn head(&self) -> (u64, String) {
+        self.head.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Entries passing `filter`, oldest first, at most `limit` (the newest ones).
+    pub fn query(&self, filter: &AuditFilter, limit: usize) -> Result<Vec<AuditEntry>, AuditError> {
+        let mut found = Vec::new();
+        for (_, v) in self.space.range(&key(0), None)? {
+            let entry: AuditEntry = serde_json::from_slice(&v)
+                .map_err(|e| StoreError::Corrupt(format!("audit entry: {e}")))?;
+            if filter.matches(&entry) {
+                found.push(entry);
+            }
+        }
+        let skip = found.len().saturating_sub(limit);
+        Ok(found.split_off(skip))
+    }
+
+    /// Walks the chain from the first entry: each entry must be readable, in its place, and
+    /// hashed by the next; the entry `anchor` names (sequence, head hash) must hash to that
+    /// head. Returns how many entries hold, or the first that does not.
+    pub fn verify(&self, anchor: Option<(u64, &str)>) -> Result<Result<u64, Break>, AuditError> {
+        let (mut expected, mut prev) = (1u64, GENESIS.to_owned());
+        let mut anchored = anchor.is_none();
+        for (k, v) in self.space.range(&key(0), None)? {
+            let at = u64::from_be_bytes(k.try_into().unwrap_or_default());
+            let broken = |sequence, problem: String| Ok(Err(Break { sequence, problem }));
+            let entry: AuditEntry = match serde_json::from_slice(&v) {
+                Ok(e) => e,
+                Err(e) => return broken(at, format!("unreadable ({e})")),
+            };
+            if at != expected {
+                return broken(expected, format!("missing: the next entry stored is {at}"));
+            }
+            if entry.sequence != at {
+                return broken(
+                    at,
+                    format!("holds entry {}: entries were reordered", entry.sequence),
+                );
+            }
+            if entry.prev != prev {
+                return broken(
+                    at - 1,
+                    format!("altered: it no longer hashes to what entry {at} recorded"),
+                );
+            }
+            prev = hash(&v);
+            if let Some((sequence, head)) = anchor
+                && sequence == at
+            {
+                if prev != head {
+                    return broken(
+                        at,
+                        "altered: it no longer hashes to the head anchored in the directory".into(),
+                    );
+                }
+                anchored = true;
+            }
+            expected += 1;
+        }
+        if !anchored {
+            let (sequence, _) = anchor.expect("unanchored only with an anchor");
+            return Ok(Err(Break {
+                sequence,
+                problem: format!(
+                    "missing: the directory anchors entry {sequence}, the log ends at {}",
+                    expected - 1
+                ),
+            }));
+        }
+        Ok(Ok(expected - 1))
+    }
+
+    /// The stored text of entry `sequence`, for tests that tamper with it.
+    #[cfg(test)]
+    pub(crate) fn space(&self) -> &Keyspace {
+        &self.space
+    }
+}

@@ -1,0 +1,118 @@
+//! Where a node keeps its catalogs and records: the [`Store`] boundary and its sled engine, the
+//! [`registry`] that checks catalogs and records before they are stored, and the hash-chained
+//! [`audit`] log.
+//!
+//! Every write makes a new version of a record, keeps the superseded one as history and is on
+//! disk before the call returns. A batch is written whole or not at all. sled 0.34 calls itself
+//! beta, so no other crate names it: another engine only needs to implement [`Store`] and pass
+//! the same suite of tests.
+//!
+//! # Layout
+//! - this file: the [`Store`] trait, [`StoredRecord`], [`StoreError`];
+//! - `sled_store.rs`: the sled engine ([`SledStore`]) and its [`Keyspace`]s;
+//! - [`registry`]: catalogs with their compiled checks, and the checked write path;
+//! - [`audit`]: the audit log, its entries, and anchoring its head in the directory.
+//!
+//! # Direction
+//! Depends on `tierlink-core` (catalogs) and `tierlink-proto` (the stored record's encoding);
+//! the node (`tierlink-node`) builds on it. It knows nothing of gRPC or the directory's replica.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod audit;
+pub mod registry;
+mod sled_store;
+
+use prost::Message;
+use tierlink_proto::v1::Record;
+
+use tierlink_core::catalog::{Catalog, Row};
+
+pub use sled_store::{Keyspace, SledStore};
+
+/// Version of the on-disk layout; a node refuses a store written in another version.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Current records of a catalog in key order.
+pub type RecordIter = Box<dyn Iterator<Item = Result<StoredRecord, StoreError>> + Send>;
+
+/// A record as stored: an encoded `tierlink.v1.Record`, shared with the engine's cache so that
+/// reading it copies nothing. The exchange projects these bytes without decoding them.
+#[derive(Clone, Debug)]
+pub struct StoredRecord(sled::IVec);
+
+impl StoredRecord {
+    /// The encoded record.
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The decoded record.
+    pub fn decode(&self) -> Result<Record, StoreError> {
+        Record::decode(self.bytes()).map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+}
+
+impl From<Record> for StoredRecord {
+    fn from(record: Record) -> Self {
+        StoredRecord(record.encode_to_vec().into())
+    }
+}
+
+/// What a batch write did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PutOutcome {
+    /// Records with a key not stored before.
+    pub created: u64,
+    /// Records that got a new version of an existing key.
+    pub updated: u64,
+}
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another process holds the data directory.
+    #[error(
+        "the data directory {0} is in use by another process: is this node already serving? Stop it, or run the command against the running node"
+    )]
+    Locked(String),
+    /// The storage engine failed.
+    #[error(
+        "storage engine failed: {0}; check free disk space and the data directory's permissions"
+    )]
+    Engine(String),
+    /// Stored bytes could not be decoded.
+    #[error("stored data is unreadable ({0}): restore the data directory from a backup")]
+    Corrupt(String),
+    /// The store was written by another version of Tierlink.
+    #[error(
+        "the data directory holds store format {found}, this build reads format {supported}: run the Tierlink version that wrote it"
+    )]
+    Format {
+        /// Format found on disk.
+        found: u32,
+        /// Format this build reads and writes.
+        supported: u32,
+    },
+}
+
+/// The storage boundary of a node.
+pub trait Store: Send + Sync + 'static {
+    /// Adds or replaces a catalog entry; true when one was replaced.
+    fn put_catalog(&self, catalog: &Catalog) -> Result<bool, StoreError>;
+    /// One catalog entry.
+    fn catalog(&self, code: &str) -> Result<Option<Catalog>, StoreError>;
+    /// Every catalog entry, by code.
+    fn catalogs(&self) -> Result<Vec<Catalog>, StoreError>;
+    /// Number of current records of a catalog.
+    fn record_count(&self, catalog: &str) -> Result<u64, StoreError>;
+    /// Writes a batch of checked rows, each as a new version, all or none.
+    fn put_records(&self, catalog: &str, rows: Vec<Row>) -> Result<PutOutcome, StoreError>;
+    /// Current records with `from <= key < to` (`to` unbounded when `None`), in key order.
+    fn scan(&self, catalog: &str, from: &str, to: Option<&str>) -> RecordIter;
+    /// Every version of one record, oldest first; empty when the key was never written.
+    fn history(&self, catalog: &str, key: &str) -> Result<Vec<StoredRecord>, StoreError>;
+}
+
+#[cfg(test)]
+pub(crate) mod suite;

@@ -1,0 +1,271 @@
+//! A node's holdings: its catalogs and their records, checked against the catalog model before
+//! they reach the [`Store`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use crate::{PutOutcome, Store, StoreError};
+use tierlink_core::catalog::{Catalog, CatalogError, RecordError, RecordSchema};
+
+/// A catalog entry with its compiled record checks.
+#[derive(Debug)]
+pub struct Entry {
+    /// The catalog entry.
+    pub catalog: Catalog,
+    /// Checks for its records.
+    pub schema: RecordSchema,
+}
+
+/// Why a catalog or records were refused. Nothing is stored when any of these is returned.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The catalog entry breaks the catalog model.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// No catalog with this code is published here.
+    #[error("no catalog {0} on this node: list them with `tierlink catalog list`")]
+    UnknownCatalog(String),
+    /// The columns do not name the catalog's items.
+    #[error("catalog {catalog}: {problem}")]
+    Columns {
+        /// Catalog written to.
+        catalog: String,
+        /// What is wrong with the columns.
+        problem: String,
+    },
+    /// Some records break their catalog's rules; the batch was not stored.
+    #[error("catalog {catalog}: the batch was refused and nothing was stored; problems found: {}\n{}", .errors.len(), list(.errors))]
+    Records {
+        /// Catalog written to.
+        catalog: String,
+        /// Every problem found.
+        errors: Vec<RecordError>,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn list(errors: &[RecordError]) -> String {
+    const SHOWN: usize = 20;
+    let mut text: Vec<String> = errors
+        .iter()
+        .take(SHOWN)
+        .map(|e| format!("  {e}"))
+        .collect();
+    if errors.len() > SHOWN {
+        text.push(format!("  … and {} more", errors.len() - SHOWN));
+    }
+    text.join("\n")
+}
+
+/// Catalogs and records of one node.
+pub struct Registry {
+    store: Arc<dyn Store>,
+    entries: RwLock<HashMap<String, Arc<Entry>>>,
+}
+
+impl Registry {
+    /// Loads the catalogs already in `store`.
+    pub fn open(store: Arc<dyn Store>) -> Result<Self, RegistryError> {
+        let mut entries = HashMap::new();
+        for catalog in store.catalogs()? {
+            let schema = RecordSchema::new(&catalog)?;
+            entries.insert(catalog.code.clone(), Arc::new(Entry { catalog, schema }));
+        }
+        Ok(Self {
+            store,
+            entries: RwLock::new(entries),
+        })
+    }
+
+    /// The store behind the registry, for reads.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Adds or replaces a catalog entry; true when one was replaced. An entry that already has
+    /// records may only append items (see [`Catalog::check_replaces`]).
+    pub fn put_catalog(&self, catalog: Catalog) -> Result<bool, RegistryError> {
+        let schema = RecordSchema::new(&catalog)?;
+        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(old) = entries.get(&catalog.code) {
+            if self.store.record_count(&catalog.code)? > 0 {
+                catalog.check_replaces(&old.catalog)?;
+            }
+        }
+        let replaced = self.store.put_catalog(&catalog)?;
+        entries.insert(catalog.code.clone(), Arc::new(Entry { catalog, schema }));
+        Ok(replaced)
+    }
+
+    /// One catalog entry.
+    pub fn entry(&self, code: &str) -> Result<Arc<Entry>, RegistryError> {
+        let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        entries
+            .get(code)
+            .cloned()
+            .ok_or_else(|| RegistryError::UnknownCatalog(code.to_owned()))
+    }
+
+    /// Every catalog entry, by code.
+    pub fn entries(&self) -> Vec<Arc<Entry>> {
+        let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        let mut all: Vec<_> = entries.values().cloned().collect();
+        all.sort_by(|a, b| a.catalog.code.cmp(&b.catalog.code));
+        all
+    }
+
+    /// Checks and writes a batch of records given as rows of values under `columns` (item codes
+    /// or names): every record is stored as a new version, or none is.
+    pub fn put_records(
+        &self,
+        catalog: &str,
+        columns: &[String],
+        rows: Vec<Vec<String>>,
+    ) -> Result<PutOutcome, RegistryError> {
+        let entry = self.entry(catalog)?;
+        let columns = entry
+            .schema
+            .columns(columns)
+            .map_err(|problem| RegistryError::Columns {
+                catalog: catalog.to_owned(),
+                problem,
+            })?;
+        let rows = entry
+            .schema
+            .rows(&columns, rows)
+            .map_err(|errors| RegistryError::Records {
+                catalog: catalog.to_owned(),
+                errors,
+            })?;
+        Ok(self.store.put_records(catalog, rows)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SledStore;
+    use tierlink_core::catalog::parse_catalogs;
+
+    fn open(dir: &std::path::Path) -> Registry {
+        Registry::open(Arc::new(SledStore::open(dir).unwrap())).unwrap()
+    }
+
+    fn buildings() -> Catalog {
+        parse_catalogs(
+            include_str!("../../../schema/examples/buildings.json"),
+            "buildings.json",
+        )
+        .unwrap()
+        .remove(0)
+    }
+
+    fn cols(c: &[&str]) -> Vec<String> {
+        c.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// The buildings' required items, in the order the tests write them.
+    fn required() -> Vec<String> {
+        cols(&[
+            "building_code",
+            "community_code",
+            "building_name",
+            "address",
+            "floors",
+        ])
+    }
+
+    #[test]
+    fn a_batch_with_one_bad_record_stores_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = open(dir.path());
+        let code = buildings().code;
+        registry.put_catalog(buildings()).unwrap();
+        let columns = required();
+        let good = |k: &str| cols(&[k, "420502001001", "1号楼", "西陵一路 1 号", "6"]);
+        let mut bad = good("B3");
+        bad[4] = "six".into();
+        let err = registry
+            .put_records(&code, &columns, vec![good("B1"), good("B2"), bad])
+            .unwrap_err();
+        let RegistryError::Records { errors, .. } = &err else {
+            panic!("{err}")
+        };
+        assert_eq!(
+            (errors.len(), errors[0].record, errors[0].item.as_str()),
+            (1, 3, "floors")
+        );
+        assert!(err.to_string().contains("nothing was stored"), "{err}");
+        assert_eq!(registry.store().record_count(&code).unwrap(), 0);
+        assert_eq!(registry.store().scan(&code, "", None).count(), 0);
+
+        let out = registry
+            .put_records(&code, &columns, vec![good("B1"), good("B2")])
+            .unwrap();
+        assert_eq!(out.created, 2);
+    }
+
+    #[test]
+    fn unknown_catalogs_and_columns_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = open(dir.path());
+        registry.put_catalog(buildings()).unwrap();
+        let err = registry
+            .put_records("103001001/000009", &cols(&["x"]), vec![])
+            .unwrap_err();
+        assert!(matches!(err, RegistryError::UnknownCatalog(_)));
+        let err = registry
+            .put_records(&buildings().code, &cols(&["storeys"]), vec![])
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("\"storeys\" is not an item"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_invalid_catalog_is_not_stored_and_catalogs_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let registry = open(dir.path());
+            let mut bad = buildings();
+            bad.items.clear();
+            assert!(matches!(
+                registry.put_catalog(bad),
+                Err(RegistryError::Catalog(_))
+            ));
+            assert!(registry.entries().is_empty());
+            registry.put_catalog(buildings()).unwrap();
+        }
+        let registry = open(dir.path());
+        assert_eq!(
+            registry.entry(&buildings().code).unwrap().catalog,
+            buildings()
+        );
+    }
+
+    #[test]
+    fn a_catalog_with_records_may_only_append_items() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = open(dir.path());
+        let catalog = buildings();
+        registry.put_catalog(catalog.clone()).unwrap();
+        let columns = required();
+        registry
+            .put_records(
+                &catalog.code,
+                &columns,
+                vec![cols(&["B1", "420502001001", "1号楼", "西陵一路", "6"])],
+            )
+            .unwrap();
+        let mut reordered = catalog.clone();
+        reordered.items.swap(3, 4);
+        assert!(matches!(
+            registry.put_catalog(reordered),
+            Err(RegistryError::Catalog(_))
+        ));
+        assert_eq!(registry.entry(&catalog.code).unwrap().catalog, catalog);
+    }
+}

@@ -1,0 +1,379 @@
+//! The sled engine behind [`Store`].
+//!
+//! Layout: tree `meta` holds the format version; tree `catalogs` maps resource code to the entry's
+//! JSON; tree `records` holds, under one-byte prefixes so that one atomic sled batch covers a
+//! whole write, `c` current records, `h` superseded versions and `n` record counts.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+
+use prost::Message;
+use tierlink_proto::v1::Record;
+
+use super::{FORMAT_VERSION, PutOutcome, RecordIter, Store, StoreError, StoredRecord};
+use tierlink_core::catalog::{Catalog, Row};
+
+const CURRENT: u8 = b'c';
+const HISTORY: u8 = b'h';
+const COUNT: u8 = b'n';
+
+/// A node's store in a sled database.
+pub struct SledStore {
+    // Trees before the engine: fields drop in order, and the engine must go last (see `Engine`).
+    catalogs: sled::Tree,
+    records: sled::Tree,
+    engine: Arc<Engine>,
+    /// Writes read the current version to make the next one: one writer at a time.
+    writer: Mutex<()>,
+}
+
+/// Keeps sled's batches and flushes apart, process-wide.
+///
+/// sled 0.34 applies a batch under a process-wide lock that first waits for every operation in
+/// flight, while a flush holds its place in that lock and waits for log buffers that other
+/// threads can only write once they get in: a batch and a flush in flight together can deadlock
+/// (seen with several nodes in one process, each appending to its raft log and flushing; one node
+/// does the same with records and directory writes). So batches take this lock exclusively and
+/// flushes (including the one sled makes when a database closes) share it, and sled's own
+/// periodic flusher is off: everything acknowledged is flushed explicitly anyway.
+static BATCH_OR_FLUSH: RwLock<()> = RwLock::new(());
+
+fn apply_batch(tree: &sled::Tree, batch: sled::Batch) -> Result<(), StoreError> {
+    let _exclusive = BATCH_OR_FLUSH.write().unwrap_or_else(|p| p.into_inner());
+    Ok(tree.apply_batch(batch)?)
+}
+
+/// The database, flushed and closed under [`BATCH_OR_FLUSH`].
+struct Engine {
+    db: Option<sled::Db>,
+}
+
+impl Engine {
+    fn db(&self) -> &sled::Db {
+        self.db
+            .as_ref()
+            .expect("the database is open until the engine drops")
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        let _shared = BATCH_OR_FLUSH.read().unwrap_or_else(|p| p.into_inner());
+        self.db().flush()?;
+        Ok(())
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let _shared = BATCH_OR_FLUSH.read().unwrap_or_else(|p| p.into_inner());
+        drop(self.db.take());
+    }
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Engine(e.to_string())
+    }
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+fn record_key(kind: u8, catalog: &str, key: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(2 + catalog.len() + key.len());
+    k.push(kind);
+    k.extend_from_slice(catalog.as_bytes());
+    k.push(0);
+    k.extend_from_slice(key.as_bytes());
+    k
+}
+
+fn now_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+/// An ordered, durable key-value space in the node's database, for modules that keep records of
+/// their own shape (the directory's raft log and state). Writes are atomic per call.
+#[derive(Clone)]
+pub struct Keyspace {
+    tree: sled::Tree,
+    engine: Arc<Engine>,
+}
+
+/// A key and its value.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
+impl Keyspace {
+    /// The value under `key`.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.tree.get(key)?.map(|v| v.to_vec()))
+    }
+
+    /// Sets and removes keys in one atomic step (`None` removes).
+    pub fn apply(
+        &self,
+        changes: impl IntoIterator<Item = (Vec<u8>, Option<Vec<u8>>)>,
+    ) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for (key, value) in changes {
+            match value {
+                Some(v) => batch.insert(key, v),
+                None => batch.remove(key),
+            }
+        }
+        apply_batch(&self.tree, batch)
+    }
+
+    /// Sets keys one after another, each atomically but not all together: for changes where any
+    /// prefix is a valid state (appending to a log in key order, one setting). Unlike
+    /// [`Keyspace::apply`], it never waits for flushes in flight.
+    pub fn put_each(
+        &self,
+        changes: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>,
+    ) -> Result<(), StoreError> {
+        for (key, value) in changes {
+            self.tree.insert(key, value)?;
+        }
+        Ok(())
+    }
+
+    /// Keys and values with `from <= key < to` (`to` unbounded when `None`), in key order.
+    pub fn range(&self, from: &[u8], to: Option<&[u8]>) -> Result<Vec<KeyValue>, StoreError> {
+        let iter = match to {
+            Some(to) => self.tree.range(from..to),
+            None => self.tree.range(from..),
+        };
+        iter.map(|kv| {
+            kv.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                .map_err(StoreError::from)
+        })
+        .collect()
+    }
+
+    /// The greatest key in `from <= key < to`, with its value.
+    pub fn last_in(&self, from: &[u8], to: &[u8]) -> Result<Option<KeyValue>, StoreError> {
+        Ok(self
+            .tree
+            .range(from..to)
+            .next_back()
+            .transpose()?
+            .map(|(k, v)| (k.to_vec(), v.to_vec())))
+    }
+
+    /// Writes everything written so far to disk, blocking the thread: for blocking tasks.
+    pub fn flush_blocking(&self) -> Result<(), StoreError> {
+        self.engine.flush()
+    }
+
+    /// Waits until everything written so far is on disk.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let engine = self.engine.clone();
+        tokio::task::spawn_blocking(move || engine.flush())
+            .await
+            .map_err(|e| StoreError::Engine(e.to_string()))?
+    }
+}
+
+impl SledStore {
+    /// A named keyspace in this store's database.
+    pub fn keyspace(&self, name: &str) -> Result<Keyspace, StoreError> {
+        Ok(Keyspace {
+            tree: self.engine.db().open_tree(format!("ks:{name}"))?,
+            engine: self.engine.clone(),
+        })
+    }
+
+    /// Opens (or creates) the store in `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(256 << 20)
+            .flush_every_ms(None)
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(io)
+                    if io.kind() == std::io::ErrorKind::WouldBlock
+                        || io.to_string().contains("lock") =>
+                {
+                    StoreError::Locked(path.display().to_string())
+                }
+                other => other.into(),
+            })?;
+        let meta = db.open_tree("meta")?;
+        match meta.get("format")? {
+            Some(v) => {
+                let found = u32::from_be_bytes(v.as_ref().try_into().map_err(corrupt)?);
+                if found != FORMAT_VERSION {
+                    return Err(StoreError::Format {
+                        found,
+                        supported: FORMAT_VERSION,
+                    });
+                }
+            }
+            None => {
+                meta.insert("format", &FORMAT_VERSION.to_be_bytes())?;
+            }
+        }
+        let store = Self {
+            catalogs: db.open_tree("catalogs")?,
+            records: db.open_tree("records")?,
+            engine: Arc::new(Engine { db: Some(db) }),
+            writer: Mutex::new(()),
+        };
+        store.engine.flush()?;
+        Ok(store)
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Record, StoreError> {
+        Record::decode(bytes).map_err(corrupt)
+    }
+}
+
+impl Store for SledStore {
+    fn put_catalog(&self, catalog: &Catalog) -> Result<bool, StoreError> {
+        let json = serde_json::to_vec(catalog).map_err(corrupt)?;
+        let old = self.catalogs.insert(catalog.code.as_bytes(), json)?;
+        self.engine.flush()?;
+        Ok(old.is_some())
+    }
+
+    fn catalog(&self, code: &str) -> Result<Option<Catalog>, StoreError> {
+        self.catalogs
+            .get(code)?
+            .map(|v| serde_json::from_slice(&v).map_err(corrupt))
+            .transpose()
+    }
+
+    fn catalogs(&self) -> Result<Vec<Catalog>, StoreError> {
+        self.catalogs
+            .iter()
+            .map(|kv| serde_json::from_slice(&kv?.1).map_err(corrupt))
+            .collect()
+    }
+
+    fn record_count(&self, catalog: &str) -> Result<u64, StoreError> {
+        let mut key = vec![COUNT];
+        key.extend_from_slice(catalog.as_bytes());
+        Ok(match self.records.get(key)? {
+            Some(v) => u64::from_be_bytes(v.as_ref().try_into().map_err(corrupt)?),
+            None => 0,
+        })
+    }
+
+    fn put_records(&self, catalog: &str, rows: Vec<Row>) -> Result<PutOutcome, StoreError> {
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut batch = sled::Batch::default();
+        let mut outcome = PutOutcome::default();
+        let updated_at_micros = now_micros();
+        for row in rows {
+            let current_key = record_key(CURRENT, catalog, &row.key);
+            let version = match self.records.get(&current_key)? {
+                Some(old) => {
+                    let old_version = Self::decode(&old)?.version;
+                    let mut history_key = record_key(HISTORY, catalog, &row.key);
+                    history_key.push(0);
+                    history_key.extend_from_slice(&old_version.to_be_bytes());
+                    batch.insert(history_key, old);
+                    outcome.updated += 1;
+                    old_version + 1
+                }
+                None => {
+                    outcome.created += 1;
+                    1
+                }
+            };
+            let record = Record {
+                key: row.key,
+                version,
+                updated_at_micros,
+                values: row.values,
+            };
+            batch.insert(current_key, record.encode_to_vec());
+        }
+        let mut count_key = vec![COUNT];
+        count_key.extend_from_slice(catalog.as_bytes());
+        let count = self.record_count(catalog)? + outcome.created;
+        batch.insert(count_key, &count.to_be_bytes());
+        apply_batch(&self.records, batch)?;
+        self.engine.flush()?;
+        Ok(outcome)
+    }
+
+    fn scan(&self, catalog: &str, from: &str, to: Option<&str>) -> RecordIter {
+        let start = record_key(CURRENT, catalog, from);
+        let end = match to {
+            Some(to) => record_key(CURRENT, catalog, to),
+            None => {
+                let mut end = record_key(CURRENT, catalog, "");
+                *end.last_mut().expect("record keys end with a separator") = 1;
+                end
+            }
+        };
+        Box::new(
+            self.records
+                .range(start..end)
+                .map(|kv| Ok(StoredRecord(kv?.1))),
+        )
+    }
+
+    fn history(&self, catalog: &str, key: &str) -> Result<Vec<StoredRecord>, StoreError> {
+        let mut prefix = record_key(HISTORY, catalog, key);
+        prefix.push(0);
+        let mut versions = self
+            .records
+            .scan_prefix(&prefix)
+            .map(|kv| Ok::<_, StoreError>(StoredRecord(kv?.1)))
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(current) = self.records.get(record_key(CURRENT, catalog, key))? {
+            versions.push(StoredRecord(current));
+        }
+        Ok(versions)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sled_store_passes_the_store_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::suite::run(|| SledStore::open(&dir.path().join("data")).unwrap());
+    }
+
+    #[test]
+    fn a_second_open_of_the_same_directory_is_refused_clearly() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = SledStore::open(dir.path()).unwrap();
+        let err = SledStore::open(dir.path())
+            .err()
+            .expect("second open must fail");
+        assert!(matches!(err, StoreError::Locked(_)), "{err}");
+    }
+
+    #[test]
+    fn another_format_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            db.open_tree("meta")
+                .unwrap()
+                .insert("format", &7u32.to_be_bytes())
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let err = SledStore::open(dir.path())
+            .err()
+            .expect("format 7 must be refused");
+        assert!(
+            matches!(
+                err,
+                StoreError::Format {
+                    found: 7,
+                    supported: FORMAT_VERSION
+                }
+            ),
+            "{err}"
+        );
+    }
+}

@@ -99,6 +99,7 @@ def main():
     # Records are read only for a principal whose node vouches for it: a bare node read is refused.
     catalog = answer.catalogs[0].code
     query_type = message_factory.GetMessageClass(pool.FindMessageTypeByName("tierlink.v1.QueryRequest"))
+    scope_type = message_factory.GetMessageClass(pool.FindMessageTypeByName("tierlink.v1.ReadScope"))
     batch_type = message_factory.GetMessageClass(pool.FindMessageTypeByName("tierlink.v1.SignedBatch"))
     query = channel.unary_stream(
         "/tierlink.v1.Exchange/Query",
@@ -106,7 +107,7 @@ def main():
         response_deserializer=batch_type.FromString,
     )
     try:
-        list(query(query_type(catalog=catalog, target=target["code"]), timeout=10))
+        list(query(query_type(scope=scope_type(catalog=catalog, target=target["code"])), timeout=10))
     except grpc.RpcError as refused:
         print(f"Query of {catalog} naming no principal: refused ({refused.code().name}: {refused.details()})")
         assert refused.code() == grpc.StatusCode.PERMISSION_DENIED, refused

@@ -17,9 +17,8 @@ use std::time::Duration;
 use tierlink_proto::v1::directory_client::DirectoryClient;
 use tierlink_proto::v1::exchange_client::ExchangeClient;
 use tierlink_proto::v1::{
-    GetCatalogRequest, HistoryRequest, ListCatalogsRequest, ListCatalogsResponse,
-    PutCatalogRequest, PutCatalogResponse, PutRecordsRequest, PutRecordsResponse, QueryRequest,
-    Row, SignedBatch,
+    GetCatalogRequest, ListCatalogsRequest, ListCatalogsResponse, PutCatalogRequest,
+    PutCatalogResponse, PutRecordsRequest, PutRecordsResponse, Row, SignedBatch,
 };
 use tokio_stream::StreamExt;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
@@ -27,6 +26,7 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use tierlink_core::config::{ConfigError, Credentials, NodeDir};
 use tierlink_core::identity::NodeCode;
 use tierlink_core::members::{MemberList, Members, Standing};
+use tierlink_core::read::Read;
 use tierlink_core::signed::{
     BatchVerifier, Expected, StreamCheck, StreamSummary, VerifiedBatch, VerifyError,
 };
@@ -222,6 +222,18 @@ pub async fn receive(
     })
 }
 
+/// Sends `read` as the RPC of its kind (`Query` or `History`); the answer is a stream of signed
+/// batches, not yet verified.
+pub async fn send(
+    mut client: ExchangeClient<Channel>,
+    read: Read,
+) -> Result<tonic::Streaming<SignedBatch>, ClientError> {
+    Ok(match read {
+        Read::Query(q) => client.query(q).await?.into_inner(),
+        Read::History(h) => client.history(h).await?.into_inner(),
+    })
+}
+
 /// A node's own client: acts with the node's certificate, as its administrator's CLI does. It
 /// finds other nodes, and checks producers, through the members of its node's directory replica.
 pub struct NodeClient {
@@ -365,75 +377,33 @@ impl NodeClient {
         Ok(client.get_catalog(request).await?.into_inner().catalog_json)
     }
 
-    /// Queries `request.target` (this node when empty), verifying every batch as the target's.
-    /// A principal's read (with a credential) goes to this node, which vouches for the principal
-    /// and relays through `via` when given; the node's own read asks `via` (the target itself
-    /// when `None`).
-    pub async fn query(
+    /// Runs a read of `read.scope.target` (this node when empty), verifying every batch as the
+    /// target's. A principal's read (with a credential) goes to this node, which vouches for the
+    /// principal and relays through `via` when given; the node's own read asks `via` (the target
+    /// itself when `None`).
+    pub async fn read(
         &self,
         via: Option<&NodeCode>,
-        mut request: QueryRequest,
+        read: impl Into<Read>,
         on_batch: impl FnMut(SignedBatch, VerifiedBatch) -> Result<(), ClientError>,
     ) -> Result<StreamSummary, ClientError> {
-        let as_principal = request.credential.is_some();
-        let (mut client, expected) = self
-            .read(
-                via,
-                as_principal,
-                &mut request.target,
-                &mut request.via,
-                &request.catalog,
-            )
-            .await?;
-        let stream = client.query(request).await?.into_inner();
-        receive(stream, &self.verifier, expected, on_batch).await
-    }
-
-    /// Reads every version of one record, like [`Self::query`].
-    pub async fn history(
-        &self,
-        via: Option<&NodeCode>,
-        mut request: HistoryRequest,
-        on_batch: impl FnMut(SignedBatch, VerifiedBatch) -> Result<(), ClientError>,
-    ) -> Result<StreamSummary, ClientError> {
-        let as_principal = request.credential.is_some();
-        let (mut client, expected) = self
-            .read(
-                via,
-                as_principal,
-                &mut request.target,
-                &mut request.via,
-                &request.catalog,
-            )
-            .await?;
-        let stream = client.history(request).await?.into_inner();
-        receive(stream, &self.verifier, expected, on_batch).await
-    }
-
-    /// Routes a streamed read: fills in the target's code (and the relay, for a principal's
-    /// read) and says what its batches must be.
-    async fn read(
-        &self,
-        via: Option<&NodeCode>,
-        as_principal: bool,
-        target: &mut String,
-        relay: &mut String,
-        catalog: &str,
-    ) -> Result<(ExchangeClient<Channel>, Expected), ClientError> {
-        let code = self.target(target)?;
-        let client = if as_principal {
-            *relay = via.map(ToString::to_string).unwrap_or_default();
+        let mut read = read.into();
+        let scope = read.scope_mut();
+        let code = self.target(&scope.target)?;
+        let client = if scope.credential.is_some() {
+            scope.via = via.map(ToString::to_string).unwrap_or_default();
             self.connect(self.code()).await?
         } else {
             self.connect(via.unwrap_or(&code)).await?
         };
-        *target = code.to_string();
+        scope.target = code.to_string();
         let expected = Expected {
             producer: Some(code.to_string()),
-            catalog: Some(catalog.to_owned()),
+            catalog: Some(scope.catalog.clone()),
             request_id: None,
         };
-        Ok((client, expected))
+        let stream = send(client, read).await?;
+        receive(stream, &self.verifier, expected, on_batch).await
     }
 
     fn target(&self, target: &str) -> Result<NodeCode, ClientError> {

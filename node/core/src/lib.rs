@@ -9,6 +9,7 @@
 //! - [`members`]: what the exchange asks of the directory, as a trait the node implements.
 //! - [`signed`]: the signed formats: batches, requesters and batch files.
 //! - [`config`], [`provision`]: a node's directory on disk, and making one.
+//! - [`read`]: what a read of records asks, the one shape for queries and histories.
 //!
 //! # Direction
 //! `tierlink-core` depends on `tierlink-proto` alone among the workspace's crates. Above it:
@@ -24,4 +25,5 @@ pub mod identity;
 pub mod members;
 pub mod policy;
 pub mod provision;
+pub mod read;
 pub mod signed;

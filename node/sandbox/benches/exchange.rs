@@ -37,13 +37,15 @@ use tierlink_core::policy::{
 };
 use tierlink_core::provision::{Certifier, NodeSpec, init_ca, init_node};
 use tierlink_core::signed::{BatchSigner, BatchVerifier, Expected, requester};
+use tierlink_node::admission::AdmissionLayer;
 use tierlink_node::exchange::produce::{DEFAULT_BATCH_SIZE, Plan, record_lists, seal_all};
-use tierlink_node::exchange::server::{BatchStream, ExchangeService};
+use tierlink_node::exchange::server::{ExchangeService, GrpcBatchStream as BatchStream};
+use tierlink_node::read::{ReadError, ReadService};
 use tierlink_proto::v1::exchange_server::{Exchange, ExchangeServer};
 use tierlink_proto::v1::{
     GetCatalogRequest, GetCatalogResponse, HistoryRequest, ListCatalogsRequest,
     ListCatalogsResponse, PutCatalogRequest, PutCatalogResponse, PutRecordsRequest,
-    PutRecordsResponse, QueryRequest, RecordList, SignedBatch,
+    PutRecordsResponse, QueryRequest, ReadScope, RecordList, SignedBatch,
 };
 use tierlink_sandbox::sample;
 use tierlink_store::audit::AuditLog;
@@ -193,9 +195,12 @@ fn query_as(city: &NodeKey, purpose: &str, n: u64) -> QueryRequest {
         },
     );
     QueryRequest {
-        catalog: RESIDENTS.into(),
-        request_id,
-        requester: Some(signed),
+        scope: Some(ReadScope {
+            catalog: RESIDENTS.into(),
+            request_id,
+            requester: Some(signed),
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }
@@ -213,13 +218,14 @@ impl Exchange for Unsigned {
     type HistoryStream = BatchStream;
 
     async fn query(&self, request: Request<QueryRequest>) -> Result<Response<BatchStream>, Status> {
-        let req = request.into_inner();
+        let catalog = request.into_inner().scope.unwrap_or_default().catalog;
         let entry = self
             .registry
-            .entry(&req.catalog)
+            .entry(&catalog)
             .map_err(|e| Status::not_found(e.to_string()))?;
-        let plan = Plan::new(&entry.catalog, &self.decision, Redactor::new(None))?;
-        let records = self.registry.store().scan(&req.catalog, "", None);
+        let plan = Plan::new(&entry.catalog, &self.decision, Redactor::new(None))
+            .map_err(|e| Status::from(ReadError::from(e)))?;
+        let records = self.registry.store().scan(&catalog, "", None);
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         tokio::task::spawn_blocking(move || {
             for list in record_lists(records, plan, DEFAULT_BATCH_SIZE, None, |_| {}) {
@@ -267,7 +273,8 @@ impl Exchange for Unsigned {
     }
 }
 
-async fn serve_mtls<S>(credentials: &Credentials, service: S) -> String
+/// Serves `service` on loopback behind the node's admission, as a node serves it.
+async fn serve_mtls<S>(credentials: &Credentials, members: Arc<dyn Members>, service: S) -> String
 where
     S: Exchange,
 {
@@ -279,6 +286,7 @@ where
     let server = Server::builder()
         .tls_config(tierlink_node::runtime::server_tls(credentials))
         .unwrap()
+        .layer(AdmissionLayer::new("420502001".parse().unwrap(), members))
         .add_service(ExchangeServer::new(service).max_encoding_message_size(64 << 20))
         .serve_with_incoming(tierlink_node::runtime::incoming(listener));
     tokio::spawn(server);
@@ -350,26 +358,32 @@ fn stream(c: &mut Criterion) {
             "2026-01-01",
         )
         .unwrap();
+    let members: Arc<dyn Members> = Arc::new(directory);
     let peers = Arc::new(Peers::new(
         street.clone(),
         street_credentials.clone(),
-        Arc::new(directory),
+        members.clone(),
     ));
     let (signed_endpoint, unsigned_endpoint, mut signed, mut unsigned) = rt.block_on(async {
         let signed_endpoint = serve_mtls(
             &street_credentials,
+            members.clone(),
             ExchangeService::new(
                 registry.clone(),
-                Arc::new(signer),
-                peers,
-                audit,
-                Redactor::new(Some(HashKey::generate().unwrap())),
-                street.principals_path(),
+                Arc::new(ReadService::new(
+                    registry.clone(),
+                    Arc::new(signer),
+                    peers,
+                    audit,
+                    Redactor::new(Some(HashKey::generate().unwrap())),
+                    street.principals_path(),
+                )),
             ),
         )
         .await;
         let unsigned_endpoint = serve_mtls(
             &street_credentials,
+            members.clone(),
             Unsigned {
                 registry: registry.clone(),
                 decision: all_clear,
@@ -406,7 +420,10 @@ fn stream(c: &mut Criterion) {
     };
     // Both streams cut batches at the producer's default size.
     let request = QueryRequest {
-        catalog: RESIDENTS.into(),
+        scope: Some(ReadScope {
+            catalog: RESIDENTS.into(),
+            ..Default::default()
+        }),
         ..Default::default()
     };
 

@@ -6,7 +6,7 @@ mod util;
 use tierlink_client::{ClientError, connect};
 use tierlink_core::signed::VerifyError;
 use tierlink_core::signed::file::{BatchWriter, FileVerifyError, verify_file};
-use tierlink_proto::v1::{FieldEquals, ListCatalogsRequest, QueryRequest, Record};
+use tierlink_proto::v1::{FieldEquals, ListCatalogsRequest, QueryRequest, ReadScope, Record};
 use tierlink_sandbox::federation::{LocalFederation, default_units};
 use util::*;
 
@@ -17,10 +17,13 @@ fn query(
     asker: &Option<tierlink_proto::v1::Credential>,
 ) -> QueryRequest {
     QueryRequest {
-        catalog: catalog.into(),
-        target: target.into(),
+        scope: Some(ReadScope {
+            catalog: catalog.into(),
+            target: target.into(),
+            credential: asker.clone(),
+            ..Default::default()
+        }),
         batch_size: 100,
-        credential: asker.clone(),
         ..Default::default()
     }
 }
@@ -33,7 +36,7 @@ async fn district_and_city_read_the_street_directly_and_through_a_relay() {
 
     let mut records: Vec<Record> = Vec::new();
     let direct = f.clients[DISTRICT]
-        .query(
+        .read(
             None,
             query(street.as_str(), RESIDENTS, &open.district),
             |_, v| {
@@ -56,7 +59,7 @@ async fn district_and_city_read_the_street_directly_and_through_a_relay() {
 
     let district = f.clients[DISTRICT].code().clone();
     let relayed = f.clients[CITY]
-        .query(
+        .read(
             Some(&district),
             query(street.as_str(), RESIDENTS, &open.city),
             |_, _| Ok(()),
@@ -74,7 +77,7 @@ async fn district_and_city_read_the_street_directly_and_through_a_relay() {
     assert_eq!(relayed.records, 1000);
 
     let city_direct = f.clients[CITY]
-        .query(
+        .read(
             None,
             query(street.as_str(), BUILDINGS, &open.city),
             |_, _| Ok(()),
@@ -95,7 +98,7 @@ async fn items_that_are_not_shared_never_leave_the_street() {
     let street = f.clients[STREET].code().clone();
     let mut bytes = Vec::new();
     let summary = f.clients[CITY]
-        .query(
+        .read(
             None,
             query(street.as_str(), RESIDENTS, &open.city),
             |batch, _| {
@@ -123,7 +126,7 @@ async fn items_that_are_not_shared_never_leave_the_street() {
     // The street itself sees them.
     let mut own = Vec::new();
     let mine = f.clients[STREET]
-        .query(None, query("", RESIDENTS, &None), |_, v| {
+        .read(None, query("", RESIDENTS, &None), |_, v| {
             own.extend(v.records);
             Ok(())
         })
@@ -143,7 +146,7 @@ async fn items_that_are_not_shared_never_leave_the_street() {
         value: "佛教".into(),
     }];
     let err = f.clients[CITY]
-        .query(None, probe, |_, _| Ok(()))
+        .read(None, probe, |_, _| Ok(()))
         .await
         .unwrap_err();
     assert!(
@@ -160,13 +163,7 @@ async fn queries_filter_by_key_range_field_and_time() {
     let street = f.clients[STREET].code().as_str().to_owned();
     let count = |req: QueryRequest| {
         let client = &f.clients[DISTRICT];
-        async move {
-            client
-                .query(None, req, |_, _| Ok(()))
-                .await
-                .unwrap()
-                .records
-        }
+        async move { client.read(None, req, |_, _| Ok(())).await.unwrap().records }
     };
     let mut by_key = query(&street, RESIDENTS, &open.district);
     by_key.key_from = "P4205020010000010".into();
@@ -239,7 +236,7 @@ async fn only_the_node_itself_writes_and_every_write_is_checked() {
     let mut rows = tierlink_sandbox::sample::buildings("420502001", 20, 99);
     rows[13][8] = "many".into();
     let before = f.clients[DISTRICT]
-        .query(
+        .read(
             None,
             query(street.as_str(), BUILDINGS, &open.district),
             |_, _| Ok(()),
@@ -261,7 +258,7 @@ async fn only_the_node_itself_writes_and_every_write_is_checked() {
         "{text}"
     );
     let after = f.clients[DISTRICT]
-        .query(
+        .read(
             None,
             query(street.as_str(), BUILDINGS, &open.district),
             |_, _| Ok(()),
@@ -350,7 +347,7 @@ async fn exported_batches_verify_offline_and_tampering_is_caught() {
     let mut writer = BatchWriter::create(&path).unwrap();
     let district = f.clients[DISTRICT].code().clone();
     let summary = f.clients[CITY]
-        .query(
+        .read(
             Some(&district),
             query("420502001", RESIDENTS, &open.city),
             |batch, _| {
@@ -404,7 +401,7 @@ async fn a_restarted_node_returns_every_acknowledged_record_and_its_history() {
 
     f.federation.stop_node(STREET).await.unwrap();
     let err = f.clients[DISTRICT]
-        .query(
+        .read(
             None,
             query(street.as_str(), RESIDENTS, &open.district),
             |_, _| Ok(()),
@@ -420,7 +417,7 @@ async fn a_restarted_node_returns_every_acknowledged_record_and_its_history() {
     let client =
         tierlink_client::NodeClient::open(f.federation.nodes[DISTRICT].dir.clone()).unwrap();
     let total = client
-        .query(
+        .read(
             None,
             query(street.as_str(), RESIDENTS, &open.district),
             |_, _| Ok(()),
@@ -430,14 +427,16 @@ async fn a_restarted_node_returns_every_acknowledged_record_and_its_history() {
     assert_eq!(total.records, 500);
     let mut versions = Vec::new();
     let history = tierlink_proto::v1::HistoryRequest {
-        catalog: RESIDENTS.into(),
-        target: street.to_string(),
+        scope: Some(ReadScope {
+            catalog: RESIDENTS.into(),
+            target: street.to_string(),
+            credential: open.district.clone(),
+            ..Default::default()
+        }),
         key: "P4205020010000003".into(),
-        credential: open.district.clone(),
-        ..Default::default()
     };
     client
-        .history(None, history, |_, v| {
+        .read(None, history, |_, v| {
             versions.extend(v.records);
             Ok(())
         })

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use tierlink_client::{ClientError, NodeClient};
 use tierlink_core::signed::file::{BatchWriter, verify_file};
-use tierlink_proto::v1::{BatchHeader, HistoryRequest, QueryRequest, Record};
+use tierlink_proto::v1::{BatchHeader, HistoryRequest, QueryRequest, ReadScope, Record};
 use tierlink_store::audit::{AuditFilter, Outcome, Side, anchor_head};
 use util::*;
 
@@ -45,7 +45,7 @@ async fn read(
         bytes: Vec::new(),
     };
     client
-        .query(via, request, |batch, verified| {
+        .read(via, request, |batch, verified| {
             if verified.header.sequence == 0 {
                 got.header = verified.header;
             }
@@ -60,12 +60,24 @@ async fn read(
 
 fn residents(credential: Option<tierlink_proto::v1::Credential>) -> QueryRequest {
     QueryRequest {
-        catalog: RESIDENTS.into(),
-        target: "420502001".into(),
+        scope: Some(ReadScope {
+            catalog: RESIDENTS.into(),
+            target: "420502001".into(),
+            credential,
+            ..Default::default()
+        }),
         batch_size: 100,
-        credential,
         ..Default::default()
     }
+}
+
+/// The residents query sent straight to the producer with `requester` for request `id`.
+fn vouched(requester: tierlink_proto::v1::SignedRequester, id: &str) -> QueryRequest {
+    let mut query = residents(None);
+    let scope = query.scope.get_or_insert_default();
+    scope.requester = Some(requester);
+    scope.request_id = id.into();
+    query
 }
 
 /// The street's own records, as stored, by key.
@@ -74,7 +86,10 @@ async fn stored(f: &Fixture) -> (Vec<String>, BTreeMap<String, Record>) {
         &f.clients[STREET],
         None,
         QueryRequest {
-            catalog: RESIDENTS.into(),
+            scope: Some(ReadScope {
+                catalog: RESIDENTS.into(),
+                ..Default::default()
+            }),
             ..Default::default()
         },
     )
@@ -253,14 +268,16 @@ async fn three_principals_see_what_their_grants_allow_on_every_path() {
     let key = district.records[0].key.clone();
     let mut versions = Vec::new();
     let history = HistoryRequest {
-        catalog: RESIDENTS.into(),
-        target: "420502001".into(),
+        scope: Some(ReadScope {
+            catalog: RESIDENTS.into(),
+            target: "420502001".into(),
+            credential: district_as.clone(),
+            ..Default::default()
+        }),
         key: key.clone(),
-        credential: district_as.clone(),
-        ..Default::default()
     };
     f.clients[DISTRICT]
-        .history(None, history, |_, v| {
+        .read(None, history, |_, v| {
             assert_eq!(v.header.kind, "history");
             versions.extend(v.records);
             Ok(())
@@ -274,7 +291,7 @@ async fn three_principals_see_what_their_grants_allow_on_every_path() {
     let path = f.dir.path().join("city.tlb");
     let mut writer = BatchWriter::create(&path).unwrap();
     f.clients[CITY]
-        .query(Some(&district_code), residents(city_as), |batch, _| {
+        .read(Some(&district_code), residents(city_as), |batch, _| {
             writer
                 .write(&batch)
                 .map_err(|e| ClientError::Io(e.to_string()))
@@ -367,14 +384,7 @@ async fn reads_without_a_vouched_principal_and_grant_are_refused_and_revocation_
         },
     );
     let mut raw = f.clients[DISTRICT].connect(&street).await.unwrap();
-    let status = raw
-        .query(QueryRequest {
-            requester: Some(forged),
-            request_id: "r1".into(),
-            ..residents(None)
-        })
-        .await
-        .unwrap_err();
+    let status = raw.query(vouched(forged, "r1")).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::PermissionDenied);
     assert!(
         status
@@ -398,11 +408,7 @@ async fn reads_without_a_vouched_principal_and_grant_are_refused_and_revocation_
             ..Default::default()
         },
     );
-    let once = QueryRequest {
-        requester: Some(genuine),
-        request_id: "r2".into(),
-        ..residents(None)
-    };
+    let once = vouched(genuine, "r2");
     let mut served = raw.query(once.clone()).await.unwrap().into_inner();
     while let Some(batch) = tokio_stream::StreamExt::next(&mut served).await {
         batch.unwrap();
@@ -465,7 +471,7 @@ async fn every_exchange_is_audited_on_both_ends_and_anchored_in_the_directory() 
     let city_as = credential("zhao", &tokens.city, "420500/ps-analyst", SECURITY);
     let district_code = f.clients[DISTRICT].code().clone();
     let mut request = residents(city_as.clone());
-    request.request_id = "audit-1".into();
+    request.scope.get_or_insert_default().request_id = "audit-1".into();
     read(&f.clients[CITY], Some(&district_code), request)
         .await
         .unwrap();
@@ -483,7 +489,10 @@ async fn every_exchange_is_audited_on_both_ends_and_anchored_in_the_directory() 
         &f.clients[STREET],
         None,
         QueryRequest {
-            catalog: RESIDENTS.into(),
+            scope: Some(ReadScope {
+                catalog: RESIDENTS.into(),
+                ..Default::default()
+            }),
             limit: 1,
             ..Default::default()
         },

@@ -2,12 +2,13 @@
 //! them on one listener.
 //!
 //! # Layout
+//! - [`admission`]: who is calling, resolved once per call for every service (a tower layer).
+//! - [`read`]: the read service, the one path every record leaves by, whatever the transport.
 //! - [`exchange`]: the producing side of reads ([`exchange::produce`]) and the
-//!   `tierlink.v1.Exchange` service with its read path ([`exchange::server`]).
+//!   `tierlink.v1.Exchange` service ([`exchange::server`]), an adapter over [`read`].
 //! - [`directory`]: this node's replica of the federation directory (openraft): log store, state
 //!   machine, network, and the `Directory` and `Federation` services.
 //! - [`audit`]: the `tierlink.v1.Audit` service over the node's audit log.
-//! - [`peer`]: who is calling, from the certificate mutual TLS verified.
 //! - [`runtime`]: opening a node's directory and serving every service.
 //!
 //! # Direction
@@ -16,8 +17,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod admission;
 pub mod audit;
 pub mod directory;
 pub mod exchange;
-pub mod peer;
+pub mod read;
 pub mod runtime;

@@ -17,9 +17,11 @@ use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
+use crate::admission::AdmissionLayer;
 use crate::audit::AuditService;
 use crate::directory::{DirectoryError, DirectoryService, FederationService, Replica};
 use crate::exchange::server::ExchangeService;
+use crate::read::ReadService;
 use tierlink_client::{MAX_MESSAGE_BYTES, Peers};
 use tierlink_core::config::{ConfigError, Credentials, NodeDir};
 use tierlink_core::identity::{CertError, NodeKey, node_code_of, pem_to_der};
@@ -138,14 +140,15 @@ impl Node {
             credentials.clone(),
             directory.clone(),
         ));
-        let exchange = ExchangeService::new(
-            registry,
+        let reads = Arc::new(ReadService::new(
+            registry.clone(),
             Arc::new(signer),
             peers,
             audit.clone(),
             redactor,
             dir.principals_path(),
-        );
+        ));
+        let exchange = ExchangeService::new(registry, reads);
         Ok(Self {
             dir,
             credentials,
@@ -203,9 +206,11 @@ impl Node {
             Arc::downgrade(&board),
             Duration::from_millis(self.dir.config.directory.audit_anchor_ms.max(100)),
         );
+        let admission = AdmissionLayer::new(self.dir.code().clone(), directory.clone());
         let served = Server::builder()
             .tls_config(tls)
             .map_err(|e| RuntimeError::Credential(format!("TLS configuration: {e}")))?
+            .layer(admission)
             .add_service(health)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -220,7 +225,6 @@ impl Node {
                     .max_encoding_message_size(MAX_MESSAGE_BYTES),
             )
             .add_service(AuditServer::new(AuditService::new(
-                self.dir.code().clone(),
                 self.audit.clone(),
                 board,
             )))

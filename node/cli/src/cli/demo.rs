@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use tierlink_proto::v1::{HistoryRequest, PutRecordsRequest, QueryRequest, Record};
+use tierlink_proto::v1::{HistoryRequest, PutRecordsRequest, QueryRequest, ReadScope, Record};
 
 use super::{CliError, DemoArgs, setup::shutdown_signal};
 use tierlink_client::NodeClient;
@@ -98,7 +98,10 @@ async fn first_in_community(
 ) -> Result<(tierlink_proto::v1::BatchHeader, Record), CliError> {
     let community = format!("{}001", street.code());
     let request = QueryRequest {
-        catalog: RESIDENTS.into(),
+        scope: Some(ReadScope {
+            catalog: RESIDENTS.into(),
+            ..Default::default()
+        }),
         r#where: vec![tierlink_proto::v1::FieldEquals {
             item: "community_code".into(),
             value: community,
@@ -108,7 +111,7 @@ async fn first_in_community(
     };
     let mut found = None;
     street
-        .query(None, request, |_, v| {
+        .read(None, request, |_, v| {
             found = v.records.into_iter().next().map(|r| (v.header, r));
             Ok(())
         })
@@ -152,9 +155,12 @@ async fn three_views(
     let mut views = Vec::new();
     for (client, asker, find) in askers {
         let mut request = QueryRequest {
-            catalog: RESIDENTS.into(),
-            target: street.code().to_string(),
-            credential: asker.clone(),
+            scope: Some(ReadScope {
+                catalog: RESIDENTS.into(),
+                target: street.code().to_string(),
+                credential: asker.clone(),
+                ..Default::default()
+            }),
             limit: 1,
             ..Default::default()
         };
@@ -170,7 +176,7 @@ async fn three_views(
         }
         let mut got = None;
         client
-            .query(None, request, |_, v| {
+            .read(None, request, |_, v| {
                 got = Some((v.header.clone(), v.records.into_iter().next()));
                 Ok(())
             })
@@ -504,9 +510,12 @@ the city searches the directory for \"公民身份号码\" (citizen ID number):"
     let query = |catalog: &str,
                  target: &NodeCode,
                  asker: &Option<tierlink_proto::v1::Credential>| QueryRequest {
-        catalog: catalog.into(),
-        target: target.to_string(),
-        credential: asker.clone(),
+        scope: Some(ReadScope {
+            catalog: catalog.into(),
+            target: target.to_string(),
+            credential: asker.clone(),
+            ..Default::default()
+        }),
         ..Default::default()
     };
     let mut exchanges = Vec::new();
@@ -522,7 +531,7 @@ the city searches the directory for \"公民身份号码\" (citizen ID number):"
             .collect::<Vec<_>>()
             .join(" ");
         let summary = asker
-            .query(via, request, |_, _| Ok(()))
+            .read(via, request, |_, _| Ok(()))
             .await
             .map_err(demo_error("query"))?;
         let path = via
@@ -563,7 +572,7 @@ the city searches the directory for \"公民身份号码\" (citizen ID number):"
     // The city keeps what it got through the district, and checks it later with the CA alone.
     let export = root.join("city-residents-via-district.tlb");
     let mut writer = BatchWriter::create(&export)?;
-    city.query(
+    city.read(
         Some(district.code()),
         query(RESIDENTS, street.code(), &zhao),
         |batch, _| {
@@ -596,14 +605,16 @@ the city searches the directory for \"公民身份号码\" (citizen ID number):"
     // History of the resident who moved.
     let mut versions = Vec::new();
     let history = HistoryRequest {
-        catalog: RESIDENTS.into(),
-        target: street.code().to_string(),
+        scope: Some(ReadScope {
+            catalog: RESIDENTS.into(),
+            target: street.code().to_string(),
+            credential: li.clone(),
+            ..Default::default()
+        }),
         key: format!("P{}0000000", street.code()),
-        credential: li.clone(),
-        ..Default::default()
     };
     district
-        .history(None, history, |_, v| {
+        .read(None, history, |_, v| {
             versions.extend(v.records.into_iter().map(|r| r.version));
             Ok(())
         })

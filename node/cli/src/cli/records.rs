@@ -3,10 +3,11 @@
 use std::io::{BufRead, Write};
 use std::path::Path;
 
-use tierlink_proto::v1::{FieldEquals, HistoryRequest, QueryRequest};
+use tierlink_core::read::Read;
+use tierlink_proto::v1::{FieldEquals, HistoryRequest, QueryRequest, ReadScope};
 
 use super::input::{Table, from_json_lines, read_file};
-use super::{CliError, RecordsCommand, Route, VerifyArgs, catalog::target};
+use super::{ActAs, CliError, RecordsCommand, Route, VerifyArgs, catalog::target};
 use tierlink_client::{ClientError, NodeClient};
 use tierlink_core::catalog::{RecordSchema, parse_catalogs};
 use tierlink_core::config::NodeDir;
@@ -72,8 +73,7 @@ pub async fn run(command: RecordsCommand) -> Result<(), CliError> {
             act_as,
         } => {
             let request = QueryRequest {
-                catalog,
-                target: target(&route),
+                scope: Some(scope(catalog, &route, &act_as)?),
                 key_from: from.unwrap_or_default(),
                 key_to: to.unwrap_or_default(),
                 r#where: conditions
@@ -82,13 +82,10 @@ pub async fn run(command: RecordsCommand) -> Result<(), CliError> {
                     .collect(),
                 updated_since_micros: since.unwrap_or(0),
                 batch_size: batch_size.unwrap_or(0),
-                request_id: String::new(),
                 limit: limit.unwrap_or(0),
-                credential: act_as.credential()?,
-                ..Default::default()
             };
             let client = NodeClient::open(NodeDir::load(&node.node)?)?;
-            read(&client, &route, out.as_deref(), Read::Query(request)).await
+            read(&client, &route, out.as_deref(), request.into()).await
         }
         RecordsCommand::History {
             node,
@@ -99,14 +96,11 @@ pub async fn run(command: RecordsCommand) -> Result<(), CliError> {
             act_as,
         } => {
             let request = HistoryRequest {
-                catalog,
-                target: target(&route),
+                scope: Some(scope(catalog, &route, &act_as)?),
                 key,
-                credential: act_as.credential()?,
-                ..Default::default()
             };
             let client = NodeClient::open(NodeDir::load(&node.node)?)?;
-            read(&client, &route, out.as_deref(), Read::History(request)).await
+            read(&client, &route, out.as_deref(), request.into()).await
         }
     }
 }
@@ -170,10 +164,14 @@ async fn write(
     Ok(())
 }
 
-/// A read to run.
-enum Read {
-    Query(QueryRequest),
-    History(HistoryRequest),
+/// What every read names: the catalog, the target of `route`, and the principal acted as.
+fn scope(catalog: String, route: &Route, act_as: &ActAs) -> Result<ReadScope, CliError> {
+    Ok(ReadScope {
+        catalog,
+        target: target(route),
+        credential: act_as.credential()?,
+        ..Default::default()
+    })
 }
 
 /// Where received batches go: records printed as JSON lines, or signed batches to a file.
@@ -211,11 +209,7 @@ async fn read(
         None => Sink::Stdout(std::io::BufWriter::new(std::io::stdout())),
     };
     let on_batch = |batch, verified: VerifiedBatch| sink.take(&batch, &verified);
-    let via = route.via.as_ref();
-    let summary = match read {
-        Read::Query(request) => client.query(via, request, on_batch).await?,
-        Read::History(request) => client.history(via, request, on_batch).await?,
-    };
+    let summary = client.read(route.via.as_ref(), read, on_batch).await?;
     if let Sink::File(writer) = sink {
         writer.finish()?;
     }

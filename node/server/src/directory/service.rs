@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status};
 
 use super::network::Link;
 use super::type_config::{NodeId, TypeConfig, node_id};
-use crate::peer::caller;
+use crate::admission::Caller;
 
 /// The federation service of one node.
 pub struct FederationService {
@@ -37,7 +37,7 @@ impl FederationService {
 }
 
 fn decode<T: DeserializeOwned>(request: Request<RaftPayload>) -> Result<(NodeId, T), Status> {
-    let from = node_id(&caller(&request)?);
+    let from = node_id(&Caller::of(&request)?.node);
     let message = serde_json::from_slice(&request.into_inner().json)
         .map_err(|e| Status::invalid_argument(format!("not a raft message: {e}")))?;
     Ok((from, message))

@@ -1,17 +1,16 @@
-//! The `tierlink.v1.Exchange` gRPC service: who is calling (the node from its TLS certificate,
-//! the principal from its credential or its node's signed requester), what they may do, relaying
-//! to other nodes, and streaming signed batches under the policy decision, with every read audited.
+//! The `tierlink.v1.Exchange` gRPC service: catalogs and record writes for the node's own
+//! administrator, catalog listings for members, and `Query` and `History` as adapters over the
+//! [`ReadService`], the one path records leave a node by.
 //!
-//! Only the node itself (its own certificate, as the CLI uses) writes catalogs and records, and
-//! reads its records unredacted. Every other read names a principal: its own node checks the
-//! principal's credential and signs a requester; the producer checks that signature, decides
-//! under the directory's grants (default deny) and carries the decision out before signing. That
-//! read path, shared by `Query` and `History`, is the `read` module.
+//! Who calls is settled before any handler runs ([`crate::admission`]): only the node itself
+//! writes catalogs and records; suspended and pending members are refused everything.
 
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use tierlink_core::catalog::{Catalog, SharingType, parse_catalogs};
+use tierlink_core::identity::NodeCode;
+use tierlink_core::read::Read;
 use tierlink_proto::v1::exchange_client::ExchangeClient;
 use tierlink_proto::v1::exchange_server::Exchange;
 use tierlink_proto::v1::{
@@ -19,161 +18,88 @@ use tierlink_proto::v1::{
     ListCatalogsResponse, PutCatalogRequest, PutCatalogResponse, PutRecordsRequest,
     PutRecordsResponse, QueryRequest, SignedBatch,
 };
-use tokio_stream::Stream;
+use tierlink_store::StoreError;
+use tierlink_store::registry::{Registry, RegistryError};
+use tokio_stream::{Stream, StreamExt};
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
-mod read;
+use crate::admission::Caller;
+use crate::read::{ReadError, ReadService, relay_failure};
 
-use read::ReadRequest;
-
-use crate::exchange::produce::PlanError;
-use crate::peer::{caller, require_self};
-use tierlink_client::{ClientError, Peers};
-use tierlink_core::catalog::{Catalog, SharingType, parse_catalogs};
-use tierlink_core::identity::NodeCode;
-use tierlink_core::policy::Redactor;
-use tierlink_core::signed::BatchSigner;
-use tierlink_core::signed::requester::SeenRequests;
-use tierlink_store::StoreError;
-use tierlink_store::audit::AuditLog;
-use tierlink_store::registry::{Registry, RegistryError};
-
-/// A response stream of signed batches, produced here or relayed.
-pub type BatchStream = Pin<Box<dyn Stream<Item = Result<SignedBatch, Status>> + Send>>;
-
-/// Batches produced ahead of a slow consumer; bounds the memory of one stream.
-const STREAM_BUFFER: usize = 4;
+/// A response stream of signed batches, as gRPC sends it.
+pub type GrpcBatchStream = Pin<Box<dyn Stream<Item = Result<SignedBatch, Status>> + Send>>;
 
 /// The exchange service of one node.
 pub struct ExchangeService {
     registry: Arc<Registry>,
-    signer: Arc<BatchSigner>,
-    peers: Arc<Peers>,
-    audit: Arc<AuditLog>,
-    redactor: Redactor,
-    principals: PathBuf,
-    seen: SeenRequests,
+    reads: Arc<ReadService>,
 }
 
 /// A refused catalog or record write or lookup, as a gRPC status.
 fn registry_status(e: RegistryError) -> Status {
-    match e {
-        RegistryError::UnknownCatalog(_) => Status::not_found(e.to_string()),
-        RegistryError::Store(s) => store_status(s),
-        _ => Status::invalid_argument(e.to_string()),
-    }
+    ReadError::from(e).into()
 }
 
-/// A store failure, logged here, as a gRPC status.
+/// A store failure, logged, as a gRPC status.
 fn store_status(e: StoreError) -> Status {
-    tracing::error!(error = %e, "store failure");
-    Status::internal(e.to_string())
-}
-
-impl From<PlanError> for Status {
-    fn from(e: PlanError) -> Self {
-        match e {
-            PlanError::NotShared(m) => Status::permission_denied(m),
-            PlanError::BadRequest(m) => Status::invalid_argument(m),
-            PlanError::Unavailable(m) => Status::failed_precondition(m),
-        }
-    }
-}
-
-fn relay_failure(me: &NodeCode, target: &NodeCode, e: ClientError) -> Status {
-    match e {
-        ClientError::Status(s) => s,
-        // The full reason names this node's files: it is for this node's log, not the caller.
-        ClientError::Config(c) => {
-            tracing::warn!(%target, error = %c, "cannot relay");
-            Status::not_found(format!(
-                "node {me} has no address for {target}, so it cannot relay to it"
-            ))
-        }
-        other => Status::unavailable(format!("relay from {me} to {target} failed: {other}")),
-    }
+    ReadError::from(e).into()
 }
 
 impl ExchangeService {
-    /// A service over a node's registry, signing with its key, relaying through its peers,
-    /// redacting with `redactor`, auditing into `audit` and vouching for the principals in the
-    /// file `principals`.
-    pub fn new(
-        registry: Arc<Registry>,
-        signer: Arc<BatchSigner>,
-        peers: Arc<Peers>,
-        audit: Arc<AuditLog>,
-        redactor: Redactor,
-        principals: PathBuf,
-    ) -> Self {
-        Self {
-            registry,
-            signer,
-            peers,
-            audit,
-            redactor,
-            principals,
-            seen: SeenRequests::default(),
-        }
+    /// A service over a node's registry, reading through `reads`.
+    pub fn new(registry: Arc<Registry>, reads: Arc<ReadService>) -> Self {
+        Self { registry, reads }
     }
 
     fn me(&self) -> &NodeCode {
-        self.signer.code()
+        self.reads.me()
     }
 
     /// A connection to the node a request is for (`target`), when that is another node: this
     /// node then relays the request and passes the answer through unchanged.
     async fn relay(
         &self,
-        caller: &NodeCode,
+        caller: &Caller,
         target: &str,
     ) -> Result<Option<ExchangeClient<Channel>>, Status> {
-        if target.is_empty() || target == self.me().as_str() {
+        let target = self.reads.target(target)?;
+        if &target == self.me() {
             return Ok(None);
         }
-        let target: NodeCode =
-            target
-                .parse()
-                .map_err(|e: tierlink_core::identity::UnitError| {
-                    Status::invalid_argument(e.to_string())
-                })?;
-        tracing::info!(%caller, %target, "relaying");
-        self.peers
+        tracing::info!(caller = %caller.node, %target, "relaying");
+        self.reads
+            .peers()
             .client(&target)
             .await
             .map(Some)
-            .map_err(|e| relay_failure(self.me(), &target, e))
+            .map_err(|e| relay_failure(self.me(), &target, e).into())
     }
 
-    /// The calling node, from its certificate, if the federation directory admits it: a member
-    /// that is suspended or not yet approved is refused every exchange.
-    fn caller<T>(&self, request: &Request<T>) -> Result<NodeCode, Status> {
-        let caller = caller(request)?;
-        if &caller != self.me()
-            && let Some(standing) = self.peers.members().standing(&caller)
-        {
-            standing.admit(&caller).map_err(Status::permission_denied)?;
-        }
-        Ok(caller)
+    /// A read through the read service, its stream as gRPC sends it.
+    async fn read(&self, caller: &Caller, read: Read) -> Result<Response<GrpcBatchStream>, Status> {
+        let stream = self.reads.read(caller, read).await?;
+        Ok(Response::new(Box::pin(
+            stream.map(|item| item.map_err(Status::from)),
+        )))
     }
 }
 
 #[tonic::async_trait]
 impl Exchange for ExchangeService {
-    type QueryStream = BatchStream;
-    type HistoryStream = BatchStream;
+    type QueryStream = GrpcBatchStream;
+    type HistoryStream = GrpcBatchStream;
 
     async fn list_catalogs(
         &self,
         request: Request<ListCatalogsRequest>,
     ) -> Result<Response<ListCatalogsResponse>, Status> {
-        let caller = self.caller(&request)?;
+        let caller = Caller::of(&request)?;
         let req = request.into_inner();
         if let Some(mut client) = self.relay(&caller, &req.target).await? {
             return client.list_catalogs(req).await;
         }
-        let is_owner = &caller == self.me();
+        let is_owner = caller.is_self;
         let mut catalogs = Vec::new();
         for entry in self.registry.entries() {
             let c = &entry.catalog;
@@ -199,13 +125,13 @@ impl Exchange for ExchangeService {
         &self,
         request: Request<GetCatalogRequest>,
     ) -> Result<Response<GetCatalogResponse>, Status> {
-        let caller = self.caller(&request)?;
+        let caller = Caller::of(&request)?;
         let req = request.into_inner();
         if let Some(mut client) = self.relay(&caller, &req.target).await? {
             return client.get_catalog(req).await;
         }
         let entry = self.registry.entry(&req.code).map_err(registry_status)?;
-        let view = if &caller == self.me() {
+        let view = if caller.is_self {
             entry.catalog.clone()
         } else {
             entry.catalog.shared_view()
@@ -219,7 +145,6 @@ impl Exchange for ExchangeService {
         &self,
         request: Request<PutCatalogRequest>,
     ) -> Result<Response<PutCatalogResponse>, Status> {
-        require_self(&self.caller(&request)?, self.me(), "publish catalogs")?;
         let req = request.into_inner();
         let mut catalogs = parse_catalogs(&req.catalog_json, "request")
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
@@ -243,7 +168,6 @@ impl Exchange for ExchangeService {
         &self,
         request: Request<PutRecordsRequest>,
     ) -> Result<Response<PutRecordsResponse>, Status> {
-        require_self(&self.caller(&request)?, self.me(), "write records")?;
         let req = request.into_inner();
         let rows: Vec<Vec<String>> = req.rows.into_iter().map(|r| r.values).collect();
         let registry = self.registry.clone();
@@ -261,19 +185,20 @@ impl Exchange for ExchangeService {
         }))
     }
 
-    async fn query(&self, request: Request<QueryRequest>) -> Result<Response<BatchStream>, Status> {
-        let caller = self.caller(&request)?;
-        let read = ReadRequest::Query(request.into_inner());
-        self.read(caller, read).await.map(Response::new)
+    async fn query(
+        &self,
+        request: Request<QueryRequest>,
+    ) -> Result<Response<GrpcBatchStream>, Status> {
+        let caller = Caller::of(&request)?;
+        self.read(&caller, request.into_inner().into()).await
     }
 
     async fn history(
         &self,
         request: Request<HistoryRequest>,
-    ) -> Result<Response<BatchStream>, Status> {
-        let caller = self.caller(&request)?;
-        let read = ReadRequest::History(request.into_inner());
-        self.read(caller, read).await.map(Response::new)
+    ) -> Result<Response<GrpcBatchStream>, Status> {
+        let caller = Caller::of(&request)?;
+        self.read(&caller, request.into_inner().into()).await
     }
 }
 

@@ -1,28 +1,57 @@
-//! The read path every streamed read takes (`Query`, `History`, and any read added later): who
-//! asks — a principal whose credential this node checks and vouches for, a principal another node
-//! vouches for, or the node itself; passing the read on towards its producer; or producing it
-//! here under the policy decision. Each end keeps its audit entry.
+//! The read service: the one path every record leaves a node by, whatever carries the read
+//! (gRPC today, a gateway or a feed tomorrow). A [`Read`] comes in with its admitted [`Caller`];
+//! a stream of signed batches goes out.
+//!
+//! Who asks — a principal whose credential this node checks and vouches for with a signed
+//! requester, a principal another node vouches for, or the node itself — then either passing
+//! the read on towards its producer, or producing it here: the decision under the directory's
+//! grants, the plan ([`crate::exchange::produce`]) carried out on the stored bytes, batches
+//! signed, and the audit entry kept. Each end of a relayed read keeps its own entry.
+//!
+//! Errors are [`ReadError`]s, a kind and a message; each transport maps the kind to its own
+//! codes.
+
+mod error;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
 
 use prost::Message;
-use tierlink_proto::v1::exchange_client::ExchangeClient;
-use tierlink_proto::v1::{
-    BatchHeader, Credential, HistoryRequest, QueryRequest, Requester, SignedBatch, SignedRequester,
-};
-use tokio_stream::StreamExt;
-use tonic::Status;
-use tonic::transport::Channel;
-
-use super::{
-    BatchStream, ExchangeService, STREAM_BUFFER, registry_status, relay_failure, store_status,
-};
-use crate::exchange::produce::{self, DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, Plan};
+use tierlink_client::{ClientError, Peers};
 use tierlink_core::identity::{NodeCode, Principals};
-use tierlink_core::policy::{Asker, Decision};
-use tierlink_core::signed::requester;
-use tierlink_store::audit::{AuditEntry, MAX_KEYS, Outcome, Side};
+use tierlink_core::policy::{Asker, Decision, Redactor};
+use tierlink_core::read::Read;
+use tierlink_core::signed::BatchSigner;
+use tierlink_core::signed::requester::{self, SeenRequests};
+use tierlink_proto::v1::{BatchHeader, Credential, Requester, SignedBatch, SignedRequester};
+use tierlink_store::audit::{AuditEntry, AuditLog, MAX_KEYS, Outcome, Side};
+use tierlink_store::registry::Registry;
 use tierlink_store::{StoreError, StoredRecord};
+use tokio_stream::{Stream, StreamExt};
+
+pub use error::{ReadError, ReadErrorKind};
+
+use crate::admission::Caller;
+use crate::exchange::produce::{self, DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, Plan};
+
+/// A response stream of signed batches, produced here or relayed.
+pub type BatchStream = Pin<Box<dyn Stream<Item = Result<SignedBatch, ReadError>> + Send>>;
+
+/// Batches produced ahead of a slow consumer; bounds the memory of one stream.
+const STREAM_BUFFER: usize = 4;
+
+/// The read service of one node.
+pub struct ReadService {
+    registry: Arc<Registry>,
+    signer: Arc<BatchSigner>,
+    peers: Arc<Peers>,
+    audit: Arc<AuditLog>,
+    redactor: Redactor,
+    principals: PathBuf,
+    seen: SeenRequests,
+}
 
 /// Who a read is for.
 enum Reader {
@@ -48,45 +77,82 @@ impl Reader {
     }
 }
 
-/// What every read asks: the catalog of which node, under which request id, relayed how.
-struct Read<'a> {
+/// What every read names, as this node settled it: which catalog of which producer, under which
+/// request id.
+struct Scope {
     kind: &'static str,
-    catalog: &'a str,
-    target: &'a str,
-    request_id: &'a str,
+    catalog: String,
+    producer: NodeCode,
+    request_id: String,
     /// The request's bounds, kept in the audit when its keys are too many.
     bounds: String,
 }
 
 /// The caller's request id, or a fresh random one when it gave none.
-fn request_id(given: String) -> Result<String, Status> {
+fn request_id(given: &str) -> Result<String, ReadError> {
     if !given.is_empty() {
-        return Ok(given);
+        return Ok(given.to_owned());
     }
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|e| {
-        Status::unavailable(format!(
+        ReadError::unavailable(format!(
             "no randomness for a request id ({e}); give request_id"
         ))
     })?;
     Ok(hex::encode(bytes))
 }
 
-impl ExchangeService {
-    /// The node a read is for: `target`, or this node when empty.
-    fn target(&self, target: &str) -> Result<NodeCode, Status> {
+impl ReadService {
+    /// A read service over a node's registry, signing with its key, relaying through its peers,
+    /// redacting with `redactor`, auditing into `audit` and vouching for the principals in the
+    /// file `principals`.
+    pub fn new(
+        registry: Arc<Registry>,
+        signer: Arc<BatchSigner>,
+        peers: Arc<Peers>,
+        audit: Arc<AuditLog>,
+        redactor: Redactor,
+        principals: PathBuf,
+    ) -> Self {
+        Self {
+            registry,
+            signer,
+            peers,
+            audit,
+            redactor,
+            principals,
+            seen: SeenRequests::default(),
+        }
+    }
+
+    /// The node this service reads for.
+    pub fn me(&self) -> &NodeCode {
+        self.signer.code()
+    }
+
+    /// The node's peers, through which it relays.
+    pub fn peers(&self) -> &Peers {
+        &self.peers
+    }
+
+    /// The node a request names (`target`), or this node when it names none.
+    pub fn target(&self, target: &str) -> Result<NodeCode, ReadError> {
         if target.is_empty() {
             return Ok(self.me().clone());
         }
         target
             .parse()
             .map_err(|e: tierlink_core::identity::UnitError| {
-                Status::invalid_argument(e.to_string())
+                ReadError::invalid_argument(e.to_string())
             })
     }
 
     /// Where a read goes next when this node does not produce it: `via` once, then the target.
-    fn next_hop(&self, producer: &NodeCode, via: &mut String) -> Result<Option<NodeCode>, Status> {
+    fn next_hop(
+        &self,
+        producer: &NodeCode,
+        via: &mut String,
+    ) -> Result<Option<NodeCode>, ReadError> {
         if !via.is_empty() {
             let hop = self.target(&std::mem::take(via))?;
             if &hop != self.me() {
@@ -100,34 +166,35 @@ impl ExchangeService {
     /// with a signed requester), a principal another node vouches for, or this node itself.
     fn reader(
         &self,
-        caller: &NodeCode,
+        caller: &Caller,
         credential: Option<Credential>,
         signed: Option<SignedRequester>,
-        producer: &NodeCode,
-        read: &Read<'_>,
-    ) -> Result<Reader, Status> {
+        scope: &Scope,
+    ) -> Result<Reader, ReadError> {
         let now = chrono::Utc::now().timestamp_micros();
         if let Some(c) = credential {
-            if caller != self.me() {
-                return Err(Status::permission_denied(format!(
-                    "{caller} sent a principal's credential to {}: a principal gives its credential only to its own node",
+            if !caller.is_self {
+                return Err(ReadError::permission_denied(format!(
+                    "{} sent a principal's credential to {}: a principal gives its credential only to its own node",
+                    caller.node,
                     self.me()
                 )));
             }
+            // Read on every use, so that a principal removed from the file is refused at once.
             let principals = Principals::load(&self.principals)
-                .map_err(|e| Status::failed_precondition(e.to_string()))?;
+                .map_err(|e| ReadError::failed_precondition(e.to_string()))?;
             principals
                 .authenticate(&c.principal, &c.token, &c.role)
-                .map_err(|e| Status::unauthenticated(e.to_string()))?;
+                .map_err(|e| ReadError::unauthenticated(e.to_string()))?;
             let requester = Requester {
                 node: self.me().to_string(),
                 principal: c.principal,
                 role: c.role,
                 purpose: c.purpose,
                 grant: c.grant,
-                producer: producer.to_string(),
-                catalog: read.catalog.to_owned(),
-                request_id: read.request_id.to_owned(),
+                producer: scope.producer.to_string(),
+                catalog: scope.catalog.clone(),
+                request_id: scope.request_id.clone(),
                 issued_at_micros: now,
             };
             let signed = requester::sign(self.signer.key(), &requester);
@@ -149,18 +216,20 @@ impl ExchangeService {
             let asker = requester::verify(
                 &signed,
                 members.as_ref(),
-                producer,
-                read.catalog,
-                read.request_id,
+                &scope.producer,
+                &scope.catalog,
+                &scope.request_id,
                 now,
             )
             .and_then(|asker| {
                 self.seen
-                    .first_use(&asker.node, read.request_id, now)
+                    .first_use(&asker.node, &scope.request_id, now)
                     .map(|()| asker)
             })
             .map_err(|reason| {
-                Status::permission_denied(format!("the request's requester is refused: {reason}"))
+                ReadError::permission_denied(format!(
+                    "the request's requester is refused: {reason}"
+                ))
             })?;
             return Ok(Reader::Principal {
                 asker,
@@ -168,30 +237,30 @@ impl ExchangeService {
                 origin: false,
             });
         }
-        if caller == self.me() {
+        if caller.is_self {
             return Ok(Reader::Owner);
         }
-        Err(Status::permission_denied(format!(
-            "{caller} asks without naming a principal: a read from another node names the principal, role and purpose its node vouches for (the CLI's --as)"
+        Err(ReadError::permission_denied(format!(
+            "{} asks without naming a principal: a read from another node names the principal, role and purpose its node vouches for (the CLI's --as)",
+            caller.node
         )))
     }
 
-    /// An audit entry for `read`, as far as it is known before the answer.
+    /// An audit entry for a read, as far as it is known before the answer.
     fn audit_entry(
         &self,
         side: Side,
         caller: &NodeCode,
-        producer: &NodeCode,
-        read: &Read<'_>,
+        scope: &Scope,
         asker: Option<&Asker>,
     ) -> AuditEntry {
         let consumer = asker.map_or(caller, |a| &a.node);
         AuditEntry {
             at_micros: chrono::Utc::now().timestamp_micros(),
             side: Some(side),
-            kind: read.kind.to_owned(),
-            request_id: read.request_id.to_owned(),
-            producer: producer.to_string(),
+            kind: scope.kind.to_owned(),
+            request_id: scope.request_id.clone(),
+            producer: scope.producer.to_string(),
             consumer: consumer.to_string(),
             relay: if caller != consumer && caller != self.me() {
                 caller.to_string()
@@ -201,68 +270,57 @@ impl ExchangeService {
             principal: asker.map(Asker::principal_id).unwrap_or_default(),
             role: asker.map(|a| a.role.clone()).unwrap_or_default(),
             purpose: asker.map(|a| a.purpose.clone()).unwrap_or_default(),
-            catalog: read.catalog.to_owned(),
+            catalog: scope.catalog.clone(),
             outcome: Some(Outcome::Served),
             ..Default::default()
         }
     }
 
     /// Records a refusal in the audit and returns it.
-    async fn refused(&self, mut entry: AuditEntry, status: Status) -> Status {
+    async fn refused(&self, mut entry: AuditEntry, error: ReadError) -> ReadError {
         entry.outcome = Some(Outcome::Refused);
-        entry.reason = status.message().to_owned();
+        entry.reason.clone_from(&error.message);
         if let Err(e) = self.audit.append(entry).await {
             tracing::error!(error = %e, "cannot write the audit");
-            return Status::unavailable(format!(
+            return ReadError::unavailable(format!(
                 "the audit cannot be written ({e}): nothing is served until it can"
             ));
         }
-        status
+        error
     }
 
-    /// Runs a read: checks who asks, passes it on towards its producer, or produces it here.
-    pub(super) async fn read(
-        &self,
-        caller: NodeCode,
-        mut request: ReadRequest,
-    ) -> Result<BatchStream, Status> {
-        let fields = request.fields();
-        if fields.request_id.is_empty() {
-            *fields.request_id = request_id(String::new())?;
-        }
+    /// Runs a read for `caller`: checks who asks, passes the read on towards its producer, or
+    /// produces it here. The stream ends after the last batch, or with the error that stopped it.
+    pub async fn read(&self, caller: &Caller, mut read: Read) -> Result<BatchStream, ReadError> {
+        let fields = read.scope_mut();
+        fields.request_id = request_id(&fields.request_id)?;
         let credential = fields.credential.take();
         let signed = fields.requester.take();
-        let mut via = std::mem::take(fields.via);
-        let (catalog, target, request_id) = (
-            fields.catalog.clone(),
-            fields.target.clone(),
-            fields.request_id.clone(),
-        );
-        let read = Read {
-            kind: request.kind(),
-            catalog: &catalog,
-            target: &target,
-            request_id: &request_id,
-            bounds: request.bounds(),
+        let mut via = std::mem::take(&mut fields.via);
+        let producer = self.target(&fields.target)?;
+        let scope = Scope {
+            kind: read.kind(),
+            catalog: read.scope().catalog.clone(),
+            producer,
+            request_id: read.scope().request_id.clone(),
+            bounds: read.bounds(),
         };
-        let producer = self.target(read.target)?;
         let principal = credential
             .as_ref()
             .map(|c| format!("{}@{}", c.principal, self.me()));
-        let reader = match self.reader(&caller, credential, signed, &producer, &read) {
+        let reader = match self.reader(caller, credential, signed, &scope) {
             Ok(reader) => reader,
-            Err(status) => {
+            Err(error) => {
                 if let Some(principal) = principal {
-                    let mut entry =
-                        self.audit_entry(Side::Consumer, &caller, &producer, &read, None);
+                    let mut entry = self.audit_entry(Side::Consumer, &caller.node, &scope, None);
                     entry.principal = principal;
-                    return Err(self.refused(entry, status).await);
+                    return Err(self.refused(entry, error).await);
                 }
-                return Err(status);
+                return Err(error);
             }
         };
-        let Some(hop) = self.next_hop(&producer, &mut via)? else {
-            return self.produce(&caller, &reader, &read, request).await;
+        let Some(hop) = self.next_hop(&scope.producer, &mut via)? else {
+            return self.produce(&caller.node, &reader, &scope, read).await;
         };
         let Reader::Principal {
             asker,
@@ -271,26 +329,31 @@ impl ExchangeService {
         } = &reader
         else {
             // The node's own reads of another node: what is not its own needs a principal.
-            return Err(Status::permission_denied(format!(
-                "node {} reads records of {producer} only for a principal: name one (the CLI's --as)",
-                self.me()
+            return Err(ReadError::permission_denied(format!(
+                "node {} reads records of {} only for a principal: name one (the CLI's --as)",
+                self.me(),
+                scope.producer
             )));
         };
-        let fields = request.fields();
-        *fields.via = via;
-        *fields.requester = Some(signed.clone());
-        tracing::info!(%caller, %hop, %producer, "relaying");
+        let fields = read.scope_mut();
+        fields.via = via;
+        fields.requester = Some(signed.clone());
+        tracing::info!(caller = %caller.node, %hop, producer = %scope.producer, "relaying");
         let forwarded = match self.peers.client(&hop).await {
-            Ok(client) => request.forward(client).await,
+            Ok(client) => tierlink_client::send(client, read)
+                .await
+                .map_err(|e| relay_failure(self.me(), &hop, e)),
             Err(e) => Err(relay_failure(self.me(), &hop, e)),
         };
         if !origin {
-            return forwarded.map(|s| Box::pin(s) as BatchStream);
+            return forwarded.map(|upstream| {
+                Box::pin(upstream.map(|item| item.map_err(ReadError::from))) as BatchStream
+            });
         }
-        let entry = self.audit_entry(Side::Consumer, &caller, &producer, &read, Some(asker));
+        let entry = self.audit_entry(Side::Consumer, &caller.node, &scope, Some(asker));
         match forwarded {
-            Ok(stream) => Ok(self.audited(stream, entry)),
-            Err(status) => Err(self.refused(entry, status).await),
+            Ok(upstream) => Ok(self.audited(upstream, entry)),
+            Err(error) => Err(self.refused(entry, error).await),
         }
     }
 
@@ -299,25 +362,24 @@ impl ExchangeService {
         &self,
         caller: &NodeCode,
         reader: &Reader,
-        read: &Read<'_>,
-        request: ReadRequest,
-    ) -> Result<BatchStream, Status> {
-        let entry = self.audit_entry(Side::Producer, caller, self.me(), read, reader.asker());
-        let planned = self.plan(reader, read, request, entry.clone());
-        match planned {
+        scope: &Scope,
+        read: Read,
+    ) -> Result<BatchStream, ReadError> {
+        let entry = self.audit_entry(Side::Producer, caller, scope, reader.asker());
+        match self.plan(reader, scope, read, entry.clone()) {
             Ok(stream) => Ok(stream),
-            Err(status) => Err(self.refused(entry, status).await),
+            Err(error) => Err(self.refused(entry, error).await),
         }
     }
 
     fn plan(
         &self,
         reader: &Reader,
-        read: &Read<'_>,
-        request: ReadRequest,
+        scope: &Scope,
+        read: Read,
         mut entry: AuditEntry,
-    ) -> Result<BatchStream, Status> {
-        let registry_entry = self.registry.entry(read.catalog).map_err(registry_status)?;
+    ) -> Result<BatchStream, ReadError> {
+        let registry_entry = self.registry.entry(&scope.catalog)?;
         let catalog = &registry_entry.catalog;
         let decision = match reader.asker() {
             None => Decision::owner(catalog),
@@ -326,7 +388,7 @@ impl ExchangeService {
                 self.peers
                     .members()
                     .decide(self.me(), catalog, asker, &today)
-                    .map_err(|refusal| Status::permission_denied(refusal.to_string()))?
+                    .map_err(|refusal| ReadError::permission_denied(refusal.to_string()))?
             }
         };
         entry.grant.clone_from(&decision.grant);
@@ -336,35 +398,31 @@ impl ExchangeService {
                 .iter()
                 .map(|d| (d.action.to_string(), d.item.clone())),
         );
-        entry.bounds.clone_from(&read.bounds);
+        entry.bounds.clone_from(&scope.bounds);
         let plan = Plan::new(catalog, &decision, self.redactor.clone())?;
         let template = plan.header(
             &entry.consumer,
-            read.catalog,
-            read.kind,
-            read.request_id,
+            &scope.catalog,
+            scope.kind,
+            &scope.request_id,
             reader.asker(),
         );
-        match request {
-            ReadRequest::Query(q) => {
+        match read {
+            Read::Query(q) => {
                 let size = batch_size(q.batch_size)?;
                 let plan = plan.with_query(catalog, &q)?;
                 let to = (!q.key_to.is_empty()).then_some(q.key_to.as_str());
-                let records = self.registry.store().scan(&q.catalog, &q.key_from, to);
+                let records = self.registry.store().scan(&scope.catalog, &q.key_from, to);
                 let limit = (q.limit > 0).then_some(q.limit);
                 Ok(self.stream_batches(template, records, plan, size, limit, entry))
             }
-            ReadRequest::History(h) => {
+            Read::History(h) => {
                 plan.check_key_lookup()?;
-                let versions = self
-                    .registry
-                    .store()
-                    .history(&h.catalog, &h.key)
-                    .map_err(store_status)?;
+                let versions = self.registry.store().history(&scope.catalog, &h.key)?;
                 if versions.is_empty() {
-                    return Err(Status::not_found(format!(
+                    return Err(ReadError::not_found(format!(
                         "catalog {} has no record with key {:?}",
-                        h.catalog, h.key
+                        scope.catalog, h.key
                     )));
                 }
                 Ok(self.stream_batches(
@@ -405,14 +463,14 @@ impl ExchangeService {
             let lists = produce::record_lists(records, plan, batch_size, limit, keep_key);
             let (mut batches, mut sent) = (0u32, 0u64);
             for sealed in produce::seal_all(&signer, template, lists) {
-                let batch = sealed.map_err(store_status).map(|s| {
+                let batch = sealed.map_err(ReadError::from).map(|s| {
                     batches += 1;
                     sent += s.record_count;
                     s.batch
                 });
-                if let Err(status) = &batch {
+                if let Err(error) = &batch {
                     entry.outcome = Some(Outcome::Refused);
-                    entry.reason = status.message().to_owned();
+                    entry.reason.clone_from(&error.message);
                 }
                 if tx.blocking_send(batch).is_err() {
                     entry.reason = "the consumer went away before the stream ended".into();
@@ -444,6 +502,7 @@ impl ExchangeService {
         tokio::spawn(async move {
             let mut keys = Vec::new();
             while let Some(item) = upstream.next().await {
+                let item = item.map_err(ReadError::from);
                 match &item {
                     Ok(batch) => {
                         if let Ok(h) = BatchHeader::decode(batch.header.as_slice()) {
@@ -462,9 +521,9 @@ impl ExchangeService {
                             keys.extend(list.records.into_iter().map(|r| r.key));
                         }
                     }
-                    Err(status) => {
+                    Err(error) => {
                         entry.outcome = Some(Outcome::Refused);
-                        entry.reason = status.message().to_owned();
+                        entry.reason.clone_from(&error.message);
                     }
                 }
                 if tx.send(item).await.is_err() {
@@ -486,6 +545,21 @@ impl ExchangeService {
     }
 }
 
+/// A failed relay, as the caller may see it.
+pub fn relay_failure(me: &NodeCode, target: &NodeCode, e: ClientError) -> ReadError {
+    match e {
+        ClientError::Status(s) => s.into(),
+        // The full reason names this node's files: it is for this node's log, not the caller.
+        ClientError::Config(c) => {
+            tracing::warn!(%target, error = %c, "cannot relay");
+            ReadError::not_found(format!(
+                "node {me} has no address for {target}, so it cannot relay to it"
+            ))
+        }
+        other => ReadError::unavailable(format!("relay from {me} to {target} failed: {other}")),
+    }
+}
+
 /// Item codes grouped by the action applied to them.
 fn items_by_action(pairs: impl Iterator<Item = (String, String)>) -> BTreeMap<String, Vec<String>> {
     let mut by_action: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -495,92 +569,11 @@ fn items_by_action(pairs: impl Iterator<Item = (String, String)>) -> BTreeMap<St
     by_action
 }
 
-/// A streamed read, `Query` or `History`, handled by one path.
-pub(super) enum ReadRequest {
-    Query(QueryRequest),
-    History(HistoryRequest),
-}
-
-/// The fields every read has.
-struct ReadFields<'a> {
-    catalog: &'a mut String,
-    target: &'a mut String,
-    via: &'a mut String,
-    request_id: &'a mut String,
-    credential: &'a mut Option<Credential>,
-    requester: &'a mut Option<SignedRequester>,
-}
-
-impl ReadRequest {
-    fn kind(&self) -> &'static str {
-        match self {
-            ReadRequest::Query(_) => "query",
-            ReadRequest::History(_) => "history",
-        }
-    }
-
-    fn fields(&mut self) -> ReadFields<'_> {
-        match self {
-            ReadRequest::Query(q) => ReadFields {
-                catalog: &mut q.catalog,
-                target: &mut q.target,
-                via: &mut q.via,
-                request_id: &mut q.request_id,
-                credential: &mut q.credential,
-                requester: &mut q.requester,
-            },
-            ReadRequest::History(h) => ReadFields {
-                catalog: &mut h.catalog,
-                target: &mut h.target,
-                via: &mut h.via,
-                request_id: &mut h.request_id,
-                credential: &mut h.credential,
-                requester: &mut h.requester,
-            },
-        }
-    }
-
-    /// What the read asked for, as the audit keeps it when the keys sent are too many.
-    fn bounds(&self) -> String {
-        match self {
-            ReadRequest::Query(q) => {
-                let mut parts = Vec::new();
-                if !q.key_from.is_empty() || !q.key_to.is_empty() {
-                    parts.push(format!("keys from {:?} to {:?}", q.key_from, q.key_to));
-                }
-                parts.extend(q.r#where.iter().map(|w| format!("{}={}", w.item, w.value)));
-                if q.updated_since_micros > 0 {
-                    parts.push(format!("written since {} µs", q.updated_since_micros));
-                }
-                if q.limit > 0 {
-                    parts.push(format!("at most {}", q.limit));
-                }
-                if parts.is_empty() {
-                    "every record".to_owned()
-                } else {
-                    parts.join(", ")
-                }
-            }
-            ReadRequest::History(h) => format!("key {:?}", h.key),
-        }
-    }
-
-    async fn forward(
-        self,
-        mut client: ExchangeClient<Channel>,
-    ) -> Result<tonic::Streaming<SignedBatch>, tonic::Status> {
-        Ok(match self {
-            ReadRequest::Query(q) => client.query(q).await?.into_inner(),
-            ReadRequest::History(h) => client.history(h).await?.into_inner(),
-        })
-    }
-}
-
-fn batch_size(requested: u32) -> Result<usize, Status> {
+fn batch_size(requested: u32) -> Result<usize, ReadError> {
     match requested as usize {
         0 => Ok(DEFAULT_BATCH_SIZE),
         n if n <= MAX_BATCH_SIZE => Ok(n),
-        n => Err(Status::invalid_argument(format!(
+        n => Err(ReadError::invalid_argument(format!(
             "batch_size {n} is above the limit of {MAX_BATCH_SIZE}"
         ))),
     }

@@ -1,0 +1,90 @@
+//! What a read of records asks, whatever carries it: the same shape from the command line, over
+//! gRPC or a gateway, through relays, down to the producer.
+//!
+//! Every read names a [`ReadScope`] (the catalog, whose records, the route, the request id and who
+//! asks) and selects records one way: a query (key range, conditions, limit) or one key's
+//! history. [`Read`] holds either, so code that routes, vouches for, relays or audits a read is
+//! written once.
+
+use tierlink_proto::v1::{HistoryRequest, QueryRequest, ReadScope};
+
+/// A read of records: `Query` or `History`, each carrying its [`ReadScope`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Read {
+    /// Current records in a key range, filtered.
+    Query(QueryRequest),
+    /// Every stored version of one record.
+    History(HistoryRequest),
+}
+
+impl Read {
+    /// "query" or "history", as signed headers and the audit name the read.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Read::Query(_) => "query",
+            Read::History(_) => "history",
+        }
+    }
+
+    /// What every read names, empty when the request left it out.
+    pub fn scope(&self) -> &ReadScope {
+        const EMPTY: &ReadScope = &ReadScope {
+            catalog: String::new(),
+            target: String::new(),
+            via: String::new(),
+            request_id: String::new(),
+            credential: None,
+            requester: None,
+        };
+        match self {
+            Read::Query(q) => q.scope.as_ref(),
+            Read::History(h) => h.scope.as_ref(),
+        }
+        .unwrap_or(EMPTY)
+    }
+
+    /// The scope, to fill in on the way (route, request id, the node's signed requester).
+    pub fn scope_mut(&mut self) -> &mut ReadScope {
+        match self {
+            Read::Query(q) => q.scope.get_or_insert_default(),
+            Read::History(h) => h.scope.get_or_insert_default(),
+        }
+    }
+
+    /// What the read asked for, in words, as the audit keeps it when the keys sent are too many.
+    pub fn bounds(&self) -> String {
+        match self {
+            Read::Query(q) => {
+                let mut parts = Vec::new();
+                if !q.key_from.is_empty() || !q.key_to.is_empty() {
+                    parts.push(format!("keys from {:?} to {:?}", q.key_from, q.key_to));
+                }
+                parts.extend(q.r#where.iter().map(|w| format!("{}={}", w.item, w.value)));
+                if q.updated_since_micros > 0 {
+                    parts.push(format!("written since {} µs", q.updated_since_micros));
+                }
+                if q.limit > 0 {
+                    parts.push(format!("at most {}", q.limit));
+                }
+                if parts.is_empty() {
+                    "every record".to_owned()
+                } else {
+                    parts.join(", ")
+                }
+            }
+            Read::History(h) => format!("key {:?}", h.key),
+        }
+    }
+}
+
+impl From<QueryRequest> for Read {
+    fn from(q: QueryRequest) -> Self {
+        Read::Query(q)
+    }
+}
+
+impl From<HistoryRequest> for Read {
+    fn from(h: HistoryRequest) -> Self {
+        Read::History(h)
+    }
+}

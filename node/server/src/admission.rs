@@ -1,0 +1,178 @@
+//! Admission: who is calling, resolved once per call before any service sees the request.
+//!
+//! Mutual TLS has already checked the client certificate against the federation CA; this layer
+//! reads the node code it names, asks the directory once for that node's standing, and applies
+//! the method's rule ([`Access`]): some methods are open to any certified node (joining the
+//! directory, raft between replicas), the exchange only to active members, and administration
+//! only to the node itself (its administrator's command line, with the node's own certificate).
+//! The admitted [`Caller`] travels in the request's extensions; handlers take it from there.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tierlink_core::identity::{NodeCode, node_code_of};
+use tierlink_core::members::Members;
+use tonic::Status;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+
+/// The node a call comes from, as admitted.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    /// The node its certificate names.
+    pub node: NodeCode,
+    /// Whether that node is the one called: its own administrator.
+    pub is_self: bool,
+}
+
+impl Caller {
+    /// The admitted caller of `request`. Every request through [`AdmissionLayer`] carries one;
+    /// a request without one was not admitted and is refused.
+    pub fn of<T>(request: &tonic::Request<T>) -> Result<Caller, Status> {
+        request
+            .extensions()
+            .get::<Caller>()
+            .cloned()
+            .ok_or_else(|| {
+                Status::unauthenticated(
+                    "no client certificate: connect with a certificate issued by the federation CA",
+                )
+            })
+    }
+}
+
+/// Who may call a method.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Access {
+    /// Anyone who passed the TLS handshake: health and reflection.
+    Open,
+    /// Any node with a federation certificate, whatever its standing: the directory (a node
+    /// joins through it while pending) and raft (whose service checks the sender itself).
+    Certified,
+    /// Active members of the federation, and the node itself: the exchange.
+    Member,
+    /// The node itself only; the text says what the call does, for the refusal.
+    OwnNode(&'static str),
+}
+
+/// The rule for a gRPC method path (`/package.Service/Method`).
+fn access(path: &str) -> Access {
+    let (service, method) = path
+        .trim_start_matches('/')
+        .split_once('/')
+        .unwrap_or((path, ""));
+    match (service, method) {
+        ("tierlink.v1.Exchange", "PutCatalog") => Access::OwnNode("publish catalogs"),
+        ("tierlink.v1.Exchange", "PutRecords") => Access::OwnNode("write records"),
+        ("tierlink.v1.Exchange", _) => Access::Member,
+        ("tierlink.v1.Directory", "Found") => Access::OwnNode("found the directory"),
+        ("tierlink.v1.Directory", "Propose") => Access::OwnNode("issue directory changes"),
+        ("tierlink.v1.Directory" | "tierlink.v1.Federation", _) => Access::Certified,
+        ("tierlink.v1.Audit", _) => Access::OwnNode("read the audit"),
+        _ => Access::Open,
+    }
+}
+
+/// Admits calls to a node: [`Caller`] resolution and the method's [`Access`] rule, for every
+/// service served behind it.
+#[derive(Clone)]
+pub struct AdmissionLayer {
+    me: NodeCode,
+    members: Arc<dyn Members>,
+}
+
+impl AdmissionLayer {
+    /// Admission to node `me`, judging other nodes by `members` (the node's directory replica).
+    pub fn new(me: NodeCode, members: Arc<dyn Members>) -> Self {
+        Self { me, members }
+    }
+
+    /// The caller of a request with these extensions, admitted to `path`; `None` for open methods.
+    fn admit(&self, path: &str, extensions: &http::Extensions) -> Result<Option<Caller>, Status> {
+        let access = access(path);
+        if access == Access::Open {
+            return Ok(None);
+        }
+        let node = extensions
+            .get::<TlsConnectInfo<TcpConnectInfo>>()
+            .and_then(|info| info.peer_certs())
+            .and_then(|certs| certs.first().cloned())
+            .ok_or_else(|| {
+                Status::unauthenticated(
+                    "no client certificate: connect with a certificate issued by the federation CA",
+                )
+            })
+            .and_then(|cert| {
+                node_code_of(&cert).map_err(|e| Status::unauthenticated(e.to_string()))
+            })?;
+        let is_self = node == self.me;
+        match access {
+            Access::OwnNode(what) if !is_self => {
+                return Err(Status::permission_denied(format!(
+                    "{node} may not {what} on node {}: only the node itself may; run the command on that node, as its administrator",
+                    self.me
+                )));
+            }
+            Access::Member if !is_self => {
+                // A node the directory does not know yet is judged by its certificate alone
+                // (a directory not yet formed).
+                if let Some(standing) = self.members.standing(&node) {
+                    standing.admit(&node).map_err(Status::permission_denied)?;
+                }
+            }
+            _ => {}
+        }
+        Ok(Some(Caller { node, is_self }))
+    }
+}
+
+impl<S> tower::Layer<S> for AdmissionLayer {
+    type Service = Admission<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Admission {
+            layer: self.clone(),
+            inner,
+        }
+    }
+}
+
+/// The service [`AdmissionLayer`] wraps around a node's services.
+#[derive(Clone)]
+pub struct Admission<S> {
+    layer: AdmissionLayer,
+    inner: S,
+}
+
+type Respond<R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send>>;
+
+impl<S, B> tower::Service<http::Request<B>> for Admission<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Respond<S::Response, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        match self.layer.admit(request.uri().path(), request.extensions()) {
+            Ok(caller) => {
+                if let Some(caller) = caller {
+                    request.extensions_mut().insert(caller);
+                }
+                Box::pin(self.inner.call(request))
+            }
+            Err(status) => Box::pin(std::future::ready(Ok(status.into_http()))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

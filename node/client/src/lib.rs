@@ -97,6 +97,7 @@ fn status_text(status: &tonic::Status) -> String {
 }
 
 /// Opens a mutual-TLS channel to `endpoint` with the given node credentials.
+#[allow(clippy::disallowed_methods)] // The one place that builds channels.
 pub async fn channel(credentials: &Credentials, endpoint: &str) -> Result<Channel, ClientError> {
     let tls = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(&credentials.ca_pem))

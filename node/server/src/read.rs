@@ -164,6 +164,7 @@ impl ReadService {
 
     /// Who a read is for: a principal whose credential this node checks (and then vouches for
     /// with a signed requester), a principal another node vouches for, or this node itself.
+    #[allow(clippy::disallowed_methods)] // The one place that authenticates principals.
     fn reader(
         &self,
         caller: &Caller,

@@ -11,7 +11,10 @@ fn every_tierlink_method_has_its_rule() {
         ("/tierlink.v1.Exchange/PutCatalog", own("publish catalogs")),
         ("/tierlink.v1.Exchange/PutRecords", own("write records")),
         ("/tierlink.v1.Directory/Found", own("found the directory")),
-        ("/tierlink.v1.Directory/Propose", own("issue directory changes")),
+        (
+            "/tierlink.v1.Directory/Propose",
+            own("issue directory changes"),
+        ),
         ("/tierlink.v1.Directory/Submit", Access::Certified),
         ("/tierlink.v1.Directory/Members", Access::Certified),
         ("/tierlink.v1.Federation/Vote", Access::Certified),

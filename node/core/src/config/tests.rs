@@ -1,0 +1,40 @@
+use super::*;
+
+#[test]
+fn the_example_host_configurations_load() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ops/hosts");
+    for (file, tier) in [
+        ("city.toml", "city"),
+        ("district.toml", "district"),
+        ("street.toml", "street"),
+    ] {
+        let text = std::fs::read_to_string(dir.join(file)).unwrap();
+        let config: NodeConfig = toml::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+        config
+            .node
+            .validate()
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(config.node.tier.as_str(), tier);
+        assert!(!config.peers.is_empty(), "{file}");
+    }
+}
+
+#[test]
+fn unknown_peers_and_bad_files_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(CONFIG_FILE),
+        include_str!("../../../../ops/hosts/street.toml"),
+    )
+    .unwrap();
+    let node = NodeDir::load(dir.path()).unwrap();
+    assert!(node.endpoint_of(&"420502".parse().unwrap()).is_ok());
+    let err = node.endpoint_of(&"420500".parse().unwrap()).unwrap_err();
+    assert!(err.to_string().contains("has no peer 420500"), "{err}");
+    let err = node.credentials().err().unwrap();
+    assert!(err.to_string().contains("ca.crt"), "{err}");
+
+    std::fs::write(dir.path().join(CONFIG_FILE), "[node]\ncode = \"42\"\n").unwrap();
+    let err = NodeDir::load(dir.path()).unwrap_err();
+    assert!(err.to_string().contains("node.toml"), "{err}");
+}

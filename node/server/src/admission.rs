@@ -45,7 +45,7 @@ impl Caller {
 /// Who may call a method.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Access {
-    /// Anyone who passed the TLS handshake: health and reflection.
+    /// Anyone who passed the TLS handshake: health and reflection, named.
     Open,
     /// Any node with a federation certificate, whatever its standing: the directory (a node
     /// joins through it while pending) and raft (whose service checks the sender itself).
@@ -70,7 +70,14 @@ fn access(path: &str) -> Access {
         ("tierlink.v1.Directory", "Propose") => Access::OwnNode("issue directory changes"),
         ("tierlink.v1.Directory" | "tierlink.v1.Federation", _) => Access::Certified,
         ("tierlink.v1.Audit", _) => Access::OwnNode("read the audit"),
-        _ => Access::Open,
+        (
+            "grpc.health.v1.Health"
+            | "grpc.reflection.v1.ServerReflection"
+            | "grpc.reflection.v1alpha.ServerReflection",
+            _,
+        ) => Access::Open,
+        // Default deny: a service added without a rule here serves only the node itself.
+        _ => Access::OwnNode("call a method without an admission rule"),
     }
 }
 

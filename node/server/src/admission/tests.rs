@@ -26,6 +26,16 @@ fn every_tierlink_method_has_its_rule() {
             "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
             Access::Open,
         ),
+        (
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+            Access::Open,
+        ),
+        // A service with no rule of its own serves only the node itself.
+        (
+            "/tierlink.v1.Feed/Subscribe",
+            own("call a method without an admission rule"),
+        ),
+        ("//tierlink.v1.Audit/Entries", own("read the audit")),
     ] {
         assert_eq!(access(path), rule, "{path}");
     }

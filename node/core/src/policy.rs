@@ -14,6 +14,7 @@ mod rules;
 pub use decide::{Asker, Decision, ItemDecision, Refusal, Rule};
 pub use model::{
     AccessRequest, AccessStatus, Action, Grant, Grantee, Policies, PolicyCommand, Role, RowScope,
+    item_action,
 };
 pub use redact::{HASH_KEY_BYTES, HashKey, Redactor};
 pub use rules::PolicyContext;

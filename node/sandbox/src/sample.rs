@@ -284,19 +284,15 @@ pub fn three_tier_policies(
             status: AccessStatus::Pending,
         })
     };
-    let grant = |id: &str, grantee: &str, purpose: &str| Grant {
-        id: id.into(),
-        producer: street.clone(),
-        catalog: RESIDENTS_CATALOG.into(),
-        grantee: Grantee::Role(grantee.into()),
-        purpose: purpose.into(),
-        expires: expires.into(),
-        items: Default::default(),
-        others: None,
-        rows: None,
-        delegated_from: None,
-        access_request: None,
-        issuer: None,
+    let grant = |id: &str, grantee: &str, purpose: &str| {
+        Grant::new(
+            id,
+            street.clone(),
+            RESIDENTS_CATALOG,
+            Grantee::Role(grantee.into()),
+            purpose,
+            expires,
+        )
     };
     let (analyst, officer, worker) = (
         format!("{city}/ps-analyst"),

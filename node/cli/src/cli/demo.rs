@@ -32,18 +32,15 @@ fn wider_grants(
 ) -> Vec<(NodeCode, PolicyCommand)> {
     let grant =
         |id: &str, producer: &NodeCode, catalog: &str, grantee: String, purpose: &str| Grant {
-            id: id.into(),
-            producer: producer.clone(),
-            catalog: catalog.into(),
-            grantee: Grantee::Role(grantee),
-            purpose: purpose.into(),
-            expires: "2099-12-31".into(),
-            items: Default::default(),
             others: Some(Action::Clear),
-            rows: None,
-            delegated_from: None,
-            access_request: None,
-            issuer: None,
+            ..Grant::new(
+                id,
+                producer.clone(),
+                catalog,
+                Grantee::Role(grantee),
+                purpose,
+                "2099-12-31",
+            )
         };
     let analyst = format!("{city}/ps-analyst");
     vec![

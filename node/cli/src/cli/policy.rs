@@ -14,7 +14,7 @@ use tierlink_core::config::NodeDir;
 use tierlink_core::identity::{NodeCode, Principals};
 use tierlink_core::policy::{
     AccessRequest, AccessStatus, Action, Asker, Grant, Grantee, Policies, PolicyCommand, Role,
-    RowScope,
+    RowScope, item_action,
 };
 use tierlink_node::directory::DirectoryCommand;
 
@@ -95,32 +95,15 @@ pub struct GrantTerms {
     expires: String,
     /// ITEM=ACTION, ACTION one of clear, hash, withhold, mask:FIRST:LAST; repeat per item.
     /// Core and sensitive personal items are sent only when named here.
-    #[arg(long = "item", value_parser = parse_item)]
+    #[arg(long = "item", value_parser = item_action)]
     items: Vec<(String, Action)>,
     /// Action for every item not named (never core or sensitive personal ones).
     #[arg(long)]
     others: Option<Action>,
     /// Only rows whose ITEM holds a division code under PREFIX, written ITEM:PREFIX
     /// (e.g. community_code:420502).
-    #[arg(long, value_parser = parse_rows)]
+    #[arg(long)]
     rows: Option<RowScope>,
-}
-
-fn parse_item(s: &str) -> Result<(String, Action), String> {
-    let (item, action) = s.split_once('=').ok_or_else(|| {
-        format!("write an item's action as ITEM=ACTION, e.g. id_number=mask:6:4 (got {s:?})")
-    })?;
-    Ok((item.trim().to_owned(), action.parse()?))
-}
-
-fn parse_rows(s: &str) -> Result<RowScope, String> {
-    let (item, within) = s.split_once(':').ok_or_else(|| {
-        format!("write a row scope as ITEM:PREFIX, e.g. community_code:420502 (got {s:?})")
-    })?;
-    Ok(RowScope {
-        item: item.to_owned(),
-        within: within.to_owned(),
-    })
 }
 
 /// `tierlink grant …`
@@ -293,18 +276,10 @@ fn grant(
     terms: GrantTerms,
 ) -> Grant {
     Grant {
-        id,
-        producer,
-        catalog,
-        grantee,
-        purpose,
-        expires: terms.expires,
         items: terms.items.into_iter().collect(),
         others: terms.others,
         rows: terms.rows,
-        delegated_from: None,
-        access_request: None,
-        issuer: None,
+        ..Grant::new(id, producer, catalog, grantee, purpose, terms.expires)
     }
 }
 

@@ -163,6 +163,30 @@ pub struct RowScope {
     pub within: String,
 }
 
+impl FromStr for RowScope {
+    type Err = String;
+
+    /// `ITEM:PREFIX`, e.g. `community_code:420502`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (item, within) = s.split_once(':').ok_or_else(|| {
+            format!("write a row scope as ITEM:PREFIX, e.g. community_code:420502 (got {s:?})")
+        })?;
+        Ok(RowScope {
+            item: item.to_owned(),
+            within: within.to_owned(),
+        })
+    }
+}
+
+/// One item's action written `ITEM=ACTION`, e.g. `id_number=mask:6:4`, as grants are written on
+/// the command line and in requests.
+pub fn item_action(s: &str) -> Result<(String, Action), String> {
+    let (item, action) = s.split_once('=').ok_or_else(|| {
+        format!("write an item's action as ITEM=ACTION, e.g. id_number=mask:6:4 (got {s:?})")
+    })?;
+    Ok((item.trim().to_owned(), action.parse()?))
+}
+
 impl RowScope {
     /// Whether `other` covers no more rows than `self`.
     pub fn covers(&self, other: &RowScope) -> bool {
@@ -203,6 +227,35 @@ pub struct Grant {
     /// Who issued it; set by the directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issuer: Option<NodeCode>,
+}
+
+impl Grant {
+    /// A grant of `catalog` on `producer` to `grantee` for `purpose` until `expires`
+    /// (`YYYY-MM-DD`) that names no item yet: set `items`, `others` and `rows` on it, or
+    /// `delegated_from` and `access_request` where they apply. The directory sets `issuer`.
+    pub fn new(
+        id: impl Into<String>,
+        producer: NodeCode,
+        catalog: impl Into<String>,
+        grantee: Grantee,
+        purpose: impl Into<String>,
+        expires: impl Into<String>,
+    ) -> Self {
+        Grant {
+            id: id.into(),
+            producer,
+            catalog: catalog.into(),
+            grantee,
+            purpose: purpose.into(),
+            expires: expires.into(),
+            items: BTreeMap::new(),
+            others: None,
+            rows: None,
+            delegated_from: None,
+            access_request: None,
+            issuer: None,
+        }
+    }
 }
 
 /// Where an access request stands.

@@ -14,11 +14,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tierlink_proto::v1::directory_client::DirectoryClient;
 use tierlink_proto::v1::exchange_client::ExchangeClient;
 use tierlink_proto::v1::{
-    GetCatalogRequest, ListCatalogsRequest, ListCatalogsResponse, PutCatalogRequest,
-    PutCatalogResponse, PutRecordsRequest, PutRecordsResponse, Row, SignedBatch,
+    GetCatalogRequest, ListCatalogsRequest, ListCatalogsResponse, PublishRequest,
+    PutCatalogRequest, PutCatalogResponse, PutRecordsRequest, PutRecordsResponse, Row, SignedBatch,
 };
 use tokio_stream::StreamExt;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
@@ -75,6 +74,9 @@ pub enum ClientError {
     /// The federation directory does not admit the node asked for.
     #[error("{0}")]
     NotAdmitted(String),
+    /// The directory refused a change; the reason says why.
+    #[error("refused: {0}")]
+    Refused(String),
 }
 
 /// A status as a user reads it: what kind of failure, the node's message, and the transport's
@@ -267,8 +269,9 @@ impl NodeClient {
             .get_or_init(|| async {
                 let endpoint = &self.dir.config.server.endpoint;
                 let read = async {
-                    let channel = channel(&self.peers.credentials, endpoint).await.ok()?;
-                    let mut client = DirectoryClient::new(channel);
+                    let mut client = directory::connect(&self.peers.credentials, endpoint)
+                        .await
+                        .ok()?;
                     let request = tierlink_proto::v1::ReadRequest {
                         linearizable: false,
                     };
@@ -290,6 +293,25 @@ impl NodeClient {
                 );
             })
             .await;
+    }
+
+    /// Publishes this node's catalogs `codes` in the federation directory, in one signed change:
+    /// the node publishes each entry's shared view from its own registry. Returns the
+    /// directory revision after the change; a refused change is an error with the reason.
+    pub async fn publish(&self, codes: &[&str]) -> Result<u64, ClientError> {
+        let mut client =
+            directory::connect(&self.peers.credentials, &self.dir.config.server.endpoint).await?;
+        let request = PublishRequest {
+            codes: codes.iter().map(|c| c.to_string()).collect(),
+        };
+        let mut revision = 0;
+        for result in client.publish(request).await?.into_inner().results {
+            if !result.applied {
+                return Err(ClientError::Refused(result.reason));
+            }
+            revision = result.revision;
+        }
+        Ok(revision)
     }
 
     /// The node this client acts as.

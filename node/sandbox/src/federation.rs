@@ -201,7 +201,8 @@ impl LocalFederation {
         Ok(federation)
     }
 
-    fn replica(&self, code: &NodeCode) -> Result<&Arc<Replica>, FederationError> {
+    /// The directory replica of running node `code`.
+    pub fn replica(&self, code: &NodeCode) -> Result<&Arc<Replica>, FederationError> {
         self.nodes
             .iter()
             .find(|n| n.dir.code() == code)

@@ -68,6 +68,10 @@ fn access(path: &str) -> Access {
         ("tierlink.v1.Exchange", _) => Access::Member,
         ("tierlink.v1.Directory", "Found") => Access::OwnNode("found the directory"),
         ("tierlink.v1.Directory", "Propose") => Access::OwnNode("issue directory changes"),
+        ("tierlink.v1.Directory", "Explain") => Access::OwnNode("explain decisions"),
+        ("tierlink.v1.Directory", "Publish") => {
+            Access::OwnNode("publish catalogs in the directory")
+        }
         ("tierlink.v1.Directory" | "tierlink.v1.Federation", _) => Access::Certified,
         ("tierlink.v1.Audit", _) => Access::OwnNode("read the audit"),
         (

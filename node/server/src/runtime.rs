@@ -97,6 +97,7 @@ pub struct Node {
     dir: NodeDir,
     credentials: Credentials,
     exchange: ExchangeService,
+    registry: Arc<Registry>,
     directory: Arc<Replica>,
     audit: Arc<AuditLog>,
 }
@@ -148,11 +149,12 @@ impl Node {
             redactor,
             dir.principals_path(),
         ));
-        let exchange = ExchangeService::new(registry, reads);
+        let exchange = ExchangeService::new(registry.clone(), reads);
         Ok(Self {
             dir,
             credentials,
             exchange,
+            registry,
             directory,
             audit,
         })
@@ -220,9 +222,12 @@ impl Node {
                     .max_encoding_message_size(MAX_MESSAGE_BYTES),
             )
             .add_service(
-                DirectoryServer::new(DirectoryService::new(directory.clone()))
-                    .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                    .max_encoding_message_size(MAX_MESSAGE_BYTES),
+                DirectoryServer::new(DirectoryService::new(
+                    directory.clone(),
+                    self.registry.clone(),
+                ))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
             )
             .add_service(AuditServer::new(AuditService::new(
                 self.audit.clone(),

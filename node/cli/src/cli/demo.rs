@@ -411,29 +411,17 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
             .map_err(demo_error(file))?;
     }
     let mut published = 0;
-    for (n, client) in [(2, street), (4, xueyuan), (5, wujia)] {
+    for client in [street, xueyuan, wujia] {
         let own = client
             .list_catalogs(None, "")
             .await
             .map_err(demo_error("list"))?;
-        let mut commands = Vec::new();
-        for c in own.catalogs {
-            commands.push(super::directory::publication(client, &c.code).await?);
-        }
-        published += commands.len();
-        let replica = federation.nodes[n]
-            .directory()
-            .ok_or_else(|| CliError::Demo("a street is not running".into()))?;
-        let replies = replica
-            .propose(commands)
+        let codes: Vec<&str> = own.catalogs.iter().map(|c| c.code.as_str()).collect();
+        client
+            .publish(&codes)
             .await
-            .map_err(|e| CliError::Demo(e.to_string()))?;
-        if let Some(tierlink_node::directory::DirectoryReply::Rejected { reason }) = replies
-            .iter()
-            .find(|r| matches!(r, tierlink_node::directory::DirectoryReply::Rejected { .. }))
-        {
-            return Err(CliError::Demo(reason.clone()));
-        }
+            .map_err(demo_error("publish"))?;
+        published += codes.len();
     }
     let revision = federation.nodes[0]
         .directory()

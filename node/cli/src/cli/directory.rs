@@ -13,7 +13,6 @@ use tonic::transport::Channel;
 use super::{CliError, DirectoryCommand as Cmd};
 use tierlink_client::directory::connect;
 use tierlink_client::{ClientError, NodeClient};
-use tierlink_core::catalog::parse_catalogs;
 use tierlink_core::config::NodeDir;
 use tierlink_core::identity::NodeKey;
 use tierlink_node::directory::{DirectoryCommand, member_of};
@@ -281,20 +280,14 @@ pub async fn print_status(client: &mut DirectoryClient<Channel>) -> Result<(), C
     Ok(())
 }
 
-/// `tierlink catalog publish|withdraw CODE`.
+/// `tierlink catalog publish|withdraw CODE`: the node publishes its catalog's shared view.
 pub async fn publish(node: &Path, code: &str, withdraw: bool) -> Result<(), CliError> {
-    let command = if withdraw {
-        DirectoryCommand::Withdraw(code.to_owned())
-    } else {
-        let exchange = NodeClient::open(NodeDir::load(node)?)?;
-        publication(&exchange, code).await?
-    };
-    propose(node, vec![command], "").await
-}
-
-/// The command publishing one of this node's catalogs: its shared view, as stored on the node.
-pub async fn publication(exchange: &NodeClient, code: &str) -> Result<DirectoryCommand, CliError> {
-    let json = exchange.get_catalog(None, "", code).await?;
-    let catalog = parse_catalogs(&json, code)?.remove(0);
-    Ok(DirectoryCommand::Publish(catalog.shared_view()))
+    if withdraw {
+        return propose(node, vec![DirectoryCommand::Withdraw(code.to_owned())], "").await;
+    }
+    let revision = NodeClient::open(NodeDir::load(node)?)?
+        .publish(&[code])
+        .await?;
+    println!("applied: directory revision {revision}");
+    Ok(())
 }

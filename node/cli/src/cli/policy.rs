@@ -8,13 +8,12 @@ use clap::{Args, Subcommand};
 
 use super::directory::{open, propose};
 use super::{CliError, NodeArg};
-use tierlink_client::{ClientError, NodeClient};
-use tierlink_core::catalog::{Catalog, parse_catalogs};
+use tierlink_client::ClientError;
 use tierlink_core::config::NodeDir;
 use tierlink_core::identity::{NodeCode, Principals};
 use tierlink_core::policy::{
-    AccessRequest, AccessStatus, Action, Asker, Grant, Grantee, Policies, PolicyCommand, Role,
-    RowScope, item_action,
+    AccessRequest, AccessStatus, Action, Grant, Grantee, Policies, PolicyCommand, Role, RowScope,
+    item_action,
 };
 use tierlink_node::directory::DirectoryCommand;
 
@@ -519,87 +518,52 @@ pub async fn access(command: AccessCommand) -> Result<(), CliError> {
     }
 }
 
-/// The catalog as the policy sees it: the producer's full entry when it is this node, else its
-/// published (shared) view in the directory.
-async fn catalog_of(node: &Path, producer: &NodeCode, code: &str) -> Result<Catalog, CliError> {
-    let dir = NodeDir::load(node)?;
-    if producer == dir.code() {
-        let json = NodeClient::open(dir)?.get_catalog(None, "", code).await?;
-        return Ok(parse_catalogs(&json, code)?.remove(0));
-    }
-    let mut n = open(node).await?;
-    let request = tierlink_proto::v1::CatalogsRequest {
-        publisher: producer.to_string(),
-        ..Default::default()
+/// Runs `tierlink explain`: each item's fate for a principal, and the rule behind it, as the
+/// node decides it.
+pub async fn explain(args: ExplainArgs) -> Result<(), CliError> {
+    let mut n = open(&args.node.node).await?;
+    let request = tierlink_proto::v1::ExplainRequest {
+        principal: args.principal.clone(),
+        role: args.role.clone(),
+        purpose: args.purpose.clone(),
+        catalog: args.catalog.clone(),
+        producer: args
+            .producer
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        on: args.on.clone().unwrap_or_default(),
     };
-    let found = n
+    let explained = n
         .client
-        .catalogs(request)
+        .explain(request)
         .await
         .map_err(ClientError::from)?
         .into_inner();
-    let published = found
-        .catalogs
-        .into_iter()
-        .find(|c| c.summary.as_ref().is_some_and(|s| s.code == code))
-        .ok_or_else(|| CliError::Input(format!("{producer} has published no catalog {code}")))?;
-    Ok(parse_catalogs(&published.catalog_json, code)?.remove(0))
-}
-
-/// Runs `tierlink explain`: each item's fate for a principal, and the rule behind it.
-pub async fn explain(args: ExplainArgs) -> Result<(), CliError> {
-    let me = NodeDir::load(&args.node.node)?.code().clone();
-    let producer = args.producer.clone().unwrap_or(me);
-    let (name, unit) = args.principal.rsplit_once('@').ok_or_else(|| {
-        CliError::Input(format!(
-            "write the principal as NAME@UNIT, e.g. li@420502 (got {:?})",
-            args.principal
-        ))
-    })?;
-    let asker = Asker {
-        node: unit.parse().map_err(|e| CliError::Input(format!("{e}")))?,
-        principal: name.to_owned(),
-        role: args.role.clone(),
-        purpose: args.purpose.clone(),
-        grant: None,
-    };
-    let catalog = catalog_of(&args.node.node, &producer, &args.catalog).await?;
-    let today = args
-        .on
-        .clone()
-        .unwrap_or_else(|| chrono::Utc::now().format("%Y-%m-%d").to_string());
-    let policies = policies(&args.node.node).await?;
     println!(
-        "{} acting as {} for {:?}, reading {} of {producer} on {today}:",
-        args.principal, args.role, args.purpose, catalog.code
+        "{} acting as {} for {:?}, reading {} of {} on {}:",
+        args.principal, args.role, args.purpose, args.catalog, explained.producer, explained.on
     );
-    let decision = match policies.decide(&producer, &catalog, &asker, &today) {
-        Ok(d) => d,
-        Err(refusal) => {
-            println!("refused: {refusal}");
-            return Ok(());
-        }
+    if !explained.refusal.is_empty() {
+        println!("refused: {}", explained.refusal);
+        return Ok(());
+    }
+    let rows = match explained.rows.split_once(':') {
+        Some((item, within)) => format!("rows with {item} within {within}"),
+        None => "every row".to_owned(),
     };
-    let rows = decision.rows.as_ref().map_or("every row".to_owned(), |r| {
-        format!("rows with {} within {}", r.item, r.within)
-    });
-    let keys = if decision.key_in_clear(&catalog) {
+    let keys = if explained.keys_in_clear {
         "keys in clear"
     } else {
         "keys hashed"
     };
-    println!("decided under grant {}; {rows}; {keys}", decision.grant);
-    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-    for d in &decision.items {
-        println!(
-            "  {:<24} {:<12} {}",
-            d.item,
-            d.action.to_string(),
-            d.rule.as_str()
-        );
-        *counts.entry(d.action.to_string()).or_default() += 1;
+    println!("decided under grant {}; {rows}; {keys}", explained.grant);
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for d in &explained.items {
+        println!("  {:<24} {:<12} {}", d.item, d.action, d.rule);
+        *counts.entry(&d.action).or_default() += 1;
     }
     let summary: Vec<String> = counts.iter().map(|(a, n)| format!("{n} {a}")).collect();
-    println!("{} items: {}", decision.items.len(), summary.join(", "));
+    println!("{} items: {}", explained.items.len(), summary.join(", "));
     Ok(())
 }

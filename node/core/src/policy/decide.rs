@@ -24,6 +24,23 @@ pub struct Asker {
 }
 
 impl Asker {
+    /// The asker named by a principal's federation-wide id `NAME@UNIT`, acting in `role` for
+    /// `purpose`, naming no grant.
+    pub fn named(principal: &str, role: &str, purpose: &str) -> Result<Self, String> {
+        let bad =
+            || format!("write the principal as NAME@UNIT, e.g. li@420502 (got {principal:?})");
+        let (name, unit) = principal.rsplit_once('@').ok_or_else(bad)?;
+        Ok(Asker {
+            node: unit
+                .parse()
+                .map_err(|e| format!("{bad}: {e}", bad = bad()))?,
+            principal: name.to_owned(),
+            role: role.to_owned(),
+            purpose: purpose.to_owned(),
+            grant: None,
+        })
+    }
+
     /// The principal's federation-wide id, `NAME@UNIT`.
     pub fn principal_id(&self) -> String {
         format!("{}@{}", self.principal, self.node)

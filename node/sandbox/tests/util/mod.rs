@@ -73,22 +73,14 @@ pub async fn federation(residents: usize) -> Fixture {
 
 /// The street publishes its residents and buildings in the directory; returns what it published.
 pub async fn publish(f: &Fixture) -> Vec<tierlink_core::catalog::Catalog> {
-    let mut commands = Vec::new();
-    let mut catalogs = Vec::new();
-    for code in [RESIDENTS, BUILDINGS] {
-        let json = f.clients[STREET].get_catalog(None, "", code).await.unwrap();
-        let catalog = tierlink_core::catalog::parse_catalogs(&json, code)
-            .unwrap()
-            .remove(0);
-        let command = tierlink_node::directory::DirectoryCommand::Publish(catalog.shared_view());
-        if let tierlink_node::directory::DirectoryCommand::Publish(c) = &command {
-            catalogs.push(c.clone());
-        }
-        commands.push(command);
-    }
-    let street = f.clients[STREET].code().clone();
-    f.federation.issue(&street, commands).await.unwrap();
-    catalogs
+    let street = &f.clients[STREET];
+    let revision = street.publish(&[RESIDENTS, BUILDINGS]).await.unwrap();
+    f.federation.wait_for_revision(revision).await.unwrap();
+    let replica = f.federation.replica(street.code()).unwrap();
+    [RESIDENTS, BUILDINGS]
+        .iter()
+        .map(|code| replica.view(|s| s.catalogs[street.code()][*code].catalog.clone()))
+        .collect()
 }
 
 /// Tokens of the principals [`with_policies`] adds.

@@ -15,6 +15,11 @@ fn every_tierlink_method_has_its_rule() {
             "/tierlink.v1.Directory/Propose",
             own("issue directory changes"),
         ),
+        (
+            "/tierlink.v1.Directory/Publish",
+            own("publish catalogs in the directory"),
+        ),
+        ("/tierlink.v1.Directory/Explain", own("explain decisions")),
         ("/tierlink.v1.Directory/Submit", Access::Certified),
         ("/tierlink.v1.Directory/Members", Access::Certified),
         ("/tierlink.v1.Federation/Vote", Access::Certified),

@@ -5,17 +5,20 @@ use std::sync::Arc;
 
 use tierlink_proto::v1::directory_server::Directory;
 use tierlink_proto::v1::{
-    CatalogsRequest, CatalogsResponse, ChangeResponse, FoundRequest, MembersResponse,
-    PoliciesResponse, ProposeRequest, ReadMeta, ReadRequest, Replica as ReplicaStatus,
-    StatusRequest, StatusResponse, SubmitRequest,
+    CatalogsRequest, CatalogsResponse, ChangeResponse, ExplainRequest, ExplainResponse,
+    FoundRequest, ItemRedaction, MembersResponse, PoliciesResponse, ProposeRequest, PublishRequest,
+    ReadMeta, ReadRequest, Replica as ReplicaStatus, StatusRequest, StatusResponse, SubmitRequest,
 };
 use tonic::{Request, Response, Status};
 
 use super::replica::{DirectoryError, Replica, response_of};
 use super::type_config::{code_of, node_id};
-use crate::exchange::server::catalog_summary;
+use crate::exchange::server::{catalog_summary, registry_status};
 use tierlink_core::directory::PublishedCatalog;
 use tierlink_core::directory::{DirectoryCommand, Member, SignedCommands};
+use tierlink_core::identity::UnitError;
+use tierlink_core::policy::Asker;
+use tierlink_store::registry::Registry;
 
 /// How long `Status` waits for the leader's view of replication before answering without it.
 const STATUS_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
@@ -23,12 +26,13 @@ const STATUS_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 /// The directory service of one node.
 pub struct DirectoryService {
     replica: Arc<Replica>,
+    registry: Arc<Registry>,
 }
 
 impl DirectoryService {
-    /// A service over `replica`.
-    pub fn new(replica: Arc<Replica>) -> Self {
-        Self { replica }
+    /// A service over `replica`, publishing catalogs from `registry`.
+    pub fn new(replica: Arc<Replica>, registry: Arc<Registry>) -> Self {
+        Self { replica, registry }
     }
 
     /// Local reads answer here; a linearizable read is answered by the leader, after it has
@@ -124,6 +128,101 @@ impl Directory for DirectoryService {
             self.replica.propose_via(&req.via, commands).await?
         };
         Ok(Response::new(response_of(replies)))
+    }
+
+    async fn publish(
+        &self,
+        request: Request<PublishRequest>,
+    ) -> Result<Response<ChangeResponse>, Status> {
+        let codes = request.into_inner().codes;
+        if codes.is_empty() {
+            return Err(Status::invalid_argument(
+                "name the catalogs to publish by their resource codes",
+            ));
+        }
+        let commands = codes
+            .iter()
+            .map(|code| {
+                let entry = self.registry.entry(code).map_err(registry_status)?;
+                Ok(DirectoryCommand::Publish(entry.catalog.shared_view()))
+            })
+            .collect::<Result<Vec<_>, Status>>()?;
+        Ok(Response::new(response_of(
+            self.replica.propose(commands).await?,
+        )))
+    }
+
+    async fn explain(
+        &self,
+        request: Request<ExplainRequest>,
+    ) -> Result<Response<ExplainResponse>, Status> {
+        let req = request.into_inner();
+        let producer = if req.producer.is_empty() {
+            self.replica.code().clone()
+        } else {
+            req.producer
+                .parse()
+                .map_err(|e: UnitError| Status::invalid_argument(e.to_string()))?
+        };
+        let asker = Asker::named(&req.principal, &req.role, &req.purpose)
+            .map_err(Status::invalid_argument)?;
+        // The producer's full entry when it is this node, else its published (shared) view.
+        let catalog = if &producer == self.replica.code() {
+            self.registry
+                .entry(&req.catalog)
+                .map_err(registry_status)?
+                .catalog
+                .clone()
+        } else {
+            self.replica
+                .view(|s| {
+                    s.catalogs
+                        .get(&producer)
+                        .and_then(|own| own.get(&req.catalog))
+                        .map(|p| p.catalog.clone())
+                })
+                .ok_or_else(|| {
+                    Status::not_found(format!(
+                        "{producer} has published no catalog {}",
+                        req.catalog
+                    ))
+                })?
+        };
+        let on = if req.on.is_empty() {
+            chrono::Utc::now().format("%Y-%m-%d").to_string()
+        } else {
+            req.on
+        };
+        let decided = self
+            .replica
+            .view(|s| s.policies.decide(&producer, &catalog, &asker, &on));
+        let mut response = ExplainResponse {
+            producer: producer.to_string(),
+            on,
+            ..Default::default()
+        };
+        match decided {
+            Err(refusal) => response.refusal = refusal.to_string(),
+            Ok(decision) => {
+                response.keys_in_clear = decision.key_in_clear(&catalog);
+                response.rows = decision
+                    .rows
+                    .as_ref()
+                    .map(|r| format!("{}:{}", r.item, r.within))
+                    .unwrap_or_default();
+                response.items = decision
+                    .items
+                    .iter()
+                    .map(|d| ItemRedaction {
+                        item: d.item.clone(),
+                        action: d.action.to_string(),
+                        rule: d.rule.as_str().to_owned(),
+                    })
+                    .collect();
+                response.grant = decision.grant;
+            }
+        }
+        Ok(Response::new(response))
     }
 
     async fn submit(

@@ -14,6 +14,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tierlink_proto::v1::audit_client::AuditClient;
+use tierlink_proto::v1::directory_client::DirectoryClient;
 use tierlink_proto::v1::exchange_client::ExchangeClient;
 use tierlink_proto::v1::{
     GetCatalogRequest, ListCatalogsRequest, ListCatalogsResponse, PublishRequest,
@@ -267,11 +269,8 @@ impl NodeClient {
     async fn load_members(&self) {
         self.members_loaded
             .get_or_init(|| async {
-                let endpoint = &self.dir.config.server.endpoint;
                 let read = async {
-                    let mut client = directory::connect(&self.peers.credentials, endpoint)
-                        .await
-                        .ok()?;
+                    let mut client = self.directory().await.ok()?;
                     let request = tierlink_proto::v1::ReadRequest {
                         linearizable: false,
                     };
@@ -295,12 +294,25 @@ impl NodeClient {
             .await;
     }
 
+    /// A `tierlink.v1.Directory` client to this node, with its certificate.
+    pub async fn directory(&self) -> Result<DirectoryClient<Channel>, ClientError> {
+        directory::connect(&self.peers.credentials, &self.dir.config.server.endpoint).await
+    }
+
+    /// A `tierlink.v1.Audit` client to this node, with its certificate: the node's own
+    /// administrator's.
+    pub async fn audit(&self) -> Result<AuditClient<Channel>, ClientError> {
+        let channel = channel(&self.peers.credentials, &self.dir.config.server.endpoint).await?;
+        Ok(AuditClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES))
+    }
+
     /// Publishes this node's catalogs `codes` in the federation directory, in one signed change:
     /// the node publishes each entry's shared view from its own registry. Returns the
     /// directory revision after the change; a refused change is an error with the reason.
     pub async fn publish(&self, codes: &[&str]) -> Result<u64, ClientError> {
-        let mut client =
-            directory::connect(&self.peers.credentials, &self.dir.config.server.endpoint).await?;
+        let mut client = self.directory().await?;
         let request = PublishRequest {
             codes: codes.iter().map(|c| c.to_string()).collect(),
         };

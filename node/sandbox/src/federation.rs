@@ -93,6 +93,23 @@ pub fn demo_units() -> Vec<Unit> {
     units
 }
 
+/// The members of [`demo_units`] by name, so that code using the demo federation says whom it
+/// means instead of where in a list it stands.
+pub mod cast {
+    /// 宜昌市 Yichang City.
+    pub const CITY: &str = "420500";
+    /// 西陵区 Xiling District, the city's first district.
+    pub const XILING: &str = "420502";
+    /// 西陵街道 Xiling Street Office, under Xiling: the street of the default federation.
+    pub const XILING_STREET: &str = "420502001";
+    /// 伍家岗区 Wujiagang District.
+    pub const WUJIAGANG: &str = "420503";
+    /// 学院街道 Xueyuan Street Office, under Xiling.
+    pub const XUEYUAN: &str = "420502002";
+    /// 伍家街道 Wujia Street Office, under Wujiagang.
+    pub const WUJIA: &str = "420503001";
+}
+
 /// One node of a local federation.
 pub struct LocalNode {
     /// Its directory.
@@ -199,6 +216,14 @@ impl LocalFederation {
         };
         federation.form_directory().await?;
         Ok(federation)
+    }
+
+    /// The node of unit `code`.
+    pub fn node(&self, code: &str) -> Result<&LocalNode, FederationError> {
+        self.nodes
+            .iter()
+            .find(|n| n.dir.code().as_str() == code)
+            .ok_or_else(|| FederationError::Directory(format!("no node {code} in this federation")))
     }
 
     /// The directory replica of running node `code`.

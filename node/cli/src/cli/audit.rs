@@ -6,7 +6,7 @@ use tierlink_proto::v1::audit_client::AuditClient;
 use tierlink_proto::v1::{AuditAnchorRequest, AuditQuery, AuditVerifyRequest};
 
 use super::{CliError, NodeArg, parse_since};
-use tierlink_client::{ClientError, channel};
+use tierlink_client::{ClientError, NodeClient};
 use tierlink_core::config::NodeDir;
 use tierlink_store::audit::{AuditEntry, Outcome, Side};
 
@@ -50,11 +50,9 @@ pub enum AuditCommand {
 }
 
 async fn client(node: &NodeArg) -> Result<AuditClient<tonic::transport::Channel>, CliError> {
-    let dir = NodeDir::load(&node.node)?;
-    let credentials = dir.credentials()?;
-    Ok(AuditClient::new(
-        channel(&credentials, &dir.config.server.endpoint).await?,
-    ))
+    Ok(NodeClient::open(NodeDir::load(&node.node)?)?
+        .audit()
+        .await?)
 }
 
 /// One entry as an operator reads it.

@@ -1,9 +1,63 @@
 //! `tierlink catalog add|list|show` (publish and withdraw act on the directory).
 
-use super::{CatalogCommand, CliError, Route};
+use clap::Subcommand;
+use std::path::PathBuf;
+
+use super::{CliError, NodeArg, Route};
 use tierlink_client::NodeClient;
 use tierlink_core::catalog::parse_catalogs;
 use tierlink_core::config::NodeDir;
+
+/// `tierlink catalog …`
+#[derive(Debug, Subcommand)]
+pub enum CatalogCommand {
+    /// Publish catalog entries from JSON files (one entry or an array per file) on this node.
+    Add {
+        /// The node acting.
+        #[command(flatten)]
+        node: NodeArg,
+        /// Catalog files, e.g. schema/examples/residents.json.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// List a node's catalogs.
+    List {
+        /// The node acting.
+        #[command(flatten)]
+        node: NodeArg,
+        /// Where to read from.
+        #[command(flatten)]
+        route: Route,
+    },
+    /// Publish one of this node's catalogs in the federation directory (its shared view: items
+    /// that are not shared stay behind), or republish it after a change.
+    Publish {
+        /// The node acting.
+        #[command(flatten)]
+        node: NodeArg,
+        /// Resource code, e.g. 101001001/000001.
+        code: String,
+    },
+    /// Withdraw one of this node's catalogs from the federation directory.
+    Withdraw {
+        /// The node acting.
+        #[command(flatten)]
+        node: NodeArg,
+        /// Resource code.
+        code: String,
+    },
+    /// Print one catalog entry as JSON.
+    Show {
+        /// The node acting.
+        #[command(flatten)]
+        node: NodeArg,
+        /// Where to read from.
+        #[command(flatten)]
+        route: Route,
+        /// Resource code, e.g. 101001001/000001.
+        code: String,
+    },
+}
 
 pub async fn run(command: CatalogCommand) -> Result<(), CliError> {
     match command {

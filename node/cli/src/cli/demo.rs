@@ -8,15 +8,35 @@ use std::time::Instant;
 
 use tierlink_proto::v1::{HistoryRequest, PutRecordsRequest, QueryRequest, ReadScope, Record};
 
-use super::{CliError, DemoArgs, setup::shutdown_signal};
+use clap::Args;
+
+use super::{CliError, setup::shutdown_signal};
 use tierlink_client::NodeClient;
 use tierlink_core::catalog::EXAMPLES;
 use tierlink_core::identity::NodeCode;
 use tierlink_core::policy::{AccessRequest, AccessStatus, Action, Grant, Grantee, PolicyCommand};
 use tierlink_core::signed::StreamSummary;
 use tierlink_core::signed::file::{BatchWriter, read_batches, verify_file};
+use tierlink_sandbox::federation::cast::{CITY, WUJIA, WUJIAGANG, XILING, XILING_STREET, XUEYUAN};
 use tierlink_sandbox::federation::{LocalFederation, demo_units};
 use tierlink_sandbox::sample;
+
+/// `tierlink demo`
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Directory for the federation's files [default: a temporary directory, removed at exit].
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Keep serving after the demo, until interrupted; writes DIR/federation.json.
+    #[arg(long, requires = "dir")]
+    pub serve: bool,
+    /// Residents to generate at the street.
+    #[arg(long, default_value_t = 5000)]
+    pub residents: usize,
+    /// Buildings to generate at the street.
+    #[arg(long, default_value_t = 1210)]
+    pub buildings: usize,
+}
 
 const RESIDENTS: &str = "101001001/000001";
 const BUILDINGS: &str = "103001001/000001";
@@ -298,6 +318,14 @@ fn columns(c: &[&str]) -> Vec<String> {
     c.iter().map(|s| s.to_string()).collect()
 }
 
+/// The shipped example catalog in `file`, empty when there is none (the node then says so).
+fn example(file: &str) -> String {
+    EXAMPLES
+        .iter()
+        .find(|(f, _)| *f == file)
+        .map_or_else(String::new, |(_, json)| json.to_string())
+}
+
 fn demo_error(what: &str) -> impl FnOnce(tierlink_client::ClientError) -> CliError + '_ {
     move |e| CliError::Demo(format!("{what}: {e}"))
 }
@@ -320,13 +348,11 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
         )));
     }
     let federation = LocalFederation::create(&root, demo_units()).await?;
-    let clients: Vec<NodeClient> = federation
-        .nodes
-        .iter()
-        .map(|n| NodeClient::open(n.dir.clone()))
-        .collect::<Result<_, _>>()?;
-    let (city, district, street) = (&clients[0], &clients[1], &clients[2]);
-    let (wujiagang, wujia) = (&clients[3], &clients[5]);
+    let open = |code| -> Result<NodeClient, CliError> {
+        Ok(NodeClient::open(federation.node(code)?.dir.clone())?)
+    };
+    let (city, district, street) = (&open(CITY)?, &open(XILING)?, &open(XILING_STREET)?);
+    let (wujiagang, xueyuan, wujia) = (&open(WUJIAGANG)?, &open(XUEYUAN)?, &open(WUJIA)?);
 
     println!(
         "Tierlink demo: a three-tier federation on 127.0.0.1, one directory replicated on every node (files in {})",
@@ -374,7 +400,11 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
     }
     // A resident moves: a second version of the record.
     let mut moved = sample::residents(street.code().as_str(), 1, 1);
-    moved[0][12] = "夷陵大道 58 号".into();
+    let current_address = sample::RESIDENT_COLUMNS
+        .iter()
+        .position(|c| *c == "current_address")
+        .ok_or_else(|| CliError::Demo("the sample residents have no current_address".into()))?;
+    moved[0][current_address] = "夷陵大道 58 号".into();
     street
         .put_records(RESIDENTS, columns(sample::RESIDENT_COLUMNS), moved)
         .await
@@ -391,7 +421,7 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
     // The other streets hold their own data; every street publishes its catalogs in the directory.
     let wujia_residents = args.residents / 5;
     wujia
-        .put_catalog(EXAMPLES[0].1.to_string())
+        .put_catalog(example("residents.json"))
         .await
         .map_err(demo_error("catalog"))?;
     wujia
@@ -402,11 +432,9 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
         )
         .await
         .map_err(demo_error(RESIDENTS))?;
-    let xueyuan = &clients[4];
     for file in ["buildings.json", "grid-cells.json"] {
-        let json = EXAMPLES.iter().find(|(f, _)| *f == file).map(|(_, j)| *j);
         xueyuan
-            .put_catalog(json.unwrap_or_default().to_string())
+            .put_catalog(example(file))
             .await
             .map_err(demo_error(file))?;
     }
@@ -423,19 +451,15 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
             .map_err(demo_error("publish"))?;
         published += codes.len();
     }
-    let revision = federation.nodes[0]
+    let revision = federation
+        .node(CITY)?
         .directory()
         .map_or(0, |r| r.view(|s| s.revision));
     federation.wait_for_revision(revision).await?;
     println!("the streets published {published} catalogs in the directory; every node holds them");
 
     // The city searches the directory for residents' ID numbers across every tier.
-    let city_dir = &federation.nodes[0].dir;
-    let mut directory = tierlink_client::directory::connect(
-        &city_dir.credentials()?,
-        &city_dir.config.server.endpoint,
-    )
-    .await?;
+    let mut directory = city.directory().await?;
     println!(
         "
 the city searches the directory for \"公民身份号码\" (citizen ID number):"
@@ -652,10 +676,13 @@ the city searches the directory for \"公民身份号码\" (citizen ID number):"
             e.conditions
         );
     }
-    println!(
-        "\nthrough the district, the street's batches arrive as the street signed them (served to {}'s principal {})",
-        exchanges[3].summary.consumer, exchanges[3].summary.principal
-    );
+    let through_district = format!("via {}", district.code());
+    if let Some(relayed) = exchanges.iter().find(|e| e.path == through_district) {
+        println!(
+            "\nthrough the district, the street's batches arrive as the street signed them (served to {}'s principal {})",
+            relayed.summary.consumer, relayed.summary.principal
+        );
+    }
     println!(
         "exported {}: verified offline with ca.crt alone, {} records in {} batches signed by {}",
         export.display(),
@@ -684,7 +711,7 @@ the city searches the directory for \"公民身份号码\" (citizen ID number):"
 
     // Who saw the resident's ID number, under which grant: one command at the street.
     let street_node = super::NodeArg {
-        node: federation.nodes[2].dir.dir.clone(),
+        node: federation.node(XILING_STREET)?.dir.dir.clone(),
     };
     println!(
         "\n$ tierlink audit query --node <street> --item id_number --key {}",
@@ -710,12 +737,7 @@ the city searches the directory for \"公民身份号码\" (citizen ID number):"
         "\nthe directory, seen from {} (a street, a learner):",
         street.code()
     );
-    let street_dir = &federation.nodes[2].dir;
-    let mut at_street = tierlink_client::directory::connect(
-        &street_dir.credentials()?,
-        &street_dir.config.server.endpoint,
-    )
-    .await?;
+    let mut at_street = street.directory().await?;
     super::directory::print_status(&mut at_street).await?;
     println!(
         "\ndone in {:.1} s; every batch verified.",

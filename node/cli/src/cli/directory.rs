@@ -10,12 +10,88 @@ use tierlink_proto::v1::{
 };
 use tonic::transport::Channel;
 
-use super::{CliError, DirectoryCommand as Cmd};
-use tierlink_client::directory::connect;
+use clap::Subcommand;
+
+use super::{CliError, NodeArg};
 use tierlink_client::{ClientError, NodeClient};
 use tierlink_core::config::NodeDir;
+use tierlink_core::identity::NodeCode;
 use tierlink_core::identity::NodeKey;
 use tierlink_node::directory::{DirectoryCommand, member_of};
+
+/// `tierlink directory …`
+#[derive(Debug, Subcommand)]
+pub enum DirectorySubcommand {
+    /// Found the federation directory on the city node (once, on a running node).
+    Init(NodeArg),
+    /// Ask to join the directory under this node's parent, through the parent's node.
+    Join {
+        /// The node acting.
+        #[command(flatten)]
+        node: NodeArg,
+        /// The parent node's endpoint, e.g. https://district.example.gov.cn:7443.
+        #[arg(long)]
+        via: String,
+    },
+    /// Approve a unit below this one that asked to join.
+    Approve {
+        /// The node acting (the unit's parent).
+        #[command(flatten)]
+        node: NodeArg,
+        /// Code of the unit.
+        code: NodeCode,
+    },
+    /// Suspend a unit below this one: no exchange with it, and it stops replicating.
+    Suspend {
+        /// The node acting (the unit's parent).
+        #[command(flatten)]
+        node: NodeArg,
+        /// Code of the unit.
+        code: NodeCode,
+    },
+    /// Name the directory's voters: the city and 0, 2 or 4 of its districts (run on the city).
+    Voters {
+        /// The node acting.
+        #[command(flatten)]
+        node: NodeArg,
+        /// Codes of the voting districts.
+        districts: Vec<NodeCode>,
+    },
+    /// List the members of the federation.
+    Members {
+        /// The node acting.
+        #[command(flatten)]
+        node: NodeArg,
+        /// Read through the leader, seeing every committed change.
+        #[arg(long)]
+        linearizable: bool,
+    },
+    /// List the catalogs published across every tier.
+    Catalogs {
+        /// The node acting.
+        #[command(flatten)]
+        node: NodeArg,
+        /// Only this publisher's.
+        #[arg(long)]
+        publisher: Option<NodeCode>,
+        /// Read through the leader, seeing every committed change.
+        #[arg(long)]
+        linearizable: bool,
+    },
+    /// Find published catalogs by resource code, name, provider or information-item name.
+    Search {
+        /// The node acting.
+        #[command(flatten)]
+        node: NodeArg,
+        /// Text to look for (case-insensitive).
+        text: String,
+        /// Read through the leader, seeing every committed change.
+        #[arg(long)]
+        linearizable: bool,
+    },
+    /// Who leads, term, voters, learners, and how far each replica has applied the log.
+    Status(NodeArg),
+}
 
 pub(super) struct Node {
     dir: NodeDir,
@@ -25,8 +101,7 @@ pub(super) struct Node {
 /// A directory client for the node in `node`, with the node's own certificate.
 pub(super) async fn open(node: &Path) -> Result<Node, CliError> {
     let dir = NodeDir::load(node)?;
-    let credentials = dir.credentials()?;
-    let client = connect(&credentials, &dir.config.server.endpoint).await?;
+    let client = NodeClient::open(dir.clone())?.directory().await?;
     Ok(Node { dir, client })
 }
 
@@ -92,9 +167,9 @@ fn freshness(meta: Option<ReadMeta>) -> String {
     )
 }
 
-pub async fn run(command: Cmd) -> Result<(), CliError> {
+pub async fn run(command: DirectorySubcommand) -> Result<(), CliError> {
     match command {
-        Cmd::Init(node) => {
+        DirectorySubcommand::Init(node) => {
             let mut n = open(&node.node).await?;
             let response = n
                 .client
@@ -108,7 +183,7 @@ pub async fn run(command: Cmd) -> Result<(), CliError> {
             );
             Ok(())
         }
-        Cmd::Join { node, via } => {
+        DirectorySubcommand::Join { node, via } => {
             let dir = NodeDir::load(&node.node)?;
             let credentials = dir.credentials()?;
             let key = NodeKey::load(
@@ -131,19 +206,19 @@ pub async fn run(command: Cmd) -> Result<(), CliError> {
             );
             Ok(())
         }
-        Cmd::Approve { node, code } => {
+        DirectorySubcommand::Approve { node, code } => {
             propose(&node.node, vec![DirectoryCommand::Approve(code)], "").await
         }
-        Cmd::Suspend { node, code } => {
+        DirectorySubcommand::Suspend { node, code } => {
             propose(&node.node, vec![DirectoryCommand::Suspend(code)], "").await
         }
-        Cmd::Voters { node, districts } => {
+        DirectorySubcommand::Voters { node, districts } => {
             let dir = NodeDir::load(&node.node)?;
             let mut voters: std::collections::BTreeSet<_> = districts.into_iter().collect();
             voters.insert(dir.code().clone());
             propose(&node.node, vec![DirectoryCommand::SetVoters(voters)], "").await
         }
-        Cmd::Members { node, linearizable } => {
+        DirectorySubcommand::Members { node, linearizable } => {
             let mut n = open(&node.node).await?;
             let read = n
                 .client
@@ -170,7 +245,7 @@ pub async fn run(command: Cmd) -> Result<(), CliError> {
             }
             Ok(())
         }
-        Cmd::Catalogs {
+        DirectorySubcommand::Catalogs {
             node,
             publisher,
             linearizable,
@@ -182,7 +257,7 @@ pub async fn run(command: Cmd) -> Result<(), CliError> {
             };
             print_catalogs(&mut open(&node.node).await?.client, request).await
         }
-        Cmd::Search {
+        DirectorySubcommand::Search {
             node,
             text,
             linearizable,
@@ -194,7 +269,9 @@ pub async fn run(command: Cmd) -> Result<(), CliError> {
             };
             print_catalogs(&mut open(&node.node).await?.client, request).await
         }
-        Cmd::Status(node) => print_status(&mut open(&node.node).await?.client).await,
+        DirectorySubcommand::Status(node) => {
+            print_status(&mut open(&node.node).await?.client).await
+        }
     }
 }
 

@@ -2,18 +2,128 @@
 
 use std::io::{BufRead, Write};
 use std::path::Path;
+use std::path::PathBuf;
 
 use tierlink_core::read::Read;
 use tierlink_proto::v1::{FieldEquals, HistoryRequest, QueryRequest, ReadScope};
 
 use super::input::{Table, from_json_lines, read_file};
-use super::{ActAs, CliError, RecordsCommand, Route, VerifyArgs, catalog::target};
+use clap::{Args, Subcommand};
+
+use super::{ActAs, CliError, NodeArg, Route, catalog::target, parse_since};
 use tierlink_client::{ClientError, NodeClient};
 use tierlink_core::catalog::{RecordSchema, parse_catalogs};
 use tierlink_core::config::NodeDir;
 use tierlink_core::identity::TrustedCa;
 use tierlink_core::signed::file::{BatchWriter, verify_file};
 use tierlink_core::signed::{BatchVerifier, StreamSummary, VerifiedBatch};
+
+/// `tierlink records …`
+#[derive(Debug, Subcommand)]
+pub enum RecordsCommand {
+    /// Write records given as JSON objects (arguments, or one per line on stdin), all or none.
+    Put {
+        /// The node acting.
+        #[command(flatten)]
+        node: NodeArg,
+        /// Catalog to write to.
+        #[arg(long)]
+        catalog: String,
+        /// Records as JSON objects keyed by item code; read from stdin when none are given.
+        records: Vec<String>,
+    },
+    /// Import a JSON-lines or CSV file (header row of item codes or names). The whole file is
+    /// checked first; then it is written in batches, each all or none.
+    Import {
+        /// The node acting.
+        #[command(flatten)]
+        node: NodeArg,
+        /// Catalog to write to.
+        #[arg(long)]
+        catalog: String,
+        /// File to import: .csv, or JSON lines (.jsonl, .json, .ndjson).
+        file: PathBuf,
+        /// Records per batch.
+        #[arg(long, default_value_t = 5000)]
+        batch_size: usize,
+    },
+    /// Query records; every batch is verified. Prints JSON lines, or writes signed batches to --out.
+    Query {
+        /// The node acting.
+        #[command(flatten)]
+        node: NodeArg,
+        /// Where to read from.
+        #[command(flatten)]
+        route: Route,
+        /// Catalog to read.
+        #[arg(long)]
+        catalog: String,
+        /// Smallest primary key (inclusive).
+        #[arg(long)]
+        from: Option<String>,
+        /// Primary key to stop before (exclusive).
+        #[arg(long)]
+        to: Option<String>,
+        /// Condition ITEM=VALUE; repeat for several (all must hold).
+        #[arg(long = "where", value_parser = parse_condition)]
+        conditions: Vec<(String, String)>,
+        /// Only records written at or after this time (RFC 3339, or YYYY-MM-DD for midnight UTC).
+        #[arg(long, value_parser = parse_since)]
+        since: Option<i64>,
+        /// At most this many records.
+        #[arg(long)]
+        limit: Option<u64>,
+        /// Records per signed batch [default: the producer's, 1,000].
+        #[arg(long)]
+        batch_size: Option<u32>,
+        /// Write the signed batches to FILE (check them later with `tierlink verify FILE`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Who asks.
+        #[command(flatten)]
+        act_as: ActAs,
+    },
+    /// Every stored version of one record.
+    History {
+        /// The node acting.
+        #[command(flatten)]
+        node: NodeArg,
+        /// Where to read from.
+        #[command(flatten)]
+        route: Route,
+        /// Catalog of the record.
+        #[arg(long)]
+        catalog: String,
+        /// Primary key of the record.
+        #[arg(long)]
+        key: String,
+        /// Write the signed batches to FILE.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Who asks.
+        #[command(flatten)]
+        act_as: ActAs,
+    },
+}
+
+fn parse_condition(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("write a condition as ITEM=VALUE, e.g. sex=2 (got {s:?})"))
+}
+
+/// `tierlink verify`
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// File written by `records query --out` or `records history --out`.
+    pub file: PathBuf,
+    /// Federation CA certificate [default: the node's, with --node].
+    #[arg(long, required_unless_present = "node")]
+    pub ca: Option<PathBuf>,
+    /// Node directory whose CA certificate to use.
+    #[arg(long, env = "TIERLINK_NODE")]
+    pub node: Option<PathBuf>,
+}
 
 pub async fn run(command: RecordsCommand) -> Result<(), CliError> {
     match command {

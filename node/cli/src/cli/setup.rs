@@ -1,12 +1,84 @@
 //! `tierlink ca init`, `tierlink init` and `tierlink serve`.
 
+use std::net::SocketAddr;
 use std::path::Path;
+use std::path::PathBuf;
 
-use super::{CliError, InitArgs};
+use clap::{Args, Subcommand};
+
+use super::CliError;
 use tierlink_core::config::NodeDir;
+use tierlink_core::identity::NodeCode;
+use tierlink_core::identity::Tier;
 use tierlink_core::identity::Unit;
 use tierlink_core::provision::{self, CA_CERT, CA_KEY, Certifier, NodeSpec};
 use tierlink_node::runtime::{self, Node};
+
+/// `tierlink ca …`
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// Create a federation CA: DIR/ca.crt (give it to every node) and DIR/ca.key (keep it safe).
+    Init {
+        /// Directory for the CA files.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Name of the federation, e.g. "Yichang".
+        #[arg(long, default_value = "Tierlink federation")]
+        name: String,
+    },
+}
+
+/// `tierlink init`
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Directory to create the node in.
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Division code of the unit: 6 digits for a city or district, 9 for a street office.
+    #[arg(long)]
+    pub code: NodeCode,
+    /// Tier of the unit: city, district or street.
+    #[arg(long)]
+    pub tier: Tier,
+    /// Code of the unit above (a district's city, a street's district).
+    #[arg(long)]
+    pub parent: Option<NodeCode>,
+    /// Display name, e.g. "西陵街道 Xiling Street Office".
+    #[arg(long)]
+    pub name: String,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:7443")]
+    pub listen: SocketAddr,
+    /// URL other nodes reach this one at [default: https://LISTEN].
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// Host name or IP address for the TLS certificate; repeat for several [default: localhost, 127.0.0.1].
+    #[arg(long = "host")]
+    pub hosts: Vec<String>,
+    /// Another node as CODE=URL; repeat for several.
+    #[arg(long = "peer", value_parser = parse_peer)]
+    pub peers: Vec<tierlink_core::config::Peer>,
+    /// CA directory from `tierlink ca init`: certificates are issued at once.
+    #[arg(
+        long,
+        conflicts_with = "external_ca",
+        required_unless_present = "external_ca"
+    )]
+    pub ca: Option<PathBuf>,
+    /// Certificate of an external CA: writes tls.csr and signing.csr for it to sign instead.
+    #[arg(long)]
+    pub external_ca: Option<PathBuf>,
+}
+
+fn parse_peer(s: &str) -> Result<tierlink_core::config::Peer, String> {
+    let (code, endpoint) = s
+        .split_once('=')
+        .ok_or("write a peer as CODE=URL, e.g. 420502=https://10.0.0.2:7443")?;
+    Ok(tierlink_core::config::Peer {
+        code: code.parse().map_err(|e| format!("{e}"))?,
+        endpoint: endpoint.to_owned(),
+    })
+}
 
 pub fn ca_init(dir: &Path, name: &str) -> Result<(), CliError> {
     provision::init_ca(dir, name)?;

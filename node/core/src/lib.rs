@@ -10,6 +10,7 @@
 //! - [`signed`]: the signed formats: batches, requesters and batch files.
 //! - [`config`], [`provision`]: a node's directory on disk, and making one.
 //! - [`read`]: what a read of records asks, the one shape for queries and histories.
+//! - [`wire`]: the domain types as the contract carries them (`From` impls, by service).
 //!
 //! # Direction
 //! `tierlink-core` depends on `tierlink-proto` alone among the workspace's crates. Above it:
@@ -27,3 +28,4 @@ pub mod policy;
 pub mod provision;
 pub mod read;
 pub mod signed;
+pub mod wire;

@@ -34,6 +34,19 @@ impl Standing {
     }
 }
 
+/// What the directory says for one read, from one look at it.
+#[derive(Debug)]
+pub struct ReadTerms {
+    /// The standing of the node that vouches for the asker (signed its requester).
+    pub voucher: Option<Standing>,
+    /// For a read produced here, what the policies decide for the asker.
+    pub decision: Option<Result<Decision, Refusal>>,
+}
+
+/// A read produced here, as the policy decides it: producer, catalog, asker, and the day
+/// (`YYYY-MM-DD`).
+pub type Produced<'a> = (&'a NodeCode, &'a Catalog, &'a Asker, &'a str);
+
 /// The members the exchange can look up. A node unknown to the directory is judged by its
 /// CA-issued certificate alone (a directory not yet formed, or a file checked offline).
 pub trait Members: Send + Sync {
@@ -50,6 +63,18 @@ pub trait Members: Send + Sync {
         today: &str,
     ) -> Result<Decision, Refusal> {
         Policies::default().decide(producer, catalog, asker, today)
+    }
+
+    /// Everything a vouched read asks of the directory, in one look: the standing of
+    /// `voucher` and, when the read is `produced` here, the decision for its asker. A directory
+    /// that can answer from one consistent view overrides this.
+    fn terms(&self, voucher: &NodeCode, produced: Option<Produced<'_>>) -> ReadTerms {
+        ReadTerms {
+            voucher: self.standing(voucher),
+            decision: produced.map(|(producer, catalog, asker, today)| {
+                self.decide(producer, catalog, asker, today)
+            }),
+        }
     }
 }
 

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use prost::Message;
 use tierlink_client::{ClientError, Peers};
 use tierlink_core::identity::{NodeCode, Principals};
-use tierlink_core::policy::{Asker, Decision, Redactor};
+use tierlink_core::policy::{Asker, Decision, Redactor, Refusal};
 use tierlink_core::read::Read;
 use tierlink_core::signed::BatchSigner;
 use tierlink_core::signed::requester::{self, SeenRequests};
@@ -54,6 +54,8 @@ pub struct ReadService {
 }
 
 /// Who a read is for.
+// One per read, on its way through: the size of the larger variant does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Reader {
     /// The node itself, reading its own records as stored.
     Owner,
@@ -65,6 +67,8 @@ enum Reader {
         signed: SignedRequester,
         /// True on the principal's own node, which keeps the consumer's audit entry.
         origin: bool,
+        /// The decision, when it came with the requester's check (one look at the directory).
+        decision: Option<Result<Decision, Refusal>>,
     },
 }
 
@@ -86,6 +90,8 @@ struct Scope {
     request_id: String,
     /// The request's bounds, kept in the audit when its keys are too many.
     bounds: String,
+    /// The day grants are checked for, `YYYY-MM-DD` (UTC).
+    today: String,
 }
 
 /// The caller's request id, or a fresh random one when it gave none.
@@ -171,6 +177,7 @@ impl ReadService {
         credential: Option<Credential>,
         signed: Option<SignedRequester>,
         scope: &Scope,
+        produced_here: bool,
     ) -> Result<Reader, ReadError> {
         let now = chrono::Utc::now().timestamp_micros();
         if let Some(c) = credential {
@@ -210,32 +217,48 @@ impl ReadService {
                 asker,
                 signed,
                 origin: true,
+                decision: None,
             });
         }
         if let Some(signed) = signed {
-            let members = self.peers.members();
-            let asker = requester::verify(
-                &signed,
-                members.as_ref(),
-                &scope.producer,
-                &scope.catalog,
-                &scope.request_id,
-                now,
-            )
-            .and_then(|asker| {
-                self.seen
-                    .first_use(&asker.node, &scope.request_id, now)
-                    .map(|()| asker)
-            })
-            .map_err(|reason| {
+            let refused = |reason: String| {
                 ReadError::permission_denied(format!(
                     "the request's requester is refused: {reason}"
                 ))
-            })?;
+            };
+            let claim = requester::claim(&signed).map_err(refused)?;
+            // A read produced here is decided in the same look at the directory that finds the
+            // vouching node's key; the decision is used only once the requester has passed.
+            let claimed = claim.asker();
+            let entry = produced_here
+                .then(|| self.registry.entry(&scope.catalog).ok())
+                .flatten();
+            let terms = self.peers.members().terms(
+                claim.node(),
+                entry
+                    .as_ref()
+                    .map(|e| (&scope.producer, &e.catalog, &claimed, scope.today.as_str())),
+            );
+            let asker = claim
+                .verify(
+                    &signed,
+                    terms.voucher.as_ref(),
+                    &scope.producer,
+                    &scope.catalog,
+                    &scope.request_id,
+                    now,
+                )
+                .and_then(|asker| {
+                    self.seen
+                        .first_use(&asker.node, &scope.request_id, now)
+                        .map(|()| asker)
+                })
+                .map_err(refused)?;
             return Ok(Reader::Principal {
                 asker,
                 signed,
                 origin: false,
+                decision: terms.decision,
             });
         }
         if caller.is_self {
@@ -305,11 +328,13 @@ impl ReadService {
             producer,
             request_id: read.scope().request_id.clone(),
             bounds: read.bounds(),
+            today: chrono::Utc::now().format("%Y-%m-%d").to_string(),
         };
+        let hop = self.next_hop(&scope.producer, &mut via)?;
         let principal = credential
             .as_ref()
             .map(|c| format!("{}@{}", c.principal, self.me()));
-        let reader = match self.reader(caller, credential, signed, &scope) {
+        let reader = match self.reader(caller, credential, signed, &scope, hop.is_none()) {
             Ok(reader) => reader,
             Err(error) => {
                 if let Some(principal) = principal {
@@ -320,13 +345,14 @@ impl ReadService {
                 return Err(error);
             }
         };
-        let Some(hop) = self.next_hop(&scope.producer, &mut via)? else {
+        let Some(hop) = hop else {
             return self.produce(&caller.node, &reader, &scope, read).await;
         };
         let Reader::Principal {
             asker,
             signed,
             origin,
+            ..
         } = &reader
         else {
             // The node's own reads of another node: what is not its own needs a principal.
@@ -382,16 +408,19 @@ impl ReadService {
     ) -> Result<BatchStream, ReadError> {
         let registry_entry = self.registry.entry(&scope.catalog)?;
         let catalog = &registry_entry.catalog;
-        let decision = match reader.asker() {
-            None => Decision::owner(catalog),
-            Some(asker) => {
-                let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+        let decision = match reader {
+            Reader::Owner => Ok(Decision::owner(catalog)),
+            Reader::Principal {
+                decision: Some(decided),
+                ..
+            } => decided.clone(),
+            Reader::Principal { asker, .. } => {
                 self.peers
                     .members()
-                    .decide(self.me(), catalog, asker, &today)
-                    .map_err(|refusal| ReadError::permission_denied(refusal.to_string()))?
+                    .decide(self.me(), catalog, asker, &scope.today)
             }
-        };
+        }
+        .map_err(|refusal| ReadError::permission_denied(refusal.to_string()))?;
         entry.grant.clone_from(&decision.grant);
         entry.items = items_by_action(
             decision

@@ -10,7 +10,7 @@ use prost::Message;
 use tierlink_proto::v1::{Requester, SignedRequester};
 
 use crate::identity::{NodeCode, NodeKey};
-use crate::members::Members;
+use crate::members::Standing;
 use crate::policy::Asker;
 
 /// Prefix of every signed requester, so the signature cannot be taken for another message's.
@@ -30,56 +30,86 @@ pub fn sign(key: &NodeKey, requester: &Requester) -> SignedRequester {
     }
 }
 
-/// Checks a signed requester against the directory and the request it came with, at time
-/// `now_micros`; returns who asks. The reason says what failed.
-pub fn verify(
-    signed: &SignedRequester,
-    members: &dyn Members,
-    producer: &NodeCode,
-    catalog: &str,
-    request_id: &str,
-    now_micros: i64,
-) -> Result<Asker, String> {
-    let r = Requester::decode(signed.requester.as_slice())
+/// A signed requester as read, not yet checked: who it says asks, and which node vouches.
+#[derive(Debug)]
+pub struct Claim {
+    requester: Requester,
+    node: NodeCode,
+}
+
+/// Reads a signed requester: the claim to check with [`Claim::verify`] once the vouching node's
+/// standing is known. The reason says what is unreadable.
+pub fn claim(signed: &SignedRequester) -> Result<Claim, String> {
+    let requester = Requester::decode(signed.requester.as_slice())
         .map_err(|e| format!("the requester is unreadable: {e}"))?;
-    let node: NodeCode = r
+    let node = requester
         .node
         .parse()
         .map_err(|e| format!("the requester's node: {e}"))?;
-    let standing = members.standing(&node).ok_or_else(|| {
-        format!(
-            "{node} is not in the federation directory, so its principals cannot be vouched for"
-        )
-    })?;
-    standing.admit(&node)?;
-    let key = hex::decode(&standing.signing_key)
-        .ok()
-        .and_then(|b| <[u8; 32]>::try_from(b).ok())
-        .and_then(|b| VerifyingKey::from_bytes(&b).ok())
-        .ok_or_else(|| format!("the directory holds no usable key for {node}"))?;
-    let signature = Signature::from_slice(&signed.signature)
-        .map_err(|_| "the requester's signature is not 64 bytes".to_string())?;
-    key.verify_strict(&[SIGNING_CONTEXT, &signed.requester].concat(), &signature)
-        .map_err(|_| format!("the requester is not signed by {node}'s registered key"))?;
-    if r.producer != producer.as_str() || r.catalog != catalog || r.request_id != request_id {
-        return Err(format!(
-            "the requester was signed for catalog {} of {} (request {}), not this request",
-            r.catalog, r.producer, r.request_id
-        ));
+    Ok(Claim { requester, node })
+}
+
+impl Claim {
+    /// The node that signed the requester, vouching for its principal.
+    pub fn node(&self) -> &NodeCode {
+        &self.node
     }
-    if (now_micros - r.issued_at_micros).abs() > MAX_SKEW_MICROS {
-        return Err(
-            "the requester was signed more than five minutes from now: ask again, and check both nodes' clocks"
-                .into(),
-        );
+
+    /// Who the requester says asks; to be trusted only once [`Claim::verify`] has passed.
+    pub fn asker(&self) -> Asker {
+        let r = &self.requester;
+        Asker {
+            node: self.node.clone(),
+            principal: r.principal.clone(),
+            role: r.role.clone(),
+            purpose: r.purpose.clone(),
+            grant: (!r.grant.is_empty()).then(|| r.grant.clone()),
+        }
     }
-    Ok(Asker {
-        node,
-        principal: r.principal,
-        role: r.role,
-        purpose: r.purpose,
-        grant: (!r.grant.is_empty()).then_some(r.grant),
-    })
+
+    /// Checks the claim: signed (`signed`) by the registered key of its node, whose standing in
+    /// the directory is `standing`, for this request, at time `now_micros`. Returns who asks;
+    /// the reason says what failed.
+    pub fn verify(
+        self,
+        signed: &SignedRequester,
+        standing: Option<&Standing>,
+        producer: &NodeCode,
+        catalog: &str,
+        request_id: &str,
+        now_micros: i64,
+    ) -> Result<Asker, String> {
+        let node = &self.node;
+        let standing = standing.ok_or_else(|| {
+            format!(
+                "{node} is not in the federation directory, so its principals cannot be vouched for"
+            )
+        })?;
+        standing.admit(node)?;
+        let key = hex::decode(&standing.signing_key)
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .and_then(|b| VerifyingKey::from_bytes(&b).ok())
+            .ok_or_else(|| format!("the directory holds no usable key for {node}"))?;
+        let signature = Signature::from_slice(&signed.signature)
+            .map_err(|_| "the requester's signature is not 64 bytes".to_string())?;
+        key.verify_strict(&[SIGNING_CONTEXT, &signed.requester].concat(), &signature)
+            .map_err(|_| format!("the requester is not signed by {node}'s registered key"))?;
+        let r = &self.requester;
+        if r.producer != producer.as_str() || r.catalog != catalog || r.request_id != request_id {
+            return Err(format!(
+                "the requester was signed for catalog {} of {} (request {}), not this request",
+                r.catalog, r.producer, r.request_id
+            ));
+        }
+        if (now_micros - r.issued_at_micros).abs() > MAX_SKEW_MICROS {
+            return Err(
+                "the requester was signed more than five minutes from now: ask again, and check both nodes' clocks"
+                    .into(),
+            );
+        }
+        Ok(self.asker())
+    }
 }
 
 /// The requests a node has accepted requesters for lately: a requester is good for one read, so

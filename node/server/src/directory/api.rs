@@ -13,9 +13,9 @@ use tonic::{Request, Response, Status};
 
 use super::replica::{DirectoryError, Replica, response_of};
 use super::type_config::{code_of, node_id};
-use crate::exchange::server::{catalog_summary, registry_status};
+use crate::exchange::server::registry_status;
 use tierlink_core::directory::PublishedCatalog;
-use tierlink_core::directory::{DirectoryCommand, Member, SignedCommands};
+use tierlink_core::directory::{DirectoryCommand, SignedCommands};
 use tierlink_core::identity::UnitError;
 use tierlink_core::policy::Asker;
 use tierlink_store::registry::Registry;
@@ -60,25 +60,6 @@ impl From<DirectoryError> for Status {
             DirectoryError::Storage(_) => Status::internal(text),
             DirectoryError::Remote { .. } => Status::unavailable(text),
         }
-    }
-}
-
-fn member_message(m: &Member, voter: bool) -> tierlink_proto::v1::Member {
-    tierlink_proto::v1::Member {
-        code: m.unit.code.to_string(),
-        tier: m.unit.tier.as_str().to_owned(),
-        parent: m
-            .unit
-            .parent
-            .as_ref()
-            .map(|p| p.to_string())
-            .unwrap_or_default(),
-        name: m.unit.name.clone(),
-        endpoint: m.endpoint.clone(),
-        status: m.status.as_str().to_owned(),
-        signing_key: m.signing_key.clone(),
-        tls_fingerprint: m.tls_fingerprint.clone(),
-        voter,
     }
 }
 
@@ -248,7 +229,10 @@ impl Directory for DirectoryService {
         let members = self.replica.view(|s| {
             s.members
                 .values()
-                .map(|m| member_message(m, s.voters.contains(&m.unit.code)))
+                .map(|m| tierlink_proto::v1::Member {
+                    voter: s.voters.contains(&m.unit.code),
+                    ..m.into()
+                })
                 .collect()
         });
         Ok(Response::new(MembersResponse {
@@ -294,7 +278,7 @@ impl Directory for DirectoryService {
                     Some(tierlink_proto::v1::PublishedCatalog {
                         publisher: p.publisher.to_string(),
                         revision: p.revision,
-                        summary: Some(catalog_summary(&p.catalog, p.catalog.items.len(), 0)),
+                        summary: Some((&p.catalog).into()),
                         catalog_json: serde_json::to_string_pretty(&p.catalog).ok()?,
                         matched_items,
                     })

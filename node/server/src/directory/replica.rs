@@ -26,7 +26,7 @@ use tierlink_core::directory::{
     CommandBatch, DirectoryCommand, DirectoryReply, Member, MemberStatus, SignedCommands,
 };
 use tierlink_core::identity::{NodeCode, NodeKey, Tier, TrustedCa, pem_to_der};
-use tierlink_core::members::{Members, Standing};
+use tierlink_core::members::{Members, Produced, ReadTerms, Standing};
 use tierlink_store::SledStore;
 use tierlink_store::audit::{AnchorBoard, BoardFuture};
 
@@ -335,15 +335,18 @@ impl Replica {
     }
 }
 
+/// A member's standing as the exchange sees it.
+fn standing_in(state: &DirectoryState, code: &NodeCode) -> Option<Standing> {
+    state.members.get(code).map(|m| Standing {
+        endpoint: m.endpoint.clone(),
+        signing_key: m.signing_key.clone(),
+        status: m.status.as_str().to_owned(),
+    })
+}
+
 impl Members for Replica {
     fn standing(&self, code: &NodeCode) -> Option<Standing> {
-        self.view(|s| {
-            s.members.get(code).map(|m| Standing {
-                endpoint: m.endpoint.clone(),
-                signing_key: m.signing_key.clone(),
-                status: m.status.as_str().to_owned(),
-            })
-        })
+        self.view(|s| standing_in(s, code))
     }
 
     fn decide(
@@ -354,6 +357,15 @@ impl Members for Replica {
         today: &str,
     ) -> Result<tierlink_core::policy::Decision, tierlink_core::policy::Refusal> {
         self.view(|s| s.policies.decide(producer, catalog, asker, today))
+    }
+
+    fn terms(&self, voucher: &NodeCode, produced: Option<Produced<'_>>) -> ReadTerms {
+        self.view(|s| ReadTerms {
+            voucher: standing_in(s, voucher),
+            decision: produced.map(|(producer, catalog, asker, today)| {
+                s.policies.decide(producer, catalog, asker, today)
+            }),
+        })
     }
 }
 
@@ -598,7 +610,7 @@ impl Core {
         };
         let wait = Duration::from_millis(self.settings.election_timeout_ms * 5);
         match tokio::time::timeout(wait, client.submit(request)).await {
-            Ok(Ok(r)) => Ok(replies_from(r.into_inner())),
+            Ok(Ok(r)) => Ok(r.into_inner().results.into_iter().map(Into::into).collect()),
             Ok(Err(status)) => {
                 self.lock_clients().remove(endpoint);
                 let e = DirectoryError::Remote {
@@ -725,39 +737,9 @@ fn answer(group: Vec<Proposal>, result: Result<Vec<DirectoryReply>, DirectoryErr
     }
 }
 
-/// Replies as the directory gave them, from their wire form.
-fn replies_from(response: ChangeResponse) -> Vec<DirectoryReply> {
-    response
-        .results
-        .into_iter()
-        .map(|r| {
-            if r.applied {
-                DirectoryReply::Applied {
-                    revision: r.revision,
-                }
-            } else {
-                DirectoryReply::Rejected { reason: r.reason }
-            }
-        })
-        .collect()
-}
-
 /// Replies in their wire form.
 pub(super) fn response_of(replies: Vec<DirectoryReply>) -> ChangeResponse {
-    let results = replies
-        .into_iter()
-        .map(|r| match r {
-            DirectoryReply::Applied { revision } => tierlink_proto::v1::ChangeResult {
-                applied: true,
-                revision,
-                reason: String::new(),
-            },
-            DirectoryReply::Rejected { reason } => tierlink_proto::v1::ChangeResult {
-                applied: false,
-                revision: 0,
-                reason,
-            },
-        })
-        .collect();
-    ChangeResponse { results }
+    ChangeResponse {
+        results: replies.into_iter().map(Into::into).collect(),
+    }
 }

@@ -8,7 +8,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use tierlink_core::catalog::{Catalog, SharingType, parse_catalogs};
+use tierlink_core::catalog::{SharingType, parse_catalogs};
 use tierlink_core::identity::NodeCode;
 use tierlink_core::read::Read;
 use tierlink_proto::v1::exchange_client::ExchangeClient;
@@ -113,7 +113,11 @@ impl Exchange for ExchangeService {
                 .store()
                 .record_count(&c.code)
                 .map_err(store_status)?;
-            catalogs.push(catalog_summary(c, visible, records));
+            catalogs.push(CatalogSummary {
+                item_count: visible as u32,
+                record_count: records,
+                ..c.into()
+            });
         }
         Ok(Response::new(ListCatalogsResponse {
             node: self.me().to_string(),
@@ -200,26 +204,4 @@ impl Exchange for ExchangeService {
         let caller = Caller::of(&request)?;
         self.read(&caller, request.into_inner().into()).await
     }
-}
-
-/// A catalog's line in a listing, counting `item_count` items and `record_count` records.
-pub fn catalog_summary(c: &Catalog, item_count: usize, record_count: u64) -> CatalogSummary {
-    CatalogSummary {
-        code: c.code.clone(),
-        name: c.name.clone(),
-        provider_name: c.provider.name.clone(),
-        provider_code: c.provider.code.clone(),
-        kind: serde_plain(&c.kind),
-        sharing_type: c.sharing.kind.as_str().to_owned(),
-        update_cycle: serde_plain(&c.update_cycle),
-        item_count: item_count as u32,
-        record_count,
-    }
-}
-
-fn serde_plain<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
 }

@@ -1,0 +1,254 @@
+//! The read service on its own, with no transport in between: the same `Read` a gRPC handler or
+//! a gateway hands it, an admitted caller, and signed batches out that verify. A read vouched
+//! for by another node is decided in one look at the directory.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tierlink_client::Peers;
+use tierlink_core::catalog::{Catalog, EXAMPLES, parse_catalogs};
+use tierlink_core::config::NodeDir;
+use tierlink_core::identity::{CaFiles, NodeCode, NodeKey, Tier, Unit};
+use tierlink_core::members::{MemberList, Members, Produced, ReadTerms, Standing};
+use tierlink_core::policy::{
+    Action, Asker, Decision, Grant, Grantee, Policies, Redactor, Refusal, Role,
+};
+use tierlink_core::provision::{Certifier, NodeSpec, init_ca, init_node};
+use tierlink_core::read::Read;
+use tierlink_core::signed::{BatchSigner, BatchVerifier, Expected, StreamCheck, requester};
+use tierlink_node::admission::Caller;
+use tierlink_node::read::{ReadErrorKind, ReadService};
+use tierlink_proto::v1::{QueryRequest, ReadScope, Requester};
+use tierlink_sandbox::sample;
+use tierlink_store::SledStore;
+use tierlink_store::audit::AuditLog;
+use tierlink_store::registry::Registry;
+use tokio_stream::StreamExt;
+
+const RESIDENTS: &str = "101001001/000001";
+const STREET: &str = "420502001";
+const CITY: &str = "420500";
+
+fn node(root: &Path, ca: &CaFiles, code: &str, tier: Tier, parent: Option<&str>) -> NodeDir {
+    let spec = NodeSpec {
+        unit: Unit {
+            code: code.parse().unwrap(),
+            tier,
+            parent: parent.map(|p| p.parse().unwrap()),
+            name: code.into(),
+        },
+        listen: "127.0.0.1:0".parse().unwrap(),
+        endpoint: "https://127.0.0.1:1".into(),
+        hosts: vec!["127.0.0.1".into()],
+        peers: vec![],
+        hash_key: None,
+    };
+    init_node(&root.join(code), spec, Certifier::Ca(ca)).unwrap()
+}
+
+/// The street's directory, counting how often the read path looks at it.
+struct Counting {
+    members: MemberList,
+    policies: Policies,
+    looks: AtomicUsize,
+}
+
+impl Members for Counting {
+    fn standing(&self, code: &NodeCode) -> Option<Standing> {
+        self.looks.fetch_add(1, Ordering::SeqCst);
+        self.members.standing(code)
+    }
+
+    fn decide(
+        &self,
+        producer: &NodeCode,
+        catalog: &Catalog,
+        asker: &Asker,
+        today: &str,
+    ) -> Result<Decision, Refusal> {
+        self.looks.fetch_add(1, Ordering::SeqCst);
+        self.policies.decide(producer, catalog, asker, today)
+    }
+
+    fn terms(&self, voucher: &NodeCode, produced: Option<Produced<'_>>) -> ReadTerms {
+        self.looks.fetch_add(1, Ordering::SeqCst);
+        ReadTerms {
+            voucher: self.members.standing(voucher),
+            decision: produced.map(|(producer, catalog, asker, today)| {
+                self.policies.decide(producer, catalog, asker, today)
+            }),
+        }
+    }
+}
+
+fn policies() -> Policies {
+    let mut p = Policies::default();
+    let role = Role {
+        unit: CITY.parse().unwrap(),
+        name: "analyst".into(),
+        department: "Public Security Bureau".into(),
+        post: "analyst".into(),
+    };
+    p.roles.insert(role.id(), role);
+    let grant = Grant {
+        items: [("id_number", Action::Mask { first: 6, last: 4 })]
+            .into_iter()
+            .map(|(i, a)| (i.to_string(), a))
+            .collect(),
+        others: Some(Action::Clear),
+        ..Grant::new(
+            "g1",
+            STREET.parse().unwrap(),
+            RESIDENTS,
+            Grantee::Role(format!("{CITY}/analyst")),
+            "checks",
+            "2099-12-31",
+        )
+    };
+    p.grants.insert(grant.id.clone(), grant);
+    p
+}
+
+fn query(city: &NodeKey, request_id: &str, producer: &str) -> Read {
+    let signed = requester::sign(
+        city,
+        &Requester {
+            node: CITY.into(),
+            principal: "zhao".into(),
+            role: format!("{CITY}/analyst"),
+            purpose: "checks".into(),
+            producer: producer.into(),
+            catalog: RESIDENTS.into(),
+            request_id: request_id.into(),
+            issued_at_micros: chrono::Utc::now().timestamp_micros(),
+            ..Default::default()
+        },
+    );
+    Read::Query(QueryRequest {
+        scope: Some(ReadScope {
+            catalog: RESIDENTS.into(),
+            request_id: request_id.into(),
+            requester: Some(signed),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+#[tokio::test]
+async fn a_vouched_read_is_decided_in_one_look_at_the_directory_and_its_batches_verify() {
+    let root = tempfile::tempdir().unwrap();
+    let ca = init_ca(&root.path().join("ca"), "test").unwrap();
+    let street = node(root.path(), &ca, STREET, Tier::Street, Some("420502"));
+    let city = node(root.path(), &ca, CITY, Tier::City, None);
+    let trusted = street.trusted_ca().unwrap();
+    let credentials = street.credentials().unwrap();
+    let city_credentials = city.credentials().unwrap();
+    let city_key = NodeKey::load(
+        &city_credentials.signing_key_pem,
+        &city_credentials.signing_cert_pem,
+        &trusted,
+    )
+    .unwrap();
+
+    let store = SledStore::open(&street.path(&street.config.files.data)).unwrap();
+    let audit = Arc::new(AuditLog::open(store.keyspace("audit").unwrap()).unwrap());
+    let registry = Arc::new(Registry::open(Arc::new(store)).unwrap());
+    let residents = EXAMPLES
+        .iter()
+        .find(|(f, _)| *f == "residents.json")
+        .unwrap();
+    registry
+        .put_catalog(parse_catalogs(residents.1, residents.0).unwrap().remove(0))
+        .unwrap();
+    let columns: Vec<String> = sample::RESIDENT_COLUMNS
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    registry
+        .put_records(RESIDENTS, &columns, sample::residents(STREET, 30, 3))
+        .unwrap();
+
+    let directory = Arc::new(Counting {
+        members: MemberList::default(),
+        policies: policies(),
+        looks: AtomicUsize::new(0),
+    });
+    directory.members.replace(
+        [(
+            CITY.parse().unwrap(),
+            Standing {
+                endpoint: "https://127.0.0.1:1".into(),
+                signing_key: hex::encode(city_key.verifying_key().as_bytes()),
+                status: "active".into(),
+            },
+        )]
+        .into(),
+    );
+    let signer = BatchSigner::new(
+        &credentials.signing_key_pem,
+        &credentials.signing_cert_pem,
+        &trusted,
+    )
+    .unwrap();
+    let peers = Arc::new(Peers::new(street.clone(), credentials, directory.clone()));
+    let reads = ReadService::new(
+        registry,
+        Arc::new(signer),
+        peers,
+        audit.clone(),
+        Redactor::new(None),
+        street.principals_path(),
+    );
+    let caller = Caller {
+        node: CITY.parse().unwrap(),
+        is_self: false,
+    };
+
+    let stream = reads
+        .read(&caller, query(&city_key, "r1", STREET))
+        .await
+        .unwrap();
+    assert_eq!(
+        directory.looks.load(Ordering::SeqCst),
+        1,
+        "the requester's check and the decision share one look at the directory"
+    );
+    let batches: Vec<_> = stream.collect().await;
+    let verifier = BatchVerifier::new(trusted);
+    let mut check = StreamCheck::new(Expected {
+        producer: Some(STREET.into()),
+        catalog: Some(RESIDENTS.into()),
+        request_id: Some("r1".into()),
+    });
+    let mut records = 0;
+    for batch in batches {
+        let verified = check.verify(&verifier, &batch.unwrap()).unwrap();
+        let id = verified
+            .header
+            .columns
+            .iter()
+            .position(|c| c == "id_number")
+            .unwrap();
+        for r in &verified.records {
+            assert!(
+                r.values[id].contains('*'),
+                "id_number is masked: {:?}",
+                r.values[id]
+            );
+        }
+        records += verified.records.len();
+    }
+    check.finish().unwrap();
+    assert_eq!(records, 30);
+
+    // The same requester again: refused, whatever carries it.
+    let again = reads
+        .read(&caller, query(&city_key, "r1", STREET))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(again.kind, ReadErrorKind::PermissionDenied, "{again}");
+    assert!(again.message.contains("requester is refused"), "{again}");
+}

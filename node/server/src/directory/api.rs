@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status};
 
 use super::replica::{DirectoryError, Replica, response_of};
 use super::type_config::{code_of, node_id};
-use crate::exchange::server::registry_status;
+use crate::read::ReadError;
 use tierlink_core::directory::PublishedCatalog;
 use tierlink_core::directory::{DirectoryCommand, SignedCommands};
 use tierlink_core::identity::UnitError;
@@ -124,7 +124,10 @@ impl Directory for DirectoryService {
         let commands = codes
             .iter()
             .map(|code| {
-                let entry = self.registry.entry(code).map_err(registry_status)?;
+                let entry = self
+                    .registry
+                    .entry(code)
+                    .map_err(|e| Status::from(ReadError::from(e)))?;
                 Ok(DirectoryCommand::Publish(entry.catalog.shared_view()))
             })
             .collect::<Result<Vec<_>, Status>>()?;
@@ -151,7 +154,7 @@ impl Directory for DirectoryService {
         let catalog = if &producer == self.replica.code() {
             self.registry
                 .entry(&req.catalog)
-                .map_err(registry_status)?
+                .map_err(|e| Status::from(ReadError::from(e)))?
                 .catalog
                 .clone()
         } else {

@@ -37,7 +37,7 @@ pub struct ExchangeService {
 }
 
 /// A refused catalog or record write or lookup, as a gRPC status.
-pub(crate) fn registry_status(e: RegistryError) -> Status {
+fn registry_status(e: RegistryError) -> Status {
     ReadError::from(e).into()
 }
 

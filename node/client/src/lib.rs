@@ -1,6 +1,6 @@
-//! How to reach a node: one mutual-TLS channel builder ([`channel`]) and the clients built on it,
-//! for a node's administrator (the command), for relays ([`Peers`]) and for the directory's raft
-//! network alike; receiving verified streams of signed batches.
+//! How to reach a node: one mutual-TLS channel builder ([`channel`]) that every connection uses
+//! (the node's administrator's, relays' through [`Peers`], and the raft network's in the node),
+//! the clients built on it, and receiving verified streams of signed batches.
 //!
 //! # Direction
 //! Depends on `tierlink-core` and `tierlink-proto` only: no server, no store, no replica. The node

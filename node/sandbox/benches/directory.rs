@@ -4,7 +4,7 @@
 //! replication) as the baseline; then the time an offline learner takes to catch up 100,000
 //! directory changes.
 //!
-//! Run: `cargo bench -p tierlink --bench directory` (prints a table; no criterion: latency
+//! Run: `cargo bench -p tierlink-sandbox --bench directory` (prints a table; no criterion: latency
 //! percentiles and a one-off catch-up time are what is measured).
 
 use std::path::Path;

@@ -15,7 +15,7 @@
 //! - `ingest_5k_residents/checked` vs `/store_only`: a batch of 5,000 residents checked against the
 //!   catalog and written durably (flushed), against the same rows written to the store unchecked.
 //!
-//! Run: `cargo bench -p tierlink --bench exchange`
+//! Run: `cargo bench -p tierlink-sandbox --bench exchange`
 
 use std::path::Path;
 

@@ -15,7 +15,8 @@
 //!
 //! # Direction
 //! Depends on `tierlink-core` (catalogs) and `tierlink-proto` (the stored record's encoding);
-//! the node (`tierlink-node`) builds on it. It knows nothing of gRPC or the directory's replica.
+//! the node (`tierlink-node`), the sandbox and the command build on it. It knows nothing of gRPC
+//! or the directory's replica.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

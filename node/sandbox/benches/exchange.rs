@@ -17,8 +17,6 @@
 //!
 //! Run: `cargo bench -p tierlink-sandbox --bench exchange`
 
-use std::path::Path;
-
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::pin::Pin;
@@ -29,13 +27,13 @@ use prost::Message;
 use tierlink_client::{Peers, connect, receive};
 use tierlink_core::catalog::Catalog;
 use tierlink_core::catalog::{EXAMPLES, RecordSchema, Row, parse_catalogs};
-use tierlink_core::config::{Credentials, NodeDir};
-use tierlink_core::identity::{NodeCode, NodeKey, Tier, Unit};
+use tierlink_core::config::Credentials;
+use tierlink_core::identity::{NodeCode, NodeKey, Tier};
 use tierlink_core::members::{MemberList, Members, Standing};
 use tierlink_core::policy::{
     Action, Asker, Decision, Grant, Grantee, HashKey, Policies, Redactor, Refusal, Role,
 };
-use tierlink_core::provision::{Certifier, NodeSpec, init_ca, init_node};
+use tierlink_core::provision::init_ca;
 use tierlink_core::signed::{BatchSigner, BatchVerifier, Expected, requester};
 use tierlink_node::admission::AdmissionLayer;
 use tierlink_node::exchange::produce::{DEFAULT_BATCH_SIZE, Plan, record_lists, seal_all};
@@ -47,6 +45,7 @@ use tierlink_proto::v1::{
     ListCatalogsResponse, PutCatalogRequest, PutCatalogResponse, PutRecordsRequest,
     PutRecordsResponse, QueryRequest, ReadScope, RecordList, SignedBatch,
 };
+use tierlink_sandbox::federation::offline_node;
 use tierlink_sandbox::sample;
 use tierlink_store::audit::AuditLog;
 use tierlink_store::registry::Registry;
@@ -58,30 +57,6 @@ use tonic::{Request, Response, Status};
 
 const RECORDS: usize = 100_000;
 const RESIDENTS: &str = "101001001/000001";
-
-fn node(
-    root: &Path,
-    ca: &tierlink_core::identity::CaFiles,
-    code: &str,
-    tier: Tier,
-    parent: Option<&str>,
-) -> NodeDir {
-    let unit = Unit {
-        code: code.parse().unwrap(),
-        tier,
-        parent: parent.map(|p| p.parse().unwrap()),
-        name: code.into(),
-    };
-    let spec = NodeSpec {
-        unit,
-        listen: "127.0.0.1:0".parse().unwrap(),
-        endpoint: "https://127.0.0.1:1".into(),
-        hosts: vec!["localhost".into(), "127.0.0.1".into()],
-        peers: vec![],
-        hash_key: None,
-    };
-    init_node(&root.join(code), spec, Certifier::Ca(ca)).unwrap()
-}
 
 fn residents_catalog() -> tierlink_core::catalog::Catalog {
     parse_catalogs(EXAMPLES[0].1, EXAMPLES[0].0)
@@ -297,8 +272,8 @@ fn stream(c: &mut Criterion) {
     let rt = Runtime::new().unwrap();
     let root = tempfile::tempdir().unwrap();
     let ca = init_ca(&root.path().join("ca"), "bench").unwrap();
-    let street = node(root.path(), &ca, "420502001", Tier::Street, Some("420502"));
-    let city = node(root.path(), &ca, "420500", Tier::City, None);
+    let street = offline_node(root.path(), &ca, "420502001", Tier::Street, Some("420502")).unwrap();
+    let city = offline_node(root.path(), &ca, "420500", Tier::City, None).unwrap();
     let street_credentials = street.credentials().unwrap();
     let city_credentials = city.credentials().unwrap();
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use tierlink_core::config::{DirectorySettings, NodeDir, Peer};
-use tierlink_core::identity::{NodeCode, PrincipalError, Principals, Tier, Unit};
+use tierlink_core::identity::{CaFiles, NodeCode, PrincipalError, Principals, Tier, Unit};
 use tierlink_core::provision::{
     CA_CERT, Certifier, NodeSpec, ProvisionError, init_ca, init_node, load_hash_key,
 };
@@ -91,6 +91,42 @@ pub fn demo_units() -> Vec<Unit> {
         name: name.into(),
     }));
     units
+}
+
+/// A node directory for unit `code` (of `tier`, under `parent`) in `root/CODE`, issued by `ca`,
+/// that serves nowhere: for tests and benchmarks that run a node's parts in process.
+pub fn offline_node(
+    root: &Path,
+    ca: &CaFiles,
+    code: &str,
+    tier: Tier,
+    parent: Option<&str>,
+) -> Result<NodeDir, FederationError> {
+    let code: NodeCode = code
+        .parse()
+        .map_err(|e| FederationError::Io(format!("{e}")))?;
+    let parent = parent
+        .map(str::parse)
+        .transpose()
+        .map_err(|e| FederationError::Io(format!("{e}")))?;
+    let spec = NodeSpec {
+        unit: Unit {
+            name: code.to_string(),
+            code: code.clone(),
+            tier,
+            parent,
+        },
+        listen: "127.0.0.1:0".parse().expect("a valid address"),
+        endpoint: "https://127.0.0.1:1".into(),
+        hosts: vec!["localhost".into(), "127.0.0.1".into()],
+        peers: vec![],
+        hash_key: None,
+    };
+    Ok(init_node(
+        &root.join(code.as_str()),
+        spec,
+        Certifier::Ca(ca),
+    )?)
 }
 
 /// The members of [`demo_units`] by name, so that code using the demo federation says whom it

@@ -2,24 +2,23 @@
 //! a gateway hands it, an admitted caller, and signed batches out that verify. A read vouched
 //! for by another node is decided in one look at the directory.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tierlink_client::Peers;
 use tierlink_core::catalog::{Catalog, EXAMPLES, parse_catalogs};
-use tierlink_core::config::NodeDir;
-use tierlink_core::identity::{CaFiles, NodeCode, NodeKey, Tier, Unit};
+use tierlink_core::identity::{NodeCode, NodeKey, Tier};
 use tierlink_core::members::{MemberList, Members, Produced, ReadTerms, Standing};
 use tierlink_core::policy::{
     Action, Asker, Decision, Grant, Grantee, Policies, Redactor, Refusal, Role,
 };
-use tierlink_core::provision::{Certifier, NodeSpec, init_ca, init_node};
+use tierlink_core::provision::init_ca;
 use tierlink_core::read::Read;
 use tierlink_core::signed::{BatchSigner, BatchVerifier, Expected, StreamCheck, requester};
 use tierlink_node::admission::Caller;
 use tierlink_node::read::{ReadErrorKind, ReadService};
 use tierlink_proto::v1::{QueryRequest, ReadScope, Requester};
+use tierlink_sandbox::federation::offline_node;
 use tierlink_sandbox::sample;
 use tierlink_store::SledStore;
 use tierlink_store::audit::AuditLog;
@@ -29,23 +28,6 @@ use tokio_stream::StreamExt;
 const RESIDENTS: &str = "101001001/000001";
 const STREET: &str = "420502001";
 const CITY: &str = "420500";
-
-fn node(root: &Path, ca: &CaFiles, code: &str, tier: Tier, parent: Option<&str>) -> NodeDir {
-    let spec = NodeSpec {
-        unit: Unit {
-            code: code.parse().unwrap(),
-            tier,
-            parent: parent.map(|p| p.parse().unwrap()),
-            name: code.into(),
-        },
-        listen: "127.0.0.1:0".parse().unwrap(),
-        endpoint: "https://127.0.0.1:1".into(),
-        hosts: vec!["127.0.0.1".into()],
-        peers: vec![],
-        hash_key: None,
-    };
-    init_node(&root.join(code), spec, Certifier::Ca(ca)).unwrap()
-}
 
 /// The street's directory, counting how often the read path looks at it.
 struct Counting {
@@ -140,8 +122,8 @@ fn query(city: &NodeKey, request_id: &str, producer: &str) -> Read {
 async fn a_vouched_read_is_decided_in_one_look_at_the_directory_and_its_batches_verify() {
     let root = tempfile::tempdir().unwrap();
     let ca = init_ca(&root.path().join("ca"), "test").unwrap();
-    let street = node(root.path(), &ca, STREET, Tier::Street, Some("420502"));
-    let city = node(root.path(), &ca, CITY, Tier::City, None);
+    let street = offline_node(root.path(), &ca, STREET, Tier::Street, Some("420502")).unwrap();
+    let city = offline_node(root.path(), &ca, CITY, Tier::City, None).unwrap();
     let trusted = street.trusted_ca().unwrap();
     let credentials = street.credentials().unwrap();
     let city_credentials = city.credentials().unwrap();

@@ -14,7 +14,6 @@ mod setup;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-
 use tierlink_core::identity::NodeCode;
 
 /// Tierlink: catalogs, records and signed exchange between city, district and street offices.

@@ -1,10 +1,10 @@
 //! The `tierlink.v1.Directory` client side, over the same mutual TLS as every other call.
 
+use tierlink_core::config::Credentials;
 use tierlink_proto::v1::directory_client::DirectoryClient;
 use tonic::transport::Channel;
 
 use crate::{ClientError, MAX_MESSAGE_BYTES, channel};
-use tierlink_core::config::Credentials;
 
 /// A directory client of the node at `endpoint`, with the given node credentials.
 pub async fn connect(

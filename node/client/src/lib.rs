@@ -14,6 +14,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tierlink_core::config::{ConfigError, Credentials, NodeDir};
+use tierlink_core::identity::NodeCode;
+use tierlink_core::members::{MemberList, Members, Standing};
+use tierlink_core::read::Read;
+use tierlink_core::signed::{
+    BatchVerifier, Expected, StreamCheck, StreamSummary, VerifiedBatch, VerifyError,
+};
 use tierlink_proto::v1::audit_client::AuditClient;
 use tierlink_proto::v1::directory_client::DirectoryClient;
 use tierlink_proto::v1::exchange_client::ExchangeClient;
@@ -23,14 +30,6 @@ use tierlink_proto::v1::{
 };
 use tokio_stream::StreamExt;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
-
-use tierlink_core::config::{ConfigError, Credentials, NodeDir};
-use tierlink_core::identity::NodeCode;
-use tierlink_core::members::{MemberList, Members, Standing};
-use tierlink_core::read::Read;
-use tierlink_core::signed::{
-    BatchVerifier, Expected, StreamCheck, StreamSummary, VerifiedBatch, VerifyError,
-};
 
 /// Largest message a node sends or accepts: room for a full batch of wide records.
 pub const MAX_MESSAGE_BYTES: usize = 64 << 20;

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
-
 use tierlink_core::config::{DirectorySettings, NodeDir, Peer};
 use tierlink_core::identity::{CaFiles, NodeCode, PrincipalError, Principals, Tier, Unit};
 use tierlink_core::provision::{

@@ -220,6 +220,35 @@ async fn only_the_node_itself_writes_and_every_write_is_checked() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::PermissionDenied);
+    // Nor publish the street's catalogs in the directory for it.
+    let district_dir = &f.federation.nodes[DISTRICT].dir;
+    let mut district_to_street = tierlink_client::directory::connect(
+        &district_dir.credentials().unwrap(),
+        &f.federation.nodes[STREET].dir.config.server.endpoint,
+    )
+    .await
+    .unwrap();
+    let err = district_to_street
+        .publish(tierlink_proto::v1::PublishRequest {
+            codes: vec![BUILDINGS.into()],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
+    // The street publishes only catalogs it holds, and says which one it does not.
+    let published = || {
+        f.federation.nodes[STREET]
+            .directory()
+            .unwrap()
+            .view(|s| s.catalogs.get(&street).cloned())
+    };
+    let before = published();
+    let err = f.clients[STREET]
+        .publish(&[BUILDINGS, "199999999/000001"])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("199999999/000001"), "{err}");
+    assert_eq!(published(), before, "a refused publication changes nothing");
 
     // An invalid catalog is refused and not stored.
     let bad = example("cases.json").replace("\"case_class\"", "\"Case Class\"");

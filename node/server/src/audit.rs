@@ -7,10 +7,9 @@ use tierlink_proto::v1::{
     AuditAnchorRequest, AuditAnchorResponse, AuditEntries, AuditQuery, AuditVerdict,
     AuditVerifyRequest,
 };
-use tonic::{Request, Response, Status};
-
 use tierlink_store::audit::{AnchorBoard, anchor_head};
 use tierlink_store::audit::{AuditFilter, AuditLog};
+use tonic::{Request, Response, Status};
 
 /// Entries an audit query returns when it gives no limit.
 const DEFAULT_LIMIT: usize = 1000;

@@ -7,10 +7,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tierlink_client::{MAX_MESSAGE_BYTES, Peers};
+use tierlink_core::config::{ConfigError, Credentials, NodeDir};
+use tierlink_core::identity::{CertError, NodeKey, node_code_of, pem_to_der};
+use tierlink_core::policy::Redactor;
+use tierlink_core::signed::BatchSigner;
 use tierlink_proto::v1::audit_server::AuditServer;
 use tierlink_proto::v1::directory_server::DirectoryServer;
 use tierlink_proto::v1::exchange_server::ExchangeServer;
 use tierlink_proto::v1::federation_server::FederationServer;
+use tierlink_store::audit::{AnchorBoard, AuditError, AuditLog, anchor_periodically};
+use tierlink_store::registry::{Registry, RegistryError};
+use tierlink_store::{FORMAT_VERSION, SledStore, StoreError};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -22,14 +30,6 @@ use crate::audit::AuditService;
 use crate::directory::{DirectoryError, DirectoryService, FederationService, Replica};
 use crate::exchange::server::ExchangeService;
 use crate::read::ReadService;
-use tierlink_client::{MAX_MESSAGE_BYTES, Peers};
-use tierlink_core::config::{ConfigError, Credentials, NodeDir};
-use tierlink_core::identity::{CertError, NodeKey, node_code_of, pem_to_der};
-use tierlink_core::policy::Redactor;
-use tierlink_core::signed::BatchSigner;
-use tierlink_store::audit::{AnchorBoard, AuditError, AuditLog, anchor_periodically};
-use tierlink_store::registry::{Registry, RegistryError};
-use tierlink_store::{FORMAT_VERSION, SledStore, StoreError};
 
 /// A node that could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]

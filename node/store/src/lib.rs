@@ -25,9 +25,8 @@ pub mod registry;
 mod sled_store;
 
 use prost::Message;
-use tierlink_proto::v1::Record;
-
 use tierlink_core::catalog::{Catalog, Row};
+use tierlink_proto::v1::Record;
 
 pub use sled_store::{Keyspace, SledStore};
 

@@ -4,8 +4,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use crate::{PutOutcome, Store, StoreError};
 use tierlink_core::catalog::{Catalog, CatalogError, RecordError, RecordSchema};
+
+use crate::{PutOutcome, Store, StoreError};
 
 /// A catalog entry with its compiled record checks.
 #[derive(Debug)]

@@ -8,10 +8,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 
 use prost::Message;
+use tierlink_core::catalog::{Catalog, Row};
 use tierlink_proto::v1::Record;
 
 use super::{FORMAT_VERSION, PutOutcome, RecordIter, Store, StoreError, StoredRecord};
-use tierlink_core::catalog::{Catalog, Row};
 
 const CURRENT: u8 = b'c';
 const HISTORY: u8 = b'h';

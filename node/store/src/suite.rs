@@ -1,7 +1,8 @@
 //! The behaviour every [`Store`] must show, run against each engine.
 
-use super::*;
 use tierlink_core::catalog::parse_catalogs;
+
+use super::*;
 
 fn buildings() -> Catalog {
     parse_catalogs(

@@ -2,13 +2,13 @@
 //! record of it is intact.
 
 use clap::Subcommand;
-use tierlink_proto::v1::audit_client::AuditClient;
-use tierlink_proto::v1::{AuditAnchorRequest, AuditQuery, AuditVerifyRequest};
-
-use super::{CliError, NodeArg, parse_since};
 use tierlink_client::{ClientError, NodeClient};
 use tierlink_core::config::NodeDir;
+use tierlink_proto::v1::audit_client::AuditClient;
+use tierlink_proto::v1::{AuditAnchorRequest, AuditQuery, AuditVerifyRequest};
 use tierlink_store::audit::{AuditEntry, Outcome, Side};
+
+use super::{CliError, NodeArg, parse_since};
 
 /// `tierlink audit …`
 #[derive(Debug, Subcommand)]

@@ -1,12 +1,13 @@
 //! `tierlink catalog add|list|show` (publish and withdraw act on the directory).
 
-use clap::Subcommand;
 use std::path::PathBuf;
 
-use super::{CliError, NodeArg, Route};
+use clap::Subcommand;
 use tierlink_client::NodeClient;
 use tierlink_core::catalog::parse_catalogs;
 use tierlink_core::config::NodeDir;
+
+use super::{CliError, NodeArg, Route};
 
 /// `tierlink catalog …`
 #[derive(Debug, Subcommand)]

@@ -6,20 +6,19 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use tierlink_proto::v1::{HistoryRequest, PutRecordsRequest, QueryRequest, ReadScope, Record};
-
 use clap::Args;
-
-use super::{CliError, setup::shutdown_signal};
 use tierlink_client::NodeClient;
 use tierlink_core::catalog::EXAMPLES;
 use tierlink_core::identity::NodeCode;
 use tierlink_core::policy::{AccessRequest, AccessStatus, Action, Grant, Grantee, PolicyCommand};
 use tierlink_core::signed::StreamSummary;
 use tierlink_core::signed::file::{BatchWriter, read_batches, verify_file};
+use tierlink_proto::v1::{HistoryRequest, PutRecordsRequest, QueryRequest, ReadScope, Record};
 use tierlink_sandbox::federation::cast::{CITY, WUJIA, WUJIAGANG, XILING, XILING_STREET, XUEYUAN};
 use tierlink_sandbox::federation::{LocalFederation, demo_units};
 use tierlink_sandbox::sample;
+
+use super::{CliError, setup::shutdown_signal};
 
 /// `tierlink demo`
 #[derive(Debug, Args)]

@@ -3,6 +3,11 @@
 
 use std::path::Path;
 
+use clap::Subcommand;
+use tierlink_client::{ClientError, NodeClient};
+use tierlink_core::config::NodeDir;
+use tierlink_core::identity::{NodeCode, NodeKey};
+use tierlink_node::directory::{DirectoryCommand, member_of};
 use tierlink_proto::v1::directory_client::DirectoryClient;
 use tierlink_proto::v1::{
     CatalogsRequest, ChangeResponse, FoundRequest, ProposeRequest, ReadMeta, ReadRequest,
@@ -10,14 +15,7 @@ use tierlink_proto::v1::{
 };
 use tonic::transport::Channel;
 
-use clap::Subcommand;
-
 use super::{CliError, NodeArg};
-use tierlink_client::{ClientError, NodeClient};
-use tierlink_core::config::NodeDir;
-use tierlink_core::identity::NodeCode;
-use tierlink_core::identity::NodeKey;
-use tierlink_node::directory::{DirectoryCommand, member_of};
 
 /// `tierlink directory …`
 #[derive(Debug, Subcommand)]

@@ -5,9 +5,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-
-use super::directory::{open, propose};
-use super::{CliError, NodeArg};
 use tierlink_client::ClientError;
 use tierlink_core::config::NodeDir;
 use tierlink_core::identity::{NodeCode, Principals};
@@ -16,6 +13,9 @@ use tierlink_core::policy::{
     item_action,
 };
 use tierlink_node::directory::DirectoryCommand;
+
+use super::directory::{open, propose};
+use super::{CliError, NodeArg};
 
 /// `tierlink role …`
 #[derive(Debug, Subcommand)]

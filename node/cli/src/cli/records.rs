@@ -1,22 +1,20 @@
 //! `tierlink records put|import|query|history` and `tierlink verify`.
 
 use std::io::{BufRead, Write};
-use std::path::Path;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use tierlink_core::read::Read;
-use tierlink_proto::v1::{FieldEquals, HistoryRequest, QueryRequest, ReadScope};
-
-use super::input::{Table, from_json_lines, read_file};
 use clap::{Args, Subcommand};
-
-use super::{ActAs, CliError, NodeArg, Route, catalog::target, parse_since};
 use tierlink_client::{ClientError, NodeClient};
 use tierlink_core::catalog::{RecordSchema, parse_catalogs};
 use tierlink_core::config::NodeDir;
 use tierlink_core::identity::TrustedCa;
+use tierlink_core::read::Read;
 use tierlink_core::signed::file::{BatchWriter, verify_file};
 use tierlink_core::signed::{BatchVerifier, StreamSummary, VerifiedBatch};
+use tierlink_proto::v1::{FieldEquals, HistoryRequest, QueryRequest, ReadScope};
+
+use super::input::{Table, from_json_lines, read_file};
+use super::{ActAs, CliError, NodeArg, Route, catalog::target, parse_since};
 
 /// `tierlink records …`
 #[derive(Debug, Subcommand)]

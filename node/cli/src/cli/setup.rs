@@ -1,18 +1,15 @@
 //! `tierlink ca init`, `tierlink init` and `tierlink serve`.
 
 use std::net::SocketAddr;
-use std::path::Path;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-
-use super::CliError;
 use tierlink_core::config::NodeDir;
-use tierlink_core::identity::NodeCode;
-use tierlink_core::identity::Tier;
-use tierlink_core::identity::Unit;
+use tierlink_core::identity::{NodeCode, Tier, Unit};
 use tierlink_core::provision::{self, CA_CERT, CA_KEY, Certifier, NodeSpec};
 use tierlink_node::runtime::{self, Node};
+
+use super::CliError;
 
 /// `tierlink ca …`
 #[derive(Debug, Subcommand)]

@@ -1,5 +1,6 @@
-use super::*;
 use tierlink_core::catalog::{RecordSchema, parse_catalogs};
+
+use super::*;
 
 #[test]
 fn generated_records_pass_their_catalogs() {

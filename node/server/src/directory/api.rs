@@ -3,22 +3,22 @@
 
 use std::sync::Arc;
 
+use tierlink_core::directory::PublishedCatalog;
+use tierlink_core::directory::{DirectoryCommand, SignedCommands};
+use tierlink_core::identity::UnitError;
+use tierlink_core::policy::Asker;
 use tierlink_proto::v1::directory_server::Directory;
 use tierlink_proto::v1::{
     CatalogsRequest, CatalogsResponse, ChangeResponse, ExplainRequest, ExplainResponse,
     FoundRequest, ItemRedaction, MembersResponse, PoliciesResponse, ProposeRequest, PublishRequest,
     ReadMeta, ReadRequest, Replica as ReplicaStatus, StatusRequest, StatusResponse, SubmitRequest,
 };
+use tierlink_store::registry::Registry;
 use tonic::{Request, Response, Status};
 
 use super::replica::{DirectoryError, Replica, response_of};
 use super::type_config::{code_of, node_id};
 use crate::read::ReadError;
-use tierlink_core::directory::PublishedCatalog;
-use tierlink_core::directory::{DirectoryCommand, SignedCommands};
-use tierlink_core::identity::UnitError;
-use tierlink_core::policy::Asker;
-use tierlink_store::registry::Registry;
 
 /// How long `Status` waits for the leader's view of replication before answering without it.
 const STATUS_WAIT: std::time::Duration = std::time::Duration::from_secs(1);

@@ -9,10 +9,10 @@ use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{Entry, LogId, OptionalSend, RaftLogReader, StorageIOError, Vote};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tierlink_store::Keyspace;
 
 use super::StorageError;
 use super::type_config::{NodeId, TypeConfig};
-use tierlink_store::Keyspace;
 
 const ENTRY: u8 = b'e';
 const VOTE: &[u8] = b"m:vote";

@@ -17,13 +17,13 @@ use openraft::raft::{
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tierlink_client::{MAX_MESSAGE_BYTES, channel};
+use tierlink_core::config::Credentials;
 use tierlink_proto::v1::RaftPayload;
 use tierlink_proto::v1::federation_client::FederationClient;
 use tonic::transport::Channel;
 
 use super::type_config::{NodeId, TypeConfig};
-use tierlink_client::{MAX_MESSAGE_BYTES, channel};
-use tierlink_core::config::Credentials;
 
 /// Makes connections to the other voters and learners, with this node's credentials.
 pub struct Network {

@@ -9,16 +9,6 @@ use std::time::Duration;
 use openraft::error::{ClientWriteError, InitializeError, RaftError};
 use openraft::raft::ClientWriteResponse;
 use openraft::{BasicNode, ChangeMembers, Raft, ServerState, SnapshotPolicy};
-use tierlink_proto::v1::directory_client::DirectoryClient;
-use tierlink_proto::v1::{ChangeResponse, ReadMeta, SubmitRequest};
-use tokio::sync::{Semaphore, mpsc, oneshot};
-use tokio::task::JoinHandle;
-use tonic::transport::Channel;
-
-use super::log_store::LogStore;
-use super::network::{Link, Network};
-use super::state_machine::StateMachine;
-use super::type_config::{NodeId, TypeConfig, code_of, node_id};
 use tierlink_client::directory::connect;
 use tierlink_core::config::{Credentials, DirectorySettings, NodeDir};
 use tierlink_core::directory::DirectoryState;
@@ -27,8 +17,18 @@ use tierlink_core::directory::{
 };
 use tierlink_core::identity::{NodeCode, NodeKey, Tier, TrustedCa, pem_to_der};
 use tierlink_core::members::{Members, Produced, ReadTerms, Standing};
+use tierlink_proto::v1::directory_client::DirectoryClient;
+use tierlink_proto::v1::{ChangeResponse, ReadMeta, SubmitRequest};
 use tierlink_store::SledStore;
 use tierlink_store::audit::{AnchorBoard, BoardFuture};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+use super::log_store::LogStore;
+use super::network::{Link, Network};
+use super::state_machine::StateMachine;
+use super::type_config::{NodeId, TypeConfig, code_of, node_id};
 
 /// Commands signed into one log entry at most; concurrent proposals share entries up to this.
 const MAX_COMMANDS_PER_ENTRY: usize = 128;

@@ -2,7 +2,7 @@
 //! snapshot (kept in the node's store) and the log entries after it, which openraft re-applies.
 
 use std::io::Cursor;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
@@ -10,14 +10,12 @@ use openraft::{
     StoredMembership,
 };
 use serde::{Deserialize, Serialize};
-use std::sync::RwLock;
+use tierlink_core::directory::{DirectoryReply, DirectoryState};
+use tierlink_core::identity::TrustedCa;
+use tierlink_store::Keyspace;
 
 use super::StorageError;
 use super::type_config::{NodeId, TypeConfig};
-use tierlink_core::directory::DirectoryReply;
-use tierlink_core::directory::DirectoryState;
-use tierlink_core::identity::TrustedCa;
-use tierlink_store::Keyspace;
 
 const SNAPSHOT: &[u8] = b"snapshot";
 

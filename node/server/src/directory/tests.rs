@@ -2,12 +2,12 @@ use openraft::storage::RaftStateMachine;
 use openraft::testing::{StoreBuilder, Suite};
 use openraft::{Entry, EntryPayload, LogId, RaftSnapshotBuilder};
 use tempfile::TempDir;
-
-use super::*;
 use tierlink_core::catalog::{EXAMPLES, parse_catalogs};
 use tierlink_core::identity::{NodeKey, Tier, TrustedCa, Unit};
 use tierlink_core::provision::{Certifier, NodeSpec, init_ca, init_node};
 use tierlink_store::SledStore;
+
+use super::*;
 
 /// A CA and nodes it certified, with their keys and member records.
 struct Federation {

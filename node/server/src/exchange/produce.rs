@@ -3,11 +3,10 @@
 //! signed batches. `Query`, `History` and relays all come through here.
 
 use prost::encoding::{WireType, decode_key, decode_varint, encode_key, encode_varint};
-use tierlink_proto::v1::{BatchHeader, ItemRedaction, QueryRequest, SignedBatch};
-
 use tierlink_core::catalog::Catalog;
 use tierlink_core::policy::{Action, Asker, Decision, Redactor};
 use tierlink_core::signed::BatchSigner;
+use tierlink_proto::v1::{BatchHeader, ItemRedaction, QueryRequest, SignedBatch};
 use tierlink_store::{StoreError, StoredRecord};
 
 /// Records per batch when the consumer does not say: one signature per thousand records keeps

@@ -1,6 +1,7 @@
+use tierlink_core::catalog::parse_catalogs;
+
 use super::*;
 use crate::SledStore;
-use tierlink_core::catalog::parse_catalogs;
 
 fn open(dir: &std::path::Path) -> Registry {
     Registry::open(Arc::new(SledStore::open(dir).unwrap())).unwrap()

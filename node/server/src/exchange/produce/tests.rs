@@ -1,8 +1,9 @@
-use super::*;
 use prost::Message;
 use tierlink_core::catalog::{SharingType, parse_catalogs};
 use tierlink_core::policy::{HashKey, ItemDecision, RowScope, Rule};
 use tierlink_proto::v1::{FieldEquals, Record, RecordList};
+
+use super::*;
 
 fn residents() -> Catalog {
     parse_catalogs(

@@ -4,6 +4,7 @@
 
 mod audit;
 mod catalog;
+mod cert;
 mod demo;
 mod directory;
 mod input;
@@ -44,6 +45,9 @@ pub enum Command {
     /// The federation directory: members, their published catalogs, and its replicas.
     #[command(subcommand)]
     Directory(directory::DirectorySubcommand),
+    /// A node's certificates: rotate, retire and revoke them through the directory.
+    #[command(subcommand)]
+    Cert(cert::CertCommand),
     /// Roles: posts in a unit's departments, which grants are given to.
     #[command(subcommand)]
     Role(policy::RoleCommand),
@@ -200,6 +204,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Catalog(command) => catalog::run(command).await,
         Command::Records(command) => records::run(command).await,
         Command::Directory(command) => directory::run(command).await,
+        Command::Cert(command) => cert::run(command).await,
         Command::Role(command) => policy::role(command).await,
         Command::Principal(command) => policy::principal(command),
         Command::Grant(command) => policy::grant_command(command).await,

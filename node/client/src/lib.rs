@@ -279,14 +279,7 @@ impl NodeClient {
                 self.members.replace(
                     members
                         .into_iter()
-                        .filter_map(|m| {
-                            let standing = Standing {
-                                endpoint: m.endpoint,
-                                signing_key: m.signing_key,
-                                status: m.status,
-                            };
-                            Some((m.code.parse().ok()?, standing))
-                        })
+                        .filter_map(|m| Some((m.code.parse().ok()?, Standing::from(m))))
                         .collect(),
                 );
             })

@@ -7,6 +7,6 @@ mod state;
 
 pub use command::{
     CommandBatch, DirectoryCommand, DirectoryReply, DirectoryRequest, Member, MemberStatus,
-    SignedCommands,
+    RetiredKey, Rotation, SignedCommands,
 };
 pub use state::{DirectoryState, PublishedCatalog};

@@ -8,7 +8,8 @@ mod unit;
 
 pub use certs::{
     CaFiles, CertError, NodeCertificates, NodeCredentials, NodeKey, Producer, TrustedCa,
-    generate_ca, issue_node_certificates, node_code_of, pem_to_der, write_private,
+    fingerprint, generate_ca, hosts_of, issue_node_certificates, node_code_of, not_after,
+    pem_to_der, write_private,
 };
 pub use principals::{Principal, PrincipalError, Principals};
 pub use unit::{NodeCode, Tier, Unit, UnitError};

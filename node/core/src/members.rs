@@ -6,11 +6,12 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 
 use crate::catalog::Catalog;
+use crate::directory::Member;
 use crate::identity::NodeCode;
 use crate::policy::{Asker, Decision, Policies, Refusal};
 
 /// A member as the directory records it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Standing {
     /// Where it is reached.
     pub endpoint: String,
@@ -18,6 +19,12 @@ pub struct Standing {
     pub signing_key: String,
     /// "pending", "active" or "suspended".
     pub status: String,
+    /// BLAKE3 fingerprints (hex) of the TLS certificates it is accepted with: the registered one
+    /// and any it is rotating away from. Empty once all are revoked.
+    pub tls_fingerprints: Vec<String>,
+    /// Signing keys it rotated away from (hex), each with when it was replaced (µs since the
+    /// Unix epoch).
+    pub retired_keys: Vec<(String, i64)>,
 }
 
 impl Standing {
@@ -32,6 +39,57 @@ impl Standing {
             ))
         }
     }
+
+    /// Whether `fingerprint` (BLAKE3 of a TLS certificate's DER, hex) is a certificate the
+    /// member is accepted with.
+    pub fn presents(&self, code: &NodeCode, fingerprint: &str) -> Result<(), String> {
+        if self.tls_fingerprints.iter().any(|f| f == fingerprint) {
+            Ok(())
+        } else if self.tls_fingerprints.is_empty() {
+            Err(format!(
+                "{code} has no TLS certificate registered in the federation directory (revoked): its parent rotates it in with `tierlink cert rotate`"
+            ))
+        } else {
+            Err(format!(
+                "this certificate ({fingerprint}) is not the one registered for {code}: connect with the certificate the directory holds for it, or rotate it in with `tierlink cert rotate`"
+            ))
+        }
+    }
+
+    /// Whether a batch made at `created_micros` (µs since the Unix epoch) verifies under
+    /// `key` (hex): the member's registered key, or a key it rotated away from after that time.
+    pub fn signed_with(&self, key: &str, created_micros: i64) -> bool {
+        self.signing_key == key
+            || self
+                .retired_keys
+                .iter()
+                .any(|(old, until)| old == key && created_micros < *until)
+    }
+}
+
+/// A member as the exchange sees it.
+impl From<&Member> for Standing {
+    fn from(m: &Member) -> Self {
+        Standing {
+            endpoint: m.endpoint.clone(),
+            signing_key: m.signing_key.clone(),
+            status: m.status.as_str().to_owned(),
+            tls_fingerprints: accepted_tls(m.tls_fingerprint.clone(), m.retiring_tls.clone()),
+            retired_keys: m
+                .retired_keys
+                .iter()
+                .map(|k| (k.signing_key.clone(), k.until_micros))
+                .collect(),
+        }
+    }
+}
+
+/// The TLS fingerprints a member is accepted with: the registered one (unless revoked) first.
+pub(crate) fn accepted_tls(current: String, retiring: Vec<String>) -> Vec<String> {
+    std::iter::once(current)
+        .filter(|f| !f.is_empty())
+        .chain(retiring)
+        .collect()
 }
 
 /// What the directory says for one read, from one look at it.
@@ -52,6 +110,12 @@ pub type Produced<'a> = (&'a NodeCode, &'a Catalog, &'a Asker, &'a str);
 pub trait Members: Send + Sync {
     /// The member `code`, if the directory knows it.
     fn standing(&self, code: &NodeCode) -> Option<Standing>;
+
+    /// Whether the directory has any member: once it has, a node it does not know is a stranger,
+    /// not a member of a directory still forming.
+    fn is_formed(&self) -> bool {
+        true
+    }
 
     /// What `asker` gets of `catalog` on `producer` today (`YYYY-MM-DD`), under the directory's
     /// policies. Without policies, nothing is granted.
@@ -96,5 +160,9 @@ impl Members for MemberList {
             .unwrap_or_else(|p| p.into_inner())
             .get(code)
             .cloned()
+    }
+
+    fn is_formed(&self) -> bool {
+        !self.0.read().unwrap_or_else(|p| p.into_inner()).is_empty()
     }
 }

@@ -308,6 +308,7 @@ fn stream(c: &mut Criterion) {
                 endpoint: "https://127.0.0.1:1".into(),
                 signing_key: hex::encode(city_key.verifying_key().as_bytes()),
                 status: "active".into(),
+                ..Default::default()
             },
         )]
         .into(),

@@ -164,6 +164,7 @@ async fn a_vouched_read_is_decided_in_one_look_at_the_directory_and_its_batches_
                 endpoint: "https://127.0.0.1:1".into(),
                 signing_key: hex::encode(city_key.verifying_key().as_bytes()),
                 status: "active".into(),
+                ..Default::default()
             },
         )]
         .into(),

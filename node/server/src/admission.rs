@@ -1,7 +1,9 @@
 //! Admission: who is calling, resolved once per call before any service sees the request.
 //!
 //! Mutual TLS has already checked the client certificate against the federation CA; this layer
-//! reads the node code it names, asks the directory once for that node's standing, and applies
+//! reads the node code it names, asks the directory once for that node's standing, refuses a
+//! certificate other than the ones the directory registered for that node (so a certificate the
+//! CA issued once, or one revoked since, does not act as the node), and applies
 //! the method's rule ([`Access`]): some methods are open to any certified node (joining the
 //! directory, raft between replicas), the exchange only to active members, and administration
 //! only to the node itself (its administrator's command line, with the node's own certificate).
@@ -12,7 +14,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use tierlink_core::identity::{NodeCode, node_code_of};
+use tierlink_core::identity::{NodeCode, fingerprint, node_code_of};
 use tierlink_core::members::Members;
 use tonic::Status;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
@@ -105,7 +107,7 @@ impl AdmissionLayer {
         if access == Access::Open {
             return Ok(None);
         }
-        let node = extensions
+        let certificate = extensions
             .get::<TlsConnectInfo<TcpConnectInfo>>()
             .and_then(|info| info.peer_certs())
             .and_then(|certs| certs.first().cloned())
@@ -113,11 +115,18 @@ impl AdmissionLayer {
                 Status::unauthenticated(
                     "no client certificate: connect with a certificate issued by the federation CA",
                 )
-            })
-            .and_then(|cert| {
-                node_code_of(&cert).map_err(|e| Status::unauthenticated(e.to_string()))
             })?;
+        let node =
+            node_code_of(&certificate).map_err(|e| Status::unauthenticated(e.to_string()))?;
         let is_self = node == self.me;
+        let standing = self.members.standing(&node);
+        // The certificate must be one the directory registered for the node it names: the CA
+        // issuing it is not enough, or any certificate the CA ever issued would act as the node.
+        if let Some(standing) = &standing {
+            standing
+                .presents(&node, &fingerprint(&certificate))
+                .map_err(Status::permission_denied)?;
+        }
         match access {
             Access::OwnNode(what) if !is_self => {
                 return Err(Status::permission_denied(format!(
@@ -125,13 +134,17 @@ impl AdmissionLayer {
                     self.me
                 )));
             }
-            Access::Member if !is_self => {
-                // A node the directory does not know yet is judged by its certificate alone
-                // (a directory not yet formed).
-                if let Some(standing) = self.members.standing(&node) {
-                    standing.admit(&node).map_err(Status::permission_denied)?;
+            Access::Member if !is_self => match &standing {
+                Some(standing) => standing.admit(&node).map_err(Status::permission_denied)?,
+                // A node the directory does not know is judged by its certificate alone only
+                // while the directory is still forming.
+                None if self.members.is_formed() => {
+                    return Err(Status::permission_denied(format!(
+                        "{node} is not a member of the federation directory: it joins with `tierlink directory join` and its parent approves it"
+                    )));
                 }
-            }
+                None => {}
+            },
             _ => {}
         }
         Ok(Some(Caller { node, is_self }))

@@ -17,6 +17,7 @@ mod replica;
 mod service;
 mod state_machine;
 mod type_config;
+mod voters;
 
 pub use api::DirectoryService;
 pub use log_store::LogStore;

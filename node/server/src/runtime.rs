@@ -234,12 +234,9 @@ impl Node {
                 board,
             )))
             .add_service(
-                FederationServer::new(FederationService::new(
-                    directory.raft().clone(),
-                    directory.link().clone(),
-                ))
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+                FederationServer::new(FederationService::new(directory.clone()))
+                    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                    .max_encoding_message_size(MAX_MESSAGE_BYTES),
             )
             .serve_with_incoming_shutdown(incoming(listener), shutdown)
             .await

@@ -352,6 +352,27 @@ pub async fn print_status(client: &mut DirectoryClient<Channel>) -> Result<(), C
             s.not_replicating.join(", ")
         );
     }
+    if s.refused_raft_messages > 0 {
+        println!(
+            "refused {} raft message(s) from nodes that are not voters since this node started",
+            s.refused_raft_messages
+        );
+    }
+    let now = chrono::Utc::now().timestamp();
+    for e in &s.expiring {
+        let day = chrono::DateTime::from_timestamp(e.expires_unix, 0)
+            .map(|t| t.format("%Y-%m-%d").to_string())
+            .unwrap_or_default();
+        let when = if e.expires_unix < now {
+            "expired".to_owned()
+        } else {
+            format!("expires in {} day(s)", (e.expires_unix - now) / 86_400)
+        };
+        println!(
+            "certificate: {}'s {} certificate {when} ({day}): rotate it with `tierlink cert rotate`",
+            e.code, e.certificate
+        );
+    }
     Ok(())
 }
 

@@ -23,10 +23,49 @@ pub struct Member {
     pub signing_key: String,
     /// Its signing certificate (PEM), issued by the federation CA; proves the key is the unit's.
     pub signing_certificate: String,
-    /// BLAKE3 of its TLS certificate (DER), hex.
+    /// BLAKE3 of its TLS certificate (DER), hex: the one certificate it is accepted with (empty
+    /// once revoked, until it rotates to a new one).
     pub tls_fingerprint: String,
+    /// Its TLS certificate (PEM), issued by the federation CA: proves the fingerprint is the
+    /// unit's and says when it expires. Empty for members registered without it.
+    #[serde(default)]
+    pub tls_certificate: String,
+    /// Fingerprints of TLS certificates it rotated away from and that are still accepted, until
+    /// it (or its parent) revokes them.
+    #[serde(default)]
+    pub retiring_tls: Vec<String>,
+    /// Signing keys it used before, each with when it was replaced.
+    #[serde(default)]
+    pub retired_keys: Vec<RetiredKey>,
     /// Whether it takes part in exchange.
     pub status: MemberStatus,
+}
+
+/// A signing key a member rotated away from: batches it signed before `until_micros` still
+/// verify, so files and relayed batches made before a rotation keep their proof.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetiredKey {
+    /// The Ed25519 batch-verifying key, hex.
+    pub signing_key: String,
+    /// When it was replaced, microseconds since the Unix epoch, as the rotation states it.
+    pub until_micros: i64,
+}
+
+/// New certificates for a member: a TLS certificate, a signing certificate (with its key), or
+/// both, each PEM and issued by the federation CA for the member.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rotation {
+    /// The member whose certificates change.
+    pub node: NodeCode,
+    /// The new TLS certificate (PEM).
+    #[serde(default)]
+    pub tls_certificate: Option<String>,
+    /// The new signing certificate (PEM); the key it certifies becomes the member's signing key.
+    #[serde(default)]
+    pub signing_certificate: Option<String>,
+    /// When the change is made, microseconds since the Unix epoch: batches signed under the old
+    /// signing key before then still verify.
+    pub at_micros: i64,
 }
 
 /// Where a member stands.
@@ -66,6 +105,18 @@ pub enum DirectoryCommand {
     Publish(Catalog),
     /// The issuer withdraws one of its catalogs.
     Withdraw(String),
+    /// New certificates for a member, issued by the member itself or its parent. The TLS
+    /// certificate replaced stays accepted until revoked, so the member switches without a moment
+    /// where no node accepts it.
+    Rotate(Rotation),
+    /// The member or its parent revokes one of the member's TLS certificates, by fingerprint:
+    /// each node refuses it from the moment its replica applies this.
+    Revoke {
+        /// The member.
+        node: NodeCode,
+        /// BLAKE3 of the certificate (DER), hex.
+        tls_fingerprint: String,
+    },
     /// The city names the directory's voters: itself and some of its districts (1, 3 or 5 in
     /// all). Every other active member replicates the directory as a learner.
     SetVoters(BTreeSet<NodeCode>),
@@ -145,6 +196,11 @@ impl std::fmt::Display for DirectoryRequest {
             DirectoryCommand::Suspend(c) => format!("suspend {c}"),
             DirectoryCommand::Publish(c) => format!("publish {}", c.code),
             DirectoryCommand::Withdraw(c) => format!("withdraw {c}"),
+            DirectoryCommand::Rotate(r) => format!("rotate the certificates of {}", r.node),
+            DirectoryCommand::Revoke {
+                node,
+                tls_fingerprint,
+            } => format!("revoke certificate {tls_fingerprint} of {node}"),
             DirectoryCommand::Policy(p) => p.to_string(),
             DirectoryCommand::AnchorAudit { sequence, .. } => {
                 format!("anchor audit entry {sequence}")

@@ -8,10 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use super::command::{
     CommandBatch, DirectoryCommand, DirectoryReply, DirectoryRequest, Member, MemberStatus,
-    SIGNING_CONTEXT, SignedCommands,
+    RetiredKey, Rotation, SIGNING_CONTEXT, SignedCommands,
 };
 use crate::catalog::{Catalog, SharingType};
-use crate::identity::{NodeCode, Tier, TrustedCa, pem_to_der};
+use crate::identity::{NodeCode, Tier, TrustedCa, fingerprint, pem_to_der};
 use crate::policy::{Policies, PolicyContext};
 
 /// A catalog as published in the directory.
@@ -90,7 +90,13 @@ fn reject(reason: String) -> Result<(), String> {
 impl DirectoryState {
     /// Applies one request under the tier rules; a rejected request changes nothing.
     pub fn apply(&mut self, request: &DirectoryRequest) -> DirectoryReply {
-        match self.check_and_apply(request) {
+        let result = self.check_and_apply(request);
+        self.reply(request, result)
+    }
+
+    /// The reply to `request`, counting the revision when it took effect.
+    fn reply(&mut self, request: &DirectoryRequest, result: Result<(), String>) -> DirectoryReply {
+        match result {
             Ok(()) => {
                 self.revision += 1;
                 DirectoryReply::Applied {
@@ -139,15 +145,19 @@ impl DirectoryState {
             .commands
             .into_iter()
             .map(|command| {
-                if let DirectoryCommand::Register(member) = &command
-                    && let Err(reason) = proven(member, ca)
-                {
-                    return DirectoryReply::Rejected { reason };
-                }
-                self.apply(&DirectoryRequest {
+                let request = DirectoryRequest {
                     issuer: issuer.clone(),
                     command,
-                })
+                };
+                let result = match &request.command {
+                    DirectoryCommand::Register(member) => {
+                        proven(member, ca).and_then(|()| self.check_and_apply(&request))
+                    }
+                    DirectoryCommand::Rotate(rotation) => proven_rotation(rotation, ca)
+                        .and_then(|new| self.rotate(&request.issuer, rotation, new)),
+                    _ => self.check_and_apply(&request),
+                };
+                self.reply(&request, result)
             })
             .collect()
     }
@@ -327,6 +337,30 @@ impl DirectoryState {
                 self.anchors.insert(issuer.clone(), anchor);
                 Ok(())
             }
+            DirectoryCommand::Rotate(_) => reject(
+                "a certificate rotation is applied only from a signed entry, where its certificates are checked against the CA".into(),
+            ),
+            DirectoryCommand::Revoke {
+                node,
+                tls_fingerprint,
+            } => {
+                let member = self.certified_by(issuer, node)?;
+                if member.tls_fingerprint == *tls_fingerprint {
+                    member.tls_fingerprint.clear();
+                    member.tls_certificate.clear();
+                } else if let Some(at) = member
+                    .retiring_tls
+                    .iter()
+                    .position(|f| f == tls_fingerprint)
+                {
+                    member.retiring_tls.remove(at);
+                } else {
+                    return reject(format!(
+                        "{tls_fingerprint} is not a certificate {node} is accepted with: see `tierlink directory members`"
+                    ));
+                }
+                Ok(())
+            }
             DirectoryCommand::Withdraw(code) => {
                 self.active(issuer)?;
                 let own = self.catalogs.get_mut(issuer);
@@ -338,6 +372,112 @@ impl DirectoryState {
             }
         }
     }
+}
+
+impl DirectoryState {
+    /// The member `node` whose certificates `issuer` changes: the member itself, while active, or
+    /// its parent.
+    fn certified_by(&mut self, issuer: &NodeCode, node: &NodeCode) -> Result<&mut Member, String> {
+        self.active(issuer)?;
+        let member = self
+            .members
+            .get_mut(node)
+            .ok_or(format!("{node} is not registered"))?;
+        if issuer != node && member.unit.parent.as_ref() != Some(issuer) {
+            return Err(format!(
+                "only {node} itself or its parent may change its certificates"
+            ));
+        }
+        Ok(member)
+    }
+
+    /// Applies a rotation whose certificates `new` proved: the new TLS certificate is accepted
+    /// beside the old until the old is revoked; the old signing key verifies what it signed before.
+    fn rotate(
+        &mut self,
+        issuer: &NodeCode,
+        rotation: &Rotation,
+        new: ProvenRotation,
+    ) -> Result<(), String> {
+        let member = self.certified_by(issuer, &rotation.node)?;
+        if let Some((fingerprint, pem)) = new.tls {
+            if fingerprint == member.tls_fingerprint || member.retiring_tls.contains(&fingerprint) {
+                return reject(format!(
+                    "{} already holds TLS certificate {fingerprint}: issue a new one",
+                    rotation.node
+                ));
+            }
+            let old = std::mem::replace(&mut member.tls_fingerprint, fingerprint);
+            if !old.is_empty() {
+                member.retiring_tls.push(old);
+            }
+            member.tls_certificate = pem;
+        }
+        if let Some((key, pem)) = new.signing {
+            if key == member.signing_key {
+                return reject(format!(
+                    "{} already signs with this key: issue a signing certificate for a new key",
+                    rotation.node
+                ));
+            }
+            let old = std::mem::replace(&mut member.signing_key, key);
+            member.retired_keys.push(RetiredKey {
+                signing_key: old,
+                until_micros: rotation.at_micros,
+            });
+            member.signing_certificate = pem;
+        }
+        Ok(())
+    }
+}
+
+/// What the CA proved of a rotation's certificates: the new TLS fingerprint and the new signing
+/// key (hex), each with its certificate (PEM).
+struct ProvenRotation {
+    tls: Option<(String, String)>,
+    signing: Option<(String, String)>,
+}
+
+/// Checks that each new certificate of `rotation` was issued by the CA for its member.
+fn proven_rotation(rotation: &Rotation, ca: &TrustedCa) -> Result<ProvenRotation, String> {
+    let node = &rotation.node;
+    if rotation.tls_certificate.is_none() && rotation.signing_certificate.is_none() {
+        return Err(format!(
+            "the rotation of {node} names no new certificate: give a TLS certificate, a signing certificate, or both"
+        ));
+    }
+    let tls = match &rotation.tls_certificate {
+        Some(pem) => Some((tls_proven(node, pem, ca)?, pem.clone())),
+        None => None,
+    };
+    let signing = match &rotation.signing_certificate {
+        Some(pem) => {
+            let der = pem_to_der(pem).map_err(|e| format!("{node}: {e}"))?;
+            let producer = ca.verify_issued(&der).map_err(|e| e.to_string())?;
+            if &producer.code != node {
+                return Err(format!(
+                    "the new signing certificate names {}, not {node}",
+                    producer.code
+                ));
+            }
+            Some((hex::encode(producer.key.as_bytes()), pem.clone()))
+        }
+        None => None,
+    };
+    Ok(ProvenRotation { tls, signing })
+}
+
+/// The fingerprint of `node`'s TLS certificate `pem`, once the CA is shown to have issued it for
+/// `node`.
+fn tls_proven(node: &NodeCode, pem: &str, ca: &TrustedCa) -> Result<String, String> {
+    let der = pem_to_der(pem).map_err(|e| format!("{node}'s TLS certificate: {e}"))?;
+    let (named, _) = ca
+        .verify_node_certificate(&der)
+        .map_err(|e| e.to_string())?;
+    if &named != node {
+        return Err(format!("the TLS certificate names {named}, not {node}"));
+    }
+    Ok(fingerprint(&der))
 }
 
 fn member_key(member: &Member) -> Result<VerifyingKey, String> {
@@ -375,6 +515,13 @@ fn proven(member: &Member, ca: &TrustedCa) -> Result<(), String> {
     if hex::encode(producer.key.as_bytes()) != member.signing_key {
         return Err(format!(
             "{code}'s signing key is not the one its certificate names"
+        ));
+    }
+    if !member.tls_certificate.is_empty()
+        && tls_proven(code, &member.tls_certificate, ca)? != member.tls_fingerprint
+    {
+        return Err(format!(
+            "{code}'s TLS fingerprint is not the one of the TLS certificate it registers with"
         ));
     }
     Ok(())

@@ -264,21 +264,35 @@ impl TrustedCa {
         self.verify(der, false)
     }
 
-    fn verify(&self, der: &[u8], now: bool) -> Result<Producer, CertError> {
+    /// Checks that a node certificate (DER; TLS or signing) was issued by this CA, without looking
+    /// at the clock, and returns the node it names and the last second it is valid (Unix time).
+    /// The directory checks a member's TLS certificate with this before recording its fingerprint.
+    pub fn verify_node_certificate(&self, der: &[u8]) -> Result<(NodeCode, i64), CertError> {
+        let cert = self.issued(der)?;
+        Ok((code_in(&cert)?, cert.validity().not_after.timestamp()))
+    }
+
+    /// The certificate, parsed, once its issuer and the CA's signature on it are checked.
+    fn issued<'a>(&self, der: &'a [u8]) -> Result<X509Certificate<'a>, CertError> {
         let ca = parse(&self.der)?;
         let cert = parse(der)?;
-        let subject = cert.subject().to_string();
         if cert.issuer() != ca.subject() {
             return Err(CertError::NotIssuedByCa {
-                subject,
+                subject: cert.subject().to_string(),
                 why: format!("issuer is {}", cert.issuer()),
             });
         }
         cert.verify_signature(Some(ca.public_key()))
             .map_err(|e| CertError::NotIssuedByCa {
-                subject: subject.clone(),
+                subject: cert.subject().to_string(),
                 why: e.to_string(),
             })?;
+        Ok(cert)
+    }
+
+    fn verify(&self, der: &[u8], now: bool) -> Result<Producer, CertError> {
+        let cert = self.issued(der)?;
+        let subject = cert.subject().to_string();
         if now && !cert.validity().is_valid() {
             return Err(CertError::Expired(subject));
         }
@@ -349,6 +363,43 @@ impl NodeKey {
     pub fn sign(&self, context: &[u8], message: &[u8]) -> [u8; 64] {
         self.key.sign(&[context, message].concat()).to_bytes()
     }
+}
+
+/// The fingerprint the directory records for a TLS certificate: BLAKE3 of its DER bytes, hex
+/// (64 characters).
+pub fn fingerprint(der: &[u8]) -> String {
+    blake3::hash(der).to_hex().to_string()
+}
+
+/// The last second a certificate (DER) is valid, Unix time; it is not checked otherwise.
+pub fn not_after(der: &[u8]) -> Result<i64, CertError> {
+    Ok(parse(der)?.validity().not_after.timestamp())
+}
+
+/// The DNS names and IP addresses a TLS certificate (DER) names, to issue its successor for the
+/// same hosts.
+pub fn hosts_of(der: &[u8]) -> Result<Vec<String>, CertError> {
+    let cert = parse(der)?;
+    let san = cert
+        .subject_alternative_name()
+        .map_err(|e| CertError::Parse(e.to_string()))?;
+    Ok(san
+        .iter()
+        .flat_map(|s| s.value.general_names.iter())
+        .filter_map(|n| match n {
+            GeneralName::DNSName(name) => Some(name.to_string()),
+            GeneralName::IPAddress(ip) => match ip.len() {
+                4 => <[u8; 4]>::try_from(*ip)
+                    .ok()
+                    .map(|b| std::net::IpAddr::from(b).to_string()),
+                16 => <[u8; 16]>::try_from(*ip)
+                    .ok()
+                    .map(|b| std::net::IpAddr::from(b).to_string()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect())
 }
 
 /// The DER bytes of the first certificate in a PEM text.

@@ -138,27 +138,32 @@ impl BatchVerifier {
         }
     }
 
-    /// Also requires a producer the directory knows to be active there and to have signed with
-    /// the key registered for it.
+    /// Also requires the producer to be an active member of the directory (once it has members)
+    /// and to have signed with the key registered for it when the batch was made.
     pub fn with_members(mut self, members: Arc<dyn Members>) -> Self {
         self.members = Some(members);
         self
     }
 
-    fn admit(&self, producer: &Producer) -> Result<(), VerifyError> {
-        let Some(standing) = self
-            .members
-            .as_ref()
-            .and_then(|m| m.standing(&producer.code))
-        else {
+    fn admit(&self, producer: &Producer, created_micros: i64) -> Result<(), VerifyError> {
+        let Some(members) = &self.members else {
+            return Ok(());
+        };
+        let Some(standing) = members.standing(&producer.code) else {
+            if members.is_formed() {
+                return Err(VerifyError::NotAdmitted(format!(
+                    "{} is not a member of the federation directory, so no key of its is registered",
+                    producer.code
+                )));
+            }
             return Ok(());
         };
         standing
             .admit(&producer.code)
             .map_err(VerifyError::NotAdmitted)?;
-        if standing.signing_key != hex::encode(producer.key.as_bytes()) {
+        if !standing.signed_with(&hex::encode(producer.key.as_bytes()), created_micros) {
             return Err(VerifyError::NotAdmitted(format!(
-                "{} signed with a key other than the one registered for it",
+                "{} signed with a key other than the one registered for it when the batch was made",
                 producer.code
             )));
         }
@@ -178,7 +183,6 @@ impl BatchVerifier {
     /// Checks one batch on its own: certificate, signature, header, digest and record count.
     pub fn verify(&self, batch: &SignedBatch) -> Result<VerifiedBatch, VerifyError> {
         let producer = self.producer(&batch.producer_certificate)?;
-        self.admit(&producer)?;
         let signature = Signature::from_slice(&batch.signature)
             .map_err(|_| VerifyError::Signature(producer.code.clone()))?;
         producer
@@ -187,6 +191,7 @@ impl BatchVerifier {
             .map_err(|_| VerifyError::Signature(producer.code.clone()))?;
         let header = BatchHeader::decode(batch.header.as_slice())
             .map_err(|e| VerifyError::Header(e.to_string()))?;
+        self.admit(&producer, header.created_at_micros)?;
         if header.format != HEADER_FORMAT {
             return Err(VerifyError::Format(header.format));
         }

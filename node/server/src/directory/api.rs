@@ -9,7 +9,7 @@ use tierlink_core::identity::UnitError;
 use tierlink_core::policy::Asker;
 use tierlink_proto::v1::directory_server::Directory;
 use tierlink_proto::v1::{
-    CatalogsRequest, CatalogsResponse, ChangeResponse, ExplainRequest, ExplainResponse,
+    CatalogsRequest, CatalogsResponse, ChangeResponse, Expiring, ExplainRequest, ExplainResponse,
     FoundRequest, ItemRedaction, MembersResponse, PoliciesResponse, ProposeRequest, PublishRequest,
     ReadMeta, ReadRequest, Replica as ReplicaStatus, StatusRequest, StatusResponse, SubmitRequest,
 };
@@ -19,6 +19,9 @@ use tonic::{Request, Response, Status};
 use super::replica::{DirectoryError, Replica, response_of};
 use super::type_config::{code_of, node_id};
 use crate::read::ReadError;
+
+/// How long before a certificate expires `Status` reports it: 30 days, in seconds.
+const EXPIRY_WARNING_SECS: i64 = 30 * 24 * 3600;
 
 /// How long `Status` waits for the leader's view of replication before answering without it.
 const STATUS_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
@@ -333,6 +336,26 @@ impl Directory for DirectoryService {
                 .map(|c| c.to_string())
                 .collect()
         });
+        let soon = chrono::Utc::now().timestamp() + EXPIRY_WARNING_SECS;
+        let expiring = self.replica.view(|s| {
+            s.members
+                .values()
+                .flat_map(|m| {
+                    let listed = tierlink_proto::v1::Member::from(m);
+                    [
+                        ("tls", listed.tls_expires_unix),
+                        ("signing", listed.signing_expires_unix),
+                    ]
+                    .into_iter()
+                    .filter(|(_, at)| *at != 0 && *at < soon)
+                    .map(move |(certificate, expires_unix)| Expiring {
+                        code: m.unit.code.to_string(),
+                        certificate: certificate.to_owned(),
+                        expires_unix,
+                    })
+                })
+                .collect()
+        });
         Ok(Response::new(StatusResponse {
             meta: Some(self.replica.read_meta(false)),
             term: m.current_term,
@@ -341,6 +364,8 @@ impl Directory for DirectoryService {
             snapshot_index: m.snapshot.map_or(0, |s| s.index),
             replicas,
             not_replicating,
+            refused_raft_messages: self.replica.refused_raft_messages(),
+            expiring,
         }))
     }
 }

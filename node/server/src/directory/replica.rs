@@ -15,10 +15,10 @@ use tierlink_core::directory::DirectoryState;
 use tierlink_core::directory::{
     CommandBatch, DirectoryCommand, DirectoryReply, Member, MemberStatus, SignedCommands,
 };
-use tierlink_core::identity::{NodeCode, NodeKey, Tier, TrustedCa, pem_to_der};
+use tierlink_core::identity::{NodeCode, NodeKey, Tier, TrustedCa, fingerprint, pem_to_der};
 use tierlink_core::members::{Members, Produced, ReadTerms, Standing};
 use tierlink_proto::v1::directory_client::DirectoryClient;
-use tierlink_proto::v1::{ChangeResponse, ReadMeta, SubmitRequest};
+use tierlink_proto::v1::{ChangeResponse, ReadMeta, ReadRequest, SubmitRequest};
 use tierlink_store::SledStore;
 use tierlink_store::audit::{AnchorBoard, BoardFuture};
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -29,6 +29,7 @@ use super::log_store::LogStore;
 use super::network::{Link, Network};
 use super::state_machine::StateMachine;
 use super::type_config::{NodeId, TypeConfig, code_of, node_id};
+use super::voters::Voters;
 
 /// Commands signed into one log entry at most; concurrent proposals share entries up to this.
 const MAX_COMMANDS_PER_ENTRY: usize = 128;
@@ -96,6 +97,7 @@ struct Core {
     settings: DirectorySettings,
     last_sequence: Mutex<u64>,
     clients: Mutex<BTreeMap<String, DirectoryClient<Channel>>>,
+    voters: Voters,
 }
 
 type WriteError = ClientWriteError<NodeId, BasicNode>;
@@ -131,7 +133,10 @@ pub fn member_of(
         endpoint: dir.config.server.endpoint.clone(),
         signing_key: hex::encode(key.verifying_key().as_bytes()),
         signing_certificate: credentials.signing_cert_pem.clone(),
-        tls_fingerprint: blake3::hash(&tls).to_hex().to_string(),
+        tls_fingerprint: fingerprint(&tls),
+        tls_certificate: credentials.tls_cert_pem.clone(),
+        retiring_tls: Vec::new(),
+        retired_keys: Vec::new(),
         status: MemberStatus::Pending,
     })
 }
@@ -175,6 +180,11 @@ impl Replica {
         .await
         .map_err(|e| storage(&e))?;
         let me = member_of(dir, &credentials, &key).map_err(DirectoryError::Invalid)?;
+        let voters = Voters::open(
+            store
+                .keyspace("directory-voters")
+                .map_err(|e| storage(&e))?,
+        )?;
         let core = Arc::new(Core {
             me,
             id,
@@ -186,6 +196,7 @@ impl Replica {
             settings,
             last_sequence: Mutex::new(0),
             clients: Mutex::new(BTreeMap::new()),
+            voters,
         });
         let (proposals, queue) = mpsc::channel(4096);
         let tasks = vec![
@@ -269,11 +280,15 @@ impl Replica {
 
     /// Issues `commands` as this node through another node (`via`), for a node that is not yet a
     /// replica: joining under its parent.
+    /// The node learns from `via` (its parent) which nodes are the directory's voters: until the
+    /// leader adds it as a replica, only those may replicate to it.
     pub async fn propose_via(
         &self,
         via: &str,
         commands: Vec<DirectoryCommand>,
     ) -> Result<Vec<DirectoryReply>, DirectoryError> {
+        let voters = self.core.voters_named_by(via).await?;
+        self.core.voters.vouch(voters, via)?;
         let entry = self.core.sign(commands);
         self.core
             .forward(via, &entry, 0)
@@ -293,6 +308,44 @@ impl Replica {
     /// How fresh this replica's reads are.
     pub fn read_meta(&self, linearizable: bool) -> ReadMeta {
         self.core.read_meta(linearizable)
+    }
+
+    /// Whether `from` may send this replica raft messages (vote, append entries, snapshot): only a
+    /// voter of its raft membership that the directory lists as active; the reason says why not.
+    /// A refusal is counted ([`Replica::refused_raft_messages`]).
+    pub fn admit_raft(&self, from: &NodeCode) -> Result<(), String> {
+        let membership = self.core.raft.metrics().borrow().membership_config.clone();
+        let membership = membership.membership();
+        let voters: BTreeSet<NodeCode> = membership.voter_ids().map(code_of).collect();
+        let admitted = self.view(|s| self.core.voters.admit(from, &voters, s));
+        // A replica that slept through a change of voters refuses the new leader: it asks the
+        // voters it knows who votes now (one not yet a replica asks its parent again).
+        if admitted.is_err() && self.core.voters.due_for_refresh() {
+            let known: Vec<String> = if voters.is_empty() {
+                self.core.voters.parent().into_iter().collect()
+            } else {
+                membership
+                    .voter_ids()
+                    .filter(|id| *id != self.core.id)
+                    .filter_map(|id| membership.get_node(&id).map(|n| n.addr.clone()))
+                    .collect()
+            };
+            let core = self.core.clone();
+            tokio::spawn(async move {
+                for addr in known {
+                    if let Ok(named) = core.voters_named_by(&addr).await {
+                        let _ = core.voters.vouch(named, &addr);
+                        break;
+                    }
+                }
+            });
+        }
+        admitted
+    }
+
+    /// Raft messages refused since the node started, from nodes that may not send them.
+    pub fn refused_raft_messages(&self) -> u64 {
+        self.core.voters.refused()
     }
 
     /// Whether this node leads the directory now.
@@ -337,16 +390,16 @@ impl Replica {
 
 /// A member's standing as the exchange sees it.
 fn standing_in(state: &DirectoryState, code: &NodeCode) -> Option<Standing> {
-    state.members.get(code).map(|m| Standing {
-        endpoint: m.endpoint.clone(),
-        signing_key: m.signing_key.clone(),
-        status: m.status.as_str().to_owned(),
-    })
+    state.members.get(code).map(Standing::from)
 }
 
 impl Members for Replica {
     fn standing(&self, code: &NodeCode) -> Option<Standing> {
         self.view(|s| standing_in(s, code))
+    }
+
+    fn is_formed(&self) -> bool {
+        self.view(|s| !s.members.is_empty())
     }
 
     fn decide(
@@ -569,6 +622,25 @@ impl Core {
                 commit_wait.as_millis(),
             ))),
         }
+    }
+
+    /// The voters of the directory as the node at `endpoint` lists them, read through the leader.
+    async fn voters_named_by(&self, endpoint: &str) -> Result<BTreeSet<NodeCode>, DirectoryError> {
+        let mut client = self.client(endpoint).await?;
+        let listed = client
+            .members(ReadRequest { linearizable: true })
+            .await
+            .map_err(|status| DirectoryError::Remote {
+                endpoint: endpoint.to_owned(),
+                message: format!("cannot list the directory's voters: {}", status.message()),
+            })?;
+        Ok(listed
+            .into_inner()
+            .members
+            .into_iter()
+            .filter(|m| m.voter)
+            .filter_map(|m| m.code.parse().ok())
+            .collect())
     }
 
     async fn client(&self, endpoint: &str) -> Result<DirectoryClient<Channel>, DirectoryError> {

@@ -1,7 +1,9 @@
 //! The `tierlink.v1.Federation` server side: hands openraft's messages to the local raft, after
-//! checking that the caller is the node the message says it comes from.
+//! checking that the caller is a voter of the directory (see `voters`) and the node the message
+//! says it comes from.
 
-use openraft::Raft;
+use std::sync::Arc;
+
 use openraft::raft::AppendEntriesResponse;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -9,38 +11,37 @@ use tierlink_proto::v1::RaftPayload;
 use tierlink_proto::v1::federation_server::Federation;
 use tonic::{Request, Response, Status};
 
-use super::network::Link;
+use super::replica::Replica;
 use super::type_config::{NodeId, TypeConfig, node_id};
 use crate::admission::Caller;
 
 /// The federation service of one node.
 pub struct FederationService {
-    raft: Raft<TypeConfig>,
-    link: Link,
+    replica: Arc<Replica>,
 }
 
 impl FederationService {
-    /// A service for `raft`, refusing every message while `link` is cut off.
-    pub fn new(raft: Raft<TypeConfig>, link: Link) -> Self {
-        Self { raft, link }
+    /// A service for the raft of `replica`, refusing every message while its link is cut off.
+    pub fn new(replica: Arc<Replica>) -> Self {
+        Self { replica }
     }
 
+    /// The sender and the message, once the sender is admitted as a voter.
     fn decode<T: DeserializeOwned>(
         &self,
         request: Request<RaftPayload>,
     ) -> Result<(NodeId, T), Status> {
-        if self.link.is_isolated() {
+        if self.replica.link().is_isolated() {
             return Err(Status::unavailable("this node is cut off"));
         }
-        decode(request)
+        let from = Caller::of(&request)?.node;
+        self.replica
+            .admit_raft(&from)
+            .map_err(Status::permission_denied)?;
+        let message = serde_json::from_slice(&request.into_inner().json)
+            .map_err(|e| Status::invalid_argument(format!("not a raft message: {e}")))?;
+        Ok((node_id(&from), message))
     }
-}
-
-fn decode<T: DeserializeOwned>(request: Request<RaftPayload>) -> Result<(NodeId, T), Status> {
-    let from = node_id(&Caller::of(&request)?.node);
-    let message = serde_json::from_slice(&request.into_inner().json)
-        .map_err(|e| Status::invalid_argument(format!("not a raft message: {e}")))?;
-    Ok((from, message))
 }
 
 fn encode<T: Serialize>(reply: &T) -> Result<Response<RaftPayload>, Status> {
@@ -68,9 +69,9 @@ impl Federation for FederationService {
         let (from, rpc): (_, openraft::raft::AppendEntriesRequest<TypeConfig>) =
             self.decode(request)?;
         check_sender(from, rpc.vote.leader_id().voted_for())?;
-        let reply = self.raft.append_entries(rpc).await;
+        let reply = self.replica.raft().append_entries(rpc).await;
         if matches!(&reply, Ok(r) if !matches!(r, AppendEntriesResponse::HigherVote(_))) {
-            self.link.heard_leader();
+            self.replica.link().heard_leader();
         }
         encode(&reply)
     }
@@ -78,7 +79,7 @@ impl Federation for FederationService {
     async fn vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
         let (from, rpc): (_, openraft::raft::VoteRequest<NodeId>) = self.decode(request)?;
         check_sender(from, rpc.vote.leader_id().voted_for())?;
-        encode(&self.raft.vote(rpc).await)
+        encode(&self.replica.raft().vote(rpc).await)
     }
 
     async fn install_snapshot(
@@ -88,6 +89,6 @@ impl Federation for FederationService {
         let (from, rpc): (_, openraft::raft::InstallSnapshotRequest<TypeConfig>) =
             self.decode(request)?;
         check_sender(from, rpc.vote.leader_id().voted_for())?;
-        encode(&self.raft.install_snapshot(rpc).await)
+        encode(&self.replica.raft().install_snapshot(rpc).await)
     }
 }

@@ -14,6 +14,9 @@ fn member(code: &str, tier: Tier, parent: Option<&str>) -> Member {
         signing_key: "00".repeat(32),
         signing_certificate: String::new(),
         tls_fingerprint: "11".repeat(32),
+        tls_certificate: String::new(),
+        retiring_tls: Vec::new(),
+        retired_keys: Vec::new(),
         status: MemberStatus::Active,
     }
 }
@@ -307,4 +310,41 @@ fn policies_follow_the_published_catalogs_and_audit_anchors_only_grow() {
     assert!(reason.contains("only grows"), "{reason}");
     assert!(rejected(s.apply(&by("420502001", anchor(11, "xyz")))).contains("hex"));
     assert_eq!(s.anchors[&"420502001".parse().unwrap()].sequence, 10);
+}
+
+#[test]
+fn a_member_or_its_parent_revokes_its_certificates_and_rotations_come_signed() {
+    let mut s = federation();
+    let street: NodeCode = "420502001".parse().unwrap();
+    let revoke = |fingerprint: &str| DirectoryCommand::Revoke {
+        node: street.clone(),
+        tls_fingerprint: fingerprint.into(),
+    };
+    s.members.get_mut(&street).unwrap().retiring_tls = vec!["22".repeat(32)];
+    let before = s.clone();
+    let why = rejected(s.apply(&by("420500", revoke(&"22".repeat(32)))));
+    assert!(why.contains("only 420502001 itself or its parent"), "{why}");
+    let why = rejected(s.apply(&by("420502", revoke(&"33".repeat(32)))));
+    assert!(
+        why.contains("is not a certificate 420502001 is accepted with"),
+        "{why}"
+    );
+    // A rotation names certificates only the CA can vouch for: it comes in a signed entry.
+    let rotate = DirectoryCommand::Rotate(super::Rotation {
+        node: street.clone(),
+        tls_certificate: Some(String::new()),
+        signing_certificate: None,
+        at_micros: 0,
+    });
+    let why = rejected(s.apply(&by("420502001", rotate)));
+    assert!(why.contains("only from a signed entry"), "{why}");
+    assert_eq!(s, before, "refused changes change nothing");
+
+    applied(s.apply(&by("420502001", revoke(&"22".repeat(32)))));
+    assert!(s.members[&street].retiring_tls.is_empty());
+    applied(s.apply(&by("420502", revoke(&"11".repeat(32)))));
+    let standing = crate::members::Standing::from(&s.members[&street]);
+    assert!(standing.tls_fingerprints.is_empty());
+    let why = standing.presents(&street, &"11".repeat(32)).unwrap_err();
+    assert!(why.contains("no TLS certificate registered"), "{why}");
 }

@@ -225,6 +225,7 @@ fn the_directory_admits_only_active_producers_with_their_registered_key() {
             endpoint: "https://127.0.0.1:1".into(),
             signing_key: signing_key.into(),
             status: status.into(),
+            ..Default::default()
         };
         members.replace(HashMap::from([("420502".parse().unwrap(), standing)]));
     };
@@ -244,6 +245,47 @@ fn the_directory_admits_only_active_producers_with_their_registered_key() {
             "{err}"
         );
     }
+    // Once the directory has members, a producer it does not know has no registered key.
+    members.replace(HashMap::from([(
+        "420500".parse().unwrap(),
+        Standing::default(),
+    )]));
+    let err = verifier.verify(&f.batch).unwrap_err();
+    assert!(
+        matches!(&err, VerifyError::NotAdmitted(m) if m.contains("not a member")),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_batch_signed_before_a_key_rotation_verifies_and_one_signed_after_does_not() {
+    use crate::members::{MemberList, Standing};
+
+    let f = fixture();
+    let members = Arc::new(MemberList::default());
+    let verifier = BatchVerifier::new(TrustedCa::from_pem(&f.ca.cert_pem).unwrap())
+        .with_members(members.clone());
+    let old = hex::encode(f.street.key().verifying_key().as_bytes());
+    let made = BatchHeader::decode(f.batch.header.as_slice())
+        .unwrap()
+        .created_at_micros;
+    let rotated_at = |until: i64| {
+        let standing = Standing {
+            status: "active".into(),
+            signing_key: "11".repeat(32),
+            retired_keys: vec![(old.clone(), until)],
+            ..Default::default()
+        };
+        members.replace(HashMap::from([("420502".parse().unwrap(), standing)]));
+    };
+    rotated_at(made + 1);
+    verifier.verify(&f.batch).unwrap();
+    rotated_at(made);
+    let err = verifier.verify(&f.batch).unwrap_err();
+    assert!(
+        matches!(&err, VerifyError::NotAdmitted(m) if m.contains("when the batch was made")),
+        "{err}"
+    );
 }
 
 #[test]

@@ -1,0 +1,364 @@
+//! Consensus among voters only, on real nodes over loopback mutual TLS: raft messages from a node
+//! that is not a voter — a street (a learner), a suspended member, a pending member, a node with a
+//! CA-issued certificate that never joined — are refused, whatever they say, and the directory
+//! keeps its leader, its term, its voters and its log. The attacks are those of a member holding an
+//! ordinary federation certificate: a vote at a high term, append-entries claiming leadership, and
+//! append-entries carrying a membership in which the attacker alone votes.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+use proptest::strategy::ValueTree;
+use proptest::test_runner::{Config, TestRng, TestRunner};
+use serde_json::{Value, json};
+use tierlink_core::config::{Credentials, DirectorySettings};
+use tierlink_core::directory::{CommandBatch, DirectoryCommand, MemberStatus, SignedCommands};
+use tierlink_core::identity::{NodeKey, Tier};
+use tierlink_core::provision::load_ca;
+use tierlink_node::directory::{Replica, member_of};
+use tierlink_proto::v1::federation_client::FederationClient;
+use tierlink_proto::v1::{RaftPayload, SubmitRequest};
+use tierlink_sandbox::federation::cast::{CITY, WUJIA, WUJIAGANG, XILING, XILING_STREET, XUEYUAN};
+use tierlink_sandbox::federation::{LocalFederation, demo_units, offline_node};
+use tierlink_sandbox::sample::small_catalog;
+use tonic::Code;
+
+const VOTERS: [&str; 3] = [CITY, XILING, WUJIAGANG];
+/// A street of Xiling that registers itself and is never approved.
+const PENDING: &str = "420502003";
+/// A street of Xiling with a certificate from the federation CA that never joins.
+const STRANGER: &str = "420502004";
+
+fn settings() -> DirectorySettings {
+    DirectorySettings {
+        heartbeat_ms: 100,
+        election_timeout_ms: 600,
+        ..Default::default()
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Rpc {
+    Vote,
+    AppendEntries,
+    InstallSnapshot,
+}
+
+/// What a voter's raft looks like from outside: term, leader, voters and learners, last log
+/// index.
+#[derive(Debug, PartialEq, Eq)]
+struct Seen {
+    term: u64,
+    leader: Option<u64>,
+    voters: BTreeSet<u64>,
+    nodes: BTreeSet<u64>,
+    last_log_index: Option<u64>,
+}
+
+fn seen(replica: &Replica) -> Seen {
+    let m = replica.metrics();
+    let membership = m.membership_config.membership();
+    Seen {
+        term: m.current_term,
+        leader: m.current_leader,
+        voters: membership.voter_ids().collect(),
+        nodes: membership.nodes().map(|(id, _)| *id).collect(),
+        last_log_index: m.last_log_index,
+    }
+}
+
+/// The views of every voter and of the learner Wujia, once they agree on a leader, a log and a
+/// membership that has only active members.
+async fn settled(f: &LocalFederation) -> Vec<Seen> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let views: Vec<Seen> = VOTERS
+            .iter()
+            .chain([&WUJIA])
+            .map(|c| seen(f.replica(&c.parse().unwrap()).unwrap()))
+            .collect();
+        let active: BTreeSet<u64> = f.replica(&CITY.parse().unwrap()).unwrap().view(|s| {
+            s.members
+                .iter()
+                .filter(|(_, m)| m.status == MemberStatus::Active)
+                .map(|(c, _)| c.as_str().parse().unwrap())
+                .collect()
+        });
+        let first = &views[0];
+        if first.leader.is_some()
+            && first.nodes == active
+            && views.iter().all(|v| {
+                (v.leader, &v.nodes, v.last_log_index)
+                    == (first.leader, &first.nodes, first.last_log_index)
+            })
+        {
+            return views;
+        }
+        assert!(Instant::now() < deadline, "no settled leader: {views:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn send(
+    credentials: &Credentials,
+    endpoint: &str,
+    rpc: Rpc,
+    json: Vec<u8>,
+) -> Result<String, tonic::Status> {
+    let channel = tierlink_client::channel(credentials, endpoint)
+        .await
+        .expect("the node is reachable");
+    let mut client = FederationClient::new(channel);
+    let payload = RaftPayload { json };
+    let reply = match rpc {
+        Rpc::Vote => client.vote(payload).await,
+        Rpc::AppendEntries => client.append_entries(payload).await,
+        Rpc::InstallSnapshot => client.install_snapshot(payload).await,
+    }?;
+    Ok(String::from_utf8_lossy(&reply.into_inner().json).into_owned())
+}
+
+/// The attacks of the handed case, as `sender` would make them against a voter whose last log id
+/// is `last`.
+fn attacks(sender: u64, endpoint: &str, last: &Value) -> Vec<(Rpc, Value)> {
+    let leader = |term: u64| json!({"term": term, "node_id": sender});
+    let next = last["index"].as_u64().unwrap_or(0) + 1;
+    let entry = json!({
+        "log_id": {"leader_id": leader(5000), "index": next},
+        "payload": {"Membership": {
+            "configs": [[sender]],
+            "nodes": {sender.to_string(): {"addr": endpoint}},
+        }},
+    });
+    vec![
+        (
+            Rpc::Vote,
+            json!({"vote": {"leader_id": leader(1000), "committed": false},
+                   "last_log_id": {"leader_id": leader(1000), "index": 1_000_000_000u64}}),
+        ),
+        (
+            Rpc::AppendEntries,
+            json!({"vote": {"leader_id": leader(2000), "committed": true},
+                   "prev_log_id": null, "entries": [], "leader_commit": null}),
+        ),
+        (
+            Rpc::AppendEntries,
+            json!({"vote": {"leader_id": leader(5000), "committed": true},
+                   "prev_log_id": last, "entries": [entry], "leader_commit": entry["log_id"]}),
+        ),
+        (
+            Rpc::InstallSnapshot,
+            json!({"vote": {"leader_id": leader(3000), "committed": true},
+                   "meta": {"last_log_id": {"leader_id": leader(3000), "index": next},
+                            "last_membership": {"log_id": null, "membership": {
+                                "configs": [[sender]], "nodes": {sender.to_string(): {"addr": endpoint}}}},
+                            "snapshot_id": "x"},
+                   "offset": 0, "data": [], "done": true}),
+        ),
+    ]
+}
+
+/// The federation of the demo with, besides, a suspended street (Xueyuan), a pending one and a
+/// stranger; returns each non-voter with its credentials.
+async fn federation_with_non_voters(
+    root: &std::path::Path,
+) -> (LocalFederation, Vec<(&'static str, Credentials)>) {
+    let mut f = LocalFederation::create_with(root, demo_units(), settings())
+        .await
+        .unwrap();
+    let xiling = XILING.parse().unwrap();
+    f.issue(
+        &xiling,
+        vec![DirectoryCommand::Suspend(XUEYUAN.parse().unwrap())],
+    )
+    .await
+    .unwrap();
+    // A suspended member no longer replicates: its node is stopped, its certificate kept.
+    let suspended = f
+        .nodes
+        .iter()
+        .position(|n| n.dir.code().as_str() == XUEYUAN)
+        .unwrap();
+    f.stop_node(suspended).await.unwrap();
+    let ca = load_ca(&f.root.join("ca")).unwrap();
+    let pending = offline_node(&f.root, &ca, PENDING, Tier::Street, Some(XILING)).unwrap();
+    let stranger = offline_node(&f.root, &ca, STRANGER, Tier::Street, Some(XILING)).unwrap();
+    // The pending street registers itself through Xiling, as `tierlink directory join` does.
+    let credentials = pending.credentials().unwrap();
+    let key = NodeKey::load(
+        &credentials.signing_key_pem,
+        &credentials.signing_cert_pem,
+        &pending.trusted_ca().unwrap(),
+    )
+    .unwrap();
+    let batch = CommandBatch {
+        issuer: pending.code().clone(),
+        sequence: 1,
+        commands: vec![DirectoryCommand::Register(
+            member_of(&pending, &credentials, &key).unwrap(),
+        )],
+    };
+    let entry = serde_json::to_string(&SignedCommands::sign(&batch, &key)).unwrap();
+    let endpoint = &f.node(XILING).unwrap().dir.config.server.endpoint;
+    let mut client = tierlink_client::directory::connect(&credentials, endpoint)
+        .await
+        .unwrap();
+    let results = client
+        .submit(SubmitRequest {
+            entry_json: entry,
+            hops: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    assert!(results[0].applied, "{results:?}");
+    f.wait_for_revision(results[0].revision).await.unwrap();
+    let non_voters = vec![
+        (
+            XILING_STREET,
+            f.node(XILING_STREET).unwrap().dir.credentials().unwrap(),
+        ),
+        (XUEYUAN, f.node(XUEYUAN).unwrap().dir.credentials().unwrap()),
+        (PENDING, credentials),
+        (STRANGER, stranger.credentials().unwrap()),
+    ];
+    (f, non_voters)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_learner_a_suspended_a_pending_and_a_stranger_neither_vote_nor_lead_nor_change_the_voters()
+ {
+    let root = tempfile::tempdir().unwrap();
+    let (f, non_voters) = federation_with_non_voters(root.path()).await;
+    let city = CITY.parse().unwrap();
+    for (attacker, credentials) in &non_voters {
+        let before = settled(&f).await;
+        let sender: u64 = attacker.parse().unwrap();
+        // Every voter, and a learner: a learner whose term a non-voter raised would make the
+        // leader step down when it next replicates to it.
+        for target in VOTERS.iter().chain([&WUJIA]) {
+            let node = f.node(target).unwrap();
+            let endpoint = &node.dir.config.server.endpoint;
+            let last =
+                serde_json::to_value(f.replica(node.dir.code()).unwrap().metrics().last_applied)
+                    .unwrap();
+            for (rpc, message) in attacks(sender, endpoint, &last) {
+                let json = serde_json::to_vec(&message).unwrap();
+                let refused = send(credentials, endpoint, rpc, json)
+                    .await
+                    .expect_err("a non-voter's raft message is refused");
+                assert_eq!(
+                    refused.code(),
+                    Code::PermissionDenied,
+                    "{attacker} {rpc:?} to {target}: {refused:?}"
+                );
+                assert!(
+                    refused.message().contains(attacker)
+                        && (refused.message().contains("not a voter")
+                            || refused.message().contains("suspended")),
+                    "{attacker} {rpc:?} to {target}: {}",
+                    refused.message()
+                );
+            }
+        }
+        assert_eq!(settled(&f).await, before, "after the attacks of {attacker}");
+        // A directory write right after succeeds.
+        f.issue(&city, vec![DirectoryCommand::Publish(small_catalog(1))])
+            .await
+            .unwrap_or_else(|e| panic!("a write after the attacks of {attacker}: {e}"));
+    }
+    for voter in VOTERS {
+        let refused = f
+            .replica(&voter.parse().unwrap())
+            .unwrap()
+            .refused_raft_messages();
+        assert!(
+            refused >= 4 * non_voters.len() as u64,
+            "{voter} counted {refused} refusals"
+        );
+    }
+    f.stop().await.unwrap();
+}
+
+/// Arbitrary raft messages from a street: any method, term, claimed sender, log position,
+/// entries and membership, or bytes that are no raft message at all.
+fn arbitrary_message(sender: u64, others: Vec<u64>) -> impl Strategy<Value = (Rpc, Vec<u8>)> {
+    let rpc = prop_oneof![
+        Just(Rpc::Vote),
+        Just(Rpc::AppendEntries),
+        Just(Rpc::InstallSnapshot)
+    ];
+    let node = prop_oneof![Just(sender), proptest::sample::select(others.clone())];
+    let log_id = (0u64..u64::MAX / 2, node.clone(), 0u64..1 << 40)
+        .prop_map(|(t, n, i)| json!({"leader_id": {"term": t, "node_id": n}, "index": i}));
+    let membership = proptest::collection::btree_set(node.clone(), 1..4).prop_map(|ids| {
+        let nodes: serde_json::Map<String, Value> = ids
+            .iter()
+            .map(|id| (id.to_string(), json!({"addr": "https://127.0.0.1:1"})))
+            .collect();
+        json!({"configs": [ids], "nodes": nodes})
+    });
+    let message = (
+        rpc,
+        0u64..u64::MAX / 2,
+        node,
+        any::<bool>(),
+        proptest::option::of(log_id.clone()),
+        log_id,
+        membership,
+    )
+        .prop_map(|(rpc, term, from, committed, prev, at, membership)| {
+            let vote =
+                json!({"leader_id": {"term": term, "node_id": from}, "committed": committed});
+            let message = match rpc {
+                Rpc::Vote => json!({"vote": vote, "last_log_id": prev}),
+                Rpc::AppendEntries => json!({
+                    "vote": vote, "prev_log_id": prev, "leader_commit": at,
+                    "entries": [{"log_id": at, "payload": {"Membership": membership}}],
+                }),
+                Rpc::InstallSnapshot => json!({
+                    "vote": vote, "offset": 0, "data": [], "done": true,
+                    "meta": {"last_log_id": at, "snapshot_id": "x",
+                             "last_membership": {"log_id": prev, "membership": membership}},
+                }),
+            };
+            (rpc, serde_json::to_vec(&message).unwrap())
+        });
+    prop_oneof![
+        9 => message,
+        1 => (Just(Rpc::AppendEntries), proptest::collection::vec(any::<u8>(), 0..64)),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hundreds_of_arbitrary_raft_messages_from_a_street_change_nothing_on_any_voter() {
+    let root = tempfile::tempdir().unwrap();
+    let f = LocalFederation::create_with(root.path(), demo_units(), settings())
+        .await
+        .unwrap();
+    let before = settled(&f).await;
+    let street = f.node(XILING_STREET).unwrap().dir.credentials().unwrap();
+    let sender: u64 = XILING_STREET.parse().unwrap();
+    let others = VOTERS.iter().map(|c| c.parse().unwrap()).collect();
+    let strategy = arbitrary_message(sender, others);
+    let mut runner = TestRunner::new_with_rng(
+        Config::default(),
+        TestRng::deterministic_rng(proptest::test_runner::RngAlgorithm::ChaCha),
+    );
+    let endpoints: Vec<String> = VOTERS
+        .iter()
+        .map(|c| f.node(c).unwrap().dir.config.server.endpoint.clone())
+        .collect();
+    for n in 0..300 {
+        let (rpc, json) = strategy.new_tree(&mut runner).unwrap().current();
+        let endpoint = &endpoints[n % endpoints.len()];
+        let refused = send(&street, endpoint, rpc, json)
+            .await
+            .expect_err("a street's raft message is refused");
+        assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    }
+    assert_eq!(settled(&f).await, before);
+    f.stop().await.unwrap();
+}

@@ -525,6 +525,49 @@ fn a_directory_formed_from_the_command_line_survives_its_leader_killed_with_sigk
     });
     let status = ok(&["directory", "status", "--node", killed]);
     assert!(status.contains("in term"), "{status}");
+
+    // The street rotates its TLS certificate: both are accepted until it retires the old one,
+    // which only the restarted node, presenting the new one, may do.
+    let old = root.path().join("street-old");
+    std::fs::create_dir(&old).unwrap();
+    for file in std::fs::read_dir(&street)
+        .unwrap()
+        .map(|f| f.unwrap().path())
+    {
+        if file.is_file() {
+            std::fs::copy(&file, old.join(file.file_name().unwrap())).unwrap();
+        }
+    }
+    let old = old.to_str().unwrap();
+    let ca = root.path().join("ca");
+    let text = ok(&[
+        "cert",
+        "rotate",
+        "--node",
+        &street,
+        "--ca",
+        ca.to_str().unwrap(),
+        "--only",
+        "tls",
+    ]);
+    assert!(text.contains("restart the node"), "{text}");
+    for node in [&street, old] {
+        ok(&["catalog", "list", "--node", node, "--target", "420502"]);
+    }
+    let text = fails(&["cert", "retire", "--node", &street]);
+    assert!(
+        text.contains("still presents its old TLS certificate"),
+        "{text}"
+    );
+    servers[3] = None;
+    servers[3] = Some(serve(Path::new(&street)));
+    ok(&["cert", "retire", "--node", &street]);
+    let text = fails(&["catalog", "list", "--node", old, "--target", "420502"]);
+    assert!(
+        text.contains("not the one registered for 420502001"),
+        "{text}"
+    );
+    ok(&["catalog", "list", "--node", &street, "--target", "420502"]);
     drop(servers);
 }
 

@@ -263,27 +263,35 @@ impl NodeClient {
         })
     }
 
-    /// Reads the directory's members from this node's replica, once. A node that cannot answer
-    /// leaves the list empty: producers are then judged by their certificates alone.
-    async fn load_members(&self) {
+    /// Reads the directory's members from this node's replica, once. A node that cannot be
+    /// reached leaves the list empty (producers are then judged by their certificates alone); a
+    /// node that refuses this node directory's certificate is an error, naming why.
+    async fn load_members(&self) -> Result<(), ClientError> {
         self.members_loaded
-            .get_or_init(|| async {
-                let read = async {
-                    let mut client = self.directory().await.ok()?;
-                    let request = tierlink_proto::v1::ReadRequest {
-                        linearizable: false,
-                    };
-                    Some(client.members(request).await.ok()?.into_inner().members)
+            .get_or_try_init(|| async {
+                let Ok(mut client) = self.directory().await else {
+                    return Ok(());
                 };
-                let members = read.await.unwrap_or_default();
+                let request = tierlink_proto::v1::ReadRequest {
+                    linearizable: false,
+                };
+                let members = match client.members(request).await {
+                    Ok(read) => read.into_inner().members,
+                    Err(s) if s.code() == tonic::Code::PermissionDenied => {
+                        return Err(ClientError::Status(s));
+                    }
+                    Err(_) => Vec::new(),
+                };
                 self.members.replace(
                     members
                         .into_iter()
                         .filter_map(|m| Some((m.code.parse().ok()?, Standing::from(m))))
                         .collect(),
                 );
+                Ok(())
             })
-            .await;
+            .await
+            .map(|_| ())
     }
 
     /// A `tierlink.v1.Directory` client to this node, with its certificate.
@@ -330,7 +338,7 @@ impl NodeClient {
 
     /// A connection to `node`: this node, or one of its peers.
     pub async fn connect(&self, node: &NodeCode) -> Result<ExchangeClient<Channel>, ClientError> {
-        self.load_members().await;
+        self.load_members().await?;
         self.peers.client(node).await
     }
 

@@ -362,3 +362,105 @@ async fn hundreds_of_arbitrary_raft_messages_from_a_street_change_nothing_on_any
     assert_eq!(settled(&f).await, before);
     f.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_membership_the_directory_did_not_name_is_refused_whoever_sends_it() {
+    let root = tempfile::tempdir().unwrap();
+    let (f, non_voters) = federation_with_non_voters(root.path()).await;
+    let before = settled(&f).await;
+    // The city is a voter and leads: its own certificate passes the sender check.
+    let city = f.node(CITY).unwrap().dir.credentials().unwrap();
+    let target = f.node(XILING).unwrap();
+    let endpoint = &target.dir.config.server.endpoint;
+    let metrics = f.replica(target.dir.code()).unwrap().metrics();
+    let (term, last) = (metrics.current_term, metrics.last_applied.unwrap());
+    let leader = json!({"term": term, "node_id": CITY.parse::<u64>().unwrap()});
+    let id = |code: &str| code.parse::<u64>().unwrap();
+    let node = |code: &str| (code.to_owned(), json!({"addr": "https://127.0.0.1:1"}));
+    let membership = |configs: Vec<Vec<&str>>, nodes: Vec<&str>| {
+        json!({
+            "configs": configs.iter().map(|c| c.iter().map(|n| id(n)).collect::<Vec<_>>()).collect::<Vec<_>>(),
+            "nodes": nodes.into_iter().map(node).collect::<serde_json::Map<_, _>>(),
+        })
+    };
+    let at = |n: u64| json!({"leader_id": leader, "index": last.index + n});
+    // A SetVoters naming the street, signed by the street as if by the city: every replica
+    // refuses to apply it, so it names no voters.
+    let street = f.node(XILING_STREET).unwrap().dir.clone();
+    let street_credentials = street.credentials().unwrap();
+    let street_key = NodeKey::load(
+        &street_credentials.signing_key_pem,
+        &street_credentials.signing_cert_pem,
+        &street.trusted_ca().unwrap(),
+    )
+    .unwrap();
+    let forged = SignedCommands::sign(
+        &CommandBatch {
+            issuer: CITY.parse().unwrap(),
+            sequence: u64::MAX / 2,
+            commands: vec![DirectoryCommand::SetVoters(BTreeSet::from([
+                CITY.parse().unwrap(),
+                XILING_STREET.parse().unwrap(),
+            ]))],
+        },
+        &street_key,
+    );
+    let all = vec![CITY, XILING, WUJIAGANG, XILING_STREET, WUJIA];
+    let cases = vec![
+        (
+            "the street alone votes",
+            vec![
+                json!({"log_id": at(1), "payload": {"Membership": membership(vec![vec![XILING_STREET]], all.clone())}}),
+            ],
+            "never named",
+        ),
+        (
+            "a joint change to the city and the street",
+            vec![
+                json!({"log_id": at(1), "payload": {"Membership": membership(
+                vec![vec![CITY, XILING, WUJIAGANG], vec![CITY, XILING_STREET]], all.clone())}}),
+            ],
+            "never named",
+        ),
+        (
+            "after a forged SetVoters",
+            vec![
+                json!({"log_id": at(1), "payload": {"Normal": forged}}),
+                json!({"log_id": at(2), "payload": {"Membership": membership(
+                    vec![vec![CITY, XILING_STREET]], all.clone())}}),
+            ],
+            "never named",
+        ),
+        (
+            "the named voters replicating to a stranger",
+            vec![
+                json!({"log_id": at(1), "payload": {"Membership": membership(
+                vec![vec![CITY, XILING, WUJIAGANG]], [all.clone(), vec![STRANGER]].concat())}}),
+            ],
+            "not a member",
+        ),
+    ];
+    for (what, entries, why) in cases {
+        let message = json!({
+            "vote": {"leader_id": leader, "committed": true},
+            "prev_log_id": last, "entries": entries, "leader_commit": last,
+        });
+        let json = serde_json::to_vec(&message).unwrap();
+        let refused = send(&city, endpoint, Rpc::AppendEntries, json)
+            .await
+            .expect_err(what);
+        assert_eq!(
+            refused.code(),
+            Code::PermissionDenied,
+            "{what}: {refused:?}"
+        );
+        assert!(
+            refused.message().contains(why),
+            "{what}: {}",
+            refused.message()
+        );
+    }
+    assert_eq!(settled(&f).await, before);
+    drop(non_voters);
+    f.stop().await.unwrap();
+}

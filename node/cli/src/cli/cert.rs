@@ -17,7 +17,7 @@ use tierlink_core::identity::{
     write_private,
 };
 use tierlink_core::provision::load_ca;
-use tierlink_proto::v1::ReadRequest;
+use tierlink_proto::v1::{ReadRequest, StatusRequest};
 
 use super::directory::propose;
 use super::{CliError, NodeArg};
@@ -236,6 +236,18 @@ async fn retire(node: &Path) -> Result<(), CliError> {
         return Err(CliError::Input(format!(
             "this node's TLS certificate ({presented}) is not the one registered for it ({}): rotate first with `tierlink cert rotate`",
             me.tls_fingerprint
+        )));
+    }
+    let running = client
+        .status(StatusRequest {})
+        .await
+        .map_err(ClientError::from)?
+        .into_inner()
+        .presents_tls;
+    if running != presented {
+        return Err(CliError::Input(format!(
+            "the running node still presents its old TLS certificate ({running}): restart it (`tierlink serve --node {}`) before retiring the old one",
+            node.display()
         )));
     }
     if me.retiring_tls.is_empty() {

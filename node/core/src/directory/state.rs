@@ -88,6 +88,19 @@ fn reject(reason: String) -> Result<(), String> {
 }
 
 impl DirectoryState {
+    /// The voters that are active members: the ones the directory's raft membership must name.
+    pub fn active_voters(&self) -> BTreeSet<NodeCode> {
+        self.voters
+            .iter()
+            .filter(|c| {
+                self.members
+                    .get(*c)
+                    .is_some_and(|m| m.status == MemberStatus::Active)
+            })
+            .cloned()
+            .collect()
+    }
+
     /// Applies one request under the tier rules; a rejected request changes nothing.
     pub fn apply(&mut self, request: &DirectoryRequest) -> DirectoryReply {
         let result = self.check_and_apply(request);

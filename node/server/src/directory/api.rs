@@ -366,6 +366,7 @@ impl Directory for DirectoryService {
             not_replicating,
             refused_raft_messages: self.replica.refused_raft_messages(),
             expiring,
+            presents_tls: self.replica.member().tls_fingerprint.clone(),
         }))
     }
 }

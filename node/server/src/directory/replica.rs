@@ -7,8 +7,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use openraft::error::{ClientWriteError, InitializeError, RaftError};
+use openraft::raft::AppendEntriesRequest;
 use openraft::raft::ClientWriteResponse;
-use openraft::{BasicNode, ChangeMembers, Raft, ServerState, SnapshotPolicy};
+use openraft::{
+    BasicNode, ChangeMembers, EntryPayload, Membership, Raft, RaftLogReader, ServerState,
+    SnapshotPolicy,
+};
 use tierlink_client::directory::connect;
 use tierlink_core::config::{Credentials, DirectorySettings, NodeDir};
 use tierlink_core::directory::DirectoryState;
@@ -98,6 +102,7 @@ struct Core {
     last_sequence: Mutex<u64>,
     clients: Mutex<BTreeMap<String, DirectoryClient<Channel>>>,
     voters: Voters,
+    log: LogStore,
 }
 
 type WriteError = ClientWriteError<NodeId, BasicNode>;
@@ -166,6 +171,7 @@ impl Replica {
         .validate()
         .map_err(|e| DirectoryError::Invalid(format!("[directory] settings: {e}")))?;
         let log = LogStore::new(store.keyspace("raft-log").map_err(|e| storage(&e))?);
+        let log_reader = log.clone();
         let state = StateMachine::open(store.keyspace("directory").map_err(|e| storage(&e))?, ca)
             .map_err(|e| storage(&e))?;
         let link = Link::default();
@@ -197,6 +203,7 @@ impl Replica {
             last_sequence: Mutex::new(0),
             clients: Mutex::new(BTreeMap::new()),
             voters,
+            log: log_reader,
         });
         let (proposals, queue) = mpsc::channel(4096);
         let tasks = vec![
@@ -341,6 +348,79 @@ impl Replica {
             });
         }
         admitted
+    }
+
+    /// Checks every membership entry of an append-entries message against the directory's
+    /// signed state: each of its voter sets must be one raft already has or a set of active
+    /// voters the city named (with `SetVoters`) in the state this replica has applied or in the
+    /// entries before it, and every node it replicates to a member of the directory. A message failing this is refused whole, whoever
+    /// sends it, so raft membership follows only the directory.
+    pub async fn check_membership(
+        &self,
+        rpc: &AppendEntriesRequest<TypeConfig>,
+    ) -> Result<(), String> {
+        if !rpc
+            .entries
+            .iter()
+            .any(|e| matches!(e.payload, EntryPayload::Membership(_)))
+        {
+            return Ok(());
+        }
+        let (mut state, applied) = self.core.state.read();
+        let next = applied.map_or(0, |l| l.index + 1);
+        // Entries this replica holds but has not applied come before the message's own.
+        let held = match rpc.prev_log_id {
+            Some(prev) if prev.index >= next => self
+                .core
+                .log
+                .clone()
+                .try_get_log_entries(next..=prev.index)
+                .await
+                .map_err(|e| format!("this replica's log: {e}"))?,
+            _ => Vec::new(),
+        };
+        // A message that does not follow on from this replica's log is refused by raft itself
+        // (a conflict, which makes the leader send earlier entries): nothing of it is appended.
+        if let Some(prev) = rpc.prev_log_id
+            && prev.index >= next
+            && held.last().map(|e| e.log_id) != Some(prev)
+        {
+            return Ok(());
+        }
+        let sent = rpc.entries.iter().filter(|e| e.log_id.index >= next);
+        let mut named = vec![state.active_voters()];
+        // Raft's own voter sets: a membership entry may keep them (adding or removing learners)
+        // until the leader moves them to the ones the directory names. Each was checked when
+        // it entered this log.
+        let mut kept: Vec<BTreeSet<NodeId>> = self
+            .core
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .get_joint_config()
+            .clone();
+        for (entry, check) in held
+            .iter()
+            .map(|e| (e, false))
+            .chain(sent.map(|e| (e, true)))
+        {
+            match &entry.payload {
+                EntryPayload::Normal(signed) => {
+                    state.apply_signed(signed, self.core.state.ca());
+                    named.push(state.active_voters());
+                }
+                EntryPayload::Membership(membership) => {
+                    if check {
+                        follows_directory(membership, &state, &named, &kept)?;
+                    }
+                    kept.extend(membership.get_joint_config().iter().cloned());
+                }
+                EntryPayload::Blank => {}
+            }
+        }
+        Ok(())
     }
 
     /// Raft messages refused since the node started, from nodes that may not send them.
@@ -747,12 +827,7 @@ impl Core {
                     .filter(|m| m.status == MemberStatus::Active)
                     .map(|m| (node_id(&m.unit.code), m.endpoint.clone()))
                     .collect::<BTreeMap<_, _>>();
-                let voters = s
-                    .voters
-                    .iter()
-                    .map(node_id)
-                    .filter(|v| active.contains_key(v));
-                (active.clone(), voters.collect())
+                (active, s.active_voters().iter().map(node_id).collect())
             });
         let membership = self.raft.metrics().borrow().membership_config.clone();
         let membership = membership.membership();
@@ -790,6 +865,47 @@ impl Core {
         }
         Ok(())
     }
+}
+
+/// Whether a membership entry follows the directory: each of its voter sets is one raft already
+/// has (`kept`) or one of `named` (the active voter sets the directory held at or after what this
+/// replica applied), and every node it replicates to is a member of `state`. Before the city
+/// registers, only the founding membership (one voter) is possible.
+fn follows_directory(
+    membership: &Membership<NodeId, BasicNode>,
+    state: &DirectoryState,
+    named: &[BTreeSet<NodeCode>],
+    kept: &[BTreeSet<NodeId>],
+) -> Result<(), String> {
+    let configs = membership.get_joint_config();
+    if state.members.is_empty() {
+        return match configs.as_slice() {
+            [founder] if founder.len() == 1 => Ok(()),
+            _ => Err(format!(
+                "a membership entry names voters {configs:?} before the city founded the directory"
+            )),
+        };
+    }
+    for config in configs {
+        let voters: BTreeSet<NodeCode> = config.iter().copied().map(code_of).collect();
+        if !kept.contains(config) && !named.contains(&voters) {
+            let list: Vec<&str> = voters.iter().map(|c| c.as_str()).collect();
+            return Err(format!(
+                "a membership entry names voters {}, which the directory never named: raft's voters change only with `tierlink directory voters`, signed by the city",
+                list.join(",")
+            ));
+        }
+    }
+    if let Some((id, _)) = membership
+        .nodes()
+        .find(|(id, _)| !state.members.contains_key(&code_of(**id)))
+    {
+        return Err(format!(
+            "a membership entry replicates to {}, which is not a member of the directory",
+            code_of(*id)
+        ));
+    }
+    Ok(())
 }
 
 /// Hands each proposal of `group` its own replies, in order, or the error they share.

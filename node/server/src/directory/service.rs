@@ -69,6 +69,10 @@ impl Federation for FederationService {
         let (from, rpc): (_, openraft::raft::AppendEntriesRequest<TypeConfig>) =
             self.decode(request)?;
         check_sender(from, rpc.vote.leader_id().voted_for())?;
+        self.replica
+            .check_membership(&rpc)
+            .await
+            .map_err(Status::permission_denied)?;
         let reply = self.replica.raft().append_entries(rpc).await;
         if matches!(&reply, Ok(r) if !matches!(r, AppendEntriesResponse::HigherVote(_))) {
             self.replica.link().heard_leader();

@@ -69,6 +69,11 @@ impl StateMachine {
         })
     }
 
+    /// The federation CA the directory's certificates are checked against.
+    pub fn ca(&self) -> &TrustedCa {
+        &self.ca
+    }
+
     /// A copy of the directory as this replica has applied it, with the last applied log id.
     pub fn read(&self) -> (DirectoryState, Option<LogId<NodeId>>) {
         self.view(|state, last| (state.clone(), last))

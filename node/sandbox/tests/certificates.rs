@@ -12,15 +12,16 @@ use tierlink_client::{ClientError, connect};
 use tierlink_core::config::{Credentials, DirectorySettings};
 use tierlink_core::directory::{DirectoryCommand, Rotation};
 use tierlink_core::identity::{
-    CaFiles, NodeCredentials, fingerprint, issue_node_certificates, pem_to_der,
+    CaFiles, NodeCredentials, Tier, fingerprint, issue_node_certificates, pem_to_der,
 };
 use tierlink_core::provision::load_ca;
 use tierlink_proto::v1::federation_client::FederationClient;
 use tierlink_proto::v1::{
-    ListCatalogsRequest, ProposeRequest, PutRecordsRequest, RaftPayload, ReadRequest,
+    CatalogsRequest, ListCatalogsRequest, ProposeRequest, PutRecordsRequest, RaftPayload,
+    ReadRequest,
 };
 use tierlink_sandbox::federation::cast::{CITY, WUJIA, WUJIAGANG, XILING, XILING_STREET, XUEYUAN};
-use tierlink_sandbox::federation::{LocalFederation, demo_units};
+use tierlink_sandbox::federation::{LocalFederation, demo_units, offline_node};
 use tonic::Code;
 
 fn settings() -> DirectorySettings {
@@ -321,5 +322,41 @@ async fn a_rotation_keeps_the_node_accepted_throughout_and_a_revocation_holds_on
     for other in others {
         list(&third, &endpoint(&f, other)).await.unwrap();
     }
+    f.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_that_never_joined_reads_nothing_but_what_joining_needs() {
+    let root = tempfile::tempdir().unwrap();
+    let (f, ca) = federation(root.path()).await;
+    let stranger = offline_node(&f.root, &ca, "420502004", Tier::Street, Some(XILING))
+        .unwrap()
+        .credentials()
+        .unwrap();
+    let refused = list(&stranger, &endpoint(&f, XILING_STREET))
+        .await
+        .expect_err("the exchange");
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    assert!(refused.message().contains("not a member"), "{refused:?}");
+    let mut directory = tierlink_client::directory::connect(&stranger, &endpoint(&f, XILING))
+        .await
+        .unwrap();
+    let read = ReadRequest {
+        linearizable: false,
+    };
+    let catalogs = directory
+        .catalogs(CatalogsRequest {
+            read: Some(read),
+            ..Default::default()
+        })
+        .await
+        .expect_err("the published catalogs");
+    let policies = directory.policies(read).await.expect_err("the policies");
+    for refused in [catalogs, policies] {
+        assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+        assert!(refused.message().contains("not a member"), "{refused:?}");
+    }
+    // What a node needs to join: who the members and voters are.
+    directory.members(read).await.unwrap();
     f.stop().await.unwrap();
 }

@@ -49,9 +49,13 @@ impl Caller {
 enum Access {
     /// Anyone who passed the TLS handshake: health and reflection, named.
     Open,
-    /// Any node with a federation certificate, whatever its standing: the directory (a node
-    /// joins through it while pending) and raft (whose service checks the sender itself).
+    /// Any node with a federation certificate, whatever its standing: joining the directory and
+    /// learning its members and status (a node does so before it is registered), and raft (whose
+    /// service admits voters only).
     Certified,
+    /// Nodes the directory knows, whatever their status: what the directory publishes of its
+    /// catalogs and policies is for members, not for any holder of a CA certificate.
+    Registered,
     /// Active members of the federation, and the node itself: the exchange.
     Member,
     /// The node itself only; the text says what the call does, for the refusal.
@@ -74,6 +78,7 @@ fn access(path: &str) -> Access {
         ("tierlink.v1.Directory", "Publish") => {
             Access::OwnNode("publish catalogs in the directory")
         }
+        ("tierlink.v1.Directory", "Catalogs" | "Policies") => Access::Registered,
         ("tierlink.v1.Directory" | "tierlink.v1.Federation", _) => Access::Certified,
         ("tierlink.v1.Audit", _) => Access::OwnNode("read the audit"),
         (
@@ -145,6 +150,11 @@ impl AdmissionLayer {
                 }
                 None => {}
             },
+            Access::Registered if standing.is_none() && !is_self && self.members.is_formed() => {
+                return Err(Status::permission_denied(format!(
+                    "{node} is not a member of the federation directory: it joins with `tierlink directory join` before it reads the directory"
+                )));
+            }
             _ => {}
         }
         Ok(Some(Caller { node, is_self }))

@@ -464,3 +464,60 @@ async fn a_membership_the_directory_did_not_name_is_refused_whoever_sends_it() {
     drop(non_voters);
     f.stop().await.unwrap();
 }
+
+/// The position of `code` among the federation's nodes.
+fn index(f: &LocalFederation, code: &str) -> usize {
+    f.nodes
+        .iter()
+        .position(|n| n.dir.code().as_str() == code)
+        .unwrap()
+}
+
+async fn voters_are(f: &LocalFederation, on: &[&str], voters: &[&str]) {
+    let wanted: BTreeSet<u64> = voters.iter().map(|c| c.parse().unwrap()).collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !on.iter().all(|c| {
+        let m = seen(f.replica(&c.parse().unwrap()).unwrap());
+        m.voters == wanted && m.leader.is_some()
+    }) {
+        assert!(Instant::now() < deadline, "voters never became {voters:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_learner_that_slept_through_a_change_of_voters_follows_the_new_leader() {
+    let root = tempfile::tempdir().unwrap();
+    let mut f = LocalFederation::create_with(root.path(), demo_units(), settings())
+        .await
+        .unwrap();
+    let city = CITY.parse().unwrap();
+    let set = |voters: &[&str]| {
+        vec![DirectoryCommand::SetVoters(
+            voters.iter().map(|c| c.parse().unwrap()).collect(),
+        )]
+    };
+    f.issue(&city, set(&[CITY])).await.unwrap();
+    voters_are(&f, &[CITY, XILING, WUJIAGANG, WUJIA], &[CITY]).await;
+    // Wujia sleeps while the districts become voters and the city goes down.
+    f.stop_node(index(&f, WUJIA)).await.unwrap();
+    f.issue(&city, set(&VOTERS)).await.unwrap();
+    voters_are(&f, &VOTERS, &VOTERS).await;
+    f.stop_node(index(&f, CITY)).await.unwrap();
+    let xiling = XILING.parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // The first write after the city is gone waits for a new leader.
+    while f
+        .issue(&xiling, vec![DirectoryCommand::Publish(small_catalog(2))])
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "no leader among the districts");
+    }
+    let revision = f.replica(&xiling).unwrap().view(|s| s.revision);
+    // Wujia knows only the city as a voter: it asks its parent who votes now, and follows the
+    // district that leads.
+    f.start_node(index(&f, WUJIA)).await.unwrap();
+    f.wait_for_revision(revision).await.unwrap();
+    f.stop().await.unwrap();
+}

@@ -326,17 +326,14 @@ impl Replica {
         let voters: BTreeSet<NodeCode> = membership.voter_ids().map(code_of).collect();
         let admitted = self.view(|s| self.core.voters.admit(from, &voters, s));
         // A replica that slept through a change of voters refuses the new leader: it asks the
-        // voters it knows who votes now (one not yet a replica asks its parent again).
+        // voters it knows, and the parent it joined through, who votes now.
         if admitted.is_err() && self.core.voters.due_for_refresh() {
-            let known: Vec<String> = if voters.is_empty() {
-                self.core.voters.parent().into_iter().collect()
-            } else {
-                membership
-                    .voter_ids()
-                    .filter(|id| *id != self.core.id)
-                    .filter_map(|id| membership.get_node(&id).map(|n| n.addr.clone()))
-                    .collect()
-            };
+            let known: Vec<String> = membership
+                .voter_ids()
+                .filter(|id| *id != self.core.id)
+                .filter_map(|id| membership.get_node(&id).map(|n| n.addr.clone()))
+                .chain(self.core.voters.parent())
+                .collect();
             let core = self.core.clone();
             tokio::spawn(async move {
                 for addr in known {

@@ -6,7 +6,8 @@
 //! suspended or pending member, a node that never joined — is refused, however valid its
 //! certificate, and counted. A replica with no membership yet (a node just approved) takes the
 //! voters its parent named when it joined; one that slept through a change of voters asks the
-//! voters it knows for the new ones.
+//! voters it knows, and its parent, for the new ones. Membership entries themselves are checked
+//! against the directory's signed state (`Replica::check_membership`).
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;

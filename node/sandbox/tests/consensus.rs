@@ -17,7 +17,9 @@ use tierlink_core::directory::{CommandBatch, DirectoryCommand, MemberStatus, Sig
 use tierlink_core::identity::{NodeKey, Tier};
 use tierlink_core::provision::load_ca;
 use tierlink_node::directory::{Replica, member_of};
+use tierlink_node::runtime;
 use tierlink_proto::v1::federation_client::FederationClient;
+use tierlink_proto::v1::federation_server::{Federation, FederationServer};
 use tierlink_proto::v1::{RaftPayload, SubmitRequest};
 use tierlink_sandbox::federation::cast::{CITY, WUJIA, WUJIAGANG, XILING, XILING_STREET, XUEYUAN};
 use tierlink_sandbox::federation::{LocalFederation, demo_units, offline_node};
@@ -519,5 +521,78 @@ async fn a_learner_that_slept_through_a_change_of_voters_follows_the_new_leader(
     // district that leads.
     f.start_node(index(&f, WUJIA)).await.unwrap();
     f.wait_for_revision(revision).await.unwrap();
+    f.stop().await.unwrap();
+}
+
+/// A learner's node that answers every raft message with a term far above the leader's.
+struct Impostor;
+
+const HIGH_VOTE: &str = r#"{"leader_id":{"term":1000000,"node_id":420503001},"committed":false}"#;
+
+fn answer(json: String) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
+    Ok(tonic::Response::new(RaftPayload {
+        json: json.into_bytes(),
+    }))
+}
+
+#[tonic::async_trait]
+impl Federation for Impostor {
+    async fn append_entries(
+        &self,
+        _: tonic::Request<RaftPayload>,
+    ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
+        answer(format!(r#"{{"Ok":{{"HigherVote":{HIGH_VOTE}}}}}"#))
+    }
+
+    async fn vote(
+        &self,
+        _: tonic::Request<RaftPayload>,
+    ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
+        answer(format!(
+            r#"{{"Ok":{{"vote":{HIGH_VOTE},"vote_granted":false,"last_log_id":null}}}}"#
+        ))
+    }
+
+    async fn install_snapshot(
+        &self,
+        _: tonic::Request<RaftPayload>,
+    ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
+        answer(format!(r#"{{"Ok":{{"vote":{HIGH_VOTE}}}}}"#))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_learner_answering_with_a_higher_term_does_not_depose_the_leader() {
+    let root = tempfile::tempdir().unwrap();
+    let mut f = LocalFederation::create_with(root.path(), demo_units(), settings())
+        .await
+        .unwrap();
+    let before: Vec<Seen> = settled(&f).await.into_iter().take(VOTERS.len()).collect();
+    // Wujia's node is replaced by one with its own certificate that claims term 1,000,000 in
+    // every answer to the leader.
+    let wujia = index(&f, WUJIA);
+    f.stop_node(wujia).await.unwrap();
+    let dir = f.nodes[wujia].dir.clone();
+    let listener = runtime::bind(&dir).await.unwrap();
+    let impostor = tokio::spawn(
+        tonic::transport::Server::builder()
+            .tls_config(runtime::server_tls(&dir.credentials().unwrap()))
+            .unwrap()
+            .add_service(FederationServer::new(Impostor))
+            .serve_with_incoming(runtime::incoming(listener)),
+    );
+    let city = CITY.parse().unwrap();
+    // Heartbeats and entries reach the impostor many times over; the leader stays.
+    for n in 0..5 {
+        f.issue(&city, vec![DirectoryCommand::Publish(small_catalog(n))])
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for (voter, was) in VOTERS.iter().zip(&before) {
+        let now = seen(f.replica(&voter.parse().unwrap()).unwrap());
+        assert_eq!((now.term, now.leader), (was.term, was.leader), "{voter}");
+    }
+    impostor.abort();
     f.stop().await.unwrap();
 }

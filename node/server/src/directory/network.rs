@@ -2,11 +2,11 @@
 //! the same mutual TLS as the exchange. One connection per peer, made on first use and remade
 //! after a failure.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
-use openraft::BasicNode;
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
 };
@@ -15,6 +15,7 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
+use openraft::{BasicNode, Vote};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tierlink_client::{MAX_MESSAGE_BYTES, channel};
@@ -46,6 +47,7 @@ impl Network {
 pub struct Link {
     heard: Arc<Mutex<Option<Instant>>>,
     isolated: Arc<AtomicBool>,
+    voters: Arc<RwLock<BTreeSet<NodeId>>>,
 }
 
 impl Link {
@@ -68,6 +70,19 @@ impl Link {
     /// Whether the node is cut off.
     pub fn is_isolated(&self) -> bool {
         self.isolated.load(Ordering::SeqCst)
+    }
+
+    /// Notes the voters of this node's raft membership.
+    pub fn set_voters(&self, voters: BTreeSet<NodeId>) {
+        *self.voters.write().unwrap_or_else(|p| p.into_inner()) = voters;
+    }
+
+    /// Whether `node` is a voter of this node's raft membership.
+    pub fn is_voter(&self, node: NodeId) -> bool {
+        self.voters
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&node)
     }
 }
 
@@ -141,13 +156,43 @@ impl Connection {
     }
 }
 
+impl Connection {
+    /// A learner's answer that claims a higher term than the leader's is not believed: only a
+    /// voter's vote can depose a leader, so a learner, whatever it answers, harms only itself.
+    fn believe<E>(&self, vote: &Vote<NodeId>, claimed: &Vote<NodeId>) -> Result<(), Failure<E>>
+    where
+        E: std::error::Error,
+    {
+        if claimed > vote && !self.link.is_voter(self.target) {
+            tracing::warn!(
+                learner = self.target,
+                ?claimed,
+                "directory: a learner answered with a higher term; ignored"
+            );
+            let why = std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "{} is not a voter and answered with a higher term: ignored",
+                    self.target
+                ),
+            );
+            return Err(RPCError::Unreachable(Unreachable::new(&why)));
+        }
+        Ok(())
+    }
+}
+
 impl RaftNetwork<TypeConfig> for Connection {
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
         _option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, Failure<RaftError<NodeId>>> {
-        self.call(Rpc::AppendEntries, &rpc).await
+        let reply = self.call(Rpc::AppendEntries, &rpc).await?;
+        if let AppendEntriesResponse::HigherVote(claimed) = &reply {
+            self.believe(&rpc.vote, claimed)?;
+        }
+        Ok(reply)
     }
 
     async fn install_snapshot(
@@ -156,7 +201,9 @@ impl RaftNetwork<TypeConfig> for Connection {
         _option: RPCOption,
     ) -> Result<InstallSnapshotResponse<NodeId>, Failure<RaftError<NodeId, InstallSnapshotError>>>
     {
-        self.call(Rpc::InstallSnapshot, &rpc).await
+        let reply: InstallSnapshotResponse<NodeId> = self.call(Rpc::InstallSnapshot, &rpc).await?;
+        self.believe(&rpc.vote, &reply.vote)?;
+        Ok(reply)
     }
 
     async fn vote(

@@ -185,6 +185,14 @@ impl Replica {
         )
         .await
         .map_err(|e| storage(&e))?;
+        link.set_voters(
+            raft.metrics()
+                .borrow()
+                .membership_config
+                .membership()
+                .voter_ids()
+                .collect(),
+        );
         let me = member_of(dir, &credentials, &key).map_err(DirectoryError::Invalid)?;
         let voters = Voters::open(
             store
@@ -800,13 +808,23 @@ impl Core {
         }
     }
 
-    /// While this node leads: every active member replicates (as a learner unless the city named
+    /// Notes raft's voters for the transport (which believes a higher term only from a voter);
+    /// while this node leads, every active member replicates (as a learner unless the city named
     /// it a voter), and suspended or removed members stop replicating.
     async fn reconcile_loop(self: Arc<Self>) {
         let mut tick = tokio::time::interval(RECONCILE_EVERY);
         loop {
             tick.tick().await;
-            if self.raft.metrics().borrow().state != ServerState::Leader {
+            let (state, voters) = {
+                let m = self.raft.metrics();
+                let m = m.borrow();
+                (
+                    m.state,
+                    m.membership_config.membership().voter_ids().collect(),
+                )
+            };
+            self.link.set_voters(voters);
+            if state != ServerState::Leader {
                 continue;
             }
             if let Err(e) = self.reconcile().await {

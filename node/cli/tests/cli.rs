@@ -554,6 +554,18 @@ fn a_directory_formed_from_the_command_line_survives_its_leader_killed_with_sigk
     for node in [&street, old] {
         ok(&["catalog", "list", "--node", node, "--target", "420502"]);
     }
+    let listed = ok(&[
+        "directory",
+        "members",
+        "--node",
+        &street,
+        "--linearizable",
+        "--certificates",
+    ]);
+    assert!(
+        listed.contains("rotated away from, still accepted"),
+        "{listed}"
+    );
     let text = fails(&["cert", "retire", "--node", &street]);
     assert!(
         text.contains("still presents its old TLS certificate"),

@@ -39,7 +39,7 @@ pub enum CertCommand {
         node: NodeArg,
         /// The member whose certificate is revoked.
         member: NodeCode,
-        /// BLAKE3 fingerprint of the certificate, hex (as `tierlink directory members` lists).
+        /// BLAKE3 fingerprint of the certificate, hex (`tierlink directory members --certificates`).
         fingerprint: String,
     },
 }

@@ -63,6 +63,10 @@ pub enum DirectorySubcommand {
         /// Read through the leader, seeing every committed change.
         #[arg(long)]
         linearizable: bool,
+        /// Also list each member's registered certificates: TLS fingerprints (the one it is
+        /// accepted with, and any it is rotating away from) and when they expire.
+        #[arg(long)]
+        certificates: bool,
     },
     /// List the catalogs published across every tier.
     Catalogs {
@@ -216,7 +220,11 @@ pub async fn run(command: DirectorySubcommand) -> Result<(), CliError> {
             voters.insert(dir.code().clone());
             propose(&node.node, vec![DirectoryCommand::SetVoters(voters)], "").await
         }
-        DirectorySubcommand::Members { node, linearizable } => {
+        DirectorySubcommand::Members {
+            node,
+            linearizable,
+            certificates,
+        } => {
             let mut n = open(&node.node).await?;
             let read = n
                 .client
@@ -240,6 +248,27 @@ pub async fn run(command: DirectorySubcommand) -> Result<(), CliError> {
                     m.name,
                     m.endpoint
                 );
+                if certificates {
+                    let day = |unix: i64| {
+                        chrono::DateTime::from_timestamp(unix, 0)
+                            .filter(|_| unix != 0)
+                            .map_or("unknown".to_owned(), |t| t.format("%Y-%m-%d").to_string())
+                    };
+                    let tls = if m.tls_fingerprint.is_empty() {
+                        "revoked".to_owned()
+                    } else {
+                        m.tls_fingerprint.clone()
+                    };
+                    println!(
+                        "{:<10} tls {tls} (expires {}); signing expires {}",
+                        "",
+                        day(m.tls_expires_unix),
+                        day(m.signing_expires_unix)
+                    );
+                    for old in &m.retiring_tls {
+                        println!("{:<10} tls {old} (rotated away from, still accepted)", "");
+                    }
+                }
             }
             Ok(())
         }

@@ -211,7 +211,7 @@ fn an_operator_sets_up_two_nodes_imports_exports_and_verifies() {
         &d("bad.csv"),
     ]);
     assert!(
-        err.contains("line 52: floors") && err.contains("nothing was written"),
+        err.contains(r#"line 52 (key "B1250"): floors"#) && err.contains("nothing was written"),
         "{err}"
     );
     let listing = ok(&["catalog", "list", "--node", &street]);
@@ -881,4 +881,159 @@ fn an_administrator_grants_an_officer_who_reads_as_a_principal_and_the_audit_cat
         err.contains("broken at entry 1") && err.contains("altered"),
         "{err}"
     );
+}
+
+/// The large-record case (`node/sandbox/tests/fixtures/grpc-large-batch/`): buildings of about
+/// 120 kB, as JSON lines, numbered from `first`.
+fn write_big_buildings(path: &Path, first: usize, count: usize) {
+    let mut text = String::new();
+    for n in first..first + count {
+        let record = serde_json::json!({
+            "building_code": format!("QA-HUGE-{n:04}"), "community_code": "420502002001",
+            "building_name": "测试楼", "address": "测试路1号", "floors": 6,
+            "notes": "备".repeat(20_000), "notes2": "注".repeat(20_000),
+        });
+        text.push_str(&record.to_string());
+        text.push('\n');
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn large_records_import_with_the_default_settings_and_a_batch_that_cannot_fit_is_refused_first() {
+    const BIG: &str = "103001001/000099";
+    let root = tempfile::tempdir().unwrap();
+    let d = |p: &str| root.path().join(p).to_str().unwrap().to_owned();
+    ok(&["ca", "init", "--dir", &d("ca")]);
+    let street = init_unit(root.path(), "420502001", "street", Some("420502"));
+    let _server = serve(Path::new(&street));
+    let catalog = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../sandbox/tests/fixtures/grpc-large-batch/catalog.json");
+    ok(&[
+        "catalog",
+        "add",
+        "--node",
+        &street,
+        catalog.to_str().unwrap(),
+    ]);
+    let count = || {
+        let listing = ok(&["catalog", "list", "--node", &street]);
+        let line = listing
+            .lines()
+            .find(|l| l.contains(BIG))
+            .unwrap()
+            .to_owned();
+        line.split_whitespace().nth(4).unwrap().to_owned()
+    };
+    let import = |file: &str, extra: &[&str]| {
+        let mut args = vec![
+            "records",
+            "import",
+            "--node",
+            &street,
+            "--catalog",
+            BIG,
+            file,
+        ];
+        args.extend(extra);
+        tierlink(&args)
+    };
+    let stderr = |out: &Output| String::from_utf8_lossy(&out.stderr).to_string();
+
+    // 600 records: 72 MB, over one message.
+    let big = d("huge-records.jsonl");
+    write_big_buildings(Path::new(&big), 0, 600);
+    let refused = import(&big, &["--batch-size", "600"]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains(
+            "huge-records.jsonl: nothing was written: a batch of records 1–600 (lines 1–600) takes 72.0 MB, over the 64 MiB a message may carry: use --batch-size 558 or less, or leave --batch-size out to cut batches by size"
+        ),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(count(), "0");
+
+    let out = ok(&[
+        "records",
+        "import",
+        "--node",
+        &street,
+        "--catalog",
+        BIG,
+        &big,
+    ]);
+    assert!(out.contains("  34/600 records written"), "{out}");
+    assert!(
+        out.contains("wrote 600 records to 103001001/000099"),
+        "{out}"
+    );
+    assert_eq!(count(), "600");
+
+    let export = d("big.tlb");
+    let out = ok(&[
+        "records",
+        "query",
+        "--node",
+        &street,
+        "--catalog",
+        BIG,
+        "--out",
+        &export,
+    ]);
+    assert!(
+        out.contains("verified: 600 records of 103001001/000099 in 18 batches"),
+        "{out}"
+    );
+    let out = ok(&["verify", &export, "--ca", &d("ca/ca.crt")]);
+    assert!(out.contains("OK — 600 records"), "{out}");
+
+    // A record longer than its catalog allows is named, on every write path, and nothing of
+    // its file is written.
+    let over = d("over.jsonl");
+    write_big_buildings(Path::new(&over), 600, 3);
+    let text = std::fs::read_to_string(&over).unwrap();
+    let long = text.replacen(&"备".repeat(20_000), &"备".repeat(20_001), 2);
+    std::fs::write(&over, &long).unwrap();
+    let named = r#"line 1 (key "QA-HUGE-0600"): notes: is 20,001 characters long, over the item's length of 20,000 characters"#;
+    let err = fails(&[
+        "records",
+        "import",
+        "--node",
+        &street,
+        "--catalog",
+        BIG,
+        &over,
+    ]);
+    assert!(
+        err.contains(named) && err.contains("line 2 (key \"QA-HUGE-0601\")"),
+        "{err}"
+    );
+    assert!(
+        err.contains("nothing was written; problems found: 2"),
+        "{err}"
+    );
+    let first = long.lines().next().unwrap();
+    let err = fails(&["records", "put", "--node", &street, "--catalog", BIG, first]);
+    assert!(err.contains(named), "{err}");
+    assert_eq!(count(), "600");
+
+    // A read that fails leaves no file behind.
+    let failed = d("failed.tlb");
+    fails(&[
+        "records",
+        "query",
+        "--node",
+        &street,
+        "--catalog",
+        "103001001/000042",
+        "--out",
+        &failed,
+    ]);
+    let left: Vec<String> = std::fs::read_dir(root.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("failed"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }

@@ -1,6 +1,7 @@
 //! How to reach a node: one mutual-TLS channel builder ([`channel`]) that every connection uses
 //! (the node's administrator's, relays' through [`Peers`], and the raft network's in the node),
-//! the clients built on it, and receiving verified streams of signed batches.
+//! the clients built on it, receiving verified streams of signed batches, and writing records in
+//! batches that each fit in a message ([`NodeClient::write_records`]).
 //!
 //! # Direction
 //! Depends on `tierlink-core` and `tierlink-proto` only: no server, no store, no replica. The node
@@ -9,13 +10,16 @@
 #![warn(missing_docs)]
 
 pub mod directory;
+mod write;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use prost::Message;
 use tierlink_core::config::{ConfigError, Credentials, NodeDir};
 use tierlink_core::identity::NodeCode;
+use tierlink_core::limits::{human_bytes, thousands};
 use tierlink_core::members::{MemberList, Members, Standing};
 use tierlink_core::read::Read;
 use tierlink_core::signed::{
@@ -31,8 +35,8 @@ use tierlink_proto::v1::{
 use tokio_stream::StreamExt;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
-/// Largest message a node sends or accepts: room for a full batch of wide records.
-pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+pub use tierlink_core::limits::MAX_MESSAGE_BYTES;
+pub use write::{Batching, Oversized, WriteError, Written};
 
 /// A call to another node that failed.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +82,42 @@ pub enum ClientError {
     /// The directory refused a change; the reason says why.
     #[error("refused: {0}")]
     Refused(String),
+    /// A request too large for one message; it was not sent.
+    #[error(
+        "the request takes {} ({} bytes), over the {} a message may carry: send less at once",
+        human_bytes(*.0 as u64),
+        thousands(*.0 as u64),
+        human_bytes(MAX_MESSAGE_BYTES as u64)
+    )]
+    TooLarge(usize),
+}
+
+impl ClientError {
+    /// Whether the call is known not to have been carried out: it was never sent, or the node
+    /// refused it. Otherwise (the connection failed in flight, the node failed) it may have been.
+    pub fn not_carried_out(&self) -> bool {
+        use tonic::Code;
+        match self {
+            ClientError::Status(s) => matches!(
+                s.code(),
+                Code::InvalidArgument
+                    | Code::NotFound
+                    | Code::AlreadyExists
+                    | Code::PermissionDenied
+                    | Code::FailedPrecondition
+                    | Code::OutOfRange
+                    | Code::Unauthenticated
+                    | Code::ResourceExhausted
+                    | Code::Unimplemented
+            ),
+            ClientError::Endpoint { .. }
+            | ClientError::Connect { .. }
+            | ClientError::Config(_)
+            | ClientError::NotAdmitted(_)
+            | ClientError::TooLarge(_) => true,
+            ClientError::Verify { .. } | ClientError::Io(_) | ClientError::Refused(_) => false,
+        }
+    }
 }
 
 /// A status as a user reads it: what kind of failure, the node's message, and the transport's
@@ -354,20 +394,26 @@ impl NodeClient {
             .into_inner())
     }
 
-    /// Writes rows of values under `columns` to a catalog of this node, all or none.
+    /// Writes rows of values under `columns` to a catalog of this node, all or none, in one
+    /// request: refused with [`ClientError::TooLarge`], unsent, when it would not fit in a
+    /// message (see [`NodeClient::write_records`] to write in batches).
     pub async fn put_records(
         &self,
         catalog: &str,
         columns: Vec<String>,
         rows: Vec<Vec<String>>,
     ) -> Result<PutRecordsResponse, ClientError> {
-        let mut client = self.connect(self.code()).await?;
         let rows = rows.into_iter().map(|values| Row { values }).collect();
         let request = PutRecordsRequest {
             catalog: catalog.to_owned(),
             columns,
             rows,
         };
+        let bytes = request.encoded_len();
+        if bytes > MAX_MESSAGE_BYTES {
+            return Err(ClientError::TooLarge(bytes));
+        }
+        let mut client = self.connect(self.code()).await?;
         Ok(client.put_records(request).await?.into_inner())
     }
 

@@ -14,7 +14,7 @@ pub use model::{
 pub use records::{
     KEY_SEPARATOR, RecordError, RecordSchema, Row, gb11643_check_digit, gb11643_valid,
 };
-pub use rules::{CatalogError, parse_catalogs};
+pub use rules::{CatalogError, bounds, parse_catalogs};
 
 /// The example catalogs shipped in `schema/examples/`, as `(file name, JSON text)`.
 pub const EXAMPLES: &[(&str, &str)] = &[

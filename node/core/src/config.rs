@@ -14,6 +14,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::identity::{CertError, NodeCode, TrustedCa, Unit, UnitError};
+use crate::limits::{
+    DEFAULT_BATCH_BYTES, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, MIN_BATCH_BYTES, human_bytes,
+};
 use crate::policy::HashKey;
 
 /// Name of the configuration file in a node directory.
@@ -33,6 +36,9 @@ pub struct NodeConfig {
     /// How this node's replica of the federation directory keeps time and compacts its log.
     #[serde(default)]
     pub directory: DirectorySettings,
+    /// How this node cuts the answers it produces.
+    #[serde(default)]
+    pub exchange: ExchangeSettings,
     /// Other nodes this one can reach before the directory knows them (the directory's members
     /// are found there).
     #[serde(default, rename = "peer", skip_serializing_if = "Vec::is_empty")]
@@ -66,6 +72,40 @@ impl Default for DirectorySettings {
             kept_after_snapshot: 1000,
             audit_anchor_ms: 60_000,
         }
+    }
+}
+
+/// How the node cuts the signed batches it produces (queries, histories, and so exports and
+/// relays of its records).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExchangeSettings {
+    /// Most bytes of records in one signed batch, from [`MIN_BATCH_BYTES`] (64 KiB) to
+    /// [`MAX_BATCH_BYTES`] (32 MiB, half a gRPC message); a record larger than this goes alone
+    /// in its batch. A batch also holds at most the records the consumer asks for (1,000 by
+    /// default).
+    pub batch_bytes: usize,
+}
+
+impl Default for ExchangeSettings {
+    fn default() -> Self {
+        Self {
+            batch_bytes: DEFAULT_BATCH_BYTES,
+        }
+    }
+}
+
+impl ExchangeSettings {
+    /// Checks the settings are within their bounds; the error says which and what to write.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(MIN_BATCH_BYTES..=MAX_BATCH_BYTES).contains(&self.batch_bytes) {
+            return Err(format!(
+                "[exchange] batch_bytes = {} is outside {MIN_BATCH_BYTES}..={MAX_BATCH_BYTES} (64 KiB to 32 MiB, so that a batch fits in a {} message); the default is {DEFAULT_BATCH_BYTES} (4 MiB)",
+                self.batch_bytes,
+                human_bytes(MAX_MESSAGE_BYTES as u64)
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -246,6 +286,13 @@ impl NodeDir {
             path: path.clone(),
             source,
         })?;
+        config
+            .exchange
+            .validate()
+            .map_err(|message| ConfigError::Parse {
+                path: path.clone(),
+                message,
+            })?;
         Ok(Self {
             dir: dir.to_owned(),
             config,

@@ -8,6 +8,7 @@
 //! - [`directory`]: the federation directory's state and its rules (replicated by the node).
 //! - [`members`]: what the exchange asks of the directory, as a trait the node implements.
 //! - [`signed`]: the signed formats: batches, requesters and batch files.
+//! - [`limits`]: the sizes of messages, batches and records, and how they nest.
 //! - [`config`], [`provision`]: a node's directory on disk, and making one.
 //! - [`read`]: what a read of records asks, the one shape for queries and histories.
 //! - [`wire`]: the domain types as the contract carries them (`From` impls, by service).
@@ -23,6 +24,7 @@ pub mod catalog;
 pub mod config;
 pub mod directory;
 pub mod identity;
+pub mod limits;
 pub mod members;
 pub mod policy;
 pub mod provision;

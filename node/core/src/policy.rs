@@ -16,7 +16,7 @@ pub use model::{
     AccessRequest, AccessStatus, Action, Grant, Grantee, Policies, PolicyCommand, Role, RowScope,
     item_action,
 };
-pub use redact::{HASH_KEY_BYTES, HashKey, Redactor};
+pub use redact::{HASH_CHARS, HASH_KEY_BYTES, HashKey, Redactor};
 pub use rules::PolicyContext;
 
 #[cfg(test)]

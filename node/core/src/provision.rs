@@ -192,6 +192,7 @@ pub fn init_node(
             },
             files,
             directory: Default::default(),
+            exchange: Default::default(),
             peers: spec.peers,
         },
     };

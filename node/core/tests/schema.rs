@@ -61,6 +61,36 @@ fn structural_mistakes_are_refused_by_both() {
         ("zero length", |v| v["items"][0]["length"] = json!(0)),
         ("bad grade", |v| v["items"][0]["grade"] = json!("secret")),
         ("bad check", |v| v["items"][1]["check"] = json!("luhn")),
+        ("long name", |v| v["name"] = json!("长".repeat(201))),
+        ("long summary", |v| v["summary"] = json!("长".repeat(2001))),
+        ("long provider code", |v| {
+            v["provider"]["code"] = json!("9".repeat(65))
+        }),
+        ("long item name", |v| {
+            v["items"][2]["name"] = json!("长".repeat(201))
+        }),
+        ("too many items", |v| {
+            let item = v["items"][2].clone();
+            let items = v["items"].as_array_mut().unwrap();
+            items.extend((0..1000).map(|n| {
+                let mut i = item.clone();
+                i["code"] = json!(format!("extra_{n}"));
+                i["name"] = json!(format!("extra {n}"));
+                i
+            }));
+        }),
+        ("item too long", |v| {
+            v["items"][2]["length"] = json!(4_000_001)
+        }),
+        ("long item code", |v| {
+            v["items"][2]["code"] = json!("a".repeat(64))
+        }),
+        ("long pattern", |v| {
+            v["items"][8]["pattern"] = json!("a".repeat(1001))
+        }),
+        ("long code-table label", |v| {
+            v["items"][4]["code_table"][0]["label"] = json!("长".repeat(201))
+        }),
     ];
     for (what, edit) in edits {
         let mut value = base.clone();

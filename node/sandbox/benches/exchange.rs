@@ -29,6 +29,7 @@ use tierlink_core::catalog::Catalog;
 use tierlink_core::catalog::{EXAMPLES, RecordSchema, Row, parse_catalogs};
 use tierlink_core::config::Credentials;
 use tierlink_core::identity::{NodeCode, NodeKey, Tier};
+use tierlink_core::limits::DEFAULT_BATCH_BYTES;
 use tierlink_core::members::{MemberList, Members, Standing};
 use tierlink_core::policy::{
     Action, Asker, Decision, Grant, Grantee, HashKey, Policies, Redactor, Refusal, Role,
@@ -36,7 +37,7 @@ use tierlink_core::policy::{
 use tierlink_core::provision::init_ca;
 use tierlink_core::signed::{BatchSigner, BatchVerifier, Expected, requester};
 use tierlink_node::admission::AdmissionLayer;
-use tierlink_node::exchange::produce::{DEFAULT_BATCH_SIZE, Plan, record_lists, seal_all};
+use tierlink_node::exchange::produce::{Cut, DEFAULT_BATCH_SIZE, Plan, record_lists, seal_all};
 use tierlink_node::exchange::server::{ExchangeService, GrpcBatchStream as BatchStream};
 use tierlink_node::read::{ReadError, ReadService};
 use tierlink_proto::v1::exchange_server::{Exchange, ExchangeServer};
@@ -54,6 +55,12 @@ use tokio::runtime::Runtime;
 use tokio_stream::StreamExt;
 use tonic::transport::Server;
 use tonic::{Request, Response, Status};
+
+/// Batches as a node cuts them by default.
+const CUT: Cut = Cut {
+    records: DEFAULT_BATCH_SIZE,
+    bytes: DEFAULT_BATCH_BYTES,
+};
 
 const RECORDS: usize = 100_000;
 const RESIDENTS: &str = "101001001/000001";
@@ -203,7 +210,7 @@ impl Exchange for Unsigned {
         let records = self.registry.store().scan(&catalog, "", None);
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         tokio::task::spawn_blocking(move || {
-            for list in record_lists(records, plan, DEFAULT_BATCH_SIZE, None, |_| {}) {
+            for list in record_lists(records, plan, CUT, None, |_| {}) {
                 let batch = list
                     .map(|(records, _)| SignedBatch {
                         records,
@@ -431,7 +438,7 @@ fn stream(c: &mut Criterion) {
             b.iter(|| {
                 let records = registry.store().scan(RESIDENTS, "", None);
                 let template = plan.header("420500", RESIDENTS, "query", "bench", None);
-                let lists = record_lists(records, plan.clone(), DEFAULT_BATCH_SIZE, None, |_| {});
+                let lists = record_lists(records, plan.clone(), CUT, None, |_| {});
                 let mut n = 0;
                 for sealed in seal_all(&signer, template, lists) {
                     n += sealed.unwrap().record_count;

@@ -283,7 +283,8 @@ async fn only_the_node_itself_writes_and_every_write_is_checked() {
         .unwrap_err();
     let text = err.to_string();
     assert!(
-        text.contains("record 14: floors") && text.contains("nothing was stored"),
+        text.contains(r#"record 14 (key "420502001006-B0013"): floors"#)
+            && text.contains("nothing was stored"),
         "{text}"
     );
     let after = f.clients[DISTRICT]

@@ -9,9 +9,10 @@ use tierlink_core::catalog::{Catalog, SensitivityGrade, SharingType, parse_catal
 use tierlink_core::identity::{
     NodeCredentials, Tier, TrustedCa, Unit, generate_ca, issue_node_certificates,
 };
+use tierlink_core::limits::DEFAULT_BATCH_BYTES;
 use tierlink_core::policy::{Action, Asker, Grant, Grantee, HashKey, Policies, Redactor, Role};
 use tierlink_core::signed::BatchSigner;
-use tierlink_node::exchange::produce::{Plan, record_lists, seal_all};
+use tierlink_node::exchange::produce::{Cut, Plan, record_lists, seal_all};
 use tierlink_proto::v1::{BatchHeader, Record};
 use tierlink_store::StoredRecord;
 
@@ -185,7 +186,11 @@ proptest! {
             .into())
             .collect();
         let template = plan.header("420500", &catalog.code, "query", "r", Some(&asker));
-        let lists = record_lists(stored.into_iter().map(Ok), plan, 7, None, |_| {});
+        let cut = Cut {
+            records: 7,
+            bytes: DEFAULT_BATCH_BYTES,
+        };
+        let lists = record_lists(stored.into_iter().map(Ok), plan, cut, None, |_| {});
         let mut bytes = Vec::new();
         let mut received = Vec::new();
         let signer = signer();

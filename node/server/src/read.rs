@@ -21,6 +21,7 @@ use std::sync::Arc;
 use prost::Message;
 use tierlink_client::{ClientError, Peers};
 use tierlink_core::identity::{NodeCode, Principals};
+use tierlink_core::limits::DEFAULT_BATCH_BYTES;
 use tierlink_core::policy::{Asker, Decision, Redactor, Refusal};
 use tierlink_core::read::Read;
 use tierlink_core::signed::BatchSigner;
@@ -34,7 +35,7 @@ use tokio_stream::{Stream, StreamExt};
 pub use error::{ReadError, ReadErrorKind};
 
 use crate::admission::Caller;
-use crate::exchange::produce::{self, DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, Plan};
+use crate::exchange::produce::{self, Cut, DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, Plan};
 
 /// A response stream of signed batches, produced here or relayed.
 pub type BatchStream = Pin<Box<dyn Stream<Item = Result<SignedBatch, ReadError>> + Send>>;
@@ -51,6 +52,8 @@ pub struct ReadService {
     redactor: Redactor,
     principals: PathBuf,
     seen: SeenRequests,
+    /// Most bytes of records in one batch produced here.
+    batch_bytes: usize,
 }
 
 /// Who a read is for.
@@ -128,7 +131,15 @@ impl ReadService {
             redactor,
             principals,
             seen: SeenRequests::default(),
+            batch_bytes: DEFAULT_BATCH_BYTES,
         }
+    }
+
+    /// Cuts the batches it produces after `bytes` of records (node.toml's `[exchange]
+    /// batch_bytes`) instead of [`DEFAULT_BATCH_BYTES`].
+    pub fn with_batch_bytes(mut self, bytes: usize) -> Self {
+        self.batch_bytes = bytes;
+        self
     }
 
     /// The node this service reads for.
@@ -439,12 +450,15 @@ impl ReadService {
         );
         match read {
             Read::Query(q) => {
-                let size = batch_size(q.batch_size)?;
+                let cut = Cut {
+                    records: batch_size(q.batch_size)?,
+                    bytes: self.batch_bytes,
+                };
                 let plan = plan.with_query(catalog, &q)?;
                 let to = (!q.key_to.is_empty()).then_some(q.key_to.as_str());
                 let records = self.registry.store().scan(&scope.catalog, &q.key_from, to);
                 let limit = (q.limit > 0).then_some(q.limit);
-                Ok(self.stream_batches(template, records, plan, size, limit, entry))
+                Ok(self.stream_batches(template, records, plan, cut, limit, entry))
             }
             Read::History(h) => {
                 plan.check_key_lookup()?;
@@ -455,11 +469,15 @@ impl ReadService {
                         scope.catalog, h.key
                     )));
                 }
+                let cut = Cut {
+                    records: DEFAULT_BATCH_SIZE,
+                    bytes: self.batch_bytes,
+                };
                 Ok(self.stream_batches(
                     template,
                     versions.into_iter().map(Ok),
                     plan,
-                    DEFAULT_BATCH_SIZE,
+                    cut,
                     None,
                     entry,
                 ))
@@ -474,7 +492,7 @@ impl ReadService {
         template: BatchHeader,
         records: impl Iterator<Item = Result<StoredRecord, StoreError>> + Send + 'static,
         plan: Plan,
-        batch_size: usize,
+        cut: Cut,
         limit: Option<u64>,
         mut entry: AuditEntry,
     ) -> BatchStream {
@@ -490,7 +508,7 @@ impl ReadService {
                     keys.push(record.key);
                 }
             };
-            let lists = produce::record_lists(records, plan, batch_size, limit, keep_key);
+            let lists = produce::record_lists(records, plan, cut, limit, keep_key);
             let (mut batches, mut sent) = (0u32, 0u64);
             for sealed in produce::seal_all(&signer, template, lists) {
                 let batch = sealed.map_err(ReadError::from).map(|s| {

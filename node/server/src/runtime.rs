@@ -141,14 +141,17 @@ impl Node {
             credentials.clone(),
             directory.clone(),
         ));
-        let reads = Arc::new(ReadService::new(
-            registry.clone(),
-            Arc::new(signer),
-            peers,
-            audit.clone(),
-            redactor,
-            dir.principals_path(),
-        ));
+        let reads = Arc::new(
+            ReadService::new(
+                registry.clone(),
+                Arc::new(signer),
+                peers,
+                audit.clone(),
+                redactor,
+                dir.principals_path(),
+            )
+            .with_batch_bytes(dir.config.exchange.batch_bytes),
+        );
         let exchange = ExchangeService::new(registry.clone(), reads);
         Ok(Self {
             dir,

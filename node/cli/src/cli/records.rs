@@ -1,13 +1,15 @@
 //! `tierlink records put|import|query|history` and `tierlink verify`.
 
 use std::io::{BufRead, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-use tierlink_client::{ClientError, NodeClient};
+use tierlink_client::{Batching, ClientError, MAX_MESSAGE_BYTES, NodeClient, WriteError};
 use tierlink_core::catalog::{RecordSchema, parse_catalogs};
 use tierlink_core::config::NodeDir;
 use tierlink_core::identity::TrustedCa;
+use tierlink_core::limits::human_bytes;
 use tierlink_core::read::Read;
 use tierlink_core::signed::file::{BatchWriter, verify_file};
 use tierlink_core::signed::{BatchVerifier, StreamSummary, VerifiedBatch};
@@ -41,9 +43,10 @@ pub enum RecordsCommand {
         catalog: String,
         /// File to import: .csv, or JSON lines (.jsonl, .json, .ndjson).
         file: PathBuf,
-        /// Records per batch.
-        #[arg(long, default_value_t = 5000)]
-        batch_size: usize,
+        /// Records per batch, each written all or none; every batch of this many must fit in a
+        /// 64 MiB message [default: up to 5,000 records and 4 MiB a batch].
+        #[arg(long)]
+        batch_size: Option<usize>,
     },
     /// Query records; every batch is verified. Prints JSON lines, or writes signed batches to --out.
     Query {
@@ -146,7 +149,7 @@ pub async fn run(command: RecordsCommand) -> Result<(), CliError> {
                     records.iter().enumerate().map(|(n, r)| (n + 1, r.as_str())),
                 )?
             };
-            write(&node.node, &catalog, table, usize::MAX, "record").await
+            write(&node.node, &catalog, table, Writing::Put, "record").await
         }
         RecordsCommand::Import {
             node,
@@ -154,16 +157,17 @@ pub async fn run(command: RecordsCommand) -> Result<(), CliError> {
             file,
             batch_size,
         } => {
-            if batch_size == 0 {
+            if batch_size == Some(0) {
                 return Err(CliError::Input("--batch-size must be at least 1".into()));
             }
             let table = read_file(&file)?;
+            let source = file.display().to_string();
             write(
                 &node.node,
                 &catalog,
                 table,
-                batch_size,
-                &file.display().to_string(),
+                Writing::Import(batch_size),
+                &source,
             )
             .await
         }
@@ -213,12 +217,20 @@ pub async fn run(command: RecordsCommand) -> Result<(), CliError> {
     }
 }
 
-/// Checks every record locally against the catalog, then writes in batches of `batch_size`.
+/// How a command writes: `records put` all or none in one request, `records import` in batches
+/// of a record count the user gave, or else cut by size.
+#[derive(Clone, Copy)]
+enum Writing {
+    Put,
+    Import(Option<usize>),
+}
+
+/// Checks every record locally against the catalog, then writes them as `writing` says.
 async fn write(
     node: &Path,
     catalog: &str,
     table: Table,
-    batch_size: usize,
+    writing: Writing,
     source: &str,
 ) -> Result<(), CliError> {
     let client = NodeClient::open(NodeDir::load(node)?)?;
@@ -227,14 +239,20 @@ async fn write(
     let columns = schema
         .columns(&table.columns)
         .map_err(|e| CliError::Input(format!("{source}: {e}")))?;
+    let lines = table.lines;
     let checked = schema.rows(&columns, table.rows).map_err(|errors| {
         let mut text = format!(
             "{source}: nothing was written; problems found: {}",
             errors.len()
         );
         for e in errors.iter().take(20) {
-            let line = table.lines.get(e.record - 1).copied().unwrap_or(e.record);
-            text.push_str(&format!("\n  line {line}: {}: {}", e.item, e.problem));
+            let line = lines.get(e.record - 1).copied().unwrap_or(e.record);
+            let key = e
+                .key
+                .as_ref()
+                .map(|k| format!(" (key {k:?})"))
+                .unwrap_or_default();
+            text.push_str(&format!("\n  line {line}{key}: {}: {}", e.item, e.problem));
         }
         if errors.len() > 20 {
             text.push_str(&format!("\n  … and {} more", errors.len() - 20));
@@ -245,31 +263,105 @@ async fn write(
     // file's columns: the node checks them again, against the same catalog.
     let item_codes: Vec<String> = entry.items.iter().map(|i| i.code.clone()).collect();
     let total = checked.len();
-    let (mut written, mut created) = (0, 0);
-    let mut rows = checked.into_iter().map(|row| row.values).peekable();
-    while rows.peek().is_some() {
-        let batch: Vec<Vec<String>> = rows.by_ref().take(batch_size).collect();
-        let n = batch.len();
-        let done = client.put_records(catalog, item_codes.clone(), batch).await.map_err(|e| {
-            CliError::Input(format!(
-                "{source}: writing records {}–{} failed: {e}\n  records 1–{written} are stored; resume from record {} (e.g. with a file holding the rest)",
-                written + 1,
-                written + n,
-                written + 1
-            ))
-        })?;
-        written += n;
-        created += done.created;
-        if total > batch_size {
+    let rows = checked.into_iter().map(|row| row.values).collect();
+    let batching = match writing {
+        Writing::Put => Batching::Exactly(usize::MAX),
+        Writing::Import(None) => Batching::default(),
+        Writing::Import(Some(n)) => Batching::Exactly(n),
+    };
+    let mut batches = 0;
+    let progress = |written| {
+        batches += 1;
+        if batches > 1 || written < total {
             eprintln!("  {written}/{total} records written");
         }
-    }
+    };
+    let written = client
+        .write_records(catalog, item_codes, rows, batching, progress)
+        .await
+        .map_err(|e| CliError::Input(write_failure(source, &lines, writing, e)))?;
     println!(
-        "wrote {written} records to {catalog} on {} ({created} new, {} updated)",
+        "wrote {} records to {catalog} on {} ({} new, {} updated)",
+        written.records,
         client.code(),
-        written as u64 - created
+        written.created,
+        written.updated
     );
     Ok(())
+}
+
+/// What a failed write did and did not store, and what to do next. `lines` holds each record's
+/// line (or argument) in the source.
+fn write_failure(source: &str, lines: &[usize], writing: Writing, e: WriteError) -> String {
+    let span = |r: &Range<usize>| {
+        let (first, last) = (lines[r.start], lines[r.end - 1]);
+        if r.len() == 1 {
+            format!("record {} (line {first})", r.start + 1)
+        } else {
+            format!("records {}–{} (lines {first}–{last})", r.start + 1, r.end)
+        }
+    };
+    let limit = human_bytes(MAX_MESSAGE_BYTES as u64);
+    match (e, writing) {
+        (WriteError::Oversized(o), Writing::Put) => format!(
+            "{source}: nothing was written: the {} records take {} together, over the {limit} a message may carry, and `records put` writes all or none in one message: import them from a file with `tierlink records import`, which writes in batches",
+            o.records.len(),
+            human_bytes(o.bytes as u64)
+        ),
+        (WriteError::Oversized(o), _) if o.fits > 0 => format!(
+            "{source}: nothing was written: a batch of {} takes {}, over the {limit} a message may carry: use --batch-size {} or less, or leave --batch-size out to cut batches by size",
+            span(&o.records),
+            human_bytes(o.bytes as u64),
+            o.fits
+        ),
+        (WriteError::Oversized(o), _) => format!("{source}: nothing was written: {o}"),
+        (
+            WriteError::Stopped {
+                maybe_stored,
+                source: error,
+                ..
+            },
+            Writing::Put,
+        ) => {
+            if maybe_stored {
+                format!(
+                    "{source}: writing failed before the node answered, so the records may or may not be stored: {error}"
+                )
+            } else {
+                format!("{source}: nothing was written: {error}")
+            }
+        }
+        (
+            WriteError::Stopped {
+                written,
+                failed,
+                maybe_stored,
+                source: error,
+            },
+            Writing::Import(_),
+        ) => {
+            let mut text = format!("{source}: writing {} failed: {error}", span(&failed));
+            text.push_str(if maybe_stored {
+                "\n  the connection failed before the node answered, so they may or may not be stored"
+            } else {
+                "\n  none of them is stored"
+            });
+            if written.records == 0 {
+                text.push_str("; nothing before them was written");
+            } else {
+                let verb = if written.records == 1 { "is" } else { "are" };
+                text.push_str(&format!("; {} {verb} stored", span(&(0..written.records))));
+            }
+            text.push_str(&format!(
+                "\n  resume from line {} (e.g. with a file holding the rest)",
+                lines[failed.start]
+            ));
+            if maybe_stored {
+                text.push_str(": a record written again is stored as a new version");
+            }
+            text
+        }
+    }
 }
 
 /// What every read names: the catalog, the target of `route`, and the principal acted as.
@@ -398,3 +490,6 @@ pub fn verify(args: VerifyArgs) -> Result<(), CliError> {
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

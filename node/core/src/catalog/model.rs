@@ -173,7 +173,11 @@ pub struct InformationItem {
     /// Data type of its values.
     #[serde(rename = "type")]
     pub data_type: DataType,
-    /// Maximum length: characters for strings, digits for numbers, bytes for binary.
+    /// Maximum length (数据长度), in the unit of its type: characters (Unicode scalar values, not
+    /// bytes) for strings, digits for numbers, bytes of the decoded value for binary, characters
+    /// of the written form for dates, times, timestamps and booleans. Left out, the type's
+    /// default ([`DataType::default_length`]). Bounds the record's size: see
+    /// [`Catalog::max_record_bytes`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub length: Option<u32>,
     /// Part of the record's primary key.
@@ -250,7 +254,79 @@ pub enum ValueCheck {
     Gb11643,
 }
 
+impl DataType {
+    /// The length of an item of this type that declares none: 4,000 characters of text, 38
+    /// digits, 1 MiB of binary, and the longest written form of the fixed-format types
+    /// (`YYYY-MM-DD`; RFC 3339 with nanoseconds and an offset; a signed 64-bit number;
+    /// `false`).
+    pub fn default_length(self) -> u32 {
+        match self {
+            DataType::String => 4_000,
+            DataType::Number => 38,
+            DataType::Date => 10,
+            DataType::Datetime => 35,
+            DataType::Timestamp => 20,
+            DataType::Boolean => 5,
+            DataType::Binary => 1 << 20,
+        }
+    }
+
+    /// Most bytes a value of this type and `length` takes as stored: UTF-8 takes up to 4 bytes a
+    /// character; a number adds a sign and a decimal point to its digits; binary is stored as
+    /// padded base64; the other types are written in ASCII.
+    pub fn max_bytes(self, length: u32) -> u64 {
+        let length = u64::from(length);
+        match self {
+            DataType::String => 4 * length,
+            DataType::Number => length + 2,
+            DataType::Binary => length.div_ceil(3) * 4,
+            DataType::Date | DataType::Datetime | DataType::Timestamp | DataType::Boolean => length,
+        }
+    }
+}
+
+impl InformationItem {
+    /// The item's length: as declared, else its type's default.
+    pub fn max_length(&self) -> u32 {
+        self.length
+            .unwrap_or_else(|| self.data_type.default_length())
+    }
+
+    /// Most bytes one value of this item takes as stored.
+    pub fn max_value_bytes(&self) -> u64 {
+        self.data_type.max_bytes(self.max_length())
+    }
+}
+
+/// Bytes a length-delimited protobuf field of `len` bytes takes: a one-byte tag (fields 1 to
+/// 15), the length as a varint, the bytes.
+fn field_bytes(len: u64) -> u64 {
+    1 + prost::encoding::encoded_len_varint(len) as u64 + len
+}
+
 impl Catalog {
+    /// The catalog's maximum record size: the most bytes any record it admits takes encoded as a
+    /// `tierlink.v1.Record`, as stored or as sent under any decision. Every item at its
+    /// [`InformationItem::max_value_bytes`] (a hashed value takes
+    /// [`crate::policy::HASH_CHARS`] bytes, which can be more than a short item's), the key
+    /// items' values joined by U+001F (or hashed), a version and a time of at most ten varint
+    /// bytes each. Records are checked item by item against their lengths, so none is larger.
+    pub fn max_record_bytes(&self) -> u64 {
+        let hashed = crate::policy::HASH_CHARS as u64;
+        let key_items = self.items.iter().filter(|i| i.primary_key);
+        let joined: u64 = key_items
+            .clone()
+            .map(InformationItem::max_value_bytes)
+            .sum::<u64>()
+            + (key_items.count() as u64).saturating_sub(1);
+        let values: u64 = self
+            .items
+            .iter()
+            .map(|i| field_bytes(i.max_value_bytes().max(hashed)))
+            .sum();
+        field_bytes(joined.max(hashed)) + 2 * (1 + 10) + values
+    }
+
     /// Index of the item with this code.
     pub fn item_index(&self, code: &str) -> Option<usize> {
         self.items.iter().position(|i| i.code == code)

@@ -9,6 +9,7 @@ use regex::Regex;
 
 use super::model::{Catalog, DataType, ValueCheck};
 use super::rules::CatalogError;
+use crate::limits::thousands;
 
 /// Joins the values of a composite primary key.
 pub const KEY_SEPARATOR: char = '\u{1f}';
@@ -24,20 +25,32 @@ pub struct Row {
 
 /// One problem with one record.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("record {record}: {item}: {problem}")]
+#[error("record {record}{}: {item}: {problem}", key_text(.key))]
 pub struct RecordError {
     /// Position of the record in its batch or file, from 1.
     pub record: usize,
+    /// The record's primary key, when its key items hold valid values.
+    pub key: Option<String>,
     /// The item at fault.
     pub item: String,
     /// What is wrong.
     pub problem: String,
 }
 
+/// ` (key "…")`, or nothing when the key is not known.
+fn key_text(key: &Option<String>) -> String {
+    key.as_ref()
+        .map(|k| format!(" (key {k:?})"))
+        .unwrap_or_default()
+}
+
 struct ItemRule {
     code: String,
     data_type: DataType,
-    length: Option<usize>,
+    /// The item's length, in the unit of its type.
+    length: usize,
+    /// Whether the catalog declares the length (else it is the type's default).
+    declared: bool,
     required: bool,
     pattern: Option<Regex>,
     codes: Option<HashSet<String>>,
@@ -66,7 +79,8 @@ impl RecordSchema {
                 ItemRule {
                     code: i.code.clone(),
                     data_type: i.data_type,
-                    length: i.length.map(|l| l as usize),
+                    length: i.max_length() as usize,
+                    declared: i.length.is_some(),
                     required: i.required,
                     // The pattern compiled in validate(); anchor it so it must match in full.
                     pattern: i
@@ -128,26 +142,23 @@ impl RecordSchema {
         columns: &[usize],
         values: Vec<String>,
     ) -> Result<Row, Vec<RecordError>> {
-        let mut errors = Vec::new();
         if values.len() != columns.len() {
-            errors.push(RecordError {
+            return Err(vec![RecordError {
                 record,
+                key: None,
                 item: "-".into(),
                 problem: format!("has {} values for {} columns", values.len(), columns.len()),
-            });
-            return Err(errors);
+            }]);
         }
         let mut full = vec![String::new(); self.items.len()];
         for (value, &n) in values.into_iter().zip(columns) {
             full[n] = value;
         }
-        for (rule, value) in self.items.iter().zip(full.iter_mut()) {
+        // (item position, problem)
+        let mut problems: Vec<(usize, String)> = Vec::new();
+        for (n, (rule, value)) in self.items.iter().zip(full.iter_mut()).enumerate() {
             if let Err(problem) = rule.check(value) {
-                errors.push(RecordError {
-                    record,
-                    item: rule.code.clone(),
-                    problem,
-                });
+                problems.push((n, problem));
             }
         }
         let parts: Vec<&str> = self.key_items.iter().map(|&n| full[n].as_str()).collect();
@@ -155,17 +166,25 @@ impl RecordSchema {
             .iter()
             .any(|p| p.contains(KEY_SEPARATOR) || p.contains('\0'))
         {
-            errors.push(RecordError {
-                record,
-                item: self.items[self.key_items[0]].code.clone(),
-                problem: "key values must not contain control characters U+0000 or U+001F".into(),
-            });
-        }
-        if !errors.is_empty() {
-            return Err(errors);
+            problems.push((
+                self.key_items[0],
+                "key values must not contain control characters U+0000 or U+001F".into(),
+            ));
         }
         let key = parts.join(&KEY_SEPARATOR.to_string());
-        Ok(Row { key, values: full })
+        if problems.is_empty() {
+            return Ok(Row { key, values: full });
+        }
+        let key_valid = !problems.iter().any(|(n, _)| self.key_items.contains(n));
+        Err(problems
+            .into_iter()
+            .map(|(n, problem)| RecordError {
+                record,
+                key: key_valid.then(|| key.clone()),
+                item: self.items[n].code.clone(),
+                problem,
+            })
+            .collect())
     }
 
     /// Checks a whole batch; any error rejects it, with every error found. Two records with the
@@ -184,6 +203,7 @@ impl RecordSchema {
                     if let Some(first) = keys.insert(row.key.clone(), n + 1) {
                         errors.push(RecordError {
                             record: n + 1,
+                            key: None,
                             item: "key".into(),
                             problem: format!(
                                 "key {:?} also appears in record {first}: send one version per key",
@@ -260,12 +280,20 @@ impl ItemRule {
                 .map_err(|_| "is not base64 text".to_string())?
                 .len(),
         };
-        if let Some(max) = self.length {
-            if length > max {
-                return Err(format!(
-                    "is {length} long, longer than the item's length {max}"
-                ));
-            }
+        if length > self.length {
+            let unit = match self.data_type {
+                DataType::Number => "digits",
+                DataType::Binary => "bytes",
+                _ => "characters",
+            };
+            let (max, length) = (thousands(self.length as u64), thousands(length as u64));
+            return Err(if self.declared {
+                format!("is {length} {unit} long, over the item's length of {max} {unit}")
+            } else {
+                format!(
+                    "is {length} {unit} long, over {max} {unit}, the length of an item of this type that declares none: declare its length in the catalog"
+                )
+            });
         }
         if let Some(pattern) = &self.pattern {
             if !pattern.is_match(value) {

@@ -10,6 +10,36 @@ use regex::Regex;
 #[cfg(test)]
 use super::model::InformationItem;
 use super::model::{Catalog, DataType, ResourceKind, SharingType};
+use crate::limits::{MAX_RECORD_BYTES, human_bytes, thousands};
+
+/// Bounds on a catalog entry, the same in `schema/catalog.schema.json`: generous for real
+/// national catalogs (the shipped examples come closest with a provider's name of 72
+/// characters), tight enough that an entry travels in one message and every record of it fits
+/// in one batch. Text is counted in characters (Unicode scalar values), as JSON Schema's
+/// `maxLength` counts them.
+pub mod bounds {
+    /// Characters of a name: the resource's, the provider's, an item's, a code-table label.
+    pub const NAME_CHARS: usize = 200;
+    /// Characters of a summary or a statement of sharing conditions.
+    pub const TEXT_CHARS: usize = 2_000;
+    /// Characters of a provider's code or a code-table code (a unified social credit code has 18).
+    pub const CODE_CHARS: usize = 64;
+    /// Characters of an item code (also stated by its pattern).
+    pub const ITEM_CODE_CHARS: usize = 63;
+    /// Characters of an item's pattern.
+    pub const PATTERN_CHARS: usize = 1_000;
+    /// Related resources of one entry.
+    pub const RELATED: usize = 100;
+    /// Information items of one entry (the essays' richest base catalog has 150).
+    pub const ITEMS: usize = 1_000;
+    /// Entries of one item's code table (China's county-level divisions number under 3,000).
+    pub const CODE_TABLE: usize = 10_000;
+    /// An item's length: a string of that many characters can take 16 MB, about the most a
+    /// record may hold ([`crate::limits::MAX_RECORD_BYTES`]).
+    pub const LENGTH: u32 = 4_000_000;
+    /// Bytes of an entry written as compact JSON: entries travel whole in directory changes.
+    pub const ENTRY_BYTES: usize = 1 << 20;
+}
 
 static RESOURCE_CODE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[1-3][0-9]{2}(?:[0-9]{3}(?:[0-9]{3})?)?/[0-9]{6}$").unwrap());
@@ -117,15 +147,39 @@ impl Catalog {
                 format!("a {:?} resource's code starts with {class}", self.kind),
             ));
         }
-        for (field, value) in [
-            ("name", &self.name),
-            ("summary", &self.summary),
-            ("provider.name", &self.provider.name),
-            ("provider.code", &self.provider.code),
+        let too_long = |field: &str, value: &str, max: usize| {
+            let chars = value.chars().count();
+            (chars > max).then(|| {
+                fail(
+                    field,
+                    format!(
+                        "is {} characters long, over the {} allowed",
+                        thousands(chars as u64),
+                        thousands(max as u64)
+                    ),
+                )
+            })
+        };
+        for (field, value, max) in [
+            ("name", &self.name, bounds::NAME_CHARS),
+            ("summary", &self.summary, bounds::TEXT_CHARS),
+            ("provider.name", &self.provider.name, bounds::NAME_CHARS),
+            ("provider.code", &self.provider.code, bounds::CODE_CHARS),
         ] {
             if value.trim().is_empty() {
                 return Err(fail(field, "must not be empty".into()));
             }
+            if let Some(e) = too_long(field, value, max) {
+                return Err(e);
+            }
+        }
+        if let Some(e) = self
+            .sharing
+            .conditions
+            .as_deref()
+            .and_then(|c| too_long("sharing.conditions", c, bounds::TEXT_CHARS))
+        {
+            return Err(e);
         }
         if self.sharing.kind == SharingType::Conditional
             && self
@@ -145,6 +199,16 @@ impl Catalog {
                 format!("{:?} is not a date: write YYYY-MM-DD", self.published),
             ));
         }
+        if self.related.len() > bounds::RELATED {
+            return Err(fail(
+                "related",
+                format!(
+                    "lists {} resources, over the {} an entry may relate to",
+                    self.related.len(),
+                    bounds::RELATED
+                ),
+            ));
+        }
         for (n, related) in self.related.iter().enumerate() {
             if !RESOURCE_CODE.is_match(related) || *related == self.code {
                 return Err(fail(
@@ -159,16 +223,39 @@ impl Catalog {
                 "a catalog needs at least one information item".into(),
             ));
         }
+        if self.items.len() > bounds::ITEMS {
+            return Err(fail(
+                "items",
+                format!(
+                    "has {} information items, over the {} an entry may have: split the resource",
+                    thousands(self.items.len() as u64),
+                    thousands(bounds::ITEMS as u64)
+                ),
+            ));
+        }
         let mut codes = HashSet::new();
         let mut names = HashSet::new();
         for (n, item) in self.items.iter().enumerate() {
             let at = |field: &str| format!("items[{n}].{field}");
+            for (field, value, max) in [
+                ("name", item.name.as_str(), bounds::NAME_CHARS),
+                (
+                    "pattern",
+                    item.pattern.as_deref().unwrap_or(""),
+                    bounds::PATTERN_CHARS,
+                ),
+            ] {
+                if let Some(e) = too_long(&at(field), value, max) {
+                    return Err(e);
+                }
+            }
             if !ITEM_CODE.is_match(&item.code) {
                 return Err(fail(
                     &at("code"),
                     format!(
-                        "{:?} is not an item code: use lower-case letters, digits and _, starting with a letter",
-                        item.code
+                        "{:?} is not an item code: use lower-case letters, digits and _, starting with a letter, at most {} in all",
+                        item.code,
+                        bounds::ITEM_CODE_CHARS
                     ),
                 ));
             }
@@ -185,6 +272,16 @@ impl Catalog {
                 return Err(fail(
                     &at("length"),
                     "must be at least 1, or left out".into(),
+                ));
+            }
+            if let Some(length) = item.length.filter(|l| *l > bounds::LENGTH) {
+                return Err(fail(
+                    &at("length"),
+                    format!(
+                        "{} is over the longest an item may be, {}",
+                        thousands(length.into()),
+                        thousands(bounds::LENGTH.into())
+                    ),
                 ));
             }
             if openness(item.sharing) > openness(self.sharing.kind) {
@@ -239,6 +336,24 @@ impl Catalog {
                         "must list at least one code, each once".into(),
                     ));
                 }
+                if table.len() > bounds::CODE_TABLE {
+                    return Err(fail(
+                        &at("code_table"),
+                        format!(
+                            "lists {} codes, over the {} a code table may list",
+                            thousands(table.len() as u64),
+                            thousands(bounds::CODE_TABLE as u64)
+                        ),
+                    ));
+                }
+                for (k, entry) in table.iter().enumerate() {
+                    let field = |f: &str| at(&format!("code_table[{k}].{f}"));
+                    if let Some(e) = too_long(&field("code"), &entry.code, bounds::CODE_CHARS)
+                        .or_else(|| too_long(&field("label"), &entry.label, bounds::NAME_CHARS))
+                    {
+                        return Err(e);
+                    }
+                }
             }
             if item.check.is_some() && item.data_type != DataType::String {
                 return Err(fail(
@@ -251,6 +366,35 @@ impl Catalog {
             return Err(fail(
                 "items",
                 "mark at least one item primary_key: records are stored and queried by key".into(),
+            ));
+        }
+        let record = self.max_record_bytes();
+        if record > MAX_RECORD_BYTES {
+            let longest = self
+                .items
+                .iter()
+                .max_by_key(|i| i.max_value_bytes())
+                .expect("at least one item");
+            return Err(fail(
+                "items",
+                format!(
+                    "a record of this catalog can take {} (every item at its length, text at up to 4 bytes a character), over the {} a record may take so that it always fits in one message: shorten the longest items (the longest, {}, takes up to {})",
+                    human_bytes(record),
+                    human_bytes(MAX_RECORD_BYTES),
+                    longest.code,
+                    human_bytes(longest.max_value_bytes())
+                ),
+            ));
+        }
+        let json = serde_json::to_vec(self).map_or(0, |j| j.len());
+        if json > bounds::ENTRY_BYTES {
+            return Err(fail(
+                "-",
+                format!(
+                    "the entry takes {} as JSON, over the {} an entry may take: shorten its code tables or split the resource",
+                    human_bytes(json as u64),
+                    human_bytes(bounds::ENTRY_BYTES as u64)
+                ),
             ));
         }
         Ok(())

@@ -38,3 +38,34 @@ fn unknown_peers_and_bad_files_are_named() {
     let err = NodeDir::load(dir.path()).unwrap_err();
     assert!(err.to_string().contains("node.toml"), "{err}");
 }
+
+#[test]
+fn the_batch_size_in_bytes_is_bounded_by_the_message_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let street = include_str!("../../../../ops/hosts/street.toml");
+    std::fs::write(dir.path().join(CONFIG_FILE), street).unwrap();
+    let node = NodeDir::load(dir.path()).unwrap();
+    assert_eq!(node.config.exchange.batch_bytes, 4 << 20);
+
+    let with = |bytes: usize| format!("{street}\n[exchange]\nbatch_bytes = {bytes}\n");
+    std::fs::write(dir.path().join(CONFIG_FILE), with(1 << 20)).unwrap();
+    assert_eq!(
+        NodeDir::load(dir.path())
+            .unwrap()
+            .config
+            .exchange
+            .batch_bytes,
+        1 << 20
+    );
+    for bad in [0, 1000, 64 << 20] {
+        std::fs::write(dir.path().join(CONFIG_FILE), with(bad)).unwrap();
+        let err = NodeDir::load(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("node.toml")
+                && err.contains(&format!(
+                    "[exchange] batch_bytes = {bad} is outside 65536..=33554432"
+                )),
+            "{err}"
+        );
+    }
+}

@@ -81,9 +81,9 @@ pub struct Redactor {
     hasher: Option<SipHasher13>,
 }
 
-/// Characters of a hashed value: 96 bits as URL-safe base64, joinable without collisions among
-/// billions of values.
-const HASH_CHARS: usize = 16;
+/// Characters (and bytes) of a hashed value: 96 bits as URL-safe base64, joinable without
+/// collisions among billions of values.
+pub const HASH_CHARS: usize = 16;
 
 /// The URL-safe base64 alphabet (RFC 4648 §5).
 const BASE64_URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

@@ -2,14 +2,17 @@
 //! CA certificate alone (`tierlink verify`).
 //!
 //! Layout: the 16-byte magic `TIERLINK-BATCH1\n`, then each `SignedBatch` length-delimited.
+//! A batch is never larger than a message ([`MAX_MESSAGE_BYTES`]), so a file is read one batch
+//! at a time, whatever its size.
 
 use std::io::{BufReader, BufWriter, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use prost::Message;
 use tierlink_proto::v1::SignedBatch;
 
 use super::{BatchVerifier, Expected, StreamCheck, StreamSummary, VerifyError};
+use crate::limits::{MAX_MESSAGE_BYTES, human_bytes, thousands};
 
 const MAGIC: &[u8; 16] = b"TIERLINK-BATCH1\n";
 
@@ -34,79 +37,172 @@ pub enum BatchFileError {
     },
 }
 
-/// Writes batches to a new file (replacing any file there) and syncs it.
+/// Writes batches to a new file, replacing any file there once every batch is written and
+/// synced: until [`BatchWriter::finish`], they go to `PATH.partial`, which is removed if the
+/// writer is dropped unfinished (a read that fails leaves no file that looks like an export).
 pub struct BatchWriter {
-    path: String,
-    out: BufWriter<std::fs::File>,
+    path: PathBuf,
+    partial: PathBuf,
+    out: Option<BufWriter<std::fs::File>>,
+}
+
+fn io_error(path: &Path) -> impl Fn(std::io::Error) -> BatchFileError + '_ {
+    move |source| BatchFileError::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 impl BatchWriter {
-    /// Creates the file and writes the magic.
+    /// Creates the partial file and writes the magic.
     pub fn create(path: &Path) -> Result<Self, BatchFileError> {
-        let name = path.display().to_string();
-        let io = |source| BatchFileError::Io {
-            path: name.clone(),
-            source,
+        let mut name = path.file_name().unwrap_or_default().to_owned();
+        name.push(".partial");
+        let partial = path.with_file_name(name);
+        let file = std::fs::File::create(&partial).map_err(io_error(path))?;
+        // Made before the first write, so that a failed one removes the partial file.
+        let mut writer = Self {
+            path: path.to_owned(),
+            partial,
+            out: Some(BufWriter::new(file)),
         };
-        let mut out = BufWriter::new(std::fs::File::create(path).map_err(io)?);
-        out.write_all(MAGIC).map_err(io)?;
-        Ok(Self { path: name, out })
+        writer.write_bytes(MAGIC)?;
+        Ok(writer)
+    }
+
+    fn write_bytes(&mut self, bytes: &[u8]) -> Result<(), BatchFileError> {
+        let out = self.out.as_mut().expect("open until finished");
+        out.write_all(bytes).map_err(io_error(&self.path))
     }
 
     /// Appends one batch.
     pub fn write(&mut self, batch: &SignedBatch) -> Result<(), BatchFileError> {
-        let io = |source| BatchFileError::Io {
-            path: self.path.clone(),
-            source,
-        };
-        self.out
-            .write_all(&batch.encode_length_delimited_to_vec())
-            .map_err(io)
+        self.write_bytes(&batch.encode_length_delimited_to_vec())
     }
 
-    /// Flushes and syncs the file.
-    pub fn finish(self) -> Result<(), BatchFileError> {
-        let path = self.path;
-        let io = |source| BatchFileError::Io {
-            path: path.clone(),
-            source,
+    /// Flushes and syncs the file and puts it in place.
+    pub fn finish(mut self) -> Result<(), BatchFileError> {
+        let out = self.out.take().expect("open until finished");
+        let io = io_error(&self.path);
+        let file = out.into_inner().map_err(|e| io(e.into_error()))?;
+        file.sync_all().map_err(&io)?;
+        std::fs::rename(&self.partial, &self.path).map_err(io)
+    }
+}
+
+impl Drop for BatchWriter {
+    fn drop(&mut self) {
+        if self.out.take().is_some() {
+            let _ = std::fs::remove_file(&self.partial);
+        }
+    }
+}
+
+/// Reads the batches of a file one at a time, each checked to be no larger than a message could
+/// carry before it is read.
+pub struct BatchReader {
+    path: String,
+    input: BufReader<std::fs::File>,
+    batches: u32,
+    /// Set after an error: nothing after it can be trusted to be a batch.
+    failed: bool,
+}
+
+impl BatchReader {
+    /// Opens a batch file and checks its magic.
+    pub fn open(path: &Path) -> Result<Self, BatchFileError> {
+        let mut input = BufReader::new(std::fs::File::open(path).map_err(io_error(path))?);
+        let mut magic = [0u8; MAGIC.len()];
+        let read = input.read_exact(&mut magic);
+        if read.is_err() || &magic != MAGIC {
+            return Err(BatchFileError::Format {
+                path: path.display().to_string(),
+                problem:
+                    "not a Tierlink batch file (write one with `tierlink records query --out FILE`)"
+                        .into(),
+            });
+        }
+        Ok(Self {
+            path: path.display().to_string(),
+            input,
+            batches: 0,
+            failed: false,
+        })
+    }
+
+    fn format(&self, problem: String) -> BatchFileError {
+        BatchFileError::Format {
+            path: self.path.clone(),
+            problem: format!("batch {} {problem}", self.batches),
+        }
+    }
+
+    /// The next batch's length prefix, or `None` at the end of the file.
+    fn length(&mut self) -> Result<Option<u64>, BatchFileError> {
+        let mut length = 0u64;
+        for shift in (0..64).step_by(7) {
+            let mut byte = [0u8];
+            match self.input.read_exact(&mut byte) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && shift == 0 => {
+                    return Ok(None);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    return Err(self.format("is cut short: its length is incomplete".into()));
+                }
+                Err(source) => {
+                    return Err(BatchFileError::Io {
+                        path: self.path.clone(),
+                        source,
+                    });
+                }
+            }
+            length |= u64::from(byte[0] & 0x7f) << shift;
+            if byte[0] & 0x80 == 0 {
+                return Ok(Some(length));
+            }
+        }
+        Err(self.format("is damaged: its length is not a number".into()))
+    }
+
+    fn next_batch(&mut self) -> Result<Option<SignedBatch>, BatchFileError> {
+        let Some(length) = self.length()? else {
+            return Ok(None);
         };
-        let file = self.out.into_inner().map_err(|e| io(e.into_error()))?;
-        file.sync_all().map_err(io)
+        if length > MAX_MESSAGE_BYTES as u64 {
+            return Err(self.format(format!(
+                "claims {} bytes, more than a batch can hold ({}): the file is damaged",
+                thousands(length),
+                human_bytes(MAX_MESSAGE_BYTES as u64)
+            )));
+        }
+        let mut bytes = vec![0u8; length as usize];
+        self.input
+            .read_exact(&mut bytes)
+            .map_err(|e| self.format(format!("is cut short or damaged: {e}")))?;
+        let batch = SignedBatch::decode(bytes.as_slice())
+            .map_err(|e| self.format(format!("is cut short or damaged: {e}")))?;
+        self.batches += 1;
+        Ok(Some(batch))
+    }
+}
+
+impl Iterator for BatchReader {
+    type Item = Result<SignedBatch, BatchFileError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        let next = self.next_batch();
+        self.failed = next.is_err();
+        next.transpose()
     }
 }
 
 /// Reads every batch of a file.
 pub fn read_batches(path: &Path) -> Result<Vec<SignedBatch>, BatchFileError> {
-    let name = path.display().to_string();
-    let io = |source| BatchFileError::Io {
-        path: name.clone(),
-        source,
-    };
-    let format = |problem: String| BatchFileError::Format {
-        path: name.clone(),
-        problem,
-    };
-    let mut bytes = Vec::new();
-    BufReader::new(std::fs::File::open(path).map_err(io)?)
-        .read_to_end(&mut bytes)
-        .map_err(io)?;
-    let mut rest = bytes.strip_prefix(MAGIC.as_slice()).ok_or_else(|| {
-        format(
-            "not a Tierlink batch file (write one with `tierlink records query --out FILE`)".into(),
-        )
-    })?;
-    let mut batches = Vec::new();
-    while !rest.is_empty() {
-        let batch = SignedBatch::decode_length_delimited(&mut rest).map_err(|e| {
-            format(format!(
-                "batch {} is cut short or damaged: {e}",
-                batches.len()
-            ))
-        })?;
-        batches.push(batch);
-    }
-    Ok(batches)
+    BatchReader::open(path)?.collect()
 }
 
 /// A batch file that failed verification.
@@ -131,7 +227,8 @@ pub fn verify_file(
     verifier: &BatchVerifier,
 ) -> Result<StreamSummary, FileVerifyError> {
     let mut check = StreamCheck::new(Expected::default());
-    for batch in read_batches(path)? {
+    for batch in BatchReader::open(path)? {
+        let batch = batch?;
         let n = check.batches();
         check
             .verify(verifier, &batch)

@@ -15,6 +15,17 @@ pub const DEFAULT_BATCH_SIZE: usize = 1000;
 /// The most records one batch may hold, to bound memory on both sides.
 pub const MAX_BATCH_SIZE: usize = 10_000;
 
+/// Where record lists are cut into batches: after `records` records, or before a record that
+/// would take the list over `bytes` (encoded). A record larger than `bytes` goes alone; the
+/// catalog's maximum record size keeps it within a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cut {
+    /// Most records in one batch.
+    pub records: usize,
+    /// Most bytes of encoded records in one batch (the node's `[exchange] batch_bytes`).
+    pub bytes: usize,
+}
+
 /// What a consumer gets of a catalog under a policy decision, and which records it asked for.
 #[derive(Clone, Debug)]
 pub struct Plan {
@@ -296,34 +307,42 @@ pub struct Scratch {
     record: Vec<u8>,
 }
 
-/// Projects stored records under `plan` and cuts the matches into encoded `RecordList`s of at
-/// most `batch_size`, each with its count, stopping after `limit` records. Always yields at least
-/// one list, so an empty answer is still a signed answer. `on_match` sees each stored record
-/// sent, before redaction (the audit keeps the keys).
+/// Projects stored records under `plan` and cuts the matches into encoded `RecordList`s as
+/// `cut` says, each with its count, stopping after `limit` records. Always yields at least one
+/// list, so an empty answer is still a signed answer. `on_match` sees each stored record sent,
+/// before redaction (the audit keeps the keys).
 pub fn record_lists(
     mut records: impl Iterator<Item = Result<StoredRecord, StoreError>>,
     plan: Plan,
-    batch_size: usize,
+    cut: Cut,
     limit: Option<u64>,
     mut on_match: impl FnMut(&StoredRecord),
 ) -> impl Iterator<Item = Result<(Vec<u8>, u64), StoreError>> {
     let mut remaining = limit.unwrap_or(u64::MAX);
     let mut scratch = Scratch::default();
     let (mut done, mut yielded) = (false, false);
+    // A record that would have taken the previous list over its bytes: it opens the next one.
+    let mut carried = Vec::new();
     // Sized from the previous list, with room to spare: growing a list of a thousand records
     // copies it and faults in fresh pages.
-    let mut capacity = batch_size.min(1024) * 512;
+    let most = cut.bytes.saturating_add(cut.bytes / 8);
+    let mut capacity = (cut.records.min(1024) * 512).min(most);
     std::iter::from_fn(move || {
-        if done {
+        if done && carried.is_empty() {
             return None;
         }
         let mut list = Vec::with_capacity(capacity);
         let mut count = 0u64;
-        while count < batch_size as u64 && remaining > 0 {
+        if !carried.is_empty() {
+            list.append(&mut carried);
+            count = 1;
+        }
+        while !done && count < cut.records as u64 && remaining > 0 && list.len() < cut.bytes {
             let Some(record) = records.next() else {
                 done = true;
                 break;
             };
+            let at = list.len();
             let appended = record.and_then(|r| {
                 let sent = plan.append_visible(r.bytes(), &mut list, &mut scratch)?;
                 if sent {
@@ -333,8 +352,12 @@ pub fn record_lists(
             });
             match appended {
                 Ok(true) => {
-                    count += 1;
                     remaining -= 1;
+                    if count > 0 && list.len() > cut.bytes {
+                        carried = list.split_off(at);
+                        break;
+                    }
+                    count += 1;
                 }
                 Ok(false) => {}
                 Err(e) => {
@@ -344,7 +367,7 @@ pub fn record_lists(
             }
         }
         done |= remaining == 0;
-        capacity = capacity.max(list.len() + list.len() / 8);
+        capacity = capacity.max(list.len() + list.len() / 8).min(most);
         if count == 0 && yielded {
             return None;
         }

@@ -1,3 +1,5 @@
+use base64::Engine;
+
 use super::*;
 use crate::catalog::parse_catalogs;
 
@@ -46,7 +48,11 @@ fn each_bad_value_is_named() {
         ("birth_date", "1949-02-30", "not a date"),
         ("phone", "12345", "pattern"),
         ("floating", "yes", "boolean"),
-        ("name", &"长".repeat(51), "longer than"),
+        (
+            "name",
+            &"长".repeat(51),
+            "is 51 characters long, over the item's length of 50",
+        ),
         ("person_id", "", "required"),
     ];
     for (item, bad, expect) in cases {
@@ -59,6 +65,11 @@ fn each_bad_value_is_named() {
         assert_eq!(errors.len(), 1, "{item}: {errors:?}");
         assert_eq!(errors[0].item, item);
         assert_eq!(errors[0].record, 4);
+        let key = (item != "person_id").then(|| "P000001".to_string());
+        assert_eq!(
+            errors[0].key, key,
+            "{item}: the key is named when it is valid"
+        );
         assert!(
             errors[0].problem.contains(expect),
             "{item}: {}",
@@ -120,4 +131,124 @@ fn gb11643_check_digits() {
         gb11643_check_digit("42050219900101123").unwrap()
     );
     assert!(gb11643_valid(&id));
+}
+
+/// A catalog with one item of every type, each at the length given (`None`: its default), and a
+/// string key.
+fn every_type(length: Option<u32>) -> Catalog {
+    let types = [
+        "string",
+        "number",
+        "date",
+        "datetime",
+        "timestamp",
+        "boolean",
+        "binary",
+    ];
+    let mut items = vec![serde_json::json!({
+        "code": "key", "name": "key", "type": "string", "length": 40,
+        "primary_key": true, "required": true, "sharing": "unconditional", "grade": "general",
+    })];
+    for t in types {
+        let mut item = serde_json::json!({
+            "code": format!("a_{t}"), "name": t, "type": t,
+            "sharing": "unconditional", "grade": "general",
+        });
+        // The fixed formats keep their own lengths: a date is never a million characters.
+        if let Some(l) = length.filter(|_| matches!(t, "string" | "number" | "binary")) {
+            item["length"] = l.into();
+        }
+        items.push(item);
+    }
+    let json = serde_json::json!({
+        "code": "103001001/000098", "name": "every type", "summary": "every type at its longest",
+        "provider": { "name": "p", "code": "p" }, "kind": "base", "format": "database",
+        "update_cycle": "daily", "sharing": { "type": "unconditional", "method": "interface" },
+        "open_type": "not_open", "published": "2026-01-01", "items": items,
+    });
+    parse_catalogs(&json.to_string(), "every-type.json")
+        .unwrap()
+        .remove(0)
+}
+
+/// The largest value of `item` its checks admit, as bytes go: four-byte characters, a sign and a
+/// point, the longest written forms.
+fn longest(item: &crate::catalog::InformationItem) -> String {
+    let l = item.max_length() as usize;
+    match item.data_type {
+        DataType::String => "𠮷".repeat(l),
+        DataType::Number => format!("-9.{}", "9".repeat(l - 1)),
+        DataType::Date => "2026-01-15".into(),
+        DataType::Datetime => "2026-01-15T08:30:00.123456789+08:00".into(),
+        DataType::Timestamp => format!("-{}1", "0".repeat(l - 2)),
+        DataType::Boolean => "false".into(),
+        DataType::Binary => base64::engine::general_purpose::STANDARD.encode(vec![0xff; l]),
+    }
+}
+
+#[test]
+fn no_record_a_catalog_admits_is_larger_than_its_maximum_record_size() {
+    use prost::Message;
+    for catalog in [
+        every_type(None),
+        every_type(Some(3)),
+        every_type(Some(20_000)),
+    ] {
+        let schema = RecordSchema::new(&catalog).unwrap();
+        let codes: Vec<String> = catalog.items.iter().map(|i| i.code.clone()).collect();
+        let columns = schema.columns(&codes).unwrap();
+        let mut values: Vec<String> = catalog.items.iter().map(longest).collect();
+        values[0] = "𠮷".repeat(40);
+        let row = schema.row(1, &columns, values.clone()).unwrap();
+        let stored = tierlink_proto::v1::Record {
+            key: row.key,
+            version: u64::MAX,
+            updated_at_micros: i64::MIN,
+            values: row.values,
+        };
+        let bound = catalog.max_record_bytes();
+        let size = stored.encoded_len() as u64;
+        assert!(size <= bound, "{size} > {bound}");
+        // Hashing makes a short value longer: every value hashed is within the bound too.
+        let hashed = tierlink_proto::v1::Record {
+            key: "k".repeat(crate::policy::HASH_CHARS),
+            values: vec!["h".repeat(crate::policy::HASH_CHARS); values.len()],
+            ..stored.clone()
+        };
+        assert!(hashed.encoded_len() as u64 <= bound);
+        // The bound is close: at lengths that matter, within a percent.
+        if catalog.items[1].max_length() >= 4_000 {
+            assert!(size as f64 > 0.99 * bound as f64, "{size} of {bound}");
+        }
+        // One character more than an item's length is refused, naming the length. (A date or a
+        // boolean is no longer than its format.)
+        for n in 1..values.len() {
+            let mut over = values.clone();
+            let item = &catalog.items[n];
+            over[n] =
+                match item.data_type {
+                    DataType::Date | DataType::Boolean => continue,
+                    DataType::Binary => base64::engine::general_purpose::STANDARD
+                        .encode(vec![0xff; item.max_length() as usize + 1]),
+                    DataType::Number => format!("{}9", over[n]),
+                    DataType::Timestamp => format!("-0{}", &over[n][1..]),
+                    DataType::Datetime => "2026-01-15T08:30:00.1234567891+08:00".into(),
+                    _ => format!("{}𠮷", over[n]),
+                };
+            let errors = schema.row(1, &columns, over).unwrap_err();
+            let problem = &errors[0].problem;
+            assert_eq!(errors[0].item, item.code, "{problem}");
+            let max = crate::limits::thousands(item.max_length().into());
+            assert!(
+                problem.contains(&format!("over {max} "))
+                    || problem.contains(&format!("length of {max} ")),
+                "{problem}"
+            );
+            assert_eq!(
+                problem.contains("declare its length"),
+                item.length.is_none(),
+                "{problem}"
+            );
+        }
+    }
 }

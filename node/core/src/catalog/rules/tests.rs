@@ -102,3 +102,120 @@ fn replacing_keeps_stored_items_in_place() {
         "items[2]"
     );
 }
+
+#[test]
+fn bounds_are_refused_naming_the_field_and_the_bound() {
+    type Edit = fn(&mut serde_json::Value);
+    fn long(n: usize) -> serde_json::Value {
+        "长".repeat(n).into()
+    }
+    let cases: [(&str, &str, Edit); 11] = [
+        ("name", "201 characters long, over the 200", |v| {
+            v["name"] = long(201)
+        }),
+        ("summary", "over the 2,000", |v| v["summary"] = long(2001)),
+        ("provider.code", "over the 64", |v| {
+            v["provider"]["code"] = long(65)
+        }),
+        ("sharing.conditions", "over the 2,000", |v| {
+            v["sharing"]["conditions"] = long(2001)
+        }),
+        ("related", "101 resources, over the 100", |v| {
+            v["related"] = (0..101)
+                .map(|n| format!("201001001/{n:06}"))
+                .collect::<Vec<_>>()
+                .into()
+        }),
+        ("items", "1,001 information items, over the 1,000", |v| {
+            let item = v["items"][2].clone();
+            let items = v["items"].as_array_mut().unwrap();
+            items.extend((0..1001 - 31).map(|n| {
+                let mut i = item.clone();
+                i["code"] = format!("extra_{n}").into();
+                i["name"] = format!("extra {n}").into();
+                i
+            }));
+        }),
+        ("items[2].name", "over the 200", |v| {
+            v["items"][2]["name"] = long(201)
+        }),
+        (
+            "items[2].length",
+            "4,000,001 is over the longest an item may be, 4,000,000",
+            |v| v["items"][2]["length"] = 4_000_001.into(),
+        ),
+        ("items[8].pattern", "over the 1,000", |v| {
+            v["items"][8]["pattern"] = "a".repeat(1001).into()
+        }),
+        (
+            "items[4].code_table",
+            "10,001 codes, over the 10,000",
+            |v| {
+                v["items"][4]["code_table"] = (0..10_001)
+                    .map(|n| serde_json::json!({ "code": n.to_string(), "label": "x" }))
+                    .collect::<Vec<_>>()
+                    .into()
+            },
+        ),
+        ("items[4].code_table[1].label", "over the 200", |v| {
+            v["items"][4]["code_table"][1]["label"] = long(201)
+        }),
+    ];
+    for (field, expect, edit) in cases {
+        let mut v = residents_json();
+        edit(&mut v);
+        let e = error_for(v);
+        assert_eq!(e.field, field, "{e}");
+        assert!(e.problem.contains(expect), "{e}");
+    }
+}
+
+#[test]
+fn a_catalog_whose_records_could_not_fit_in_a_message_is_refused() {
+    let mut v = residents_json();
+    // Two addresses of 3,000,000 characters: 24 MB of UTF-8 at most, over the 16 MiB of a record.
+    for n in [9, 13] {
+        v["items"][n]["length"] = 3_000_000.into();
+    }
+    let e = error_for(v);
+    assert_eq!(e.field, "items", "{e}");
+    assert!(
+        e.problem
+            .contains("a record of this catalog can take 24.0 MB")
+            && e.problem.contains("over the 16 MiB a record may take"),
+        "{e}"
+    );
+
+    // One such item fits.
+    let mut v = residents_json();
+    v["items"][9]["length"] = 3_000_000.into();
+    let catalog = parse_catalogs(&v.to_string(), "ok.json").unwrap().remove(0);
+    assert!(catalog.max_record_bytes() > 12_000_000);
+    assert!(catalog.max_record_bytes() <= crate::limits::MAX_RECORD_BYTES);
+}
+
+#[test]
+fn an_entry_too_large_to_travel_is_refused() {
+    let mut v = residents_json();
+    // Code tables within their bounds, but together over the 1 MiB an entry may take.
+    for n in [4, 6, 10, 12] {
+        v["items"][n]["code_table"] = (0..5_000)
+            .map(|k| serde_json::json!({ "code": format!("{k:05}"), "label": "长".repeat(20) }))
+            .collect::<Vec<_>>()
+            .into();
+    }
+    let e = error_for(v);
+    assert_eq!(e.field, "-", "{e}");
+    assert!(
+        e.problem
+            .contains("as JSON, over the 1 MiB an entry may take"),
+        "{e}"
+    );
+}
+
+#[test]
+fn the_item_code_pattern_states_its_bound() {
+    let code = "a".repeat(bounds::ITEM_CODE_CHARS);
+    assert!(ITEM_CODE.is_match(&code));
+    assert!(!ITEM_CODE.is_match(&format!("{code}a")));
+}

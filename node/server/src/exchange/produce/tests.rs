@@ -259,23 +259,108 @@ fn damaged_bytes_are_reported_not_passed_on() {
     assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
 }
 
-#[test]
-fn lists_are_cut_to_size_and_an_empty_answer_is_one_empty_list() {
+/// A stored record of `bytes` bytes or a little more, keyed `n`.
+fn sized(n: usize, bytes: usize) -> StoredRecord {
+    Record {
+        key: format!("{n:04}"),
+        version: 1,
+        updated_at_micros: 1,
+        values: vec!["备".repeat(bytes / 3)],
+    }
+    .into()
+}
+
+/// The lists of `records` under the owner's plan, cut as `cut` says: (bytes, count) each, and
+/// the keys in order.
+fn lists(
+    records: Vec<StoredRecord>,
+    cut: Cut,
+    limit: Option<u64>,
+) -> (Vec<(usize, u64)>, Vec<String>) {
     let catalog = residents();
     let plan = Plan::new(&catalog, &Decision::owner(&catalog), Redactor::new(None)).unwrap();
+    let mut keys = Vec::new();
+    let shape = record_lists(records.into_iter().map(Ok), plan, cut, limit, |_| {})
+        .map(|l| {
+            let (bytes, count) = l.unwrap();
+            let list = RecordList::decode(bytes.as_slice()).unwrap();
+            assert_eq!(list.records.len() as u64, count);
+            keys.extend(list.records.into_iter().map(|r| r.key));
+            (bytes.len(), count)
+        })
+        .collect();
+    (shape, keys)
+}
+
+fn keys(range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(|n| format!("{n:04}")).collect()
+}
+
+const UNBOUNDED: usize = usize::MAX / 2;
+
+#[test]
+fn lists_are_cut_to_size_and_an_empty_answer_is_one_empty_list() {
     let counts = |n: usize, size: usize, limit: Option<u64>| -> Vec<u64> {
-        record_lists(
-            (0..n).map(|i| Ok(record(i, 1))),
-            plan.clone(),
-            size,
-            limit,
-            |_| {},
-        )
-        .map(|l| l.unwrap().1)
-        .collect()
+        let records = (0..n).map(|i| record(i, 1)).collect();
+        let cut = Cut {
+            records: size,
+            bytes: UNBOUNDED,
+        };
+        lists(records, cut, limit)
+            .0
+            .into_iter()
+            .map(|l| l.1)
+            .collect()
     };
     assert_eq!(counts(0, 500, None), [0]);
     assert_eq!(counts(1000, 500, None), [500, 500]);
     assert_eq!(counts(1001, 500, None), [500, 500, 1]);
     assert_eq!(counts(1001, 500, Some(600)), [500, 100]);
+}
+
+#[test]
+fn lists_are_cut_by_bytes_and_a_larger_record_goes_alone() {
+    let cut = Cut {
+        records: 1000,
+        bytes: 1 << 20,
+    };
+    // The case's 120 kB records: eight to a megabyte, none lost, repeated or reordered.
+    let (shape, got) = lists((0..100).map(|n| sized(n, 120_000)).collect(), cut, None);
+    assert_eq!(
+        shape.iter().map(|l| l.1).collect::<Vec<_>>(),
+        [8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 4]
+    );
+    assert!(
+        shape.iter().all(|(bytes, _)| *bytes <= cut.bytes),
+        "{shape:?}"
+    );
+    assert_eq!(got, keys(0..100));
+
+    // Many small records: cut by count, the byte budget never reached.
+    let (shape, got) = lists((0..2500).map(|n| sized(n, 300)).collect(), cut, None);
+    assert_eq!(
+        shape.iter().map(|l| l.1).collect::<Vec<_>>(),
+        [1000, 1000, 500]
+    );
+    assert_eq!(got, keys(0..2500));
+
+    // A record over the budget goes alone, whether it comes first, between or last; a limit
+    // reached on a record carried to the next list still sends it.
+    let sizes = [3_000_000, 300, 300, 3_000_000, 300, 3_000_000];
+    let records = || {
+        sizes
+            .iter()
+            .enumerate()
+            .map(|(n, b)| sized(n, *b))
+            .collect()
+    };
+    let (shape, got) = lists(records(), cut, None);
+    assert_eq!(
+        shape.iter().map(|l| l.1).collect::<Vec<_>>(),
+        [1, 2, 1, 1, 1]
+    );
+    assert_eq!(got, keys(0..6));
+    let (shape, got) = lists(records(), cut, Some(4));
+    assert_eq!(shape.iter().map(|l| l.1).collect::<Vec<_>>(), [1, 2, 1]);
+    assert_eq!(got, keys(0..4));
 }

@@ -18,7 +18,7 @@ use tierlink_core::provision::load_ca;
 use tierlink_proto::v1::federation_client::FederationClient;
 use tierlink_proto::v1::{
     CatalogsRequest, ListCatalogsRequest, ProposeRequest, PutRecordsRequest, RaftPayload,
-    ReadRequest,
+    ReadRequest, StatusRequest,
 };
 use tierlink_sandbox::federation::cast::{CITY, WUJIA, WUJIAGANG, XILING, XILING_STREET, XUEYUAN};
 use tierlink_sandbox::federation::{LocalFederation, demo_units, offline_node};
@@ -321,6 +321,33 @@ async fn a_rotation_keeps_the_node_accepted_throughout_and_a_revocation_holds_on
         .unwrap();
     for other in others {
         list(&third, &endpoint(&f, other)).await.unwrap();
+    }
+
+    // A certificate that expires in ten days is reported by every node's status.
+    let short = odd_certificate(
+        &f,
+        &ca,
+        XUEYUAN,
+        (-1, 10),
+        vec![ExtendedKeyUsagePurpose::ClientAuth],
+    );
+    f.issue(&xiling, vec![rotation(XUEYUAN, &short)])
+        .await
+        .unwrap();
+    for other in others {
+        let status = tierlink_client::directory::connect(&third, &endpoint(&f, other))
+            .await
+            .unwrap()
+            .status(StatusRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        let expiring: Vec<(&str, &str)> = status
+            .expiring
+            .iter()
+            .map(|e| (e.code.as_str(), e.certificate.as_str()))
+            .collect();
+        assert_eq!(expiring, [(XUEYUAN, "tls")], "{other}");
     }
     f.stop().await.unwrap();
 }

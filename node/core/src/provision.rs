@@ -192,6 +192,7 @@ pub fn init_node(
             },
             files,
             directory: Default::default(),
+            limits: Default::default(),
             peers: spec.peers,
         },
     };

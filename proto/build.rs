@@ -17,6 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = tonic_prost_build::Config::new();
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
     tonic_prost_build::configure()
+        .codec_path("crate::codec::ProstCodec")
         .file_descriptor_set_path(out.join("tierlink_descriptor.bin"))
         .compile_with_config(config, &protos, &["."])?;
     Ok(())

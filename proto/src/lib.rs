@@ -4,6 +4,8 @@
 //! clients from them. Everything here is generated at build time with a vendored `protoc`.
 #![forbid(unsafe_code)]
 
+pub mod codec;
+
 /// Package `tierlink.v1`.
 pub mod v1 {
     #![allow(missing_docs, clippy::all)]

@@ -38,6 +38,15 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 pub use tierlink_core::limits::MAX_MESSAGE_BYTES;
 pub use write::{Batching, Oversized, WriteError, Written};
 
+/// Bytes one stream may receive ahead of its reader (HTTP/2 flow control).
+const STREAM_WINDOW: u32 = 512 << 10;
+
+/// Bytes one connection may receive ahead of its readers: a stream window for each of the 64
+/// reads a producer lets one node hold open (its default `reads_per_caller`). A relay carries all
+/// its reads of one producer on one connection; reads whose consumers stopped then fill only
+/// their own windows, and the others keep flowing.
+const CONNECTION_WINDOW: u32 = 64 * STREAM_WINDOW;
+
 /// A call to another node that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -129,6 +138,8 @@ fn status_text(status: &tonic::Status) -> String {
         tonic::Code::NotFound => "not found",
         tonic::Code::Unauthenticated => "not authenticated",
         tonic::Code::Unavailable => "unavailable",
+        tonic::Code::ResourceExhausted => "resource exhausted",
+        tonic::Code::DeadlineExceeded => "deadline exceeded",
         _ => "failed",
     };
     let mut text = format!("{kind}: {}", status.message());
@@ -157,6 +168,8 @@ pub async fn channel(credentials: &Credentials, endpoint: &str) -> Result<Channe
         .tls_config(tls)
         .map_err(|e| bad(e.to_string()))?
         .connect_timeout(Duration::from_secs(5))
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
         .connect()
         .await
         .map_err(|e| ClientError::Connect {

@@ -39,6 +39,10 @@ pub struct NodeConfig {
     /// How this node cuts the answers it produces.
     #[serde(default)]
     pub exchange: ExchangeSettings,
+    /// What callers may hold on this node: open reads, time without progress, request sizes,
+    /// handshakes and calls.
+    #[serde(default)]
+    pub limits: LimitSettings,
     /// Other nodes this one can reach before the directory knows them (the directory's members
     /// are found there).
     #[serde(default, rename = "peer", skip_serializing_if = "Vec::is_empty")]
@@ -95,6 +99,54 @@ impl Default for ExchangeSettings {
     }
 }
 
+/// What callers may hold on this node, so that neither one caller nor all of them together can
+/// take its memory, threads or connections. Every limit has a default fit for a node of any tier.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitSettings {
+    /// Reads (`Query` and `History` streams, produced here or relayed) one calling node may have
+    /// open on this node at once; more are refused with RESOURCE_EXHAUSTED until one ends.
+    pub reads_per_caller: u32,
+    /// Reads open on this node at once, all callers together.
+    pub reads_per_node: u32,
+    /// Threads that make batches (store scan, redaction, signing), shared by every read; a read
+    /// waiting its turn holds no thread.
+    pub read_workers: u32,
+    /// Milliseconds a read may wait for its consumer to take the next batch (or, relayed, for
+    /// the next node to send one); then it is ended with DEADLINE_EXCEEDED and what it held is
+    /// freed.
+    pub stall_ms: u64,
+    /// Largest request, in bytes, of a call that only names what it wants: reads, listings,
+    /// directory reads, the audit, raft votes, health and reflection. Calls that carry data
+    /// (records, catalogs, directory changes, raft entries and snapshots) take up to 64 MiB.
+    pub small_request_bytes: u32,
+    /// Milliseconds a new connection has to complete its TLS handshake.
+    pub handshake_ms: u64,
+    /// Milliseconds a call has to be answered; a stream has to start.
+    pub call_ms: u64,
+    /// Calls (HTTP/2 streams) open at once on one connection.
+    pub calls_per_connection: u32,
+    /// Milliseconds between HTTP/2 pings on each connection; a peer that does not answer one
+    /// within 20 s is disconnected, and its reads end with it.
+    pub keepalive_ms: u64,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            reads_per_caller: 64,
+            reads_per_node: 256,
+            read_workers: 8,
+            stall_ms: 60_000,
+            small_request_bytes: 64 << 10,
+            handshake_ms: 10_000,
+            call_ms: 60_000,
+            calls_per_connection: 256,
+            keepalive_ms: 30_000,
+        }
+    }
+}
+
 impl ExchangeSettings {
     /// Checks the settings are within their bounds; the error says which and what to write.
     pub fn validate(&self) -> Result<(), String> {
@@ -106,6 +158,29 @@ impl ExchangeSettings {
             ));
         }
         Ok(())
+    }
+}
+
+impl LimitSettings {
+    /// The first limit that would stop the node from serving anything: a zero.
+    fn check(&self) -> Result<(), String> {
+        let counts = [
+            ("reads_per_caller", u64::from(self.reads_per_caller)),
+            ("reads_per_node", u64::from(self.reads_per_node)),
+            ("read_workers", u64::from(self.read_workers)),
+            ("stall_ms", self.stall_ms),
+            ("small_request_bytes", u64::from(self.small_request_bytes)),
+            ("handshake_ms", self.handshake_ms),
+            ("call_ms", self.call_ms),
+            ("calls_per_connection", u64::from(self.calls_per_connection)),
+            ("keepalive_ms", self.keepalive_ms),
+        ];
+        match counts.iter().find(|(_, value)| *value == 0) {
+            Some((name, _)) => Err(format!(
+                "[limits] {name} is 0, which would refuse every call: give it a positive value or leave it out for the default"
+            )),
+            None => Ok(()),
+        }
     }
 }
 
@@ -289,6 +364,7 @@ impl NodeDir {
         config
             .exchange
             .validate()
+            .and_then(|()| config.limits.check())
             .map_err(|message| ConfigError::Parse {
                 path: path.clone(),
                 message,

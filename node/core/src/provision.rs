@@ -193,6 +193,7 @@ pub fn init_node(
             files,
             directory: Default::default(),
             exchange: Default::default(),
+            limits: Default::default(),
             peers: spec.peers,
         },
     };

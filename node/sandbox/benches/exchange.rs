@@ -360,6 +360,7 @@ fn stream(c: &mut Criterion) {
                     audit,
                     Redactor::new(Some(HashKey::generate().unwrap())),
                     street.principals_path(),
+                    &tierlink_core::config::LimitSettings::default(),
                 )),
             ),
         )

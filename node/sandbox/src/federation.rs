@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
-use tierlink_core::config::{DirectorySettings, NodeDir, Peer};
+use tierlink_core::config::{DirectorySettings, NodeConfig, NodeDir, Peer};
 use tierlink_core::identity::{CaFiles, NodeCode, PrincipalError, Principals, Tier, Unit};
 use tierlink_core::provision::{
     CA_CERT, Certifier, NodeSpec, ProvisionError, init_ca, init_node, load_hash_key,
@@ -200,6 +200,16 @@ impl LocalFederation {
         units: Vec<Unit>,
         settings: DirectorySettings,
     ) -> Result<Self, FederationError> {
+        Self::create_configured(root, units, |config| config.directory = settings.clone()).await
+    }
+
+    /// As [`LocalFederation::create`], every node's `node.toml` changed by `configure` before
+    /// the node first starts (e.g. its `[limits]`).
+    pub async fn create_configured(
+        root: &Path,
+        units: Vec<Unit>,
+        configure: impl Fn(&mut NodeConfig),
+    ) -> Result<Self, FederationError> {
         let ca = init_ca(&root.join("ca"), "local federation")?;
         let hash_key = load_hash_key(&root.join("ca"))?;
         let mut listeners = Vec::new();
@@ -238,7 +248,7 @@ impl LocalFederation {
                 spec,
                 Certifier::Ca(&ca),
             )?;
-            dir.config.directory = settings.clone();
+            configure(&mut dir.config);
             dir.save().map_err(ProvisionError::from)?;
             nodes.push(LocalNode { dir, running: None });
         }

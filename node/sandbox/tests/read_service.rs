@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tierlink_client::Peers;
 use tierlink_core::catalog::{Catalog, EXAMPLES, parse_catalogs};
+use tierlink_core::config::LimitSettings;
 use tierlink_core::identity::{NodeCode, NodeKey, Tier};
 use tierlink_core::members::{MemberList, Members, Produced, ReadTerms, Standing};
 use tierlink_core::policy::{
@@ -183,6 +184,7 @@ async fn a_vouched_read_is_decided_in_one_look_at_the_directory_and_its_batches_
         audit.clone(),
         Redactor::new(None),
         street.principals_path(),
+        &LimitSettings::default(),
     );
     let caller = Caller {
         node: CITY.parse().unwrap(),

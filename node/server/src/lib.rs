@@ -3,6 +3,8 @@
 //!
 //! # Layout
 //! - [`admission`]: who is calling, resolved once per call for every service (a tower layer).
+//! - [`limits`]: what callers may hold on the node: reads open per caller and in all, the
+//!   workers that produce batches, the stall limit, and request sizes by method.
 //! - [`read`]: the read service, the one path every record leaves by, whatever the transport.
 //! - [`exchange`]: the producing side of reads ([`exchange::produce`]) and the
 //!   `tierlink.v1.Exchange` service ([`exchange::server`]), an adapter over [`read`].
@@ -21,5 +23,6 @@ pub mod admission;
 pub mod audit;
 pub mod directory;
 pub mod exchange;
+pub mod limits;
 pub mod read;
 pub mod runtime;

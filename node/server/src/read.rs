@@ -8,18 +8,27 @@
 //! grants, the plan ([`crate::exchange::produce`]) carried out on the stored bytes, batches
 //! signed, and the audit entry kept. Each end of a relayed read keeps its own entry.
 //!
+//! Every read holds a slot of its caller's ([`crate::limits::ReadLimits`]) until its stream is
+//! dropped, and its batches are made only as the consumer asks for them ([`on_demand`]): by one
+//! of the node's few batch threads ([`workers`]), shared by every read, or by the next node of a
+//! relay.
+//!
 //! Errors are [`ReadError`]s, a kind and a message; each transport maps the kind to its own
 //! codes.
 
 mod error;
+mod on_demand;
+mod workers;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use prost::Message;
 use tierlink_client::{ClientError, Peers};
+use tierlink_core::config::LimitSettings;
 use tierlink_core::identity::{NodeCode, Principals};
 use tierlink_core::limits::DEFAULT_BATCH_BYTES;
 use tierlink_core::policy::{Asker, Decision, Redactor, Refusal};
@@ -35,13 +44,13 @@ use tokio_stream::{Stream, StreamExt};
 pub use error::{ReadError, ReadErrorKind};
 
 use crate::admission::Caller;
-use crate::exchange::produce::{self, Cut, DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, Plan};
+use crate::exchange::produce::{self, Cut, DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, Plan, Sealed};
+use crate::limits::{ReadLimits, ReadSlot};
+use on_demand::{Answer, Ending, Source, on_demand};
+use workers::Workers;
 
 /// A response stream of signed batches, produced here or relayed.
 pub type BatchStream = Pin<Box<dyn Stream<Item = Result<SignedBatch, ReadError>> + Send>>;
-
-/// Batches produced ahead of a slow consumer; bounds the memory of one stream.
-const STREAM_BUFFER: usize = 4;
 
 /// The read service of one node.
 pub struct ReadService {
@@ -54,6 +63,8 @@ pub struct ReadService {
     seen: SeenRequests,
     /// Most bytes of records in one batch produced here.
     batch_bytes: usize,
+    limits: Arc<ReadLimits>,
+    workers: Arc<Workers>,
 }
 
 /// Who a read is for.
@@ -114,7 +125,8 @@ fn request_id(given: &str) -> Result<String, ReadError> {
 impl ReadService {
     /// A read service over a node's registry, signing with its key, relaying through its peers,
     /// redacting with `redactor`, auditing into `audit` and vouching for the principals in the
-    /// file `principals`.
+    /// file `principals`, within the node's `[limits]`: reads open per caller and in all, the
+    /// threads that make batches, and the stall limit.
     pub fn new(
         registry: Arc<Registry>,
         signer: Arc<BatchSigner>,
@@ -122,7 +134,10 @@ impl ReadService {
         audit: Arc<AuditLog>,
         redactor: Redactor,
         principals: PathBuf,
+        settings: &LimitSettings,
     ) -> Self {
+        let limits = ReadLimits::new(signer.code().clone(), settings);
+        let workers = Workers::start(settings.read_workers as usize);
         Self {
             registry,
             signer,
@@ -132,6 +147,8 @@ impl ReadService {
             principals,
             seen: SeenRequests::default(),
             batch_bytes: DEFAULT_BATCH_BYTES,
+            limits,
+            workers,
         }
     }
 
@@ -326,7 +343,13 @@ impl ReadService {
 
     /// Runs a read for `caller`: checks who asks, passes the read on towards its producer, or
     /// produces it here. The stream ends after the last batch, or with the error that stopped it.
+    /// A caller with as many reads open as the node allows is refused (RESOURCE_EXHAUSTED)
+    /// before anything else.
     pub async fn read(&self, caller: &Caller, mut read: Read) -> Result<BatchStream, ReadError> {
+        let slot = self.limits.open(&caller.node).map_err(|e| {
+            tracing::warn!(caller = %caller.node, error = %e, "read refused");
+            ReadError::from(e)
+        })?;
         let fields = read.scope_mut();
         fields.request_id = request_id(&fields.request_id)?;
         let credential = fields.credential.take();
@@ -357,7 +380,9 @@ impl ReadService {
             }
         };
         let Some(hop) = hop else {
-            return self.produce(&caller.node, &reader, &scope, read).await;
+            return self
+                .produce(&caller.node, &reader, &scope, read, slot)
+                .await;
         };
         let Reader::Principal {
             asker,
@@ -384,13 +409,11 @@ impl ReadService {
             Err(e) => Err(relay_failure(self.me(), &hop, e)),
         };
         if !origin {
-            return forwarded.map(|upstream| {
-                Box::pin(upstream.map(|item| item.map_err(ReadError::from))) as BatchStream
-            });
+            return forwarded.map(|upstream| self.relayed(upstream, hop, None, slot));
         }
         let entry = self.audit_entry(Side::Consumer, &caller.node, &scope, Some(asker));
         match forwarded {
-            Ok(upstream) => Ok(self.audited(upstream, entry)),
+            Ok(upstream) => Ok(self.relayed(upstream, hop, Some(entry), slot)),
             Err(error) => Err(self.refused(entry, error).await),
         }
     }
@@ -402,9 +425,10 @@ impl ReadService {
         reader: &Reader,
         scope: &Scope,
         read: Read,
+        slot: ReadSlot,
     ) -> Result<BatchStream, ReadError> {
         let entry = self.audit_entry(Side::Producer, caller, scope, reader.asker());
-        match self.plan(reader, scope, read, entry.clone()) {
+        match self.plan(reader, scope, read, entry.clone(), slot) {
             Ok(stream) => Ok(stream),
             Err(error) => Err(self.refused(entry, error).await),
         }
@@ -416,6 +440,7 @@ impl ReadService {
         scope: &Scope,
         read: Read,
         mut entry: AuditEntry,
+        slot: ReadSlot,
     ) -> Result<BatchStream, ReadError> {
         let registry_entry = self.registry.entry(&scope.catalog)?;
         let catalog = &registry_entry.catalog;
@@ -458,7 +483,7 @@ impl ReadService {
                 let to = (!q.key_to.is_empty()).then_some(q.key_to.as_str());
                 let records = self.registry.store().scan(&scope.catalog, &q.key_from, to);
                 let limit = (q.limit > 0).then_some(q.limit);
-                Ok(self.stream_batches(template, records, plan, cut, limit, entry))
+                Ok(self.stream_batches(template, records, plan, cut, limit, entry, slot))
             }
             Read::History(h) => {
                 plan.check_key_lookup()?;
@@ -480,13 +505,15 @@ impl ReadService {
                     cut,
                     None,
                     entry,
+                    slot,
                 ))
             }
         }
     }
 
-    /// Streams `records` as signed batches under `plan`, from a blocking task, and audits what
-    /// was sent when the stream ends.
+    /// Streams `records` as signed batches under `plan`, one batch per ask of the consumer, each
+    /// made by one of the node's batch workers; audits what was sent when the stream ends.
+    #[allow(clippy::too_many_arguments)] // One read's parts, each from a different step.
     fn stream_batches(
         &self,
         template: BatchHeader,
@@ -494,102 +521,256 @@ impl ReadService {
         plan: Plan,
         cut: Cut,
         limit: Option<u64>,
-        mut entry: AuditEntry,
+        entry: AuditEntry,
+        slot: ReadSlot,
     ) -> BatchStream {
-        let (tx, rx) = tokio::sync::mpsc::channel(STREAM_BUFFER);
-        let signer = self.signer.clone();
-        let audit = self.audit.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut keys = Vec::new();
-            let keep_key = |r: &StoredRecord| {
-                if keys.len() <= MAX_KEYS
-                    && let Ok(record) = r.decode()
-                {
-                    keys.push(record.key);
-                }
-            };
-            let lists = produce::record_lists(records, plan, cut, limit, keep_key);
-            let (mut batches, mut sent) = (0u32, 0u64);
-            for sealed in produce::seal_all(&signer, template, lists) {
-                let batch = sealed.map_err(ReadError::from).map(|s| {
-                    batches += 1;
-                    sent += s.record_count;
-                    s.batch
-                });
-                if let Err(error) = &batch {
-                    entry.outcome = Some(Outcome::Refused);
-                    entry.reason.clone_from(&error.message);
-                }
-                if tx.blocking_send(batch).is_err() {
-                    entry.reason = "the consumer went away before the stream ended".into();
-                    break;
-                }
+        let keys = Arc::new(Mutex::new(Vec::new()));
+        let kept = keys.clone();
+        let keep_key = move |r: &StoredRecord| {
+            let mut keys = kept.lock().unwrap_or_else(|p| p.into_inner());
+            if keys.len() <= MAX_KEYS
+                && let Ok(record) = r.decode()
+            {
+                keys.push(record.key);
             }
-            entry.records = sent;
-            if keys.len() <= MAX_KEYS {
-                entry.keys = keys;
-                entry.bounds.clear();
-            }
-            tracing::info!(consumer = %entry.consumer, principal = %entry.principal, catalog = %entry.catalog, kind = %entry.kind, batches, records = sent, "served");
-            if let Err(e) = audit.append_blocking(entry) {
-                tracing::error!(error = %e, "cannot write the audit");
-            }
-        });
-        Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+        };
+        let lists = produce::record_lists(records, plan, cut, limit, keep_key);
+        let production = Production {
+            batches: Box::new(produce::seal_all(self.signer.clone(), template, lists)),
+            keys,
+            entry,
+            audit: self.audit.clone(),
+            workers: self.workers.clone(),
+            stall: self.limits.stall(),
+            batches_sent: 0,
+            records_sent: 0,
+        };
+        on_demand(production, self.limits.stall(), self.stalled(), slot)
     }
 
-    /// Passes a relayed stream through to this node's principal, keeping the consumer's audit
-    /// entry: what arrived, under which grant and manifest.
-    fn audited(
+    /// Passes a relayed stream through, one batch per ask of the consumer; on the principal's
+    /// own node (`entry` given) it keeps the consumer's audit entry: what arrived, under which
+    /// grant and manifest.
+    fn relayed(
         &self,
-        mut upstream: tonic::Streaming<SignedBatch>,
-        mut entry: AuditEntry,
+        upstream: tonic::Streaming<SignedBatch>,
+        from: NodeCode,
+        entry: Option<AuditEntry>,
+        slot: ReadSlot,
     ) -> BatchStream {
-        let (tx, rx) = tokio::sync::mpsc::channel(STREAM_BUFFER);
-        let audit = self.audit.clone();
-        tokio::spawn(async move {
-            let mut keys = Vec::new();
-            while let Some(item) = upstream.next().await {
-                let item = item.map_err(ReadError::from);
-                match &item {
-                    Ok(batch) => {
-                        if let Ok(h) = BatchHeader::decode(batch.header.as_slice()) {
-                            if h.sequence == 0 {
-                                entry.grant = h.grant.clone();
-                                entry.items = items_by_action(
-                                    h.manifest.into_iter().map(|m| (m.action, m.item)),
-                                );
-                            }
-                            entry.records += h.record_count;
-                        }
-                        if entry.records as usize <= MAX_KEYS
-                            && let Ok(list) =
-                                tierlink_proto::v1::RecordList::decode(batch.records.as_slice())
-                        {
-                            keys.extend(list.records.into_iter().map(|r| r.key));
-                        }
-                    }
-                    Err(error) => {
-                        entry.outcome = Some(Outcome::Refused);
-                        entry.reason.clone_from(&error.message);
-                    }
-                }
-                if tx.send(item).await.is_err() {
-                    entry.reason =
-                        "the principal's client went away before the stream ended".into();
-                    break;
-                }
+        let relay = Relay {
+            upstream,
+            from,
+            me: self.me().clone(),
+            stall: self.limits.stall(),
+            workers: self.workers.clone(),
+            audit: entry.map(|entry| RelayAudit {
+                log: self.audit.clone(),
+                entry,
+                keys: Vec::new(),
+            }),
+        };
+        on_demand(relay, self.limits.stall(), self.stalled(), slot)
+    }
+
+    /// What a consumer that stopped taking batches is told if it asks again.
+    fn stalled(&self) -> ReadError {
+        ReadError::deadline_exceeded(format!(
+            "the consumer took no batch for {}, so node {} ended the read and freed what it held: read a stream as it arrives, or ask for less at a time (limit, key_from)",
+            seconds(self.limits.stall()),
+            self.me()
+        ))
+    }
+}
+
+/// A duration as people read it, e.g. `60 s` or `0.3 s`.
+fn seconds(d: Duration) -> String {
+    format!("{} s", d.as_secs_f64())
+}
+
+/// A read produced on this node: the signed batches still to come, and what its audit entry
+/// keeps.
+struct Production {
+    batches: Box<dyn Iterator<Item = Result<Sealed, StoreError>> + Send>,
+    /// Keys of the records sent, up to one more than the audit keeps.
+    keys: Arc<Mutex<Vec<String>>>,
+    entry: AuditEntry,
+    audit: Arc<AuditLog>,
+    workers: Arc<Workers>,
+    stall: Duration,
+    batches_sent: u32,
+    records_sent: u64,
+}
+
+impl Source for Production {
+    async fn next(&mut self) -> Answer {
+        let mut batches = std::mem::replace(&mut self.batches, Box::new(std::iter::empty()));
+        let stepped = self
+            .workers
+            .run(move || {
+                let next = batches.next();
+                (batches, next)
+            })
+            .await;
+        let next = match stepped {
+            Ok((batches, next)) => {
+                self.batches = batches;
+                next?
             }
-            if entry.records as usize <= MAX_KEYS {
-                entry.keys = keys;
-            } else {
-                entry.bounds = format!("{} records; keys kept by the producer", entry.records);
+            Err(error) => return Some(Err(error)),
+        };
+        Some(next.map_err(ReadError::from).map(|sealed| {
+            self.batches_sent += 1;
+            self.records_sent += sealed.record_count;
+            sealed.batch
+        }))
+    }
+
+    async fn end(self, ending: Ending) {
+        let Production {
+            batches,
+            keys,
+            mut entry,
+            audit,
+            workers,
+            stall,
+            batches_sent,
+            records_sent,
+        } = self;
+        // The store iterator and the plan go first: the audit write may wait.
+        drop(batches);
+        match ending {
+            Ending::Finished => {}
+            Ending::Failed(error) => {
+                entry.outcome = Some(Outcome::Refused);
+                entry.reason = error.message;
             }
-            if let Err(e) = audit.append(entry).await {
-                tracing::error!(error = %e, "cannot write the audit");
+            Ending::Gone => entry.reason = "the consumer went away before the stream ended".into(),
+            Ending::Stalled => {
+                entry.reason = format!(
+                    "the consumer took no batch for {}: the read was ended",
+                    seconds(stall)
+                );
             }
-        });
-        Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+        }
+        entry.records = records_sent;
+        let keys = std::mem::take(&mut *keys.lock().unwrap_or_else(|p| p.into_inner()));
+        if keys.len() <= MAX_KEYS {
+            entry.keys = keys;
+            entry.bounds.clear();
+        }
+        tracing::info!(consumer = %entry.consumer, principal = %entry.principal, catalog = %entry.catalog, kind = %entry.kind, batches = batches_sent, records = records_sent, reason = %entry.reason, "served");
+        keep(&workers, audit, entry).await;
+    }
+}
+
+/// Appends a finished read's audit entry on a batch worker: when many reads end at once, their
+/// flushes queue there instead of each taking a thread of its own.
+async fn keep(workers: &Workers, audit: Arc<AuditLog>, entry: AuditEntry) {
+    let kept = workers.run(move || audit.append_blocking(entry)).await;
+    if let Err(e) = kept
+        .map_err(|e| e.message)
+        .and_then(|r| r.map_err(|e| e.to_string()))
+    {
+        tracing::error!(error = %e, "cannot write the audit");
+    }
+}
+
+/// A read relayed from the next node towards its producer.
+struct Relay {
+    upstream: tonic::Streaming<SignedBatch>,
+    from: NodeCode,
+    me: NodeCode,
+    stall: Duration,
+    workers: Arc<Workers>,
+    /// The consumer's audit entry, kept on the principal's own node only.
+    audit: Option<RelayAudit>,
+}
+
+/// What the principal's own node keeps of a relayed read.
+struct RelayAudit {
+    log: Arc<AuditLog>,
+    entry: AuditEntry,
+    keys: Vec<String>,
+}
+
+impl RelayAudit {
+    /// Notes a batch as it passes: the grant and manifest of the first, every batch's count and,
+    /// while they are few, its keys.
+    fn saw(&mut self, batch: &SignedBatch) {
+        let entry = &mut self.entry;
+        if let Ok(h) = BatchHeader::decode(batch.header.as_slice()) {
+            if h.sequence == 0 {
+                entry.grant = h.grant.clone();
+                entry.items = items_by_action(h.manifest.into_iter().map(|m| (m.action, m.item)));
+            }
+            entry.records += h.record_count;
+        }
+        if entry.records as usize <= MAX_KEYS
+            && let Ok(list) = tierlink_proto::v1::RecordList::decode(batch.records.as_slice())
+        {
+            self.keys.extend(list.records.into_iter().map(|r| r.key));
+        }
+    }
+}
+
+impl Source for Relay {
+    async fn next(&mut self) -> Answer {
+        let item = match tokio::time::timeout(self.stall, self.upstream.next()).await {
+            Ok(item) => item?.map_err(ReadError::from),
+            Err(_) => Err(ReadError::deadline_exceeded(format!(
+                "node {} sent no batch for {}, so node {} ended the relayed read: ask again later",
+                self.from,
+                seconds(self.stall),
+                self.me
+            ))),
+        };
+        if let (Some(audit), Ok(batch)) = (&mut self.audit, &item) {
+            audit.saw(batch);
+        }
+        Some(item)
+    }
+
+    async fn end(self, ending: Ending) {
+        // Dropping the upstream stream ends it at the next node too.
+        let Relay {
+            upstream,
+            audit,
+            workers,
+            stall,
+            ..
+        } = self;
+        drop(upstream);
+        let Some(RelayAudit {
+            log,
+            mut entry,
+            keys,
+        }) = audit
+        else {
+            return;
+        };
+        match ending {
+            Ending::Finished => {}
+            Ending::Failed(error) => {
+                entry.outcome = Some(Outcome::Refused);
+                entry.reason = error.message;
+            }
+            Ending::Gone => {
+                entry.reason = "the principal's client went away before the stream ended".into();
+            }
+            Ending::Stalled => {
+                entry.reason = format!(
+                    "the principal's client took no batch for {}: the read was ended",
+                    seconds(stall)
+                );
+            }
+        }
+        if entry.records as usize <= MAX_KEYS {
+            entry.keys = keys;
+        } else {
+            entry.bounds = format!("{} records; keys kept by the producer", entry.records);
+        }
+        keep(&workers, log, entry).await;
     }
 }
 

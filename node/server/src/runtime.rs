@@ -1,6 +1,8 @@
 //! Running a node: open its store, load and check its credentials, start its replica of the
 //! federation directory, and serve the exchange, the directory and its replication, with the
-//! standard health and reflection services, over mutual TLS.
+//! standard health and reflection services, over mutual TLS, within the node's `[limits]`
+//! ([`crate::limits`]): TLS handshakes and calls have deadlines, connections a number of calls
+//! open at once and keepalive pings, requests a size by method.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -29,6 +31,7 @@ use crate::admission::AdmissionLayer;
 use crate::audit::AuditService;
 use crate::directory::{DirectoryError, DirectoryService, FederationService, Replica};
 use crate::exchange::server::ExchangeService;
+use crate::limits::RequestLimitLayer;
 use crate::read::ReadService;
 
 /// A node that could not start or stopped with an error.
@@ -149,6 +152,7 @@ impl Node {
                 audit.clone(),
                 redactor,
                 dir.principals_path(),
+                &dir.config.limits,
             )
             .with_batch_bytes(dir.config.exchange.batch_bytes),
         );
@@ -193,7 +197,8 @@ impl Node {
         let reflection_v1alpha = reflection()
             .build_v1alpha()
             .map_err(|e| RuntimeError::Serve(e.to_string()))?;
-        let tls = server_tls(&self.credentials);
+        let limits = &self.dir.config.limits;
+        let tls = server_tls(&self.credentials).timeout(Duration::from_millis(limits.handshake_ms));
         let addr = listener
             .local_addr()
             .map_err(|e| RuntimeError::Serve(e.to_string()))?;
@@ -215,7 +220,11 @@ impl Node {
         let served = Server::builder()
             .tls_config(tls)
             .map_err(|e| RuntimeError::Credential(format!("TLS configuration: {e}")))?
+            .timeout(Duration::from_millis(limits.call_ms))
+            .max_concurrent_streams(limits.calls_per_connection)
+            .http2_keepalive_interval(Some(Duration::from_millis(limits.keepalive_ms)))
             .layer(admission)
+            .layer(RequestLimitLayer::new(limits))
             .add_service(health)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

@@ -69,3 +69,23 @@ fn the_batch_size_in_bytes_is_bounded_by_the_message_limit() {
         );
     }
 }
+
+#[test]
+fn limits_default_when_left_out_and_a_zero_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let street = include_str!("../../../../ops/hosts/street.toml");
+    std::fs::write(dir.path().join(CONFIG_FILE), street).unwrap();
+    let node = NodeDir::load(dir.path()).unwrap();
+    assert_eq!(node.config.limits, LimitSettings::default());
+
+    let partial = format!("{street}\n[limits]\nreads_per_caller = 8\n");
+    std::fs::write(dir.path().join(CONFIG_FILE), partial).unwrap();
+    let node = NodeDir::load(dir.path()).unwrap();
+    assert_eq!(node.config.limits.reads_per_caller, 8);
+    assert_eq!(node.config.limits.reads_per_node, 256);
+
+    let zero = format!("{street}\n[limits]\nread_workers = 0\n");
+    std::fs::write(dir.path().join(CONFIG_FILE), zero).unwrap();
+    let err = NodeDir::load(dir.path()).unwrap_err();
+    assert!(err.to_string().contains("read_workers is 0"), "{err}");
+}

@@ -34,8 +34,16 @@ pub fn example(file: &str) -> String {
 
 /// A running federation whose street holds `residents` residents and 50 buildings.
 pub async fn federation(residents: usize) -> Fixture {
+    federation_with(residents, |_| {}).await
+}
+
+/// As [`federation`], every node's `node.toml` changed by `configure` first (e.g. its limits).
+pub async fn federation_with(
+    residents: usize,
+    configure: impl Fn(&mut tierlink_core::config::NodeConfig),
+) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let federation = LocalFederation::create(dir.path(), default_units())
+    let federation = LocalFederation::create_configured(dir.path(), default_units(), configure)
         .await
         .unwrap();
     let clients: Vec<NodeClient> = federation
@@ -237,5 +245,33 @@ pub async fn open_policies(f: &Fixture) -> Open {
     Open {
         district: open.pop().unwrap(),
         city: open.pop().unwrap(),
+    }
+}
+
+/// The street's own read of its residents in batches of 100, as the case's streams ask.
+pub fn own_query() -> tierlink_proto::v1::QueryRequest {
+    tierlink_proto::v1::QueryRequest {
+        scope: Some(tierlink_proto::v1::ReadScope {
+            catalog: RESIDENTS.into(),
+            ..Default::default()
+        }),
+        batch_size: 100,
+        ..Default::default()
+    }
+}
+
+/// A principal's query of the street's residents, through its own node.
+pub fn principal_query(
+    credential: &Option<tierlink_proto::v1::Credential>,
+) -> tierlink_proto::v1::QueryRequest {
+    tierlink_proto::v1::QueryRequest {
+        scope: Some(tierlink_proto::v1::ReadScope {
+            catalog: RESIDENTS.into(),
+            target: "420502001".into(),
+            credential: credential.clone(),
+            ..Default::default()
+        }),
+        batch_size: 100,
+        ..Default::default()
     }
 }

@@ -2,6 +2,8 @@
 //! a consumer gets and in what form, which rows, which records match, and how they are cut into
 //! signed batches. `Query`, `History` and relays all come through here.
 
+use std::borrow::Borrow;
+
 use prost::encoding::{WireType, decode_key, decode_varint, encode_key, encode_varint};
 use tierlink_core::catalog::Catalog;
 use tierlink_core::policy::{Action, Asker, Decision, Redactor};
@@ -384,9 +386,10 @@ pub struct Sealed {
     pub record_count: u64,
 }
 
-/// Seals record lists into a numbered stream of batches, marking the final one `last`.
+/// Seals record lists into a numbered stream of batches, marking the final one `last`. The
+/// signer is borrowed or owned (an `Arc`), so that the stream can outlive the caller's frame.
 pub fn seal_all(
-    signer: &BatchSigner,
+    signer: impl Borrow<BatchSigner>,
     template: BatchHeader,
     lists: impl Iterator<Item = Result<(Vec<u8>, u64), StoreError>>,
 ) -> impl Iterator<Item = Result<Sealed, StoreError>> {
@@ -406,7 +409,7 @@ pub fn seal_all(
         };
         sequence += 1;
         Some(Ok(Sealed {
-            batch: signer.seal(header, records),
+            batch: signer.borrow().seal(header, records),
             record_count,
         }))
     })

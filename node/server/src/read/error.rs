@@ -4,6 +4,7 @@ use tierlink_store::StoreError;
 use tierlink_store::registry::RegistryError;
 
 use crate::exchange::produce::PlanError;
+use crate::limits::Exhausted;
 
 /// The kind of a [`ReadError`]: gRPC maps each to the status code of the same name, a gateway to
 /// an HTTP status.
@@ -19,6 +20,10 @@ pub enum ReadErrorKind {
     NotFound,
     /// The node cannot serve it as configured (e.g. its principals file is unreadable).
     FailedPrecondition,
+    /// Too many reads are open, for the caller or the node: finish or cancel one.
+    ResourceExhausted,
+    /// The read made no progress for the node's stall limit and was ended.
+    DeadlineExceeded,
     /// A passing failure: a relay failed, the audit cannot be written. Try again.
     Unavailable,
     /// The node's store failed.
@@ -54,6 +59,8 @@ constructors! {
     invalid_argument => InvalidArgument,
     not_found => NotFound,
     failed_precondition => FailedPrecondition,
+    resource_exhausted => ResourceExhausted,
+    deadline_exceeded => DeadlineExceeded,
     unavailable => Unavailable,
     internal => Internal,
 }
@@ -72,6 +79,12 @@ impl From<StoreError> for ReadError {
     fn from(e: StoreError) -> Self {
         tracing::error!(error = %e, "store failure");
         ReadError::internal(e.to_string())
+    }
+}
+
+impl From<Exhausted> for ReadError {
+    fn from(e: Exhausted) -> Self {
+        ReadError::resource_exhausted(e.to_string())
     }
 }
 
@@ -95,6 +108,8 @@ impl From<tonic::Status> for ReadError {
             Code::InvalidArgument => ReadErrorKind::InvalidArgument,
             Code::NotFound => ReadErrorKind::NotFound,
             Code::FailedPrecondition => ReadErrorKind::FailedPrecondition,
+            Code::ResourceExhausted => ReadErrorKind::ResourceExhausted,
+            Code::DeadlineExceeded => ReadErrorKind::DeadlineExceeded,
             Code::Internal => ReadErrorKind::Internal,
             _ => ReadErrorKind::Unavailable,
         };
@@ -113,6 +128,8 @@ impl From<ReadError> for tonic::Status {
             ReadErrorKind::InvalidArgument => tonic::Code::InvalidArgument,
             ReadErrorKind::NotFound => tonic::Code::NotFound,
             ReadErrorKind::FailedPrecondition => tonic::Code::FailedPrecondition,
+            ReadErrorKind::ResourceExhausted => tonic::Code::ResourceExhausted,
+            ReadErrorKind::DeadlineExceeded => tonic::Code::DeadlineExceeded,
             ReadErrorKind::Unavailable => tonic::Code::Unavailable,
             ReadErrorKind::Internal => tonic::Code::Internal,
         };

@@ -1,0 +1,131 @@
+//! Batches made as the consumer asks for them. A read's batches come from a [`Source`] (the
+//! store through the plan, or the next node of a relay); the consumer's stream asks for one
+//! batch at a time and the source works only then, so a consumer that stops reading holds no
+//! thread, and no batch beyond those already handed to the transport.
+//!
+//! A consumer that asks for nothing for the node's stall limit has its read ended: the source is
+//! dropped (the store iterator and plan, or the upstream stream), the audit says why, and the
+//! consumer's next ask, if it comes, is answered with DEADLINE_EXCEEDED.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use tierlink_proto::v1::SignedBatch;
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::Stream;
+
+use super::{BatchStream, ReadError};
+use crate::limits::ReadSlot;
+
+/// One answer to one ask: a batch, the error that ends the read, or `None` after the last batch.
+pub(super) type Answer = Option<Result<SignedBatch, ReadError>>;
+
+/// How a read ended.
+pub(super) enum Ending {
+    /// After its last batch.
+    Finished,
+    /// With this error, sent to the consumer.
+    Failed(ReadError),
+    /// The consumer went away first.
+    Gone,
+    /// The consumer asked for nothing for the stall limit.
+    Stalled,
+}
+
+/// Where a read's batches come from.
+pub(super) trait Source: Send + 'static {
+    /// The next batch, an error that ends the read, or `None` after the last.
+    fn next(&mut self) -> impl Future<Output = Answer> + Send;
+
+    /// The read has ended as `ending` says: keep what the audit needs and free the rest.
+    fn end(self, ending: Ending) -> impl Future<Output = ()> + Send;
+}
+
+/// Serves `source`'s batches as the consumer asks for them; a consumer that asks for nothing for
+/// `stall` has the read ended, and is told `stalled` if it asks again. `slot` is held until the
+/// consumer drops the stream.
+pub(super) fn on_demand(
+    source: impl Source,
+    stall: Duration,
+    stalled: ReadError,
+    slot: ReadSlot,
+) -> BatchStream {
+    let (ask, asks) = mpsc::channel(1);
+    tokio::spawn(answer(source, asks, stall, stalled));
+    Box::pin(Asking {
+        ask,
+        waiting: None,
+        done: false,
+        _slot: slot,
+    })
+}
+
+/// The source's side: one batch per ask, until the last, an error, the consumer's leaving, or a
+/// stall.
+async fn answer(
+    mut source: impl Source,
+    mut asks: mpsc::Receiver<oneshot::Sender<Answer>>,
+    stall: Duration,
+    stalled: ReadError,
+) {
+    let ending = loop {
+        let reply = match tokio::time::timeout(stall, asks.recv()).await {
+            Err(_) => break Ending::Stalled,
+            Ok(None) => break Ending::Gone,
+            Ok(Some(reply)) => reply,
+        };
+        let answer = source.next().await;
+        let ending = match &answer {
+            None => Some(Ending::Finished),
+            Some(Err(error)) => Some(Ending::Failed(error.clone())),
+            Some(Ok(_)) => None,
+        };
+        if reply.send(answer).is_err() {
+            break Ending::Gone;
+        }
+        if let Some(ending) = ending {
+            break ending;
+        }
+    };
+    let was_stalled = matches!(ending, Ending::Stalled);
+    source.end(ending).await;
+    // What is left waits for one more ask, holding nothing but the channel.
+    if was_stalled && let Some(reply) = asks.recv().await {
+        let _ = reply.send(Some(Err(stalled)));
+    }
+}
+
+/// The consumer's side: asks for a batch when polled and none is on its way.
+struct Asking {
+    ask: mpsc::Sender<oneshot::Sender<Answer>>,
+    waiting: Option<oneshot::Receiver<Answer>>,
+    done: bool,
+    _slot: ReadSlot,
+}
+
+impl Stream for Asking {
+    type Item = Result<SignedBatch, ReadError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.done {
+            return Poll::Ready(None);
+        }
+        if this.waiting.is_none() {
+            let (reply, answer) = oneshot::channel();
+            // The source has ended and answers no more.
+            if this.ask.try_send(reply).is_err() {
+                this.done = true;
+                return Poll::Ready(None);
+            }
+            this.waiting = Some(answer);
+        }
+        let waiting = this.waiting.as_mut().expect("an ask is out");
+        let answer = ready!(Pin::new(waiting).poll(cx)).ok().flatten();
+        this.waiting = None;
+        this.done = !matches!(answer, Some(Ok(_)));
+        Poll::Ready(answer)
+    }
+}

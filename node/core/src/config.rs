@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::identity::{CertError, NodeCode, TrustedCa, Unit, UnitError};
+use crate::identity::{CertError, NodeCode, NodeKey, TrustedCa, Unit, UnitError};
 use crate::limits::{
     DEFAULT_BATCH_BYTES, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, MIN_BATCH_BYTES, human_bytes,
 };
@@ -433,6 +433,20 @@ impl NodeDir {
         let path = self.path(&self.config.files.ca);
         TrustedCa::from_pem(&read(&path)?)
             .map_err(|source| ConfigError::Credential { path, source })
+    }
+
+    /// The node's batch-signing key, checked against its signing certificate and the CA.
+    pub fn signing_key(&self) -> Result<NodeKey, ConfigError> {
+        let credentials = self.credentials()?;
+        NodeKey::load(
+            &credentials.signing_key_pem,
+            &credentials.signing_cert_pem,
+            &self.trusted_ca()?,
+        )
+        .map_err(|source| ConfigError::Credential {
+            path: self.path(&self.config.files.signing_key),
+            source,
+        })
     }
 
     /// The endpoint of a node: this node's own, or a configured peer's.

@@ -14,7 +14,7 @@ use proptest::test_runner::{Config, TestRng, TestRunner};
 use serde_json::{Value, json};
 use tierlink_core::config::{Credentials, DirectorySettings};
 use tierlink_core::directory::{CommandBatch, DirectoryCommand, MemberStatus, SignedCommands};
-use tierlink_core::identity::{NodeKey, Tier};
+use tierlink_core::identity::Tier;
 use tierlink_core::provision::load_ca;
 use tierlink_node::directory::{Replica, member_of};
 use tierlink_node::runtime;
@@ -188,12 +188,7 @@ async fn federation_with_non_voters(
     let stranger = offline_node(&f.root, &ca, STRANGER, Tier::Street, Some(XILING)).unwrap();
     // The pending street registers itself through Xiling, as `tierlink directory join` does.
     let credentials = pending.credentials().unwrap();
-    let key = NodeKey::load(
-        &credentials.signing_key_pem,
-        &credentials.signing_cert_pem,
-        &pending.trusted_ca().unwrap(),
-    )
-    .unwrap();
+    let key = pending.signing_key().unwrap();
     let batch = CommandBatch {
         issuer: pending.code().clone(),
         sequence: 1,
@@ -388,14 +383,7 @@ async fn a_membership_the_directory_did_not_name_is_refused_whoever_sends_it() {
     let at = |n: u64| json!({"leader_id": leader, "index": last.index + n});
     // A SetVoters naming the street, signed by the street as if by the city: every replica
     // refuses to apply it, so it names no voters.
-    let street = f.node(XILING_STREET).unwrap().dir.clone();
-    let street_credentials = street.credentials().unwrap();
-    let street_key = NodeKey::load(
-        &street_credentials.signing_key_pem,
-        &street_credentials.signing_cert_pem,
-        &street.trusted_ca().unwrap(),
-    )
-    .unwrap();
+    let street_key = f.node(XILING_STREET).unwrap().dir.signing_key().unwrap();
     let forged = SignedCommands::sign(
         &CommandBatch {
             issuer: CITY.parse().unwrap(),

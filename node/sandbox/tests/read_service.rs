@@ -127,13 +127,7 @@ async fn a_vouched_read_is_decided_in_one_look_at_the_directory_and_its_batches_
     let city = offline_node(root.path(), &ca, CITY, Tier::City, None).unwrap();
     let trusted = street.trusted_ca().unwrap();
     let credentials = street.credentials().unwrap();
-    let city_credentials = city.credentials().unwrap();
-    let city_key = NodeKey::load(
-        &city_credentials.signing_key_pem,
-        &city_credentials.signing_cert_pem,
-        &trusted,
-    )
-    .unwrap();
+    let city_key = city.signing_key().unwrap();
 
     let store = SledStore::open(&street.path(&street.config.files.data)).unwrap();
     let audit = Arc::new(AuditLog::open(store.keyspace("audit").unwrap()).unwrap());

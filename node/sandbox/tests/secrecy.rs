@@ -362,13 +362,7 @@ async fn reads_without_a_vouched_principal_and_grant_are_refused_and_revocation_
     );
     // A requester signed by another node than the one it names.
     let district_dir = &f.federation.nodes[DISTRICT].dir;
-    let creds = district_dir.credentials().unwrap();
-    let key = tierlink_core::identity::NodeKey::load(
-        &creds.signing_key_pem,
-        &creds.signing_cert_pem,
-        &district_dir.trusted_ca().unwrap(),
-    )
-    .unwrap();
+    let key = district_dir.signing_key().unwrap();
     let forged = tierlink_core::signed::requester::sign(
         &key,
         &tierlink_proto::v1::Requester {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tierlink_client::{MAX_MESSAGE_BYTES, Peers};
 use tierlink_core::config::{ConfigError, Credentials, NodeDir};
-use tierlink_core::identity::{CertError, NodeKey, node_code_of, pem_to_der};
+use tierlink_core::identity::{CertError, node_code_of, pem_to_der};
 use tierlink_core::policy::Redactor;
 use tierlink_core::signed::BatchSigner;
 use tierlink_proto::v1::audit_server::AuditServer;
@@ -111,12 +111,7 @@ impl Node {
     pub async fn open(dir: NodeDir) -> Result<Self, RuntimeError> {
         let credentials = dir.credentials()?;
         let ca = dir.trusted_ca()?;
-        let key = NodeKey::load(
-            &credentials.signing_key_pem,
-            &credentials.signing_cert_pem,
-            &ca,
-        )
-        .map_err(|e| credential_error("signing key and certificate", e))?;
+        let key = dir.signing_key()?;
         let signer = BatchSigner::from(key.clone());
         let tls_der = pem_to_der(&credentials.tls_cert_pem)
             .map_err(|e| credential_error("TLS certificate", e))?;

@@ -6,7 +6,7 @@ use std::path::Path;
 use clap::Subcommand;
 use tierlink_client::{ClientError, NodeClient};
 use tierlink_core::config::NodeDir;
-use tierlink_core::identity::{NodeCode, NodeKey};
+use tierlink_core::identity::NodeCode;
 use tierlink_node::directory::{DirectoryCommand, member_of};
 use tierlink_proto::v1::directory_client::DirectoryClient;
 use tierlink_proto::v1::{
@@ -187,13 +187,8 @@ pub async fn run(command: DirectorySubcommand) -> Result<(), CliError> {
         }
         DirectorySubcommand::Join { node, via } => {
             let dir = NodeDir::load(&node.node)?;
-            let credentials = dir.credentials()?;
-            let key = NodeKey::load(
-                &credentials.signing_key_pem,
-                &credentials.signing_cert_pem,
-                &dir.trusted_ca()?,
-            )?;
-            let me = member_of(&dir, &credentials, &key).map_err(CliError::Input)?;
+            let me = member_of(&dir, &dir.credentials()?, &dir.signing_key()?)
+                .map_err(CliError::Input)?;
             propose(&node.node, vec![DirectoryCommand::Register(me)], &via).await?;
             println!(
                 "{} asked to join under {}: its administrator approves with `tierlink directory approve {}`",

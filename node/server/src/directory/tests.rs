@@ -48,12 +48,7 @@ impl Federation {
         };
         let node = init_node(&self.dir.path().join(code), spec, Certifier::Ca(&self.ca)).unwrap();
         let credentials = node.credentials().unwrap();
-        let key = NodeKey::load(
-            &credentials.signing_key_pem,
-            &credentials.signing_cert_pem,
-            &self.trusted(),
-        )
-        .unwrap();
+        let key = node.signing_key().unwrap();
         let member = member_of(&node, &credentials, &key).unwrap();
         Signer { key, member }
     }

@@ -255,6 +255,13 @@ impl Exchange for Unsigned {
     }
 }
 
+/// BLAKE3 of the node's TLS certificate, as the directory registers it.
+fn tls_fingerprint(credentials: &Credentials) -> String {
+    tierlink_core::identity::fingerprint(
+        &tierlink_core::identity::pem_to_der(&credentials.tls_cert_pem).unwrap(),
+    )
+}
+
 /// Serves `service` on loopback behind the node's admission, as a node serves it.
 async fn serve_mtls<S>(credentials: &Credentials, members: Arc<dyn Members>, service: S) -> String
 where
@@ -268,7 +275,11 @@ where
     let server = Server::builder()
         .tls_config(tierlink_node::runtime::server_tls(credentials))
         .unwrap()
-        .layer(AdmissionLayer::new("420502001".parse().unwrap(), members))
+        .layer(AdmissionLayer::new(
+            "420502001".parse().unwrap(),
+            tls_fingerprint(credentials),
+            members,
+        ))
         .add_service(ExchangeServer::new(service).max_encoding_message_size(64 << 20))
         .serve_with_incoming(tierlink_node::runtime::incoming(listener));
     tokio::spawn(server);

@@ -9,16 +9,17 @@ use rcgen::{
     CertificateParams, ExtendedKeyUsagePurpose, Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 use tierlink_client::{ClientError, connect};
-use tierlink_core::config::{Credentials, DirectorySettings};
+use tierlink_core::config::{Credentials, DirectorySettings, NodeDir};
 use tierlink_core::directory::{DirectoryCommand, Rotation};
 use tierlink_core::identity::{
     CaFiles, NodeCredentials, Tier, fingerprint, issue_node_certificates, pem_to_der,
 };
 use tierlink_core::provision::load_ca;
+use tierlink_node::runtime;
 use tierlink_proto::v1::federation_client::FederationClient;
 use tierlink_proto::v1::{
     CatalogsRequest, ListCatalogsRequest, ProposeRequest, PutRecordsRequest, RaftPayload,
-    ReadRequest, StatusRequest,
+    ReadRequest, StatusRequest, SubmitRequest,
 };
 use tierlink_sandbox::federation::cast::{CITY, WUJIA, WUJIAGANG, XILING, XILING_STREET, XUEYUAN};
 use tierlink_sandbox::federation::{LocalFederation, demo_units, offline_node};
@@ -51,14 +52,18 @@ fn endpoint(f: &LocalFederation, code: &str) -> String {
 /// `code`'s credentials with a new TLS certificate and key the CA issues now: what a thief of the
 /// CA's service, or a forgotten earlier issue, would hold.
 fn reissued(f: &LocalFederation, ca: &CaFiles, code: &str) -> Credentials {
-    let unit = &f.node(code).unwrap().dir.config.node;
+    reissued_for(&f.node(code).unwrap().dir, ca)
+}
+
+/// The credentials of the node in `dir` with a new TLS certificate from the CA.
+fn reissued_for(dir: &NodeDir, ca: &CaFiles) -> Credentials {
     let keys = NodeCredentials::generate().unwrap();
     let hosts = ["localhost".to_owned(), "127.0.0.1".to_owned()];
-    let issued = issue_node_certificates(ca, unit, &hosts, &keys).unwrap();
+    let issued = issue_node_certificates(ca, &dir.config.node, &hosts, &keys).unwrap();
     Credentials {
         tls_cert_pem: issued.tls_pem,
         tls_key_pem: keys.tls_key_pem,
-        ..credentials(f, code)
+        ..dir.credentials().unwrap()
     }
 }
 
@@ -383,7 +388,61 @@ async fn a_node_that_never_joined_reads_nothing_but_what_joining_needs() {
         assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
         assert!(refused.message().contains("not a member"), "{refused:?}");
     }
-    // What a node needs to join: who the members and voters are.
+    // What a node needs to join: who the members and voters are, and a small signed entry.
     directory.members(read).await.unwrap();
+    let large = directory
+        .submit(SubmitRequest {
+            entry_json: "x".repeat(100 << 10),
+            hops: 0,
+        })
+        .await
+        .expect_err("100 KB from a node that is not a member");
+    assert_eq!(large.code(), Code::ResourceExhausted, "{large:?}");
     f.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_not_yet_in_the_directory_is_administered_only_with_its_own_certificate() {
+    let root = tempfile::tempdir().unwrap();
+    let ca = tierlink_core::provision::init_ca(&root.path().join("ca"), "test").unwrap();
+    let dir = offline_node(root.path(), &ca, "420502007", Tier::Street, Some(XILING)).unwrap();
+    let mut dir_on_port = dir.clone();
+    let listener = runtime::bind(&dir).await.unwrap();
+    dir_on_port.config.server.endpoint = format!(
+        "https://127.0.0.1:{}",
+        listener.local_addr().unwrap().port()
+    );
+    let node = runtime::Node::open(dir_on_port.clone())
+        .await
+        .unwrap()
+        .start(listener)
+        .unwrap();
+    let endpoint = dir_on_port.config.server.endpoint.clone();
+    let catalog = || tierlink_proto::v1::PutCatalogRequest {
+        catalog_json: tierlink_core::catalog::EXAMPLES
+            .iter()
+            .find(|(f, _)| *f == "buildings.json")
+            .unwrap()
+            .1
+            .to_owned(),
+    };
+    let forged = reissued_for(&dir, &ca);
+    let refused = connect(&forged, &endpoint)
+        .await
+        .unwrap()
+        .put_catalog(catalog())
+        .await
+        .expect_err("a second certificate for the node");
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    assert!(
+        refused.message().contains("not node 420502007's own"),
+        "{refused:?}"
+    );
+    connect(&dir.credentials().unwrap(), &endpoint)
+        .await
+        .unwrap()
+        .put_catalog(catalog())
+        .await
+        .unwrap();
+    node.stop().await.unwrap();
 }

@@ -512,8 +512,11 @@ async fn a_learner_that_slept_through_a_change_of_voters_follows_the_new_leader(
     f.stop().await.unwrap();
 }
 
-/// A learner's node that answers every raft message with a term far above the leader's.
-struct Impostor;
+/// A learner's node that answers every raft message with `appended` for append-entries, and a
+/// term far above the leader's otherwise.
+struct Impostor {
+    appended: String,
+}
 
 const HIGH_VOTE: &str = r#"{"leader_id":{"term":1000000,"node_id":420503001},"committed":false}"#;
 
@@ -529,7 +532,7 @@ impl Federation for Impostor {
         &self,
         _: tonic::Request<RaftPayload>,
     ) -> Result<tonic::Response<RaftPayload>, tonic::Status> {
-        answer(format!(r#"{{"Ok":{{"HigherVote":{HIGH_VOTE}}}}}"#))
+        answer(self.appended.clone())
     }
 
     async fn vote(
@@ -549,28 +552,30 @@ impl Federation for Impostor {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_learner_answering_with_a_higher_term_does_not_depose_the_leader() {
+/// Replaces Wujia's node with an impostor holding its certificate, makes five directory writes
+/// while it answers, and checks the voters' term and leader did not move; then starts Wujia's
+/// real node again and checks it catches up (the leader still replicates to it).
+async fn impostor_learner(appended: String) {
     let root = tempfile::tempdir().unwrap();
     let mut f = LocalFederation::create_with(root.path(), demo_units(), settings())
         .await
         .unwrap();
     let before: Vec<Seen> = settled(&f).await.into_iter().take(VOTERS.len()).collect();
-    // Wujia's node is replaced by one with its own certificate that claims term 1,000,000 in
-    // every answer to the leader.
     let wujia = index(&f, WUJIA);
     f.stop_node(wujia).await.unwrap();
     let dir = f.nodes[wujia].dir.clone();
     let listener = runtime::bind(&dir).await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let impostor = tokio::spawn(
         tonic::transport::Server::builder()
             .tls_config(runtime::server_tls(&dir.credentials().unwrap()))
             .unwrap()
-            .add_service(FederationServer::new(Impostor))
-            .serve_with_incoming(runtime::incoming(listener)),
+            .add_service(FederationServer::new(Impostor { appended }))
+            .serve_with_incoming_shutdown(runtime::incoming(listener), async {
+                let _ = stopped.await;
+            }),
     );
     let city = CITY.parse().unwrap();
-    // Heartbeats and entries reach the impostor many times over; the leader stays.
     for n in 0..5 {
         f.issue(&city, vec![DirectoryCommand::Publish(small_catalog(n))])
             .await
@@ -581,6 +586,21 @@ async fn a_learner_answering_with_a_higher_term_does_not_depose_the_leader() {
         let now = seen(f.replica(&voter.parse().unwrap()).unwrap());
         assert_eq!((now.term, now.leader), (was.term, was.leader), "{voter}");
     }
-    impostor.abort();
+    let _ = stop.send(());
+    impostor.await.unwrap().unwrap();
+    let revision = f.replica(&city).unwrap().view(|s| s.revision);
+    f.start_node(wujia).await.unwrap();
+    f.wait_for_revision(revision).await.unwrap();
     f.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_learner_answering_with_a_higher_term_does_not_depose_the_leader() {
+    impostor_learner(format!(r#"{{"Ok":{{"HigherVote":{HIGH_VOTE}}}}}"#)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_learner_claiming_entries_it_was_never_sent_is_still_replicated_to() {
+    let far = r#"{"leader_id":{"term":1,"node_id":420500},"index":1000000000}"#;
+    impostor_learner(format!(r#"{{"Ok":{{"PartialSuccess":{far}}}}}"#)).await;
 }

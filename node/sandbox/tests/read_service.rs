@@ -183,6 +183,7 @@ async fn a_vouched_read_is_decided_in_one_look_at_the_directory_and_its_batches_
     let caller = Caller {
         node: CITY.parse().unwrap(),
         is_self: false,
+        is_member: true,
     };
 
     let stream = reads

@@ -26,6 +26,9 @@ pub struct Caller {
     pub node: NodeCode,
     /// Whether that node is the one called: its own administrator.
     pub is_self: bool,
+    /// Whether it is the node itself or an active member (or the directory is still forming):
+    /// only such callers send requests that carry data, up to a whole message.
+    pub is_member: bool,
 }
 
 impl Caller {
@@ -97,13 +100,19 @@ fn access(path: &str) -> Access {
 #[derive(Clone)]
 pub struct AdmissionLayer {
     me: NodeCode,
+    own_tls: String,
     members: Arc<dyn Members>,
 }
 
 impl AdmissionLayer {
-    /// Admission to node `me`, judging other nodes by `members` (the node's directory replica).
-    pub fn new(me: NodeCode, members: Arc<dyn Members>) -> Self {
-        Self { me, members }
+    /// Admission to node `me`, whose own TLS certificate has fingerprint `own_tls`, judging
+    /// other nodes by `members` (the node's directory replica).
+    pub fn new(me: NodeCode, own_tls: String, members: Arc<dyn Members>) -> Self {
+        Self {
+            me,
+            own_tls,
+            members,
+        }
     }
 
     /// The caller of a request with these extensions, admitted to `path`; `None` for open methods.
@@ -127,10 +136,18 @@ impl AdmissionLayer {
         let standing = self.members.standing(&node);
         // The certificate must be one the directory registered for the node it names: the CA
         // issuing it is not enough, or any certificate the CA ever issued would act as the node.
-        if let Some(standing) = &standing {
-            standing
-                .presents(&node, &fingerprint(&certificate))
-                .map_err(Status::permission_denied)?;
+        let presented = fingerprint(&certificate);
+        match &standing {
+            Some(standing) => standing
+                .presents(&node, &presented)
+                .map_err(Status::permission_denied)?,
+            // Before the directory knows the node, its own certificate is the only one it knows.
+            None if is_self && presented != self.own_tls => {
+                return Err(Status::permission_denied(format!(
+                    "this certificate ({presented}) is not node {node}'s own: its administrator uses the certificate in its node directory"
+                )));
+            }
+            None => {}
         }
         match access {
             Access::OwnNode(what) if !is_self => {
@@ -157,7 +174,16 @@ impl AdmissionLayer {
             }
             _ => {}
         }
-        Ok(Some(Caller { node, is_self }))
+        let is_member = is_self
+            || match &standing {
+                Some(standing) => standing.admit(&node).is_ok(),
+                None => !self.members.is_formed(),
+            };
+        Ok(Some(Caller {
+            node,
+            is_self,
+            is_member,
+        }))
     }
 }
 

@@ -26,6 +26,8 @@ use tierlink_core::identity::NodeCode;
 use tonic::Status;
 use tonic::body::Body;
 
+use crate::admission::Caller;
+
 /// A read refused because too many are open.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Exhausted {
@@ -198,6 +200,13 @@ where
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         let path = request.uri().path().to_owned();
         let (limit, streamed) = request_rule(&path, self.small);
+        // Only members send data: a node that is not one (joining, suspended, a stranger) sends
+        // small requests at most, whatever the method, so it cannot make the node buffer more.
+        let member = request
+            .extensions()
+            .get::<Caller>()
+            .is_none_or(|c| c.is_member);
+        let limit = if member { limit } else { limit.min(self.small) };
         let framing = Framing {
             compressed: request.headers().contains_key("grpc-encoding"),
             method: path,

@@ -343,13 +343,10 @@ impl ReadService {
 
     /// Runs a read for `caller`: checks who asks, passes the read on towards its producer, or
     /// produces it here. The stream ends after the last batch, or with the error that stopped it.
-    /// A caller with as many reads open as the node allows is refused (RESOURCE_EXHAUSTED)
-    /// before anything else.
+    /// A read for a member (the node that vouches for its principal, or the calling node reading
+    /// as itself) with as many reads open as the node allows is refused (RESOURCE_EXHAUSTED)
+    /// before anything is read or relayed.
     pub async fn read(&self, caller: &Caller, mut read: Read) -> Result<BatchStream, ReadError> {
-        let slot = self.limits.open(&caller.node).map_err(|e| {
-            tracing::warn!(caller = %caller.node, error = %e, "read refused");
-            ReadError::from(e)
-        })?;
         let fields = read.scope_mut();
         fields.request_id = request_id(&fields.request_id)?;
         let credential = fields.credential.take();
@@ -379,6 +376,16 @@ impl ReadService {
                 return Err(error);
             }
         };
+        // A read holds a slot of the member it is for: the node that vouches for its principal,
+        // however many relays it came through, so no member holds more by relaying.
+        let member = match &reader {
+            Reader::Principal { asker, .. } => &asker.node,
+            Reader::Owner => &caller.node,
+        };
+        let slot = self.limits.open(member).map_err(|e| {
+            tracing::warn!(caller = %caller.node, %member, error = %e, "read refused");
+            ReadError::from(e)
+        })?;
         let Some(hop) = hop else {
             return self
                 .produce(&caller.node, &reader, &scope, read, slot)

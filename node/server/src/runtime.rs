@@ -17,7 +17,6 @@ use tierlink_core::signed::BatchSigner;
 use tierlink_proto::v1::audit_server::AuditServer;
 use tierlink_proto::v1::directory_server::DirectoryServer;
 use tierlink_proto::v1::exchange_server::ExchangeServer;
-use tierlink_proto::v1::federation_server::FederationServer;
 use tierlink_store::audit::{AnchorBoard, AuditError, AuditLog, anchor_periodically};
 use tierlink_store::registry::{Registry, RegistryError};
 use tierlink_store::{FORMAT_VERSION, SledStore, StoreError};
@@ -211,7 +210,11 @@ impl Node {
             Arc::downgrade(&board),
             Duration::from_millis(self.dir.config.directory.audit_anchor_ms.max(100)),
         );
-        let admission = AdmissionLayer::new(self.dir.code().clone(), directory.clone());
+        let admission = AdmissionLayer::new(
+            self.dir.code().clone(),
+            directory.member().tls_fingerprint.clone(),
+            directory.clone(),
+        );
         let served = Server::builder()
             .tls_config(tls)
             .map_err(|e| RuntimeError::Credential(format!("TLS configuration: {e}")))?
@@ -240,11 +243,7 @@ impl Node {
                 self.audit.clone(),
                 board,
             )))
-            .add_service(
-                FederationServer::new(FederationService::new(directory.clone()))
-                    .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                    .max_encoding_message_size(MAX_MESSAGE_BYTES),
-            )
+            .add_service(FederationService::server(directory.clone()))
             .serve_with_incoming_shutdown(incoming(listener), shutdown)
             .await
             .map_err(|e| RuntimeError::Serve(e.to_string()));

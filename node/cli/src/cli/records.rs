@@ -77,7 +77,7 @@ pub enum RecordsCommand {
         /// Records per signed batch [default: the producer's, 1,000].
         #[arg(long)]
         batch_size: Option<u32>,
-        /// Write the signed batches to FILE (check them later with `tierlink verify FILE`).
+        /// Write the signed batches to FILE (check them later with `tierlink verify --ca CA FILE`).
         #[arg(long)]
         out: Option<PathBuf>,
         /// Who asks.
@@ -416,7 +416,7 @@ async fn read(
     eprintln!("{}", describe(&summary, route));
     if let Some(path) = out {
         eprintln!(
-            "signed batches written to {} (check them with `tierlink verify {}`)",
+            "signed batches written to {} (check them anywhere with `tierlink verify --ca ca.crt {}`, or with `--node` and this node's directory)",
             path.display(),
             path.display()
         );

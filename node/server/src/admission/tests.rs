@@ -53,6 +53,7 @@ fn every_tierlink_method_has_its_rule() {
 fn a_call_without_a_client_certificate_is_not_admitted() {
     let layer = AdmissionLayer::new(
         "420502001".parse().unwrap(),
+        "00".repeat(32),
         Arc::new(tierlink_core::members::MemberList::default()),
     );
     let extensions = http::Extensions::new();

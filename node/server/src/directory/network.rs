@@ -189,8 +189,23 @@ impl RaftNetwork<TypeConfig> for Connection {
         _option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, Failure<RaftError<NodeId>>> {
         let reply = self.call(Rpc::AppendEntries, &rpc).await?;
-        if let AppendEntriesResponse::HigherVote(claimed) = &reply {
-            self.believe(&rpc.vote, claimed)?;
+        match &reply {
+            AppendEntriesResponse::HigherVote(claimed) => self.believe(&rpc.vote, claimed)?,
+            // A node cannot have matched entries it was not sent: such an answer is a fault of
+            // that node alone, not a position for the leader to take.
+            AppendEntriesResponse::PartialSuccess(matched)
+                if *matched > rpc.entries.last().map(|e| e.log_id).or(rpc.prev_log_id) =>
+            {
+                let why = std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "{} claims to hold entries up to {matched:?}, beyond those sent",
+                        self.target
+                    ),
+                );
+                return Err(RPCError::Unreachable(Unreachable::new(&why)));
+            }
+            _ => {}
         }
         Ok(reply)
     }

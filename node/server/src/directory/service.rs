@@ -7,8 +7,11 @@ use std::sync::Arc;
 use openraft::raft::AppendEntriesResponse;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tierlink_client::MAX_MESSAGE_BYTES;
 use tierlink_proto::v1::RaftPayload;
-use tierlink_proto::v1::federation_server::Federation;
+use tierlink_proto::v1::federation_server::{Federation, FederationServer};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 
 use super::replica::Replica;
@@ -26,21 +29,44 @@ impl FederationService {
         Self { replica }
     }
 
-    /// The sender and the message, once the sender is admitted as a voter.
+    /// The `tierlink.v1.Federation` server for `replica`: the sender is admitted as a voter
+    /// ([`VotersOnly`]) before the message's body is read, so a refused node's message is never
+    /// buffered.
+    pub fn server(replica: Arc<Replica>) -> InterceptedService<FederationServer<Self>, VotersOnly> {
+        let server = FederationServer::new(Self::new(replica.clone()))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        InterceptedService::new(server, VotersOnly(replica))
+    }
+
+    /// The sender and the message.
     fn decode<T: DeserializeOwned>(
         &self,
         request: Request<RaftPayload>,
     ) -> Result<(NodeId, T), Status> {
-        if self.replica.link().is_isolated() {
-            return Err(Status::unavailable("this node is cut off"));
-        }
         let from = Caller::of(&request)?.node;
-        self.replica
-            .admit_raft(&from)
-            .map_err(Status::permission_denied)?;
         let message = serde_json::from_slice(&request.into_inner().json)
             .map_err(|e| Status::invalid_argument(format!("not a raft message: {e}")))?;
         Ok((node_id(&from), message))
+    }
+}
+
+/// Admits a raft message from the directory's voters only, on its request head: a node cut off
+/// by the fault hook answers nothing, a node that is not a voter is refused (PERMISSION_DENIED,
+/// counted) before its message is read.
+#[derive(Clone)]
+pub struct VotersOnly(Arc<Replica>);
+
+impl Interceptor for VotersOnly {
+    fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
+        if self.0.link().is_isolated() {
+            return Err(Status::unavailable("this node is cut off"));
+        }
+        let from = Caller::of(&request)?.node;
+        self.0
+            .admit_raft(&from)
+            .map_err(Status::permission_denied)?;
+        Ok(request)
     }
 }
 

@@ -235,3 +235,49 @@ async fn a_connection_that_never_starts_tls_is_dropped_at_the_handshake_deadline
         .unwrap();
     f.federation.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relayed_read_counts_against_the_member_it_is_for_not_the_relay() {
+    let f = federation_with(2000, |config| config.limits.reads_per_caller = 2).await;
+    let open = open_policies(&f).await;
+    // The city's principal holds two reads of the street's residents, relayed by the district.
+    let via_district = || {
+        let mut query = principal_query(&open.city);
+        query.scope.as_mut().unwrap().via = "420502".into();
+        query
+    };
+    // A connection each: one held read fills a narrow connection's window.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut city = ExchangeClient::new(narrow_channel(&f, CITY).await);
+        let mut stream = city.query(via_district()).await.unwrap().into_inner();
+        assert!(stream.message().await.unwrap().is_some());
+        held.push(stream);
+    }
+    // They are the city's reads, at the district and at the street: the district's own
+    // principal is still served by the street.
+    let mut district = ExchangeClient::new(narrow_channel(&f, DISTRICT).await);
+    let mut own = district
+        .query(principal_query(&open.district))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(own.message().await.unwrap().is_some());
+    // A third read for the city is refused, however it is routed.
+    for query in [via_district(), principal_query(&open.city)] {
+        let mut city = ExchangeClient::new(narrow_channel(&f, CITY).await);
+        let refused = city.query(query).await.unwrap_err();
+        assert_eq!(
+            refused.code(),
+            tonic::Code::ResourceExhausted,
+            "{refused:?}"
+        );
+        assert!(
+            refused.message().starts_with("420500 has 2 reads open"),
+            "{}",
+            refused.message()
+        );
+    }
+    drop((held, own));
+    f.federation.stop().await.unwrap();
+}

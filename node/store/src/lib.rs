@@ -110,6 +110,9 @@ pub trait Store: Send + Sync + 'static {
     fn put_records(&self, catalog: &str, rows: Vec<Row>) -> Result<PutOutcome, StoreError>;
     /// Current records with `from <= key < to` (`to` unbounded when `None`), in key order.
     fn scan(&self, catalog: &str, from: &str, to: Option<&str>) -> RecordIter;
+    /// The current version of the record with `key`; `None` when there is none. For reads that
+    /// send records in another order than the keys' (keys hashed).
+    fn get(&self, catalog: &str, key: &str) -> Result<Option<StoredRecord>, StoreError>;
     /// Every version of one record, oldest first; empty when the key was never written.
     fn history(&self, catalog: &str, key: &str) -> Result<Vec<StoredRecord>, StoreError>;
 }

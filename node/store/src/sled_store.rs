@@ -316,6 +316,13 @@ impl Store for SledStore {
         )
     }
 
+    fn get(&self, catalog: &str, key: &str) -> Result<Option<StoredRecord>, StoreError> {
+        Ok(self
+            .records
+            .get(record_key(CURRENT, catalog, key))?
+            .map(StoredRecord))
+    }
+
     fn history(&self, catalog: &str, key: &str) -> Result<Vec<StoredRecord>, StoreError> {
         let mut prefix = record_key(HISTORY, catalog, key);
         prefix.push(0);

@@ -83,5 +83,12 @@ pub fn run<S: Store>(open: impl Fn() -> S) {
     assert_eq!(versions, [(1, "two"), (2, "two, renamed")]);
     assert!(history[0].updated_at_micros <= history[1].updated_at_micros);
     assert!(store.history(&code, "B9").unwrap().is_empty());
+    let current = store.get(&code, "B2").unwrap().unwrap().decode().unwrap();
+    assert_eq!(
+        (current.version, current.values[1].as_str()),
+        (2, "two, renamed")
+    );
+    assert!(store.get(&code, "B9").unwrap().is_none());
+    assert!(store.get("103001001/000002", "B2").unwrap().is_none());
     assert_eq!(store.record_count(&code).unwrap(), 4);
 }

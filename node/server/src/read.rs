@@ -487,8 +487,8 @@ impl ReadService {
                     bytes: self.batch_bytes,
                 };
                 let plan = plan.with_query(catalog, &q)?;
-                let to = (!q.key_to.is_empty()).then_some(q.key_to.as_str());
-                let records = self.registry.store().scan(&scope.catalog, &q.key_from, to);
+                let store = self.registry.store().clone();
+                let records = produce::query_records(store, &scope.catalog, &plan, &q);
                 let limit = (q.limit > 0).then_some(q.limit);
                 Ok(self.stream_batches(template, records, plan, cut, limit, entry, slot))
             }

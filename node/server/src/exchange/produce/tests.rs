@@ -364,3 +364,224 @@ fn lists_are_cut_by_bytes_and_a_larger_record_goes_alone() {
     assert_eq!(shape.iter().map(|l| l.1).collect::<Vec<_>>(), [1, 2, 1]);
     assert_eq!(got, keys(0..4));
 }
+
+/// A store holding `n` residents keyed `0000`, `0001`, …: resident `i`'s values are those of
+/// `values(i)`, its sex `1` for even `i`, `2` for odd.
+fn store_of(
+    catalog: &Catalog,
+    n: usize,
+    key: impl Fn(usize) -> usize,
+) -> (tempfile::TempDir, Arc<dyn Store>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = tierlink_store::SledStore::open(dir.path()).unwrap();
+    let sex = catalog.item_index("sex").unwrap();
+    let rows = (0..n)
+        .map(|i| {
+            let mut values: Vec<String> = (0..catalog.items.len())
+                .map(|item| format!("{i}-{item}-{}", "x".repeat(i % 17)))
+                .collect();
+            values[sex] = (1 + i % 2).to_string();
+            tierlink_core::catalog::Row {
+                key: format!("{:04}", key(i)),
+                values,
+            }
+        })
+        .collect();
+    store.put_records(&catalog.code, rows).unwrap();
+    (dir, Arc::new(store))
+}
+
+/// The person id hashed (so keys travel hashed), everything else clear.
+fn key_hashed(code: &str) -> Action {
+    if code == "person_id" {
+        Action::Hash
+    } else {
+        Action::Clear
+    }
+}
+
+/// What a consumer receives of `request` under `plan` from `store`: the records in order and
+/// each list's count.
+fn read(
+    store: &Arc<dyn Store>,
+    catalog: &Catalog,
+    plan: &Plan,
+    request: &QueryRequest,
+    cut: Cut,
+) -> (Vec<Record>, Vec<u64>) {
+    let plan = plan.clone().with_query(catalog, request).unwrap();
+    let records = query_records(store.clone(), &catalog.code, &plan, request);
+    let limit = (request.limit > 0).then_some(request.limit);
+    let (mut got, mut counts) = (Vec::new(), Vec::new());
+    for list in record_lists(records, plan, cut, limit, |_| {}) {
+        let (bytes, count) = list.unwrap();
+        got.extend(RecordList::decode(bytes.as_slice()).unwrap().records);
+        counts.push(count);
+    }
+    (got, counts)
+}
+
+#[test]
+fn hashed_keys_are_sent_in_hashed_order_and_a_limit_takes_the_first() {
+    let catalog = residents();
+    let (_dir, store) = store_of(&catalog, 3000, |i| i);
+    let hashed = plan(&catalog, key_hashed);
+    let cut = Cut {
+        records: 100,
+        bytes: UNBOUNDED,
+    };
+    let all = read(&store, &catalog, &hashed, &QueryRequest::default(), cut).0;
+    let sent: Vec<&str> = all.iter().map(|r| r.key.as_str()).collect();
+    assert_eq!(sent.len(), 3000);
+    assert!(sent.is_sorted(), "not in hashed-key order");
+    let mut expected: Vec<String> = (0..3000)
+        .map(|i| hashed.redactor.apply_str(Action::Hash, &format!("{i:04}")))
+        .collect();
+    expected.sort();
+    assert_eq!(sent, expected);
+
+    // A limit, below and above the ranking's trimming, takes the start of the whole answer.
+    for limit in [1, 10, 700, 2999, 5000] {
+        let request = QueryRequest {
+            limit,
+            ..Default::default()
+        };
+        let first = read(&store, &catalog, &hashed, &request, cut).0;
+        assert_eq!(
+            first[..],
+            all[..all.len().min(limit as usize)],
+            "limit {limit}"
+        );
+    }
+    // A filter: the matches in the same order; with a limit, the first of them.
+    let odd = QueryRequest {
+        r#where: vec![FieldEquals {
+            item: "sex".into(),
+            value: "2".into(),
+        }],
+        limit: 600,
+        ..Default::default()
+    };
+    let n = catalog.item_index("sex").unwrap();
+    let matching: Vec<&Record> = all.iter().filter(|r| r.values[n] == "2").collect();
+    let got = read(&store, &catalog, &hashed, &odd, cut).0;
+    assert_eq!(got.iter().collect::<Vec<_>>(), matching[..600]);
+
+    // Keys in clear: key order, as before.
+    let clear = plan(&catalog, |_| Action::Clear);
+    let request = QueryRequest {
+        key_from: "0100".into(),
+        limit: 5,
+        ..Default::default()
+    };
+    let got = read(&store, &catalog, &clear, &request, cut).0;
+    assert_eq!(
+        got.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(),
+        ["0100", "0101", "0102", "0103", "0104"]
+    );
+}
+
+#[test]
+fn batch_counts_with_hashed_keys_do_not_depend_on_the_real_keys() {
+    // Two producers with the same residents, keyed in opposite orders.
+    let catalog = residents();
+    let (_a, forward) = store_of(&catalog, 1000, |i| i);
+    let (_b, backward) = store_of(&catalog, 1000, |i| 999 - i);
+    let hashed = plan(&catalog, key_hashed);
+    let odd = QueryRequest {
+        r#where: vec![FieldEquals {
+            item: "sex".into(),
+            value: "2".into(),
+        }],
+        ..Default::default()
+    };
+    for request in [QueryRequest::default(), odd] {
+        let cut = Cut {
+            records: 7,
+            bytes: UNBOUNDED,
+        };
+        let (a, a_counts) = read(&forward, &catalog, &hashed, &request, cut);
+        let (b, b_counts) = read(&backward, &catalog, &hashed, &request, cut);
+        assert_ne!(a, b, "the same keys hold other residents");
+        assert_eq!(a_counts, b_counts);
+        let total = a.len() as u64;
+        let mut by_total = vec![7; (total / 7) as usize];
+        by_total.extend((total % 7 > 0).then_some(total % 7));
+        assert_eq!(a_counts, by_total);
+    }
+
+    // Cut by bytes, the counts follow from the sizes of the records as sent, in the order sent.
+    let cut = Cut {
+        records: 1000,
+        bytes: 4000,
+    };
+    let (got, counts) = read(&forward, &catalog, &hashed, &QueryRequest::default(), cut);
+    let sizes = got.iter().map(|r| {
+        let len = r.encoded_len();
+        1 + prost::encoding::encoded_len_varint(len as u64) + len
+    });
+    let mut recut = vec![0u64];
+    let mut bytes = 0;
+    for size in sizes {
+        if bytes + size > cut.bytes && *recut.last().unwrap() > 0 {
+            recut.push(0);
+            bytes = 0;
+        }
+        bytes += size;
+        *recut.last_mut().unwrap() += 1;
+    }
+    assert!(counts.len() > 10);
+    assert_eq!(counts, recut);
+}
+
+#[test]
+fn a_record_changed_between_the_passes_is_checked_again() {
+    let catalog = residents();
+    let (_dir, store) = store_of(&catalog, 50, |i| i);
+    let request = QueryRequest {
+        r#where: vec![FieldEquals {
+            item: "sex".into(),
+            value: "1".into(),
+        }],
+        ..Default::default()
+    };
+    let hashed = plan(&catalog, key_hashed)
+        .with_query(&catalog, &request)
+        .unwrap();
+    let mut records = query_records(store.clone(), &catalog.code, &hashed, &request);
+    // The first record asked for ranks the 25 matches and looks the first of them up.
+    let first = records.next().unwrap().unwrap();
+    // The match ranked last now has another sex.
+    let last = (0..50)
+        .step_by(2)
+        .map(|i| format!("{i:04}"))
+        .max_by_key(|k| hashed.redactor.apply_str(Action::Hash, k))
+        .unwrap();
+    let mut changed = store.get(&catalog.code, &last).unwrap().unwrap();
+    let mut record = changed.decode().unwrap();
+    record.values[catalog.item_index("sex").unwrap()] = "2".into();
+    store
+        .put_records(
+            &catalog.code,
+            vec![tierlink_core::catalog::Row {
+                key: last.clone(),
+                values: record.values,
+            }],
+        )
+        .unwrap();
+    changed = store.get(&catalog.code, &last).unwrap().unwrap();
+    assert_eq!(changed.decode().unwrap().version, 2);
+    let cut = Cut {
+        records: 1000,
+        bytes: UNBOUNDED,
+    };
+    let mut sent = Vec::new();
+    let rest = std::iter::once(Ok(first)).chain(records);
+    for list in record_lists(rest, hashed, cut, None, |r| {
+        sent.push(r.decode().unwrap().key)
+    }) {
+        list.unwrap();
+    }
+    assert_eq!(sent.len(), 24);
+    assert!(!sent.contains(&last));
+}

@@ -419,8 +419,8 @@ pub fn record_lists(
 /// when there is a limit. The records are then looked up one by one in that order, each checked
 /// again as it is sent: one changed between the passes goes as it now stands if it still matches,
 /// one gone is skipped, so the answer then holds fewer. Memory while ranking: 32 bytes plus the
-/// key's length per record (50 bytes for an 18-character person id: 50 MB for a street of a
-/// million). The ranking runs on the first record asked for, on a batch worker.
+/// key's length per record ranked (49 bytes for a 17-character person id: 49 MB for a street of
+/// a million). The ranking runs on the first record asked for, on a batch worker.
 ///
 /// What the shape of an answer with hashed keys reveals: the number of records that match, and
 /// the records as sent. Batches are cut in the order sent by count and by the bytes of the records

@@ -9,22 +9,9 @@ use std::time::Duration;
 use tierlink_client::channel;
 use tierlink_proto::v1::FieldEquals;
 use tierlink_proto::v1::exchange_client::ExchangeClient;
-use tierlink_store::audit::{AuditEntry, AuditFilter, AuditLog};
 use tokio::io::AsyncReadExt;
 use tonic::transport::Channel;
 use util::*;
-
-/// Waits (up to 30 s) for an entry of `audit` that `wanted` picks.
-async fn audited(audit: &AuditLog, wanted: impl Fn(&AuditEntry) -> bool) -> AuditEntry {
-    for _ in 0..300 {
-        let entries = audit.query(&AuditFilter::default(), 1000).unwrap();
-        if let Some(entry) = entries.into_iter().find(|e| wanted(e)) {
-            return entry;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("no such audit entry after 30 s");
-}
 
 /// A channel to node `n` with its own certificate whose HTTP/2 windows hold one batch of 100
 /// residents at most, so that a read it stops taking stalls at once.

@@ -478,6 +478,9 @@ async fn every_exchange_is_audited_on_both_ends_and_anchored_in_the_directory() 
 
     let street_log = f.federation.nodes[STREET].audit().unwrap();
     let city_log = f.federation.nodes[CITY].audit().unwrap();
+    // Each end writes its entry once its stream has ended.
+    audited(street_log, |e| e.request_id == "audit-1").await;
+    audited(city_log, |e| e.request_id == "audit-1").await;
     // Who saw the residents' ID numbers, under which grant: one query.
     let key = read(
         &f.clients[STREET],

@@ -2,11 +2,14 @@
 //! holding residents and buildings.
 #![allow(dead_code)]
 
+use std::time::Duration;
+
 use tempfile::TempDir;
 use tierlink_client::NodeClient;
 use tierlink_core::catalog::EXAMPLES;
 use tierlink_sandbox::federation::{LocalFederation, default_units};
 use tierlink_sandbox::sample;
+use tierlink_store::audit::{AuditEntry, AuditFilter, AuditLog};
 
 pub const CITY: usize = 0;
 pub const DISTRICT: usize = 1;
@@ -274,4 +277,18 @@ pub fn principal_query(
         batch_size: 100,
         ..Default::default()
     }
+}
+
+/// Waits (up to 30 s) for an entry of `audit` that `wanted` picks.
+/// A producer writes its audit entry once the stream has ended, after the consumer has its
+/// last batch: tests wait for it.
+pub async fn audited(audit: &AuditLog, wanted: impl Fn(&AuditEntry) -> bool) -> AuditEntry {
+    for _ in 0..300 {
+        let entries = audit.query(&AuditFilter::default(), 1000).unwrap();
+        if let Some(entry) = entries.into_iter().find(|e| wanted(e)) {
+            return entry;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no such audit entry after 30 s");
 }

@@ -278,7 +278,12 @@ impl Plan {
                     if tag == 3 {
                         updated_at = v as i64;
                     }
-                    if let Some(record) = record.as_deref_mut() {
+                    // A record's write history belongs to its key: records loaded in key order
+                    // share write times with their neighbours, so with keys hashed neither the
+                    // version nor the time travels.
+                    if let Some(record) = record.as_deref_mut()
+                        && !self.key_hashed
+                    {
                         record.extend_from_slice(&field[..field.len() - buf.len()]);
                     }
                 }
@@ -425,10 +430,10 @@ pub fn record_lists(
 /// What the shape of an answer with hashed keys reveals: the number of records that match, and
 /// the records as sent. Batches are cut in the order sent by count and by the bytes of the records
 /// as sent, so their number, `sequence`, `record_count`s and sizes follow from those; the header
-/// is fixed by the grant and the request; the consumer's audit entry keeps what arrived. Not
-/// hidden by the order: each record's `version` and `updated_at_micros` travel as stored (records
-/// loaded in key order over several writes share write times with their neighbours), and the
-/// time an answer takes grows with the records the producer scans, scoped out or not.
+/// is fixed by the grant and the request; the consumer's audit entry keeps what arrived. A
+/// record's `version` and `updated_at_micros` are not sent (records loaded in key order over
+/// several writes share write times with their neighbours). Not hidden: the time an answer takes
+/// grows with the records the producer scans, scoped out or not.
 pub fn query_records(
     store: Arc<dyn Store>,
     catalog: &str,

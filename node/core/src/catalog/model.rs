@@ -233,7 +233,7 @@ pub struct EmbeddedPart {
 
 impl EmbeddedPart {
     /// Characters in the part.
-    pub fn len(&self) -> u32 {
+    pub fn chars(&self) -> u32 {
         self.to + 1 - self.from
     }
 

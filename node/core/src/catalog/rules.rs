@@ -461,34 +461,32 @@ impl Catalog {
                     ));
                 }
                 let one = || {
-                    (part.len() != 1).then(|| {
-                        (
-                            at("to"),
-                            format!(
-                                "part {:?} is {} ({}): it is one character, from = to",
-                                part.part,
-                                part.carries.as_str(),
-                                if part.carries == PartAs::Check {
-                                    "a check character"
-                                } else {
-                                    "a character's parity"
-                                }
-                            ),
-                        )
-                    })
+                    (
+                        at("to"),
+                        format!(
+                            "part {:?} is {} ({}): it is one character, from = to",
+                            part.part,
+                            part.carries.as_str(),
+                            if part.carries == PartAs::Check {
+                                "a check character"
+                            } else {
+                                "a character's parity"
+                            }
+                        ),
+                    )
                 };
                 match part.carries {
                     PartAs::Same => {}
-                    PartAs::Date if part.len() != 8 => {
+                    PartAs::Date if part.chars() != 8 => {
                         return Err((
                             at("to"),
                             format!("part {:?} is a date, YYYYMMDD: 8 characters", part.part),
                         ));
                     }
                     PartAs::Date => {}
-                    PartAs::Parity => one().map_or(Ok(()), Err)?,
+                    PartAs::Parity | PartAs::Check if part.chars() != 1 => return Err(one()),
+                    PartAs::Parity => {}
                     PartAs::Check => {
-                        one().map_or(Ok(()), Err)?;
                         if part.holds.is_some() {
                             return Err((
                                 at("holds"),
@@ -513,14 +511,14 @@ impl Catalog {
                     })?;
                 let fits = match part.carries {
                     PartAs::Same => (held.data_type == DataType::String
-                        && held.length == Some(part.len()))
+                        && held.length == Some(part.chars()))
                     .then_some(())
                     .ok_or_else(|| {
                         format!(
                             "part {:?} is {} characters, so {code} must be a string item of length {} to be carried as the same characters (or say how with \"as\")",
                             part.part,
-                            part.len(),
-                            part.len()
+                            part.chars(),
+                            part.chars()
                         )
                     }),
                     PartAs::Date => (held.data_type == DataType::Date).then_some(()).ok_or_else(|| {

@@ -277,7 +277,13 @@ impl<'a> Reveal<'a> {
                     partial.push(false);
                 }
                 None => {
-                    known.push(Known::Whole(action == Action::Clear));
+                    // A prefix as long as the item keeps all of any value.
+                    let all = match action {
+                        Action::Clear => true,
+                        Action::Generalise(Generalisation::Prefix(n)) => n >= item.max_length(),
+                        _ => false,
+                    };
+                    known.push(Known::Whole(all));
                     partial.push(
                         scoped > 0 || matches!(action, Action::Mask { .. } | Action::Generalise(_)),
                     );

@@ -25,13 +25,15 @@ use super::model::{Action, Generalisation, RowScope};
 use crate::catalog::{Catalog, DataType, InformationItem, PartAs};
 
 /// Values below which a keyed hash hides nothing from a member: 2^32. Every member holds the
-/// federation's hash key, so it can hash each candidate value and compare. One core hashes
-/// short values through `Redactor::apply(Hash, ..)` at about 33 million a second on the
-/// project's 2-core build machine (the `hash_guessing` bench of `tierlink-sandbox`), so 2^32
-/// candidates take about two minutes on one core, and a code table, a date or a short number
-/// well under a second. A mobile phone number (7 × 10^9 values) passes, and takes a member
-/// minutes: a keyed hash is for joins, and hides a value from members only as well as its
-/// value space does.
+/// federation's hash key, so it can hash each candidate value and compare. One core of the
+/// project's 2-core build machine, shared with other builds, ran short values through
+/// `Redactor::apply(Hash, ..)` at 13 to 24 million a second (medians of three runs: 15.5 million
+/// dates, 22.4 million phone numbers, 13.5 million ID numbers; 8 to 10 million a second with a
+/// lookup among the hashes received; `cargo bench -p tierlink-sandbox --bench hash_guessing`).
+/// So 2^32 candidates take about five minutes on one core, a minute on five, and a code table,
+/// a date (3.7 million values) or a short number well under a second. A mobile phone number
+/// (7 × 10^9 values) passes, and takes a member minutes more: a keyed hash is for joins, and
+/// hides a value from members only as well as its value space does.
 pub const GUESSABLE_BELOW: f64 = 4_294_967_296.0;
 
 /// The written position (0-based) of each of a date's 8 digits, `YYYY-MM-DD`.

@@ -88,7 +88,7 @@ fn write_buildings(path: &Path, rows: std::ops::Range<usize>, floors: &str) {
         String::from("building_code,community_code,楼栋名称 building name,address,floors\n");
     for n in rows {
         text.push_str(&format!(
-            "B{n:04},420502001001,{n}栋,西陵一路 {n} 号,{floors}\n"
+            "420502001001-B{n:04},420502001001,{n}栋,西陵一路 {n} 号,{floors}\n"
         ));
     }
     std::fs::write(path, text).unwrap();
@@ -211,7 +211,8 @@ fn an_operator_sets_up_two_nodes_imports_exports_and_verifies() {
         &d("bad.csv"),
     ]);
     assert!(
-        err.contains(r#"line 52 (key "B1250"): floors"#) && err.contains("nothing was written"),
+        err.contains(r#"line 52 (key "420502001001-B1250"): floors"#)
+            && err.contains("nothing was written"),
         "{err}"
     );
     let listing = ok(&["catalog", "list", "--node", &street]);
@@ -226,7 +227,7 @@ fn an_operator_sets_up_two_nodes_imports_exports_and_verifies() {
         &street,
         "--catalog",
         BUILDINGS,
-        r#"{"building_code":"B0007","community_code":"420502001001","building_name":"7栋","address":"西陵一路 7 号","floors":9}"#,
+        r#"{"building_code":"420502001001-B0007","community_code":"420502001001","building_name":"7栋","address":"西陵一路 7 号","floors":9}"#,
     ]);
     let export = d("export.tlb");
     let out = ok(&[
@@ -280,7 +281,7 @@ fn an_operator_sets_up_two_nodes_imports_exports_and_verifies() {
         "--catalog",
         BUILDINGS,
         "--key",
-        "B0007",
+        "420502001001-B0007",
     ]);
     assert!(
         history.contains(r#""_version":1"#)
@@ -736,7 +737,9 @@ fn an_administrator_grants_an_officer_who_reads_as_a_principal_and_the_audit_cat
         "--purpose",
         PURPOSE,
     ]);
-    ok(&[
+    // Masking the ID number's birth date while the birth date goes in clear hides nothing:
+    // refused, naming both items and what to change.
+    let approve = [
         "access",
         "approve",
         "--node",
@@ -748,7 +751,13 @@ fn an_administrator_grants_an_officer_who_reads_as_a_principal_and_the_audit_cat
         "id_number=mask:6:4",
         "--others",
         "clear",
-    ]);
+    ];
+    let err = fails(&approve);
+    assert!(
+        err.contains("id_number mask:6:4 hides the birth date, which birth_date sends in clear: withhold or generalise birth_date (year or year-month)"),
+        "{err}"
+    );
+    ok(&[&approve[..], &["--item", "birth_date=year-month"]].concat());
     eventually("the grant replicated to the district", || {
         ok(&["grant", "list", "--node", &district]).contains("r1 ")
     });
@@ -771,8 +780,8 @@ fn an_administrator_grants_an_officer_who_reads_as_a_principal_and_the_audit_cat
     ]);
     for expected in [
         "decided under grant r1",
-        "id_number",
-        "mask:6:4",
+        "id_number mask:6:4 (named-in-grant) reveals 1-12, 15-18 of 18: birth date also from birth_date",
+        "birth_date year-month (named-in-grant) reveals 1-6 of 8 digits (YYYYMMDD)",
         "named-in-grant",
         "not-shared",
         "core-or-sensitive-needs-named-grant",

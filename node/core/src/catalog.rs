@@ -8,8 +8,9 @@ mod records;
 mod rules;
 
 pub use model::{
-    Catalog, CodeEntry, DataType, InformationItem, OpenType, Provider, ResourceFormat,
-    ResourceKind, SensitivityGrade, Sharing, SharingMethod, SharingType, UpdateCycle, ValueCheck,
+    Catalog, CodeEntry, DataType, EmbeddedPart, InformationItem, OpenType, PartAs, Provider,
+    ResourceFormat, ResourceKind, SensitivityGrade, Sharing, SharingMethod, SharingType,
+    UpdateCycle, ValueCheck,
 };
 pub use records::{
     KEY_SEPARATOR, RecordError, RecordSchema, Row, gb11643_check_digit, gb11643_valid,

@@ -112,7 +112,7 @@ pub const BUILDING_COLUMNS: &[&str] = &[
 ];
 
 /// A small valid catalog with resource code `103002001/NNNNNN` (NNNNNN = `n` + 1): the grid-cell
-/// example with its key item only, about 700 bytes as JSON.
+/// example with its key item only, without its parts, about 700 bytes as JSON.
 pub fn small_catalog(n: usize) -> tierlink_core::catalog::Catalog {
     let (file, text) = tierlink_core::catalog::EXAMPLES
         .iter()
@@ -123,6 +123,9 @@ pub fn small_catalog(n: usize) -> tierlink_core::catalog::Catalog {
         .remove(0);
     c.code = format!("103002001/{:06}", n + 1);
     c.items.truncate(1);
+    // Without the items its parts hold; as small as before the catalogs declared parts.
+    c.items[0].embeds.clear();
+    c.items[0].guessable = false;
     c
 }
 
@@ -209,7 +212,8 @@ pub fn residents(street: &str, count: usize, seed: u64) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// `count` buildings of street `street`, for the buildings catalog.
+/// `count` buildings of street `street` (at most 10,000: building codes are the community's
+/// code, `-B` and a four-digit number), for the buildings catalog.
 pub fn buildings(street: &str, count: usize, seed: u64) -> Vec<Vec<String>> {
     let mut r = Mix(seed);
     (0..count)
@@ -248,10 +252,12 @@ pub const RESIDENTS_CATALOG: &str = "101001001/000001";
 
 /// A street's resident register opened to three posts, as the demo shows it, in the order the
 /// commands are issued (each with its issuing node): a city public-security analyst sees the ID
-/// number and name in clear and the phone hashed; a district civil-affairs officer sees the ID
-/// number and phone masked and the district's rows; the street's grid worker, by the district's
-/// delegation, sees less still and only its own street's rows. The catalog is conditional, so
-/// the city and district ask and the street approves.
+/// number, name, and the birth date and sex the ID number holds anyway, in clear, and the phone
+/// hashed; a district civil-affairs officer sees the ID number and phone masked, the birth
+/// date's year and month (with the mask, never the whole ID number) and the district's rows;
+/// the street's grid worker, by the district's delegation, sees less still, names and addresses
+/// hashed, and only one community's rows. None leaks (`Decision::check_reveal`). The catalog is
+/// conditional, so the city and district ask and the street approves.
 pub fn three_tier_policies(
     city: &NodeCode,
     district: &NodeCode,
@@ -319,6 +325,8 @@ pub fn three_tier_policies(
             PolicyCommand::ApproveAccess(Grant {
                 items: actions(&[
                     ("id_number", "clear"),
+                    ("birth_date", "clear"),
+                    ("sex", "clear"),
                     ("name", "clear"),
                     ("phone", "hash"),
                     ("current_address", "clear"),
@@ -336,7 +344,11 @@ pub fn three_tier_policies(
         (
             street.clone(),
             PolicyCommand::ApproveAccess(Grant {
-                items: actions(&[("id_number", "mask:6:4"), ("phone", "mask:3:4")]),
+                items: actions(&[
+                    ("id_number", "mask:6:4"),
+                    ("birth_date", "year-month"),
+                    ("phone", "mask:3:4"),
+                ]),
                 others: Some(Action::Clear),
                 rows: Some(RowScope {
                     item: "community_code".into(),
@@ -349,8 +361,16 @@ pub fn three_tier_policies(
         (
             district.clone(),
             PolicyCommand::Grant(Grant {
-                items: actions(&[("id_number", "mask:0:4"), ("phone", "withhold")]),
-                others: Some(Action::Hash),
+                items: actions(&[
+                    ("id_number", "mask:0:4"),
+                    ("sex", "clear"),
+                    ("birth_date", "year"),
+                    ("name", "hash"),
+                    ("current_address", "hash"),
+                    ("occupation", "hash"),
+                    ("community_code", "clear"),
+                ]),
+                others: Some(Action::Withhold),
                 rows: Some(RowScope {
                     item: "community_code".into(),
                     within: format!("{street}001"),

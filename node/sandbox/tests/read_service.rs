@@ -75,10 +75,14 @@ fn policies() -> Policies {
     };
     p.roles.insert(role.id(), role);
     let grant = Grant {
-        items: [("id_number", Action::Mask { first: 6, last: 4 })]
-            .into_iter()
-            .map(|(i, a)| (i.to_string(), a))
-            .collect(),
+        // The birth date only to the month: in clear, it would fill in the masked ID number.
+        items: [
+            ("id_number", Action::Mask { first: 6, last: 4 }),
+            ("birth_date", "year-month".parse().unwrap()),
+        ]
+        .into_iter()
+        .map(|(i, a)| (i.to_string(), a))
+        .collect(),
         others: Some(Action::Clear),
         ..Grant::new(
             "g1",

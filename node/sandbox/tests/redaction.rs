@@ -10,7 +10,9 @@ use tierlink_core::identity::{
     NodeCredentials, Tier, TrustedCa, Unit, generate_ca, issue_node_certificates,
 };
 use tierlink_core::limits::DEFAULT_BATCH_BYTES;
-use tierlink_core::policy::{Action, Asker, Grant, Grantee, HashKey, Policies, Redactor, Role};
+use tierlink_core::policy::{
+    Action, Asker, Decision, Grant, Grantee, HashKey, Policies, Redactor, Refusal, Role,
+};
 use tierlink_core::signed::BatchSigner;
 use tierlink_node::exchange::produce::{Cut, Plan, record_lists, seal_all};
 use tierlink_proto::v1::{BatchHeader, Record};
@@ -118,6 +120,421 @@ fn signer() -> BatchSigner {
     BatchSigner::new(&keys.signing_key_pem, &certs.signing_pem, &trusted).unwrap()
 }
 
+/// What a reader receives of `rows` (values in catalog order, the first the key) under
+/// `decision`, through the one enforcement point: the producer's plan, then sealing. The signed
+/// batches' bytes, the last header and the records.
+fn receive(
+    catalog: &Catalog,
+    decision: &Decision,
+    asker: &Asker,
+    rows: &[Vec<String>],
+) -> (Vec<u8>, BatchHeader, Vec<Record>) {
+    let plan = Plan::new(
+        catalog,
+        decision,
+        Redactor::new(Some(HashKey::generate().unwrap())),
+    )
+    .unwrap();
+    let stored: Vec<StoredRecord> = rows
+        .iter()
+        .map(|values| {
+            Record {
+                key: values[0].clone(),
+                version: 1,
+                updated_at_micros: 1,
+                values: values.clone(),
+            }
+            .into()
+        })
+        .collect();
+    let template = plan.header("420500", &catalog.code, "query", "r", Some(asker));
+    let cut = Cut {
+        records: 7,
+        bytes: DEFAULT_BATCH_BYTES,
+    };
+    let lists = record_lists(stored.into_iter().map(Ok), plan, cut, None, |_| {});
+    let mut bytes = Vec::new();
+    let mut received = Vec::new();
+    let signer = signer();
+    let mut header = BatchHeader::default();
+    for sealed in seal_all(&signer, template, lists) {
+        let batch = sealed.unwrap().batch;
+        bytes.extend_from_slice(&batch.encode_to_vec());
+        header = BatchHeader::decode(batch.header.as_slice()).unwrap();
+        received.extend(
+            tierlink_proto::v1::RecordList::decode(batch.records.as_slice())
+                .unwrap()
+                .records,
+        );
+    }
+    (bytes, header, received)
+}
+
+/// The directory's policies with one grant of `catalog` to a city analyst's role, and the
+/// analyst asking under it.
+fn analyst(
+    catalog: &Catalog,
+    items: std::collections::BTreeMap<String, Action>,
+    others: Option<Action>,
+) -> (Policies, Asker) {
+    let role = Role {
+        unit: "420500".parse().unwrap(),
+        name: "analyst".into(),
+        department: "d".into(),
+        post: "p".into(),
+    };
+    let grant = Grant {
+        items,
+        others,
+        ..Grant::new(
+            "g",
+            "420502001".parse().unwrap(),
+            catalog.code.clone(),
+            Grantee::Role(role.id()),
+            "check",
+            "2099-12-31",
+        )
+    };
+    let asker = Asker {
+        node: "420500".parse().unwrap(),
+        principal: "p".into(),
+        role: role.id(),
+        purpose: "check".into(),
+        grant: None,
+    };
+    let mut policies = Policies::default();
+    policies.roles.insert(role.id(), role);
+    policies.grants.insert("g".into(), grant);
+    (policies, asker)
+}
+
+/// What item `coded_catalog`'s code item (a fixed-width string of digits) carries in a part.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Carried {
+    /// A string of this many digits, as the same characters.
+    Same(usize),
+    /// A date, as YYYYMMDD.
+    Date,
+    /// A sex ("1" or "2") as the parity of one digit.
+    Parity,
+}
+
+impl Carried {
+    fn chars(self) -> usize {
+        match self {
+            Carried::Same(n) => n,
+            Carried::Date => 8,
+            Carried::Parity => 1,
+        }
+    }
+}
+
+/// Where the parts lie in the code item: `(first character, 0-based; what)`, the code's width,
+/// and whether its last character is a check digit (the sum of the others mod 10).
+#[derive(Clone, Debug)]
+struct Layout {
+    parts: Vec<(usize, Carried)>,
+    width: usize,
+    check: bool,
+}
+
+fn layout() -> impl Strategy<Value = Layout> {
+    let carried = prop_oneof![
+        (2usize..7).prop_map(Carried::Same),
+        Just(Carried::Date),
+        Just(Carried::Parity)
+    ];
+    (
+        proptest::collection::vec((carried, 0usize..3), 1..4),
+        0usize..3,
+        any::<bool>(),
+    )
+        .prop_map(|(parts, tail, check)| {
+            let mut at = 0;
+            let parts = parts
+                .into_iter()
+                .map(|(carried, gap)| {
+                    at += gap;
+                    let part = (at, carried);
+                    at += carried.chars();
+                    part
+                })
+                .collect();
+            Layout {
+                parts,
+                width: at + tail + usize::from(check),
+                check,
+            }
+        })
+}
+
+/// A catalog of a key item, the code item and one item per part it carries (`held_N`).
+fn coded_catalog(layout: &Layout) -> Catalog {
+    let mut embeds: Vec<serde_json::Value> = layout
+        .parts
+        .iter()
+        .enumerate()
+        .map(|(n, (at, carried))| {
+            let how = match carried {
+                Carried::Same(_) => "same",
+                Carried::Date => "date",
+                Carried::Parity => "parity",
+            };
+            serde_json::json!({
+                "part": format!("part {n}"), "from": at + 1, "to": at + carried.chars(),
+                "holds": format!("held_{n}"), "as": how,
+            })
+        })
+        .collect();
+    if layout.check {
+        embeds.push(serde_json::json!({
+            "part": "check", "from": layout.width, "to": layout.width, "as": "check",
+        }));
+    }
+    let item = |code: String, extra: serde_json::Value| {
+        let mut item = serde_json::json!({
+            "code": code, "name": code, "type": "string", "required": true,
+            "sharing": "unconditional", "grade": "general",
+        });
+        item.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        item
+    };
+    let mut items = vec![
+        item("key".into(), serde_json::json!({ "primary_key": true })),
+        item(
+            "code".into(),
+            serde_json::json!({
+                "length": layout.width, "pattern": format!("[0-9]{{{}}}", layout.width),
+                "embeds": embeds,
+            }),
+        ),
+    ];
+    for (n, (_, carried)) in layout.parts.iter().enumerate() {
+        items.push(item(
+            format!("held_{n}"),
+            match carried {
+                Carried::Same(len) => {
+                    serde_json::json!({ "length": len, "pattern": format!("[0-9]{{{len}}}") })
+                }
+                Carried::Date => serde_json::json!({ "type": "date" }),
+                Carried::Parity => serde_json::json!({
+                    "length": 1,
+                    "code_table": [{ "code": "1", "label": "odd" }, { "code": "2", "label": "even" }],
+                }),
+            },
+        ));
+    }
+    let json = serde_json::json!({
+        "code": "101001001/000008",
+        "name": "coded",
+        "provider": { "name": "p", "code": "p" },
+        "summary": "generated for a property test: a code that embeds other items",
+        "kind": "base",
+        "format": "database",
+        "update_cycle": "daily",
+        "sharing": { "type": "unconditional", "method": "interface" },
+        "open_type": "not_open",
+        "published": "2026-01-01",
+        "items": items,
+    });
+    parse_catalogs(&json.to_string(), "coded")
+        .unwrap()
+        .remove(0)
+}
+
+/// Records of `coded_catalog(layout)` from random numbers: the code item's digits agree with
+/// the items its parts carry, and its check digit with the rest.
+fn coded_rows(layout: &Layout, seeds: &[Vec<u32>]) -> Vec<Vec<String>> {
+    seeds
+        .iter()
+        .enumerate()
+        .map(|(r, seed)| {
+            let digit = |k: usize| char::from(b'0' + (seed[k % seed.len()] % 10) as u8);
+            let mut code: Vec<char> = (0..layout.width).map(|k| digit(k + 7)).collect();
+            let mut held = Vec::new();
+            for (n, (at, carried)) in layout.parts.iter().enumerate() {
+                let s = seed[n % seed.len()];
+                let (value, digits) = match carried {
+                    Carried::Same(len) => {
+                        let v: String = (0..*len).map(|k| digit(n * 5 + k)).collect();
+                        (v.clone(), v)
+                    }
+                    Carried::Date => {
+                        let (y, m, d) = (1900 + s % 200, 1 + s % 12, 1 + s % 28);
+                        (
+                            format!("{y:04}-{m:02}-{d:02}"),
+                            format!("{y:04}{m:02}{d:02}"),
+                        )
+                    }
+                    Carried::Parity => {
+                        let odd = s % 2 == 1;
+                        let d = (s / 2 % 5) * 2 + u32::from(odd);
+                        ((if odd { "1" } else { "2" }).to_owned(), d.to_string())
+                    }
+                };
+                for (k, c) in digits.chars().enumerate() {
+                    code[at + k] = c;
+                }
+                held.push(value);
+            }
+            if layout.check {
+                let sum: u32 = code[..layout.width - 1]
+                    .iter()
+                    .map(|c| c.to_digit(10).unwrap())
+                    .sum();
+                code[layout.width - 1] = char::from_digit(sum % 10, 10).unwrap();
+            }
+            let mut row = vec![format!("R{r}K{}", seed[0]), code.into_iter().collect()];
+            row.extend(held);
+            row
+        })
+        .collect()
+}
+
+/// An action for an item of `kind` (0 code or held string, 1 date, 2 parity) of `width`
+/// written characters, from random choices: every action that fits the type.
+fn fitting(choice: u8, a: usize, b: usize, kind: u8, width: usize) -> Action {
+    match choice % 5 {
+        0 => Action::Clear,
+        1 => Action::Hash,
+        2 => Action::Withhold,
+        3 => Action::Mask {
+            first: (a % (width + 2)) as u8,
+            last: (b % (width + 2)) as u8,
+        },
+        _ if kind == 1 => if a % 2 == 0 { "year" } else { "year-month" }
+            .parse()
+            .unwrap(),
+        _ => format!("prefix:{}", 1 + a % (width + 1)).parse().unwrap(),
+    }
+}
+
+/// The reconstruction attacker: from what a reader received of one record (`None` for an item
+/// not sent) and the manifest's actions, the characters it knows of each item but the key (a
+/// date's as YYYYMMDD), by characters kept by masks, prefixes and generalisations, carried
+/// between the code and the items its parts hold, a parity digit, and the check digit (from the
+/// others, or, with all but one other, the missing one). Written apart from the policy, as a
+/// reader would.
+fn attack(
+    layout: &Layout,
+    actions: &[Action],
+    received: &[Option<String>],
+) -> Vec<Vec<Option<char>>> {
+    let written = |n: usize| -> Vec<Option<char>> {
+        let Some(value) = &received[n] else {
+            return Vec::new();
+        };
+        let chars: Vec<char> = value.chars().collect();
+        match actions[n] {
+            Action::Clear => chars.into_iter().map(Some).collect(),
+            Action::Mask { .. } => chars.into_iter().map(|c| (c != '*').then_some(c)).collect(),
+            Action::Generalise(_) => chars.into_iter().map(Some).collect(),
+            _ => Vec::new(),
+        }
+    };
+    let fill = |v: Vec<Option<char>>, width: usize| {
+        let mut out = vec![None; width];
+        for (k, c) in v.into_iter().enumerate().take(width) {
+            out[k] = c;
+        }
+        out
+    };
+    let mut code = fill(written(1), layout.width);
+    let mut held: Vec<Vec<Option<char>>> = layout
+        .parts
+        .iter()
+        .enumerate()
+        .map(|(n, (_, carried))| {
+            let mine = written(2 + n);
+            match carried {
+                Carried::Date => {
+                    let w = fill(mine, 10);
+                    [0, 1, 2, 3, 5, 6, 8, 9].iter().map(|&k| w[k]).collect()
+                }
+                _ => fill(mine, carried.chars()),
+            }
+        })
+        .collect();
+    loop {
+        let before = (code.clone(), held.clone());
+        for (n, (at, carried)) in layout.parts.iter().enumerate() {
+            match carried {
+                Carried::Parity => {
+                    if let Some(d) = code[*at] {
+                        let odd = d.to_digit(10).unwrap() % 2 == 1;
+                        held[n][0] = Some(if odd { '1' } else { '2' });
+                    }
+                }
+                _ => {
+                    for k in 0..carried.chars() {
+                        code[at + k] = code[at + k].or(held[n][k]);
+                        held[n][k] = held[n][k].or(code[at + k]);
+                    }
+                }
+            }
+        }
+        if layout.check {
+            let last = layout.width - 1;
+            let unknown: Vec<usize> = (0..last).filter(|&k| code[k].is_none()).collect();
+            let sum: u32 = code[..last]
+                .iter()
+                .flatten()
+                .map(|c| c.to_digit(10).unwrap())
+                .sum();
+            match (code[last], unknown.as_slice()) {
+                (None, []) => code[last] = char::from_digit(sum % 10, 10),
+                (Some(check), [k]) => {
+                    let check = check.to_digit(10).unwrap();
+                    code[*k] = char::from_digit((check + 10 - sum % 10) % 10, 10);
+                }
+                _ => {}
+            }
+        }
+        if (code.clone(), held.clone()) == before {
+            break;
+        }
+    }
+    let mut out = vec![Vec::new(), code];
+    out.extend(held);
+    out
+}
+
+/// The items the attacker rebuilds whole, as they were stored (`None` for the rest).
+fn rebuilt(layout: &Layout, known: &[Vec<Option<char>>]) -> Vec<Option<String>> {
+    known
+        .iter()
+        .enumerate()
+        .map(|(n, chars)| {
+            let whole: Option<String> = chars.iter().copied().collect();
+            let date = n >= 2 && layout.parts[n - 2].1 == Carried::Date;
+            whole.filter(|_| n > 0).map(|v| {
+                if date {
+                    format!("{}-{}-{}", &v[..4], &v[4..6], &v[6..])
+                } else {
+                    v
+                }
+            })
+        })
+        .collect()
+}
+
+/// Each catalog item's value in `record` as received, `None` when not sent.
+fn as_received(catalog: &Catalog, header: &BatchHeader, record: &Record) -> Vec<Option<String>> {
+    catalog
+        .items
+        .iter()
+        .map(|i| {
+            header
+                .columns
+                .iter()
+                .position(|c| *c == i.code)
+                .map(|at| record.values[at].clone())
+        })
+        .collect()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 
@@ -132,75 +549,24 @@ proptest! {
         ),
     ) {
         let catalog = catalog(&mut items);
-        let role = Role {
-            unit: "420500".parse().unwrap(),
-            name: "analyst".into(),
-            department: "d".into(),
-            post: "p".into(),
-        };
-        let grant = Grant {
-            id: "g".into(),
-            producer: "420502001".parse().unwrap(),
-            catalog: catalog.code.clone(),
-            grantee: Grantee::Role(role.id()),
-            purpose: "check".into(),
-            expires: "2099-12-31".into(),
-            items: items
+        let (policies, asker) = analyst(
+            &catalog,
+            items
                 .iter()
                 .enumerate()
                 .filter_map(|(n, i)| i.action.map(|a| (format!("item_{n}"), a)))
                 .collect(),
             others,
-            rows: None,
-            delegated_from: None,
-            access_request: None,
-            issuer: None,
-        };
-        let mut policies = Policies::default();
-        policies.roles.insert(role.id(), role.clone());
-        policies.grants.insert("g".into(), grant);
-        let asker = Asker {
-            node: "420500".parse().unwrap(),
-            principal: "p".into(),
-            role: role.id(),
-            purpose: "check".into(),
-            grant: None,
-        };
+        );
         let decision = policies
             .decide(&"420502001".parse().unwrap(), &catalog, &asker, "2026-11-28")
             .unwrap();
-        let plan = Plan::new(&catalog, &decision, Redactor::new(Some(HashKey::generate().unwrap()))).unwrap();
         let rows: Vec<Vec<String>> = values
             .iter()
             .enumerate()
             .map(|(r, row)| (0..items.len()).map(|n| format!("R{r}I{n}Z{}", row[n])).collect())
             .collect();
-        let stored: Vec<StoredRecord> = rows
-            .iter()
-            .map(|values| Record {
-                key: values[0].clone(),
-                version: 1,
-                updated_at_micros: 1,
-                values: values.clone(),
-            }
-            .into())
-            .collect();
-        let template = plan.header("420500", &catalog.code, "query", "r", Some(&asker));
-        let cut = Cut {
-            records: 7,
-            bytes: DEFAULT_BATCH_BYTES,
-        };
-        let lists = record_lists(stored.into_iter().map(Ok), plan, cut, None, |_| {});
-        let mut bytes = Vec::new();
-        let mut received = Vec::new();
-        let signer = signer();
-        let mut header = BatchHeader::default();
-        for sealed in seal_all(&signer, template, lists) {
-            let batch = sealed.unwrap().batch;
-            bytes.extend_from_slice(&batch.encode_to_vec());
-            header = BatchHeader::decode(batch.header.as_slice()).unwrap();
-            received.extend(tierlink_proto::v1::RecordList::decode(batch.records.as_slice()).unwrap().records);
-        }
+        let (bytes, header, received) = receive(&catalog, &decision, &asker, &rows);
         let text = String::from_utf8_lossy(&bytes);
         prop_assert_eq!(received.len(), rows.len());
         for (d, spec) in decision.items.iter().zip(&items) {
@@ -222,6 +588,87 @@ proptest! {
                     prop_assert_eq!(&received[r].values[at], value);
                 }
             }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// For random codes embedding other items and random grants: whatever the policy accepts,
+    /// the attacker rebuilds nothing from the bytes received that was not sent in clear; whatever
+    /// it refuses, the attacker does rebuild something, or an item is sent hashed that can be
+    /// guessed (few values, or some of its characters known): the rule is not stricter than
+    /// what a reader can do.
+    #[test]
+    fn no_accepted_grant_lets_a_reader_rebuild_a_hidden_value(
+        layout in layout(),
+        choices in proptest::collection::vec((any::<u8>(), 0usize..30, 0usize..30), 6),
+        seeds in proptest::collection::vec(proptest::collection::vec(any::<u32>(), 4), 1..12),
+    ) {
+        let catalog = coded_catalog(&layout);
+        let rows = coded_rows(&layout, &seeds);
+        let schema = tierlink_core::catalog::RecordSchema::new(&catalog).unwrap();
+        let codes: Vec<&str> = catalog.items.iter().map(|i| i.code.as_str()).collect();
+        schema.rows(&schema.columns(&codes).unwrap(), rows.clone()).unwrap();
+        let items = catalog
+            .items
+            .iter()
+            .enumerate()
+            .skip(1)
+            .map(|(n, item)| {
+                let (choice, a, b) = choices[n - 1];
+                let (kind, width) = match item.data_type {
+                    tierlink_core::catalog::DataType::Date => (1, 10),
+                    _ => (u8::from(item.code_table.is_some()) * 2, item.max_length() as usize),
+                };
+                (item.code.clone(), fitting(choice, a, b, kind, width))
+            })
+            .collect();
+        let (policies, asker) = analyst(&catalog, items, Some(Action::Clear));
+        let decided = policies.decide(&"420502001".parse().unwrap(), &catalog, &asker, "2026-11-28");
+        let (accepted, decision) = match decided {
+            Ok(decision) => (true, decision),
+            Err(Refusal::Leaks(leaks)) => (false, leaks.decision),
+            Err(other) => panic!("refused for another reason: {other}"),
+        };
+        let actions: Vec<Action> = decision.items.iter().map(|d| d.action).collect();
+        let (_, header, received) = receive(&catalog, &decision, &asker, &rows);
+        prop_assert_eq!(received.len(), rows.len());
+        let mut rebuilt_any = false;
+        let mut partly = vec![false; actions.len()];
+        for (record, row) in received.iter().zip(&rows) {
+            let known = attack(&layout, &actions, &as_received(&catalog, &header, record));
+            for (n, chars) in known.iter().enumerate() {
+                partly[n] |= chars.iter().any(Option::is_some);
+            }
+            for (n, value) in rebuilt(&layout, &known).into_iter().enumerate() {
+                let Some(value) = value else { continue };
+                prop_assert_eq!(&value, &row[n], "the attacker rebuilt a wrong value");
+                if actions[n] != Action::Clear {
+                    prop_assert!(
+                        !accepted,
+                        "{} ({}) rebuilt as {:?} under an accepted grant: {:?}",
+                        catalog.items[n].code, actions[n], value, actions
+                    );
+                    rebuilt_any = true;
+                }
+            }
+        }
+        if !accepted {
+            // Or a hashed item a member can guess: few values (a date, a code table, digits
+            // under 2^32), or some characters known from what else is sent.
+            let guessable = catalog.items.iter().enumerate().skip(1).any(|(n, item)| {
+                let few = item.data_type == tierlink_core::catalog::DataType::Date
+                    || item.code_table.is_some()
+                    || 10f64.powi(item.max_length() as i32) < 4_294_967_296.0;
+                actions[n] == Action::Hash && (few || partly[n])
+            });
+            prop_assert!(
+                rebuilt_any || guessable,
+                "refused, but nothing can be rebuilt or guessed: {:?} on {:?}",
+                actions, layout
+            );
         }
     }
 }

@@ -144,7 +144,8 @@ async fn three_principals_see_what_their_grants_allow_on_every_path() {
     let (columns, stored) = stored(&f).await;
     let at = |item: &str| columns.iter().position(|c| c == item).unwrap();
 
-    // The city's analyst: ID number, name and address in clear, the phone hashed, nothing else.
+    // The city's analyst: ID number (and so the birth date and sex it holds), name and address
+    // in clear, the phone hashed, nothing else.
     let city_as = credential("zhao", &tokens.city, "420500/ps-analyst", SECURITY);
     let city = read(&f.clients[CITY], None, residents(city_as.clone()))
         .await
@@ -154,6 +155,8 @@ async fn three_principals_see_what_their_grants_allow_on_every_path() {
         [
             "id_number",
             "name",
+            "sex",
+            "birth_date",
             "phone",
             "current_address",
             "residence_permit"
@@ -187,7 +190,7 @@ async fn three_principals_see_what_their_grants_allow_on_every_path() {
         "{phone}"
     );
     assert_eq!(city.manifest()["religion"], "withhold");
-    assert_eq!(city.manifest()["sex"], "withhold");
+    assert_eq!(city.manifest()["ethnicity"], "withhold");
     nothing_hidden_leaks(&city, &columns, &stored);
 
     // The same read relayed by the district arrives exactly as the street signed it.

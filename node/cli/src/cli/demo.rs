@@ -89,9 +89,9 @@ fn wider_grants(
         (
             other_street.clone(),
             PolicyCommand::ApproveAccess(Grant {
-                items: [("id_number", Action::Clear), ("name", Action::Clear)]
+                items: ["id_number", "birth_date", "sex", "name"]
                     .into_iter()
-                    .map(|(i, a)| (i.to_string(), a))
+                    .map(|i| (i.to_string(), Action::Clear))
                     .collect(),
                 others: Some(Action::Withhold),
                 access_request: Some("city-security-2".into()),

@@ -92,7 +92,8 @@ pub struct GrantTerms {
     /// Last day the grant holds, YYYY-MM-DD.
     #[arg(long)]
     expires: String,
-    /// ITEM=ACTION, ACTION one of clear, hash, withhold, mask:FIRST:LAST; repeat per item.
+    /// ITEM=ACTION, ACTION one of clear, hash, withhold, mask:FIRST:LAST, year, year-month,
+    /// prefix:N or band:W; repeat per item.
     /// Core and sensitive personal items are sent only when named here.
     #[arg(long = "item", value_parser = item_action)]
     items: Vec<(String, Action)>,
@@ -518,8 +519,9 @@ pub async fn access(command: AccessCommand) -> Result<(), CliError> {
     }
 }
 
-/// Runs `tierlink explain`: each item's fate for a principal, and the rule behind it, as the
-/// node decides it.
+/// Runs `tierlink explain`: each item's fate for a principal, the rule behind it and what it
+/// effectively reveals, everything sent taken together, as the node decides it; for a grant that
+/// would let its reader rebuild what it hides, the refusal and the same lines.
 pub async fn explain(args: ExplainArgs) -> Result<(), CliError> {
     let mut n = open(&args.node.node).await?;
     let request = tierlink_proto::v1::ExplainRequest {
@@ -546,7 +548,9 @@ pub async fn explain(args: ExplainArgs) -> Result<(), CliError> {
     );
     if !explained.refusal.is_empty() {
         println!("refused: {}", explained.refusal);
-        return Ok(());
+        if explained.items.is_empty() {
+            return Ok(());
+        }
     }
     let rows = match explained.rows.split_once(':') {
         Some((item, within)) => format!("rows with {item} within {within}"),
@@ -557,10 +561,16 @@ pub async fn explain(args: ExplainArgs) -> Result<(), CliError> {
     } else {
         "keys hashed"
     };
-    println!("decided under grant {}; {rows}; {keys}", explained.grant);
+    let under = if explained.refusal.is_empty() {
+        "decided"
+    } else {
+        "refused"
+    };
+    println!("{under} under grant {}; {rows}; {keys}", explained.grant);
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-    for d in &explained.items {
-        println!("  {:<24} {:<12} {}", d.item, d.action, d.rule);
+    for (n, d) in explained.items.iter().enumerate() {
+        let reveals = explained.reveals.get(n).map_or("", String::as_str);
+        println!("  {} {} ({}) {reveals}", d.item, d.action, d.rule);
         *counts.entry(&d.action).or_default() += 1;
     }
     let summary: Vec<String> = counts.iter().map(|(a, n)| format!("{n} {a}")).collect();

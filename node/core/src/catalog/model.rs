@@ -202,6 +202,77 @@ pub struct InformationItem {
     /// A check beyond the pattern.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check: Option<ValueCheck>,
+    /// The parts of a fixed-width code and what each carries (e.g. a citizen ID number's birth
+    /// date). An item with parts declares its `length`, and every value is exactly that long.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub embeds: Vec<EmbeddedPart>,
+    /// Its actual values are few though its type does not say so (division codes, grid codes):
+    /// a keyed hash of it can be undone by hashing every candidate, so it is never sent hashed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub guessable: bool,
+}
+
+/// One part of a fixed-width code: characters `from` to `to` (1-based, inclusive) and, when
+/// they carry another item of the same catalog, which one and how.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddedPart {
+    /// What the part is, e.g. "birth date".
+    pub part: String,
+    /// First character, from 1.
+    pub from: u32,
+    /// Last character, inclusive.
+    pub to: u32,
+    /// The code of the item whose value the part carries, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holds: Option<String>,
+    /// How the part carries it.
+    #[serde(rename = "as", default, skip_serializing_if = "PartAs::is_same")]
+    pub carries: PartAs,
+}
+
+impl EmbeddedPart {
+    /// Characters in the part.
+    pub fn chars(&self) -> u32 {
+        self.to + 1 - self.from
+    }
+
+    /// 0-based positions of the part's characters.
+    pub fn span(&self) -> std::ops::Range<usize> {
+        self.from as usize - 1..self.to as usize
+    }
+}
+
+/// How an embedded part carries the item it holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartAs {
+    /// The part's characters are the held item's value.
+    #[default]
+    Same,
+    /// `YYYYMMDD`: the digits of a `date` item written `YYYY-MM-DD`.
+    Date,
+    /// One character whose parity (odd or even) gives the held item, e.g. GB 11643's 17th
+    /// digit gives the sex.
+    Parity,
+    /// A check character computed from the item's other characters; holds nothing.
+    Check,
+}
+
+impl PartAs {
+    fn is_same(&self) -> bool {
+        *self == PartAs::Same
+    }
+
+    /// The name used in files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PartAs::Same => "same",
+            PartAs::Date => "date",
+            PartAs::Parity => "parity",
+            PartAs::Check => "check",
+        }
+    }
 }
 
 /// Data type of an information item.
@@ -296,6 +367,32 @@ impl InformationItem {
     pub fn max_value_bytes(&self) -> u64 {
         self.data_type.max_bytes(self.max_length())
     }
+
+    /// Most bytes one value of this item takes as sent under any action: as stored, hashed
+    /// ([`crate::policy::HASH_CHARS`]), or, for a number, as its band `LO-HI`: a band is at most
+    /// 10^length wide (the grant rules see to it) and only numbers of up to 38 digits are
+    /// banded, so each bound has at most 39 digits and a sign. Masks and the other
+    /// generalisations never lengthen a value.
+    pub fn max_sent_bytes(&self) -> u64 {
+        let band = match self.data_type {
+            DataType::Number => 2 * (u64::from(self.max_length().min(38)) + 2) + 1,
+            _ => 0,
+        };
+        self.max_value_bytes()
+            .max(crate::policy::HASH_CHARS as u64)
+            .max(band)
+    }
+
+    /// Whether values are exactly [`Self::max_length`] long: the item has parts, or is carried
+    /// whole by another item's part (`as: same`), so a reader can tell its characters apart.
+    pub fn fixed_width(&self, catalog: &Catalog) -> bool {
+        !self.embeds.is_empty()
+            || catalog.items.iter().any(|i| {
+                i.embeds.iter().any(|p| {
+                    p.carries == PartAs::Same && p.holds.as_deref() == Some(self.code.as_str())
+                })
+            })
+    }
 }
 
 /// Bytes a length-delimited protobuf field of `len` bytes takes: a one-byte tag (fields 1 to
@@ -310,7 +407,8 @@ impl Catalog {
     /// [`InformationItem::max_value_bytes`] (a hashed value takes
     /// [`crate::policy::HASH_CHARS`] bytes, which can be more than a short item's), the key
     /// items' values joined by U+001F (or hashed), a version and a time of at most ten varint
-    /// bytes each. Records are checked item by item against their lengths, so none is larger.
+    /// bytes each. Records are checked item by item against their lengths, so none is larger;
+    /// no action makes a value longer than [`InformationItem::max_sent_bytes`].
     pub fn max_record_bytes(&self) -> u64 {
         let hashed = crate::policy::HASH_CHARS as u64;
         let key_items = self.items.iter().filter(|i| i.primary_key);
@@ -322,7 +420,7 @@ impl Catalog {
         let values: u64 = self
             .items
             .iter()
-            .map(|i| field_bytes(i.max_value_bytes().max(hashed)))
+            .map(|i| field_bytes(i.max_sent_bytes()))
             .sum();
         field_bytes(joined.max(hashed)) + 2 * (1 + 10) + values
     }

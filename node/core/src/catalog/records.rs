@@ -51,6 +51,8 @@ struct ItemRule {
     length: usize,
     /// Whether the catalog declares the length (else it is the type's default).
     declared: bool,
+    /// Values are exactly `length` long ([`super::InformationItem::fixed_width`]).
+    fixed: bool,
     required: bool,
     pattern: Option<Regex>,
     codes: Option<HashSet<String>>,
@@ -81,6 +83,7 @@ impl RecordSchema {
                     data_type: i.data_type,
                     length: i.max_length() as usize,
                     declared: i.length.is_some(),
+                    fixed: i.fixed_width(catalog),
                     required: i.required,
                     // The pattern compiled in validate(); anchor it so it must match in full.
                     pattern: i
@@ -294,6 +297,12 @@ impl ItemRule {
                     "is {length} {unit} long, over {max} {unit}, the length of an item of this type that declares none: declare its length in the catalog"
                 )
             });
+        }
+        if self.fixed && length != self.length {
+            return Err(format!(
+                "is {length} characters long, but {} is a fixed-width code of {} characters (the catalog declares its parts, or another item's part carries it): write all {} characters",
+                self.code, self.length, self.length
+            ));
         }
         if let Some(pattern) = &self.pattern {
             if !pattern.is_match(value) {

@@ -7,9 +7,9 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-#[cfg(test)]
-use super::model::InformationItem;
-use super::model::{Catalog, DataType, ResourceKind, SharingType};
+use super::model::{
+    Catalog, DataType, InformationItem, PartAs, ResourceKind, SharingType, ValueCheck,
+};
 use crate::limits::{MAX_RECORD_BYTES, human_bytes, thousands};
 
 /// Bounds on a catalog entry, the same in `schema/catalog.schema.json`: generous for real
@@ -37,6 +37,8 @@ pub mod bounds {
     /// An item's length: a string of that many characters can take 16 MB, about the most a
     /// record may hold ([`crate::limits::MAX_RECORD_BYTES`]).
     pub const LENGTH: u32 = 4_000_000;
+    /// Embedded parts of one item (GB 11643 has five).
+    pub const PARTS: usize = 64;
     /// Bytes of an entry written as compact JSON: entries travel whole in directory changes.
     pub const ENTRY_BYTES: usize = 1 << 20;
 }
@@ -58,6 +60,14 @@ pub struct CatalogError {
     pub field: String,
     /// What is wrong and how to fix it.
     pub problem: String,
+}
+
+/// What a citizen ID number (`check: gb11643`) must declare, and how.
+fn gb11643_parts_missing(item: &InformationItem) -> String {
+    format!(
+        "{} is a GB 11643 citizen ID number: declare length 18 and its parts in \"embeds\": {{\"part\": \"region\", \"from\": 1, \"to\": 6}}, {{\"part\": \"birth date\", \"from\": 7, \"to\": 14, \"as\": \"date\"}} (with \"holds\": the catalog's birth-date item, if it has one), {{\"part\": \"sequence\", \"from\": 15, \"to\": 17}}, {{\"part\": \"sex\", \"from\": 17, \"to\": 17, \"as\": \"parity\"}} (with \"holds\": its sex item, if any) and {{\"part\": \"check digit\", \"from\": 18, \"to\": 18, \"as\": \"check\"}}",
+        item.code
+    )
 }
 
 /// Parses one catalog entry or an array of entries and validates each.
@@ -362,6 +372,8 @@ impl Catalog {
                 ));
             }
         }
+        self.check_parts()
+            .map_err(|(field, problem)| fail(&field, problem))?;
         if !self.items.iter().any(|i| i.primary_key) {
             return Err(fail(
                 "items",
@@ -396,6 +408,151 @@ impl Catalog {
                     human_bytes(bounds::ENTRY_BYTES as u64)
                 ),
             ));
+        }
+        Ok(())
+    }
+
+    /// The rules of embedded parts (`items[n].embeds`): each lies within its item's declared
+    /// length, holds another item of the catalog in a form that fits it, and a citizen ID number
+    /// declares GB 11643's parts. Errors are `(field, problem)`.
+    fn check_parts(&self) -> Result<(), (String, String)> {
+        for (n, item) in self.items.iter().enumerate() {
+            let at = |field: &str| format!("items[{n}].{field}");
+            if item.embeds.is_empty() {
+                if item.check == Some(ValueCheck::Gb11643) {
+                    return Err((at("embeds"), gb11643_parts_missing(item)));
+                }
+                continue;
+            }
+            if item.embeds.len() > bounds::PARTS {
+                return Err((
+                    at("embeds"),
+                    format!(
+                        "declares {} parts, over the {} an item may have",
+                        item.embeds.len(),
+                        bounds::PARTS
+                    ),
+                ));
+            }
+            let Some(length) = item.length.filter(|_| item.data_type == DataType::String) else {
+                return Err((
+                    at("embeds"),
+                    format!(
+                        "{} has parts, so it is a fixed-width code: make it a string item and declare its length (every value is exactly that long)",
+                        item.code
+                    ),
+                ));
+            };
+            for (k, part) in item.embeds.iter().enumerate() {
+                let at = |field: &str| at(&format!("embeds[{k}].{field}"));
+                if part.part.trim().is_empty() || part.part.chars().count() > bounds::NAME_CHARS {
+                    return Err((
+                        at("part"),
+                        format!("name the part in 1 to {} characters", bounds::NAME_CHARS),
+                    ));
+                }
+                if part.from == 0 || part.from > part.to || part.to > length {
+                    return Err((
+                        at("from"),
+                        format!(
+                            "part {:?} runs from character {} to {}: parts count from 1 and lie within {}'s length of {length}",
+                            part.part, part.from, part.to, item.code
+                        ),
+                    ));
+                }
+                let one = || {
+                    (
+                        at("to"),
+                        format!(
+                            "part {:?} is {} ({}): it is one character, from = to",
+                            part.part,
+                            part.carries.as_str(),
+                            if part.carries == PartAs::Check {
+                                "a check character"
+                            } else {
+                                "a character's parity"
+                            }
+                        ),
+                    )
+                };
+                match part.carries {
+                    PartAs::Same => {}
+                    PartAs::Date if part.chars() != 8 => {
+                        return Err((
+                            at("to"),
+                            format!("part {:?} is a date, YYYYMMDD: 8 characters", part.part),
+                        ));
+                    }
+                    PartAs::Date => {}
+                    PartAs::Parity | PartAs::Check if part.chars() != 1 => return Err(one()),
+                    PartAs::Parity => {}
+                    PartAs::Check => {
+                        if part.holds.is_some() {
+                            return Err((
+                                at("holds"),
+                                format!(
+                                    "part {:?} is a check character: it holds no item",
+                                    part.part
+                                ),
+                            ));
+                        }
+                    }
+                }
+                let Some(code) = &part.holds else { continue };
+                let held = self
+                    .items
+                    .iter()
+                    .find(|i| &i.code == code && i.code != item.code)
+                    .ok_or_else(|| {
+                        (
+                            at("holds"),
+                            format!("{code:?} is not another item of this catalog"),
+                        )
+                    })?;
+                let fits = match part.carries {
+                    PartAs::Same => (held.data_type == DataType::String
+                        && held.length == Some(part.chars()))
+                    .then_some(())
+                    .ok_or_else(|| {
+                        format!(
+                            "part {:?} is {} characters, so {code} must be a string item of length {} to be carried as the same characters (or say how with \"as\")",
+                            part.part,
+                            part.chars(),
+                            part.chars()
+                        )
+                    }),
+                    PartAs::Date => (held.data_type == DataType::Date).then_some(()).ok_or_else(|| {
+                        format!("part {:?} carries a date, but {code} is not a date item", part.part)
+                    }),
+                    PartAs::Parity | PartAs::Check => Ok(()),
+                };
+                fits.map_err(|problem| (at("holds"), problem))?;
+                if held.sharing == SharingType::NotShared && item.sharing != SharingType::NotShared
+                {
+                    return Err((
+                        at("holds"),
+                        format!(
+                            "{code} is not shared, but {} carries it and is shared: the value would leave the node inside {}; make {} not shared too, or drop the part",
+                            item.code, item.code, item.code
+                        ),
+                    ));
+                }
+            }
+            if item.check == Some(ValueCheck::Gb11643) {
+                let has = |from, to, carries| {
+                    item.embeds
+                        .iter()
+                        .any(|p| p.from == from && p.to == to && p.carries == carries)
+                };
+                let complete = has(1, 6, PartAs::Same)
+                    && has(7, 14, PartAs::Date)
+                    && has(15, 17, PartAs::Same)
+                    && has(17, 17, PartAs::Parity)
+                    && has(18, 18, PartAs::Check);
+                if !complete || length != 18 {
+                    return Err((at("embeds"), gb11643_parts_missing(item)));
+                }
+            }
         }
         Ok(())
     }

@@ -4,6 +4,7 @@
 use std::fmt;
 
 use super::model::{Action, Grant, Grantee, Policies, RowScope};
+use super::reveal::Leaks;
 use crate::catalog::{Catalog, InformationItem, SensitivityGrade, SharingType};
 use crate::identity::NodeCode;
 
@@ -118,6 +119,27 @@ impl Decision {
         }
     }
 
+    /// What `grant` gives of each of `catalog`'s items, before the rule of
+    /// [`Self::check_reveal`].
+    pub fn under(grant: &Grant, catalog: &Catalog) -> Self {
+        Self {
+            grant: grant.id.clone(),
+            items: catalog
+                .items
+                .iter()
+                .map(|i| {
+                    let (action, rule) = item_action(grant, i);
+                    ItemDecision {
+                        item: i.code.clone(),
+                        action,
+                        rule,
+                    }
+                })
+                .collect(),
+            rows: grant.rows.clone(),
+        }
+    }
+
     /// Whether the record key may travel as stored: only when every primary-key item is clear.
     /// Otherwise the key would carry what the actions hide, and is sent hashed.
     pub fn key_in_clear(&self, catalog: &Catalog) -> bool {
@@ -162,6 +184,10 @@ pub enum Refusal {
         /// Purposes that grants for this principal or role do name.
         purposes: Vec<String>,
     },
+    /// The grant would let its reader rebuild or guess what it hides (a grant made before the
+    /// rule, or a catalog republished since): see [`super::Reveal`].
+    #[error("{0}; the producer's administrator revokes the grant and grants again")]
+    Leaks(Box<Leaks>),
     /// Every matching grant has expired or lost the grant it was delegated from.
     #[error("grant {grant} no longer holds: {why}; ask the producer's administrator for a new one")]
     Lapsed {
@@ -234,32 +260,23 @@ impl Policies {
             })
             .collect();
         candidates.sort_by_key(|g| (g.grantee != by_principal, g.id.clone()));
-        let mut lapsed = None;
+        // The first refusal of a grant that matched, should none hold.
+        let mut refused = None;
         for grant in candidates.iter().filter(|g| g.purpose == asker.purpose) {
-            match self.lapse(grant, today) {
-                None => {
-                    return Ok(Decision {
-                        grant: grant.id.clone(),
-                        items: catalog
-                            .items
-                            .iter()
-                            .map(|i| {
-                                let (action, rule) = item_action(grant, i);
-                                ItemDecision {
-                                    item: i.code.clone(),
-                                    action,
-                                    rule,
-                                }
-                            })
-                            .collect(),
-                        rows: grant.rows.clone(),
-                    });
-                }
-                Some(why) => lapsed = lapsed.or(Some((grant.id.clone(), why))),
-            }
+            let refusal = match self.lapse(grant, today) {
+                None => match Decision::under(grant, catalog).check_reveal(catalog) {
+                    Ok(decision) => return Ok(decision),
+                    Err(leaks) => Refusal::Leaks(leaks),
+                },
+                Some(why) => Refusal::Lapsed {
+                    grant: grant.id.clone(),
+                    why,
+                },
+            };
+            refused = refused.or(Some(refusal));
         }
-        if let Some((grant, why)) = lapsed {
-            return Err(Refusal::Lapsed { grant, why });
+        if let Some(refusal) = refused {
+            return Err(refusal);
         }
         let mut purposes: Vec<String> = candidates.iter().map(|g| g.purpose.clone()).collect();
         purposes.dedup();

@@ -45,6 +45,48 @@ pub enum Action {
     Hash,
     /// Not sent.
     Withhold,
+    /// A coarser value: the year of a date, a code's first characters, a number's band.
+    Generalise(Generalisation),
+}
+
+/// How a value is made coarser. Written `year`, `year-month`, `prefix:N` and `band:W`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Generalisation {
+    /// A date's or a date-time's year, `YYYY`.
+    Year,
+    /// A date's or a date-time's year and month, `YYYY-MM`.
+    YearMonth,
+    /// A string's first N characters, e.g. a division code's first 6 digits (its district).
+    Prefix(u32),
+    /// The band of width W holding a number, written `LO-HI`: the integers LO to HI = LO+W-1,
+    /// where LO is the largest multiple of W not above the number (its fraction dropped towards
+    /// minus infinity first), e.g. band:10 makes 34 and 34.5 `30-39`, and -5 `-10--1`.
+    Band(u64),
+}
+
+impl Generalisation {
+    /// True when `self` reveals no more than `other`: a year from a year and month, fewer
+    /// characters of a prefix, a band whose width is a multiple of the other's.
+    pub fn within(self, other: Generalisation) -> bool {
+        use Generalisation::*;
+        match (self, other) {
+            (Year, Year | YearMonth) | (YearMonth, YearMonth) => true,
+            (Prefix(n), Prefix(m)) => n <= m,
+            (Band(w), Band(v)) => w % v == 0,
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for Generalisation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Generalisation::Year => f.write_str("year"),
+            Generalisation::YearMonth => f.write_str("year-month"),
+            Generalisation::Prefix(n) => write!(f, "prefix:{n}"),
+            Generalisation::Band(w) => write!(f, "band:{w}"),
+        }
+    }
 }
 
 impl Action {
@@ -53,8 +95,9 @@ impl Action {
         self != Action::Withhold
     }
 
-    /// True when `self` reveals no more than `other`: what a delegation may pass on. A mask and a
-    /// hash reveal different things (some characters, or equality), so neither covers the other.
+    /// True when `self` reveals no more than `other`: what a delegation may pass on. A mask, a
+    /// hash and a generalisation reveal different things (some characters and the length,
+    /// equality, a coarser value), so none covers another kind.
     pub fn within(self, other: Action) -> bool {
         match (self, other) {
             (Action::Withhold, _) | (_, Action::Clear) => true,
@@ -62,6 +105,7 @@ impl Action {
             (Action::Mask { first, last }, Action::Mask { first: f, last: l }) => {
                 first <= f && last <= l
             }
+            (Action::Generalise(mine), Action::Generalise(theirs)) => mine.within(theirs),
             _ => false,
         }
     }
@@ -74,6 +118,7 @@ impl fmt::Display for Action {
             Action::Mask { first, last } => write!(f, "mask:{first}:{last}"),
             Action::Hash => f.write_str("hash"),
             Action::Withhold => f.write_str("withhold"),
+            Action::Generalise(g) => g.fmt(f),
         }
     }
 }
@@ -84,13 +129,23 @@ impl FromStr for Action {
     fn from_str(s: &str) -> Result<Self, String> {
         let bad = || {
             format!(
-                "action {s:?} is not one of clear, hash, withhold or mask:FIRST:LAST (e.g. mask:6:4 keeps 6 characters at the start and 4 at the end)"
+                "action {s:?} is not one of clear, hash, withhold, mask:FIRST:LAST (e.g. mask:6:4 keeps 6 characters at the start and 4 at the end), year, year-month (of a date), prefix:N (a string's first N characters, N at least 1) or band:W (a number's band of width W, at least 1)"
             )
         };
+        let number = |text: &str| text.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(bad);
         match s {
             "clear" => Ok(Action::Clear),
             "hash" => Ok(Action::Hash),
             "withhold" => Ok(Action::Withhold),
+            "year" => Ok(Action::Generalise(Generalisation::Year)),
+            "year-month" => Ok(Action::Generalise(Generalisation::YearMonth)),
+            _ if s.starts_with("prefix:") => {
+                let n = u32::try_from(number(&s["prefix:".len()..])?).map_err(|_| bad())?;
+                Ok(Action::Generalise(Generalisation::Prefix(n)))
+            }
+            _ if s.starts_with("band:") => Ok(Action::Generalise(Generalisation::Band(number(
+                &s["band:".len()..],
+            )?))),
             _ => {
                 let mut parts = s.strip_prefix("mask:").ok_or_else(bad)?.split(':');
                 let mut next = || {

@@ -1,8 +1,8 @@
-//! Carrying out actions on values: masking characters and keyed hashing.
+//! Carrying out actions on values: masking characters, keyed hashing, generalising.
 
 use siphasher::sip128::SipHasher13;
 
-use super::model::Action;
+use super::model::{Action, Generalisation};
 
 /// Bytes of the federation's hash key.
 pub const HASH_KEY_BYTES: usize = 32;
@@ -54,17 +54,76 @@ fn mask(value: &[u8], first: usize, last: usize, out: &mut Vec<u8>) {
         out.extend(std::iter::repeat_n(b'*', count));
         return;
     }
-    let at = |n: usize| {
-        if ascii {
-            n
-        } else {
-            starts().nth(n).unwrap_or(value.len())
-        }
-    };
-    let (head_end, tail_start) = (at(first), at(count - last));
+    let (head_end, tail_start) = (char_end(value, first), char_end(value, count - last));
     out.extend_from_slice(&value[..head_end]);
     out.extend(std::iter::repeat_n(b'*', count - first - last));
     out.extend_from_slice(&value[tail_start..]);
+}
+
+/// The byte where the character after the first `n` starts (the end when there are fewer).
+fn char_end(value: &[u8], n: usize) -> usize {
+    if value.is_ascii() {
+        return n.min(value.len());
+    }
+    value
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| (**b & 0xC0) != 0x80)
+        .map(|(i, _)| i)
+        .nth(n)
+        .unwrap_or(value.len())
+}
+
+/// Appends `value` made coarser by `g`. A value that does not have the form the generalisation
+/// expects (grants refuse such pairings; a catalog may change) appends nothing rather than
+/// something unplanned.
+fn generalise(g: Generalisation, value: &[u8], out: &mut Vec<u8>) {
+    let digits = |b: &[u8]| b.iter().all(u8::is_ascii_digit);
+    match g {
+        Generalisation::Year if value.len() >= 4 && digits(&value[..4]) => {
+            out.extend_from_slice(&value[..4]);
+        }
+        Generalisation::YearMonth
+            if value.len() >= 7
+                && digits(&value[..4])
+                && value[4] == b'-'
+                && digits(&value[5..7]) =>
+        {
+            out.extend_from_slice(&value[..7]);
+        }
+        Generalisation::Prefix(n) => out.extend_from_slice(&value[..char_end(value, n as usize)]),
+        Generalisation::Band(width) => {
+            if let Some((low, high)) = band(value, width) {
+                use std::io::Write;
+                let _ = write!(out, "{low}-{high}");
+            }
+        }
+        Generalisation::Year | Generalisation::YearMonth => {}
+    }
+}
+
+/// The band of width `width` holding the decimal number `value` (`-12.5`, `34`): its lowest and
+/// highest integers. `None` when `value` is not such a number of at most 38 digits.
+fn band(value: &[u8], width: u64) -> Option<(i128, i128)> {
+    let text = std::str::from_utf8(value).ok()?;
+    let (negative, unsigned) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (int, fraction) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+    if int.is_empty() || int.len() > 38 || !int.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let mut floor: i128 = int.parse().ok()?;
+    if negative {
+        floor = -floor - i128::from(fraction.bytes().any(|b| b != b'0'));
+    }
+    let width = i128::from(width.max(1));
+    let low = floor.div_euclid(width) * width;
+    Some((low, low + (width - 1)))
 }
 
 impl std::fmt::Debug for HashKey {
@@ -126,6 +185,7 @@ impl Redactor {
                 out.extend_from_slice(&text);
             }
             Action::Mask { first, last } => mask(value, first as usize, last as usize, out),
+            Action::Generalise(g) => generalise(g, value, out),
         }
     }
 
@@ -133,6 +193,6 @@ impl Redactor {
     pub fn apply_str(&self, action: Action, value: &str) -> String {
         let mut out = Vec::with_capacity(value.len());
         self.apply(action, value.as_bytes(), &mut out);
-        String::from_utf8(out).expect("masking and hashing keep text valid")
+        String::from_utf8(out).expect("masking, hashing and generalising keep text valid")
     }
 }

@@ -1,9 +1,12 @@
 //! The rules every directory replica applies to policy commands. Deterministic: no clock, only
 //! the directory's own state.
 
-use super::decide::item_action;
-use super::model::{AccessRequest, AccessStatus, Grant, Grantee, Policies, PolicyCommand, Role};
-use crate::catalog::{Catalog, SharingType};
+use super::decide::{Decision, Rule, item_action};
+use super::model::{
+    AccessRequest, AccessStatus, Action, Generalisation, Grant, Grantee, Policies, PolicyCommand,
+    Role,
+};
+use crate::catalog::{Catalog, DataType, InformationItem, SharingType};
 use crate::identity::NodeCode;
 
 /// What the policy rules need to know of the rest of the directory.
@@ -30,6 +33,35 @@ fn valid_name(name: &str) -> bool {
 
 fn valid_day(day: &str) -> bool {
     day.len() == 10 && chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").is_ok()
+}
+
+/// Whether `action` can be carried out on `item`'s values: a generalisation fits its type.
+fn check_fits(item: &InformationItem, action: Action) -> Result<(), String> {
+    let Action::Generalise(g) = action else {
+        return Ok(());
+    };
+    let fits = match g {
+        Generalisation::Year | Generalisation::YearMonth => {
+            matches!(item.data_type, DataType::Date | DataType::Datetime)
+        }
+        Generalisation::Prefix(_) => item.data_type == DataType::String,
+        // At most 10^length wide, which bounds the band's text (InformationItem::max_sent_bytes).
+        Generalisation::Band(w) => {
+            item.data_type == DataType::Number && (w as f64) <= 10f64.powi(item.max_length() as i32)
+        }
+    };
+    check(fits, || {
+        let fit = match g {
+            Generalisation::Year | Generalisation::YearMonth => "date and date-time items",
+            Generalisation::Prefix(_) => "string items",
+            Generalisation::Band(_) => "number items, at most 10^length wide",
+        };
+        format!(
+            "item {} is a {} item: {g} applies to {fit}",
+            item.code,
+            format!("{:?}", item.data_type).to_lowercase()
+        )
+    })
 }
 
 impl Policies {
@@ -155,8 +187,8 @@ impl Policies {
         Ok(unit)
     }
 
-    /// The grant's shape, its catalog and items, and who may issue it: the producer, or, for a
-    /// delegation, the holder of the parent grant passing no more than it holds to a child unit.
+    /// The grant's shape, its catalog and items, who may issue it, and that it gives nothing
+    /// away that it hides ([`Decision::check_reveal`], on the catalog as published).
     fn check_grant(
         &self,
         issuer: &NodeCode,
@@ -206,6 +238,37 @@ impl Policies {
                 || format!("row scope {:?} is not a division code", rows.within),
             )?;
         }
+        for (code, action) in &grant.items {
+            let item = &catalog.items[catalog.item_index(code).expect("checked above")];
+            check_fits(item, *action)?;
+        }
+        if let Some(action) = grant.others {
+            for item in &catalog.items {
+                if !grant.items.contains_key(&item.code)
+                    && item_action(grant, item).1 == Rule::Others
+                {
+                    check_fits(item, action).map_err(|e| {
+                        format!("--others {action}: {e}; name the item with another action")
+                    })?;
+                }
+            }
+        }
+        self.check_issuer(issuer, grant, catalog, ctx)?;
+        Decision::under(grant, catalog)
+            .check_reveal(catalog)
+            .map(drop)
+            .map_err(|leaks| leaks.to_string())
+    }
+
+    /// Who may issue `grant`: the producer, or, for a delegation, the holder of the parent
+    /// grant passing no more than it holds to a child unit.
+    fn check_issuer(
+        &self,
+        issuer: &NodeCode,
+        grant: &Grant,
+        catalog: &Catalog,
+        ctx: &dyn PolicyContext,
+    ) -> Result<(), String> {
         let unit = self.check_grantee(&grant.grantee, ctx)?;
         let Some(parent_id) = &grant.delegated_from else {
             check(issuer == &grant.producer, || {

@@ -200,7 +200,7 @@ fn default_deny_not_shared_and_core_items_need_naming() {
     let mut p = policies(grant(
         "g1",
         "420502/civil-affairs",
-        &[("id_number", "mask:6:4")],
+        &[("id_number", "mask:6:4"), ("birth_date", "year-month")],
         Some("clear"),
     ));
     let err = p
@@ -301,7 +301,12 @@ fn a_request_is_refused_without_a_grant_for_its_role_purpose_and_day() {
 #[test]
 fn a_principal_grant_comes_before_its_role_grant() {
     let ctx = ctx();
-    let mut p = policies(grant("g1", "420502/civil-affairs", &[], Some("hash")));
+    let mut p = policies(grant(
+        "g1",
+        "420502/civil-affairs",
+        &[("name", "hash")],
+        Some("withhold"),
+    ));
     p.apply(
         &code("420502"),
         &PolicyCommand::RequestAccess(AccessRequest {
@@ -420,7 +425,7 @@ fn delegation_never_widens_and_revocation_cascades() {
         let mut g = grant(
             "g1",
             "420502/civil-affairs",
-            &[("id_number", "mask:6:4")],
+            &[("id_number", "mask:6:4"), ("birth_date", "year-month")],
             Some("clear"),
         );
         g.rows = Some(RowScope {
@@ -448,7 +453,7 @@ fn delegation_never_widens_and_revocation_cascades() {
             delegate(&[("id_number", "hash")], None, "420502001"),
             "reveals more",
         ),
-        (delegate(&[], Some("clear"), "4205"), "limited to rows"),
+        (delegate(&[], Some("withhold"), "4205"), "limited to rows"),
     ] {
         let before = p.clone();
         let err = p.apply(&district, &command, &ctx).unwrap_err();
@@ -465,7 +470,11 @@ fn delegation_never_widens_and_revocation_cascades() {
     assert!(err.contains("not held by 420500"), "{err}");
     p.apply(
         &district,
-        &delegate(&[("id_number", "mask:3:4")], Some("hash"), "420502001"),
+        &delegate(
+            &[("id_number", "mask:3:1"), ("name", "hash")],
+            Some("withhold"),
+            "420502001",
+        ),
         &ctx,
     )
     .unwrap();
@@ -475,7 +484,7 @@ fn delegation_never_widens_and_revocation_cascades() {
     let d = p
         .decide(&code("420502001"), &residents(), &street, "2026-11-28")
         .unwrap();
-    assert_eq!(actions(&d)["id_number"], "mask:3:4 named-in-grant");
+    assert_eq!(actions(&d)["id_number"], "mask:3:1 named-in-grant");
     assert_eq!(d.rows.unwrap().within, "420502001");
 
     let err = p.apply(
@@ -492,4 +501,175 @@ fn delegation_never_widens_and_revocation_cascades() {
         .decide(&code("420502001"), &residents(), &street, "2026-11-28")
         .unwrap_err();
     assert!(matches!(err, Refusal::NoGrant { .. }), "{err}");
+}
+
+#[test]
+fn generalisations_parse_print_and_coarsen_values() {
+    for text in ["year", "year-month", "prefix:6", "band:10"] {
+        let action: Action = text.parse().unwrap();
+        assert_eq!(action.to_string(), text);
+        let json = serde_json::to_string(&action).unwrap();
+        assert_eq!(serde_json::from_str::<Action>(&json).unwrap(), action);
+    }
+    for bad in ["prefix:0", "band:0", "band:x", "prefix:", "year-day"] {
+        assert!(
+            bad.parse::<Action>().unwrap_err().contains("band:W"),
+            "{bad}"
+        );
+    }
+    let r = Redactor::new(None);
+    let g = |text: &str, value: &str| r.apply_str(text.parse().unwrap(), value);
+    assert_eq!(g("year", "1993-08-23"), "1993");
+    assert_eq!(g("year-month", "1993-08-23"), "1993-08");
+    assert_eq!(g("year-month", "1993-08-23T10:00:00+08:00"), "1993-08");
+    assert_eq!(
+        g("year", "not a date"),
+        "",
+        "a value of the wrong form: nothing"
+    );
+    assert_eq!(g("prefix:6", "420502001001"), "420502");
+    assert_eq!(g("prefix:2", "张三丰"), "张三");
+    assert_eq!(g("prefix:6", "4205"), "4205");
+    assert_eq!(g("band:10", "34"), "30-39");
+    assert_eq!(g("band:10", "34.5"), "30-39");
+    assert_eq!(g("band:10", "40"), "40-49");
+    assert_eq!(g("band:10", "-5"), "-10--1");
+    assert_eq!(g("band:10", "-0.5"), "-10--1");
+    assert_eq!(g("band:1000", "0"), "0-999");
+    assert_eq!(g("band:10", "12a"), "");
+    assert!(r.can("band:10".parse().unwrap()));
+
+    let a = |text: &str| text.parse::<Action>().unwrap();
+    assert!(a("year").within(a("year-month")));
+    assert!(!a("year-month").within(a("year")));
+    assert!(a("prefix:4").within(a("prefix:6")));
+    assert!(!a("prefix:6").within(a("prefix:4")));
+    assert!(a("band:20").within(a("band:10")));
+    assert!(!a("band:10").within(a("band:20")));
+    assert!(!a("band:15").within(a("band:10")));
+    assert!(a("year").within(Action::Clear));
+    assert!(!a("year").within(Action::Hash));
+    assert!(!a("prefix:4").within(a("mask:4:0")));
+    assert!(Action::Withhold.within(a("band:10")));
+}
+
+#[test]
+fn a_generalised_value_never_exceeds_the_catalogs_record_size() {
+    let catalog = residents();
+    let r = Redactor::new(None);
+    for item in &catalog.items {
+        let widest = match item.data_type {
+            crate::catalog::DataType::Number => {
+                format!("-{}", "9".repeat(item.max_length().min(38) as usize))
+            }
+            _ => continue,
+        };
+        let banded = r.apply_str(Action::Generalise(Generalisation::Band(u64::MAX)), &widest);
+        assert!(banded.len() as u64 <= item.max_sent_bytes(), "{banded}");
+    }
+    let number = crate::catalog::InformationItem {
+        data_type: crate::catalog::DataType::Number,
+        length: Some(38),
+        ..catalog.items[2].clone()
+    };
+    let widest = format!("-{}.5", "9".repeat(38));
+    let banded = r.apply_str(Action::Generalise(Generalisation::Band(u64::MAX)), &widest);
+    assert!(
+        !banded.is_empty() && banded.len() as u64 <= number.max_sent_bytes(),
+        "{banded}"
+    );
+}
+
+#[test]
+fn a_generalisation_must_fit_the_items_type() {
+    let ctx = ctx();
+    let mut p = Policies::default();
+    p.apply(&code("420502"), &role("420502", "civil-affairs"), &ctx)
+        .unwrap();
+    p.apply(
+        &code("420502"),
+        &request("r1", "420502/civil-affairs"),
+        &ctx,
+    )
+    .unwrap();
+    for (items, expect) in [
+        (
+            &[("name", "year")][..],
+            "item name is a string item: year applies to date and date-time items",
+        ),
+        (
+            &[("birth_date", "prefix:4")][..],
+            "item birth_date is a date item: prefix:4 applies to string items",
+        ),
+        (
+            &[("community_code", "band:10")][..],
+            "item community_code is a string item: band:10 applies to number items",
+        ),
+    ] {
+        let mut g = grant("g1", "420502/civil-affairs", items, None);
+        g.access_request = Some("r1".into());
+        let before = p.clone();
+        let err = p
+            .apply(&code("420502001"), &PolicyCommand::ApproveAccess(g), &ctx)
+            .unwrap_err();
+        assert!(err.contains(expect), "{err}");
+        assert_eq!(p, before);
+    }
+    let mut g = grant(
+        "g1",
+        "420502/civil-affairs",
+        &[("birth_date", "year"), ("community_code", "prefix:6")],
+        None,
+    );
+    g.access_request = Some("r1".into());
+    p.apply(&code("420502001"), &PolicyCommand::ApproveAccess(g), &ctx)
+        .unwrap();
+}
+
+#[test]
+fn a_grant_that_leaks_under_a_republished_catalog_is_refused_at_read_time() {
+    // Published without the building code's parts: sending it clear beside a withheld
+    // community code looked harmless.
+    let mut before = residents();
+    let n = before.item_index("building_code").unwrap();
+    before.items[n].embeds.clear();
+    before.validate().unwrap();
+    let ctx = Ctx {
+        published: before.shared_view(),
+    };
+    let mut p = Policies::default();
+    p.apply(&code("420502"), &role("420502", "civil-affairs"), &ctx)
+        .unwrap();
+    p.apply(
+        &code("420502"),
+        &request("r1", "420502/civil-affairs"),
+        &ctx,
+    )
+    .unwrap();
+    let mut g = grant(
+        "g1",
+        "420502/civil-affairs",
+        &[("building_code", "clear"), ("name", "clear")],
+        Some("withhold"),
+    );
+    g.access_request = Some("r1".into());
+    p.apply(&code("420502001"), &PolicyCommand::ApproveAccess(g), &ctx)
+        .unwrap();
+    let li = asker("420502", "420502/civil-affairs");
+    let producer = code("420502001");
+    p.decide(&producer, &before, &li, "2026-11-28").unwrap();
+    // Republished with the parts: the next read is refused, saying why and what to change.
+    let err = p
+        .decide(&producer, &residents(), &li, "2026-11-28")
+        .unwrap_err();
+    let Refusal::Leaks(leaks) = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(leaks.decision.grant, "g1");
+    assert!(
+        err.to_string().contains(
+            "grant g1 lets its reader rebuild what it hides: community_code is withheld, but building_code sends its characters 1-12 (community), which hold community_code"
+        ),
+        "{err}"
+    );
 }

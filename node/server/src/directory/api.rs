@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tierlink_core::directory::PublishedCatalog;
 use tierlink_core::directory::{DirectoryCommand, SignedCommands};
 use tierlink_core::identity::UnitError;
-use tierlink_core::policy::Asker;
+use tierlink_core::policy::{Asker, Refusal, Reveal};
 use tierlink_proto::v1::directory_server::Directory;
 use tierlink_proto::v1::{
     CatalogsRequest, CatalogsResponse, ChangeResponse, Expiring, ExplainRequest, ExplainResponse,
@@ -188,27 +188,37 @@ impl Directory for DirectoryService {
             on,
             ..Default::default()
         };
-        match decided {
-            Err(refusal) => response.refusal = refusal.to_string(),
-            Ok(decision) => {
-                response.keys_in_clear = decision.key_in_clear(&catalog);
-                response.rows = decision
-                    .rows
-                    .as_ref()
-                    .map(|r| format!("{}:{}", r.item, r.within))
-                    .unwrap_or_default();
-                response.items = decision
-                    .items
-                    .iter()
-                    .map(|d| ItemRedaction {
-                        item: d.item.clone(),
-                        action: d.action.to_string(),
-                        rule: d.rule.as_str().to_owned(),
-                    })
-                    .collect();
-                response.grant = decision.grant;
+        // A grant that leaks is refused, and what it would reveal still shown.
+        let decision = match decided {
+            Ok(decision) => decision,
+            Err(refusal) => {
+                response.refusal = refusal.to_string();
+                match refusal {
+                    Refusal::Leaks(leaks) => leaks.decision,
+                    _ => return Ok(Response::new(response)),
+                }
             }
-        }
+        };
+        let reveal = Reveal::of(&catalog, &decision);
+        response.reveals = (0..decision.items.len())
+            .map(|n| reveal.describe(n))
+            .collect();
+        response.keys_in_clear = decision.key_in_clear(&catalog);
+        response.rows = decision
+            .rows
+            .as_ref()
+            .map(|r| format!("{}:{}", r.item, r.within))
+            .unwrap_or_default();
+        response.items = decision
+            .items
+            .iter()
+            .map(|d| ItemRedaction {
+                item: d.item.clone(),
+                action: d.action.to_string(),
+                rule: d.rule.as_str().to_owned(),
+            })
+            .collect();
+        response.grant = decision.grant;
         Ok(Response::new(response))
     }
 

@@ -252,3 +252,28 @@ fn no_record_a_catalog_admits_is_larger_than_its_maximum_record_size() {
         }
     }
 }
+
+#[test]
+fn a_fixed_width_code_must_be_exactly_its_length() {
+    let schema = RecordSchema::new(&residents()).unwrap();
+    let mut pairs = GOOD.to_vec();
+    pairs.push(("grid_code", "4205020010010"));
+    let (headers, vals) = values(&pairs);
+    let errors = schema
+        .row(1, &schema.columns(&headers).unwrap(), vals)
+        .unwrap_err();
+    assert_eq!(errors[0].item, "grid_code");
+    assert!(
+        errors[0].problem.contains(
+            "is 13 characters long, but grid_code is a fixed-width code of 14 characters"
+        ),
+        "{}",
+        errors[0].problem
+    );
+    // An item carried whole by another's part is fixed-width too.
+    let catalog = residents();
+    let community = &catalog.items[catalog.item_index("community_code").unwrap()];
+    assert!(community.fixed_width(&catalog));
+    let name = &catalog.items[catalog.item_index("name").unwrap()];
+    assert!(!name.fixed_width(&catalog));
+}

@@ -219,3 +219,116 @@ fn the_item_code_pattern_states_its_bound() {
     assert!(ITEM_CODE.is_match(&code));
     assert!(!ITEM_CODE.is_match(&format!("{code}a")));
 }
+
+#[test]
+fn embedded_parts_are_checked_against_length_held_item_and_sharing() {
+    type Edit = fn(&mut serde_json::Value);
+    // items[1] id_number (18, GB 11643), items[5] birth_date, items[14] community_code (12),
+    // items[15] grid_code (14), items[16] building_code (18), items[26] religion (not shared).
+    let cases: [(&str, &str, Edit); 11] = [
+        (
+            "items[15].embeds[4].from",
+            "lie within grid_code's length of 14",
+            |v| v["items"][15]["embeds"][4]["to"] = 15.into(),
+        ),
+        (
+            "items[15].embeds[3].holds",
+            "\"nothing\" is not another item",
+            |v| v["items"][15]["embeds"][3]["holds"] = "nothing".into(),
+        ),
+        ("items[15].embeds[3].holds", "is not another item", |v| {
+            v["items"][15]["embeds"][3]["holds"] = "grid_code".into()
+        }),
+        (
+            "items[15].embeds[3].holds",
+            "must be a string item of length 12",
+            |v| v["items"][14]["length"] = 13.into(),
+        ),
+        (
+            "items[1].embeds[1].to",
+            "a date, YYYYMMDD: 8 characters",
+            |v| v["items"][1]["embeds"][1]["to"] = 13.into(),
+        ),
+        (
+            "items[1].embeds[1].holds",
+            "but sex is not a date item",
+            |v| v["items"][1]["embeds"][1]["holds"] = "sex".into(),
+        ),
+        ("items[1].embeds[3].to", "it is one character", |v| {
+            v["items"][1]["embeds"][3]["from"] = 16.into()
+        }),
+        (
+            "items[1].embeds[4].holds",
+            "a check character: it holds no item",
+            |v| v["items"][1]["embeds"][4]["holds"] = "sex".into(),
+        ),
+        ("items[16].embeds", "declare its length", |v| {
+            v["items"][16].as_object_mut().unwrap().remove("length");
+        }),
+        (
+            "items[16].embeds[1].holds",
+            "religion is not shared, but building_code carries it",
+            |v| {
+                v["items"][16]["embeds"][1]["holds"] = "religion".into();
+                v["items"][26]["length"] = 5.into();
+            },
+        ),
+        (
+            "items[1].embeds",
+            "declare length 18 and its parts in \"embeds\": {\"part\": \"region\"",
+            |v| {
+                v["items"][1]["embeds"].as_array_mut().unwrap().remove(3);
+            },
+        ),
+    ];
+    for (field, expect, edit) in cases {
+        let mut v = residents_json();
+        edit(&mut v);
+        let e = error_for(v);
+        assert_eq!(e.field, field, "{e}");
+        assert!(e.problem.contains(expect), "{e}");
+    }
+    // A citizen ID number with no parts at all is told what to add.
+    let mut v = residents_json();
+    v["items"][1].as_object_mut().unwrap().remove("embeds");
+    let e = error_for(v);
+    assert!(e.problem.contains("\"as\": \"parity\""), "{e}");
+}
+
+#[test]
+fn the_examples_declare_their_parts_and_guessable_codes() {
+    let catalogs: Vec<Catalog> = crate::catalog::EXAMPLES
+        .iter()
+        .flat_map(|(file, text)| parse_catalogs(text, file).unwrap())
+        .collect();
+    let item = |catalog: &str, code: &str| {
+        let c = catalogs.iter().find(|c| c.code == catalog).unwrap();
+        c.items[c.item_index(code).unwrap()].clone()
+    };
+    let id = item("101001001/000001", "id_number");
+    let held: Vec<(&str, Option<&str>)> = id
+        .embeds
+        .iter()
+        .map(|p| (p.part.as_str(), p.holds.as_deref()))
+        .collect();
+    assert!(held.contains(&("birth date", Some("birth_date"))));
+    assert!(held.contains(&("sex", Some("sex"))));
+    assert!(item("301001001/000001", "id_number").embeds.len() == 5);
+    for (catalog, code) in [
+        ("101001001/000001", "grid_code"),
+        ("101001001/000001", "community_code"),
+        ("103002001/000001", "street_code"),
+        ("103001001/000001", "grid_code"),
+    ] {
+        assert!(item(catalog, code).guessable, "{catalog} {code}");
+    }
+    let grid = item("103002001/000001", "grid_code");
+    assert!(
+        grid.embeds
+            .iter()
+            .any(|p| p.holds.as_deref() == Some("street_code"))
+    );
+    let building = item("103001001/000001", "building_code");
+    assert_eq!(building.length, Some(18));
+    assert_eq!(building.embeds[0].holds.as_deref(), Some("community_code"));
+}

@@ -537,8 +537,8 @@ fn candidates(layout: &Layout, n: usize, chars: &[Option<char>]) -> Option<f64> 
             }
         }
     }
-    for k in 0..chars.len() {
-        if unknown(k) && !counted[k] {
+    for (k, counted) in counted.iter().enumerate() {
+        if unknown(k) && !counted {
             count *= 10.0;
         }
     }

@@ -11,9 +11,9 @@
 //! or not.
 //!
 //! **The rule.** A decision leaks, and is refused, when
-//! (a) an item not sent in clear becomes wholly known, or, for an item of a fixed width, is
-//! narrowed to fewer than [`FEW_CANDIDATES`] values and to fewer than its own action alone
-//! leaves (see [`Reveal::candidates`]: a withheld day of birth has its own 31 values, and a
+//! (a) an item not sent in clear becomes wholly known, or, for an item of a fixed width sent
+//! masked or generalised, is narrowed to fewer than [`FEW_CANDIDATES`] values and to fewer than
+//! its own action alone leaves (see [`Reveal::candidates`]: a withheld day of birth has its own 31 values, and a
 //! generalisation its own coarseness; what other items or the row scope add is what counts), or
 //! (b) an item sent hashed (or the record key, when keys travel hashed) is guessable: fewer
 //! than [`GUESSABLE_BELOW`] possible values, or some of its characters known from another item
@@ -555,7 +555,12 @@ impl<'a> Reveal<'a> {
     /// second half refuses it: fewer than [`FEW_CANDIDATES`], and fewer than its own action
     /// alone leaves.
     fn narrowed(&self, n: usize) -> Option<f64> {
-        if self.actions[n] == Action::Clear || self.whole(n) {
+        // A withheld item is not sent: what other items give of it is theirs to give (a clear
+        // community code narrows a withheld grid code to its community's cells), and only its
+        // whole value rebuilt counts. A mask or a generalisation sends the item, and claims
+        // to hide the rest of it.
+        if !matches!(self.actions[n], Action::Mask { .. } | Action::Generalise(_)) || self.whole(n)
+        {
             return None;
         }
         self.narrowing(n)

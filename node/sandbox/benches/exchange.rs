@@ -104,7 +104,8 @@ impl Members for Directory {
 /// one with a third of the items sent masked or hashed (keys stay clear in both).
 fn policies(catalog: &Catalog) -> Policies {
     let redacted: [(&str, Action); 10] = [
-        ("id_number", Action::Mask { first: 6, last: 4 }),
+        // Beside the birth year, mask:6:4 would leave month and day, about 34 candidates.
+        ("id_number", Action::Mask { first: 6, last: 1 }),
         ("phone", Action::Mask { first: 3, last: 4 }),
         ("birth_date", Action::Mask { first: 4, last: 0 }),
         ("name", Action::Hash),

@@ -43,7 +43,9 @@ fn decision(catalog: &tierlink_core::catalog::Catalog, key: Action) -> Decision 
         d.action = match d.item.as_str() {
             "person_id" => key,
             "name" | "phone" => Action::Hash,
-            "birth_date" | "community_code" | "current_address" | "floating" => Action::Clear,
+            "birth_date" | "community_code" | "grid_code" | "current_address" | "floating" => {
+                Action::Clear
+            }
             _ => Action::Withhold,
         };
     }

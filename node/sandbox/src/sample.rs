@@ -254,10 +254,13 @@ pub const RESIDENTS_CATALOG: &str = "101001001/000001";
 /// commands are issued (each with its issuing node): a city public-security analyst sees the ID
 /// number, name, and the birth date and sex the ID number holds anyway, in clear, and the phone
 /// hashed; a district civil-affairs officer sees the ID number and phone masked, the birth
-/// date's year and month (with the mask, never the whole ID number) and the district's rows;
-/// the street's grid worker, by the district's delegation, sees less still, names and addresses
-/// hashed, and only one community's rows. None leaks (`Decision::check_reveal`). The catalog is
-/// conditional, so the city and district ask and the street approves.
+/// date's year and month and the district's rows: the mask keeps the ID number's region and
+/// check digit only, since the day and check digit would leave about 3 candidates (with the
+/// sequence digits hidden too, about 2,800); the street's grid worker, by the district's
+/// delegation, sees less still (the ID number's region, the birth year, names and addresses
+/// hashed) and only one community's rows, with their grid cells. None leaks
+/// (`Decision::check_reveal`). The catalog is conditional, so the city and district ask and
+/// the street approves.
 pub fn three_tier_policies(
     city: &NodeCode,
     district: &NodeCode,
@@ -345,7 +348,7 @@ pub fn three_tier_policies(
             street.clone(),
             PolicyCommand::ApproveAccess(Grant {
                 items: actions(&[
-                    ("id_number", "mask:6:4"),
+                    ("id_number", "mask:6:1"),
                     ("birth_date", "year-month"),
                     ("phone", "mask:3:4"),
                 ]),
@@ -362,13 +365,14 @@ pub fn three_tier_policies(
             district.clone(),
             PolicyCommand::Grant(Grant {
                 items: actions(&[
-                    ("id_number", "mask:0:4"),
+                    ("id_number", "mask:6:0"),
                     ("sex", "clear"),
                     ("birth_date", "year"),
                     ("name", "hash"),
                     ("current_address", "hash"),
                     ("occupation", "hash"),
                     ("community_code", "clear"),
+                    ("grid_code", "clear"),
                 ]),
                 others: Some(Action::Withhold),
                 rows: Some(RowScope {

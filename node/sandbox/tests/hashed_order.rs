@@ -62,7 +62,9 @@ async fn case() -> (Fixture, String, tempfile::TempDir) {
         .unwrap();
     let action = |item: &str| match item {
         "person_id" | "name" | "phone" => Action::Hash,
-        "birth_date" | "community_code" | "current_address" | "floating" => Action::Clear,
+        "birth_date" | "community_code" | "grid_code" | "current_address" | "floating" => {
+            Action::Clear
+        }
         _ => Action::Withhold,
     };
     for (id, purpose, rows) in [

@@ -501,6 +501,53 @@ fn attack(
     out
 }
 
+/// Below this many candidates a hidden value is as good as rebuilt: a reader checks each
+/// against one more fact it holds.
+const FEW: f64 = 1_000.0;
+
+/// The values item `n` can still take given the characters the attacker knows of it, counted
+/// as a reader would: 10 for each unknown digit, but 12 for a date's month and 31 for its day
+/// when both their digits are unknown, and a tenth of that when the code's check digit (the
+/// others' sum mod 10) is known and some other digit is not. `None` for the key and the parity
+/// items, which have no characters to count.
+fn candidates(layout: &Layout, n: usize, chars: &[Option<char>]) -> Option<f64> {
+    let dates: Vec<usize> = match n {
+        0 => return None,
+        1 => layout
+            .parts
+            .iter()
+            .filter(|(_, carried)| *carried == Carried::Date)
+            .map(|(at, _)| *at)
+            .collect(),
+        _ => match layout.parts[n - 2].1 {
+            Carried::Parity => return None,
+            Carried::Date => vec![0],
+            Carried::Same(_) => Vec::new(),
+        },
+    };
+    let unknown = |k: usize| chars[k].is_none();
+    let mut count = 1.0_f64;
+    let mut counted = vec![false; chars.len()];
+    for at in dates {
+        for (k, values) in [(at + 4, 12.0), (at + 6, 31.0)] {
+            if unknown(k) && unknown(k + 1) {
+                count *= values;
+                counted[k] = true;
+                counted[k + 1] = true;
+            }
+        }
+    }
+    for (k, counted) in counted.iter().enumerate() {
+        if unknown(k) && !counted {
+            count *= 10.0;
+        }
+    }
+    if n == 1 && layout.check && !unknown(layout.width - 1) && (0..chars.len()).any(unknown) {
+        count /= 10.0;
+    }
+    Some(count.max(1.0))
+}
+
 /// The items the attacker rebuilds whole, as they were stored (`None` for the rest).
 fn rebuilt(layout: &Layout, known: &[Vec<Option<char>>]) -> Vec<Option<String>> {
     known
@@ -596,10 +643,11 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
     /// For random codes embedding other items and random grants: whatever the policy accepts,
-    /// the attacker rebuilds nothing from the bytes received that was not sent in clear; whatever
-    /// it refuses, the attacker does rebuild something, or an item is sent hashed that can be
-    /// guessed (few values, or some of its characters known): the rule is not stricter than
-    /// what a reader can do.
+    /// the attacker rebuilds nothing from the bytes received that was not sent in clear, nor
+    /// narrows an item sent masked or generalised to fewer than 1,000 candidates (unless the
+    /// item's own action alone leaves that few: a year-month's 31 days); whatever it refuses, the attacker does rebuild
+    /// or narrow something, or an item is sent hashed that can be guessed (few values, or some
+    /// of its characters known): the rule is not stricter than what a reader can do.
     #[test]
     fn no_accepted_grant_lets_a_reader_rebuild_a_hidden_value(
         layout in layout(),
@@ -636,11 +684,31 @@ proptest! {
         let (_, header, received) = receive(&catalog, &decision, &asker, &rows);
         prop_assert_eq!(received.len(), rows.len());
         let mut rebuilt_any = false;
+        let mut narrowed_any = false;
         let mut partly = vec![false; actions.len()];
         for (record, row) in received.iter().zip(&rows) {
-            let known = attack(&layout, &actions, &as_received(&catalog, &header, record));
+            let values = as_received(&catalog, &header, record);
+            let known = attack(&layout, &actions, &values);
             for (n, chars) in known.iter().enumerate() {
                 partly[n] |= chars.iter().any(Option::is_some);
+                // Narrowing counts for an item sent masked or generalised; a withheld one
+                // counts only when rebuilt whole (below), and a hashed one is the hash rule's.
+                if !matches!(actions[n], Action::Mask { .. } | Action::Generalise(_)) {
+                    continue;
+                }
+                let Some(left) = candidates(&layout, n, chars) else { continue };
+                // What the item's own value, received alone, leaves.
+                let mut own = vec![None; values.len()];
+                own[n] = values[n].clone();
+                let alone = candidates(&layout, n, &attack(&layout, &actions, &own)[n]).unwrap();
+                if left < FEW && left < alone {
+                    prop_assert!(
+                        !accepted,
+                        "{} ({}) narrowed to {} candidates (alone {}) under an accepted grant: {:?} on {:?}",
+                        catalog.items[n].code, actions[n], left, alone, actions, layout
+                    );
+                    narrowed_any = true;
+                }
             }
             for (n, value) in rebuilt(&layout, &known).into_iter().enumerate() {
                 let Some(value) = value else { continue };
@@ -665,8 +733,8 @@ proptest! {
                 actions[n] == Action::Hash && (few || partly[n])
             });
             prop_assert!(
-                rebuilt_any || guessable,
-                "refused, but nothing can be rebuilt or guessed: {:?} on {:?}",
+                rebuilt_any || narrowed_any || guessable,
+                "refused, but nothing can be rebuilt, narrowed or guessed: {:?} on {:?}",
                 actions, layout
             );
         }

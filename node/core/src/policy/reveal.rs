@@ -11,7 +11,10 @@
 //! or not.
 //!
 //! **The rule.** A decision leaks, and is refused, when
-//! (a) an item not sent in clear becomes wholly known, or
+//! (a) an item not sent in clear becomes wholly known, or, for an item of a fixed width sent
+//! masked or generalised, is narrowed to fewer than [`FEW_CANDIDATES`] values and to fewer than
+//! its own action alone leaves (see [`Reveal::candidates`]: a withheld day of birth has its own 31 values, and a
+//! generalisation its own coarseness; what other items or the row scope add is what counts), or
 //! (b) an item sent hashed (or the record key, when keys travel hashed) is guessable: fewer
 //! than [`GUESSABLE_BELOW`] possible values, or some of its characters known from another item
 //! or the row scope, so the hash only has to cover the rest.
@@ -22,7 +25,7 @@ use regex_syntax::hir::{Class, Hir, HirKind};
 
 use super::decide::Decision;
 use super::model::{Action, Generalisation, RowScope};
-use crate::catalog::{Catalog, DataType, InformationItem, PartAs};
+use crate::catalog::{Catalog, DataType, InformationItem, PartAs, ValueCheck};
 
 /// Values below which a keyed hash hides nothing from a member: 2^32. Every member holds the
 /// federation's hash key, so it can hash each candidate value and compare. One core of the
@@ -35,6 +38,15 @@ use crate::catalog::{Catalog, DataType, InformationItem, PartAs};
 /// (7 × 10^9 values) passes, and takes a member minutes more: a keyed hash is for joins, and
 /// hides a value from members only as well as its value space does.
 pub const GUESSABLE_BELOW: f64 = 4_294_967_296.0;
+
+/// Candidates below which a value not sent in clear counts as rebuilt: 1,000. A reader who
+/// can check a candidate against one more fact it holds or can look up — an address, an age, a
+/// household's members, a phone call — gets through a handful, or a few hundred with some
+/// patience, for every record it cares about: `mask:6:4` beside a birth date's year and month
+/// leaves the two day digits, which GB 11643's check digit narrows to about 3. At 1,000 and
+/// more such checks per record, rebuilding is a real search again: `mask:6:1` beside the year
+/// and month leaves about 2,800, `mask:6:0` beside a clear birth date about 11,000.
+pub const FEW_CANDIDATES: f64 = 1_000.0;
 
 /// The written position (0-based) of each of a date's 8 digits, `YYYY-MM-DD`.
 const DATE_DIGITS: [usize; 8] = [0, 1, 2, 3, 5, 6, 8, 9];
@@ -256,6 +268,89 @@ fn language(hir: &Hir) -> f64 {
     }
 }
 
+/// Values each of the `width` positions of a fixed-width item can take. A date's digits 10
+/// each (its month and day are counted together, see [`date_fields`]); else from the item's
+/// pattern when it is a sequence of classes and literals exactly `width` long (`[0-9]{12}-B[0-9]{4}`:
+/// 10 a digit, 1 a literal), else the pattern's language size ^ (1/width) when finite, else 10.
+/// A GB 11643 check character takes 11 values (0-9 and X). Overestimates only make the rule
+/// more lenient.
+fn alphabet(item: &InformationItem, width: usize) -> Vec<f64> {
+    let hir = item
+        .pattern
+        .as_deref()
+        .filter(|_| item.data_type != DataType::Date)
+        .and_then(|p| regex_syntax::Parser::new().parse(p).ok());
+    let mut sizes = match hir {
+        Some(hir) => match positions(&hir).filter(|p| p.len() == width) {
+            Some(per_position) => per_position,
+            None => {
+                let each = language(&hir).powf(1.0 / width as f64);
+                vec![
+                    if each.is_finite() && each > 1.0 {
+                        each
+                    } else {
+                        10.0
+                    };
+                    width
+                ]
+            }
+        },
+        None => vec![10.0; width],
+    };
+    if let Some(check) = check_position(item).filter(|&k| k < width) {
+        if item.check == Some(ValueCheck::Gb11643) {
+            sizes[check] = 11.0;
+        }
+    }
+    sizes
+}
+
+/// Per position, the values a pattern allows, when it is a sequence of literals, classes and
+/// repetitions of a fixed count; `None` for anything else (alternations, ranges of counts).
+fn positions(hir: &Hir) -> Option<Vec<f64>> {
+    match hir.kind() {
+        HirKind::Empty | HirKind::Look(_) => Some(Vec::new()),
+        HirKind::Literal(l) => Some(vec![1.0; String::from_utf8_lossy(&l.0).chars().count()]),
+        HirKind::Class(_) => Some(vec![language(hir)]),
+        HirKind::Repetition(r) if Some(r.min) == r.max => {
+            let one = positions(&r.sub)?;
+            Some(one.repeat(r.min as usize))
+        }
+        HirKind::Capture(c) => positions(&c.sub),
+        HirKind::Concat(parts) => parts.iter().try_fold(Vec::new(), |mut all, p| {
+            all.extend(positions(p)?);
+            Some(all)
+        }),
+        _ => None,
+    }
+}
+
+/// The 0-based position of an item's check character, if it declares one.
+fn check_position(item: &InformationItem) -> Option<usize> {
+    item.embeds
+        .iter()
+        .find(|p| p.carries == PartAs::Check)
+        .map(|p| p.span().start)
+}
+
+/// A date's month and day within an item's positions, as (first of the two digits, values):
+/// 12 and 31, for a date item and for each `date` part.
+fn date_fields(item: &InformationItem) -> Vec<(usize, f64)> {
+    let starts: Vec<usize> = if item.data_type == DataType::Date {
+        vec![0]
+    } else {
+        item.embeds
+            .iter()
+            .filter(|p| p.carries == PartAs::Date)
+            .map(|p| p.span().start)
+            .collect()
+    };
+    starts
+        .into_iter()
+        .flat_map(|s| [(s + 4, 12.0), (s + 6, 31.0)])
+        .collect()
+}
+
 impl<'a> Reveal<'a> {
     /// What `actions` (one per catalog item, in order) reveal of `catalog`'s items, within rows
     /// `rows`.
@@ -408,6 +503,76 @@ impl<'a> Reveal<'a> {
         self.known[n].whole()
     }
 
+    /// How many values item `n` can still take, for an item of a fixed width (`None` for
+    /// others): the product over its unknown positions of the values each can take
+    /// ([`alphabet`]; a date's month and day, both digits unknown, 12 and 31), divided by the
+    /// check character's modulus (11 for GB 11643) when the check character is known and some
+    /// other is not. 1 when it is wholly known. What a `parity` part's held item says of its
+    /// character is left out (a factor of 2 at most): the count errs high, never low.
+    pub fn candidates(&self, n: usize) -> Option<f64> {
+        let Known::Chars(c) = &self.known[n] else {
+            return None;
+        };
+        let item = &self.catalog.items[n];
+        let sizes = alphabet(item, c.len());
+        let mut count = 1.0;
+        let mut counted = vec![false; c.len()];
+        for (at, values) in date_fields(item) {
+            if at + 1 < c.len() && !c[at] && !c[at + 1] {
+                count *= values;
+                counted[at] = true;
+                counted[at + 1] = true;
+            }
+        }
+        for (k, size) in sizes.iter().enumerate() {
+            if !c[k] && !counted[k] {
+                count *= size;
+            }
+        }
+        if let Some(check) = check_position(item) {
+            if c.get(check) == Some(&true) && c.iter().any(|k| !k) {
+                count /= if item.check == Some(ValueCheck::Gb11643) {
+                    11.0
+                } else {
+                    sizes[check]
+                };
+            }
+        }
+        Some(count.max(1.0))
+    }
+
+    /// Item `n`'s candidates, when what else the response sends (or the row scope) leaves fewer
+    /// than its own action alone: `(left, alone)`.
+    fn narrowing(&self, n: usize) -> Option<(f64, f64)> {
+        let left = self.candidates(n)?;
+        let mut own = vec![Action::Withhold; self.actions.len()];
+        own[n] = self.actions[n];
+        let alone = Reveal::new(self.catalog, own, None).candidates(n)?;
+        (left < alone).then_some((left, alone))
+    }
+
+    /// Candidates left of item `n`, not sent in clear and not wholly known, when rule (a)'s
+    /// second half refuses it: fewer than [`FEW_CANDIDATES`], and fewer than its own action
+    /// alone leaves.
+    fn narrowed(&self, n: usize) -> Option<f64> {
+        // A withheld item is not sent: what other items give of it is theirs to give (a clear
+        // community code narrows a withheld grid code to its community's cells), and only its
+        // whole value rebuilt counts. A mask or a generalisation sends the item, and claims
+        // to hide the rest of it.
+        if !matches!(self.actions[n], Action::Mask { .. } | Action::Generalise(_)) || self.whole(n)
+        {
+            return None;
+        }
+        self.narrowing(n)
+            .map(|(left, _)| left)
+            .filter(|&left| left < FEW_CANDIDATES)
+    }
+
+    /// Whether rule (a) refuses item `n`: not sent in clear, and wholly known or narrowed.
+    fn exposed(&self, n: usize) -> bool {
+        self.actions[n] != Action::Clear && (self.whole(n) || self.narrowed(n).is_some())
+    }
+
     /// Whether record keys travel hashed: some key item is not sent in clear.
     fn key_hashed(&self) -> bool {
         self.catalog
@@ -430,7 +595,13 @@ impl<'a> Reveal<'a> {
                 } else {
                     ""
                 };
-                format!("reveals {} of {}{unit}", ranges(c), c.len())
+                let left = match self.narrowing(n) {
+                    Some((left, _)) if action != Action::Clear => {
+                        format!(", {} candidates", about(left))
+                    }
+                    _ => String::new(),
+                };
+                format!("reveals {} of {}{unit}{left}", ranges(c), c.len())
             }
             _ => match action {
                 Action::Hash => "reveals only which records share a value".to_owned(),
@@ -487,6 +658,9 @@ impl<'a> Reveal<'a> {
                     problems.push(message);
                     named[n] = true;
                 }
+            } else if self.narrowed(n).is_some() {
+                problems.push(self.rebuilt(n));
+                named[n] = true;
             }
         }
         if self.key_hashed() {
@@ -577,24 +751,72 @@ impl<'a> Reveal<'a> {
         }
     }
 
-    /// Item `n`, not sent in clear, is rebuilt whole: why, and what to change.
+    /// `withhold or generalise birth_date (year)`: the generalisations of item `who` that reveal
+    /// less than its action now and under which `fixed` holds (the longest prefix of a
+    /// fixed-width string), or `withhold birth_date` when none does. A number's band is named,
+    /// not searched: a band reveals none of its characters.
+    fn coarsen(&self, who: usize, fixed: impl Fn(&Reveal) -> bool) -> String {
+        let item = &self.catalog.items[who];
+        let now = self.actions[who];
+        let passes = |g: Generalisation| {
+            let a = Action::Generalise(g);
+            a != now && a.within(now) && fixed(&self.with(who, a))
+        };
+        let how = match (item.data_type, &self.known[who]) {
+            (DataType::Date | DataType::Datetime, _) => {
+                let fit: Vec<String> = [Generalisation::Year, Generalisation::YearMonth]
+                    .into_iter()
+                    .filter(|&g| passes(g))
+                    .map(|g| g.to_string())
+                    .collect();
+                (!fit.is_empty()).then(|| format!(" ({})", fit.join(" or ")))
+            }
+            (DataType::Number, _) => Some(" (band:W)".to_owned()),
+            (DataType::String, Known::Chars(c)) => (1..c.len() as u32)
+                .rev()
+                .map(Generalisation::Prefix)
+                .find(|&g| passes(g))
+                .map(|g| format!(" (e.g. {g})")),
+            _ => Some(String::new()),
+        };
+        match how {
+            Some(how) => format!("withhold or generalise {}{how}", item.code),
+            None => format!("withhold {}", item.code),
+        }
+    }
+
+    /// Item `n`, not sent in clear, is rebuilt whole or narrowed to a few candidates: why, and
+    /// what to change.
     fn rebuilt(&self, n: usize) -> String {
         let item = &self.catalog.items[n];
         let code = &item.code;
+        let narrowed = self.narrowed(n);
+        // Empty when the item is rebuilt whole.
+        let leaving = |whom: &str| {
+            narrowed.map_or_else(String::new, |left| {
+                format!(", leaving {} candidates for {whom}", about(left))
+            })
+        };
         let Some(flow) = self.flows.iter().find(|f| f.to == n) else {
             return match self.rows.as_ref().filter(|r| &r.item == code) {
-                Some(rows) => format!(
-                    "{}, but the rows are limited to {code} within {}, which gives all of it: send {code} clear, or limit the rows by fewer characters",
-                    self.state(n),
-                    rows.within
-                ),
+                Some(rows) => {
+                    let gives = match narrowed {
+                        Some(_) => format!("which narrows it{}", leaving("it")),
+                        None => "which gives all of it".to_owned(),
+                    };
+                    format!(
+                        "{}, but the rows are limited to {code} within {}, {gives}: send {code} clear, or limit the rows by fewer characters",
+                        self.state(n),
+                        rows.within
+                    )
+                }
                 None => format!(
                     "{} keeps all of {code}: send it clear, or keep less of it",
                     self.named(n)
                 ),
             };
         };
-        let leaks_n = |r: &Reveal| r.whole(n);
+        let leaks_n = |r: &Reveal| r.exposed(n);
         let other = &self.catalog.items[flow.from];
         if flow.embedder == n {
             // n embeds the other item, which fills in what n's action hides.
@@ -606,38 +828,57 @@ impl<'a> Reveal<'a> {
                 }
                 a => format!("sends as {a}"),
             };
-            let coarser = match other.data_type {
-                DataType::Date | DataType::Datetime => " (year or year-month)",
-                DataType::Number => " (band:W)",
-                _ => "",
+            let withheld = self.actions[n] == Action::Withhold;
+            let lead = if withheld {
+                format!(
+                    "{code} is withheld, but its {part} is what {} {sends}",
+                    other.code
+                )
+            } else {
+                format!(
+                    "{} hides the {part}, which {} {sends}",
+                    self.named(n),
+                    other.code
+                )
             };
-            let more = match self.mask_such_that(n, |r| !leaks_n(r)) {
-                Some(mask) => format!("mask more of {code} (e.g. {mask})"),
-                None => format!("withhold {code}"),
-            };
-            format!(
-                "{} hides the {part}, which {} {sends}: withhold or generalise {}{coarser}, or {more}",
-                self.named(n),
-                other.code,
-                other.code
-            )
+            let mut fixes = Vec::new();
+            if withheld {
+                fixes.push(format!("send {code} clear"));
+            }
+            fixes.push(self.coarsen(flow.from, |r| !leaks_n(r)));
+            if !withheld {
+                fixes.push(match self.mask_such_that(n, |r| !leaks_n(r)) {
+                    Some(mask) => format!("mask more of {code} (e.g. {mask})"),
+                    None => format!("withhold {code}"),
+                });
+            }
+            format!("{lead}{}: {}", leaving(code), fixes.join(", or "))
         } else {
-            // The other item embeds n, and sends the part that carries it.
+            // The other item embeds n, and sends the part (or some of it) that carries it.
             let part = &other.embeds[flow.part];
+            let span = part.span();
+            let sent: Vec<bool> = (0..other.max_length() as usize)
+                .map(|k| span.contains(&k) && self.known[flow.from].at(k))
+                .collect();
+            let which = if span.clone().all(|k| sent[k]) {
+                format!("its characters {}-{} ({})", part.from, part.to, part.part)
+            } else {
+                format!(
+                    "characters {} of its {} ({}-{})",
+                    ranges(&sent),
+                    part.part,
+                    part.from,
+                    part.to
+                )
+            };
             let carries = match part.carries {
                 PartAs::Parity => format!(
                     "sends its {} character, whose parity gives the {}",
                     ordinal(part.from),
                     part.part
                 ),
-                PartAs::Date => format!(
-                    "sends its characters {}-{} ({}), which hold {code} as YYYYMMDD",
-                    part.from, part.to, part.part
-                ),
-                _ => format!(
-                    "sends its characters {}-{} ({}), which hold {code}",
-                    part.from, part.to, part.part
-                ),
+                PartAs::Date => format!("sends {which}, which hold {code} as YYYYMMDD"),
+                _ => format!("sends {which}, which hold {code}"),
             };
             let state = self.state(n);
             let send = if self.actions[n] == Action::Withhold {
@@ -646,8 +887,9 @@ impl<'a> Reveal<'a> {
                 format!("send {code} clear")
             };
             format!(
-                "{state}, but {} {carries}: {send}, or {}",
+                "{state}, but {} {carries}{}: {send}, or {}",
                 self.named(flow.from),
+                leaving(code),
                 self.cut(flow, leaks_n)
             )
         }

@@ -200,7 +200,7 @@ fn default_deny_not_shared_and_core_items_need_naming() {
     let mut p = policies(grant(
         "g1",
         "420502/civil-affairs",
-        &[("id_number", "mask:6:4"), ("birth_date", "year-month")],
+        &[("id_number", "mask:6:1"), ("birth_date", "year-month")],
         Some("clear"),
     ));
     let err = p
@@ -232,7 +232,7 @@ fn default_deny_not_shared_and_core_items_need_naming() {
         .unwrap();
     let a = actions(&d);
     assert_eq!(d.grant, "g1");
-    assert_eq!(a["id_number"], "mask:6:4 named-in-grant");
+    assert_eq!(a["id_number"], "mask:6:1 named-in-grant");
     assert_eq!(a["name"], "clear grant-others");
     assert_eq!(
         a["religion"], "withhold not-shared",
@@ -425,7 +425,7 @@ fn delegation_never_widens_and_revocation_cascades() {
         let mut g = grant(
             "g1",
             "420502/civil-affairs",
-            &[("id_number", "mask:6:4"), ("birth_date", "year-month")],
+            &[("id_number", "mask:6:1"), ("birth_date", "year-month")],
             Some("clear"),
         );
         g.rows = Some(RowScope {

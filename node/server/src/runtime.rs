@@ -31,7 +31,7 @@ use crate::audit::AuditService;
 use crate::directory::{DirectoryError, DirectoryService, FederationService, Replica};
 use crate::exchange::server::ExchangeService;
 use crate::limits::RequestLimitLayer;
-use crate::read::ReadService;
+use crate::read::{NodeKeys, ReadService};
 
 /// A node that could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -141,7 +141,10 @@ impl Node {
         let reads = Arc::new(
             ReadService::new(
                 registry.clone(),
-                Arc::new(signer),
+                NodeKeys {
+                    signer: Arc::new(signer),
+                    encryption: dir.encryption_keys()?.current().public().clone(),
+                },
                 peers,
                 audit.clone(),
                 redactor,

@@ -308,7 +308,7 @@ async fn a_rotated_node_still_opens_batches_sealed_before_the_rotation() {
     }
 
     // Once the node drops the retired key, what was sealed to it no longer opens.
-    write_private(&keys_path, &rotated.to_text().lines().next().unwrap()).unwrap();
+    write_private(&keys_path, rotated.to_text().lines().next().unwrap()).unwrap();
     let forgot = NodeClient::open(city_dir.clone()).unwrap();
     let err = open_file(&before, forgot.verifier(), forgot.opener(), |_| Ok(())).unwrap_err();
     assert!(

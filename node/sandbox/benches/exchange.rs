@@ -343,6 +343,8 @@ fn stream(c: &mut Criterion) {
                 signing_key: hex::encode(city_key.verifying_key().as_bytes()),
                 status: "active".into(),
                 encryption_key: to_city.key.to_hex(),
+                // Admission accepts the city only with the TLS certificate registered for it.
+                tls_fingerprints: vec![tls_fingerprint(&city_credentials)],
                 ..Default::default()
             },
         )]

@@ -247,9 +247,14 @@ fn an_operator_sets_up_two_nodes_imports_exports_and_verifies() {
     assert!(
         out.contains(
             "OK — 1199 records of 103001001/000001 in 2 batches, signed by 420502001 for 420502001"
-        ),
+        ) && out.contains("sealed to 420502001"),
         "{out}"
     );
+    assert!(!out.contains("B0007"), "{out}");
+    // The CA alone checks the file; the node it is sealed to reads it.
+    let out = ok(&["verify", &export, "--open", "--node", &street]);
+    assert!(out.contains("sealed to 420502001; opened"), "{out}");
+    assert_eq!(out.matches("\"_key\":").count(), 1199, "{out}");
 
     let mut bytes = std::fs::read(&export).unwrap();
     let n = bytes.len();

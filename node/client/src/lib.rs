@@ -1,7 +1,8 @@
 //! How to reach a node: one mutual-TLS channel builder ([`channel`]) that every connection uses
 //! (the node's administrator's, relays' through [`Peers`], and the raft network's in the node),
-//! the clients built on it, receiving verified streams of signed batches, and writing records in
-//! batches that each fit in a message ([`NodeClient::write_records`]).
+//! the clients built on it, receiving verified streams of signed batches and opening the records
+//! sealed to the node, and writing records in batches that each fit in a message
+//! ([`NodeClient::write_records`]).
 //!
 //! # Direction
 //! Depends on `tierlink-core` and `tierlink-proto` only: no server, no store, no replica. The node
@@ -23,7 +24,7 @@ use tierlink_core::limits::{human_bytes, thousands};
 use tierlink_core::members::{MemberList, Members, Standing};
 use tierlink_core::read::Read;
 use tierlink_core::signed::{
-    BatchVerifier, Expected, StreamCheck, StreamSummary, VerifiedBatch, VerifyError,
+    BatchOpener, BatchVerifier, Expected, StreamCheck, StreamSummary, VerifiedBatch, VerifyError,
 };
 use tierlink_proto::v1::audit_client::AuditClient;
 use tierlink_proto::v1::directory_client::DirectoryClient;
@@ -255,11 +256,13 @@ impl Peers {
     }
 }
 
-/// Verifies every batch of a response stream and its order and completeness, handing each to
-/// `on_batch` as it arrives. Any failure ends the stream with an error.
+/// Verifies every batch of a response stream and its order and completeness, and opens it with
+/// `opener` (the node it was sealed to), handing each to `on_batch` as it arrives. Any failure
+/// ends the stream with an error.
 pub async fn receive(
     mut stream: tonic::Streaming<SignedBatch>,
     verifier: &BatchVerifier,
+    opener: &BatchOpener,
     expected: Expected,
     mut on_batch: impl FnMut(SignedBatch, VerifiedBatch) -> Result<(), ClientError>,
 ) -> Result<StreamSummary, ClientError> {
@@ -268,7 +271,7 @@ pub async fn receive(
         let batch = batch?;
         let n = check.batches();
         let verified = check
-            .verify(verifier, &batch)
+            .open(verifier, opener, &batch)
             .map_err(|source| ClientError::Verify { batch: n, source })?;
         on_batch(batch, verified)?;
     }
@@ -292,11 +295,13 @@ pub async fn send(
 }
 
 /// A node's own client: acts with the node's certificate, as its administrator's CLI does. It
-/// finds other nodes, and checks producers, through the members of its node's directory replica.
+/// finds other nodes, and checks producers, through the members of its node's directory replica,
+/// and opens what is sealed to the node with the node's encryption keys.
 pub struct NodeClient {
     dir: NodeDir,
     peers: Peers,
     verifier: BatchVerifier,
+    opener: BatchOpener,
     members: Arc<MemberList>,
     members_loaded: tokio::sync::OnceCell<()>,
 }
@@ -307,10 +312,12 @@ impl NodeClient {
         let credentials = dir.credentials()?;
         let members = Arc::new(MemberList::default());
         let verifier = BatchVerifier::new(dir.trusted_ca()?).with_members(members.clone());
+        let opener = BatchOpener::new(dir.code().clone(), dir.encryption_keys()?);
         Ok(Self {
             peers: Peers::new(dir.clone(), credentials, members.clone()),
             dir,
             verifier,
+            opener,
             members,
             members_loaded: tokio::sync::OnceCell::new(),
         })
@@ -387,6 +394,11 @@ impl NodeClient {
     /// The verifier, trusting the node's federation CA.
     pub fn verifier(&self) -> &BatchVerifier {
         &self.verifier
+    }
+
+    /// The opener of what is sealed to this node, with its encryption keys.
+    pub fn opener(&self) -> &BatchOpener {
+        &self.opener
     }
 
     /// A connection to `node`: this node, or one of its peers.
@@ -472,7 +484,7 @@ impl NodeClient {
     }
 
     /// Runs a read of `read.scope.target` (this node when empty), verifying every batch as the
-    /// target's. A principal's read (with a credential) goes to this node, which vouches for the
+    /// target's and opening it with this node's keys. A principal's read (with a credential) goes to this node, which vouches for the
     /// principal and relays through `via` when given; the node's own read asks `via` (the target
     /// itself when `None`).
     pub async fn read(
@@ -497,7 +509,7 @@ impl NodeClient {
             request_id: None,
         };
         let stream = send(client, read).await?;
-        receive(stream, &self.verifier, expected, on_batch).await
+        receive(stream, &self.verifier, &self.opener, expected, on_batch).await
     }
 
     fn target(&self, target: &str) -> Result<NodeCode, ClientError> {

@@ -5,6 +5,7 @@
 //! ca.crt         federation CA certificate
 //! tls.crt/.key   TLS certificate and key (key 0600)
 //! signing.crt/.key  batch-signing certificate and Ed25519 key (key 0600)
+//! encryption.key X25519 keys that open the batches sealed to this node, current first (0600)
 //! data/          the sled store
 //! ```
 
@@ -13,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::identity::{CertError, NodeCode, NodeKey, TrustedCa, Unit, UnitError};
+use crate::identity::{CertError, EncryptionKeys, NodeCode, NodeKey, TrustedCa, Unit, UnitError};
 use crate::limits::{
     DEFAULT_BATCH_BYTES, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, MIN_BATCH_BYTES, human_bytes,
 };
@@ -208,6 +209,9 @@ pub struct Files {
     pub signing_cert: PathBuf,
     /// Ed25519 signing key.
     pub signing_key: PathBuf,
+    /// X25519 encryption keys (HPKE), current first: they open the batches sealed to this node.
+    #[serde(default = "default_encryption_key")]
+    pub encryption_key: PathBuf,
     /// Store directory.
     pub data: PathBuf,
     /// The federation's hash key (hex), the same on every node; without it nothing is hashed.
@@ -216,6 +220,10 @@ pub struct Files {
     /// The principals this node vouches for.
     #[serde(default = "default_principals")]
     pub principals: PathBuf,
+}
+
+fn default_encryption_key() -> PathBuf {
+    "encryption.key".into()
 }
 
 fn default_hash_key() -> PathBuf {
@@ -234,6 +242,7 @@ impl Default for Files {
             tls_key: "tls.key".into(),
             signing_cert: "signing.crt".into(),
             signing_key: "signing.key".into(),
+            encryption_key: default_encryption_key(),
             data: "data".into(),
             hash_key: default_hash_key(),
             principals: default_principals(),
@@ -447,6 +456,13 @@ impl NodeDir {
             path: self.path(&self.config.files.signing_key),
             source,
         })
+    }
+
+    /// The node's encryption keys, current first: what opens the batches sealed to it.
+    pub fn encryption_keys(&self) -> Result<EncryptionKeys, ConfigError> {
+        let path = self.path(&self.config.files.encryption_key);
+        EncryptionKeys::parse(&read(&path)?)
+            .map_err(|source| ConfigError::Credential { path, source })
     }
 
     /// The endpoint of a node: this node's own, or a configured peer's.

@@ -1,8 +1,10 @@
 //! Who a node is: its administrative unit ([`NodeCode`], [`Tier`], parent) and the credentials that
 //! prove it — a TLS certificate and an Ed25519 batch-signing key, both issued by the federation CA —
-//! and the principals (people and system accounts) it vouches for.
+//! its X25519 encryption keys, which open the batches sealed to it, and the principals (people and
+//! system accounts) it vouches for.
 
 mod certs;
+mod encryption;
 mod principals;
 mod unit;
 
@@ -11,5 +13,7 @@ pub use certs::{
     fingerprint, generate_ca, hosts_of, issue_node_certificates, node_code_of, not_after,
     pem_to_der, write_private,
 };
+pub use encryption::{EncryptionKey, EncryptionKeys, KEY_BYTES, RecipientKey};
+pub(crate) use encryption::{Kem, rng};
 pub use principals::{Principal, PrincipalError, Principals};
 pub use unit::{NodeCode, Tier, Unit, UnitError};

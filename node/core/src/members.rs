@@ -7,7 +7,7 @@ use std::sync::RwLock;
 
 use crate::catalog::Catalog;
 use crate::directory::Member;
-use crate::identity::NodeCode;
+use crate::identity::{NodeCode, RecipientKey};
 use crate::policy::{Asker, Decision, Policies, Refusal};
 
 /// A member as the directory records it.
@@ -25,6 +25,9 @@ pub struct Standing {
     /// Signing keys it rotated away from (hex), each with when it was replaced (µs since the
     /// Unix epoch).
     pub retired_keys: Vec<(String, i64)>,
+    /// Its registered X25519 encryption key, hex: what batches read for it are sealed to. Empty
+    /// for a member registered without one.
+    pub encryption_key: String,
 }
 
 impl Standing {
@@ -56,6 +59,17 @@ impl Standing {
         }
     }
 
+    /// The key to seal a batch for the member `code` to: its registered encryption key.
+    pub fn recipient(&self, code: &NodeCode) -> Result<RecipientKey, String> {
+        if self.encryption_key.is_empty() {
+            return Err(format!(
+                "{code} has no encryption key registered in the federation directory, so nothing can be sealed to it: its administrator registers one with `tierlink cert rotate`"
+            ));
+        }
+        RecipientKey::from_hex(&self.encryption_key)
+            .map_err(|e| format!("{code}'s registered encryption key is unusable: {e}"))
+    }
+
     /// Whether a batch made at `created_micros` (µs since the Unix epoch) verifies under
     /// `key` (hex): the member's registered key, or a key it rotated away from after that time.
     pub fn signed_with(&self, key: &str, created_micros: i64) -> bool {
@@ -80,6 +94,7 @@ impl From<&Member> for Standing {
                 .iter()
                 .map(|k| (k.signing_key.clone(), k.until_micros))
                 .collect(),
+            encryption_key: m.encryption_key.clone(),
         }
     }
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::{CONFIG_FILE, Files, NodeConfig, NodeDir, Peer, ServerConfig};
 use crate::identity::{
-    CaFiles, CertError, NodeCredentials, TrustedCa, Unit, UnitError, generate_ca,
+    CaFiles, CertError, EncryptionKeys, NodeCredentials, TrustedCa, Unit, UnitError, generate_ca,
     issue_node_certificates, write_private,
 };
 use crate::policy::HashKey;
@@ -164,6 +164,12 @@ pub fn init_node(
     let keys = NodeCredentials::generate()?;
     write_new(&dir.join(&files.tls_key), &keys.tls_key_pem, true)?;
     write_new(&dir.join(&files.signing_key), &keys.signing_key_pem, true)?;
+    let encryption = EncryptionKeys::generate()?;
+    write_new(
+        &dir.join(&files.encryption_key),
+        &encryption.to_text(),
+        true,
+    )?;
     if let Some(key) = &spec.hash_key {
         write_new(&dir.join(&files.hash_key), &key.to_hex(), true)?;
     }

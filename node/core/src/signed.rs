@@ -6,5 +6,6 @@ pub mod file;
 pub mod requester;
 
 pub use batch::{
-    BatchSigner, BatchVerifier, Expected, StreamCheck, StreamSummary, VerifiedBatch, VerifyError,
+    BatchOpener, BatchSigner, BatchVerifier, Expected, Recipient, StreamCheck, StreamSummary,
+    VerifiedBatch, VerifyError,
 };

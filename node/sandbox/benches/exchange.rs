@@ -2,8 +2,9 @@
 //!
 //! - `stream_100k_residents/policy_all_clear`: 100,000 resident records streamed from a street node
 //!   to a city principal over loopback mutual TLS: the city's signed requester checked, the policy
-//!   decided, every shared item granted in clear, signed batches of the default 1,000, the read
-//!   audited; every signature, digest and record checked and decoded by the client.
+//!   decided, every shared item granted in clear, batches of the default 1,000 sealed to the city
+//!   and signed, the read audited; every signature and digest checked, every batch opened with the
+//!   city's key and every record decoded by the client.
 //! - `stream_100k_residents/policy_third_redacted`: the same read under a realistic grant: a third
 //!   of the items sent are masked or hashed. Its ratio to `policy_all_clear` is the policy's cost.
 //! - `produce_100k_residents/all_clear` vs `/third_redacted`: the producer's side alone, in
@@ -12,6 +13,11 @@
 //! - `stream_100k_residents/unsigned`: the same scan, projection (all clear) and encoding from the
 //!   same store over the same mTLS, with no policy, audit, digest, signature or verification; the
 //!   client decodes every record. Its ratio to `policy_all_clear` is the cost of all of those.
+//! - `seal_100k_residents/sealed` vs `/unsealed`: both ends of the stream in process, over the
+//!   same store and plan (all clear): scan, projection, batches cut; then sealed to the city
+//!   (HPKE) and signed, verified and opened with the city's key, every record decoded; against the
+//!   same batches signed in clear (as before batches were sealed), verified, and decoded. The ratio
+//!   is what sealing costs the stream.
 //! - `ingest_5k_residents/checked` vs `/store_only`: a batch of 5,000 residents checked against the
 //!   catalog and written durably (flushed), against the same rows written to the store unchecked.
 //!
@@ -28,18 +34,22 @@ use tierlink_client::{Peers, connect, receive};
 use tierlink_core::catalog::Catalog;
 use tierlink_core::catalog::{EXAMPLES, RecordSchema, Row, parse_catalogs};
 use tierlink_core::config::Credentials;
-use tierlink_core::identity::{NodeCode, NodeKey, Tier};
+use tierlink_core::identity::{KEY_BYTES, NodeCode, NodeKey, Tier};
 use tierlink_core::limits::DEFAULT_BATCH_BYTES;
 use tierlink_core::members::{MemberList, Members, Standing};
 use tierlink_core::policy::{
     Action, Asker, Decision, Grant, Grantee, HashKey, Policies, Redactor, Refusal, Role,
 };
 use tierlink_core::provision::init_ca;
-use tierlink_core::signed::{BatchSigner, BatchVerifier, Expected, requester};
+use tierlink_core::signed::{
+    BatchOpener, BatchSigner, BatchVerifier, Expected, Recipient, requester,
+};
 use tierlink_node::admission::AdmissionLayer;
-use tierlink_node::exchange::produce::{Cut, DEFAULT_BATCH_SIZE, Plan, record_lists, seal_all};
+use tierlink_node::exchange::produce::{
+    Cut, DEFAULT_BATCH_SIZE, Plan, Template, record_lists, seal_all,
+};
 use tierlink_node::exchange::server::{ExchangeService, GrpcBatchStream as BatchStream};
-use tierlink_node::read::{ReadError, ReadService};
+use tierlink_node::read::{NodeKeys, ReadError, ReadService};
 use tierlink_proto::v1::exchange_server::{Exchange, ExchangeServer};
 use tierlink_proto::v1::{
     GetCatalogRequest, GetCatalogResponse, HistoryRequest, ListCatalogsRequest,
@@ -321,6 +331,12 @@ fn stream(c: &mut Criterion) {
         &trusted,
     )
     .unwrap();
+    let city_keys = city.encryption_keys().unwrap();
+    let to_city = Recipient {
+        node: "420500".parse().unwrap(),
+        key: city_keys.current().public().clone(),
+    };
+    let city_opener = BatchOpener::new("420500".parse().unwrap(), city_keys);
     let members = MemberList::default();
     members.replace(
         [(
@@ -329,6 +345,9 @@ fn stream(c: &mut Criterion) {
                 endpoint: "https://127.0.0.1:1".into(),
                 signing_key: hex::encode(city_key.verifying_key().as_bytes()),
                 status: "active".into(),
+                encryption_key: to_city.key.to_hex(),
+                // Admission accepts the city only with the TLS certificate registered for it.
+                tls_fingerprints: vec![tls_fingerprint(&city_credentials)],
                 ..Default::default()
             },
         )]
@@ -369,7 +388,10 @@ fn stream(c: &mut Criterion) {
                 registry.clone(),
                 Arc::new(ReadService::new(
                     registry.clone(),
-                    Arc::new(signer),
+                    NodeKeys {
+                        signer: Arc::new(signer),
+                        encryption: street.encryption_keys().unwrap().current().public().clone(),
+                    },
                     peers,
                     audit,
                     Redactor::new(Some(HashKey::generate().unwrap())),
@@ -384,7 +406,7 @@ fn stream(c: &mut Criterion) {
             members.clone(),
             Unsigned {
                 registry: registry.clone(),
-                decision: all_clear,
+                decision: all_clear.clone(),
             },
         )
         .await;
@@ -407,7 +429,7 @@ fn stream(c: &mut Criterion) {
                 producer: Some("420502001".into()),
                 ..Default::default()
             };
-            receive(stream, &verifier, expected, |_, v| {
+            receive(stream, &verifier, &city_opener, expected, |_, v| {
                 records += v.records.len();
                 Ok(())
             })
@@ -452,7 +474,10 @@ fn stream(c: &mut Criterion) {
         group.bench_function(name, |b| {
             b.iter(|| {
                 let records = registry.store().scan(RESIDENTS, "", None);
-                let template = plan.header("420500", RESIDENTS, "query", "bench", None);
+                let template = Template {
+                    header: plan.header("420500", RESIDENTS, "query", "bench", None),
+                    to: to_city.clone(),
+                };
                 let lists = record_lists(records, plan.clone(), CUT, None, |_| {});
                 let mut n = 0;
                 for sealed in seal_all(&signer, template, lists) {
@@ -462,6 +487,63 @@ fn stream(c: &mut Criterion) {
             })
         });
     }
+    group.finish();
+
+    let mut group = c.benchmark_group("seal_100k_residents");
+    group
+        .throughput(Throughput::Elements(RECORDS as u64))
+        .sample_size(20);
+    let plan = Plan::new(&catalog, &all_clear, redactor.clone()).unwrap();
+    let header = plan.header("420500", RESIDENTS, "query", "bench", None);
+    let plain_verifier = BatchVerifier::new(street.trusted_ca().unwrap());
+    group.bench_function("sealed", |b| {
+        b.iter(|| {
+            let records = registry.store().scan(RESIDENTS, "", None);
+            let template = Template {
+                header: header.clone(),
+                to: to_city.clone(),
+            };
+            let lists = record_lists(records, plan.clone(), CUT, None, |_| {});
+            let mut n = 0;
+            for sealed in seal_all(&signer, template, lists) {
+                let opened = city_opener
+                    .open(&plain_verifier, &sealed.unwrap().batch)
+                    .unwrap();
+                n += opened.records.len();
+            }
+            assert_eq!(n, RECORDS);
+        })
+    });
+    // As batches were before sealing: the same lists signed in clear. The header names a
+    // recipient only so that the verifier runs the same checks.
+    let in_clear = tierlink_proto::v1::BatchHeader {
+        sealed_to: "420500".into(),
+        recipient_key: vec![0; KEY_BYTES],
+        encapsulated_key: vec![0; KEY_BYTES],
+        ..header.clone()
+    };
+    group.bench_function("unsealed", |b| {
+        b.iter(|| {
+            let records = registry.store().scan(RESIDENTS, "", None);
+            let mut n = 0;
+            for (sequence, list) in
+                record_lists(records, plan.clone(), CUT, None, |_| {}).enumerate()
+            {
+                let header = tierlink_proto::v1::BatchHeader {
+                    sequence: sequence as u32,
+                    record_count: list.as_ref().unwrap().1,
+                    ..in_clear.clone()
+                };
+                let batch = signer.sign(header, list.unwrap().0);
+                plain_verifier.verify(&batch).unwrap();
+                n += RecordList::decode(batch.records.as_slice())
+                    .unwrap()
+                    .records
+                    .len();
+            }
+            assert_eq!(n, RECORDS);
+        })
+    });
     group.finish();
 
     let mut group = c.benchmark_group("stream_100k_residents");

@@ -24,9 +24,9 @@ use tierlink_core::identity::Tier;
 use tierlink_core::limits::DEFAULT_BATCH_BYTES;
 use tierlink_core::policy::{Action, Decision, HashKey, Redactor};
 use tierlink_core::provision::init_ca;
-use tierlink_core::signed::BatchSigner;
+use tierlink_core::signed::{BatchSigner, Recipient};
 use tierlink_node::exchange::produce::{
-    Cut, DEFAULT_BATCH_SIZE, Plan, query_records, record_lists, seal_all,
+    Cut, DEFAULT_BATCH_SIZE, Plan, Template, query_records, record_lists, seal_all,
 };
 use tierlink_proto::v1::QueryRequest;
 use tierlink_sandbox::federation::offline_node;
@@ -67,6 +67,11 @@ fn query(c: &mut Criterion) {
         &street.trusted_ca().unwrap(),
     )
     .unwrap();
+    // The street reads for itself: its batches are sealed to its own key.
+    let to = Recipient {
+        node: "420502001".parse().unwrap(),
+        key: street.encryption_keys().unwrap().current().public().clone(),
+    };
     let store = SledStore::open(&street.path(&street.config.files.data)).unwrap();
     let registry = Registry::open(Arc::new(store)).unwrap();
     let catalog = parse_catalogs(EXAMPLES[0].1, EXAMPLES[0].0)
@@ -112,7 +117,11 @@ fn query(c: &mut Criterion) {
                     let limit = (limit > 0).then_some(limit as u64);
                     let lists = record_lists(ordered, plan.clone(), cut, limit, |_| {});
                     let mut n = 0;
-                    for sealed in seal_all(&signer, template.clone(), lists) {
+                    let template = Template {
+                        header: template.clone(),
+                        to: to.clone(),
+                    };
+                    for sealed in seal_all(&signer, template, lists) {
                         n += sealed.unwrap().record_count;
                     }
                     assert_eq!(n, sent as u64);

@@ -235,6 +235,7 @@ fn rotation(code: &str, tls: &Credentials) -> DirectoryCommand {
         node: code.parse().unwrap(),
         tls_certificate: Some(tls.tls_cert_pem.clone()),
         signing_certificate: None,
+        encryption_key: None,
         at_micros: chrono::Utc::now().timestamp_micros(),
     })
 }

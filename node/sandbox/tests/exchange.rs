@@ -3,10 +3,13 @@
 
 mod util;
 
+use prost::Message;
 use tierlink_client::{ClientError, connect};
 use tierlink_core::signed::VerifyError;
 use tierlink_core::signed::file::{BatchWriter, FileVerifyError, verify_file};
-use tierlink_proto::v1::{FieldEquals, ListCatalogsRequest, QueryRequest, ReadScope, Record};
+use tierlink_proto::v1::{
+    FieldEquals, ListCatalogsRequest, QueryRequest, ReadScope, Record, RecordList,
+};
 use tierlink_sandbox::federation::{LocalFederation, default_units};
 use util::*;
 
@@ -101,8 +104,12 @@ async fn items_that_are_not_shared_never_leave_the_street() {
         .read(
             None,
             query(street.as_str(), RESIDENTS, &open.city),
-            |batch, _| {
-                bytes.extend_from_slice(&batch.records);
+            |batch, opened| {
+                // What the city reads: the header and the records it opened.
+                let records = RecordList {
+                    records: opened.records,
+                };
+                bytes.extend_from_slice(&records.encode_to_vec());
                 bytes.extend_from_slice(&batch.header);
                 Ok(())
             },

@@ -15,9 +15,11 @@ use tierlink_core::policy::{
 };
 use tierlink_core::provision::init_ca;
 use tierlink_core::read::Read;
-use tierlink_core::signed::{BatchSigner, BatchVerifier, Expected, StreamCheck, requester};
+use tierlink_core::signed::{
+    BatchOpener, BatchSigner, BatchVerifier, Expected, StreamCheck, requester,
+};
 use tierlink_node::admission::Caller;
-use tierlink_node::read::{ReadErrorKind, ReadService};
+use tierlink_node::read::{NodeKeys, ReadErrorKind, ReadService};
 use tierlink_proto::v1::{QueryRequest, ReadScope, Requester};
 use tierlink_sandbox::federation::offline_node;
 use tierlink_sandbox::sample;
@@ -133,6 +135,7 @@ async fn a_vouched_read_is_decided_in_one_look_at_the_directory_and_its_batches_
     let trusted = street.trusted_ca().unwrap();
     let credentials = street.credentials().unwrap();
     let city_key = city.signing_key().unwrap();
+    let city_keys = city.encryption_keys().unwrap();
 
     let store = SledStore::open(&street.path(&street.config.files.data)).unwrap();
     let audit = Arc::new(AuditLog::open(store.keyspace("audit").unwrap()).unwrap());
@@ -164,6 +167,7 @@ async fn a_vouched_read_is_decided_in_one_look_at_the_directory_and_its_batches_
                 endpoint: "https://127.0.0.1:1".into(),
                 signing_key: hex::encode(city_key.verifying_key().as_bytes()),
                 status: "active".into(),
+                encryption_key: city_keys.current().public().to_hex(),
                 ..Default::default()
             },
         )]
@@ -178,7 +182,10 @@ async fn a_vouched_read_is_decided_in_one_look_at_the_directory_and_its_batches_
     let peers = Arc::new(Peers::new(street.clone(), credentials, directory.clone()));
     let reads = ReadService::new(
         registry,
-        Arc::new(signer),
+        NodeKeys {
+            signer: Arc::new(signer),
+            encryption: street.encryption_keys().unwrap().current().public().clone(),
+        },
         peers,
         audit.clone(),
         Redactor::new(None),
@@ -202,6 +209,7 @@ async fn a_vouched_read_is_decided_in_one_look_at_the_directory_and_its_batches_
     );
     let batches: Vec<_> = stream.collect().await;
     let verifier = BatchVerifier::new(trusted);
+    let opener = BatchOpener::new(CITY.parse().unwrap(), city_keys);
     let mut check = StreamCheck::new(Expected {
         producer: Some(STREET.into()),
         catalog: Some(RESIDENTS.into()),
@@ -209,7 +217,7 @@ async fn a_vouched_read_is_decided_in_one_look_at_the_directory_and_its_batches_
     });
     let mut records = 0;
     for batch in batches {
-        let verified = check.verify(&verifier, &batch.unwrap()).unwrap();
+        let verified = check.open(&verifier, &opener, &batch.unwrap()).unwrap();
         let id = verified
             .header
             .columns

@@ -1,21 +1,22 @@
 //! The property behind field-level secrecy, at the one enforcement point every read path goes
 //! through (the producer's plan, then sealing): for random catalogs, grants and records, no
-//! value the decision does not send in clear appears anywhere in the bytes of the signed
-//! batches, keys included — and every value sent in clear arrives unchanged.
+//! value the decision does not send in clear appears anywhere in the bytes the asking node reads
+//! (the signed headers and the records it opens), keys included — and every value sent in clear
+//! arrives unchanged.
 
 use proptest::prelude::*;
 use prost::Message;
 use tierlink_core::catalog::{Catalog, SensitivityGrade, SharingType, parse_catalogs};
 use tierlink_core::identity::{
-    NodeCredentials, Tier, TrustedCa, Unit, generate_ca, issue_node_certificates,
+    EncryptionKeys, NodeCredentials, Tier, TrustedCa, Unit, generate_ca, issue_node_certificates,
 };
 use tierlink_core::limits::DEFAULT_BATCH_BYTES;
 use tierlink_core::policy::{
     Action, Asker, Decision, Grant, Grantee, HashKey, Policies, Redactor, Refusal, Role,
 };
-use tierlink_core::signed::BatchSigner;
-use tierlink_node::exchange::produce::{Cut, Plan, record_lists, seal_all};
-use tierlink_proto::v1::{BatchHeader, Record};
+use tierlink_core::signed::{BatchOpener, BatchSigner, BatchVerifier, Recipient};
+use tierlink_node::exchange::produce::{Cut, Plan, Template, record_lists, seal_all};
+use tierlink_proto::v1::{BatchHeader, Record, RecordList};
 use tierlink_store::StoredRecord;
 
 /// One item of a generated catalog: its sharing type, grade, sensitivity and the grant's
@@ -106,7 +107,8 @@ fn catalog(items: &mut [ItemSpec]) -> Catalog {
         .remove(0)
 }
 
-fn signer() -> BatchSigner {
+/// The street's signer and a verifier trusting its CA.
+fn signer() -> (BatchSigner, BatchVerifier) {
     let ca = generate_ca("property").unwrap();
     let unit = Unit {
         code: "420502001".parse().unwrap(),
@@ -117,12 +119,24 @@ fn signer() -> BatchSigner {
     let keys = NodeCredentials::generate().unwrap();
     let certs = issue_node_certificates(&ca, &unit, &[], &keys).unwrap();
     let trusted = TrustedCa::from_pem(&ca.cert_pem).unwrap();
-    BatchSigner::new(&keys.signing_key_pem, &certs.signing_pem, &trusted).unwrap()
+    let signer = BatchSigner::new(&keys.signing_key_pem, &certs.signing_pem, &trusted).unwrap();
+    (signer, BatchVerifier::new(trusted))
+}
+
+/// The city, which asks: where the batches are sealed to, and what opens them.
+fn city() -> (Recipient, BatchOpener) {
+    let keys = EncryptionKeys::generate().unwrap();
+    let to = Recipient {
+        node: "420500".parse().unwrap(),
+        key: keys.current().public().clone(),
+    };
+    (to, BatchOpener::new("420500".parse().unwrap(), keys))
 }
 
 /// What a reader receives of `rows` (values in catalog order, the first the key) under
-/// `decision`, through the one enforcement point: the producer's plan, then sealing. The signed
-/// batches' bytes, the last header and the records.
+/// `decision`, through the one enforcement point: the producer's plan, then sealing to the city,
+/// which opens them. The signed headers and opened records' bytes, the last header and the
+/// records.
 fn receive(
     catalog: &Catalog,
     decision: &Decision,
@@ -155,17 +169,30 @@ fn receive(
     let lists = record_lists(stored.into_iter().map(Ok), plan, cut, None, |_| {});
     let mut bytes = Vec::new();
     let mut received = Vec::new();
-    let signer = signer();
+    let (signer, verifier) = signer();
+    let (to, opener) = city();
     let mut header = BatchHeader::default();
-    for sealed in seal_all(&signer, template, lists) {
+    for sealed in seal_all(
+        &signer,
+        Template {
+            header: template,
+            to,
+        },
+        lists,
+    ) {
         let batch = sealed.unwrap().batch;
-        bytes.extend_from_slice(&batch.encode_to_vec());
-        header = BatchHeader::decode(batch.header.as_slice()).unwrap();
-        received.extend(
-            tierlink_proto::v1::RecordList::decode(batch.records.as_slice())
-                .unwrap()
-                .records,
+        let opened = opener.open(&verifier, &batch).unwrap();
+        // What the asking node holds once it has opened the batch: on the wire the records
+        // are ciphertext, and would hide everything trivially.
+        bytes.extend_from_slice(&batch.header);
+        bytes.extend_from_slice(
+            &RecordList {
+                records: opened.records.clone(),
+            }
+            .encode_to_vec(),
         );
+        header = opened.header;
+        received.extend(opened.records);
     }
     (bytes, header, received)
 }

@@ -6,9 +6,12 @@ mod util;
 
 use std::collections::BTreeMap;
 
+use prost::Message;
 use tierlink_client::{ClientError, NodeClient};
 use tierlink_core::signed::file::{BatchWriter, verify_file};
-use tierlink_proto::v1::{BatchHeader, HistoryRequest, QueryRequest, ReadScope, Record};
+use tierlink_proto::v1::{
+    BatchHeader, HistoryRequest, QueryRequest, ReadScope, Record, RecordList,
+};
 use tierlink_store::audit::{AuditFilter, Outcome, Side, anchor_head};
 use util::*;
 
@@ -46,12 +49,16 @@ async fn read(
     };
     client
         .read(via, request, |batch, verified| {
+            // What the asking node reads: the header and the records it opened.
+            got.bytes.extend_from_slice(&batch.header);
+            let opened = RecordList {
+                records: verified.records,
+            };
+            got.bytes.extend_from_slice(&opened.encode_to_vec());
             if verified.header.sequence == 0 {
                 got.header = verified.header;
             }
-            got.records.extend(verified.records);
-            got.bytes.extend_from_slice(&batch.header);
-            got.bytes.extend_from_slice(&batch.records);
+            got.records.extend(opened.records);
             Ok(())
         })
         .await?;

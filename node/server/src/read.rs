@@ -6,7 +6,8 @@
 //! requester, a principal another node vouches for, or the node itself — then either passing
 //! the read on towards its producer, or producing it here: the decision under the directory's
 //! grants, the plan ([`crate::exchange::produce`]) carried out on the stored bytes, batches
-//! signed, and the audit entry kept. Each end of a relayed read keeps its own entry.
+//! sealed to the node that asked and signed, and the audit entry kept. Each end of a relayed read
+//! keeps its own entry. Relays pass sealed batches on unopened.
 //!
 //! Every read holds a slot of its caller's ([`crate::limits::ReadLimits`]) until its stream is
 //! dropped, and its batches are made only as the consumer asks for them ([`on_demand`]): by one
@@ -29,12 +30,13 @@ use std::time::Duration;
 use prost::Message;
 use tierlink_client::{ClientError, Peers};
 use tierlink_core::config::LimitSettings;
-use tierlink_core::identity::{NodeCode, Principals};
+use tierlink_core::identity::{NodeCode, Principals, RecipientKey};
 use tierlink_core::limits::DEFAULT_BATCH_BYTES;
+use tierlink_core::members::Standing;
 use tierlink_core::policy::{Asker, Decision, Redactor, Refusal};
 use tierlink_core::read::Read;
-use tierlink_core::signed::BatchSigner;
 use tierlink_core::signed::requester::{self, SeenRequests};
+use tierlink_core::signed::{BatchSigner, Recipient};
 use tierlink_proto::v1::{BatchHeader, Credential, Requester, SignedBatch, SignedRequester};
 use tierlink_store::audit::{AuditEntry, AuditLog, MAX_KEYS, Outcome, Side};
 use tierlink_store::registry::Registry;
@@ -44,7 +46,9 @@ use tokio_stream::{Stream, StreamExt};
 pub use error::{ReadError, ReadErrorKind};
 
 use crate::admission::Caller;
-use crate::exchange::produce::{self, Cut, DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, Plan, Sealed};
+use crate::exchange::produce::{
+    self, Cut, DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, Plan, Sealed, Template,
+};
 use crate::limits::{ReadLimits, ReadSlot};
 use on_demand::{Answer, Ending, Source, on_demand};
 use workers::Workers;
@@ -52,10 +56,21 @@ use workers::Workers;
 /// A response stream of signed batches, produced here or relayed.
 pub type BatchStream = Pin<Box<dyn Stream<Item = Result<SignedBatch, ReadError>> + Send>>;
 
+/// The keys a node produces with: it signs every batch, and seals the batches of its own reads
+/// (itself or its principals) to its own encryption key.
+pub struct NodeKeys {
+    /// Its batch-signing key.
+    pub signer: Arc<BatchSigner>,
+    /// Its current encryption key, as it registers it in the directory.
+    pub encryption: RecipientKey,
+}
+
 /// The read service of one node.
 pub struct ReadService {
     registry: Arc<Registry>,
     signer: Arc<BatchSigner>,
+    /// Who this node's own reads are sealed to: itself.
+    own: Recipient,
     peers: Arc<Peers>,
     audit: Arc<AuditLog>,
     redactor: Redactor,
@@ -83,6 +98,9 @@ enum Reader {
         origin: bool,
         /// The decision, when it came with the requester's check (one look at the directory).
         decision: Option<Result<Decision, Refusal>>,
+        /// The vouching node as the directory holds it, from the same look: its registered
+        /// encryption key is what the records are sealed to. None on the principal's own node.
+        voucher: Option<Standing>,
     },
 }
 
@@ -123,23 +141,29 @@ fn request_id(given: &str) -> Result<String, ReadError> {
 }
 
 impl ReadService {
-    /// A read service over a node's registry, signing with its key, relaying through its peers,
-    /// redacting with `redactor`, auditing into `audit` and vouching for the principals in the
-    /// file `principals`, within the node's `[limits]`: reads open per caller and in all, the
-    /// threads that make batches, and the stall limit.
+    /// A read service over a node's registry, signing with its key and sealing its own reads to
+    /// its encryption key, relaying through its peers, redacting with `redactor`, auditing into
+    /// `audit` and vouching for the principals in the file `principals`, within the node's
+    /// `[limits]`: reads open per caller and in all, the threads that make batches, and the stall
+    /// limit.
     pub fn new(
         registry: Arc<Registry>,
-        signer: Arc<BatchSigner>,
+        keys: NodeKeys,
         peers: Arc<Peers>,
         audit: Arc<AuditLog>,
         redactor: Redactor,
         principals: PathBuf,
         settings: &LimitSettings,
     ) -> Self {
+        let NodeKeys { signer, encryption } = keys;
         let limits = ReadLimits::new(signer.code().clone(), settings);
         let workers = Workers::start(settings.read_workers as usize);
         Self {
             registry,
+            own: Recipient {
+                node: signer.code().clone(),
+                key: encryption,
+            },
             signer,
             peers,
             audit,
@@ -246,6 +270,7 @@ impl ReadService {
                 signed,
                 origin: true,
                 decision: None,
+                voucher: None,
             });
         }
         if let Some(signed) = signed {
@@ -287,6 +312,7 @@ impl ReadService {
                 signed,
                 origin: false,
                 decision: terms.decision,
+                voucher: terms.voucher,
             });
         }
         if caller.is_self {
@@ -464,6 +490,7 @@ impl ReadService {
             }
         }
         .map_err(|refusal| ReadError::permission_denied(refusal.to_string()))?;
+        let recipient = self.recipient(reader)?;
         entry.grant.clone_from(&decision.grant);
         entry.items = items_by_action(
             decision
@@ -473,13 +500,16 @@ impl ReadService {
         );
         entry.bounds.clone_from(&scope.bounds);
         let plan = Plan::new(catalog, &decision, self.redactor.clone())?;
-        let template = plan.header(
-            &entry.consumer,
-            &scope.catalog,
-            scope.kind,
-            &scope.request_id,
-            reader.asker(),
-        );
+        let template = Template {
+            header: plan.header(
+                &entry.consumer,
+                &scope.catalog,
+                scope.kind,
+                &scope.request_id,
+                reader.asker(),
+            ),
+            to: recipient,
+        };
         match read {
             Read::Query(q) => {
                 let cut = Cut {
@@ -518,12 +548,43 @@ impl ReadService {
         }
     }
 
-    /// Streams `records` as signed batches under `plan`, one batch per ask of the consumer, each
-    /// made by one of the node's batch workers; audits what was sent when the stream ends.
+    /// Who a read's records are sealed to: the node that asked, with its registered encryption
+    /// key. That is this node for its own reads and its own principals', and otherwise the node
+    /// that signed the requester, whoever passed it on: a relay that spends a requester it
+    /// captured gets records only the vouching node can open.
+    fn recipient(&self, reader: &Reader) -> Result<Recipient, ReadError> {
+        let Reader::Principal { asker, voucher, .. } = reader else {
+            return Ok(self.own.clone());
+        };
+        if &asker.node == self.me() {
+            return Ok(self.own.clone());
+        }
+        let node = &asker.node;
+        let key = voucher
+            .as_ref()
+            .ok_or_else(|| {
+                format!("{node} is not a member of the federation directory, so no encryption key of its is registered")
+            })
+            .and_then(|standing| standing.recipient(node))
+            .map_err(|e| {
+                ReadError::failed_precondition(format!(
+                    "node {} cannot seal the records for {node}: {e}",
+                    self.me()
+                ))
+            })?;
+        Ok(Recipient {
+            node: node.clone(),
+            key,
+        })
+    }
+
+    /// Streams `records` as batches under `plan`, sealed and signed as `template` says, one batch
+    /// per ask of the consumer, each made by one of the node's batch workers; audits what was sent
+    /// when the stream ends.
     #[allow(clippy::too_many_arguments)] // One read's parts, each from a different step.
     fn stream_batches(
         &self,
-        template: BatchHeader,
+        template: Template,
         records: impl Iterator<Item = Result<StoredRecord, StoreError>> + Send + 'static,
         plan: Plan,
         cut: Cut,
@@ -555,9 +616,9 @@ impl ReadService {
         on_demand(production, self.limits.stall(), self.stalled(), slot)
     }
 
-    /// Passes a relayed stream through, one batch per ask of the consumer; on the principal's
-    /// own node (`entry` given) it keeps the consumer's audit entry: what arrived, under which
-    /// grant and manifest.
+    /// Passes a relayed stream through, one batch per ask of the consumer, unopened; on the
+    /// principal's own node (`entry` given) it keeps the consumer's audit entry: what arrived,
+    /// under which grant and manifest, as the signed headers say.
     fn relayed(
         &self,
         upstream: tonic::Streaming<SignedBatch>,
@@ -574,7 +635,6 @@ impl ReadService {
             audit: entry.map(|entry| RelayAudit {
                 log: self.audit.clone(),
                 entry,
-                keys: Vec::new(),
             }),
         };
         on_demand(relay, self.limits.stall(), self.stalled(), slot)
@@ -694,16 +754,18 @@ struct Relay {
     audit: Option<RelayAudit>,
 }
 
-/// What the principal's own node keeps of a relayed read.
+/// What the principal's own node keeps of a relayed read: what the headers say, and no keys.
+/// The records arrive sealed to this node, and the node passes them to its principal's client
+/// unopened: opening them here would decrypt every batch twice on the read's path, and hold the
+/// node's private key in the serving process, for keys the producer's entry already holds under
+/// the same request id.
 struct RelayAudit {
     log: Arc<AuditLog>,
     entry: AuditEntry,
-    keys: Vec<String>,
 }
 
 impl RelayAudit {
-    /// Notes a batch as it passes: the grant and manifest of the first, every batch's count and,
-    /// while they are few, its keys.
+    /// Notes a batch as it passes: the grant and manifest of the first, and every batch's count.
     fn saw(&mut self, batch: &SignedBatch) {
         let entry = &mut self.entry;
         if let Ok(h) = BatchHeader::decode(batch.header.as_slice()) {
@@ -712,11 +774,6 @@ impl RelayAudit {
                 entry.items = items_by_action(h.manifest.into_iter().map(|m| (m.action, m.item)));
             }
             entry.records += h.record_count;
-        }
-        if entry.records as usize <= MAX_KEYS
-            && let Ok(list) = tierlink_proto::v1::RecordList::decode(batch.records.as_slice())
-        {
-            self.keys.extend(list.records.into_iter().map(|r| r.key));
         }
     }
 }
@@ -748,12 +805,7 @@ impl Source for Relay {
             ..
         } = self;
         drop(upstream);
-        let Some(RelayAudit {
-            log,
-            mut entry,
-            keys,
-        }) = audit
-        else {
+        let Some(RelayAudit { log, mut entry }) = audit else {
             return;
         };
         match ending {
@@ -772,11 +824,10 @@ impl Source for Relay {
                 );
             }
         }
-        if entry.records as usize <= MAX_KEYS {
-            entry.keys = keys;
-        } else {
-            entry.bounds = format!("{} records; keys kept by the producer", entry.records);
-        }
+        entry.bounds = format!(
+            "{} records, sealed to this node and passed on unopened; keys kept by the producer",
+            entry.records
+        );
         keep(&workers, log, entry).await;
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tierlink_client::{MAX_MESSAGE_BYTES, Peers};
 use tierlink_core::config::{ConfigError, Credentials, NodeDir};
-use tierlink_core::identity::{CertError, node_code_of, pem_to_der};
+use tierlink_core::identity::{CertError, EncryptionKeys, node_code_of, pem_to_der, write_private};
 use tierlink_core::policy::Redactor;
 use tierlink_core::signed::BatchSigner;
 use tierlink_proto::v1::audit_server::AuditServer;
@@ -31,7 +31,7 @@ use crate::audit::AuditService;
 use crate::directory::{DirectoryError, DirectoryService, FederationService, Replica};
 use crate::exchange::server::ExchangeService;
 use crate::limits::RequestLimitLayer;
-use crate::read::ReadService;
+use crate::read::{NodeKeys, ReadService};
 
 /// A node that could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +93,19 @@ fn credential_error(what: &str, e: CertError) -> RuntimeError {
     RuntimeError::Credential(format!("{what}: {e}"))
 }
 
+/// The node's encryption keys. A node directory made before batches were sealed has none: it
+/// gets its first key here, for `tierlink cert rotate` to register a successor in the directory.
+fn encryption_keys(dir: &NodeDir) -> Result<EncryptionKeys, RuntimeError> {
+    let path = dir.path(&dir.config.files.encryption_key);
+    if !path.exists() {
+        let keys = EncryptionKeys::generate().map_err(|e| credential_error("encryption key", e))?;
+        write_private(&path, &keys.to_text())
+            .map_err(|e| RuntimeError::Credential(format!("{}: {e}", path.display())))?;
+        tracing::warn!(path = %path.display(), "made this node's first encryption key: register one with `tierlink cert rotate` so that other nodes can seal records to it");
+    }
+    Ok(dir.encryption_keys()?)
+}
+
 /// A node opened and ready to serve: credentials checked, store open, catalogs loaded, directory
 /// replica started.
 pub struct Node {
@@ -111,6 +124,7 @@ impl Node {
         let credentials = dir.credentials()?;
         let ca = dir.trusted_ca()?;
         let key = dir.signing_key()?;
+        let encryption = encryption_keys(&dir)?;
         let signer = BatchSigner::from(key.clone());
         let tls_der = pem_to_der(&credentials.tls_cert_pem)
             .map_err(|e| credential_error("TLS certificate", e))?;
@@ -141,7 +155,10 @@ impl Node {
         let reads = Arc::new(
             ReadService::new(
                 registry.clone(),
-                Arc::new(signer),
+                NodeKeys {
+                    signer: Arc::new(signer),
+                    encryption: encryption.current().public().clone(),
+                },
                 peers,
                 audit.clone(),
                 redactor,

@@ -5,6 +5,9 @@
 //! Rotating a TLS certificate is done in three steps with no moment where peers refuse the node:
 //! `rotate` registers the new certificate beside the old and installs it in the node directory;
 //! a restart of the node makes it present the new one; `retire` then revokes the old.
+//!
+//! A new signing key comes with a new encryption key: producers seal to it once the directory
+//! has it, and the node keeps the old one in its key file to open what was sealed before.
 
 use std::path::{Path, PathBuf};
 
@@ -13,8 +16,8 @@ use tierlink_client::{ClientError, NodeClient};
 use tierlink_core::config::NodeDir;
 use tierlink_core::directory::{DirectoryCommand, Rotation};
 use tierlink_core::identity::{
-    NodeCode, NodeCredentials, NodeKey, fingerprint, hosts_of, issue_node_certificates, pem_to_der,
-    write_private,
+    EncryptionKeys, NodeCode, NodeCredentials, NodeKey, fingerprint, hosts_of,
+    issue_node_certificates, pem_to_der, write_private,
 };
 use tierlink_core::provision::load_ca;
 use tierlink_proto::v1::{ReadRequest, StatusRequest};
@@ -27,7 +30,8 @@ use super::{CliError, NodeArg};
 pub enum CertCommand {
     /// Give this node new certificates and register them in the directory. The TLS certificate
     /// replaced stays accepted until `tierlink cert retire`; restart the node to present the new
-    /// ones (at once after a new signing key: until then what it signs is refused).
+    /// ones (at once after a new signing key: until then what it signs is refused). A new signing
+    /// key comes with a new encryption key; the old one stays in encryption.key.
     Rotate(RotateArgs),
     /// Revoke the TLS certificates this node rotated away from, once it presents the new one.
     Retire(NodeArg),
@@ -51,7 +55,7 @@ pub enum Which {
     Both,
     /// The TLS certificate only.
     Tls,
-    /// The signing certificate (and its key) only.
+    /// The signing certificate (and its key, with a new encryption key) only.
     Signing,
 }
 
@@ -168,10 +172,15 @@ async fn rotate(args: RotateArgs) -> Result<(), CliError> {
     if let Some(signing) = &signing {
         NodeKey::load(&signing.key, &signing.cert, &trusted)?;
     }
+    let encryption = signing
+        .as_ref()
+        .map(|_| EncryptionKeys::generate())
+        .transpose()?;
     let rotation = Rotation {
         node: code.clone(),
         tls_certificate: tls.as_ref().map(|p| p.cert.clone()),
         signing_certificate: signing.as_ref().map(|p| p.cert.clone()),
+        encryption_key: encryption.as_ref().map(|k| k.current().public().to_hex()),
         at_micros: chrono::Utc::now().timestamp_micros(),
     };
     propose(
@@ -193,6 +202,21 @@ async fn rotate(args: RotateArgs) -> Result<(), CliError> {
         install(&dir, &files.signing_cert, &files.signing_key, signing)?;
         println!(
             "{code} signs with a new key: batches signed before now still verify under the old one"
+        );
+    }
+    if let Some(new) = encryption {
+        let path = dir.path(&files.encryption_key);
+        // A node directory made before batches were sealed has no key file yet.
+        let keys = if path.exists() {
+            dir.encryption_keys()?.rotated(new.current().clone())
+        } else {
+            new
+        };
+        write_private(&path, &keys.to_text())
+            .map_err(|e| CliError::Input(format!("{}: {e}", path.display())))?;
+        println!(
+            "{code} is sealed to with a new encryption key: batches sealed to the old one still open while {} keeps it",
+            path.display()
         );
     }
     println!(

@@ -678,16 +678,17 @@ the city searches the directory for \"公民身份号码\" (citizen ID number):"
     let through_district = format!("via {}", district.code());
     if let Some(relayed) = exchanges.iter().find(|e| e.path == through_district) {
         println!(
-            "\nthrough the district, the street's batches arrive as the street signed them (served to {}'s principal {})",
-            relayed.summary.consumer, relayed.summary.principal
+            "\nthrough the district, the street's batches arrive as the street signed them, sealed to {} (served to {}'s principal {}): the district verifies them and reads nothing",
+            relayed.summary.sealed_to, relayed.summary.consumer, relayed.summary.principal
         );
     }
     println!(
-        "exported {}: verified offline with ca.crt alone, {} records in {} batches signed by {}",
+        "exported {}: verified offline with ca.crt alone, {} records in {} batches signed by {}, sealed to {} (only its key opens them)",
         export.display(),
         offline.records,
         offline.batches,
-        offline.producer
+        offline.producer,
+        offline.sealed_to
     );
     println!("one byte changed in a copy: rejected ({rejection})");
     println!(

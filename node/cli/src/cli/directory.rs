@@ -63,8 +63,9 @@ pub enum DirectorySubcommand {
         /// Read through the leader, seeing every committed change.
         #[arg(long)]
         linearizable: bool,
-        /// Also list each member's registered certificates: TLS fingerprints (the one it is
-        /// accepted with, and any it is rotating away from) and when they expire.
+        /// Also list each member's registered certificates and keys: TLS fingerprints (the one it
+        /// is accepted with, and any it is rotating away from), when they expire, and the
+        /// encryption key batches for it are sealed to.
         #[arg(long)]
         certificates: bool,
     },
@@ -263,6 +264,12 @@ pub async fn run(command: DirectorySubcommand) -> Result<(), CliError> {
                     for old in &m.retiring_tls {
                         println!("{:<10} tls {old} (rotated away from, still accepted)", "");
                     }
+                    let sealed = if m.encryption_key.is_empty() {
+                        "none registered: nothing can be sealed to it until it rotates one in"
+                    } else {
+                        m.encryption_key.as_str()
+                    };
+                    println!("{:<10} encryption {sealed}", "");
                 }
             }
             Ok(())

@@ -1,4 +1,9 @@
 //! `tierlink records put|import|query|history` and `tierlink verify`.
+//!
+//! Every batch a read receives is sealed to this node: the CLI opens it with the node's
+//! encryption keys. A file written with `--out` keeps the batches sealed; `tierlink verify`
+//! checks it with the CA certificate alone, and opens it with `--open` and the node it is sealed
+//! to.
 
 use std::io::{BufRead, Write};
 use std::ops::Range;
@@ -11,8 +16,8 @@ use tierlink_core::config::NodeDir;
 use tierlink_core::identity::TrustedCa;
 use tierlink_core::limits::human_bytes;
 use tierlink_core::read::Read;
-use tierlink_core::signed::file::{BatchWriter, verify_file};
-use tierlink_core::signed::{BatchVerifier, StreamSummary, VerifiedBatch};
+use tierlink_core::signed::file::{BatchWriter, open_file, verify_file};
+use tierlink_core::signed::{BatchOpener, BatchVerifier, StreamSummary, VerifiedBatch};
 use tierlink_proto::v1::{FieldEquals, HistoryRequest, QueryRequest, ReadScope};
 
 use super::input::{Table, from_json_lines, read_file};
@@ -77,7 +82,8 @@ pub enum RecordsCommand {
         /// Records per signed batch [default: the producer's, 1,000].
         #[arg(long)]
         batch_size: Option<u32>,
-        /// Write the signed batches to FILE (check them later with `tierlink verify --ca CA FILE`).
+        /// Write the signed batches, sealed to this node, to FILE (check them later with
+        /// `tierlink verify --ca CA FILE`; read them with `tierlink verify --open --node DIR FILE`).
         #[arg(long)]
         out: Option<PathBuf>,
         /// Who asks.
@@ -121,9 +127,13 @@ pub struct VerifyArgs {
     /// Federation CA certificate [default: the node's, with --node].
     #[arg(long, required_unless_present = "node")]
     pub ca: Option<PathBuf>,
-    /// Node directory whose CA certificate to use.
+    /// Node directory whose CA certificate to use (and, with --open, whose keys open the file).
     #[arg(long, env = "TIERLINK_NODE")]
     pub node: Option<PathBuf>,
+    /// Also open the records with the node's encryption keys (the node the file is sealed to)
+    /// and print them as JSON lines.
+    #[arg(long, requires = "node")]
+    pub open: bool,
 }
 
 pub async fn run(command: RecordsCommand) -> Result<(), CliError> {
@@ -416,7 +426,8 @@ async fn read(
     eprintln!("{}", describe(&summary, route));
     if let Some(path) = out {
         eprintln!(
-            "signed batches written to {} (check them anywhere with `tierlink verify --ca ca.crt {}`, or with `--node` and this node's directory)",
+            "signed batches, sealed to {}, written to {} (check them anywhere with `tierlink verify --ca ca.crt {}`; only that node's directory opens them, with `tierlink verify --open --node DIR`)",
+            summary.sealed_to,
             path.display(),
             path.display()
         );
@@ -479,9 +490,20 @@ pub fn verify(args: VerifyArgs) -> Result<(), CliError> {
     let pem = std::fs::read_to_string(&ca_path)
         .map_err(|e| CliError::Input(format!("{}: {e}", ca_path.display())))?;
     let verifier = BatchVerifier::new(TrustedCa::from_pem(&pem)?);
-    let summary = verify_file(&args.file, &verifier)?;
-    println!(
-        "{}: OK — {} records of {} in {} batches, signed by {} for {} (request {}), checked against {}",
+    let summary = match (&args.node, args.open) {
+        (Some(node), true) => {
+            let dir = NodeDir::load(node)?;
+            let opener = BatchOpener::new(dir.code().clone(), dir.encryption_keys()?);
+            let mut out = std::io::BufWriter::new(std::io::stdout());
+            open_file(&args.file, &verifier, &opener, |batch| {
+                print_records(&mut out, &batch).map_err(|e| format!("stdout: {e}"))
+            })?
+        }
+        _ => verify_file(&args.file, &verifier)?,
+    };
+    let opened = if args.open { "; opened" } else { "" };
+    eprintln!(
+        "{}: OK — {} records of {} in {} batches, signed by {} for {} (request {}), sealed to {}{opened}, checked against {}",
         args.file.display(),
         summary.records,
         summary.catalog,
@@ -489,6 +511,7 @@ pub fn verify(args: VerifyArgs) -> Result<(), CliError> {
         summary.producer,
         summary.consumer,
         summary.request_id,
+        summary.sealed_to,
         ca_path.display()
     );
     Ok(())

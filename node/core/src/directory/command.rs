@@ -37,6 +37,10 @@ pub struct Member {
     /// Signing keys it used before, each with when it was replaced.
     #[serde(default)]
     pub retired_keys: Vec<RetiredKey>,
+    /// Its X25519 encryption key (HPKE, RFC 9180), hex: batches read for it are sealed to this
+    /// key. Empty for members registered before batches were sealed.
+    #[serde(default)]
+    pub encryption_key: String,
     /// Whether it takes part in exchange.
     pub status: MemberStatus,
 }
@@ -51,8 +55,9 @@ pub struct RetiredKey {
     pub until_micros: i64,
 }
 
-/// New certificates for a member: a TLS certificate, a signing certificate (with its key), or
-/// both, each PEM and issued by the federation CA for the member.
+/// New certificates and keys for a member: a TLS certificate, a signing certificate (with its
+/// key), an encryption key, or several, each certificate PEM and issued by the federation CA for
+/// the member.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rotation {
     /// The member whose certificates change.
@@ -63,6 +68,10 @@ pub struct Rotation {
     /// The new signing certificate (PEM); the key it certifies becomes the member's signing key.
     #[serde(default)]
     pub signing_certificate: Option<String>,
+    /// A new X25519 encryption key, hex: batches are sealed to it from the change on. The member
+    /// keeps its old private key to open what was sealed before.
+    #[serde(default)]
+    pub encryption_key: Option<String>,
     /// When the change is made, microseconds since the Unix epoch: batches signed under the old
     /// signing key before then still verify.
     pub at_micros: i64,

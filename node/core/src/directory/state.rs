@@ -11,7 +11,7 @@ use super::command::{
     RetiredKey, Rotation, SIGNING_CONTEXT, SignedCommands,
 };
 use crate::catalog::{Catalog, SharingType};
-use crate::identity::{NodeCode, Tier, TrustedCa, fingerprint, pem_to_der};
+use crate::identity::{NodeCode, RecipientKey, Tier, TrustedCa, fingerprint, pem_to_der};
 use crate::policy::{Policies, PolicyContext};
 
 /// A catalog as published in the directory.
@@ -440,23 +440,36 @@ impl DirectoryState {
             });
             member.signing_certificate = pem;
         }
+        if let Some(key) = new.encryption {
+            if key == member.encryption_key {
+                return reject(format!(
+                    "{} already has this encryption key: generate a new one",
+                    rotation.node
+                ));
+            }
+            member.encryption_key = key;
+        }
         Ok(())
     }
 }
 
 /// What the CA proved of a rotation's certificates: the new TLS fingerprint and the new signing
-/// key (hex), each with its certificate (PEM).
+/// key (hex), each with its certificate (PEM); and the new encryption key (hex), checked usable.
 struct ProvenRotation {
     tls: Option<(String, String)>,
     signing: Option<(String, String)>,
+    encryption: Option<String>,
 }
 
 /// Checks that each new certificate of `rotation` was issued by the CA for its member.
 fn proven_rotation(rotation: &Rotation, ca: &TrustedCa) -> Result<ProvenRotation, String> {
     let node = &rotation.node;
-    if rotation.tls_certificate.is_none() && rotation.signing_certificate.is_none() {
+    if rotation.tls_certificate.is_none()
+        && rotation.signing_certificate.is_none()
+        && rotation.encryption_key.is_none()
+    {
         return Err(format!(
-            "the rotation of {node} names no new certificate: give a TLS certificate, a signing certificate, or both"
+            "the rotation of {node} names no new certificate or key: give a TLS certificate, a signing certificate, an encryption key, or several"
         ));
     }
     let tls = match &rotation.tls_certificate {
@@ -477,7 +490,15 @@ fn proven_rotation(rotation: &Rotation, ca: &TrustedCa) -> Result<ProvenRotation
         }
         None => None,
     };
-    Ok(ProvenRotation { tls, signing })
+    let encryption = match &rotation.encryption_key {
+        Some(key) => Some(encryption_key(node, key)?),
+        None => None,
+    };
+    Ok(ProvenRotation {
+        tls,
+        signing,
+        encryption,
+    })
 }
 
 /// The fingerprint of `node`'s TLS certificate `pem`, once the CA is shown to have issued it for
@@ -491,6 +512,13 @@ fn tls_proven(node: &NodeCode, pem: &str, ca: &TrustedCa) -> Result<String, Stri
         return Err(format!("the TLS certificate names {named}, not {node}"));
     }
     Ok(fingerprint(&der))
+}
+
+/// `node`'s encryption key (hex), once shown to be one a producer can seal to.
+fn encryption_key(node: &NodeCode, hex: &str) -> Result<String, String> {
+    RecipientKey::from_hex(hex)
+        .map(|k| k.to_hex())
+        .map_err(|e| format!("{node}'s encryption key: {e}"))
 }
 
 fn member_key(member: &Member) -> Result<VerifyingKey, String> {
@@ -529,6 +557,9 @@ fn proven(member: &Member, ca: &TrustedCa) -> Result<(), String> {
         return Err(format!(
             "{code}'s signing key is not the one its certificate names"
         ));
+    }
+    if !member.encryption_key.is_empty() {
+        encryption_key(code, &member.encryption_key)?;
     }
     if !member.tls_certificate.is_empty()
         && tls_proven(code, &member.tls_certificate, ca)? != member.tls_fingerprint

@@ -1,25 +1,43 @@
-//! The signed batch: sealing a header and records with the producer's key, and checking a batch
-//! (and a stream of them) against the federation CA.
+//! The signed batch: sealing a batch's records to the node that asked, signing its header with
+//! the producer's key, and checking a batch (and a stream of them) against the federation CA.
 //!
-//! The producer signs the exact encoded header, which carries a BLAKE3 digest of the exact encoded
-//! records; one signature covers a whole batch. Consumers check the bytes they received, so a
-//! relay that passes batches through unchanged adds nothing they must trust.
+//! The producer encrypts the exact encoded records with single-shot HPKE (RFC 9180, base mode,
+//! DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 / ChaCha20-Poly1305) to the registered encryption key
+//! of the node that asked, and signs the exact encoded header, which names that node and key and
+//! carries a BLAKE3 digest of the ciphertext; one signature covers a whole batch. Checking a
+//! batch ([`BatchVerifier`]) needs the CA certificate alone, so a relay or a file holder verifies
+//! origin and integrity; reading it ([`BatchOpener`]) needs the asking node's private key.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use ed25519_dalek::Signature;
+use hpke::aead::{AeadTag, ChaCha20Poly1305};
+use hpke::kdf::HkdfSha256;
+use hpke::{Deserializable, OpModeR, OpModeS, Serializable};
 use prost::Message;
 use tierlink_proto::v1::{BatchHeader, Record, RecordList, SignedBatch};
 
-use crate::identity::{CertError, NodeCode, NodeKey, Producer, TrustedCa};
+use crate::identity::{
+    CertError, EncryptionKeys, KEY_BYTES, Kem, NodeCode, NodeKey, Producer, RecipientKey,
+    TrustedCa, rng,
+};
 use crate::members::Members;
 
-/// Format of the headers this build writes and reads.
-pub const HEADER_FORMAT: u32 = 1;
+/// Format of the headers this build writes and reads: 2, records sealed to the node that asked
+/// (format 1 carried them in clear).
+pub const HEADER_FORMAT: u32 = 2;
 
 /// Prefix of every signed message, so a batch signature can never be taken for another protocol's.
 const SIGNATURE_CONTEXT: &[u8] = b"tierlink.v1.BatchHeader\0";
+
+/// Prefix of the HPKE info of sealed records, so they open for no other use of the key.
+const RECORDS_CONTEXT: &[u8] = b"tierlink.v1.SealedRecords\0";
+
+/// Bytes of the Poly1305 tag after the ciphertext.
+const TAG_BYTES: usize = 16;
+
+type Aead = ChaCha20Poly1305;
 
 /// A batch that failed a check. The message says which check.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +79,31 @@ pub enum VerifyError {
     /// with another key than the one that signed.
     #[error("the federation directory refuses this producer: {0}")]
     NotAdmitted(String),
+    /// The batch is sealed to another node: only that node's key opens it.
+    #[error(
+        "the records are sealed to node {sealed_to}, not to {opener}: only {sealed_to}'s encryption key opens them (open with its node directory)"
+    )]
+    SealedToAnother {
+        /// The node the batch is sealed to.
+        sealed_to: String,
+        /// The node that tried to open it.
+        opener: NodeCode,
+    },
+    /// The batch is sealed to a key of this node that it no longer holds.
+    #[error(
+        "the records are sealed to {node}'s encryption key {key}, which this node directory does not hold: restore the key file (encryption.key) that had it"
+    )]
+    KeyNotHeld {
+        /// The node the batch is sealed to.
+        node: NodeCode,
+        /// The public key it names, hex.
+        key: String,
+    },
+    /// The sealed records do not open with the key they name.
+    #[error(
+        "the records do not open with {0}'s key: they were sealed for another batch or another key"
+    )]
+    Open(NodeCode),
 }
 
 /// Seals batches with a node's Ed25519 key.
@@ -91,8 +134,37 @@ impl BatchSigner {
         &self.key
     }
 
-    /// Fills in format, producer and digest, and signs the header.
-    pub fn seal(&self, mut header: BatchHeader, records: Vec<u8>) -> SignedBatch {
+    /// Seals `records` (an encoded `RecordList`) to `to`, fills in who they are sealed to, and
+    /// signs the batch ([`BatchSigner::sign`]).
+    pub fn seal(
+        &self,
+        mut header: BatchHeader,
+        mut records: Vec<u8>,
+        to: &Recipient,
+    ) -> SignedBatch {
+        header.producer = self.code().to_string();
+        header.sealed_to = to.node.to_string();
+        header.recipient_key = to.key.as_bytes().to_vec();
+        let (encapsulated, tag) =
+            hpke::single_shot_seal_in_place_detached::<Aead, HkdfSha256, Kem, _>(
+                &OpModeS::Base,
+                to.key.hpke(),
+                &info(&header),
+                &mut records,
+                b"",
+                &mut rng(),
+            )
+            // A parsed RecipientKey encapsulates (its check refuses keys of small order), and a
+            // batch is far below ChaCha20's 256 GiB.
+            .expect("sealing to a checked X25519 key succeeds");
+        records.extend_from_slice(&tag.to_bytes());
+        header.encapsulated_key = encapsulated.to_bytes().to_vec();
+        self.sign(header, records)
+    }
+
+    /// Fills in format, producer and digest of `records` as given, and signs the header. The
+    /// records of every batch a node sends are sealed first ([`BatchSigner::seal`]).
+    pub fn sign(&self, mut header: BatchHeader, records: Vec<u8>) -> SignedBatch {
         header.format = HEADER_FORMAT;
         header.producer = self.code().to_string();
         header.records_digest = blake3::hash(&records).as_bytes().to_vec();
@@ -111,7 +183,29 @@ fn signed_message(header: &[u8]) -> Vec<u8> {
     [SIGNATURE_CONTEXT, header].concat()
 }
 
-/// A batch whose signature, digest and record count checked out.
+/// The HPKE info of a batch's sealed records: producer, recipient, request id and sequence,
+/// each length-prefixed, so that records cut from one batch open in no other.
+fn info(header: &BatchHeader) -> Vec<u8> {
+    let mut info = RECORDS_CONTEXT.to_vec();
+    for part in [&header.producer, &header.sealed_to, &header.request_id] {
+        info.extend_from_slice(&(part.len() as u32).to_be_bytes());
+        info.extend_from_slice(part.as_bytes());
+    }
+    info.extend_from_slice(&header.sequence.to_be_bytes());
+    info
+}
+
+/// The node a batch is sealed to and its registered encryption key.
+#[derive(Clone, Debug)]
+pub struct Recipient {
+    /// The node that asked.
+    pub node: NodeCode,
+    /// Its encryption key, as the directory registers it.
+    pub key: RecipientKey,
+}
+
+/// A batch whose signature and digest checked out and whose records opened, in the number and
+/// shape the header declares.
 #[derive(Debug)]
 pub struct VerifiedBatch {
     /// The signed header.
@@ -180,8 +274,10 @@ impl BatchVerifier {
         Ok(p)
     }
 
-    /// Checks one batch on its own: certificate, signature, header, digest and record count.
-    pub fn verify(&self, batch: &SignedBatch) -> Result<VerifiedBatch, VerifyError> {
+    /// Checks one batch on its own, without opening it: certificate, signature, header, the
+    /// directory's admission of the producer, and the digest of the sealed records. Returns the
+    /// signed header.
+    pub fn verify(&self, batch: &SignedBatch) -> Result<BatchHeader, VerifyError> {
         let producer = self.producer(&batch.producer_certificate)?;
         let signature = Signature::from_slice(&batch.signature)
             .map_err(|_| VerifyError::Signature(producer.code.clone()))?;
@@ -204,15 +300,13 @@ impl BatchVerifier {
         if blake3::hash(&batch.records).as_bytes().as_slice() != header.records_digest {
             return Err(VerifyError::Digest(producer.code));
         }
-        let records = RecordList::decode(batch.records.as_slice())
-            .map_err(|e| VerifyError::Records(e.to_string()))?
-            .records;
-        if records.len() as u64 != header.record_count {
-            return Err(VerifyError::Records(format!(
-                "header declares {} records, the batch holds {}",
-                header.record_count,
-                records.len()
-            )));
+        if header.sealed_to.is_empty()
+            || header.recipient_key.len() != KEY_BYTES
+            || header.encapsulated_key.len() != KEY_BYTES
+        {
+            return Err(VerifyError::Header(
+                "the header does not say who the records are sealed to".into(),
+            ));
         }
         if !header.manifest.is_empty() {
             let sent = header
@@ -226,6 +320,89 @@ impl BatchVerifier {
                 ));
             }
         }
+        Ok(header)
+    }
+}
+
+/// Opens the batches sealed to one node, with the encryption keys it holds (current and
+/// retired).
+pub struct BatchOpener {
+    node: NodeCode,
+    keys: EncryptionKeys,
+}
+
+impl BatchOpener {
+    /// An opener for `node` holding `keys`.
+    pub fn new(node: NodeCode, keys: EncryptionKeys) -> Self {
+        Self { node, keys }
+    }
+
+    /// The node whose batches it opens.
+    pub fn node(&self) -> &NodeCode {
+        &self.node
+    }
+
+    /// Verifies a batch with `verifier`, then opens its records: decrypts them with the key the
+    /// header names, decodes them, and checks their count and columns against the header.
+    pub fn open(
+        &self,
+        verifier: &BatchVerifier,
+        batch: &SignedBatch,
+    ) -> Result<VerifiedBatch, VerifyError> {
+        let header = verifier.verify(batch)?;
+        let records = self.open_verified(&header, batch)?;
+        Ok(VerifiedBatch { header, records })
+    }
+
+    /// Opens the records of a batch whose `header` its verifier returned.
+    fn open_verified(
+        &self,
+        header: &BatchHeader,
+        batch: &SignedBatch,
+    ) -> Result<Vec<Record>, VerifyError> {
+        if header.sealed_to != self.node.as_str() {
+            return Err(VerifyError::SealedToAnother {
+                sealed_to: header.sealed_to.clone(),
+                opener: self.node.clone(),
+            });
+        }
+        let key = self
+            .keys
+            .find(&header.recipient_key)
+            .ok_or_else(|| VerifyError::KeyNotHeld {
+                node: self.node.clone(),
+                key: hex::encode(&header.recipient_key),
+            })?;
+        let failed = || VerifyError::Open(self.node.clone());
+        let at = batch
+            .records
+            .len()
+            .checked_sub(TAG_BYTES)
+            .ok_or_else(failed)?;
+        let tag = AeadTag::<Aead>::from_bytes(&batch.records[at..]).map_err(|_| failed())?;
+        let encapsulated = <Kem as hpke::Kem>::EncappedKey::from_bytes(&header.encapsulated_key)
+            .map_err(|_| failed())?;
+        let mut plain = batch.records[..at].to_vec();
+        hpke::single_shot_open_in_place_detached::<Aead, HkdfSha256, Kem>(
+            &OpModeR::Base,
+            key.hpke(),
+            &encapsulated,
+            &info(header),
+            &mut plain,
+            b"",
+            &tag,
+        )
+        .map_err(|_| failed())?;
+        let records = RecordList::decode(plain.as_slice())
+            .map_err(|e| VerifyError::Records(e.to_string()))?
+            .records;
+        if records.len() as u64 != header.record_count {
+            return Err(VerifyError::Records(format!(
+                "header declares {} records, the batch holds {}",
+                header.record_count,
+                records.len()
+            )));
+        }
         if let Some(r) = records
             .iter()
             .find(|r| r.values.len() != header.columns.len())
@@ -237,7 +414,7 @@ impl BatchVerifier {
                 header.columns.len()
             )));
         }
-        Ok(VerifiedBatch { header, records })
+        Ok(records)
     }
 }
 
@@ -266,8 +443,11 @@ pub struct StreamCheck {
 pub struct StreamSummary {
     /// Who signed it.
     pub producer: String,
-    /// Who the producer served: the caller, or the relay that asked on its behalf.
+    /// Who the producer served: the node that asked (the principal's node, or the node reading
+    /// its own records).
     pub consumer: String,
+    /// The node whose encryption key opens the records.
+    pub sealed_to: String,
     /// Catalog of the records.
     pub catalog: String,
     /// "query" or "history".
@@ -305,15 +485,27 @@ impl StreamCheck {
         self.summary.batches
     }
 
-    /// Verifies the next batch of the stream and accepts it.
+    /// Verifies the next batch of the stream, without opening it, and accepts it.
     pub fn verify(
         &mut self,
         verifier: &BatchVerifier,
         batch: &SignedBatch,
+    ) -> Result<BatchHeader, VerifyError> {
+        let header = verifier.verify(batch)?;
+        self.accept(&header)?;
+        Ok(header)
+    }
+
+    /// Verifies and opens the next batch of the stream, and accepts it.
+    pub fn open(
+        &mut self,
+        verifier: &BatchVerifier,
+        opener: &BatchOpener,
+        batch: &SignedBatch,
     ) -> Result<VerifiedBatch, VerifyError> {
-        let verified = verifier.verify(batch)?;
-        self.accept(&verified.header)?;
-        Ok(verified)
+        let opened = opener.open(verifier, batch)?;
+        self.accept(&opened.header)?;
+        Ok(opened)
     }
 
     /// Accepts the next verified header.
@@ -353,6 +545,7 @@ impl StreamCheck {
         if s.batches == 0 {
             s.producer.clone_from(&header.producer);
             s.consumer.clone_from(&header.consumer);
+            s.sealed_to.clone_from(&header.sealed_to);
             s.catalog.clone_from(&header.catalog);
             s.kind.clone_from(&header.kind);
             s.request_id.clone_from(&header.request_id);

@@ -1,5 +1,6 @@
 //! Batch files: signed batches written as received, to be checked later and elsewhere with the
-//! CA certificate alone (`tierlink verify`).
+//! CA certificate alone (`tierlink verify`), and read only with the key of the node they are
+//! sealed to (`tierlink verify --open`).
 //!
 //! Layout: the 16-byte magic `TIERLINK-BATCH1\n`, then each `SignedBatch` length-delimited.
 //! A batch is never larger than a message ([`MAX_MESSAGE_BYTES`]), so a file is read one batch
@@ -11,7 +12,9 @@ use std::path::{Path, PathBuf};
 use prost::Message;
 use tierlink_proto::v1::SignedBatch;
 
-use super::{BatchVerifier, Expected, StreamCheck, StreamSummary, VerifyError};
+use super::{
+    BatchOpener, BatchVerifier, Expected, StreamCheck, StreamSummary, VerifiedBatch, VerifyError,
+};
 use crate::limits::{MAX_MESSAGE_BYTES, human_bytes, thousands};
 
 const MAGIC: &[u8; 16] = b"TIERLINK-BATCH1\n";
@@ -219,20 +222,58 @@ pub enum FileVerifyError {
         /// The failed check.
         source: VerifyError,
     },
+    /// An opened batch could not be handed on (e.g. its records not written out).
+    #[error("batch {batch}: {message}")]
+    Output {
+        /// Position of the batch in the file, from 0.
+        batch: u32,
+        /// What failed.
+        message: String,
+    },
 }
 
-/// Verifies every batch of a file and that they form one complete response, in order.
+/// Verifies every batch of a file and that they form one complete response, in order, without
+/// opening the records: the CA certificate is all it needs.
 pub fn verify_file(
     path: &Path,
     verifier: &BatchVerifier,
+) -> Result<StreamSummary, FileVerifyError> {
+    check_file(path, |check, batch, n| {
+        check.verify(verifier, batch).map_err(failed(n))?;
+        Ok(())
+    })
+}
+
+/// As [`verify_file`], and opens every batch with `opener` (the node it is sealed to), handing
+/// each to `on_batch` in order.
+pub fn open_file(
+    path: &Path,
+    verifier: &BatchVerifier,
+    opener: &BatchOpener,
+    mut on_batch: impl FnMut(VerifiedBatch) -> Result<(), String>,
+) -> Result<StreamSummary, FileVerifyError> {
+    check_file(path, |check, batch, n| {
+        let opened = check.open(verifier, opener, batch).map_err(failed(n))?;
+        on_batch(opened).map_err(|message| FileVerifyError::Output { batch: n, message })
+    })
+}
+
+/// The error of batch `n` failing a check.
+fn failed(n: u32) -> impl FnOnce(VerifyError) -> FileVerifyError {
+    move |source| FileVerifyError::Batch { batch: n, source }
+}
+
+/// Takes each batch of a file through `step` (with its position), then checks that the stream
+/// they form ended complete.
+fn check_file(
+    path: &Path,
+    mut step: impl FnMut(&mut StreamCheck, &SignedBatch, u32) -> Result<(), FileVerifyError>,
 ) -> Result<StreamSummary, FileVerifyError> {
     let mut check = StreamCheck::new(Expected::default());
     for batch in BatchReader::open(path)? {
         let batch = batch?;
         let n = check.batches();
-        check
-            .verify(verifier, &batch)
-            .map_err(|source| FileVerifyError::Batch { batch: n, source })?;
+        step(&mut check, &batch, n)?;
     }
     let batches = check.batches();
     check.finish().map_err(|source| FileVerifyError::Batch {

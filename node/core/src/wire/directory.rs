@@ -64,6 +64,7 @@ impl From<&Member> for wire::Member {
                 .collect(),
             tls_expires_unix: expiry(&m.tls_certificate),
             signing_expires_unix: expiry(&m.signing_certificate),
+            encryption_key: m.encryption_key.clone(),
         }
     }
 }
@@ -86,6 +87,7 @@ impl From<wire::Member> for Standing {
                 .into_iter()
                 .map(|k| (k.signing_key, k.until_micros))
                 .collect(),
+            encryption_key: m.encryption_key,
         }
     }
 }

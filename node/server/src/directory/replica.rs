@@ -126,13 +126,15 @@ struct Proposal {
     reply: oneshot::Sender<Result<Vec<DirectoryReply>, DirectoryError>>,
 }
 
-/// This node as the directory records it, from its configuration and certificates.
+/// This node as the directory records it, from its configuration, certificates and current
+/// encryption key.
 pub fn member_of(
     dir: &NodeDir,
     credentials: &Credentials,
     key: &NodeKey,
 ) -> Result<Member, String> {
     let tls = pem_to_der(&credentials.tls_cert_pem).map_err(|e| e.to_string())?;
+    let encryption = dir.encryption_keys().map_err(|e| e.to_string())?;
     Ok(Member {
         unit: dir.config.node.clone(),
         endpoint: dir.config.server.endpoint.clone(),
@@ -142,6 +144,7 @@ pub fn member_of(
         tls_certificate: credentials.tls_cert_pem.clone(),
         retiring_tls: Vec::new(),
         retired_keys: Vec::new(),
+        encryption_key: encryption.current().public().to_hex(),
         status: MemberStatus::Pending,
     })
 }

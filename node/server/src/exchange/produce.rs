@@ -1,6 +1,7 @@
 //! The producing side of an answer: the one place a policy decision is carried out. Which items
 //! a consumer gets and in what form, which rows, which records match, and how they are cut into
-//! signed batches. `Query`, `History` and relays all come through here.
+//! batches sealed to the node that asked and signed. `Query`, `History` and relays all come
+//! through here.
 
 use std::borrow::Borrow;
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use std::sync::Arc;
 use prost::encoding::{WireType, decode_key, decode_varint, encode_key, encode_varint};
 use tierlink_core::catalog::Catalog;
 use tierlink_core::policy::{Action, Asker, Decision, HASH_CHARS, Redactor};
-use tierlink_core::signed::BatchSigner;
+use tierlink_core::signed::{BatchSigner, Recipient};
 use tierlink_proto::v1::{BatchHeader, ItemRedaction, QueryRequest, SignedBatch};
 use tierlink_store::{RecordIter, Store, StoreError, StoredRecord};
 
@@ -572,13 +573,28 @@ pub struct Sealed {
     pub record_count: u64,
 }
 
-/// Seals record lists into a numbered stream of batches, marking the final one `last`. The
-/// signer is borrowed or owned (an `Arc`), so that the stream can outlive the caller's frame.
+/// What every batch of one answer shares: its header's fields, and who its records are sealed
+/// to.
+#[derive(Clone, Debug)]
+pub struct Template {
+    /// The header fields every batch carries.
+    pub header: BatchHeader,
+    /// The node that asked, with its registered encryption key.
+    pub to: Recipient,
+}
+
+/// Seals record lists to `template.to` and signs them into a numbered stream of batches, marking
+/// the final one `last`. The signer is borrowed or owned (an `Arc`), so that the stream can
+/// outlive the caller's frame.
 pub fn seal_all(
     signer: impl Borrow<BatchSigner>,
-    template: BatchHeader,
+    template: Template,
     lists: impl Iterator<Item = Result<(Vec<u8>, u64), StoreError>>,
 ) -> impl Iterator<Item = Result<Sealed, StoreError>> {
+    let Template {
+        header: template,
+        to,
+    } = template;
     let mut lists = lists.peekable();
     let mut sequence = 0u32;
     std::iter::from_fn(move || {
@@ -595,7 +611,7 @@ pub fn seal_all(
         };
         sequence += 1;
         Some(Ok(Sealed {
-            batch: signer.borrow().seal(header, records),
+            batch: signer.borrow().seal(header, records, &to),
             record_count,
         }))
     })

@@ -17,6 +17,7 @@ fn member(code: &str, tier: Tier, parent: Option<&str>) -> Member {
         tls_certificate: String::new(),
         retiring_tls: Vec::new(),
         retired_keys: Vec::new(),
+        encryption_key: String::new(),
         status: MemberStatus::Active,
     }
 }
@@ -334,6 +335,7 @@ fn a_member_or_its_parent_revokes_its_certificates_and_rotations_come_signed() {
         node: street.clone(),
         tls_certificate: Some(String::new()),
         signing_certificate: None,
+        encryption_key: None,
         at_micros: 0,
     });
     let why = rejected(s.apply(&by("420502001", rotate)));
@@ -347,4 +349,44 @@ fn a_member_or_its_parent_revokes_its_certificates_and_rotations_come_signed() {
     assert!(standing.tls_fingerprints.is_empty());
     let why = standing.presents(&street, &"11".repeat(32)).unwrap_err();
     assert!(why.contains("no TLS certificate registered"), "{why}");
+}
+
+#[test]
+fn encryption_keys_are_checked_and_rotated_in() {
+    let mut s = federation();
+    let street: NodeCode = "420502001".parse().unwrap();
+    // A point of small order (here zero) is one no producer could seal to.
+    let why = encryption_key(&street, &"00".repeat(32)).unwrap_err();
+    assert!(why.contains("small order"), "{why}");
+    let why = encryption_key(&street, "abcd").unwrap_err();
+    assert!(why.contains("32 bytes"), "{why}");
+
+    let key = crate::identity::EncryptionKey::generate().unwrap();
+    let hex = key.public().to_hex();
+    let rotation = super::Rotation {
+        node: street.clone(),
+        tls_certificate: None,
+        signing_certificate: None,
+        encryption_key: Some(hex.clone()),
+        at_micros: 0,
+    };
+    let proven = |r: &super::Rotation| ProvenRotation {
+        tls: None,
+        signing: None,
+        encryption: Some(encryption_key(&r.node, r.encryption_key.as_ref().unwrap()).unwrap()),
+    };
+    let by_street: NodeCode = street.clone();
+    s.rotate(&by_street, &rotation, proven(&rotation)).unwrap();
+    assert_eq!(s.members[&street].encryption_key, hex);
+    let standing = crate::members::Standing::from(&s.members[&street]);
+    assert_eq!(standing.recipient(&street).unwrap(), *key.public());
+    let why = s
+        .rotate(&by_street, &rotation, proven(&rotation))
+        .unwrap_err();
+    assert!(why.contains("already has this encryption key"), "{why}");
+    // A member registered without a key is told how to get one.
+    let why = crate::members::Standing::from(&s.members[&"420502".parse().unwrap()])
+        .recipient(&"420502".parse().unwrap())
+        .unwrap_err();
+    assert!(why.contains("tierlink cert rotate"), "{why}");
 }

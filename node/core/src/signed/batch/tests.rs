@@ -1,5 +1,7 @@
 use super::*;
-use crate::identity::{CaFiles, NodeCredentials, Tier, Unit, generate_ca, issue_node_certificates};
+use crate::identity::{
+    CaFiles, EncryptionKey, NodeCredentials, Tier, Unit, generate_ca, issue_node_certificates,
+};
 
 fn signer(ca: &CaFiles, code: &str) -> BatchSigner {
     let unit = Unit {
@@ -44,33 +46,158 @@ fn header(sequence: u32, last: bool, count: u64) -> BatchHeader {
     }
 }
 
+/// The node that asked (the city), with its keys.
+fn city() -> (Recipient, BatchOpener) {
+    let keys = EncryptionKeys::generate().unwrap();
+    let recipient = Recipient {
+        node: "420500".parse().unwrap(),
+        key: keys.current().public().clone(),
+    };
+    (recipient, BatchOpener::new("420500".parse().unwrap(), keys))
+}
+
 struct Fixture {
     ca: CaFiles,
     verifier: BatchVerifier,
     street: BatchSigner,
+    city: Recipient,
+    opener: BatchOpener,
     batch: SignedBatch,
+}
+
+impl Fixture {
+    fn seal(&self, header: BatchHeader, records: Vec<u8>) -> SignedBatch {
+        self.street.seal(header, records, &self.city)
+    }
 }
 
 fn fixture() -> Fixture {
     let ca = generate_ca("test").unwrap();
     let street = signer(&ca, "420502");
-    let batch = street.seal(header(0, true, 3), records(3));
+    let (city, opener) = city();
+    let batch = street.seal(header(0, true, 3), records(3), &city);
     let verifier = BatchVerifier::new(TrustedCa::from_pem(&ca.cert_pem).unwrap());
     Fixture {
         ca,
         verifier,
         street,
+        city,
+        opener,
         batch,
     }
 }
 
 #[test]
-fn a_sealed_batch_verifies_with_the_ca_alone() {
+fn a_sealed_batch_verifies_with_the_ca_alone_and_opens_with_the_askers_key() {
     let f = fixture();
-    let verified = f.verifier.verify(&f.batch).unwrap();
-    assert_eq!(verified.header.producer, "420502");
-    assert_eq!(verified.records.len(), 3);
-    assert_eq!(verified.records[2].values, ["v2"]);
+    let header = f.verifier.verify(&f.batch).unwrap();
+    assert_eq!(header.producer, "420502");
+    assert_eq!(header.sealed_to, "420500");
+    assert_eq!(header.recipient_key, f.city.key.as_bytes());
+    let opened = f.opener.open(&f.verifier, &f.batch).unwrap();
+    assert_eq!(opened.records.len(), 3);
+    assert_eq!(opened.records[2].values, ["v2"]);
+}
+
+#[test]
+fn the_records_travel_encrypted() {
+    let f = fixture();
+    let plain = records(3);
+    // The ciphertext is the records' length plus the tag, and none of the values shows.
+    assert_eq!(f.batch.records.len(), plain.len() + TAG_BYTES);
+    assert_ne!(&f.batch.records[..plain.len()], plain.as_slice());
+    for value in ["v0", "v1", "v2", "K0", "K2"] {
+        assert!(
+            !f.batch
+                .records
+                .windows(value.len())
+                .any(|w| w == value.as_bytes()),
+            "{value} shows in the sealed records"
+        );
+    }
+    // Each batch gets its own encapsulation: the same records seal differently.
+    let again = f.seal(header(0, true, 3), records(3));
+    assert_ne!(again.records, f.batch.records);
+}
+
+#[test]
+fn only_the_asking_node_opens_a_batch() {
+    let f = fixture();
+    // Another node, even with the same kind of key, is told whose batch it is.
+    let (_, other) = city();
+    let district = BatchOpener::new(
+        "420502".parse().unwrap(),
+        EncryptionKeys::generate().unwrap(),
+    );
+    let err = district.open(&f.verifier, &f.batch).unwrap_err();
+    assert!(
+        matches!(&err, VerifyError::SealedToAnother { sealed_to, .. } if sealed_to == "420500"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("sealed to node 420500"), "{err}");
+    // A node directory of the same node without the key the batch names.
+    let err = other.open(&f.verifier, &f.batch).unwrap_err();
+    assert!(matches!(err, VerifyError::KeyNotHeld { .. }), "{err}");
+    // A node that claims the asker's key but holds another private key cannot open either: the
+    // producer sealed to the public key, not to the claim.
+    let stolen = Recipient {
+        node: "420500".parse().unwrap(),
+        key: EncryptionKey::generate().unwrap().public().clone(),
+    };
+    let mine = f.street.seal(header(0, true, 3), records(3), &stolen);
+    assert!(f.opener.open(&f.verifier, &mine).is_err());
+}
+
+#[test]
+fn a_batch_sealed_before_a_rotation_opens_while_the_node_keeps_the_retired_key() {
+    let f = fixture();
+    let keys = EncryptionKeys::parse(&f.opener.keys.to_text()).unwrap();
+    let rotated = keys.rotated(EncryptionKey::generate().unwrap());
+    let after = Recipient {
+        node: "420500".parse().unwrap(),
+        key: rotated.current().public().clone(),
+    };
+    let text = rotated.to_text();
+    let opener = BatchOpener::new("420500".parse().unwrap(), rotated);
+    // Sealed before the rotation, to the key now retired; and after, to the new one.
+    opener.open(&f.verifier, &f.batch).unwrap();
+    opener
+        .open(
+            &f.verifier,
+            &f.street.seal(header(0, true, 3), records(3), &after),
+        )
+        .unwrap();
+    // Once the retired key is dropped from the file, what was sealed to it no longer opens.
+    let kept = EncryptionKeys::parse(text.lines().next().unwrap()).unwrap();
+    let err = BatchOpener::new("420500".parse().unwrap(), kept)
+        .open(&f.verifier, &f.batch)
+        .unwrap_err();
+    assert!(matches!(err, VerifyError::KeyNotHeld { .. }), "{err}");
+}
+
+#[test]
+fn records_moved_to_another_batch_do_not_open() {
+    let f = fixture();
+    // A producer's own records of batch 0, presented as batch 1 of another request: the
+    // signature and digest hold (the producer signed it), but the HPKE info binds the
+    // ciphertext to the batch it was sealed for.
+    let first = BatchHeader::decode(f.batch.header.as_slice()).unwrap();
+    let moved = BatchHeader {
+        request_id: "r2".into(),
+        ..first
+    };
+    let resigned = f.street.sign(moved, f.batch.records.clone());
+    f.verifier.verify(&resigned).unwrap();
+    let err = f.opener.open(&f.verifier, &resigned).unwrap_err();
+    assert!(matches!(err, VerifyError::Open(_)), "{err}");
+}
+
+#[test]
+fn a_batch_that_names_no_recipient_is_refused() {
+    let f = fixture();
+    let plain = f.street.sign(header(0, true, 3), records(3));
+    let err = f.verifier.verify(&plain).unwrap_err();
+    assert!(err.to_string().contains("sealed to"), "{err}");
 }
 
 #[test]
@@ -113,7 +240,7 @@ fn a_batch_signed_by_another_node_is_caught() {
     let f = fixture();
     let other = signer(&f.ca, "420503");
     // The other node signs, then passes the batch off as the street's.
-    let mut forged = other.seal(header(0, true, 3), records(3));
+    let mut forged = other.seal(header(0, true, 3), records(3), &f.city);
     forged.producer_certificate = f.batch.producer_certificate.clone();
     assert!(matches!(
         f.verifier.verify(&forged),
@@ -124,7 +251,7 @@ fn a_batch_signed_by_another_node_is_caught() {
     let outsider = signer(&generate_ca("elsewhere").unwrap(), "420502");
     let err = f
         .verifier
-        .verify(&outsider.seal(header(0, true, 3), records(3)))
+        .verify(&outsider.seal(header(0, true, 3), records(3), &f.city))
         .unwrap_err();
     assert!(
         matches!(
@@ -138,9 +265,10 @@ fn a_batch_signed_by_another_node_is_caught() {
 #[test]
 fn a_wrong_count_is_caught() {
     let f = fixture();
-    let b = f.street.seal(header(0, true, 4), records(3));
+    let b = f.seal(header(0, true, 4), records(3));
+    f.verifier.verify(&b).unwrap();
     assert!(matches!(
-        f.verifier.verify(&b),
+        f.opener.open(&f.verifier, &b),
         Err(VerifyError::Records(_))
     ));
 }
@@ -168,7 +296,7 @@ fn a_signer_refuses_a_certificate_for_another_key() {
 fn streams_must_be_complete_and_in_order() {
     let f = fixture();
     let batches: Vec<SignedBatch> = (0..3)
-        .map(|s| f.street.seal(header(s, s == 2, 1), records(1)))
+        .map(|s| f.seal(header(s, s == 2, 1), records(1)))
         .collect();
     let check = |order: &[usize]| -> Result<StreamSummary, VerifyError> {
         let mut stream = StreamCheck::new(Expected {
@@ -176,7 +304,7 @@ fn streams_must_be_complete_and_in_order() {
             ..Default::default()
         });
         for &i in order {
-            stream.accept(&f.verifier.verify(&batches[i])?.header)?;
+            stream.accept(&f.verifier.verify(&batches[i])?)?;
         }
         stream.finish()
     };
@@ -203,7 +331,7 @@ fn streams_must_be_complete_and_in_order() {
     });
     assert!(
         other_catalog
-            .accept(&f.verifier.verify(&batches[0]).unwrap().header)
+            .accept(&f.verifier.verify(&batches[0]).unwrap())
             .is_err()
     );
 }
@@ -304,14 +432,9 @@ fn a_manifest_that_does_not_match_the_columns_is_caught() {
         line("building_code", "hash"),
         line("floors", "withhold"),
     ]);
-    f.verifier
-        .verify(&f.street.seal(honest, records(3)))
-        .unwrap();
+    f.verifier.verify(&f.seal(honest, records(3))).unwrap();
     // A producer claiming to have withheld the column it sent.
     let lying = with(vec![line("building_code", "withhold")]);
-    let err = f
-        .verifier
-        .verify(&f.street.seal(lying, records(3)))
-        .unwrap_err();
+    let err = f.verifier.verify(&f.seal(lying, records(3))).unwrap_err();
     assert!(matches!(err, VerifyError::Header(_)), "{err}");
 }

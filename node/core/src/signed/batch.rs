@@ -1,9 +1,12 @@
 //! The signed batch: sealing a batch's records to the node that asked, signing its header with
 //! the producer's key, and checking a batch (and a stream of them) against the federation CA.
 //!
-//! The producer encrypts the exact encoded records with single-shot HPKE (RFC 9180, base mode,
-//! DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 / ChaCha20-Poly1305) to the registered encryption key
-//! of the node that asked, and signs the exact encoded header, which names that node and key and
+//! The producer encrypts the exact encoded records to the registered encryption key of the node
+//! that asked: an HPKE context (RFC 9180, base mode, DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 /
+//! export-only) per batch, from which a fresh AES-256-GCM key is exported (§5.3) for the records.
+//! Bulk encryption goes through ring's AES-GCM, which TLS already links: with AES instructions it
+//! runs at about 7 GB/s here, against about 1 GB/s for the HPKE crate's ChaCha20-Poly1305, which
+//! cost a stream close to half its speed. The producer then signs the exact encoded header, which names that node and key and
 //! carries a BLAKE3 digest of the ciphertext; one signature covers a whole batch. Checking a
 //! batch ([`BatchVerifier`]) needs the CA certificate alone, so a relay or a file holder verifies
 //! origin and integrity; reading it ([`BatchOpener`]) needs the asking node's private key.
@@ -12,10 +15,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use ed25519_dalek::Signature;
-use hpke::aead::{AeadTag, ChaCha20Poly1305};
+use hpke::aead::ExportOnlyAead;
 use hpke::kdf::HkdfSha256;
 use hpke::{Deserializable, OpModeR, OpModeS, Serializable};
 use prost::Message;
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use tierlink_proto::v1::{BatchHeader, Record, RecordList, SignedBatch};
 
 use crate::identity::{
@@ -34,10 +38,23 @@ const SIGNATURE_CONTEXT: &[u8] = b"tierlink.v1.BatchHeader\0";
 /// Prefix of the HPKE info of sealed records, so they open for no other use of the key.
 const RECORDS_CONTEXT: &[u8] = b"tierlink.v1.SealedRecords\0";
 
-/// Bytes of the Poly1305 tag after the ciphertext.
+/// The exporter context of a batch's records key.
+const RECORDS_KEY_CONTEXT: &[u8] = b"tierlink.v1 records key";
+
+/// Bytes of the AES-GCM tag after the ciphertext.
 const TAG_BYTES: usize = 16;
 
-type Aead = ChaCha20Poly1305;
+/// The AES-256-GCM key of one batch, exported from its HPKE context. Each key seals one
+/// message, so the nonce is fixed at zero.
+fn records_key(
+    export: impl FnOnce(&mut [u8]) -> Result<(), hpke::HpkeError>,
+) -> Option<LessSafeKey> {
+    let mut key = [0u8; 32];
+    export(&mut key).ok()?;
+    UnboundKey::new(&AES_256_GCM, &key)
+        .ok()
+        .map(LessSafeKey::new)
+}
 
 /// A batch that failed a check. The message says which check.
 #[derive(Debug, thiserror::Error)]
@@ -145,19 +162,25 @@ impl BatchSigner {
         header.producer = self.code().to_string();
         header.sealed_to = to.node.to_string();
         header.recipient_key = to.key.as_bytes().to_vec();
-        let (encapsulated, tag) =
-            hpke::single_shot_seal_in_place_detached::<Aead, HkdfSha256, Kem, _>(
-                &OpModeS::Base,
-                to.key.hpke(),
-                &info(&header),
+        // A parsed RecipientKey encapsulates (its check refuses keys of small order), 32 bytes
+        // are within HKDF-SHA256's export limit, and a batch is far below AES-GCM's 64 GiB.
+        let (encapsulated, context) = hpke::setup_sender::<ExportOnlyAead, HkdfSha256, Kem, _>(
+            &OpModeS::Base,
+            to.key.hpke(),
+            &info(&header),
+            &mut rng(),
+        )
+        .expect("encapsulating to a checked X25519 key succeeds");
+        let key = records_key(|out| context.export(RECORDS_KEY_CONTEXT, out))
+            .expect("a 32-byte key is exported");
+        let tag = key
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key([0; 12]),
+                Aad::empty(),
                 &mut records,
-                b"",
-                &mut rng(),
             )
-            // A parsed RecipientKey encapsulates (its check refuses keys of small order), and a
-            // batch is far below ChaCha20's 256 GiB.
-            .expect("sealing to a checked X25519 key succeeds");
-        records.extend_from_slice(&tag.to_bytes());
+            .expect("a batch is within AES-GCM's limit");
+        records.extend_from_slice(tag.as_ref());
         header.encapsulated_key = encapsulated.to_bytes().to_vec();
         self.sign(header, records)
     }
@@ -374,26 +397,25 @@ impl BatchOpener {
                 key: hex::encode(&header.recipient_key),
             })?;
         let failed = || VerifyError::Open(self.node.clone());
-        let at = batch
-            .records
-            .len()
-            .checked_sub(TAG_BYTES)
-            .ok_or_else(failed)?;
-        let tag = AeadTag::<Aead>::from_bytes(&batch.records[at..]).map_err(|_| failed())?;
         let encapsulated = <Kem as hpke::Kem>::EncappedKey::from_bytes(&header.encapsulated_key)
             .map_err(|_| failed())?;
-        let mut plain = batch.records[..at].to_vec();
-        hpke::single_shot_open_in_place_detached::<Aead, HkdfSha256, Kem>(
+        let context = hpke::setup_receiver::<ExportOnlyAead, HkdfSha256, Kem>(
             &OpModeR::Base,
             key.hpke(),
             &encapsulated,
             &info(header),
-            &mut plain,
-            b"",
-            &tag,
         )
         .map_err(|_| failed())?;
-        let records = RecordList::decode(plain.as_slice())
+        let key = records_key(|out| context.export(RECORDS_KEY_CONTEXT, out)).ok_or_else(failed)?;
+        let mut sealed = batch.records.clone();
+        let plain = key
+            .open_in_place(
+                Nonce::assume_unique_for_key([0; 12]),
+                Aad::empty(),
+                &mut sealed,
+            )
+            .map_err(|_| failed())?;
+        let records = RecordList::decode(&*plain)
             .map_err(|e| VerifyError::Records(e.to_string()))?
             .records;
         if records.len() as u64 != header.record_count {

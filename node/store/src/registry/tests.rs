@@ -39,10 +39,14 @@ fn a_batch_with_one_bad_record_stores_none() {
     registry.put_catalog(buildings()).unwrap();
     let columns = required();
     let good = |k: &str| cols(&[k, "420502001001", "1号楼", "西陵一路 1 号", "6"]);
-    let mut bad = good("B3");
+    let mut bad = good("420502001001-B0003");
     bad[4] = "six".into();
     let err = registry
-        .put_records(&code, &columns, vec![good("B1"), good("B2"), bad])
+        .put_records(
+            &code,
+            &columns,
+            vec![good("420502001001-B0001"), good("420502001001-B0002"), bad],
+        )
         .unwrap_err();
     let RegistryError::Records { errors, .. } = &err else {
         panic!("{err}")
@@ -56,7 +60,11 @@ fn a_batch_with_one_bad_record_stores_none() {
     assert_eq!(registry.store().scan(&code, "", None).count(), 0);
 
     let out = registry
-        .put_records(&code, &columns, vec![good("B1"), good("B2")])
+        .put_records(
+            &code,
+            &columns,
+            vec![good("420502001001-B0001"), good("420502001001-B0002")],
+        )
         .unwrap();
     assert_eq!(out.created, 2);
 }
@@ -111,7 +119,13 @@ fn a_catalog_with_records_may_only_append_items() {
         .put_records(
             &catalog.code,
             &columns,
-            vec![cols(&["B1", "420502001001", "1号楼", "西陵一路", "6"])],
+            vec![cols(&[
+                "420502001001-B0001",
+                "420502001001",
+                "1号楼",
+                "西陵一路",
+                "6",
+            ])],
         )
         .unwrap();
     let mut reordered = catalog.clone();

@@ -41,9 +41,6 @@ const RECORDS_CONTEXT: &[u8] = b"tierlink.v1.SealedRecords\0";
 /// The exporter context of a batch's records key.
 const RECORDS_KEY_CONTEXT: &[u8] = b"tierlink.v1 records key";
 
-/// Bytes of the AES-GCM tag after the ciphertext.
-const TAG_BYTES: usize = 16;
-
 /// The AES-256-GCM key of one batch, exported from its HPKE context. Each key seals one
 /// message, so the nonce is fixed at zero.
 fn records_key(

@@ -61,6 +61,24 @@ fn item() -> impl Strategy<Value = ItemSpec> {
         })
 }
 
+/// A catalog `code` named `name` with these items (JSON), as the catalog rules admit it.
+fn generated(code: &str, name: &str, items: Vec<serde_json::Value>) -> Catalog {
+    let json = serde_json::json!({
+        "code": code,
+        "name": name,
+        "provider": { "name": "p", "code": "p" },
+        "summary": "generated for a property test",
+        "kind": "base",
+        "format": "database",
+        "update_cycle": "daily",
+        "sharing": { "type": "unconditional", "method": "interface" },
+        "open_type": "not_open",
+        "published": "2026-01-01",
+        "items": items,
+    });
+    parse_catalogs(&json.to_string(), name).unwrap().remove(0)
+}
+
 /// A catalog with these items, adjusted to the catalog rules: the first is the primary key and
 /// always shared; core and sensitive items are shared conditionally if at all.
 fn catalog(items: &mut [ItemSpec]) -> Catalog {
@@ -89,22 +107,7 @@ fn catalog(items: &mut [ItemSpec]) -> Catalog {
             })
         })
         .collect();
-    let json = serde_json::json!({
-        "code": "101001001/000009",
-        "name": "generated",
-        "provider": { "name": "p", "code": "p" },
-        "summary": "generated for a property test",
-        "kind": "base",
-        "format": "database",
-        "update_cycle": "daily",
-        "sharing": { "type": "unconditional", "method": "interface" },
-        "open_type": "not_open",
-        "published": "2026-01-01",
-        "items": items,
-    });
-    parse_catalogs(&json.to_string(), "generated")
-        .unwrap()
-        .remove(0)
+    generated("101001001/000009", "generated", items)
 }
 
 /// The street's signer and a verifier trusting its CA.
@@ -353,22 +356,7 @@ fn coded_catalog(layout: &Layout) -> Catalog {
             },
         ));
     }
-    let json = serde_json::json!({
-        "code": "101001001/000008",
-        "name": "coded",
-        "provider": { "name": "p", "code": "p" },
-        "summary": "generated for a property test: a code that embeds other items",
-        "kind": "base",
-        "format": "database",
-        "update_cycle": "daily",
-        "sharing": { "type": "unconditional", "method": "interface" },
-        "open_type": "not_open",
-        "published": "2026-01-01",
-        "items": items,
-    });
-    parse_catalogs(&json.to_string(), "coded")
-        .unwrap()
-        .remove(0)
+    generated("101001001/000008", "coded", items)
 }
 
 /// Records of `coded_catalog(layout)` from random numbers: the code item's digits agree with

@@ -1,8 +1,9 @@
 //! `tierlink.v1.Exchange` messages.
 
-use tierlink_proto::v1::CatalogSummary;
+use tierlink_proto::v1::{CatalogSummary, ItemRedaction};
 
 use crate::catalog::Catalog;
+use crate::policy::ItemDecision;
 
 /// A catalog's line in a listing, counting every item and no records: set `item_count` to the
 /// items the reader sees and `record_count` where the records are known.
@@ -18,6 +19,17 @@ impl From<&Catalog> for CatalogSummary {
             update_cycle: serde_plain(&c.update_cycle),
             item_count: c.items.len() as u32,
             record_count: 0,
+        }
+    }
+}
+
+/// One line of a redaction manifest: the item, its action as written in grants, the rule.
+impl From<&ItemDecision> for ItemRedaction {
+    fn from(d: &ItemDecision) -> Self {
+        ItemRedaction {
+            item: d.item.clone(),
+            action: d.action.to_string(),
+            rule: d.rule.as_str().to_owned(),
         }
     }
 }

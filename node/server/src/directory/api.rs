@@ -209,15 +209,7 @@ impl Directory for DirectoryService {
             .as_ref()
             .map(|r| format!("{}:{}", r.item, r.within))
             .unwrap_or_default();
-        response.items = decision
-            .items
-            .iter()
-            .map(|d| ItemRedaction {
-                item: d.item.clone(),
-                action: d.action.to_string(),
-                rule: d.rule.as_str().to_owned(),
-            })
-            .collect();
+        response.items = decision.items.iter().map(ItemRedaction::from).collect();
         response.grant = decision.grant;
         Ok(Response::new(response))
     }

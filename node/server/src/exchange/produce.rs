@@ -108,15 +108,7 @@ impl Plan {
                 .filter(|d| !d.action.is_sent())
                 .map(|d| d.item.clone())
                 .collect(),
-            manifest: decision
-                .items
-                .iter()
-                .map(|d| ItemRedaction {
-                    item: d.item.clone(),
-                    action: d.action.to_string(),
-                    rule: d.rule.as_str().to_owned(),
-                })
-                .collect(),
+            manifest: decision.items.iter().map(ItemRedaction::from).collect(),
             grant: decision.grant.clone(),
             key_hashed: !decision.key_in_clear(catalog),
             row_scope: decision

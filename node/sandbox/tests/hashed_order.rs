@@ -329,24 +329,42 @@ async fn a_filter_or_a_row_scope_keeps_the_hashed_order_and_the_limit_its_start(
     assert_eq!(order(&small), expected[..50]);
     assert_eq!(small.counts, [9, 9, 9, 9, 9, 5]);
 
-    // Key ranges stay refused with hashed keys.
-    let ranged = district
-        .read(
-            None,
+    // Key ranges stay refused with hashed keys, and so does a bound on write times, which
+    // follow the key: asked for time after time, it would sort the hashed keys.
+    let bounded = [
+        (
             QueryRequest {
-                scope: Some(ReadScope {
-                    catalog: RESIDENTS.into(),
-                    target: "420502001".into(),
-                    credential: credential("analyst1", &token, ROLE, STATISTICS),
-                    ..Default::default()
-                }),
                 key_from: "P4205020010000100".into(),
                 ..Default::default()
             },
-            |_, _| Ok(()),
-        )
-        .await
-        .unwrap_err();
-    assert!(ranged.to_string().contains("key range"), "{ranged}");
+            "key range",
+        ),
+        (
+            QueryRequest {
+                updated_since_micros: 1,
+                ..Default::default()
+            },
+            "write time",
+        ),
+    ];
+    for (query, refusal) in bounded {
+        let refused = district
+            .read(
+                None,
+                QueryRequest {
+                    scope: Some(ReadScope {
+                        catalog: RESIDENTS.into(),
+                        target: "420502001".into(),
+                        credential: credential("analyst1", &token, ROLE, STATISTICS),
+                        ..Default::default()
+                    }),
+                    ..query
+                },
+                |_, _| Ok(()),
+            )
+            .await
+            .unwrap_err();
+        assert!(refused.to_string().contains(refusal), "{refused}");
+    }
     f.federation.stop().await.unwrap();
 }

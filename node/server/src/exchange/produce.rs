@@ -125,8 +125,8 @@ impl Plan {
     }
 
     /// Adds a query's key range, field conditions and time bound. Conditions may only name items
-    /// sent in clear, and a key range needs keys in clear: anything else would reveal hidden
-    /// values one guess at a time.
+    /// sent in clear, and a key range or a time bound needs keys in clear: anything else would
+    /// reveal hidden values one guess at a time.
     pub fn with_query(
         mut self,
         catalog: &Catalog,
@@ -135,6 +135,13 @@ impl Plan {
         if self.key_hashed && !(request.key_from.is_empty() && request.key_to.is_empty()) {
             return Err(PlanError::NotShared(
                 "keys are sent hashed under this grant, so a key range cannot be asked for".into(),
+            ));
+        }
+        // Write times follow the key (records are loaded in key order): asking for those written
+        // since one time after another would sort the hashed keys by write time.
+        if self.key_hashed && request.updated_since_micros != 0 {
+            return Err(PlanError::NotShared(
+                "keys are sent hashed under this grant, so records cannot be asked for by write time (updated_since): ask for all of them".into(),
             ));
         }
         for condition in &request.r#where {

@@ -256,7 +256,7 @@ pub const RESIDENTS_CATALOG: &str = "101001001/000001";
 /// hashed; a district civil-affairs officer sees the ID number and phone masked, the birth
 /// date's year and month and the district's rows: the mask keeps the ID number's region and
 /// check digit only, since the day and check digit would leave about 3 candidates (with the
-/// sequence digits hidden too, about 2,800); the street's grid worker, by the district's
+/// sequence digits hidden too, about 1,400, the sex giving digit 17's parity); the street's grid worker, by the district's
 /// delegation, sees less still (the ID number's region, the birth year, names and addresses
 /// hashed) and only one community's rows, with their grid cells. None leaks
 /// (`Decision::check_reveal`). The catalog is conditional, so the city and district ask and

@@ -522,10 +522,12 @@ const FEW: f64 = 1_000.0;
 
 /// The values item `n` can still take given the characters the attacker knows of it, counted
 /// as a reader would: 10 for each unknown digit, but 12 for a date's month and 31 for its day
-/// when both their digits are unknown, and a tenth of that when the code's check digit (the
-/// others' sum mod 10) is known and some other digit is not. `None` for the key and the parity
-/// items, which have no characters to count.
-fn candidates(layout: &Layout, n: usize, chars: &[Option<char>]) -> Option<f64> {
+/// when both their digits are unknown, an unknown check digit (the others' sum mod 10) not at
+/// all, since the others fix it, half for a digit whose parity a known item gives, and a tenth
+/// of that when the check digit is known and some other digit is not. `None` for the key and
+/// the parity items, which have no characters to count. `known` holds every item's characters.
+fn candidates(layout: &Layout, n: usize, known: &[Vec<Option<char>>]) -> Option<f64> {
+    let chars = &known[n];
     let dates: Vec<usize> = match n {
         0 => return None,
         1 => layout
@@ -552,12 +554,23 @@ fn candidates(layout: &Layout, n: usize, chars: &[Option<char>]) -> Option<f64> 
             }
         }
     }
+    let check = (n == 1 && layout.check).then_some(layout.width - 1);
     for (k, counted) in counted.iter().enumerate() {
-        if unknown(k) && !counted {
+        if unknown(k) && !counted && Some(k) != check {
             count *= 10.0;
         }
     }
-    if n == 1 && layout.check && !unknown(layout.width - 1) && (0..chars.len()).any(unknown) {
+    if n == 1 {
+        for (i, (at, carried)) in layout.parts.iter().enumerate() {
+            if *carried == Carried::Parity
+                && unknown(*at)
+                && known[i + 2].iter().all(Option::is_some)
+            {
+                count /= 2.0;
+            }
+        }
+    }
+    if check.is_some_and(|c| !unknown(c)) && (0..chars.len()).any(unknown) {
         count /= 10.0;
     }
     Some(count.max(1.0))
@@ -711,11 +724,11 @@ proptest! {
                 if !matches!(actions[n], Action::Mask { .. } | Action::Generalise(_)) {
                     continue;
                 }
-                let Some(left) = candidates(&layout, n, chars) else { continue };
+                let Some(left) = candidates(&layout, n, &known) else { continue };
                 // What the item's own value, received alone, leaves.
                 let mut own = vec![None; values.len()];
                 own[n] = values[n].clone();
-                let alone = candidates(&layout, n, &attack(&layout, &actions, &own)[n]).unwrap();
+                let alone = candidates(&layout, n, &attack(&layout, &actions, &own)).unwrap();
                 if left < FEW && left < alone {
                     prop_assert!(
                         !accepted,

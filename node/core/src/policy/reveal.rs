@@ -44,8 +44,10 @@ pub const GUESSABLE_BELOW: f64 = 4_294_967_296.0;
 /// household's members, a phone call — gets through a handful, or a few hundred with some
 /// patience, for every record it cares about: `mask:6:4` beside a birth date's year and month
 /// leaves the two day digits, which GB 11643's check digit narrows to about 3. At 1,000 and
-/// more such checks per record, rebuilding is a real search again: `mask:6:1` beside the year
-/// and month leaves about 2,800, `mask:6:0` beside a clear birth date about 11,000.
+/// more such checks per record, rebuilding is a real search again: `mask:6:0` beside a clear
+/// birth date leaves the three sequence digits, 1,000 (the check digit follows from them; with
+/// the sex in clear, digit 17's parity is known too, and 500 are too few), `mask:6:1` beside
+/// the year and month about 2,800 (1,400 with the sex).
 pub const FEW_CANDIDATES: f64 = 1_000.0;
 
 /// The written position (0-based) of each of a date's 8 digits, `YYYY-MM-DD`.
@@ -505,10 +507,11 @@ impl<'a> Reveal<'a> {
 
     /// How many values item `n` can still take, for an item of a fixed width (`None` for
     /// others): the product over its unknown positions of the values each can take
-    /// ([`alphabet`]; a date's month and day, both digits unknown, 12 and 31), divided by the
-    /// check character's modulus (11 for GB 11643) when the check character is known and some
-    /// other is not. 1 when it is wholly known. What a `parity` part's held item says of its
-    /// character is left out (a factor of 2 at most): the count errs high, never low.
+    /// ([`alphabet`]; a date's month and day, both digits unknown, 12 and 31), an unknown check
+    /// character counting once (the others fix it), divided by the check character's modulus
+    /// (11 for GB 11643) when it is known and some other is not, and by 2 for an unknown
+    /// character whose parity a known item gives (GB 11643's 17th digit beside a known sex).
+    /// 1 when it is wholly known.
     pub fn candidates(&self, n: usize) -> Option<f64> {
         let Known::Chars(c) = &self.known[n] else {
             return None;
@@ -524,12 +527,19 @@ impl<'a> Reveal<'a> {
                 counted[at + 1] = true;
             }
         }
+        let check = check_position(item);
         for (k, size) in sizes.iter().enumerate() {
-            if !c[k] && !counted[k] {
+            if !c[k] && !counted[k] && Some(k) != check {
                 count *= size;
             }
         }
-        if let Some(check) = check_position(item) {
+        for part in item.embeds.iter().filter(|p| p.carries == PartAs::Parity) {
+            let held = part.holds.as_deref().and_then(|h| self.index(h));
+            if !c[part.span().start] && held.is_some_and(|h| self.whole(h)) {
+                count /= 2.0;
+            }
+        }
+        if let Some(check) = check {
             if c.get(check) == Some(&true) && c.iter().any(|k| !k) {
                 count /= if item.check == Some(ValueCheck::Gb11643) {
                     11.0

@@ -614,7 +614,10 @@ impl<'a> Reveal<'a> {
                 format!("reveals {} of {}{unit}{left}", ranges(c), c.len())
             }
             _ => match action {
-                Action::Hash => "reveals only which records share a value".to_owned(),
+                Action::Hash => {
+                    "reveals which records share a value, and the value to a member who can guess it"
+                        .to_owned()
+                }
                 Action::Generalise(Generalisation::Band(w)) => {
                     format!("reveals its band of width {w}")
                 }

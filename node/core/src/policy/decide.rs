@@ -249,6 +249,18 @@ impl Policies {
         }
         let by_principal = Grantee::Principal(asker.principal_id());
         let by_role = Grantee::Role(asker.role.clone());
+        // Every grant that still holds for this reader on the catalog, whatever purpose it
+        // states: a reader may ask under each, and join the answers on their key.
+        let held: Vec<&Grant> = self
+            .grants
+            .values()
+            .filter(|g| {
+                &g.producer == producer
+                    && g.catalog == catalog.code
+                    && (g.grantee == by_principal || g.grantee == by_role)
+                    && self.lapse(g, today).is_none()
+            })
+            .collect();
         let mut candidates: Vec<&Grant> = self
             .grants
             .values()
@@ -264,7 +276,14 @@ impl Policies {
         let mut refused = None;
         for grant in candidates.iter().filter(|g| g.purpose == asker.purpose) {
             let refusal = match self.lapse(grant, today) {
-                None => match Decision::under(grant, catalog).check_reveal(catalog) {
+                None => match Decision::under(grant, catalog).check_reveal_alongside(
+                    catalog,
+                    &held
+                        .iter()
+                        .copied()
+                        .filter(|g| g.id != grant.id)
+                        .collect::<Vec<_>>(),
+                ) {
                     Ok(decision) => return Ok(decision),
                     Err(leaks) => Refusal::Leaks(leaks),
                 },

@@ -106,6 +106,9 @@ pub struct Reveal<'a> {
     /// generalisation, the row scope).
     partial: Vec<bool>,
     flows: Vec<Flow>,
+    /// The actions of the other grants the same reader holds on the catalog: what they send is
+    /// known too, since records join on their key.
+    alongside: Vec<Vec<Action>>,
 }
 
 /// A decision's width of item `n`: a date's 8 digits, a fixed-width item's length, else none.
@@ -357,9 +360,21 @@ impl<'a> Reveal<'a> {
     /// What `actions` (one per catalog item, in order) reveal of `catalog`'s items, within rows
     /// `rows`.
     pub fn new(catalog: &'a Catalog, actions: Vec<Action>, rows: Option<&RowScope>) -> Self {
+        Self::alongside(catalog, actions, rows, Vec::new())
+    }
+
+    /// What `actions` reveal beside what the other grants the same reader holds send
+    /// (`alongside`: one action per catalog item for each).
+    pub fn alongside(
+        catalog: &'a Catalog,
+        actions: Vec<Action>,
+        rows: Option<&RowScope>,
+        alongside: Vec<Vec<Action>>,
+    ) -> Self {
         let mut known = Vec::with_capacity(catalog.items.len());
         let mut partial = Vec::with_capacity(catalog.items.len());
-        for (item, &action) in catalog.items.iter().zip(&actions) {
+        for (n, (item, &action)) in catalog.items.iter().zip(&actions).enumerate() {
+            let every = || std::iter::once(action).chain(alongside.iter().map(|a| a[n]));
             let scoped = rows
                 .filter(|r| r.item == item.code)
                 .map_or(0, |r| r.within.chars().count());
@@ -370,21 +385,28 @@ impl<'a> Reveal<'a> {
                     } else {
                         width
                     };
-                    let mut own = kept(action, written);
+                    let mut own = vec![false; written];
+                    for a in every() {
+                        for (k, kept) in own.iter_mut().zip(kept(a, written)) {
+                            *k |= kept;
+                        }
+                    }
                     own.iter_mut().take(scoped).for_each(|k| *k = true);
                     known.push(Known::Chars(chars(item, width, own)));
                     partial.push(false);
                 }
                 None => {
                     // A prefix as long as the item keeps all of any value.
-                    let all = match action {
+                    let all = every().any(|a| match a {
                         Action::Clear => true,
                         Action::Generalise(Generalisation::Prefix(n)) => n >= item.max_length(),
                         _ => false,
-                    };
+                    });
                     known.push(Known::Whole(all));
                     partial.push(
-                        scoped > 0 || matches!(action, Action::Mask { .. } | Action::Generalise(_)),
+                        scoped > 0
+                            || every()
+                                .any(|a| matches!(a, Action::Mask { .. } | Action::Generalise(_))),
                     );
                 }
             }
@@ -396,6 +418,7 @@ impl<'a> Reveal<'a> {
             known,
             partial,
             flows: Vec::new(),
+            alongside,
         };
         reveal.propagate();
         reveal
@@ -660,6 +683,10 @@ impl<'a> Reveal<'a> {
         let mut named = vec![false; self.actions.len()];
         for (n, item) in self.catalog.items.iter().enumerate() {
             let action = self.actions[n];
+            // Another grant the reader holds sends it in clear: nothing of it is hidden.
+            if self.alongside.iter().any(|a| a[n] == Action::Clear) {
+                continue;
+            }
             if action != Action::Clear && self.whole(n) {
                 problems.push(self.rebuilt(n));
                 named[n] = true;
@@ -691,7 +718,12 @@ impl<'a> Reveal<'a> {
     fn with(&self, n: usize, action: Action) -> Reveal<'a> {
         let mut actions = self.actions.clone();
         actions[n] = action;
-        Reveal::new(self.catalog, actions, self.rows.as_ref())
+        Reveal::alongside(
+            self.catalog,
+            actions,
+            self.rows.as_ref(),
+            self.alongside.clone(),
+        )
     }
 
     /// The mask of item `who` keeping the most characters, and no more than it keeps now, under
@@ -834,12 +866,25 @@ impl<'a> Reveal<'a> {
         if flow.embedder == n {
             // n embeds the other item, which fills in what n's action hides.
             let part = &item.embeds[flow.part].part;
-            let sends = match self.actions[flow.from] {
-                Action::Clear => "sends in clear".to_owned(),
-                Action::Withhold | Action::Hash => {
+            // What the reader gets of the other item: under this grant, or under another it
+            // holds.
+            let elsewhere = self
+                .alongside
+                .iter()
+                .map(|a| a[flow.from])
+                .find(|a| a.is_sent() && *a != Action::Hash);
+            let sends = match (self.actions[flow.from], elsewhere) {
+                (Action::Clear, _) => "sends in clear".to_owned(),
+                (Action::Withhold | Action::Hash, Some(Action::Clear)) => {
+                    "sends in clear under another grant the same reader holds".to_owned()
+                }
+                (Action::Withhold | Action::Hash, Some(a)) => {
+                    format!("sends as {a} under another grant the same reader holds")
+                }
+                (Action::Withhold | Action::Hash, None) => {
                     "gives away (itself rebuilt from what the grant sends)".to_owned()
                 }
-                a => format!("sends as {a}"),
+                (a, _) => format!("sends as {a}"),
             };
             let withheld = self.actions[n] == Action::Withhold;
             let lead = if withheld {
@@ -1014,15 +1059,25 @@ impl<'a> Reveal<'a> {
 pub struct Leaks {
     /// The decision, as it would have been carried out.
     pub decision: Decision,
+    /// The other grants the same reader holds on the catalog, taken together with it.
+    pub alongside: Vec<String>,
     /// One message per item given away, naming the items involved and what to change.
     pub problems: Vec<String>,
 }
 
 impl fmt::Display for Leaks {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let together = match self.alongside.as_slice() {
+            [] => String::new(),
+            [one] => format!(", taken with grant {one}, which the same reader holds,"),
+            many => format!(
+                ", taken with grants {}, which the same reader holds,",
+                many.join(", ")
+            ),
+        };
         write!(
             f,
-            "grant {} lets its reader rebuild what it hides: {}",
+            "grant {}{together} lets its reader rebuild what it hides: {}",
             self.decision.grant,
             self.problems.join("; ")
         )
@@ -1033,12 +1088,40 @@ impl Decision {
     /// Checks the rule (see the module): the decision itself back as [`Leaks`] when it fails.
     /// The one check behind grants, delegations, approvals and every read.
     pub fn check_reveal(self, catalog: &Catalog) -> Result<Decision, Box<Leaks>> {
-        let problems = Reveal::of(catalog, &self).leaks();
+        self.check_reveal_alongside(catalog, &[])
+    }
+
+    /// Checks the rule with what the other grants the same reader holds on the catalog
+    /// (`alongside`) send taken into account: records of two answers join on their key, so an
+    /// ID number masked under one grant is rebuilt by a birth date sent under another.
+    pub fn check_reveal_alongside(
+        self,
+        catalog: &Catalog,
+        alongside: &[&super::model::Grant],
+    ) -> Result<Decision, Box<Leaks>> {
+        let others = alongside
+            .iter()
+            .map(|g| {
+                Decision::under(g, catalog)
+                    .items
+                    .iter()
+                    .map(|d| d.action)
+                    .collect()
+            })
+            .collect();
+        let problems = Reveal::alongside(
+            catalog,
+            self.items.iter().map(|d| d.action).collect(),
+            self.rows.as_ref(),
+            others,
+        )
+        .leaks();
         if problems.is_empty() {
             Ok(self)
         } else {
             Err(Box::new(Leaks {
                 decision: self,
+                alongside: alongside.iter().map(|g| g.id.clone()).collect(),
                 problems,
             }))
         }

@@ -254,8 +254,32 @@ impl Policies {
             }
         }
         self.check_issuer(issuer, grant, catalog, ctx)?;
+        // Taken with the other grants the same grantee holds on the catalog: records of two
+        // answers join on their key.
+        let alongside: Vec<&Grant> = self
+            .grants
+            .values()
+            .filter(|g| {
+                g.producer == grant.producer
+                    && g.catalog == grant.catalog
+                    && g.grantee == grant.grantee
+                    && g.id != grant.id
+            })
+            .collect();
+        // Both ways: the new grant beside those held, and each held one beside the new grant.
+        for held in &alongside {
+            let others: Vec<&Grant> = alongside
+                .iter()
+                .copied()
+                .filter(|g| g.id != held.id)
+                .chain([grant])
+                .collect();
+            Decision::under(held, catalog)
+                .check_reveal_alongside(catalog, &others)
+                .map_err(|leaks| leaks.to_string())?;
+        }
         Decision::under(grant, catalog)
-            .check_reveal(catalog)
+            .check_reveal_alongside(catalog, &alongside)
             .map(drop)
             .map_err(|leaks| leaks.to_string())
     }

@@ -249,27 +249,20 @@ impl Policies {
         }
         let by_principal = Grantee::Principal(asker.principal_id());
         let by_role = Grantee::Role(asker.role.clone());
+        let readers = || {
+            self.grants.values().filter(|g| {
+                &g.producer == producer
+                    && g.catalog == catalog.code
+                    && (g.grantee == by_principal || g.grantee == by_role)
+            })
+        };
         // Every grant that still holds for this reader on the catalog, whatever purpose it
         // states: a reader may ask under each, and join the answers on their key.
-        let held: Vec<&Grant> = self
-            .grants
-            .values()
-            .filter(|g| {
-                &g.producer == producer
-                    && g.catalog == catalog.code
-                    && (g.grantee == by_principal || g.grantee == by_role)
-                    && self.lapse(g, today).is_none()
-            })
+        let held: Vec<&Grant> = readers()
+            .filter(|g| self.lapse(g, today).is_none())
             .collect();
-        let mut candidates: Vec<&Grant> = self
-            .grants
-            .values()
-            .filter(|g| {
-                &g.producer == producer
-                    && g.catalog == catalog.code
-                    && (g.grantee == by_principal || g.grantee == by_role)
-                    && asker.grant.as_ref().is_none_or(|id| id == &g.id)
-            })
+        let mut candidates: Vec<&Grant> = readers()
+            .filter(|g| asker.grant.as_ref().is_none_or(|id| id == &g.id))
             .collect();
         candidates.sort_by_key(|g| (g.grantee != by_principal, g.id.clone()));
         // The first refusal of a grant that matched, should none hold.

@@ -10,7 +10,9 @@ use clap::Args;
 use tierlink_client::NodeClient;
 use tierlink_core::catalog::EXAMPLES;
 use tierlink_core::identity::NodeCode;
-use tierlink_core::policy::{AccessRequest, AccessStatus, Action, Grant, Grantee, PolicyCommand};
+use tierlink_core::policy::{
+    AccessRequest, AccessStatus, Action, Grant, Grantee, PolicyCommand, Redactor,
+};
 use tierlink_core::signed::StreamSummary;
 use tierlink_core::signed::file::{BatchWriter, read_batches, verify_file};
 use tierlink_proto::v1::{HistoryRequest, PutRecordsRequest, QueryRequest, ReadScope, Record};
@@ -151,8 +153,9 @@ enum Find {
     IdNumber,
     /// By its key.
     Key,
-    /// As the first row of the view's row scope (nothing identifying is clear).
-    First,
+    /// By its key as the view's grant sends it hashed (nothing identifying is clear): among
+    /// all the rows the view gets.
+    HashedKey(String),
 }
 
 /// The same resident as three principals at three tiers see it, side by side, with the
@@ -180,7 +183,7 @@ async fn three_views(
             limit: 1,
             ..Default::default()
         };
-        match find {
+        match &find {
             Find::IdNumber => {
                 request.r#where = vec![tierlink_proto::v1::FieldEquals {
                     item: "id_number".into(),
@@ -188,12 +191,18 @@ async fn three_views(
                 }];
             }
             Find::Key => request.key_from = resident.key.clone(),
-            Find::First => {}
+            Find::HashedKey(_) => request.limit = 0,
         }
         let mut got = None;
         client
             .read(None, request, |_, v| {
-                got = Some((v.header.clone(), v.records.into_iter().next()));
+                let record = match &find {
+                    Find::HashedKey(key) => v.records.into_iter().find(|r| &r.key == key),
+                    _ => v.records.into_iter().next(),
+                };
+                if let Some(record) = record {
+                    got = Some((v.header, Some(record)));
+                }
                 Ok(())
             })
             .await
@@ -698,13 +707,17 @@ the city searches the directory for \"公民身份号码\" (citizen ID number):"
     println!("the district writing to the street: refused ({refusal})");
 
     let first = first_in_community(street).await?;
+    // The grid worker's grant sends keys hashed: the demo, holding the federation key, knows
+    // which hashed key is the resident's.
+    let hashed = Redactor::new(federation.node(XILING_STREET)?.dir.hash_key()?)
+        .apply_str(Action::Hash, &first.1.key);
     three_views(
         street,
         &first,
         [
             (city, &zhao, Find::IdNumber),
             (district, &li, Find::Key),
-            (street, &wang, Find::First),
+            (street, &wang, Find::HashedKey(hashed)),
         ],
     )
     .await?;

@@ -369,6 +369,17 @@ impl ItemRule {
                 Ok(())
             };
         }
+        // Before the length: a stray space is the fault to name, not the length it adds.
+        let pattern_admits = self.pattern.as_ref().map(|p| p.is_match(value));
+        if matches!(self.form, ValueForm::Code | ValueForm::IdNumber)
+            && value.contains(char::is_whitespace)
+            && pattern_admits != Some(true)
+        {
+            return Err(format!(
+                "{value:?} has a space inside: {} is a code, written without spaces",
+                self.code
+            ));
+        }
         let length = match self.data_type {
             DataType::String => value.chars().count(),
             DataType::Number => {
@@ -402,16 +413,6 @@ impl ItemRule {
             return Err(format!(
                 "is {length} characters long, but {} is a fixed-width code of {} characters (the catalog declares its parts, or another item's part carries it): write all {} characters",
                 self.code, self.length, self.length
-            ));
-        }
-        let pattern_admits = self.pattern.as_ref().map(|p| p.is_match(value));
-        if matches!(self.form, ValueForm::Code | ValueForm::IdNumber)
-            && value.contains(char::is_whitespace)
-            && pattern_admits != Some(true)
-        {
-            return Err(format!(
-                "{value:?} has a space inside: {} is a code, written without spaces",
-                self.code
             ));
         }
         if let (Some(pattern), Some(false)) = (&self.pattern, pattern_admits) {

@@ -86,37 +86,25 @@ impl ValueForm {
     /// is no value. Idempotent: a stored value is its own form, so a value checked by a client
     /// and checked again by the node is the same.
     pub fn stored(self, value: &str) -> Result<Cow<'_, str>, String> {
-        if self == ValueForm::Text {
-            return Ok(Cow::Borrowed(value));
-        }
-        let trimmed = value.trim();
-        if trimmed.is_empty() {
-            return Ok(Cow::Borrowed(""));
-        }
+        let canonical = self.condition(value)?;
         // A date or time is stored only as written in its form: any other spelling is refused
         // with that form, rather than guessed at.
-        let exact = |canonical: Cow<'_, str>, what: &str| {
-            if canonical == trimmed {
-                Ok(Cow::Borrowed(trimmed))
-            } else {
-                Err(format!("{value:?} is not {what}: write {canonical}"))
-            }
-        };
-        match self {
-            ValueForm::Date => match self.condition(value) {
-                Ok(date) if date == trimmed => Ok(Cow::Borrowed(trimmed)),
-                Ok(date) => Err(format!(
-                    "{value:?} is not a date: write YYYY-MM-DD ({date})"
-                )),
-                Err(problem) => Err(problem),
-            },
-            ValueForm::Datetime => exact(self.condition(value)?, "a date and time in its one form"),
-            ValueForm::Timestamp => exact(
-                self.condition(value)?,
-                "a timestamp in its one form, without + or leading zeros",
-            ),
-            _ => self.condition(value),
+        let spelled = matches!(
+            self,
+            ValueForm::Date | ValueForm::Datetime | ValueForm::Timestamp
+        );
+        if !spelled || canonical == value.trim() {
+            return Ok(canonical);
         }
+        Err(match self {
+            ValueForm::Date => format!("{value:?} is not a date: write YYYY-MM-DD ({canonical})"),
+            ValueForm::Datetime => {
+                format!("{value:?} is not a date and time in its one form: write {canonical}")
+            }
+            _ => format!(
+                "{value:?} is not a timestamp in its one form, without + or leading zeros: write {canonical}"
+            ),
+        })
     }
 
     /// The value a query's condition compares with stored values: [`Self::stored`], except that

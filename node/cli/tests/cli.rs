@@ -841,7 +841,7 @@ fn an_administrator_grants_an_officer_who_reads_as_a_principal_and_the_audit_cat
         );
     }
     let wrong = with_token("tlk_wrong", &query);
-    assert!(String::from_utf8_lossy(&wrong.stderr).contains("token is wrong"));
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("not a Tierlink token"));
     let err = fails(&[
         "records",
         "query",

@@ -6,6 +6,7 @@
 //! tls.crt/.key   TLS certificate and key (key 0600)
 //! signing.crt/.key  batch-signing certificate and Ed25519 key (key 0600)
 //! encryption.key X25519 keys that open the batches sealed to this node, current first (0600)
+//! principals.toml, tokens.toml  principals and their API tokens, hashes only (0600)
 //! data/          the sled store
 //! ```
 
@@ -14,7 +15,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::identity::{CertError, EncryptionKeys, NodeCode, NodeKey, TrustedCa, Unit, UnitError};
+use crate::identity::{
+    CertError, EncryptionKeys, NodeCode, NodeKey, PrincipalFiles, TrustedCa, Unit, UnitError,
+};
 use crate::limits::{
     DEFAULT_BATCH_BYTES, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, MIN_BATCH_BYTES, human_bytes,
 };
@@ -220,6 +223,9 @@ pub struct Files {
     /// The principals this node vouches for.
     #[serde(default = "default_principals")]
     pub principals: PathBuf,
+    /// The API tokens of its principals (hashes only).
+    #[serde(default = "default_tokens")]
+    pub tokens: PathBuf,
 }
 
 fn default_encryption_key() -> PathBuf {
@@ -234,6 +240,10 @@ fn default_principals() -> PathBuf {
     "principals.toml".into()
 }
 
+fn default_tokens() -> PathBuf {
+    "tokens.toml".into()
+}
+
 impl Default for Files {
     fn default() -> Self {
         Self {
@@ -246,6 +256,7 @@ impl Default for Files {
             data: "data".into(),
             hash_key: default_hash_key(),
             principals: default_principals(),
+            tokens: default_tokens(),
         }
     }
 }
@@ -435,6 +446,19 @@ impl NodeDir {
     /// Where this node's principals are kept.
     pub fn principals_path(&self) -> PathBuf {
         self.path(&self.config.files.principals)
+    }
+
+    /// Where its principals' API tokens are kept.
+    pub fn tokens_path(&self) -> PathBuf {
+        self.path(&self.config.files.tokens)
+    }
+
+    /// Both files that say whom this node vouches for.
+    pub fn principal_files(&self) -> PrincipalFiles {
+        PrincipalFiles {
+            principals: self.principals_path(),
+            tokens: self.tokens_path(),
+        }
     }
 
     /// The CA this node trusts.

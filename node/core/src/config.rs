@@ -133,6 +133,9 @@ pub struct LimitSettings {
     /// Milliseconds between HTTP/2 pings on each connection; a peer that does not answer one
     /// within 20 s is disconnected, and its reads end with it.
     pub keepalive_ms: u64,
+    /// Wrong API tokens one source address may present a minute (IPv6 counted by its /64);
+    /// once they are spent it is refused until one comes back (60 s / this).
+    pub token_guesses_per_minute: u32,
 }
 
 impl Default for LimitSettings {
@@ -147,6 +150,7 @@ impl Default for LimitSettings {
             call_ms: 60_000,
             calls_per_connection: 256,
             keepalive_ms: 30_000,
+            token_guesses_per_minute: 10,
         }
     }
 }
@@ -178,6 +182,10 @@ impl LimitSettings {
             ("call_ms", self.call_ms),
             ("calls_per_connection", u64::from(self.calls_per_connection)),
             ("keepalive_ms", self.keepalive_ms),
+            (
+                "token_guesses_per_minute",
+                u64::from(self.token_guesses_per_minute),
+            ),
         ];
         match counts.iter().find(|(_, value)| *value == 0) {
             Some((name, _)) => Err(format!(

@@ -11,6 +11,7 @@ mod input;
 mod policy;
 mod records;
 mod setup;
+mod token;
 
 use std::path::PathBuf;
 
@@ -54,6 +55,9 @@ pub enum Command {
     /// The people and system accounts this node vouches for, and their tokens.
     #[command(subcommand)]
     Principal(policy::PrincipalCommand),
+    /// API tokens for systems acting for this node's principals: create, list, revoke.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
     /// Grants: which role or principal sees which items of a catalog, and how.
     #[command(subcommand)]
     Grant(policy::GrantCommand),
@@ -207,6 +211,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Cert(command) => cert::run(command).await,
         Command::Role(command) => policy::role(command).await,
         Command::Principal(command) => policy::principal(command),
+        Command::Token(command) => token::run(command),
         Command::Grant(command) => policy::grant_command(command).await,
         Command::Access(command) => policy::access(command).await,
         Command::Explain(args) => policy::explain(args).await,

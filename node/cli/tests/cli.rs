@@ -841,7 +841,36 @@ fn an_administrator_grants_an_officer_who_reads_as_a_principal_and_the_audit_cat
         );
     }
     let wrong = with_token("tlk_wrong", &query);
-    assert!(String::from_utf8_lossy(&wrong.stderr).contains("token is wrong"));
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("not a Tierlink token"));
+    // A system holding an API token of li's reads exactly as li does, until it is revoked.
+    let created = ok(&[
+        "token",
+        "create",
+        "--node",
+        &district,
+        "--principal",
+        "li",
+        "--expires",
+        "2099-12-31",
+    ]);
+    let api_token = created.lines().last().unwrap().trim().to_owned();
+    let id = created.split_whitespace().nth(2).unwrap().to_owned();
+    let out = with_token(&api_token, &query);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success()
+            && text.contains("verified: 40 records")
+            && text.contains("for li@420502 under grant r1"),
+        "{text}"
+    );
+    ok(&["token", "revoke", "--node", &district, &id]);
+    let revoked = with_token(&api_token, &query);
+    let err = String::from_utf8_lossy(&revoked.stderr).to_string();
+    assert!(
+        !revoked.status.success() && err.contains("the token was revoked at"),
+        "{err}"
+    );
     let err = fails(&[
         "records",
         "query",
@@ -854,7 +883,8 @@ fn an_administrator_grants_an_officer_who_reads_as_a_principal_and_the_audit_cat
     ]);
     assert!(err.contains("without naming a principal"), "{err}");
 
-    // Who saw the residents' ID numbers, under which grant: one command at the street.
+    // Who saw the residents' ID numbers, under which grant: one command at the street. The read
+    // with the API token is li's, as the one with li's own token.
     let seen = ok(&[
         "audit",
         "query",
@@ -870,7 +900,7 @@ fn an_administrator_grants_an_officer_who_reads_as_a_principal_and_the_audit_cat
     assert!(
         seen.contains("li@420502 as 420502/civil-affairs")
             && seen.contains("under grant r1")
-            && seen.contains("1 entry"),
+            && seen.contains("2 entries"),
         "{seen}"
     );
     let received = ok(&["audit", "query", "--node", &district]);
@@ -901,6 +931,106 @@ fn an_administrator_grants_an_officer_who_reads_as_a_principal_and_the_audit_cat
         err.contains("broken at entry 1") && err.contains("altered"),
         "{err}"
     );
+}
+
+#[test]
+fn an_administrator_creates_lists_and_revokes_api_tokens_bound_to_the_nodes_principals() {
+    let root = tempfile::tempdir().unwrap();
+    ok(&[
+        "ca",
+        "init",
+        "--dir",
+        root.path().join("ca").to_str().unwrap(),
+    ]);
+    let district = init_unit(root.path(), "420502", "district", Some("420500"));
+    ok(&[
+        "principal",
+        "add",
+        "--node",
+        &district,
+        "records-system",
+        "--role",
+        "420502/civil-affairs",
+    ]);
+    let create = |principal: &str, expires: &str, scope: &[&str]| {
+        let args = [
+            &[
+                "token",
+                "create",
+                "--node",
+                &district,
+                "--principal",
+                principal,
+                "--expires",
+                expires,
+            ][..],
+            scope,
+        ]
+        .concat();
+        tierlink(&args)
+    };
+    let out = create("records-system", "2099-12-31", &["--scope", "write"]);
+    let created = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{created}");
+    assert!(
+        created
+            .contains("for records-system@420502, scope write, working through 2099-12-31 (UTC)"),
+        "{created}"
+    );
+    let secret = created.lines().last().unwrap().trim().to_owned();
+    let id = created.split_whitespace().nth(2).unwrap().to_owned();
+    assert!(
+        secret.starts_with("tlk_") && secret.len() == 42,
+        "{created}"
+    );
+    let file = std::fs::read_to_string(Path::new(&district).join("tokens.toml")).unwrap();
+    assert!(!file.contains(&secret), "only the hash is kept:\n{file}");
+
+    let listed = ok(&["token", "list", "--node", &district]);
+    let row = listed.lines().find(|l| l.starts_with(&id)).unwrap();
+    for expected in ["records-system", "write", "2099-12-31", "active"] {
+        assert!(row.contains(expected), "{expected} missing from {row:?}");
+    }
+    assert!(!listed.contains(&secret[4..]), "{listed}");
+    assert!(listed.contains("1 token(s)"), "{listed}");
+
+    ok(&["token", "revoke", "--node", &district, &id]);
+    let listed = ok(&["token", "list", "--node", &district]);
+    assert!(
+        listed
+            .lines()
+            .find(|l| l.starts_with(&id))
+            .unwrap()
+            .contains("revoked 20"),
+        "{listed}"
+    );
+    let err = fails(&["token", "revoke", "--node", &district, &id]);
+    assert!(err.contains("already revoked"), "{err}");
+    let err = fails(&["token", "revoke", "--node", &district, "0000000"]);
+    assert!(err.contains("token list"), "{err}");
+
+    // Only principals of this node, a day written as a day and not past, a known scope.
+    let err = String::from_utf8_lossy(&create("zhao", "2099-12-31", &[]).stderr).to_string();
+    assert!(err.contains("no principal zhao on this node"), "{err}");
+    let err =
+        String::from_utf8_lossy(&create("records-system", "31.12.2099", &[]).stderr).to_string();
+    assert!(err.contains("write YYYY-MM-DD"), "{err}");
+    let err =
+        String::from_utf8_lossy(&create("records-system", "2000-01-01", &[]).stderr).to_string();
+    assert!(err.contains("already past"), "{err}");
+    let out = create("records-system", "2099-12-31", &["--scope", "owner"]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        !out.status.success() && err.contains("read, write or admin"),
+        "{err}"
+    );
+
+    // Removing the principal revokes its tokens: a later principal of the same name starts clean.
+    create("records-system", "2099-12-31", &[]);
+    let removed = ok(&["principal", "remove", "--node", &district, "records-system"]);
+    assert!(removed.contains("revoked its 1 API token(s)"), "{removed}");
+    let listed = ok(&["token", "list", "--node", &district]);
+    assert!(!listed.contains("active"), "{listed}");
 }
 
 /// The large-record case (`node/sandbox/tests/fixtures/grpc-large-batch/`): buildings of about

@@ -6,6 +6,7 @@
 //! tls.crt/.key   TLS certificate and key (key 0600)
 //! signing.crt/.key  batch-signing certificate and Ed25519 key (key 0600)
 //! encryption.key X25519 keys that open the batches sealed to this node, current first (0600)
+//! principals.toml, tokens.toml  principals and their API tokens, hashes only (0600)
 //! data/          the sled store
 //! ```
 
@@ -14,7 +15,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::identity::{CertError, EncryptionKeys, NodeCode, NodeKey, TrustedCa, Unit, UnitError};
+use crate::identity::{
+    CertError, EncryptionKeys, NodeCode, NodeKey, PrincipalFiles, TrustedCa, Unit, UnitError,
+};
 use crate::limits::{
     DEFAULT_BATCH_BYTES, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, MIN_BATCH_BYTES, human_bytes,
 };
@@ -130,6 +133,9 @@ pub struct LimitSettings {
     /// Milliseconds between HTTP/2 pings on each connection; a peer that does not answer one
     /// within 20 s is disconnected, and its reads end with it.
     pub keepalive_ms: u64,
+    /// Wrong API tokens one source address may present a minute (IPv6 counted by its /64);
+    /// once they are spent it is refused until one comes back (60 s / this).
+    pub token_guesses_per_minute: u32,
 }
 
 impl Default for LimitSettings {
@@ -144,6 +150,7 @@ impl Default for LimitSettings {
             call_ms: 60_000,
             calls_per_connection: 256,
             keepalive_ms: 30_000,
+            token_guesses_per_minute: 10,
         }
     }
 }
@@ -175,6 +182,10 @@ impl LimitSettings {
             ("call_ms", self.call_ms),
             ("calls_per_connection", u64::from(self.calls_per_connection)),
             ("keepalive_ms", self.keepalive_ms),
+            (
+                "token_guesses_per_minute",
+                u64::from(self.token_guesses_per_minute),
+            ),
         ];
         match counts.iter().find(|(_, value)| *value == 0) {
             Some((name, _)) => Err(format!(
@@ -220,6 +231,9 @@ pub struct Files {
     /// The principals this node vouches for.
     #[serde(default = "default_principals")]
     pub principals: PathBuf,
+    /// The API tokens of its principals (hashes only).
+    #[serde(default = "default_tokens")]
+    pub tokens: PathBuf,
 }
 
 fn default_encryption_key() -> PathBuf {
@@ -234,6 +248,10 @@ fn default_principals() -> PathBuf {
     "principals.toml".into()
 }
 
+fn default_tokens() -> PathBuf {
+    "tokens.toml".into()
+}
+
 impl Default for Files {
     fn default() -> Self {
         Self {
@@ -246,6 +264,7 @@ impl Default for Files {
             data: "data".into(),
             hash_key: default_hash_key(),
             principals: default_principals(),
+            tokens: default_tokens(),
         }
     }
 }
@@ -435,6 +454,19 @@ impl NodeDir {
     /// Where this node's principals are kept.
     pub fn principals_path(&self) -> PathBuf {
         self.path(&self.config.files.principals)
+    }
+
+    /// Where its principals' API tokens are kept.
+    pub fn tokens_path(&self) -> PathBuf {
+        self.path(&self.config.files.tokens)
+    }
+
+    /// Both files that say whom this node vouches for.
+    pub fn principal_files(&self) -> PrincipalFiles {
+        PrincipalFiles {
+            principals: self.principals_path(),
+            tokens: self.tokens_path(),
+        }
     }
 
     /// The CA this node trusts.

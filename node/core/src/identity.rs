@@ -1,11 +1,12 @@
 //! Who a node is: its administrative unit ([`NodeCode`], [`Tier`], parent) and the credentials that
 //! prove it — a TLS certificate and an Ed25519 batch-signing key, both issued by the federation CA —
 //! its X25519 encryption keys, which open the batches sealed to it, and the principals (people and
-//! system accounts) it vouches for.
+//! system accounts) it vouches for, with the API tokens ([`tokens`]) they give to systems.
 
 mod certs;
 mod encryption;
 mod principals;
+pub mod tokens;
 mod unit;
 
 pub use certs::{
@@ -15,5 +16,5 @@ pub use certs::{
 };
 pub use encryption::{EncryptionKey, EncryptionKeys, KEY_BYTES, RecipientKey};
 pub(crate) use encryption::{Kem, rng};
-pub use principals::{Principal, PrincipalError, Principals};
+pub use principals::{Principal, PrincipalError, PrincipalFiles, Principals};
 pub use unit::{NodeCode, Tier, Unit, UnitError};

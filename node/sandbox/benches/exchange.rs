@@ -395,7 +395,7 @@ fn stream(c: &mut Criterion) {
                     peers,
                     audit,
                     Redactor::new(Some(HashKey::generate().unwrap())),
-                    street.principals_path(),
+                    street.principal_files(),
                     &tierlink_core::config::LimitSettings::default(),
                 )),
             ),

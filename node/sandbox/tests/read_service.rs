@@ -189,7 +189,7 @@ async fn a_vouched_read_is_decided_in_one_look_at_the_directory_and_its_batches_
         peers,
         audit.clone(),
         Redactor::new(None),
-        street.principals_path(),
+        street.principal_files(),
         &LimitSettings::default(),
     );
     let caller = Caller {

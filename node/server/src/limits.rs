@@ -8,6 +8,8 @@
 //!   capped by its method before it is buffered, and malformed framing answered
 //!   INVALID_ARGUMENT.
 //!
+//! - [`Guesses`]: wrong API tokens per source address, for the transports that take tokens.
+//!
 //! The rest is set where the server is built ([`crate::runtime`]): the TLS handshake deadline,
 //! the call deadline, HTTP/2 streams per connection and keepalive pings, all from node.toml's
 //! `[limits]` ([`LimitSettings`]).
@@ -27,6 +29,9 @@ use tonic::Status;
 use tonic::body::Body;
 
 use crate::admission::Caller;
+
+mod guesses;
+pub use guesses::{Guesses, RetryAfter};
 
 /// A read refused because too many are open.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

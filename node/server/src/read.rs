@@ -22,7 +22,6 @@ mod on_demand;
 mod workers;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -30,7 +29,8 @@ use std::time::Duration;
 use prost::Message;
 use tierlink_client::{ClientError, Peers};
 use tierlink_core::config::LimitSettings;
-use tierlink_core::identity::{NodeCode, Principals, RecipientKey};
+use tierlink_core::identity::tokens::Scope as TokenScope;
+use tierlink_core::identity::{NodeCode, PrincipalError, PrincipalFiles, RecipientKey};
 use tierlink_core::limits::DEFAULT_BATCH_BYTES;
 use tierlink_core::members::Standing;
 use tierlink_core::policy::{Asker, Decision, Redactor, Refusal};
@@ -74,7 +74,7 @@ pub struct ReadService {
     peers: Arc<Peers>,
     audit: Arc<AuditLog>,
     redactor: Redactor,
-    principals: PathBuf,
+    principals: PrincipalFiles,
     seen: SeenRequests,
     /// Most bytes of records in one batch produced here.
     batch_bytes: usize,
@@ -143,7 +143,8 @@ fn request_id(given: &str) -> Result<String, ReadError> {
 impl ReadService {
     /// A read service over a node's registry, signing with its key and sealing its own reads to
     /// its encryption key, relaying through its peers, redacting with `redactor`, auditing into
-    /// `audit` and vouching for the principals in the file `principals`, within the node's
+    /// `audit` and vouching for the principals in the files `principals` (with their API tokens),
+    /// within the node's
     /// `[limits]`: reads open per caller and in all, the threads that make batches, and the stall
     /// limit.
     pub fn new(
@@ -152,7 +153,7 @@ impl ReadService {
         peers: Arc<Peers>,
         audit: Arc<AuditLog>,
         redactor: Redactor,
-        principals: PathBuf,
+        principals: PrincipalFiles,
         settings: &LimitSettings,
     ) -> Self {
         let NodeKeys { signer, encryption } = keys;
@@ -231,7 +232,8 @@ impl ReadService {
         scope: &Scope,
         produced_here: bool,
     ) -> Result<Reader, ReadError> {
-        let now = chrono::Utc::now().timestamp_micros();
+        let clock = chrono::Utc::now();
+        let now = clock.timestamp_micros();
         if let Some(c) = credential {
             if !caller.is_self {
                 return Err(ReadError::permission_denied(format!(
@@ -240,12 +242,13 @@ impl ReadService {
                     self.me()
                 )));
             }
-            // Read on every use, so that a principal removed from the file is refused at once.
-            let principals = Principals::load(&self.principals)
-                .map_err(|e| ReadError::failed_precondition(e.to_string()))?;
-            principals
-                .authenticate(&c.principal, &c.token, &c.role)
-                .map_err(|e| ReadError::unauthenticated(e.to_string()))?;
+            // A personal token, or an API token of scope read or more.
+            self.principals
+                .authenticate(&c.principal, &c.token, &c.role, TokenScope::Read, clock)
+                .map_err(|e| match e {
+                    PrincipalError::File { .. } => ReadError::failed_precondition(e.to_string()),
+                    e => ReadError::unauthenticated(e.to_string()),
+                })?;
             let requester = Requester {
                 node: self.me().to_string(),
                 principal: c.principal,

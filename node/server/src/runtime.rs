@@ -162,7 +162,7 @@ impl Node {
                 peers,
                 audit.clone(),
                 redactor,
-                dir.principals_path(),
+                dir.principal_files(),
                 &dir.config.limits,
             )
             .with_batch_bytes(dir.config.exchange.batch_bytes),

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 use tierlink_client::ClientError;
 use tierlink_core::config::NodeDir;
+use tierlink_core::identity::tokens::{ApiTokens, TokenError};
 use tierlink_core::identity::{NodeCode, Principals};
 use tierlink_core::policy::{
     AccessRequest, AccessStatus, Action, Grant, Grantee, Policies, PolicyCommand, Role, RowScope,
@@ -52,7 +53,7 @@ pub enum PrincipalCommand {
         #[arg(long = "role", required = true)]
         roles: Vec<String>,
     },
-    /// Remove a principal: its token stops working at once.
+    /// Remove a principal: its token and its API tokens stop working at once.
     Remove {
         /// The node acting.
         #[command(flatten)]
@@ -368,11 +369,19 @@ pub fn principal(command: PrincipalCommand) -> Result<(), CliError> {
             Ok(())
         }
         PrincipalCommand::Remove { node, name } => {
-            let path = path(&node.node)?;
+            let dir = NodeDir::load(&node.node)?;
+            let path = dir.principals_path();
             let mut principals = Principals::load(&path).map_err(file_error)?;
             principals.remove(&name).map_err(file_error)?;
             principals.save(&path).map_err(file_error)?;
-            println!("removed principal {name}");
+            // Its API tokens are revoked too, so that a principal added later under the same
+            // name does not inherit them.
+            let token_error = |e: TokenError| CliError::Input(e.to_string());
+            let path = dir.tokens_path();
+            let mut tokens = ApiTokens::load(&path).map_err(token_error)?;
+            let revoked = tokens.revoke_principal(&name, chrono::Utc::now());
+            tokens.save(&path).map_err(token_error)?;
+            println!("removed principal {name} and revoked its {revoked} API token(s)");
             Ok(())
         }
         PrincipalCommand::List(node) => {

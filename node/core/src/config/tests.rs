@@ -88,4 +88,13 @@ fn limits_default_when_left_out_and_a_zero_is_refused() {
     std::fs::write(dir.path().join(CONFIG_FILE), zero).unwrap();
     let err = NodeDir::load(dir.path()).unwrap_err();
     assert!(err.to_string().contains("read_workers is 0"), "{err}");
+
+    assert_eq!(node.config.limits.token_guesses_per_minute, 10);
+    let zero = format!("{street}\n[limits]\ntoken_guesses_per_minute = 0\n");
+    std::fs::write(dir.path().join(CONFIG_FILE), zero).unwrap();
+    let err = NodeDir::load(dir.path()).unwrap_err();
+    assert!(
+        err.to_string().contains("token_guesses_per_minute is 0"),
+        "{err}"
+    );
 }

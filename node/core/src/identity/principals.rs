@@ -1,11 +1,15 @@
 //! The people and system accounts a node vouches for: each principal's roles and the hash of its
 //! personal token, kept in the node's `principals.toml`. The token itself is shown once, when the
-//! principal is added, and never stored.
+//! principal is added, and never stored. A principal may also hold API tokens
+//! ([`super::tokens`]); [`PrincipalFiles::authenticate`] accepts either.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+use super::tokens::{self, ApiTokens, Scope, TokenError};
 
 /// A principal of this node.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,7 +37,7 @@ pub enum PrincipalError {
     /// No such principal, or the token does not match: one message for both, so a caller
     /// cannot learn which names exist.
     #[error(
-        "principal {0:?} is unknown here or its token is wrong: use the token shown when it was added"
+        "principal {0:?} is unknown here or its token is wrong: use the token shown when it was added, or an API token issued to it here"
     )]
     NotAuthenticated(String),
     /// The principal does not hold the role it asked to act in.
@@ -49,6 +53,20 @@ pub enum PrincipalError {
     /// A name already taken, or not a valid name.
     #[error("{0}")]
     Invalid(String),
+    /// The token is not a token's form, or it is an API token of the principal that does not
+    /// work now or not for the act.
+    #[error(transparent)]
+    Token(TokenError),
+}
+
+impl From<TokenError> for PrincipalError {
+    /// The tokens file's errors stay file errors: the node's, not the caller's.
+    fn from(e: TokenError) -> Self {
+        match e {
+            TokenError::File { path, reason } => PrincipalError::File { path, reason },
+            e => PrincipalError::Token(e),
+        }
+    }
 }
 
 /// The principals file of a node.
@@ -58,10 +76,6 @@ pub struct Principals {
     /// Every principal.
     #[serde(default, rename = "principal")]
     pub principals: Vec<Principal>,
-}
-
-fn token_hash(token: &str) -> String {
-    blake3::hash(token.as_bytes()).to_hex().to_string()
 }
 
 impl Principals {
@@ -104,13 +118,11 @@ impl Principals {
                 "principal {name} already exists; remove it first to issue a new token"
             )));
         }
-        let mut secret = [0u8; 32];
-        getrandom::fill(&mut secret).map_err(|e| PrincipalError::Invalid(e.to_string()))?;
-        let token = format!("tlk_{}", hex::encode(secret));
+        let token = tokens::new_secret()?;
         self.principals.push(Principal {
             name: name.to_owned(),
             roles,
-            token_hash: token_hash(&token),
+            token_hash: tokens::hash(&token),
         });
         Ok(token)
     }
@@ -127,22 +139,32 @@ impl Principals {
         Ok(())
     }
 
-    /// Checks `token` for `name` and that it holds `role`.
+    /// Checks that `token` is `name`'s personal token, or one of its API tokens in `tokens`
+    /// working at `now` with a scope that allows `act`, and that it holds `role`. A token of
+    /// another principal, or of another node, is refused as a wrong token.
     pub fn authenticate(
         &self,
+        tokens: &ApiTokens,
         name: &str,
         token: &str,
         role: &str,
+        act: Scope,
+        now: DateTime<Utc>,
     ) -> Result<&Principal, PrincipalError> {
-        let hash = blake3::hash(token.as_bytes());
+        tokens::check_format(token)?;
+        let not_authenticated = || PrincipalError::NotAuthenticated(name.to_owned());
         let principal = self
             .principals
             .iter()
-            .find(|p| {
-                p.name == name
-                    && blake3::Hash::from_hex(&p.token_hash).is_ok_and(|stored| stored == hash)
-            })
-            .ok_or_else(|| PrincipalError::NotAuthenticated(name.to_owned()))?;
+            .find(|p| p.name == name)
+            .ok_or_else(not_authenticated)?;
+        if !tokens::matches(&principal.token_hash, &blake3::hash(token.as_bytes())) {
+            let api = match tokens.find(token) {
+                Ok(api) if api.principal == name => api,
+                _ => return Err(not_authenticated()),
+            };
+            api.holder(now)?.permits(act)?;
+        }
         if !principal.roles.contains(role) {
             return Err(PrincipalError::RoleNotHeld {
                 principal: name.to_owned(),
@@ -151,6 +173,35 @@ impl Principals {
             });
         }
         Ok(principal)
+    }
+}
+
+/// The two files that say whom a node vouches for: its principals and their API tokens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PrincipalFiles {
+    /// `principals.toml`.
+    pub principals: PathBuf,
+    /// `tokens.toml`.
+    pub tokens: PathBuf,
+}
+
+impl PrincipalFiles {
+    /// Reads both files and authenticates as [`Principals::authenticate`] does; read on every
+    /// use, so that a principal removed or a token revoked is refused at once.
+    #[allow(clippy::disallowed_methods)] // The one place that wraps Principals::authenticate.
+    pub fn authenticate(
+        &self,
+        name: &str,
+        token: &str,
+        role: &str,
+        act: Scope,
+        now: DateTime<Utc>,
+    ) -> Result<Principal, PrincipalError> {
+        let principals = Principals::load(&self.principals)?;
+        let tokens = ApiTokens::load(&self.tokens)?;
+        principals
+            .authenticate(&tokens, name, token, role, act, now)
+            .cloned()
     }
 }
 

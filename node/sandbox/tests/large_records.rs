@@ -196,7 +196,7 @@ async fn a_thousand_records_of_120_kb_are_imported_and_read_back_on_every_path()
     let all_new = Written {
         records: 1000,
         created: 1000,
-        updated: 0,
+        ..Default::default()
     };
     assert_eq!(written, all_new);
     assert_eq!(progress.len(), 30, "{progress:?}");

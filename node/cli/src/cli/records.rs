@@ -291,6 +291,8 @@ async fn import(node: &Path, catalog: &str, file: &Path, how: ImportArgs) -> Res
     let imported = import_file(file, how.encoding, how.mapping.as_deref(), &schema)?;
     let source = file.display().to_string();
     let rejected = imported.rejects.len();
+    // The bad rows, one line a reason (every one in a dry run), and where the reject file is.
+    let mut report = String::new();
     if rejected > 0 {
         let path = how
             .rejects
@@ -300,16 +302,16 @@ async fn import(node: &Path, catalog: &str, file: &Path, how: ImportArgs) -> Res
         let lines: Vec<String> = imported.rejects.iter().flat_map(|r| r.lines()).collect();
         let shown = if how.dry_run { lines.len() } else { SHOWN };
         for line in lines.iter().take(shown) {
-            eprintln!("  {line}");
+            report.push_str(&format!("\n  {line}"));
         }
         if lines.len() > shown {
-            eprintln!("  … and {} more", lines.len() - shown);
+            report.push_str(&format!("\n  … and {} more", lines.len() - shown));
         }
-        eprintln!(
-            "{source}: {rejected} of {} records rejected; they are in {} with their reasons: correct them there and import that file",
+        report.push_str(&format!(
+            "\n{rejected} of {} records rejected; they are in {} with their reasons: correct them there and import that file",
             imported.read(),
             path.display()
-        );
+        ));
     }
     let counts = format!(
         "read {}, rejected {rejected}, skipped {}",
@@ -323,16 +325,19 @@ async fn import(node: &Path, catalog: &str, file: &Path, how: ImportArgs) -> Res
             imported.rows.len()
         );
         if rejected > 0 {
-            return Err(CliError::Input(summary));
+            return Err(CliError::Input(format!("{summary}{report}")));
         }
         println!("{summary}");
         return Ok(());
     }
     if rejected > 0 && !how.skip_bad {
         return Err(CliError::Input(format!(
-            "{source}: nothing was written: {rejected} records are rejected; correct them and import again, or pass --skip-bad to write the {} good records",
+            "{source}: nothing was written: {rejected} records are rejected; correct them and import again, or pass --skip-bad to write the {} good records{report}",
             imported.rows.len()
         )));
+    }
+    if rejected > 0 {
+        eprintln!("{source}: writing the good records only (--skip-bad):{report}");
     }
     let lines: Vec<usize> = imported.rows.iter().map(|r| r.line).collect();
     let rows = imported.rows.into_iter().map(|r| r.row.values).collect();

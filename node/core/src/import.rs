@@ -62,7 +62,7 @@ impl FromStr for Encoding {
         match s.to_ascii_lowercase().as_str() {
             "utf-8" | "utf8" => Ok(Encoding::Utf8),
             "gb18030" => Ok(Encoding::Gb18030),
-            "gbk" | "cp936" => Ok(Encoding::Gbk),
+            "gbk" => Ok(Encoding::Gbk),
             _ => Err(format!("unknown encoding {s:?}: use utf-8, gb18030 or gbk")),
         }
     }
@@ -117,6 +117,14 @@ pub enum ImportError {
         "the file is UTF-16 (it starts with a UTF-16 byte order mark): save it as \"CSV UTF-8\" and import that"
     )]
     Utf16,
+    /// The CSV reader failed (it reads any text; kept so a failure is never silent).
+    #[error("line {line}: {problem}")]
+    Csv {
+        /// Line, from 1.
+        line: usize,
+        /// What is wrong.
+        problem: String,
+    },
     /// A line of a JSON-lines file is not a JSON object of plain values.
     #[error("line {line}: {problem}")]
     Json {
@@ -162,7 +170,8 @@ impl fmt::Display for Problem {
 pub struct Reject {
     /// Physical line where the record starts, from 1.
     pub line: usize,
-    /// The values as read, one per column of [`Imported::header`] (padding dropped).
+    /// The values as read, one per column of [`Imported::header`] (padding dropped; a row with
+    /// more values than the header keeps them all).
     pub values: Vec<String>,
     /// Every problem found; never empty.
     pub problems: Vec<Problem>,
@@ -275,7 +284,7 @@ pub fn import(
     let mapping = mapping.unwrap_or(&empty);
     let (text, encoding) = decode::decode(bytes, options.encoding.or(mapping.encoding()))?;
     let parsed = match options.format {
-        Format::Csv => parse::csv(&text, mapping.title_rows(), mapping.footer_rows()),
+        Format::Csv => parse::csv(&text, mapping.title_rows(), mapping.footer_rows())?,
         Format::JsonLines => {
             let lines = parse::physical_lines(&text);
             parse::Parsed::from(json_lines(lines)?)
@@ -306,7 +315,10 @@ pub fn import(
                 "has {} values for the header's {width} columns: check the row's commas and quotes",
                 values.len()
             );
-            values.resize(width, String::new());
+            // A short row is padded so the reject file's reasons line up; a long one keeps all.
+            if values.len() < width {
+                values.resize(width, String::new());
+            }
             imported.rejects.push(Reject {
                 line,
                 values,

@@ -85,7 +85,11 @@ impl From<Table> for Parsed {
 /// Parses CSV text (no byte order mark): `title_rows` rows before the header and `footer_rows`
 /// rows at the end are left out, all-empty rows are dropped, header cells are trimmed and empty
 /// trailing header cells dropped. A file with no header row gives a table with no columns.
-pub(super) fn csv(text: &str, title_rows: usize, footer_rows: usize) -> Parsed {
+pub(super) fn csv(
+    text: &str,
+    title_rows: usize,
+    footer_rows: usize,
+) -> Result<Parsed, ImportError> {
     let lines = Lines::new(text.as_bytes());
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -95,8 +99,18 @@ pub(super) fn csv(text: &str, title_rows: usize, footer_rows: usize) -> Parsed {
     let mut records: Vec<(usize, Vec<String>)> = Vec::new();
     let mut empty_rows = 0;
     let mut record = csv::StringRecord::new();
-    // Reading a &str cannot fail on I/O or UTF-8; a record that does not parse ends the file.
-    while reader.read_record(&mut record).unwrap_or(false) {
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                let at = e.position().map_or(0, |p| p.byte() as usize);
+                return Err(ImportError::Csv {
+                    line: lines.line(at),
+                    problem: e.to_string(),
+                });
+            }
+        }
         if record.iter().all(|cell| cell.trim().is_empty()) {
             empty_rows += 1;
             continue;
@@ -128,12 +142,12 @@ pub(super) fn csv(text: &str, title_rows: usize, footer_rows: usize) -> Parsed {
         table.lines = data.iter().map(|(start, _)| lines.line(*start)).collect();
         table.rows = data.into_iter().map(|(_, cells)| cells).collect();
     }
-    Parsed {
+    Ok(Parsed {
         table,
         prelude,
         footer,
         empty_rows,
-    }
+    })
 }
 
 fn json_text(value: &serde_json::Value) -> Result<String, String> {

@@ -208,6 +208,8 @@ fn byte_order_mark_and_spreadsheet_padding_are_ignored() {
         ["line 5: -: has 15 values for the header's 12 columns: check the row's commas and quotes"]
     );
     assert_eq!(imported.read(), 5);
+    // The refused row keeps every value for the reject file.
+    assert_eq!(imported.rejects[0].values[13], "x");
 }
 
 #[test]

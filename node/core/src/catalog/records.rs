@@ -219,6 +219,11 @@ impl RecordSchema {
             .collect()
     }
 
+    /// The catalog's items as (code, type), in catalog order: the order of a [`Row`]'s values.
+    pub fn items(&self) -> impl ExactSizeIterator<Item = (&str, DataType)> + '_ {
+        self.items.iter().map(|i| (i.code.as_str(), i.data_type))
+    }
+
     /// Checks one record given as values in the order of `columns` (from [`Self::columns`]).
     /// `record` is its position, from 1, for error messages.
     pub fn row(

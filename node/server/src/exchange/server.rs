@@ -181,11 +181,12 @@ impl Exchange for ExchangeService {
                 .await
                 .map_err(|e| Status::internal(e.to_string()))?
                 .map_err(registry_status)?;
-        tracing::info!(catalog = %req.catalog, created = outcome.created, updated = outcome.updated, "records written");
+        tracing::info!(catalog = %req.catalog, created = outcome.created, updated = outcome.updated, unchanged = outcome.unchanged, "records written");
         Ok(Response::new(PutRecordsResponse {
-            written: outcome.created + outcome.updated,
+            written: outcome.created + outcome.updated + outcome.unchanged,
             created: outcome.created,
             updated: outcome.updated,
+            unchanged: outcome.unchanged,
         }))
     }
 

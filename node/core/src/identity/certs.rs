@@ -410,26 +410,50 @@ pub fn pem_to_der(pem: &str) -> Result<Vec<u8>, CertError> {
     Ok(parsed.contents)
 }
 
-/// Writes a secret file readable by its owner only (0600), replacing any file there.
+/// Writes a secret file readable by its owner only (0600), replacing any file there. The text
+/// goes to a temporary file beside it, synced, then renamed over it: a crash leaves the old file
+/// or the new one, never a truncated one.
 pub fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".new");
+    let temporary = std::path::PathBuf::from(temporary);
     let mut options = OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
         options.mode(0o600);
-        let mut f = options.open(path)?;
-        // mode() applies only to new files; tighten an existing one too.
+        let mut f = options.open(&temporary)?;
+        // mode() applies only to new files; tighten a leftover one too.
         f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
         f.write_all(contents.as_bytes())?;
-        f.sync_all()
+        f.sync_all()?;
     }
     #[cfg(not(unix))]
     {
-        let mut f = options.open(path)?;
+        let mut f = options.open(&temporary)?;
         f.write_all(contents.as_bytes())?;
-        f.sync_all()
+        f.sync_all()?;
     }
+    std::fs::rename(&temporary, path)
+}
+
+/// Reads a node's TOML file (its principals, its API tokens); a missing file reads as
+/// `T::default()`. The error is the reason, for the caller to name its file.
+pub(crate) fn read_toml<T: serde::de::DeserializeOwned + Default>(
+    path: &Path,
+) -> Result<T, String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => toml::from_str(&text).map_err(|e| e.to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Writes `value` as TOML with [`write_private`].
+pub(crate) fn write_toml<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), String> {
+    let text = toml::to_string(value).map_err(|e| e.to_string())?;
+    write_private(path, &text).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

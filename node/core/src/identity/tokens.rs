@@ -357,23 +357,17 @@ pub struct ApiTokens {
 impl ApiTokens {
     /// Reads `path`; a missing file holds no tokens.
     pub fn load(path: &Path) -> Result<Self, TokenError> {
-        let bad = |reason: String| TokenError::File {
+        crate::identity::read_toml(path).map_err(|reason| TokenError::File {
             path: path.to_owned(),
             reason,
-        };
-        match std::fs::read_to_string(path) {
-            Ok(text) => toml::from_str(&text).map_err(|e| bad(e.to_string())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(e) => Err(bad(e.to_string())),
-        }
+        })
     }
 
     /// Writes `path`, readable by its owner only.
     pub fn save(&self, path: &Path) -> Result<(), TokenError> {
-        let text = toml::to_string(self).expect("tokens serialize to TOML");
-        crate::identity::write_private(path, &text).map_err(|e| TokenError::File {
+        crate::identity::write_toml(path, self).map_err(|reason| TokenError::File {
             path: path.to_owned(),
-            reason: e.to_string(),
+            reason,
         })
     }
 

@@ -222,7 +222,7 @@ fn a_mapped_export_dry_runs_rejects_and_imports_once_corrected() {
     // A real run with a bad row writes nothing, unless --skip-bad.
     let out = street.import(export, &["--mapping", mapping]);
     assert!(
-        stderr(&out).contains("nothing was written: 1 records are rejected"),
+        stderr(&out).contains("nothing was written: 1 record is rejected"),
         "{}",
         stderr(&out)
     );

@@ -52,29 +52,9 @@ pub enum RecordsCommand {
         catalog: String,
         /// File to import: .csv, or JSON lines (.jsonl, .json, .ndjson).
         file: PathBuf,
-        /// Mapping file (TOML, schema/mapping.schema.json): columns to items, date formats, code
-        /// translations, defaults, rows to skip.
-        #[arg(long)]
-        mapping: Option<PathBuf>,
-        /// The file's encoding: utf-8, gb18030 or gbk [default: UTF-8, or GB18030 when the file
-        /// is not UTF-8].
-        #[arg(long)]
-        encoding: Option<Encoding>,
-        /// Check the whole file and report every bad row with its line and reasons; store
-        /// nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Where the rejected rows go, with their reasons, ready to correct and import again
-        /// [default: FILE.rejects.csv beside FILE].
-        #[arg(long)]
-        rejects: Option<PathBuf>,
-        /// Write the good rows even when some are rejected (those are only in the reject file).
-        #[arg(long)]
-        skip_bad: bool,
-        /// Records per batch, each written all or none; every batch of this many must fit in a
-        /// 64 MiB message [default: up to 5,000 records and 4 MiB a batch].
-        #[arg(long)]
-        batch_size: Option<usize>,
+        /// How the file is read, checked and written.
+        #[command(flatten)]
+        how: ImportArgs,
     },
     /// Query records; every batch is verified. Prints JSON lines, or writes signed batches to --out.
     Query {
@@ -188,24 +168,11 @@ pub async fn run(command: RecordsCommand) -> Result<(), CliError> {
             node,
             catalog,
             file,
-            mapping,
-            encoding,
-            dry_run,
-            rejects,
-            skip_bad,
-            batch_size,
+            how,
         } => {
-            if batch_size == Some(0) {
+            if how.batch_size == Some(0) {
                 return Err(CliError::Input("--batch-size must be at least 1".into()));
             }
-            let how = ImportArgs {
-                mapping,
-                encoding,
-                dry_run,
-                rejects,
-                skip_bad,
-                batch_size,
-            };
             import(&node.node, &catalog, &file, how).await
         }
         RecordsCommand::Query {
@@ -263,13 +230,36 @@ enum Writing {
 }
 
 /// How `records import` reads, checks and writes.
-struct ImportArgs {
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Mapping file (TOML, schema/mapping.schema.json): columns to items, date formats, code
+    /// translations, defaults, rows to skip.
+    #[arg(long)]
     mapping: Option<PathBuf>,
+    /// The file's encoding: utf-8, gb18030 or gbk [default: UTF-8, or GB18030 when the file
+    /// is not UTF-8].
+    #[arg(long)]
     encoding: Option<Encoding>,
+    /// Check the whole file and report every bad row with its line and reasons; store
+    /// nothing.
+    #[arg(long)]
     dry_run: bool,
+    /// Where the rejected rows go, with their reasons, ready to correct and import again
+    /// [default: FILE.rejects.csv beside FILE].
+    #[arg(long)]
     rejects: Option<PathBuf>,
+    /// Write the good rows even when some are rejected (those are only in the reject file).
+    #[arg(long)]
     skip_bad: bool,
+    /// Records per batch, each written all or none; every batch of this many must fit in a
+    /// 64 MiB message [default: up to 5,000 records and 4 MiB a batch].
+    #[arg(long)]
     batch_size: Option<usize>,
+}
+
+/// `n` and the noun that fits it: `1 record is`, `2 records are`.
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// The node's client and the catalog's record checks.
@@ -332,8 +322,9 @@ async fn import(node: &Path, catalog: &str, file: &Path, how: ImportArgs) -> Res
     }
     if rejected > 0 && !how.skip_bad {
         return Err(CliError::Input(format!(
-            "{source}: nothing was written: {rejected} records are rejected; correct them and import again, or pass --skip-bad to write the {} good records{report}",
-            imported.rows.len()
+            "{source}: nothing was written: {} rejected; correct them and import again, or pass --skip-bad to write the {} good{report}",
+            count(rejected, "record is", "records are"),
+            count(imported.rows.len(), "record", "records")
         )));
     }
     if rejected > 0 {

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use tierlink_core::config::{DirectorySettings, GatewaySettings, NodeConfig, NodeDir, Peer};
+use tierlink_core::identity::tokens::{ApiTokens, Scope};
 use tierlink_core::identity::{CaFiles, NodeCode, PrincipalError, Principals, Tier, Unit};
 use tierlink_core::provision::{
     CA_CERT, Certifier, NodeSpec, ProvisionError, init_ca, init_node, load_hash_key,
@@ -396,6 +397,32 @@ impl LocalFederation {
             .map_err(fail)?;
         principals.save(&path).map_err(fail)?;
         Ok(token)
+    }
+
+    /// Issues an API token of `scope`, working through `expires` (UTC), to principal `name` of
+    /// node `code`; returns the token.
+    pub fn add_token(
+        &self,
+        code: &NodeCode,
+        name: &str,
+        scope: Scope,
+        expires: chrono::NaiveDate,
+    ) -> Result<String, FederationError> {
+        let node = self
+            .nodes
+            .iter()
+            .find(|n| n.dir.code() == code)
+            .ok_or_else(|| FederationError::Io(format!("no node {code}")))?;
+        let fail = |e: String| FederationError::Io(e);
+        let principals =
+            Principals::load(&node.dir.principals_path()).map_err(|e| fail(e.to_string()))?;
+        let path = node.dir.tokens_path();
+        let mut tokens = ApiTokens::load(&path).map_err(|e| fail(e.to_string()))?;
+        let issued = tokens
+            .create(&principals, name, scope, expires, chrono::Utc::now())
+            .map_err(|e| fail(e.to_string()))?;
+        tokens.save(&path).map_err(|e| fail(e.to_string()))?;
+        Ok(issued.secret)
     }
 
     /// Waits until every running node's replica has applied `revision`.

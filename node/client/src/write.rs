@@ -64,6 +64,8 @@ pub struct Written {
     pub created: u64,
     /// Of those, new versions of stored records.
     pub updated: u64,
+    /// Of those, records equal to their stored current version: nothing new was stored.
+    pub unchanged: u64,
 }
 
 /// A write in batches that did not finish.
@@ -163,6 +165,7 @@ impl NodeClient {
                     written.records = failed.end;
                     written.created += done.created;
                     written.updated += done.updated;
+                    written.unchanged += done.unchanged;
                     progress(written.records);
                 }
                 Err(source) => {

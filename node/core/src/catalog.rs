@@ -13,7 +13,8 @@ pub use model::{
     UpdateCycle, ValueCheck,
 };
 pub use records::{
-    KEY_SEPARATOR, RecordError, RecordSchema, Row, gb11643_check_digit, gb11643_valid,
+    IdNumberError, KEY_SEPARATOR, RecordError, RecordSchema, Row, ValueForm, gb11643_check,
+    gb11643_check_digit, gb11643_valid,
 };
 pub use rules::{CatalogError, bounds, parse_catalogs};
 

@@ -6,6 +6,8 @@
 //! - [`catalog`]: the national resource catalog model, its rules, and record checks.
 //! - [`policy`]: field-level secrecy: roles, grants, access requests, the decision, redaction.
 //! - [`directory`]: the federation directory's state and its rules (replicated by the node).
+//! - [`import`]: bulk import of exported files: decoding, CSV and JSON lines, mapping files,
+//!   checking into rows to write and rows rejected.
 //! - [`members`]: what the exchange asks of the directory, as a trait the node implements.
 //! - [`signed`]: the signed formats: batches, requesters and batch files.
 //! - [`limits`]: the sizes of messages, batches and records, and how they nest.
@@ -24,6 +26,7 @@ pub mod catalog;
 pub mod config;
 pub mod directory;
 pub mod identity;
+pub mod import;
 pub mod limits;
 pub mod members;
 pub mod policy;

@@ -22,11 +22,13 @@ fn every_example_passes_the_schema_and_the_node() {
         assert!(errors.is_empty(), "{file}: {errors:?}");
         parse_catalogs(text, file).unwrap();
     }
-    // Every file in schema/examples/ is one of the examples the binary ships.
+    // Every catalog in schema/examples/ is one of the examples the binary ships (the mapping
+    // examples beside them are TOML, checked in the import's tests).
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../schema/examples");
     let mut files: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|f| f.ends_with(".json"))
         .collect();
     files.sort();
     let mut shipped: Vec<String> = EXAMPLES.iter().map(|(f, _)| f.to_string()).collect();

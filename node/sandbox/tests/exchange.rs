@@ -189,11 +189,16 @@ async fn queries_filter_by_key_range_field_and_time() {
     let mut since = query(&street, RESIDENTS, &open.district);
     since.updated_since_micros = later;
     assert_eq!(count(since.clone()).await, 0);
+    // Three residents get a new address (rows equal to the stored ones would store nothing).
+    let mut moved = tierlink_sandbox::sample::residents("420502001", 3, 7);
+    for row in &mut moved {
+        row[12] = "夷陵大道 9 号".into();
+    }
     f.clients[STREET]
         .put_records(
             RESIDENTS,
             columns(tierlink_sandbox::sample::RESIDENT_COLUMNS),
-            tierlink_sandbox::sample::residents("420502001", 3, 7),
+            moved,
         )
         .await
         .unwrap();

@@ -196,7 +196,7 @@ async fn a_thousand_records_of_120_kb_are_imported_and_read_back_on_every_path()
     let all_new = Written {
         records: 1000,
         created: 1000,
-        updated: 0,
+        ..Default::default()
     };
     assert_eq!(written, all_new);
     assert_eq!(progress.len(), 30, "{progress:?}");
@@ -353,9 +353,11 @@ async fn a_record_near_the_largest_any_catalog_allows_goes_alone_in_its_batch() 
     let values: Vec<Vec<String>> = got.records.into_iter().map(|r| r.values).collect();
     assert!(values == rows, "every record arrives whole");
 
-    // A history of two such versions: one batch each.
+    // A history of two such versions (the second differs: equal values store no version): one
+    // batch each.
+    let changed = format!("{}x", "𠮷".repeat(3_999_999));
     f.clients[STREET]
-        .put_records(NEAR, columns, vec![row("B", &largest)])
+        .put_records(NEAR, columns, vec![row("B", &changed)])
         .await
         .unwrap();
     let history = HistoryRequest {

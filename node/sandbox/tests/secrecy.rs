@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 
 use prost::Message;
 use tierlink_client::{ClientError, NodeClient};
-use tierlink_core::identity::tokens::Scope;
+use tierlink_core::identity::Principals;
+use tierlink_core::identity::tokens::{self, ApiTokens, Scope};
 use tierlink_core::signed::VerifiedBatch;
 use tierlink_core::signed::file::{BatchWriter, verify_file};
 use tierlink_proto::v1::{
@@ -376,10 +377,37 @@ async fn reads_without_a_vouched_principal_and_grant_are_refused_and_revocation_
         tonic::Code::PermissionDenied,
         "without naming a principal",
     );
-    // A wrong token, or a role the principal does not hold.
-    let wrong = credential("zhao", "tlk_guess", "420500/ps-analyst", SECURITY);
+    // A wrong token, a mistyped one, another node's, or a role the principal does not hold.
+    let guess = tokens::new_secret().unwrap();
+    let wrong = credential("zhao", &guess, "420500/ps-analyst", SECURITY);
     refused(
         read(&f.clients[CITY], None, residents(wrong)).await,
+        tonic::Code::Unauthenticated,
+        "token is wrong",
+    );
+    let typo = credential("zhao", "tlk_guess", "420500/ps-analyst", SECURITY);
+    refused(
+        read(&f.clients[CITY], None, residents(typo)).await,
+        tonic::Code::Unauthenticated,
+        "not a Tierlink token",
+    );
+    let district_dir = &f.federation.nodes[DISTRICT].dir;
+    let district_principals = Principals::load(&district_dir.principals_path()).unwrap();
+    let mut district_tokens = ApiTokens::load(&district_dir.tokens_path()).unwrap();
+    let now = chrono::Utc::now();
+    let issued = district_tokens
+        .create(
+            &district_principals,
+            "li",
+            Scope::Admin,
+            now.date_naive(),
+            now,
+        )
+        .unwrap();
+    district_tokens.save(&district_dir.tokens_path()).unwrap();
+    let foreign = credential("zhao", &issued.secret, "420500/ps-analyst", SECURITY);
+    refused(
+        read(&f.clients[CITY], None, residents(foreign)).await,
         tonic::Code::Unauthenticated,
         "token is wrong",
     );
@@ -409,7 +437,6 @@ async fn reads_without_a_vouched_principal_and_grant_are_refused_and_revocation_
         "may not act in role 420500/ps-analyst",
     );
     // A requester signed by another node than the one it names.
-    let district_dir = &f.federation.nodes[DISTRICT].dir;
     let key = district_dir.signing_key().unwrap();
     let forged = tierlink_core::signed::requester::sign(
         &key,

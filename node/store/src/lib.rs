@@ -2,8 +2,9 @@
 //! [`registry`] that checks catalogs and records before they are stored, and the hash-chained
 //! [`audit`] log.
 //!
-//! Every write makes a new version of a record, keeps the superseded one as history and is on
-//! disk before the call returns. A batch is written whole or not at all. sled 0.34 calls itself
+//! A write is an upsert by primary key: a record whose values differ from the stored current
+//! version (or that is new) becomes a new version, the superseded one kept as history; one whose
+//! values equal it stores nothing. Every write is on disk before the call returns. A batch is written whole or not at all. sled 0.34 calls itself
 //! beta, so no other crate names it: another engine only needs to implement [`Store`] and pass
 //! the same suite of tests.
 //!
@@ -66,6 +67,8 @@ pub struct PutOutcome {
     pub created: u64,
     /// Records that got a new version of an existing key.
     pub updated: u64,
+    /// Records whose values equal the stored current version: nothing was stored for them.
+    pub unchanged: u64,
 }
 
 /// A storage failure.
@@ -106,7 +109,8 @@ pub trait Store: Send + Sync + 'static {
     fn catalogs(&self) -> Result<Vec<Catalog>, StoreError>;
     /// Number of current records of a catalog.
     fn record_count(&self, catalog: &str) -> Result<u64, StoreError>;
-    /// Writes a batch of checked rows, each as a new version, all or none.
+    /// Writes a batch of checked rows, all or none: each as a new version, except a row whose
+    /// values equal its key's current version, which stores nothing (counted as unchanged).
     fn put_records(&self, catalog: &str, rows: Vec<Row>) -> Result<PutOutcome, StoreError>;
     /// Current records with `from <= key < to` (`to` unbounded when `None`), in key order.
     fn scan(&self, catalog: &str, from: &str, to: Option<&str>) -> RecordIter;

@@ -118,7 +118,8 @@ impl Registry {
     }
 
     /// Checks and writes a batch of records given as rows of values under `columns` (item codes
-    /// or names): every record is stored as a new version, or none is.
+    /// or names), all or none: every record that differs from its stored current version (or is
+    /// new) is stored as a new version; the rest are counted as unchanged.
     pub fn put_records(
         &self,
         catalog: &str,

@@ -269,7 +269,14 @@ impl Store for SledStore {
             let current_key = record_key(CURRENT, catalog, &row.key);
             let version = match self.records.get(&current_key)? {
                 Some(old) => {
-                    let old_version = Self::decode(&old)?.version;
+                    let old_record = Self::decode(&old)?;
+                    // An upsert: the same values again store nothing, so a re-run import adds
+                    // no version.
+                    if old_record.values == row.values {
+                        outcome.unchanged += 1;
+                        continue;
+                    }
+                    let old_version = old_record.version;
                     let mut history_key = record_key(HISTORY, catalog, &row.key);
                     history_key.push(0);
                     history_key.extend_from_slice(&old_version.to_be_bytes());
@@ -289,6 +296,9 @@ impl Store for SledStore {
                 values: row.values,
             };
             batch.insert(current_key, record.encode_to_vec());
+        }
+        if outcome.created + outcome.updated == 0 {
+            return Ok(outcome);
         }
         let mut count_key = vec![COUNT];
         count_key.extend_from_slice(catalog.as_bytes());

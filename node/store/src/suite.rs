@@ -45,17 +45,36 @@ pub fn run<S: Store>(open: impl Fn() -> S) {
             first,
             PutOutcome {
                 created: 3,
-                updated: 0
+                ..Default::default()
             }
         );
         let second = store
-            .put_records(&code, vec![row("B2", "two, renamed"), row("B4", "four")])
+            .put_records(
+                &code,
+                vec![
+                    row("B2", "two, renamed"),
+                    row("B4", "four"),
+                    row("B3", "three"),
+                ],
+            )
             .unwrap();
         assert_eq!(
             second,
             PutOutcome {
                 created: 1,
-                updated: 1
+                updated: 1,
+                unchanged: 1
+            }
+        );
+        // The same rows again store nothing: an import run twice adds no version.
+        let again = store
+            .put_records(&code, vec![row("B2", "two, renamed"), row("B4", "four")])
+            .unwrap();
+        assert_eq!(
+            again,
+            PutOutcome {
+                unchanged: 2,
+                ..Default::default()
             }
         );
         assert_eq!(store.record_count(&code).unwrap(), 4);
@@ -83,6 +102,11 @@ pub fn run<S: Store>(open: impl Fn() -> S) {
     assert_eq!(versions, [(1, "two"), (2, "two, renamed")]);
     assert!(history[0].updated_at_micros <= history[1].updated_at_micros);
     assert!(store.history(&code, "B9").unwrap().is_empty());
+    assert_eq!(
+        store.history(&code, "B3").unwrap().len(),
+        1,
+        "unchanged: no version"
+    );
     let current = store.get(&code, "B2").unwrap().unwrap().decode().unwrap();
     assert_eq!(
         (current.version, current.values[1].as_str()),

@@ -1,101 +1,63 @@
-//! Reading records from JSON objects and CSV files into columns and rows, remembering the line
-//! each record came from so errors point into the file.
+//! Reading the records a command writes: JSON objects from arguments or stdin, and files to import
+//! through [`tierlink_core::import`].
 
-use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use tierlink_core::catalog::RecordSchema;
+use tierlink_core::import::{self, Encoding, Format, Imported, Mapping, Options, Table};
 
 use super::CliError;
 
-/// Records read from a file or arguments.
-#[derive(Debug, Default, PartialEq)]
-pub struct Table {
-    /// Column headers: item codes or names.
-    pub columns: Vec<String>,
-    /// One row of values per record, aligned with `columns`.
-    pub rows: Vec<Vec<String>>,
-    /// Line (or argument position) of each record, from 1.
-    pub lines: Vec<usize>,
-}
-
-fn json_text(value: &serde_json::Value) -> Result<String, String> {
-    use serde_json::Value;
-    match value {
-        Value::Null => Ok(String::new()),
-        Value::String(s) => Ok(s.clone()),
-        Value::Number(n) => Ok(n.to_string()),
-        Value::Bool(b) => Ok(b.to_string()),
-        other => Err(format!(
-            "values must be strings, numbers, booleans or null, not {other}"
-        )),
-    }
-}
-
-/// Reads JSON objects, one per (line number, text); blank lines are skipped.
+/// Reads JSON objects, one per (line or argument number, text), from `source`.
 pub fn from_json_lines<'a>(
     source: &str,
     lines: impl Iterator<Item = (usize, &'a str)>,
 ) -> Result<Table, CliError> {
-    let mut table = Table::default();
-    let mut index: HashMap<String, usize> = HashMap::new();
-    for (line, text) in lines {
-        if text.trim().is_empty() {
-            continue;
-        }
-        let bad = |why: String| CliError::Input(format!("{source}:{line}: {why}"));
-        let object: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(text).map_err(|e| bad(format!("not a JSON object: {e}")))?;
-        let mut row = vec![String::new(); table.columns.len()];
-        for (key, value) in &object {
-            let n = *index.entry(key.clone()).or_insert_with(|| {
-                table.columns.push(key.clone());
-                table.rows.iter_mut().for_each(|r| r.push(String::new()));
-                row.push(String::new());
-                table.columns.len() - 1
-            });
-            row[n] = json_text(value).map_err(|e| bad(format!("{key}: {e}")))?;
-        }
-        table.rows.push(row);
-        table.lines.push(line);
-    }
-    Ok(table)
+    import::json_lines(lines).map_err(|e| CliError::Input(format!("{source}: {e}")))
 }
 
-/// Reads a file: CSV with a header row when it ends in `.csv`, JSON lines otherwise.
-pub fn read_file(path: &Path) -> Result<Table, CliError> {
-    let source = path.display().to_string();
-    let text =
-        std::fs::read_to_string(path).map_err(|e| CliError::Input(format!("{source}: {e}")))?;
-    let is_csv = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-    if !is_csv {
-        return from_json_lines(&source, text.lines().enumerate().map(|(n, l)| (n + 1, l)));
-    }
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .from_reader(text.trim_start_matches('\u{feff}').as_bytes());
-    let bad = |e: csv::Error| {
-        let line = e.position().map(|p| p.line()).unwrap_or(0);
-        CliError::Input(format!("{source}:{line}: {e}"))
+/// Reads and checks a file to import: CSV when its name ends in `.csv`, JSON lines otherwise;
+/// `mapping` is a mapping file's path.
+pub fn import_file(
+    path: &Path,
+    encoding: Option<Encoding>,
+    mapping: Option<&Path>,
+    schema: &RecordSchema,
+) -> Result<Imported, CliError> {
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|e| CliError::Input(format!("{}: {e}", path.display())))
     };
-    let columns: Vec<String> = reader
-        .headers()
-        .map_err(bad)?
-        .iter()
-        .map(|h| h.trim().to_owned())
-        .collect();
-    let mut table = Table {
-        columns,
-        ..Default::default()
+    let mapping = match mapping {
+        Some(m) => {
+            let text = String::from_utf8(read(m)?).map_err(|_| {
+                CliError::Input(format!("{}: a mapping file is UTF-8 text", m.display()))
+            })?;
+            Some(
+                Mapping::parse(&text)
+                    .map_err(|e| CliError::Input(format!("{}: {e}", m.display())))?,
+            )
+        }
+        None => None,
     };
-    for record in reader.records() {
-        let record = record.map_err(bad)?;
-        table
-            .lines
-            .push(record.position().map(|p| p.line() as usize).unwrap_or(0));
-        table.rows.push(record.iter().map(str::to_owned).collect());
-    }
-    Ok(table)
+    let options = Options {
+        format: Format::from_file_name(&path.to_string_lossy()),
+        encoding,
+    };
+    import::import(&read(path)?, &options, mapping.as_ref(), schema)
+        .map_err(|e| CliError::Input(format!("{}: {e}", path.display())))
+}
+
+/// Where the reject file of `file` goes by default: `FILE.rejects.csv` beside it (or
+/// `.rejects.jsonl` for JSON lines).
+pub fn default_rejects(file: &Path, format: Format) -> PathBuf {
+    let ext = match format {
+        Format::Csv => "rejects.csv",
+        Format::JsonLines => "rejects.jsonl",
+    };
+    let mut name = file.file_stem().unwrap_or_default().to_os_string();
+    name.push(".");
+    name.push(ext);
+    file.with_file_name(name)
 }
 
 #[cfg(test)]

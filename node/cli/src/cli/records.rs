@@ -5,22 +5,24 @@
 //! checks it with the CA certificate alone, and opens it with `--open` and the node it is sealed
 //! to.
 
-use std::io::{BufRead, Write};
+use std::io::{BufRead, IsTerminal, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use clap::{Args, Subcommand};
-use tierlink_client::{Batching, ClientError, MAX_MESSAGE_BYTES, NodeClient, WriteError};
+use tierlink_client::{Batching, ClientError, MAX_MESSAGE_BYTES, NodeClient, WriteError, Written};
 use tierlink_core::catalog::{RecordSchema, parse_catalogs};
 use tierlink_core::config::NodeDir;
 use tierlink_core::identity::TrustedCa;
+use tierlink_core::import::{Encoding, Table};
 use tierlink_core::limits::human_bytes;
 use tierlink_core::read::Read;
 use tierlink_core::signed::file::{BatchWriter, open_file, verify_file};
 use tierlink_core::signed::{BatchOpener, BatchVerifier, StreamSummary, VerifiedBatch};
 use tierlink_proto::v1::{FieldEquals, HistoryRequest, QueryRequest, ReadScope};
 
-use super::input::{Table, from_json_lines, read_file};
+use super::input::{default_rejects, from_json_lines, import_file};
 use super::{ActAs, CliError, NodeArg, Route, catalog::target, parse_since};
 
 /// `tierlink records …`
@@ -37,8 +39,10 @@ pub enum RecordsCommand {
         /// Records as JSON objects keyed by item code; read from stdin when none are given.
         records: Vec<String>,
     },
-    /// Import a JSON-lines or CSV file (header row of item codes or names). The whole file is
-    /// checked first; then it is written in batches, each all or none.
+    /// Import a CSV (header row of item codes or names, or a mapping) or JSON-lines file. The
+    /// whole file is checked first; bad rows go to a reject file and nothing is written unless
+    /// --skip-bad. Then it is written in batches, each all or none, as an upsert by key: a record
+    /// equal to its stored version stores nothing, so running an import again resumes it.
     Import {
         /// The node acting.
         #[command(flatten)]
@@ -48,6 +52,25 @@ pub enum RecordsCommand {
         catalog: String,
         /// File to import: .csv, or JSON lines (.jsonl, .json, .ndjson).
         file: PathBuf,
+        /// Mapping file (TOML, schema/mapping.schema.json): columns to items, date formats, code
+        /// translations, defaults, rows to skip.
+        #[arg(long)]
+        mapping: Option<PathBuf>,
+        /// The file's encoding: utf-8, gb18030 or gbk [default: UTF-8, or GB18030 when the file
+        /// is not UTF-8].
+        #[arg(long)]
+        encoding: Option<Encoding>,
+        /// Check the whole file and report every bad row with its line and reasons; store
+        /// nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Where the rejected rows go, with their reasons, ready to correct and import again
+        /// [default: FILE.rejects.csv beside FILE].
+        #[arg(long)]
+        rejects: Option<PathBuf>,
+        /// Write the good rows even when some are rejected (those are only in the reject file).
+        #[arg(long)]
+        skip_bad: bool,
         /// Records per batch, each written all or none; every batch of this many must fit in a
         /// 64 MiB message [default: up to 5,000 records and 4 MiB a batch].
         #[arg(long)]
@@ -159,27 +182,31 @@ pub async fn run(command: RecordsCommand) -> Result<(), CliError> {
                     records.iter().enumerate().map(|(n, r)| (n + 1, r.as_str())),
                 )?
             };
-            write(&node.node, &catalog, table, Writing::Put, "record").await
+            put(&node.node, &catalog, table).await
         }
         RecordsCommand::Import {
             node,
             catalog,
             file,
+            mapping,
+            encoding,
+            dry_run,
+            rejects,
+            skip_bad,
             batch_size,
         } => {
             if batch_size == Some(0) {
                 return Err(CliError::Input("--batch-size must be at least 1".into()));
             }
-            let table = read_file(&file)?;
-            let source = file.display().to_string();
-            write(
-                &node.node,
-                &catalog,
-                table,
-                Writing::Import(batch_size),
-                &source,
-            )
-            .await
+            let how = ImportArgs {
+                mapping,
+                encoding,
+                dry_run,
+                rejects,
+                skip_bad,
+                batch_size,
+            };
+            import(&node.node, &catalog, &file, how).await
         }
         RecordsCommand::Query {
             node,
@@ -235,17 +262,120 @@ enum Writing {
     Import(Option<usize>),
 }
 
-/// Checks every record locally against the catalog, then writes them as `writing` says.
-async fn write(
-    node: &Path,
-    catalog: &str,
-    table: Table,
-    writing: Writing,
-    source: &str,
-) -> Result<(), CliError> {
+/// How `records import` reads, checks and writes.
+struct ImportArgs {
+    mapping: Option<PathBuf>,
+    encoding: Option<Encoding>,
+    dry_run: bool,
+    rejects: Option<PathBuf>,
+    skip_bad: bool,
+    batch_size: Option<usize>,
+}
+
+/// The node's client and the catalog's record checks.
+async fn open(node: &Path, catalog: &str) -> Result<(NodeClient, RecordSchema), CliError> {
     let client = NodeClient::open(NodeDir::load(node)?)?;
     let entry = parse_catalogs(&client.get_catalog(None, "", catalog).await?, "node")?.remove(0);
     let schema = RecordSchema::new(&entry)?;
+    Ok((client, schema))
+}
+
+/// Reports of bad rows shown before "… and N more" when they are not all asked for.
+const SHOWN: usize = 20;
+
+/// Reads and checks a whole file, writes the reject file when rows are bad, then (unless a dry
+/// run, or rows are bad without --skip-bad) writes the good rows in batches.
+async fn import(node: &Path, catalog: &str, file: &Path, how: ImportArgs) -> Result<(), CliError> {
+    let started = Instant::now();
+    let (client, schema) = open(node, catalog).await?;
+    let imported = import_file(file, how.encoding, how.mapping.as_deref(), &schema)?;
+    let source = file.display().to_string();
+    let rejected = imported.rejects.len();
+    // The bad rows, one line a reason (every one in a dry run), and where the reject file is.
+    let mut report = String::new();
+    if rejected > 0 {
+        let path = how
+            .rejects
+            .unwrap_or_else(|| default_rejects(file, imported.format));
+        std::fs::write(&path, imported.reject_file())
+            .map_err(|e| CliError::Input(format!("{}: {e}", path.display())))?;
+        let lines: Vec<String> = imported.rejects.iter().flat_map(|r| r.lines()).collect();
+        let shown = if how.dry_run { lines.len() } else { SHOWN };
+        for line in lines.iter().take(shown) {
+            report.push_str(&format!("\n  {line}"));
+        }
+        if lines.len() > shown {
+            report.push_str(&format!("\n  … and {} more", lines.len() - shown));
+        }
+        report.push_str(&format!(
+            "\n{rejected} of {} records rejected; they are in {} with their reasons: correct them there and import that file",
+            imported.read(),
+            path.display()
+        ));
+    }
+    let counts = format!(
+        "read {}, rejected {rejected}, skipped {}",
+        imported.read(),
+        imported.skipped
+    );
+    if how.dry_run {
+        let summary = format!(
+            "dry run of {source} ({}): {counts}, {} to write; nothing was stored",
+            imported.encoding,
+            imported.rows.len()
+        );
+        if rejected > 0 {
+            return Err(CliError::Input(format!("{summary}{report}")));
+        }
+        println!("{summary}");
+        return Ok(());
+    }
+    if rejected > 0 && !how.skip_bad {
+        return Err(CliError::Input(format!(
+            "{source}: nothing was written: {rejected} records are rejected; correct them and import again, or pass --skip-bad to write the {} good records{report}",
+            imported.rows.len()
+        )));
+    }
+    if rejected > 0 {
+        eprintln!("{source}: writing the good records only (--skip-bad):{report}");
+    }
+    let lines: Vec<usize> = imported.rows.iter().map(|r| r.line).collect();
+    let rows = imported.rows.into_iter().map(|r| r.row.values).collect();
+    let writing = Writing::Import(how.batch_size);
+    let written = send(
+        &client,
+        catalog,
+        imported.items,
+        rows,
+        &lines,
+        writing,
+        &source,
+    )
+    .await?;
+    println!(
+        "{}; {counts}, in {:.1} s",
+        describe_written(&client, catalog, &written),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// `wrote N records to CATALOG on NODE (a new, b updated, c unchanged)`
+fn describe_written(client: &NodeClient, catalog: &str, written: &Written) -> String {
+    format!(
+        "wrote {} records to {catalog} on {} ({} new, {} updated, {} unchanged)",
+        written.records,
+        client.code(),
+        written.created,
+        written.updated,
+        written.unchanged
+    )
+}
+
+/// Checks every record locally against the catalog, then writes them all or none.
+async fn put(node: &Path, catalog: &str, table: Table) -> Result<(), CliError> {
+    let source = "record";
+    let (client, schema) = open(node, catalog).await?;
     let columns = schema
         .columns(&table.columns)
         .map_err(|e| CliError::Input(format!("{source}: {e}")))?;
@@ -255,7 +385,7 @@ async fn write(
             "{source}: nothing was written; problems found: {}",
             errors.len()
         );
-        for e in errors.iter().take(20) {
+        for e in errors.iter().take(SHOWN) {
             let line = lines.get(e.record - 1).copied().unwrap_or(e.record);
             let key = e
                 .key
@@ -264,40 +394,75 @@ async fn write(
                 .unwrap_or_default();
             text.push_str(&format!("\n  line {line}{key}: {}: {}", e.item, e.problem));
         }
-        if errors.len() > 20 {
-            text.push_str(&format!("\n  … and {} more", errors.len() - 20));
+        if errors.len() > SHOWN {
+            text.push_str(&format!("\n  … and {} more", errors.len() - SHOWN));
         }
         CliError::Input(text)
     })?;
-    // Send the checked rows (every item, in catalog order, values normalised) rather than the
-    // file's columns: the node checks them again, against the same catalog.
-    let item_codes: Vec<String> = entry.items.iter().map(|i| i.code.clone()).collect();
-    let total = checked.len();
+    let item_codes: Vec<String> = schema.items().map(|(code, _)| code.to_owned()).collect();
     let rows = checked.into_iter().map(|row| row.values).collect();
+    let written = send(
+        &client,
+        catalog,
+        item_codes,
+        rows,
+        &lines,
+        Writing::Put,
+        source,
+    )
+    .await?;
+    println!("{}", describe_written(&client, catalog, &written));
+    Ok(())
+}
+
+/// Writes checked rows (every item, in catalog order, values normalised, rather than the file's
+/// columns: the node checks them again, against the same catalog) as `writing` says; `lines`
+/// holds each row's line in the source. Progress shows as a bar on a terminal, else as a line a
+/// batch when there are several.
+async fn send(
+    client: &NodeClient,
+    catalog: &str,
+    items: Vec<String>,
+    rows: Vec<Vec<String>>,
+    lines: &[usize],
+    writing: Writing,
+    source: &str,
+) -> Result<Written, CliError> {
+    let total = rows.len();
     let batching = match writing {
         Writing::Put => Batching::Exactly(usize::MAX),
         Writing::Import(None) => Batching::default(),
         Writing::Import(Some(n)) => Batching::Exactly(n),
     };
+    let bar =
+        (matches!(writing, Writing::Import(_)) && std::io::stderr().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::new(total as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {pos}/{len} records written, {per_sec}, {eta} left",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar
+        });
     let mut batches = 0;
     let progress = |written| {
         batches += 1;
-        if batches > 1 || written < total {
-            eprintln!("  {written}/{total} records written");
+        match &bar {
+            Some(bar) => bar.set_position(written as u64),
+            None if batches > 1 || written < total => {
+                eprintln!("  {written}/{total} records written")
+            }
+            None => {}
         }
     };
     let written = client
-        .write_records(catalog, item_codes, rows, batching, progress)
-        .await
-        .map_err(|e| CliError::Input(write_failure(source, &lines, writing, e)))?;
-    println!(
-        "wrote {} records to {catalog} on {} ({} new, {} updated)",
-        written.records,
-        client.code(),
-        written.created,
-        written.updated
-    );
-    Ok(())
+        .write_records(catalog, items, rows, batching, progress)
+        .await;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    written.map_err(|e| CliError::Input(write_failure(source, lines, writing, e)))
 }
 
 /// What a failed write did and did not store, and what to do next. `lines` holds each record's
@@ -363,12 +528,9 @@ fn write_failure(source: &str, lines: &[usize], writing: Writing, e: WriteError)
                 text.push_str(&format!("; {} {verb} stored", span(&(0..written.records))));
             }
             text.push_str(&format!(
-                "\n  resume from line {} (e.g. with a file holding the rest)",
+                "\n  resume by importing the same file again: a record already stored as it is stores no new version (the failed batch starts on line {})",
                 lines[failed.start]
             ));
-            if maybe_stored {
-                text.push_str(": a record written again is stored as a new version");
-            }
             text
         }
     }

@@ -285,7 +285,8 @@ pub enum DataType {
     String,
     /// `YYYY-MM-DD`.
     Date,
-    /// `YYYY-MM-DD HH:MM:SS` or RFC 3339.
+    /// `YYYY-MM-DD HH:MM:SS` (no offset) or RFC 3339 with its offset, each in one form
+    /// ([`crate::catalog::ValueForm::Datetime`]).
     Datetime,
     /// Seconds since the Unix epoch.
     Timestamp,

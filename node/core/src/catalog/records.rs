@@ -1,15 +1,24 @@
-//! Checking records against their catalog: every value against its item's type, length, pattern,
-//! code table and check, and the primary key built from the key items.
+//! Checking records against their catalog: every value put in its one form ([`canonical`]) and
+//! checked against its item's type, length, pattern, code table and check, every embedded part
+//! against the item it holds, and the primary key built from the key items.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::ops::Range;
 
 use base64::Engine;
+use chrono::{Datelike, NaiveDate};
 use regex::Regex;
 
-use super::model::{Catalog, DataType, ValueCheck};
+use super::model::{Catalog, DataType, PartAs, ValueCheck};
 use super::rules::CatalogError;
 use crate::limits::thousands;
+
+mod canonical;
+
+use canonical::compact_date;
+
+pub use canonical::ValueForm;
 
 /// Joins the values of a composite primary key.
 pub const KEY_SEPARATOR: char = '\u{1f}';
@@ -47,6 +56,7 @@ fn key_text(key: &Option<String>) -> String {
 struct ItemRule {
     code: String,
     data_type: DataType,
+    form: ValueForm,
     /// The item's length, in the unit of its type.
     length: usize,
     /// Whether the catalog declares the length (else it is the type's default).
@@ -57,6 +67,48 @@ struct ItemRule {
     pattern: Option<Regex>,
     codes: Option<HashSet<String>>,
     check: Option<ValueCheck>,
+    /// Parts written `YYYYMMDD` (`as: date`): each must be a real date.
+    date_parts: Vec<Part>,
+}
+
+/// One declared part of a fixed-width code, for messages and checks.
+struct Part {
+    /// Its name, e.g. "birth date".
+    name: String,
+    /// 0-based character positions.
+    span: Range<usize>,
+}
+
+impl Part {
+    /// The part's characters in `value` (counted in characters, as the catalog declares them).
+    fn of(&self, value: &str) -> String {
+        value
+            .chars()
+            .skip(self.span.start)
+            .take(self.span.len())
+            .collect()
+    }
+
+    /// `its birth date (characters 7–14)`.
+    fn named(&self) -> String {
+        let (from, to) = (self.span.start + 1, self.span.end);
+        if from == to {
+            format!("its {} (character {from})", self.name)
+        } else {
+            format!("its {} (characters {from}–{to})", self.name)
+        }
+    }
+}
+
+/// A part of one item that carries another item of the same record (`holds`): the two must
+/// agree.
+struct Carried {
+    /// The item with the part.
+    item: usize,
+    part: Part,
+    /// The item the part holds.
+    held: usize,
+    carries: PartAs,
 }
 
 /// A catalog compiled for checking records.
@@ -64,6 +116,7 @@ pub struct RecordSchema {
     items: Vec<ItemRule>,
     key_items: Vec<usize>,
     by_header: HashMap<String, usize>,
+    carried: Vec<Carried>,
 }
 
 impl RecordSchema {
@@ -81,6 +134,7 @@ impl RecordSchema {
                 ItemRule {
                     code: i.code.clone(),
                     data_type: i.data_type,
+                    form: ValueForm::of(i, catalog),
                     length: i.max_length() as usize,
                     declared: i.length.is_some(),
                     fixed: i.fixed_width(catalog),
@@ -95,7 +149,34 @@ impl RecordSchema {
                         .as_ref()
                         .map(|t| t.iter().map(|e| e.code.clone()).collect()),
                     check: i.check,
+                    date_parts: i
+                        .embeds
+                        .iter()
+                        .filter(|p| p.carries == PartAs::Date)
+                        .map(|p| Part {
+                            name: p.part.clone(),
+                            span: p.span(),
+                        })
+                        .collect(),
                 }
+            })
+            .collect();
+        // validate() saw that every part holds another item of the catalog.
+        let carried = catalog
+            .items
+            .iter()
+            .enumerate()
+            .flat_map(|(n, i)| i.embeds.iter().map(move |p| (n, p)))
+            .filter_map(|(item, p)| {
+                Some(Carried {
+                    item,
+                    part: Part {
+                        name: p.part.clone(),
+                        span: p.span(),
+                    },
+                    held: catalog.item_index(p.holds.as_deref()?)?,
+                    carries: p.carries,
+                })
             })
             .collect();
         let key_items = catalog
@@ -109,6 +190,7 @@ impl RecordSchema {
             items,
             key_items,
             by_header,
+            carried,
         })
     }
 
@@ -135,6 +217,11 @@ impl RecordSchema {
                 Ok(n)
             })
             .collect()
+    }
+
+    /// The catalog's items as (code, type), in catalog order: the order of a [`Row`]'s values.
+    pub fn items(&self) -> impl ExactSizeIterator<Item = (&str, DataType)> + '_ {
+        self.items.iter().map(|i| (i.code.as_str(), i.data_type))
     }
 
     /// Checks one record given as values in the order of `columns` (from [`Self::columns`]).
@@ -164,6 +251,18 @@ impl RecordSchema {
                 problems.push((n, problem));
             }
         }
+        // Parts against the items they hold, once both are valid on their own.
+        let valid = |n: usize| !full[n].is_empty() && !problems.iter().any(|(p, _)| *p == n);
+        let disagreements: Vec<(usize, String)> = self
+            .carried
+            .iter()
+            .filter(|c| valid(c.item) && valid(c.held))
+            .filter_map(|c| {
+                c.disagreement(&full[c.item], &self.items[c.held].code, &full[c.held])
+                    .map(|problem| (c.item, problem))
+            })
+            .collect();
+        problems.extend(disagreements);
         let parts: Vec<&str> = self.key_items.iter().map(|&n| full[n].as_str()).collect();
         if parts
             .iter()
@@ -227,8 +326,47 @@ impl RecordSchema {
     }
 }
 
+impl Carried {
+    /// Why the part of `value` (of item `self.item`) and `held`, the value of item `held_code`,
+    /// cannot both be true, naming both items; `None` when they agree. A `parity` part gives 1
+    /// when odd and 2 when even, as GB 11643's 17th digit gives GB/T 2261.1's male and female;
+    /// a held value other than 1 or 2 (0 not known, 9 not stated) says nothing against it.
+    fn disagreement(&self, value: &str, held_code: &str, held: &str) -> Option<String> {
+        let part = self.part.of(value);
+        let agrees = match self.carries {
+            PartAs::Same => part == held,
+            PartAs::Date => part == held.replace('-', ""),
+            PartAs::Parity => {
+                let odd = part.parse::<u32>().ok()? % 2 == 1;
+                let gives = if odd { "1" } else { "2" };
+                if matches!(held, "1" | "2") && held != gives {
+                    return Some(format!(
+                        "{} {part:?} is {}, which gives {held_code} {gives}, but {held_code} is {held:?}: correct one of the two",
+                        self.part.named(),
+                        if odd { "odd" } else { "even" },
+                    ));
+                }
+                true
+            }
+            PartAs::Check => true,
+        };
+        (!agrees).then(|| {
+            format!(
+                "{} {part:?} disagrees with {held_code} {held:?}: correct one of the two",
+                self.part.named()
+            )
+        })
+    }
+}
+
 impl ItemRule {
+    /// Puts `value` in its one form ([`ValueForm::stored`]) and checks it.
     fn check(&self, value: &mut String) -> Result<(), String> {
+        let stored = self.form.stored(value)?;
+        if stored != value.as_str() {
+            let stored = stored.into_owned();
+            *value = stored;
+        }
         if value.is_empty() {
             return if self.required {
                 Err("is required".into())
@@ -236,46 +374,24 @@ impl ItemRule {
                 Ok(())
             };
         }
+        // Before the length: a stray space is the fault to name, not the length it adds.
+        let pattern_admits = self.pattern.as_ref().map(|p| p.is_match(value));
+        if matches!(self.form, ValueForm::Code | ValueForm::IdNumber)
+            && value.contains(char::is_whitespace)
+            && pattern_admits != Some(true)
+        {
+            return Err(format!(
+                "{value:?} has a space inside: {} is a code, written without spaces",
+                self.code
+            ));
+        }
         let length = match self.data_type {
             DataType::String => value.chars().count(),
             DataType::Number => {
                 let digits = value.strip_prefix('-').unwrap_or(value);
-                let (int, frac) = digits.split_once('.').unwrap_or((digits, "0"));
-                let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-                if !all_digits(int) || !all_digits(frac) {
-                    return Err(format!(
-                        "{value:?} is not a number: write digits, optionally signed and with a decimal point"
-                    ));
-                }
                 digits.len() - usize::from(digits.contains('.'))
             }
-            DataType::Date => {
-                chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d")
-                    .map_err(|_| format!("{value:?} is not a date: write YYYY-MM-DD"))?;
-                value.len()
-            }
-            DataType::Datetime => {
-                let ok = chrono::NaiveDateTime::parse_from_str(value, "%Y-%m-%d %H:%M:%S").is_ok()
-                    || chrono::DateTime::parse_from_rfc3339(value).is_ok();
-                if !ok {
-                    return Err(format!(
-                        "{value:?} is not a date and time: write YYYY-MM-DD HH:MM:SS or RFC 3339"
-                    ));
-                }
-                value.len()
-            }
-            DataType::Timestamp => {
-                value.parse::<i64>().map_err(|_| {
-                    format!("{value:?} is not a timestamp: write seconds since 1970-01-01 UTC")
-                })?;
-                value.len()
-            }
-            DataType::Boolean => {
-                *value = match value.as_str() {
-                    "true" | "1" => "true".into(),
-                    "false" | "0" => "false".into(),
-                    _ => return Err(format!("{value:?} is not a boolean: write true or false")),
-                };
+            DataType::Date | DataType::Datetime | DataType::Timestamp | DataType::Boolean => {
                 value.len()
             }
             DataType::Binary => base64::engine::general_purpose::STANDARD
@@ -304,13 +420,11 @@ impl ItemRule {
                 self.code, self.length, self.length
             ));
         }
-        if let Some(pattern) = &self.pattern {
-            if !pattern.is_match(value) {
-                return Err(format!(
-                    "{value:?} does not match the item's pattern {}",
-                    pattern.as_str()
-                ));
-            }
+        if let (Some(pattern), Some(false)) = (&self.pattern, pattern_admits) {
+            return Err(format!(
+                "{value:?} does not match the item's pattern {}",
+                pattern.as_str()
+            ));
         }
         if let Some(codes) = &self.codes {
             if !codes.contains(value.as_str()) {
@@ -321,13 +435,97 @@ impl ItemRule {
                 ));
             }
         }
-        match self.check {
-            Some(ValueCheck::Gb11643) if !gb11643_valid(value) => Err(format!(
-                "{value:?} is not a valid citizen ID number: 18 characters, a valid birth date and a correct GB 11643 check digit"
-            )),
-            _ => Ok(()),
+        if self.check == Some(ValueCheck::Gb11643) {
+            gb11643_check(value, today())
+                .map_err(|e| format!("{value:?} is not a citizen ID number: {e}"))?;
         }
+        for part in &self.date_parts {
+            let date = part.of(value);
+            if compact_date(&date).is_none() {
+                return Err(format!(
+                    "{value:?}: {} {date:?} is not a real date (YYYYMMDD)",
+                    part.named()
+                ));
+            }
+        }
+        Ok(())
     }
+}
+
+/// Today in China Standard Time (UTC+8): a birth date after it cannot be real yet.
+fn today() -> NaiveDate {
+    let cst = chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset");
+    chrono::Utc::now().with_timezone(&cst).date_naive()
+}
+
+/// The first two digits of a real citizen ID number: the province-level codes of GB/T 2260
+/// (with 71 Taiwan, 81 Hong Kong and 82 Macao), and 83, which the residence permits of Taiwan
+/// residents carry in the same GB 11643 layout (81 and 82 serve those of Hong Kong and Macao).
+const PROVINCES: &[&str] = &[
+    "11", "12", "13", "14", "15", "21", "22", "23", "31", "32", "33", "34", "35", "36", "37", "41",
+    "42", "43", "44", "45", "46", "50", "51", "52", "53", "54", "61", "62", "63", "64", "65", "71",
+    "81", "82", "83",
+];
+
+/// What cannot be real in a citizen ID number (GB 11643-1999: 6-digit region, `YYYYMMDD` birth
+/// date, 3-digit sequence whose last digit's parity is the sex, check character `0`–`9` or `X`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum IdNumberError {
+    /// Not 17 digits and a check character.
+    #[error("write 18 characters: 17 digits and a check character (0-9 or X)")]
+    Shape,
+    /// The first two digits are no province-level code.
+    #[error(
+        "its region (characters 1–6) starts {0:?}, which is no province-level code of GB/T 2260"
+    )]
+    Region(String),
+    /// Characters 7–14 are no calendar date.
+    #[error("its birth date (characters 7–14) {0:?} is not a real date (YYYYMMDD)")]
+    BirthDate(String),
+    /// The birth date is before 1900 or after today.
+    #[error("its birth date (characters 7–14) {0} is {1}")]
+    BirthOutOfRange(NaiveDate, &'static str),
+    /// The check character is not the one the first 17 digits give.
+    #[error(
+        "its check character (character 18) is {found}, but its first 17 digits give {expected} (GB 11643): look for a mistyped digit"
+    )]
+    CheckDigit {
+        /// As written.
+        found: char,
+        /// As computed.
+        expected: char,
+    },
+}
+
+/// Checks a citizen ID number as stored (check character `X` uppercase): its region, its birth
+/// date (a real date from 1900-01-01 to `today`) and its check character.
+pub fn gb11643_check(id: &str, today: NaiveDate) -> Result<(), IdNumberError> {
+    let b = id.as_bytes();
+    let (Some(first17), Some(&found)) = (id.get(..17), b.get(17)) else {
+        return Err(IdNumberError::Shape);
+    };
+    if b.len() != 18 || !first17.bytes().all(|d| d.is_ascii_digit()) {
+        return Err(IdNumberError::Shape);
+    }
+    if !PROVINCES.contains(&&id[..2]) {
+        return Err(IdNumberError::Region(id[..2].into()));
+    }
+    let birth =
+        compact_date(&id[6..14]).ok_or_else(|| IdNumberError::BirthDate(id[6..14].into()))?;
+    if birth.year() < 1900 {
+        return Err(IdNumberError::BirthOutOfRange(birth, "before 1900"));
+    }
+    if birth > today {
+        return Err(IdNumberError::BirthOutOfRange(birth, "after today"));
+    }
+    let expected = gb11643_check_digit(first17).ok_or(IdNumberError::Shape)?;
+    if found as char != expected {
+        return Err(IdNumberError::CheckDigit {
+            found: found as char,
+            expected,
+        });
+    }
+    Ok(())
 }
 
 /// The GB 11643 check digit for the first 17 digits of a citizen ID number.
@@ -345,13 +543,9 @@ pub fn gb11643_check_digit(first17: &str) -> Option<char> {
     Some(b"10X98765432"[(sum % 11) as usize] as char)
 }
 
-/// True for an 18-character citizen ID number with a real birth date and a correct check digit.
+/// True for a citizen ID number as stored that [`gb11643_check`] finds real today.
 pub fn gb11643_valid(id: &str) -> bool {
-    id.len() == 18
-        && id.is_char_boundary(17)
-        && chrono::NaiveDate::parse_from_str(id.get(6..14).unwrap_or(""), "%Y%m%d").is_ok()
-        && gb11643_check_digit(&id[..17])
-            .is_some_and(|c| id[17..].eq_ignore_ascii_case(&c.to_string()))
+    gb11643_check(id, today()).is_ok()
 }
 
 impl fmt::Debug for RecordSchema {

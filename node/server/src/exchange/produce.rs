@@ -7,7 +7,7 @@ use std::borrow::Borrow;
 use std::sync::Arc;
 
 use prost::encoding::{WireType, decode_key, decode_varint, encode_key, encode_varint};
-use tierlink_core::catalog::Catalog;
+use tierlink_core::catalog::{Catalog, ValueForm};
 use tierlink_core::policy::{Action, Asker, Decision, HASH_CHARS, Redactor};
 use tierlink_core::signed::{BatchSigner, Recipient};
 use tierlink_proto::v1::{BatchHeader, ItemRedaction, QueryRequest, SignedBatch};
@@ -49,7 +49,7 @@ pub struct Plan {
     rows: Option<(usize, String)>,
     /// The row scope as the header states it.
     row_scope: String,
-    /// (item position, value) pairs every record must match.
+    /// (item position, value in its one form) pairs every record must match.
     filters: Vec<(usize, String)>,
     since_micros: i64,
     redactor: Redactor,
@@ -157,7 +157,13 @@ impl Plan {
                     condition.item
                 )));
             }
-            self.filters.push((n, condition.value.clone()));
+            // Compared with the value's one form, however the integrator typed it.
+            let value = ValueForm::of(&catalog.items[n], catalog)
+                .condition(&condition.value)
+                .map_err(|problem| {
+                    PlanError::BadRequest(format!("where {}: {problem}", condition.item))
+                })?;
+            self.filters.push((n, value.into_owned()));
         }
         self.since_micros = request.updated_since_micros;
         Ok(self)

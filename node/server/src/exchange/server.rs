@@ -92,7 +92,7 @@ impl ExchangeService {
                 .map_err(|e| {
                     RegistryError::Store(StoreError::Engine(format!("the write stopped: {e}")))
                 })??;
-        tracing::info!(%catalog, created = outcome.created, updated = outcome.updated, "records written");
+        tracing::info!(%catalog, created = outcome.created, updated = outcome.updated, unchanged = outcome.unchanged, "records written");
         Ok(outcome)
     }
 
@@ -199,9 +199,10 @@ impl Exchange for ExchangeService {
             .await
             .map_err(registry_status)?;
         Ok(Response::new(PutRecordsResponse {
-            written: outcome.created + outcome.updated,
+            written: outcome.created + outcome.updated + outcome.unchanged,
             created: outcome.created,
             updated: outcome.updated,
+            unchanged: outcome.unchanged,
         }))
     }
 

@@ -37,6 +37,7 @@ use tierlink_core::signed::{Expected, StreamCheck, VerifiedBatch};
 use tierlink_proto::v1::{
     BatchHeader, FieldEquals, HistoryRequest, ItemRedaction, QueryRequest, ReadScope, SignedBatch,
 };
+use tierlink_store::PutOutcome;
 use tokio_stream::StreamExt;
 use utoipa::ToSchema;
 
@@ -646,15 +647,28 @@ pub async fn history(
     answer(&state, form, request.into(), None, uri.path()).await
 }
 
-/// What a write stored.
+/// What a write did: an idempotent upsert by primary key.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Written {
-    /// Records stored.
+    /// Records written: created, updated and unchanged together.
     pub written: u64,
-    /// Of which with a key not stored before.
+    /// With a key not stored before.
     pub created: u64,
-    /// Of which new versions of a stored key.
+    /// New versions of a stored key.
     pub updated: u64,
+    /// Equal to the stored current version: nothing stored for them.
+    pub unchanged: u64,
+}
+
+impl From<PutOutcome> for Written {
+    fn from(o: PutOutcome) -> Self {
+        Self {
+            written: o.created + o.updated + o.unchanged,
+            created: o.created,
+            updated: o.updated,
+            unchanged: o.unchanged,
+        }
+    }
 }
 
 /// A JSON value as record text: strings as they are, numbers and booleans as written, null
@@ -714,7 +728,7 @@ fn table(
         ("prefix" = String, Path, description = "The catalog's resource code before the slash."),
         ("number" = String, Path, description = "The catalog's resource code after the slash."),
     ),
-    request_body(content = Vec<Object>, content_type = "application/json", description = "Records: JSON objects keyed by item code; values are strings, numbers, booleans or null. A record whose key is stored gets a new version."),
+    request_body(content = Vec<Object>, content_type = "application/json", description = "Records: JSON objects keyed by item code; values are strings, numbers, booleans or null. Written as an idempotent upsert by primary key: a record whose key is stored gets a new version unless its values are unchanged."),
     responses(
         (status = 200, description = "Every record was stored.", body = Written),
         (status = 400, description = "The body is not a JSON array of objects.", body = ProblemDocument, content_type = "application/problem+json"),
@@ -744,9 +758,5 @@ pub async fn put(
         .exchange
         .write_records(catalog_code(&code), columns, rows)
         .await?;
-    Ok(Json(Written {
-        written: written.created + written.updated,
-        created: written.created,
-        updated: written.updated,
-    }))
+    Ok(Json(written.into()))
 }

@@ -10,7 +10,7 @@ fn stopped(written: usize, failed: Range<usize>, status: tonic::Status) -> Write
         written: Written {
             records: written,
             created: written as u64,
-            updated: 0,
+            ..Default::default()
         },
         failed,
         maybe_stored: !source.not_carried_out(),
@@ -33,13 +33,13 @@ fn a_failed_import_says_what_is_stored_and_where_to_resume() {
     );
     assert_eq!(
         first,
-        "f.jsonl: writing records 1–34 (lines 1–67) failed: invalid request: catalog 103001001/000099: refused\n  none of them is stored; nothing before them was written\n  resume from line 1 (e.g. with a file holding the rest)"
+        "f.jsonl: writing records 1–34 (lines 1–67) failed: invalid request: catalog 103001001/000099: refused\n  none of them is stored; nothing before them was written\n  resume by importing the same file again: a record already stored as it is stores no new version (the failed batch starts on line 1)"
     );
 
     let later = write_failure("f.jsonl", &lines, import, stopped(34, 34..68, refused));
     assert!(
         later.contains("none of them is stored; records 1–34 (lines 1–67) are stored")
-            && later.ends_with("resume from line 69 (e.g. with a file holding the rest)"),
+            && later.ends_with("(the failed batch starts on line 69)"),
         "{later}"
     );
 
@@ -49,9 +49,7 @@ fn a_failed_import_says_what_is_stored_and_where_to_resume() {
     assert!(
         lost.contains("writing record 2 (line 3) failed")
             && lost.contains("so they may or may not be stored; record 1 (line 1) is stored")
-            && lost.ends_with(
-                "resume from line 3 (e.g. with a file holding the rest): a record written again is stored as a new version"
-            ),
+            && lost.ends_with("(the failed batch starts on line 3)"),
         "{lost}"
     );
 }

@@ -1,7 +1,11 @@
 use base64::Engine;
 
+use std::collections::HashMap;
+
+use chrono::NaiveDate;
+
 use super::*;
-use crate::catalog::parse_catalogs;
+use crate::catalog::{EXAMPLES, parse_catalogs};
 
 fn residents() -> Catalog {
     let text = include_str!("../../../../../schema/examples/residents.json");
@@ -19,7 +23,7 @@ const GOOD: &[(&str, &str)] = &[
     ("person_id", "P000001"),
     ("id_number", "11010519491231002X"),
     ("name", "张三"),
-    ("sex", "1"),
+    ("sex", "2"),
     ("birth_date", "1949-12-31"),
     ("current_address", "西陵一路 1 号"),
     ("community_code", "420502001001"),
@@ -122,7 +126,10 @@ fn a_batch_with_a_repeated_key_or_a_bad_record_is_refused_whole() {
 #[test]
 fn gb11643_check_digits() {
     assert!(gb11643_valid("11010519491231002X"));
-    assert!(gb11643_valid("11010519491231002x"));
+    assert!(
+        !gb11643_valid("11010519491231002x"),
+        "stored, the check character is an uppercase X"
+    );
     assert!(!gb11643_valid("110105194912310021"));
     assert!(!gb11643_valid("11010519491331002X"), "month 13");
     assert!(!gb11643_valid("1101051949123100"));
@@ -180,7 +187,7 @@ fn longest(item: &crate::catalog::InformationItem) -> String {
         DataType::Number => format!("-9.{}", "9".repeat(l - 1)),
         DataType::Date => "2026-01-15".into(),
         DataType::Datetime => "2026-01-15T08:30:00.123456789+08:00".into(),
-        DataType::Timestamp => format!("-{}1", "0".repeat(l - 2)),
+        DataType::Timestamp => i64::MIN.to_string(),
         DataType::Boolean => "false".into(),
         DataType::Binary => base64::engine::general_purpose::STANDARD.encode(vec![0xff; l]),
     }
@@ -220,19 +227,20 @@ fn no_record_a_catalog_admits_is_larger_than_its_maximum_record_size() {
         if catalog.items[1].max_length() >= 4_000 {
             assert!(size as f64 > 0.99 * bound as f64, "{size} of {bound}");
         }
-        // One character more than an item's length is refused, naming the length. (A date or a
-        // boolean is no longer than its format.)
+        // One character more than an item's length is refused, naming the length. (A date, a
+        // date-time, a timestamp or a boolean in its one form is no longer than its default.)
         for n in 1..values.len() {
             let mut over = values.clone();
             let item = &catalog.items[n];
             over[n] =
                 match item.data_type {
-                    DataType::Date | DataType::Boolean => continue,
+                    DataType::Date
+                    | DataType::Datetime
+                    | DataType::Timestamp
+                    | DataType::Boolean => continue,
                     DataType::Binary => base64::engine::general_purpose::STANDARD
                         .encode(vec![0xff; item.max_length() as usize + 1]),
                     DataType::Number => format!("{}9", over[n]),
-                    DataType::Timestamp => format!("-0{}", &over[n][1..]),
-                    DataType::Datetime => "2026-01-15T08:30:00.1234567891+08:00".into(),
                     _ => format!("{}𠮷", over[n]),
                 };
             let errors = schema.row(1, &columns, over).unwrap_err();
@@ -276,4 +284,512 @@ fn a_fixed_width_code_must_be_exactly_its_length() {
     assert!(community.fixed_width(&catalog));
     let name = &catalog.items[catalog.item_index("name").unwrap()];
     assert!(!name.fixed_width(&catalog));
+}
+
+/// A citizen ID number from its first 17 digits, with its check character.
+fn id(first17: &str) -> String {
+    format!("{first17}{}", gb11643_check_digit(first17).unwrap())
+}
+
+/// Checks [`GOOD`] with `changes` (item, value) made to it, returning the stored values by item
+/// code, or the problems as `item: problem`.
+fn check_resident(changes: &[(&str, &str)]) -> Result<HashMap<String, String>, Vec<String>> {
+    let catalog = residents();
+    let schema = RecordSchema::new(&catalog).unwrap();
+    let mut pairs: Vec<(&str, &str)> = GOOD
+        .iter()
+        .filter(|(k, _)| changes.iter().all(|(c, _)| c != k))
+        .copied()
+        .collect();
+    pairs.extend_from_slice(changes);
+    let (headers, vals) = values(&pairs);
+    let columns = schema.columns(&headers).unwrap();
+    match schema.rows(&columns, vec![vals]) {
+        Ok(mut rows) => Ok(catalog
+            .items
+            .iter()
+            .map(|i| i.code.clone())
+            .zip(rows.remove(0).values)
+            .collect()),
+        Err(errors) => Err(errors
+            .into_iter()
+            .map(|e| format!("{}: {}", e.item, e.problem))
+            .collect()),
+    }
+}
+
+/// The one problem `changes` make, which must name `item` and contain each of `words`.
+fn refused(changes: &[(&str, &str)], item: &str, words: &[&str]) {
+    let problems = check_resident(changes).unwrap_err();
+    assert_eq!(problems.len(), 1, "{changes:?}: {problems:?}");
+    assert!(
+        problems[0].starts_with(&format!("{item}: ")),
+        "{changes:?}: {problems:?}"
+    );
+    for word in words {
+        assert!(problems[0].contains(word), "{changes:?}: {}", problems[0]);
+    }
+}
+
+#[test]
+fn an_id_number_with_a_lowercase_x_is_stored_with_an_uppercase_x() {
+    let stored = check_resident(&[("id_number", "11010519491231002x")]).unwrap();
+    assert_eq!(stored["id_number"], "11010519491231002X");
+    // Padding is trimmed too, and the stored form is its own form.
+    let stored = check_resident(&[("id_number", " 11010519491231002x\t")]).unwrap();
+    assert_eq!(stored["id_number"], "11010519491231002X");
+    let again = check_resident(&[("id_number", &stored["id_number"])]).unwrap();
+    assert_eq!(again, stored);
+    // Only the check character: an x anywhere else is no digit.
+    refused(
+        &[("id_number", "1101051949123100x2")],
+        "id_number",
+        &["17 digits and a check character"],
+    );
+}
+
+#[test]
+fn an_id_number_that_cannot_be_real_is_refused_naming_the_part() {
+    // Region: the first two digits are no province.
+    refused(
+        &[("id_number", &id("99010519491231002"))],
+        "id_number",
+        &["region (characters 1–6)", "\"99\"", "GB/T 2260"],
+    );
+    refused(
+        &[("id_number", &id("00010519491231002"))],
+        "id_number",
+        &["region"],
+    );
+    // Birth date: no such day, with a check character that fits the digits.
+    refused(
+        &[("id_number", &id("11010519491331002"))],
+        "id_number",
+        &[
+            "birth date (characters 7–14)",
+            "\"19491331\"",
+            "not a real date",
+        ],
+    );
+    refused(
+        &[("id_number", &id("11010519490229002"))],
+        "id_number",
+        &["\"19490229\"", "not a real date"],
+    );
+    // Check character.
+    refused(
+        &[("id_number", "110105194912310021")],
+        "id_number",
+        &["check character (character 18) is 1", "give X"],
+    );
+    // Shape.
+    refused(
+        &[("id_number", "11010519491231002")],
+        "id_number",
+        &["fixed-width code of 18 characters"],
+    );
+}
+
+#[test]
+fn an_id_number_born_before_1900_or_after_today_is_refused() {
+    let today = NaiveDate::from_ymd_opt(2026, 11, 30).unwrap();
+    assert_eq!(gb11643_check(&id("11010519000101002"), today), Ok(()));
+    assert_eq!(gb11643_check(&id("11010520261130002"), today), Ok(()));
+    let born = |d: &str| NaiveDate::parse_from_str(d, "%Y%m%d").unwrap();
+    assert_eq!(
+        gb11643_check(&id("11010518991231002"), today),
+        Err(IdNumberError::BirthOutOfRange(
+            born("18991231"),
+            "before 1900"
+        ))
+    );
+    assert_eq!(
+        gb11643_check(&id("11010520261201002"), today),
+        Err(IdNumberError::BirthOutOfRange(
+            born("20261201"),
+            "after today"
+        ))
+    );
+    // Through the record check, against the real today.
+    refused(
+        &[
+            ("id_number", &id("11010529990101002")),
+            ("birth_date", "2999-01-01"),
+        ],
+        "id_number",
+        &["2999-01-01 is after today"],
+    );
+    // A Taiwan resident's residence permit (830000) follows GB 11643 and is accepted.
+    assert_eq!(gb11643_check(&id("83000019800101002"), today), Ok(()));
+}
+
+#[test]
+fn an_id_number_that_disagrees_with_the_birth_date_or_sex_is_refused_naming_both() {
+    refused(
+        &[("birth_date", "1949-12-30")],
+        "id_number",
+        &[
+            "birth date (characters 7–14) \"19491231\"",
+            "disagrees with birth_date \"1949-12-30\"",
+        ],
+    );
+    // Digit 17 of 11010519491231002X is 2, even: a woman.
+    refused(
+        &[("sex", "1")],
+        "id_number",
+        &[
+            "sex (character 17) \"2\" is even",
+            "gives sex 2",
+            "but sex is \"1\"",
+        ],
+    );
+    let man = id("11010519491231001");
+    assert!(check_resident(&[("id_number", &man), ("sex", "1")]).is_ok());
+    refused(
+        &[("id_number", &man)],
+        "id_number",
+        &["is odd", "gives sex 1"],
+    );
+    // Not known (0) and not stated (9) say nothing against the ID number.
+    for sex in ["0", "9"] {
+        assert!(check_resident(&[("sex", sex)]).is_ok(), "sex {sex}");
+    }
+    // An item that is itself wrong is named alone.
+    refused(
+        &[("birth_date", "1949-12-32")],
+        "birth_date",
+        &["not a date"],
+    );
+}
+
+#[test]
+fn a_code_that_holds_another_item_must_agree_with_it() {
+    // residents: grid_code 1–12 and building_code 1–12 hold community_code.
+    let stored = check_resident(&[
+        ("grid_code", "42050200100107"),
+        ("building_code", "420502001001-B0007"),
+    ])
+    .unwrap();
+    assert_eq!(stored["grid_code"], "42050200100107");
+    refused(
+        &[("grid_code", "42050200100207")],
+        "grid_code",
+        &[
+            "community (characters 1–12) \"420502001002\"",
+            "disagrees with community_code \"420502001001\"",
+        ],
+    );
+    refused(
+        &[("building_code", "420502001003-B0007")],
+        "building_code",
+        &[
+            "community (characters 1–12)",
+            "community_code \"420502001001\"",
+        ],
+    );
+    // Every catalog: a grid cell's code holds its street and community codes.
+    let cells = EXAMPLES
+        .iter()
+        .find(|(f, _)| *f == "grid-cells.json")
+        .map(|(f, t)| parse_catalogs(t, f).unwrap().remove(0))
+        .unwrap();
+    let schema = RecordSchema::new(&cells).unwrap();
+    let columns = schema
+        .columns(&["grid_code", "street_code", "community_code"])
+        .unwrap();
+    let row = |g: &str, s: &str, c: &str| vec![g.to_string(), s.to_string(), c.to_string()];
+    assert!(
+        schema
+            .rows(
+                &columns,
+                vec![row("42050200100107", "420502001", "420502001001")]
+            )
+            .is_ok()
+    );
+    let errors = schema
+        .rows(
+            &columns,
+            vec![row("42050200100107", "420502002", "420502001001")],
+        )
+        .unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].item, "grid_code");
+    assert!(errors[0].problem.contains("street_code \"420502002\""));
+    assert_eq!(
+        errors[0].key, None,
+        "grid_code is the key, and it is at fault"
+    );
+}
+
+#[test]
+fn a_date_is_stored_only_as_yyyy_mm_dd() {
+    for (written, stored) in [
+        ("2023-01-05", "2023-01-05"),
+        (" 2023-01-05", "2023-01-05"),
+        ("2023-01-05 ", "2023-01-05"),
+        ("\t2023-01-05\r", "2023-01-05"),
+        ("   ", ""),
+    ] {
+        let values = check_resident(&[("inflow_date", written)]).unwrap();
+        assert_eq!(values["inflow_date"], stored, "{written:?}");
+    }
+    for (written, hint) in [
+        ("2023-1-5", " (2023-01-05)"),
+        ("2023/01/05", " (2023-01-05)"),
+        ("2023.1.5", " (2023-01-05)"),
+        ("20230105", " (2023-01-05)"),
+        ("+2023-01-05", ""),
+        ("02023-01-05", ""),
+        ("44931", ""),
+        ("2023-01-05T00:00:00", ""),
+        ("2023-02-29", ""),
+        ("2023-01-05x", ""),
+        ("二〇二三年一月五日", ""),
+    ] {
+        refused(
+            &[("inflow_date", written)],
+            "inflow_date",
+            &[&format!(
+                "{written:?} is not a date: write YYYY-MM-DD{hint}"
+            )],
+        );
+    }
+}
+
+#[test]
+fn dates_times_and_timestamps_each_have_one_form() {
+    let form = ValueForm::Datetime;
+    for ok in [
+        "2026-01-15 08:30:00",
+        "2026-01-15T08:30:00+08:00",
+        "2026-01-15T00:30:00Z",
+        "2026-01-15T00:30:00.250Z",
+        "2026-01-15T08:30:00.123456789-05:30",
+    ] {
+        assert_eq!(form.stored(ok).as_deref(), Ok(ok));
+        assert_eq!(form.stored(&format!(" {ok} ")).as_deref(), Ok(ok));
+    }
+    for (written, canonical) in [
+        ("2026-01-15t00:30:00z", "2026-01-15T00:30:00Z"),
+        ("2026-01-15 00:30:00Z", "2026-01-15T00:30:00Z"),
+        ("2026-01-15T00:30:00+00:00", "2026-01-15T00:30:00Z"),
+        ("2026-01-15T00:30:00.25Z", "2026-01-15T00:30:00.250Z"),
+        ("2026-01-15T08:30:00", "2026-01-15 08:30:00"),
+        ("2026-1-15 08:30:00", "2026-01-15 08:30:00"),
+    ] {
+        assert_eq!(
+            form.stored(written),
+            Err(format!(
+                "{written:?} is not a date and time in its one form: write {canonical}"
+            ))
+        );
+        assert_eq!(form.condition(written).as_deref(), Ok(canonical));
+    }
+    for bad in [
+        "2026-01-15 8:30:00",
+        "2026-01-15",
+        "2026-01-15 08:30",
+        "1768437000",
+    ] {
+        let problem = form.stored(bad).unwrap_err();
+        assert!(
+            problem.contains("is not a date and time: write YYYY-MM-DD HH:MM:SS, or RFC 3339"),
+            "{problem}"
+        );
+        assert!(form.condition(bad).is_err(), "{bad}");
+    }
+
+    let form = ValueForm::Timestamp;
+    for (written, stored) in [("1768437000", "1768437000"), (" -5 ", "-5"), ("0", "0")] {
+        assert_eq!(form.stored(written).as_deref(), Ok(stored));
+    }
+    for (written, canonical) in [("+5", "5"), ("007", "7"), ("-0", "0")] {
+        assert_eq!(
+            form.stored(written),
+            Err(format!(
+                "{written:?} is not a timestamp in its one form, without + or leading zeros: write {canonical}"
+            ))
+        );
+        assert_eq!(form.condition(written).as_deref(), Ok(canonical));
+    }
+    assert!(
+        form.stored("1.5")
+            .unwrap_err()
+            .contains("seconds since 1970-01-01 UTC")
+    );
+}
+
+#[test]
+fn numbers_and_codes_take_no_stray_spaces_and_free_text_stays_as_written() {
+    let buildings = EXAMPLES
+        .iter()
+        .find(|(f, _)| *f == "buildings.json")
+        .map(|(f, t)| parse_catalogs(t, f).unwrap().remove(0))
+        .unwrap();
+    let schema = RecordSchema::new(&buildings).unwrap();
+    let columns = schema
+        .columns(&[
+            "building_code",
+            "community_code",
+            "compound",
+            "floors",
+            "longitude",
+            "building_name",
+            "address",
+        ])
+        .unwrap();
+    let check = |values: [&str; 5]| {
+        let mut values: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+        values.extend(["1栋".to_string(), "西陵一路1号".to_string()]);
+        schema
+            .rows(&columns, vec![values])
+            .map(|mut rows| rows.remove(0).values)
+            .map_err(|e| {
+                e.into_iter()
+                    .map(|e| format!("{}: {}", e.item, e.problem))
+                    .collect::<Vec<_>>()
+            })
+    };
+    let stored = check([
+        " 420502001001-B0007 ",
+        "420502001001\t",
+        "  夷陵 小区 ",
+        " 12 ",
+        "\u{3000}111.285\u{3000}",
+    ])
+    .unwrap();
+    let at = |code: &str| buildings.item_index(code).unwrap();
+    assert_eq!(stored[at("building_code")], "420502001001-B0007");
+    assert_eq!(stored[at("community_code")], "420502001001");
+    assert_eq!(
+        stored[at("compound")],
+        "  夷陵 小区 ",
+        "free text is kept as written"
+    );
+    assert_eq!(stored[at("floors")], "12");
+    assert_eq!(
+        stored[at("longitude")],
+        "111.285",
+        "an ideographic space is whitespace too"
+    );
+    let good = ["420502001001-B0007", "420502001001", "x", "12", "111.285"];
+    for (n, bad, problem) in [
+        (
+            3,
+            "1 2",
+            "floors: \"1 2\" is not a number: write digits, optionally signed and with a decimal point, and no spaces",
+        ),
+        (4, "111. 285", "longitude: \"111. 285\" is not a number"),
+        (
+            1,
+            "420502 001001",
+            "community_code: \"420502 001001\" has a space inside: community_code is a code, written without spaces",
+        ),
+        (
+            0,
+            "420502001001 B0007",
+            "building_code: \"420502001001 B0007\" has a space inside",
+        ),
+    ] {
+        let mut values = good;
+        values[n] = bad;
+        let problems = check(values).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].starts_with(problem), "{problems:?}");
+    }
+    assert_eq!(
+        ValueForm::of(&buildings.items[at("compound")], &buildings),
+        ValueForm::Text
+    );
+    // A code whose pattern admits a space keeps it.
+    let mut residents = residents();
+    let n = residents.item_index("household_number").unwrap();
+    residents.items[n].pattern = Some("[0-9]{3} [0-9]{3}".into());
+    let schema = RecordSchema::new(&residents).unwrap();
+    let (headers, mut vals) = values(GOOD);
+    let mut headers = headers;
+    headers.push("household_number".into());
+    vals.push(" 123 456 ".into());
+    let row = schema
+        .row(1, &schema.columns(&headers).unwrap(), vals)
+        .unwrap();
+    assert_eq!(row.values[n], "123 456");
+}
+
+#[test]
+fn conditions_compare_in_the_stored_form_however_typed() {
+    let catalog = residents();
+    let form =
+        |code: &str| ValueForm::of(&catalog.items[catalog.item_index(code).unwrap()], &catalog);
+    assert_eq!(form("id_number"), ValueForm::IdNumber);
+    for typed in [
+        "42050219881108109x",
+        "42050219881108109X",
+        " 42050219881108109x ",
+    ] {
+        assert_eq!(
+            form("id_number").condition(typed).as_deref(),
+            Ok("42050219881108109X")
+        );
+    }
+    for typed in [
+        "2023-01-05",
+        "2023-1-5",
+        " 2023-01-05",
+        "2023/01/05",
+        "2023/1/5",
+        "2023.01.05",
+        "20230105",
+    ] {
+        assert_eq!(
+            form("birth_date").condition(typed).as_deref(),
+            Ok("2023-01-05"),
+            "{typed:?}"
+        );
+    }
+    for typed in [
+        "44931",
+        "+2023-01-05",
+        "05/01/2023",
+        "2023-13-05",
+        "2023-01-05T00:00:00",
+    ] {
+        assert_eq!(
+            form("birth_date").condition(typed),
+            Err(format!("{typed:?} is not a date: write YYYY-MM-DD")),
+        );
+    }
+    assert_eq!(form("floating").condition("1").as_deref(), Ok("true"));
+    assert_eq!(
+        form("community_code")
+            .condition(" 420502001001 ")
+            .as_deref(),
+        Ok("420502001001")
+    );
+    assert_eq!(form("name").condition(" 张三").as_deref(), Ok(" 张三"));
+}
+
+#[test]
+fn every_stored_value_is_its_own_form() {
+    let cases = [
+        (ValueForm::IdNumber, " 11010519491231002x"),
+        (ValueForm::Code, " 420502001001 "),
+        (ValueForm::Text, " 张三 "),
+        (ValueForm::Number, " -12.5 "),
+        (ValueForm::Date, " 2023-01-05 "),
+        (ValueForm::Datetime, " 2026-01-15 08:30:00"),
+        (ValueForm::Datetime, "2026-01-15T08:30:00.5+08:00\n"),
+        (ValueForm::Timestamp, " 17 "),
+        (ValueForm::Boolean, " 1 "),
+        (ValueForm::Binary, " AAEC "),
+    ];
+    for (form, written) in cases {
+        let once = form.condition(written).unwrap().into_owned();
+        assert_eq!(
+            form.stored(&once).as_deref(),
+            Ok(once.as_str()),
+            "{form:?} {written:?}"
+        );
+        assert_eq!(form.condition(&once).as_deref(), Ok(once.as_str()));
+    }
 }

@@ -1,0 +1,98 @@
+//! Bytes to text: UTF-8 (RFC 3629) with or without a byte order mark, or GB18030/GBK with the
+//! WHATWG decoder (`encoding_rs`), which also reads GB18030's four-byte sequences.
+
+use std::borrow::Cow;
+
+use encoding_rs::{DecoderResult, GB18030, GBK};
+
+use super::parse::line_of;
+use super::{Encoding, ImportError};
+
+const UTF8_BOM: &[u8] = b"\xef\xbb\xbf";
+
+/// The text of `bytes` without a byte order mark, and the encoding it was read as: `forced`, or
+/// UTF-8 when the bytes are UTF-8 and GB18030 when they decode as that.
+pub(super) fn decode(
+    bytes: &[u8],
+    forced: Option<Encoding>,
+) -> Result<(Cow<'_, str>, Encoding), ImportError> {
+    if bytes.starts_with(b"\xff\xfe") || bytes.starts_with(b"\xfe\xff") {
+        return Err(ImportError::Utf16);
+    }
+    let bom = bytes.starts_with(UTF8_BOM);
+    match forced {
+        None | Some(Encoding::Utf8) => {
+            let body = bytes.strip_prefix(UTF8_BOM).unwrap_or(bytes);
+            match std::str::from_utf8(body) {
+                Ok(text) => Ok((Cow::Borrowed(text), Encoding::Utf8)),
+                Err(e) => {
+                    let gb = (!bom)
+                        .then(|| gb18030(bytes, Encoding::Gb18030).ok())
+                        .flatten();
+                    match (gb, forced) {
+                        (Some(text), None) => Ok((Cow::Owned(text), Encoding::Gb18030)),
+                        (gb, _) => Err(not_utf8(bytes, body.len(), e.valid_up_to(), gb.is_some())),
+                    }
+                }
+            }
+        }
+        Some(_) if bom => Err(ImportError::Encoding {
+            line: 1,
+            encoding: forced.unwrap_or(Encoding::Gb18030),
+            looks_like: Some("UTF-8"),
+            advice: "the file starts with a UTF-8 byte order mark: leave out --encoding".into(),
+        }),
+        Some(encoding) => gb18030(bytes, encoding)
+            .map(|text| (Cow::Owned(text), encoding))
+            .map_err(|offset| {
+                let utf8 = std::str::from_utf8(bytes).is_ok();
+                ImportError::Encoding {
+                    line: line_of(bytes, offset),
+                    encoding,
+                    looks_like: utf8.then_some("UTF-8"),
+                    advice: if utf8 {
+                        "leave out --encoding to read it as UTF-8".into()
+                    } else {
+                        "find the file's encoding and save it as \"CSV UTF-8\"".into()
+                    },
+                }
+            }),
+    }
+}
+
+/// The error for bytes that are not UTF-8 from `valid` on (in the `len` bytes after any BOM).
+fn not_utf8(bytes: &[u8], len: usize, valid: usize, looks_gb18030: bool) -> ImportError {
+    let offset = bytes.len() - len + valid;
+    ImportError::Encoding {
+        line: line_of(bytes, offset),
+        encoding: Encoding::Utf8,
+        looks_like: looks_gb18030.then_some("GB18030/GBK"),
+        advice: if looks_gb18030 {
+            "save it as \"CSV UTF-8\" or pass --encoding gb18030".into()
+        } else {
+            "save it as \"CSV UTF-8\" and import that".into()
+        },
+    }
+}
+
+/// Decodes GB18030 (or GBK, whose WHATWG decoder is GB18030's) without replacement; the error is
+/// the offset of the first malformed sequence.
+fn gb18030(bytes: &[u8], encoding: Encoding) -> Result<String, usize> {
+    let mut decoder = match encoding {
+        Encoding::Gbk => GBK,
+        _ => GB18030,
+    }
+    .new_decoder_without_bom_handling();
+    let capacity = decoder
+        .max_utf8_buffer_length_without_replacement(bytes.len())
+        .unwrap_or(bytes.len() * 3);
+    let mut text = String::with_capacity(capacity);
+    match decoder.decode_to_string_without_replacement(bytes, &mut text, true) {
+        (DecoderResult::InputEmpty, _) => Ok(text),
+        (DecoderResult::Malformed(bad, after), read) => {
+            Err(read.saturating_sub(usize::from(bad) + after as usize))
+        }
+        // The buffer was sized for the worst case.
+        (DecoderResult::OutputFull, read) => Err(read),
+    }
+}

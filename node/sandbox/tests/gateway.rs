@@ -114,6 +114,7 @@ async fn every_endpoint_round_trips_over_https() {
         ),
         ("/v1/catalogs/{prefix}/{number}/explain", "get"),
         ("/v1/audit", "get"),
+        ("/v1/catalogs/{prefix}/{number}/imports", "post"),
         ("/problems/{slug}", "get"),
     ] {
         let operation = &document["paths"][path][method];
@@ -673,5 +674,146 @@ async fn errors_are_problem_documents_of_a_stable_type() {
         "too-many-guesses",
     )
     .await;
+    f.federation.stop().await.unwrap();
+}
+
+/// An export file of the handed cases, as the tests keep them.
+fn case(name: &str) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/imports")
+        .join(name);
+    std::fs::read(path).unwrap()
+}
+
+/// The street's own records of `catalog`, as it stores them.
+async fn stored(f: &Fixture, catalog: &str) -> Vec<Map<String, Value>> {
+    let request = QueryRequest {
+        scope: Some(ReadScope {
+            catalog: catalog.into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let mut records = Vec::new();
+    f.clients[STREET]
+        .read(None, request, |_, batch: VerifiedBatch| {
+            records.extend(batch.json_records());
+            Ok(())
+        })
+        .await
+        .unwrap();
+    records
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn exports_upload_as_the_command_line_imports_them() {
+    const SEEKERS: &str = "301001001/000001";
+    let f = federation(0).await;
+    f.clients[STREET]
+        .put_catalog(example("job-seekers.json"))
+        .await
+        .unwrap();
+    f.federation
+        .add_principal(
+            f.clients[STREET].code(),
+            "clerk",
+            &["420502001/grid-worker"],
+        )
+        .unwrap();
+    let clerk = token(&f, STREET, "clerk", Scope::Write);
+    let street = Gateway::of(&f, STREET);
+    let upload = |file: Vec<u8>, media: &str, query: &[(&str, &str)]| {
+        street
+            .post("/v1/catalogs/301001001/000001/imports")
+            .bearer_auth(&clerk)
+            .header("Content-Type", media)
+            .query(query)
+            .body(file)
+    };
+
+    // A GB18030 export: detected, checked, and in a dry run not stored.
+    let report: Value = upload(case("gb18030.csv"), "text/csv", &[("dry_run", "true")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(report["encoding"], "GB18030", "{report}");
+    assert_eq!(report["good"], report["read"]);
+    assert!(report.get("written").is_none());
+    assert!(stored(&f, SEEKERS).await.is_empty());
+    // Forced to UTF-8, the same bytes are refused with the line and what to do.
+    let (status, body) = problem(
+        upload(case("gb18030.csv"), "text/csv; charset=utf-8", &[])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["type"], "/problems/unreadable-file");
+    assert!(
+        body["detail"].as_str().unwrap().contains("line 2"),
+        "{body}"
+    );
+
+    // Stored for real; posted again, nothing new is stored: an interrupted upload resumes.
+    let first: Value = upload(case("gb18030.csv"), "text/csv", &[])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let good = first["good"].as_u64().unwrap();
+    assert_eq!(first["written"]["created"], good, "{first}");
+    let records = stored(&f, SEEKERS).await;
+    assert_eq!(records.len() as u64, good);
+    assert!(records.iter().any(|r| r["desired_occupation"] == "保安"));
+    let again: Value = upload(case("gb18030.csv"), "text/csv", &[])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["written"]["unchanged"], good, "{again}");
+    assert_eq!(stored(&f, SEEKERS).await, records);
+
+    // A CRLF file with a bad row: refused whole with the line a text editor shows and a reject
+    // file; with skip_bad the good rows are written.
+    let bad = case("crlf-plain-valueerr.csv");
+    let (status, body) = problem(upload(bad.clone(), "text/csv", &[]).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["errors"][0]["record"], 4, "{body}");
+    assert_eq!(body["errors"][0]["item"], "sex");
+    let rejects = body["reject_file"].as_str().unwrap();
+    assert!(
+        rejects.contains("_problems") && rejects.contains("line 4: sex"),
+        "{rejects}"
+    );
+    let before = stored(&f, SEEKERS).await.len();
+    let partial: Value = upload(bad, "text/csv", &[("skip_bad", "true")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(partial["rejected"][0]["line"], 4);
+    let written = partial["written"]["created"].as_u64().unwrap() as usize;
+    assert_eq!(stored(&f, SEEKERS).await.len(), before + written);
+
+    // Not a file type the import reads.
+    let (status, body) = problem(
+        upload(b"x".to_vec(), "application/pdf", &[])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(body["type"], "/problems/unsupported-media-type");
     f.federation.stop().await.unwrap();
 }

@@ -22,6 +22,8 @@
 //! - [`catalogs`]: this node's catalogs (list, get) and the directory's search.
 //! - [`records`]: writes, queries (JSON pages with a cursor, NDJSON, signed batches) and one
 //!   key's history.
+//! - [`imports`]: upload of whole export files (CSV, JSON lines), checked as the command line's
+//!   import checks them.
 //! - [`explain`]: what a read would be decided as, for the caller's principal.
 //! - [`audit`]: the node's audit log, for its administrator's tokens.
 //! - [`openapi`]: the OpenAPI 3.1 document generated from the handlers, and the reference page.
@@ -31,6 +33,7 @@ pub mod audit;
 pub mod auth;
 pub mod catalogs;
 pub mod explain;
+pub mod imports;
 pub mod openapi;
 pub mod problem;
 pub mod records;
@@ -42,6 +45,7 @@ use std::sync::Arc;
 use tierlink_core::config::{GatewaySettings, LimitSettings};
 use tierlink_core::identity::NodeCode;
 use tierlink_core::signed::{BatchOpener, BatchVerifier};
+use tierlink_store::registry::Registry;
 
 use crate::admission::Caller;
 use crate::audit::AuditService;
@@ -55,6 +59,8 @@ pub struct Services {
     pub reads: Arc<ReadService>,
     /// The exchange service, called in process for catalogs and record writes.
     pub exchange: Arc<ExchangeService>,
+    /// The node's catalogs, whose record checks an import applies.
+    pub registry: Arc<Registry>,
     /// The directory service, for the catalog search and explanations.
     pub directory: DirectoryService,
     /// The audit service.

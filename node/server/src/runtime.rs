@@ -200,6 +200,7 @@ impl Node {
                 let services = Services {
                     reads,
                     exchange: exchange.clone(),
+                    registry: registry.clone(),
                     directory: DirectoryService::new(directory.clone(), registry.clone()),
                     audit: AuditService::new(audit.clone(), board),
                     verifier: BatchVerifier::new(ca).with_members(directory.clone()),

@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::problem::{self, Kind, Problem};
-use super::{State, audit, catalogs, explain, records};
+use super::{State, audit, catalogs, explain, imports, records};
 
 /// Where the document is served.
 pub const DOCUMENT: &str = "/openapi.json";
@@ -26,7 +26,7 @@ pub const REFERENCE: &str = "/docs";
 #[openapi(
     info(
         title = "Tierlink node gateway",
-        description = "REST/JSON access to one Tierlink node for the systems that do not speak gRPC: catalogs, records (written all or none; read as JSON pages, NDJSON streams or the signed batches themselves), explanations of decisions, and the node's audit.\n\nEvery request but this document, the reference page and the problem pages carries an API token of a principal of this node: `Authorization: Bearer tlk_…` (`tierlink token create`). Scopes: `read` (catalogs, reads, explain), `write` (also records), `admin` (also the audit). A read names the principal's role in `Tierlink-Role` (when it holds several) and its purpose in `Tierlink-Purpose`; it is decided, sealed, signed and audited exactly as a gRPC read with `--as`.\n\nErrors are RFC 9457 problem documents (`application/problem+json`) whose `type` is a page on this gateway, `/problems/SLUG`.\n\nSigned batches (`Accept: application/x-tierlink-batches`) come in the batch file format: the 16 bytes `TIERLINK-BATCH1\\n`, then each `tierlink.v1.SignedBatch` (proto/tierlink/v1/exchange.proto) length-delimited by a protobuf varint. Save the response and check it with `tierlink verify --ca ca.crt FILE`: every batch's producer certificate chains to the CA, its Ed25519 signature covers `tierlink.v1.BatchHeader\\0` followed by the header bytes, the BLAKE3 digest of the sealed records matches the header, and the sequences run from 0 to the batch marked last under one request id, the one JSON answers name.",
+        description = "REST/JSON access to one Tierlink node for the systems that do not speak gRPC: catalogs, records (written all or none, or imported from whole CSV and JSON-lines exports; read as JSON pages, NDJSON streams or the signed batches themselves), explanations of decisions, and the node's audit.\n\nEvery request but this document, the reference page and the problem pages carries an API token of a principal of this node: `Authorization: Bearer tlk_…` (`tierlink token create`). Scopes: `read` (catalogs, reads, explain), `write` (also records), `admin` (also the audit). A read names the principal's role in `Tierlink-Role` (when it holds several) and its purpose in `Tierlink-Purpose`; it is decided, sealed, signed and audited exactly as a gRPC read with `--as`.\n\nErrors are RFC 9457 problem documents (`application/problem+json`) whose `type` is a page on this gateway, `/problems/SLUG`.\n\nSigned batches (`Accept: application/x-tierlink-batches`) come in the batch file format: the 16 bytes `TIERLINK-BATCH1\\n`, then each `tierlink.v1.SignedBatch` (proto/tierlink/v1/exchange.proto) length-delimited by a protobuf varint. Save the response and check it with `tierlink verify --ca ca.crt FILE`: every batch's producer certificate chains to the CA, its Ed25519 signature covers `tierlink.v1.BatchHeader\\0` followed by the header bytes, the BLAKE3 digest of the sealed records matches the header, and the sequences run from 0 to the batch marked last under one request id, the one JSON answers name.",
         version = env!("CARGO_PKG_VERSION"),
     ),
     modifiers(&BearerToken),
@@ -69,6 +69,7 @@ fn routes() -> (axum::Router<State>, utoipa::openapi::OpenApi) {
         .routes(routes!(catalogs::search))
         .routes(routes!(records::query, records::put))
         .routes(routes!(records::history))
+        .routes(routes!(imports::upload))
         .routes(routes!(explain::explain))
         .routes(routes!(audit::entries))
         .routes(routes!(problem::page))

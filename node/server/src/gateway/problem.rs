@@ -80,7 +80,7 @@ kinds! {
     InvalidArgument = "invalid-argument", 400, "Invalid request",
         "A parameter is not valid: a malformed code, a filter on an item that is not sent, a key range where keys are hashed. The detail names it.";
     InvalidRecords = "invalid-records", 422, "Records refused",
-        "Some records break the catalog's rules; nothing was stored. The problem's `errors` lists each record (from 1), its key when known, the item and what is wrong.";
+        "Some records break the catalog's rules; nothing was stored. The problem's `errors` lists each record (its position from 1, or its line in an imported file), its key when known, the item and what is wrong; an import's `reject_file` holds the rejected rows to correct and post again.";
     NotFound = "not-found", 404, "Not found",
         "The catalog or record does not exist on the node asked, or no route leads to that node.";
     FailedPrecondition = "failed-precondition", 409, "Node cannot serve this",
@@ -93,6 +93,8 @@ kinds! {
         "A passing failure: another node could not be reached, or the audit cannot be written. Try again later.";
     Internal = "internal", 500, "Internal error",
         "The node failed (its store). The detail says how; its administrator finds more in its log.";
+    UnreadableFile = "unreadable-file", 400, "File cannot be read",
+        "An uploaded file cannot be read as its options say: not in the encoding given or detected, a JSON line that is not an object, a header that names no item, or a mapping that does not fit. The detail names the line and what to do.";
     MalformedJson = "malformed-json", 400, "Malformed JSON",
         "The body is not the JSON the operation takes. The detail gives the line and column, or the field, at fault.";
     UnsupportedMediaType = "unsupported-media-type", 415, "Unsupported content type",
@@ -128,6 +130,10 @@ pub struct ProblemDocument {
     /// With `invalid-records`: every problem found, by record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<RecordProblem>>,
+    /// With `invalid-records` from an import: the reject file, the rejected rows as the file had
+    /// them with a `_problems` column, to correct and post again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reject_file: Option<String>,
 }
 
 /// An error the gateway answers with: its kind, what to do, and the occurrence; sent as a
@@ -149,6 +155,7 @@ pub struct Problem {
 struct Extra {
     roles: Option<Vec<String>>,
     errors: Option<Vec<RecordProblem>>,
+    reject_file: Option<String>,
     retry_after: Option<u64>,
 }
 
@@ -193,6 +200,18 @@ impl Problem {
         self
     }
 
+    /// The same problem listing every record at fault.
+    pub fn with_errors(mut self, errors: Vec<RecordProblem>) -> Self {
+        self.extra().errors = Some(errors);
+        self
+    }
+
+    /// The same problem carrying an import's reject file.
+    pub fn with_reject_file(mut self, file: String) -> Self {
+        self.extra().reject_file = Some(file);
+        self
+    }
+
     /// The same problem telling the client to wait `seconds` (the Retry-After header).
     pub fn retry_after(mut self, seconds: u64) -> Self {
         self.extra().retry_after = Some(seconds);
@@ -210,6 +229,7 @@ impl Problem {
             instance: self.instance.clone(),
             roles: extra.roles,
             errors: extra.errors,
+            reject_file: extra.reject_file,
         }
     }
 }
@@ -242,14 +262,14 @@ impl From<RegistryError> for Problem {
     fn from(e: RegistryError) -> Self {
         match e {
             RegistryError::Records { catalog, errors } => {
-                let mut problem = Problem::new(
+                let problem = Problem::new(
                     Kind::InvalidRecords,
                     format!(
                         "catalog {catalog}: {} problems found and nothing was stored; fix the records listed in `errors` and send them all again",
                         errors.len()
                     ),
                 );
-                problem.extra().errors = Some(
+                problem.with_errors(
                     errors
                         .into_iter()
                         .map(|e| RecordProblem {
@@ -259,8 +279,7 @@ impl From<RegistryError> for Problem {
                             problem: e.problem,
                         })
                         .collect(),
-                );
-                problem
+                )
             }
             RegistryError::Columns { .. } | RegistryError::Catalog(_) => {
                 Problem::new(Kind::InvalidRecords, e.to_string())

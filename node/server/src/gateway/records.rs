@@ -18,8 +18,6 @@
 //!   node, in the batch file format ([`tierlink_core::signed::file`]): `tierlink verify --ca
 //!   ca.crt FILE` checks a saved response with the CA certificate alone.
 
-use std::collections::BTreeMap;
-
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::JsonRejection;
@@ -31,6 +29,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use prost::Message;
 use serde::Serialize;
 use tierlink_core::identity::tokens::Scope;
+use tierlink_core::import;
 use tierlink_core::read::{Read, parse_since};
 use tierlink_core::signed::file::MAGIC;
 use tierlink_core::signed::{Expected, StreamCheck, VerifiedBatch};
@@ -671,54 +670,6 @@ impl From<PutOutcome> for Written {
     }
 }
 
-/// A JSON value as record text: strings as they are, numbers and booleans as written, null
-/// empty.
-fn value_text(value: &serde_json::Value) -> Result<String, String> {
-    use serde_json::Value;
-    match value {
-        Value::Null => Ok(String::new()),
-        Value::String(s) => Ok(s.clone()),
-        Value::Number(n) => Ok(n.to_string()),
-        Value::Bool(b) => Ok(b.to_string()),
-        other => Err(format!(
-            "values are strings, numbers, booleans or null, not {other}"
-        )),
-    }
-}
-
-/// Records as a request's columns and rows: every item any object names, in order of first
-/// appearance; an item an object leaves out is empty in its row.
-fn table(
-    objects: Vec<serde_json::Map<String, serde_json::Value>>,
-) -> Result<(Vec<String>, Vec<Vec<String>>), Problem> {
-    let mut columns: Vec<String> = Vec::new();
-    let mut index: BTreeMap<String, usize> = BTreeMap::new();
-    let mut rows = Vec::with_capacity(objects.len());
-    for (n, object) in objects.into_iter().enumerate() {
-        let mut row = vec![String::new(); columns.len()];
-        for (item, value) in object {
-            let at = *index.entry(item.clone()).or_insert_with(|| {
-                columns.push(item.clone());
-                columns.len() - 1
-            });
-            if row.len() <= at {
-                row.resize(at + 1, String::new());
-            }
-            row[at] = value_text(&value).map_err(|e| {
-                Problem::new(
-                    Kind::MalformedJson,
-                    format!("record {} item {item}: {e}", n + 1),
-                )
-            })?;
-        }
-        rows.push(row);
-    }
-    for row in &mut rows {
-        row.resize(columns.len(), String::new());
-    }
-    Ok((columns, rows))
-}
-
 /// Write records, all or none: each a JSON object keyed by item code.
 #[utoipa::path(
     post,
@@ -753,10 +704,16 @@ pub async fn put(
     if objects.is_empty() {
         return Err(invalid("send at least one record".into()));
     }
-    let (columns, rows) = table(objects)?;
+    let numbered = objects.into_iter().enumerate().map(|(n, o)| Ok((n + 1, o)));
+    let table = import::json_objects(numbered).map_err(|e| match e {
+        import::ImportError::Json { line, problem } => {
+            Problem::new(Kind::MalformedJson, format!("record {line}: {problem}"))
+        }
+        other => Problem::new(Kind::MalformedJson, other.to_string()),
+    })?;
     let written = state
         .exchange
-        .write_records(catalog_code(&code), columns, rows)
+        .write_records(catalog_code(&code), table.columns, table.rows)
         .await?;
     Ok(Json(written.into()))
 }

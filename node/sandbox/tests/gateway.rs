@@ -617,6 +617,8 @@ async fn errors_are_problem_documents_of_a_stable_type() {
     )
     .await;
     let wrong = city.client.delete(format!("{}/v1/catalogs", city.base));
+    let allowed = wrong.try_clone().unwrap().send().await.unwrap();
+    assert_eq!(allowed.headers()["allow"], "GET,HEAD");
     check(wrong, StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed").await;
     check(
         reader(city.get(&records), &zhao, SECURITY)

@@ -93,6 +93,7 @@ fn catalog_caller(state: &Services, bearer: &Bearer) -> Result<Caller, Problem> 
     params(Target),
     responses(
         (status = 200, description = "The node's catalogs.", body = CatalogList),
+        (status = 400, description = "A target that is not a division code, or an unknown parameter.", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 401, description = "No token, or one that does not work.", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 404, description = "No route to the target node.", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 429, description = "Too many failed tokens from this address.", body = ProblemDocument, content_type = "application/problem+json"),
@@ -138,9 +139,11 @@ fn entry(json: &str) -> Result<serde_json::Value, Problem> {
     ),
     responses(
         (status = 200, description = "The catalog entry (schema/catalog.schema.json).", body = Object),
+        (status = 400, description = "A malformed resource code or target, or an unknown parameter.", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 401, description = "No token, or one that does not work.", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 404, description = "No such catalog on that node.", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 429, description = "Too many failed tokens from this address.", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "The target node could not be reached.", body = ProblemDocument, content_type = "application/problem+json"),
     ),
     security(("token" = []))
 )]
@@ -200,6 +203,7 @@ pub struct Published {
     params(Search),
     responses(
         (status = 200, description = "The matching catalogs, from this node's replica of the directory.", body = Vec<Published>),
+        (status = 400, description = "An unknown parameter.", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 401, description = "No token, or one that does not work.", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 429, description = "Too many failed tokens from this address.", body = ProblemDocument, content_type = "application/problem+json"),
     ),

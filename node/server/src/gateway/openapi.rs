@@ -103,3 +103,6 @@ pub fn router(services: State, settings: &GatewaySettings) -> axum::Router {
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(settings.body_bytes))
 }
+
+#[cfg(test)]
+mod tests;

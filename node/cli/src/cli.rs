@@ -17,6 +17,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use tierlink_core::identity::NodeCode;
+use tierlink_core::read::parse_since;
 
 /// Tierlink: catalogs, records and signed exchange between city, district and street offices.
 #[derive(Debug, Parser)]
@@ -138,24 +139,6 @@ pub struct Route {
     /// Ask this node to relay to the target instead of connecting to the target directly.
     #[arg(long)]
     pub via: Option<NodeCode>,
-}
-
-fn parse_since(s: &str) -> Result<i64, String> {
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Ok(t.timestamp_micros());
-    }
-    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .map(|d| {
-            d.and_hms_opt(0, 0, 0)
-                .unwrap_or_default()
-                .and_utc()
-                .timestamp_micros()
-        })
-        .map_err(|_| {
-            format!(
-                "{s:?} is not a time: write RFC 3339 (2026-11-28T08:00:00Z) or a date (2026-11-28)"
-            )
-        })
 }
 
 /// Why a command failed; printed as `error: …` with exit status 1.

@@ -47,6 +47,9 @@ pub struct NodeConfig {
     /// handshakes and calls.
     #[serde(default)]
     pub limits: LimitSettings,
+    /// The REST/JSON gateway: HTTPS for systems that do not speak gRPC. No gateway when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<GatewaySettings>,
     /// Other nodes this one can reach before the directory knows them (the directory's members
     /// are found there).
     #[serde(default, rename = "peer", skip_serializing_if = "Vec::is_empty")]
@@ -151,6 +154,33 @@ impl Default for LimitSettings {
             calls_per_connection: 256,
             keepalive_ms: 30_000,
             token_guesses_per_minute: 10,
+        }
+    }
+}
+
+/// The REST/JSON gateway (`[gateway]`): its own HTTPS listener, with the node's TLS certificate
+/// and no client certificate; callers present API tokens.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySettings {
+    /// Socket address to bind, e.g. `127.0.0.1:8443`; port 0 lets the OS pick one.
+    pub listen: SocketAddr,
+    /// Largest request body, in bytes (records written, files imported); a larger one is refused
+    /// with 413 before it is read whole. Default 64 MiB, the largest gRPC message.
+    #[serde(default = "default_body_bytes")]
+    pub body_bytes: usize,
+}
+
+fn default_body_bytes() -> usize {
+    MAX_MESSAGE_BYTES
+}
+
+impl GatewaySettings {
+    /// A gateway on `listen` with the default limits.
+    pub fn on(listen: SocketAddr) -> Self {
+        Self {
+            listen,
+            body_bytes: default_body_bytes(),
         }
     }
 }
@@ -393,6 +423,12 @@ impl NodeDir {
             .exchange
             .validate()
             .and_then(|()| config.limits.check())
+            .and_then(|()| match &config.gateway {
+                Some(g) if g.body_bytes == 0 => Err(
+                    "[gateway] body_bytes is 0, which would refuse every write: give it a positive value or leave it out for the default (64 MiB)".to_owned(),
+                ),
+                _ => Ok(()),
+            })
             .map_err(|message| ConfigError::Parse {
                 path: path.clone(),
                 message,

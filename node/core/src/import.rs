@@ -24,7 +24,7 @@ use std::fmt;
 use std::str::FromStr;
 
 pub use mapping::Mapping;
-pub use parse::{Table, json_lines};
+pub use parse::{Table, json_lines, json_objects};
 
 use crate::catalog::{RecordSchema, Row};
 use mapping::Plan;

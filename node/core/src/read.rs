@@ -8,6 +8,27 @@
 
 use tierlink_proto::v1::{HistoryRequest, QueryRequest, ReadScope};
 
+/// A time as a read's `since` bound takes it, in microseconds since the Unix epoch: RFC 3339
+/// (`2026-11-28T08:00:00Z`), or a date (`2026-11-28`) for its midnight UTC. The error says how
+/// to write one.
+pub fn parse_since(s: &str) -> Result<i64, String> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.timestamp_micros());
+    }
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map(|d| {
+            d.and_hms_opt(0, 0, 0)
+                .unwrap_or_default()
+                .and_utc()
+                .timestamp_micros()
+        })
+        .map_err(|_| {
+            format!(
+                "{s:?} is not a time: write RFC 3339 (2026-11-28T08:00:00Z) or a date (2026-11-28)"
+            )
+        })
+}
+
 /// A read of records: `Query` or `History`, each carrying its [`ReadScope`].
 #[derive(Clone, Debug, PartialEq)]
 pub enum Read {

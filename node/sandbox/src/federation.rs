@@ -1,5 +1,5 @@
 //! A local federation on loopback: a CA and a city, district and street nodes in one directory,
-//! each served on a 127.0.0.1 port the OS picks, linked by the federation directory: the city
+//! each served on a 127.0.0.1 port the OS picks (and its REST gateway on another), linked by the federation directory: the city
 //! founds it, every other node joins under its parent and is approved, and the city and its
 //! districts vote. `tierlink demo` runs on it, and so do the end-to-end tests.
 
@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
-use tierlink_core::config::{DirectorySettings, NodeConfig, NodeDir, Peer};
+use tierlink_core::config::{DirectorySettings, GatewaySettings, NodeConfig, NodeDir, Peer};
+use tierlink_core::identity::tokens::{ApiTokens, Scope};
 use tierlink_core::identity::{CaFiles, NodeCode, PrincipalError, Principals, Tier, Unit};
 use tierlink_core::provision::{
     CA_CERT, Certifier, NodeSpec, ProvisionError, init_ca, init_node, load_hash_key,
@@ -158,6 +159,17 @@ impl LocalNode {
         self.running.as_ref().map(|r| &r.directory)
     }
 
+    /// The address its REST gateway listens on, while it runs and serves one.
+    pub fn gateway_addr(&self) -> Option<std::net::SocketAddr> {
+        self.running.as_ref().and_then(|r| r.gateway_addr)
+    }
+
+    /// Its REST gateway's base URL, `https://127.0.0.1:PORT`, while it runs and serves one.
+    pub fn gateway_url(&self) -> Option<String> {
+        self.gateway_addr()
+            .map(|a| format!("https://{}:{}", a.ip(), a.port()))
+    }
+
     /// Its audit log, while it runs.
     pub fn audit(&self) -> Option<&Arc<AuditLog>> {
         self.running.as_ref().map(|r| &r.audit)
@@ -180,6 +192,9 @@ struct ManifestNode<'a> {
     parent: Option<&'a str>,
     name: &'a str,
     endpoint: &'a str,
+    /// The REST gateway's base URL, when it serves one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gateway: Option<String>,
     dir: PathBuf,
     ca_cert: PathBuf,
     tls_cert: PathBuf,
@@ -248,6 +263,9 @@ impl LocalFederation {
                 spec,
                 Certifier::Ca(&ca),
             )?;
+            dir.config.gateway = Some(GatewaySettings::on(
+                "127.0.0.1:0".parse().expect("a valid address"),
+            ));
             configure(&mut dir.config);
             dir.save().map_err(ProvisionError::from)?;
             nodes.push(LocalNode { dir, running: None });
@@ -381,6 +399,32 @@ impl LocalFederation {
         Ok(token)
     }
 
+    /// Issues an API token of `scope`, working through `expires` (UTC), to principal `name` of
+    /// node `code`; returns the token.
+    pub fn add_token(
+        &self,
+        code: &NodeCode,
+        name: &str,
+        scope: Scope,
+        expires: chrono::NaiveDate,
+    ) -> Result<String, FederationError> {
+        let node = self
+            .nodes
+            .iter()
+            .find(|n| n.dir.code() == code)
+            .ok_or_else(|| FederationError::Io(format!("no node {code}")))?;
+        let fail = |e: String| FederationError::Io(e);
+        let principals =
+            Principals::load(&node.dir.principals_path()).map_err(|e| fail(e.to_string()))?;
+        let path = node.dir.tokens_path();
+        let mut tokens = ApiTokens::load(&path).map_err(|e| fail(e.to_string()))?;
+        let issued = tokens
+            .create(&principals, name, scope, expires, chrono::Utc::now())
+            .map_err(|e| fail(e.to_string()))?;
+        tokens.save(&path).map_err(|e| fail(e.to_string()))?;
+        Ok(issued.secret)
+    }
+
     /// Waits until every running node's replica has applied `revision`.
     pub async fn wait_for_revision(&self, revision: u64) -> Result<(), FederationError> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -425,8 +469,9 @@ impl LocalFederation {
         Ok(())
     }
 
-    /// Writes `federation.json`: for each node its code, tier, parent, endpoint and the paths of
-    /// its certificate, key and the CA certificate, so any gRPC client can connect.
+    /// Writes `federation.json`: for each node its code, tier, parent, endpoint, gateway URL and
+    /// the paths of its certificate, key and the CA certificate, so any gRPC or HTTPS client can
+    /// connect.
     pub fn write_manifest(&self) -> Result<PathBuf, FederationError> {
         let nodes: Vec<ManifestNode<'_>> = self
             .nodes
@@ -439,6 +484,7 @@ impl LocalFederation {
                     parent: c.node.parent.as_ref().map(|p| p.as_str()),
                     name: &c.node.name,
                     endpoint: &c.server.endpoint,
+                    gateway: n.gateway_url(),
                     dir: n.dir.dir.clone(),
                     ca_cert: n.dir.path(&c.files.ca),
                     tls_cert: n.dir.path(&c.files.tls_cert),

@@ -2,10 +2,16 @@
 //! through (the producer's plan, then sealing): for random catalogs, grants and records, no
 //! value the decision does not send in clear appears anywhere in the bytes the asking node reads
 //! (the signed headers and the records it opens), keys included — and every value sent in clear
-//! arrives unchanged.
+//! arrives unchanged. And through a running federation: the same reads over the REST gateway
+//! give exactly what gRPC gives, refusals included, with nothing hidden in the HTTP body.
+
+mod util;
+
+use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 use prost::Message;
+use serde_json::Value;
 use tierlink_core::catalog::{Catalog, SensitivityGrade, SharingType, parse_catalogs};
 use tierlink_core::identity::{
     EncryptionKeys, NodeCredentials, Tier, TrustedCa, Unit, generate_ca, issue_node_certificates,
@@ -16,7 +22,7 @@ use tierlink_core::policy::{
 };
 use tierlink_core::signed::{BatchOpener, BatchSigner, BatchVerifier, Recipient};
 use tierlink_node::exchange::produce::{Cut, Plan, Template, record_lists, seal_all};
-use tierlink_proto::v1::{BatchHeader, Record, RecordList};
+use tierlink_proto::v1::{BatchHeader, QueryRequest, ReadScope, Record, RecordList};
 use tierlink_store::StoredRecord;
 
 /// One item of a generated catalog: its sharing type, grade, sensitivity and the grant's
@@ -81,7 +87,7 @@ fn generated(code: &str, name: &str, items: Vec<serde_json::Value>) -> Catalog {
 
 /// A catalog with these items, adjusted to the catalog rules: the first is the primary key and
 /// always shared; core and sensitive items are shared conditionally if at all.
-fn catalog(items: &mut [ItemSpec]) -> Catalog {
+fn catalog(code: &str, items: &mut [ItemSpec]) -> Catalog {
     if items[0].sharing == SharingType::NotShared {
         items[0].sharing = SharingType::Conditional;
     }
@@ -107,7 +113,7 @@ fn catalog(items: &mut [ItemSpec]) -> Catalog {
             })
         })
         .collect();
-    generated("101001001/000009", "generated", items)
+    generated(code, "generated", items)
 }
 
 /// The street's signer and a verifier trusting its CA.
@@ -623,7 +629,7 @@ proptest! {
             1..30,
         ),
     ) {
-        let catalog = catalog(&mut items);
+        let catalog = catalog("101001001/000009", &mut items);
         let (policies, asker) = analyst(
             &catalog,
             items
@@ -767,4 +773,208 @@ proptest! {
             );
         }
     }
+}
+
+/// The analyst of the city, reading through a running federation: its personal token (gRPC) and
+/// an API token (the city's REST gateway).
+struct Analyst {
+    personal: String,
+    api: String,
+}
+
+/// What a read of catalog `code` gave over gRPC and over the gateway: the records as JSON, and
+/// the manifest; or the refusal, as the HTTP status each path maps it to.
+async fn both_paths(
+    f: &util::Fixture,
+    analyst: &Analyst,
+    code: &str,
+) -> Result<(Vec<Value>, Vec<Value>, Vec<u8>, BTreeMap<String, String>), (u16, u16)> {
+    let request = QueryRequest {
+        scope: Some(ReadScope {
+            catalog: code.into(),
+            target: "420502001".into(),
+            credential: util::credential("analyst", &analyst.personal, "420500/analyst", "check"),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let mut grpc = Vec::new();
+    let mut manifest = BTreeMap::new();
+    let read = f.clients[util::CITY]
+        .read(None, request, |_, batch| {
+            manifest.extend(
+                batch
+                    .header
+                    .manifest
+                    .iter()
+                    .map(|m| (m.item.clone(), m.action.clone())),
+            );
+            grpc.extend(batch.json_records().map(Value::Object));
+            Ok(())
+        })
+        .await;
+    let gateway = util::http::Gateway::of(f, util::CITY);
+    let path = format!("/v1/catalogs/{code}/records");
+    let response = util::http::reader(gateway.get(&path), &analyst.api, "check")
+        .query(&[("target", "420502001")])
+        .header("Accept", "application/x-ndjson")
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body = response.bytes().await.unwrap().to_vec();
+    match read {
+        Ok(_) => {
+            assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+            let http = String::from_utf8(body.clone())
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+            Ok((grpc, http, body, manifest))
+        }
+        Err(tierlink_client::ClientError::Status(s)) => {
+            let expected = match s.code() {
+                tonic::Code::PermissionDenied => 403,
+                tonic::Code::InvalidArgument => 400,
+                tonic::Code::NotFound => 404,
+                other => panic!("gRPC refused with {other:?}: {}", s.message()),
+            };
+            Err((expected, status))
+        }
+        Err(other) => panic!("{other}"),
+    }
+}
+
+/// For random catalogs, grants and records published and read in a running federation, the
+/// city's analyst reads the same records over its node's REST gateway as over gRPC (or is
+/// refused alike), and no value sent other than in clear is in the HTTP body.
+#[test]
+fn the_gateway_gives_what_grpc_gives_and_nothing_hidden() {
+    use proptest::test_runner::{Config, TestRunner};
+    use tierlink_core::identity::tokens::Scope;
+    use tierlink_core::policy::PolicyCommand;
+    use tierlink_node::directory::DirectoryCommand::Policy;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let f = runtime.block_on(util::federation(0));
+    let (city, street) = (
+        f.clients[util::CITY].code().clone(),
+        f.clients[util::STREET].code().clone(),
+    );
+    let role = Role {
+        unit: city.clone(),
+        name: "analyst".into(),
+        department: "d".into(),
+        post: "p".into(),
+    };
+    runtime
+        .block_on(
+            f.federation
+                .issue(&city, vec![Policy(PolicyCommand::DefineRole(role.clone()))]),
+        )
+        .unwrap();
+    let personal = f
+        .federation
+        .add_principal(&city, "analyst", &[role.id().as_str()])
+        .unwrap();
+    let analyst = Analyst {
+        personal,
+        api: util::http::token(&f, util::CITY, "analyst", Scope::Read),
+    };
+    let case = std::cell::Cell::new(0u32);
+    let mut runner = TestRunner::new(Config::with_cases(32));
+    let strategy = (
+        proptest::collection::vec(item(), 1..8),
+        proptest::option::of(action()),
+        proptest::collection::vec(
+            proptest::collection::vec("[a-z0-9]{6,14}|[\u{4e00}-\u{4e80}]{4,9}", 8),
+            1..12,
+        ),
+    );
+    runner
+        .run(&strategy, |(mut items, others, values)| {
+            case.set(case.get() + 1);
+            let code = format!("101001001/{:06}", 100 + case.get());
+            let catalog = catalog(&code, &mut items);
+            let grant = Grant {
+                items: items
+                    .iter()
+                    .enumerate()
+                    // The directory holds the shared view: a grant names shared items only.
+                    .filter(|(_, i)| i.sharing != SharingType::NotShared)
+                    .filter_map(|(n, i)| i.action.map(|a| (format!("item_{n}"), a)))
+                    .collect(),
+                others,
+                ..Grant::new(
+                    format!("g{}", case.get()),
+                    street.clone(),
+                    code.clone(),
+                    Grantee::Role(role.id()),
+                    "check",
+                    "2099-12-31",
+                )
+            };
+            let rows: Vec<Vec<String>> = values
+                .iter()
+                .enumerate()
+                .map(|(r, row)| {
+                    (0..items.len())
+                        .map(|n| format!("R{r}I{n}Z{}", row[n]))
+                        .collect()
+                })
+                .collect();
+            let got = runtime.block_on(async {
+                let producer = &f.clients[util::STREET];
+                producer
+                    .put_catalog(serde_json::to_string(&catalog).unwrap())
+                    .await
+                    .unwrap();
+                let revision = producer.publish(&[code.as_str()]).await.unwrap();
+                f.federation.wait_for_revision(revision).await.unwrap();
+                f.federation
+                    .issue(&street, vec![Policy(PolicyCommand::Grant(grant))])
+                    .await
+                    .unwrap();
+                let columns = (0..items.len()).map(|n| format!("item_{n}")).collect();
+                producer
+                    .put_records(&code, columns, rows.clone())
+                    .await
+                    .unwrap();
+                both_paths(&f, &analyst, &code).await
+            });
+            let (grpc, http, body, manifest) = match got {
+                Ok(read) => read,
+                Err((expected, status)) => {
+                    prop_assert_eq!(expected, status);
+                    return Ok(());
+                }
+            };
+            prop_assert_eq!(&http, &grpc);
+            prop_assert_eq!(http.len(), rows.len());
+            let text = String::from_utf8_lossy(&body);
+            for row in &rows {
+                for (n, value) in row.iter().enumerate() {
+                    let action = manifest
+                        .get(&format!("item_{n}"))
+                        .map_or("withhold", String::as_str);
+                    if action != "clear" {
+                        prop_assert!(
+                            !text.contains(value.as_str()),
+                            "item_{} ({}) leaked {:?}",
+                            n,
+                            action,
+                            value
+                        );
+                    }
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+    runtime.block_on(f.federation.stop()).unwrap();
 }

@@ -1,6 +1,6 @@
 //! Field-level secrecy end to end: three principals at three tiers read the same street's
-//! residents under their grants, on every path (query, history, relay, export); refusals; and
-//! the audit each exchange leaves on both ends.
+//! residents under their grants, on every path (query, history, relay, export, the REST
+//! gateway); refusals; and the audit each exchange leaves on both ends.
 
 mod util;
 
@@ -10,11 +10,13 @@ use prost::Message;
 use tierlink_client::{ClientError, NodeClient};
 use tierlink_core::identity::Principals;
 use tierlink_core::identity::tokens::{self, ApiTokens, Scope};
+use tierlink_core::signed::VerifiedBatch;
 use tierlink_core::signed::file::{BatchWriter, verify_file};
 use tierlink_proto::v1::{
     BatchHeader, HistoryRequest, QueryRequest, ReadScope, Record, RecordList,
 };
 use tierlink_store::audit::{AuditFilter, Outcome, Side, anchor_head};
+use util::http;
 use util::*;
 
 /// What one read received: the first header, the records, and every byte that crossed the wire.
@@ -146,6 +148,38 @@ fn nothing_hidden_leaks(got: &Received, columns: &[String], stored: &BTreeMap<St
     assert!(checked > 0, "nothing hidden to check");
 }
 
+/// The read `got` again, by principal `name` of node `n` through that node's REST gateway as
+/// NDJSON: the same values as over gRPC, and nothing hidden in the body.
+async fn over_gateway(
+    f: &Fixture,
+    n: usize,
+    name: &str,
+    purpose: &str,
+    got: &Received,
+    columns: &[String],
+    stored: &BTreeMap<String, Record>,
+) {
+    let token = http::token(f, n, name, Scope::Read);
+    let gateway = http::Gateway::of(f, n);
+    let request = gateway
+        .get("/v1/catalogs/101001001/000001/records")
+        .query(&[("target", "420502001")]);
+    let (records, body) = http::ndjson(http::reader(request, &token, purpose)).await;
+    let expected: Vec<_> = VerifiedBatch {
+        header: got.header.clone(),
+        records: got.records.clone(),
+    }
+    .json_records()
+    .collect();
+    assert_eq!(records, expected, "{name} reads other values over HTTP");
+    let received = Received {
+        header: got.header.clone(),
+        records: Vec::new(),
+        bytes: body,
+    };
+    nothing_hidden_leaks(&received, columns, stored);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_principals_see_what_their_grants_allow_on_every_path() {
     let f = federation(300).await;
@@ -201,6 +235,7 @@ async fn three_principals_see_what_their_grants_allow_on_every_path() {
     assert_eq!(city.manifest()["religion"], "withhold");
     assert_eq!(city.manifest()["ethnicity"], "withhold");
     nothing_hidden_leaks(&city, &columns, &stored);
+    over_gateway(&f, CITY, "zhao", SECURITY, &city, &columns, &stored).await;
 
     // The same read relayed by the district arrives exactly as the street signed it.
     let district_code = f.clients[DISTRICT].code().clone();
@@ -245,6 +280,7 @@ async fn three_principals_see_what_their_grants_allow_on_every_path() {
         );
     }
     nothing_hidden_leaks(&district, &columns, &stored);
+    over_gateway(&f, DISTRICT, "li", ALLOWANCE, &district, &columns, &stored).await;
 
     // The street's grid worker, by the district's delegation: one community's rows, the ID
     // number's region, names hashed — and hashed the same as anywhere in the federation.
@@ -275,6 +311,7 @@ async fn three_principals_see_what_their_grants_allow_on_every_path() {
     );
     assert!(!street.header.columns.contains(&"phone".to_string()));
     nothing_hidden_leaks(&street, &columns, &stored);
+    over_gateway(&f, STREET, "wang", ALLOWANCE, &street, &columns, &stored).await;
 
     // History is decided the same way.
     let key = district.records[0].key.clone();

@@ -11,6 +11,8 @@
 //! - [`directory`]: this node's replica of the federation directory (openraft): log store, state
 //!   machine, network, and the `Directory` and `Federation` services.
 //! - [`audit`]: the `tierlink.v1.Audit` service over the node's audit log.
+//! - [`gateway`]: the REST/JSON gateway over HTTPS, an adapter over the same services for
+//!   systems that present API tokens instead of certificates.
 //! - [`runtime`]: opening a node's directory and serving every service.
 //!
 //! # Direction
@@ -23,6 +25,7 @@ pub mod admission;
 pub mod audit;
 pub mod directory;
 pub mod exchange;
+pub mod gateway;
 pub mod limits;
 pub mod read;
 pub mod runtime;

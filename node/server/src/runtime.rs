@@ -13,7 +13,7 @@ use tierlink_client::{MAX_MESSAGE_BYTES, Peers};
 use tierlink_core::config::{ConfigError, Credentials, NodeDir};
 use tierlink_core::identity::{CertError, EncryptionKeys, node_code_of, pem_to_der, write_private};
 use tierlink_core::policy::Redactor;
-use tierlink_core::signed::BatchSigner;
+use tierlink_core::signed::{BatchOpener, BatchSigner, BatchVerifier};
 use tierlink_proto::v1::audit_server::AuditServer;
 use tierlink_proto::v1::directory_server::DirectoryServer;
 use tierlink_proto::v1::exchange_server::ExchangeServer;
@@ -30,8 +30,14 @@ use crate::admission::AdmissionLayer;
 use crate::audit::AuditService;
 use crate::directory::{DirectoryError, DirectoryService, FederationService, Replica};
 use crate::exchange::server::ExchangeService;
-use crate::limits::RequestLimitLayer;
+use crate::gateway::auth::Auth;
+use crate::gateway::tls::TlsError;
+use crate::gateway::{Gateway, Services};
+use crate::limits::{Guesses, RequestLimitLayer};
 use crate::read::{NodeKeys, ReadService};
+
+/// How long a stopping node lets the gateway's answers in progress finish.
+const GATEWAY_GRACE: Duration = Duration::from_secs(5);
 
 /// A node that could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +62,17 @@ pub enum RuntimeError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The gateway's listening address could not be bound.
+    #[error("cannot listen on {addr}: {source}; pick a free port in node.toml [gateway] listen")]
+    GatewayBind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The gateway cannot use the node's TLS certificate and key.
+    #[error(transparent)]
+    GatewayTls(#[from] TlsError),
     /// The directory replica could not start.
     #[error(transparent)]
     Directory(#[from] DirectoryError),
@@ -71,6 +88,8 @@ pub enum RuntimeError {
 pub struct RunningNode {
     /// Address it listens on.
     pub addr: SocketAddr,
+    /// Address its REST gateway listens on, when it serves one.
+    pub gateway_addr: Option<SocketAddr>,
     /// Its replica of the federation directory.
     pub directory: Arc<Replica>,
     /// Its audit log.
@@ -111,10 +130,11 @@ fn encryption_keys(dir: &NodeDir) -> Result<EncryptionKeys, RuntimeError> {
 pub struct Node {
     dir: NodeDir,
     credentials: Credentials,
-    exchange: ExchangeService,
+    exchange: Arc<ExchangeService>,
     registry: Arc<Registry>,
     directory: Arc<Replica>,
     audit: Arc<AuditLog>,
+    gateway: Option<Gateway>,
 }
 
 impl Node {
@@ -143,7 +163,8 @@ impl Node {
             }
         }
         let store = SledStore::open(&dir.path(&dir.config.files.data))?;
-        let directory = Arc::new(Replica::open(&store, &dir, credentials.clone(), key, ca).await?);
+        let directory =
+            Arc::new(Replica::open(&store, &dir, credentials.clone(), key, ca.clone()).await?);
         let audit = Arc::new(AuditLog::open(store.keyspace("audit")?)?);
         let redactor = Redactor::new(dir.hash_key()?);
         let registry = Arc::new(Registry::open(Arc::new(store))?);
@@ -167,7 +188,38 @@ impl Node {
             )
             .with_batch_bytes(dir.config.exchange.batch_bytes),
         );
-        let exchange = ExchangeService::new(registry.clone(), reads);
+        let exchange = Arc::new(ExchangeService::new(registry.clone(), reads.clone()));
+        let gateway = match &dir.config.gateway {
+            None => None,
+            Some(settings) => {
+                let addr = settings.listen;
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| RuntimeError::GatewayBind { addr, source })?;
+                let board: Arc<dyn AnchorBoard> = directory.clone();
+                let services = Services {
+                    reads,
+                    exchange: exchange.clone(),
+                    registry: registry.clone(),
+                    directory: DirectoryService::new(directory.clone(), registry.clone()),
+                    audit: AuditService::new(audit.clone(), board),
+                    verifier: BatchVerifier::new(ca).with_members(directory.clone()),
+                    opener: BatchOpener::new(dir.code().clone(), encryption),
+                    auth: Auth::new(
+                        dir.principal_files(),
+                        Guesses::new(dir.config.limits.token_guesses_per_minute),
+                    ),
+                };
+                Some(Gateway::new(
+                    services,
+                    listener,
+                    &credentials.tls_cert_pem,
+                    &credentials.tls_key_pem,
+                    settings.clone(),
+                    dir.config.limits.clone(),
+                )?)
+            }
+        };
         Ok(Self {
             dir,
             credentials,
@@ -175,7 +227,13 @@ impl Node {
             registry,
             directory,
             audit,
+            gateway,
         })
+    }
+
+    /// The address its REST gateway listens on, when `node.toml` has a `[gateway]`.
+    pub fn gateway_addr(&self) -> Option<SocketAddr> {
+        self.gateway.as_ref().and_then(|g| g.addr().ok())
     }
 
     /// Its replica of the federation directory.
@@ -183,7 +241,8 @@ impl Node {
         &self.directory
     }
 
-    /// Serves on `listener` until `shutdown` completes.
+    /// Serves on `listener` until `shutdown` completes, and the REST gateway beside it on its own
+    /// listener when the node has one; both stop together.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -232,6 +291,18 @@ impl Node {
             directory.member().tls_fingerprint.clone(),
             directory.clone(),
         );
+        let gateway = self.gateway.map(|gateway| {
+            let handle = axum_server::Handle::new();
+            tracing::info!(addr = ?gateway.addr().ok(), "serving the REST gateway over HTTPS");
+            (handle.clone(), tokio::spawn(gateway.serve(handle)))
+        });
+        let stop_gateway = gateway.as_ref().map(|(handle, _)| handle.clone());
+        let shutdown = async move {
+            shutdown.await;
+            if let Some(handle) = stop_gateway {
+                handle.graceful_shutdown(Some(GATEWAY_GRACE));
+            }
+        };
         let served = Server::builder()
             .tls_config(tls)
             .map_err(|e| RuntimeError::Credential(format!("TLS configuration: {e}")))?
@@ -244,7 +315,7 @@ impl Node {
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(
-                ExchangeServer::new(self.exchange)
+                ExchangeServer::from_arc(self.exchange)
                     .max_decoding_message_size(MAX_MESSAGE_BYTES)
                     .max_encoding_message_size(MAX_MESSAGE_BYTES),
             )
@@ -265,6 +336,17 @@ impl Node {
             .await
             .map_err(|e| RuntimeError::Serve(e.to_string()));
         anchoring.abort();
+        if let Some((handle, task)) = gateway {
+            // Also when gRPC stopped on its own: the gateway does not outlive it.
+            handle.graceful_shutdown(Some(GATEWAY_GRACE));
+            let gateway_served = task
+                .await
+                .map_err(|e| RuntimeError::Serve(e.to_string()))
+                .and_then(|r| r.map_err(|e| RuntimeError::Serve(format!("gateway: {e}"))));
+            if served.is_ok() {
+                gateway_served?;
+            }
+        }
         directory.shutdown().await;
         served
     }
@@ -275,6 +357,7 @@ impl Node {
             .local_addr()
             .map_err(|e| RuntimeError::Serve(e.to_string()))?;
         let (stop, stopped) = oneshot::channel();
+        let gateway_addr = self.gateway_addr();
         let directory = self.directory.clone();
         let audit = self.audit.clone();
         let task = tokio::spawn(self.serve(listener, async move {
@@ -282,6 +365,7 @@ impl Node {
         }));
         Ok(RunningNode {
             addr,
+            gateway_addr,
             directory,
             audit,
             stop,

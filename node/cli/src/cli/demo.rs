@@ -369,11 +369,12 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
     for node in &federation.nodes {
         let c = &node.dir.config;
         println!(
-            "  {:<9} {:<10} {:<34} {}",
+            "  {:<9} {:<10} {:<34} {}  REST {}",
             c.node.tier.as_str(),
             c.node.code.as_str(),
             c.node.name,
-            c.server.endpoint
+            c.server.endpoint,
+            node.gateway_url().unwrap_or_else(|| "-".into())
         );
     }
 
@@ -760,9 +761,18 @@ the city searches the directory for \"公民身份号码\" (citizen ID number):"
     if args.serve {
         let manifest = federation.write_manifest()?;
         println!(
-            "\nserving; connection details for any gRPC client in {}",
+            "\nserving; connection details for any gRPC or HTTPS client in {}",
             manifest.display()
         );
+        for node in &federation.nodes {
+            if let Some(url) = node.gateway_url() {
+                println!(
+                    "  {} REST gateway {url}/v1 (reference {url}/docs; trust {})",
+                    node.dir.code(),
+                    node.dir.path(&node.dir.config.files.ca).display()
+                );
+            }
+        }
         println!("press Ctrl-C to stop");
         shutdown_signal().await;
     }

@@ -589,21 +589,7 @@ async fn read(
 }
 
 fn print_records(out: &mut impl Write, batch: &VerifiedBatch) -> std::io::Result<()> {
-    for record in &batch.records {
-        let mut object = serde_json::Map::new();
-        object.insert("_key".into(), record.key.clone().into());
-        // Neither is sent when keys travel hashed.
-        if record.version > 0 {
-            object.insert("_version".into(), record.version.into());
-            let at = chrono::DateTime::from_timestamp_micros(record.updated_at_micros)
-                .unwrap_or_default();
-            object.insert("_updated_at".into(), at.to_rfc3339().into());
-        }
-        for (column, value) in batch.header.columns.iter().zip(&record.values) {
-            if !value.is_empty() {
-                object.insert(column.clone(), value.clone().into());
-            }
-        }
+    for object in batch.json_records() {
         writeln!(out, "{}", serde_json::Value::Object(object))?;
     }
     out.flush()

@@ -98,3 +98,26 @@ fn limits_default_when_left_out_and_a_zero_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn the_gateway_is_optional_and_its_body_limit_positive() {
+    let dir = tempfile::tempdir().unwrap();
+    let street = include_str!("../../../../ops/hosts/street.toml");
+    std::fs::write(dir.path().join(CONFIG_FILE), street).unwrap();
+    assert_eq!(NodeDir::load(dir.path()).unwrap().config.gateway, None);
+
+    let with = |extra: &str| format!("{street}\n[gateway]\nlisten = \"127.0.0.1:8443\"\n{extra}");
+    std::fs::write(dir.path().join(CONFIG_FILE), with("")).unwrap();
+    let node = NodeDir::load(dir.path()).unwrap();
+    assert_eq!(
+        node.config.gateway,
+        Some(GatewaySettings::on("127.0.0.1:8443".parse().unwrap()))
+    );
+    node.save().unwrap();
+    let again = NodeDir::load(dir.path()).unwrap();
+    assert_eq!(again.config.gateway, node.config.gateway);
+
+    std::fs::write(dir.path().join(CONFIG_FILE), with("body_bytes = 0\n")).unwrap();
+    let err = NodeDir::load(dir.path()).unwrap_err();
+    assert!(err.to_string().contains("[gateway] body_bytes"), "{err}");
+}

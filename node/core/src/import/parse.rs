@@ -166,15 +166,33 @@ fn json_text(value: &serde_json::Value) -> Result<String, String> {
 /// Reads JSON objects (RFC 8259), one per (line number, text); blank lines are skipped. Columns
 /// are the keys in the order first seen; a record lacking a key has "" there.
 pub fn json_lines<'a>(lines: impl Iterator<Item = (usize, &'a str)>) -> Result<Table, ImportError> {
+    json_objects(
+        lines
+            .filter(|(_, text)| !text.trim().is_empty())
+            .map(|(line, text)| {
+                serde_json::from_str(text)
+                    .map(|object| (line, object))
+                    .map_err(|e| ImportError::Json {
+                        line,
+                        problem: format!("not a JSON object: {e}"),
+                    })
+            }),
+    )
+}
+
+/// Records from JSON objects, each with its line (or position in a request, from 1): columns are
+/// the keys in the order first seen, a record lacking a key has "" there; values are strings,
+/// numbers, booleans (as written) or null (""). The first error stops the reading.
+pub fn json_objects(
+    objects: impl Iterator<
+        Item = Result<(usize, serde_json::Map<String, serde_json::Value>), ImportError>,
+    >,
+) -> Result<Table, ImportError> {
     let mut table = Table::default();
     let mut index: HashMap<String, usize> = HashMap::new();
-    for (line, text) in lines {
-        if text.trim().is_empty() {
-            continue;
-        }
+    for object in objects {
+        let (line, object) = object?;
         let bad = |problem: String| ImportError::Json { line, problem };
-        let object: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(text).map_err(|e| bad(format!("not a JSON object: {e}")))?;
         let mut row = vec![String::new(); table.columns.len()];
         for (key, value) in &object {
             let n = *index.entry(key.clone()).or_insert_with(|| {

@@ -234,6 +234,30 @@ pub struct VerifiedBatch {
     pub records: Vec<Record>,
 }
 
+impl VerifiedBatch {
+    /// Each record as a JSON object: `_key`, and when sent (not with keys hashed) `_version` and
+    /// `_updated_at` (RFC 3339, UTC); then each column's value by item code, empty values left
+    /// out. The shape of `tierlink records query` lines and of the gateway's JSON records.
+    pub fn json_records(&self) -> impl Iterator<Item = serde_json::Map<String, serde_json::Value>> {
+        self.records.iter().map(|record| {
+            let mut object = serde_json::Map::new();
+            object.insert("_key".into(), record.key.clone().into());
+            if record.version > 0 {
+                object.insert("_version".into(), record.version.into());
+                let at = chrono::DateTime::from_timestamp_micros(record.updated_at_micros)
+                    .unwrap_or_default();
+                object.insert("_updated_at".into(), at.to_rfc3339().into());
+            }
+            for (column, value) in self.header.columns.iter().zip(&record.values) {
+                if !value.is_empty() {
+                    object.insert(column.clone(), value.clone().into());
+                }
+            }
+            object
+        })
+    }
+}
+
 /// Checks batches against the federation CA, remembering producers already proven, and against
 /// the federation directory's members when it has them.
 pub struct BatchVerifier {

@@ -17,7 +17,9 @@ use super::{
 };
 use crate::limits::{MAX_MESSAGE_BYTES, human_bytes, thousands};
 
-const MAGIC: &[u8; 16] = b"TIERLINK-BATCH1\n";
+/// The first bytes of every batch file; each batch follows length-delimited (a protobuf varint
+/// of its encoded length, then the encoded `SignedBatch`).
+pub const MAGIC: &[u8; 16] = b"TIERLINK-BATCH1\n";
 
 /// A batch file that cannot be read or written.
 #[derive(Debug, thiserror::Error)]

@@ -2,6 +2,8 @@
 //! holding residents and buildings.
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::time::Duration;
 
 use tempfile::TempDir;

@@ -18,8 +18,8 @@ use tierlink_proto::v1::{
     ListCatalogsResponse, PutCatalogRequest, PutCatalogResponse, PutRecordsRequest,
     PutRecordsResponse, QueryRequest, SignedBatch,
 };
-use tierlink_store::StoreError;
 use tierlink_store::registry::{Registry, RegistryError};
+use tierlink_store::{PutOutcome, StoreError};
 use tokio_stream::{Stream, StreamExt};
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
@@ -74,6 +74,26 @@ impl ExchangeService {
             .await
             .map(Some)
             .map_err(|e| relay_failure(self.me(), &target, e).into())
+    }
+
+    /// Writes `rows` of `columns` to `catalog`, all or none, on a blocking thread: `PutRecords`
+    /// and the gateway's writes alike.
+    pub async fn write_records(
+        &self,
+        catalog: String,
+        columns: Vec<String>,
+        rows: Vec<Vec<String>>,
+    ) -> Result<PutOutcome, RegistryError> {
+        let registry = self.registry.clone();
+        let code = catalog.clone();
+        let outcome =
+            tokio::task::spawn_blocking(move || registry.put_records(&code, &columns, rows))
+                .await
+                .map_err(|e| {
+                    RegistryError::Store(StoreError::Engine(format!("the write stopped: {e}")))
+                })??;
+        tracing::info!(%catalog, created = outcome.created, updated = outcome.updated, unchanged = outcome.unchanged, "records written");
+        Ok(outcome)
     }
 
     /// A read through the read service, its stream as gRPC sends it.
@@ -174,14 +194,10 @@ impl Exchange for ExchangeService {
     ) -> Result<Response<PutRecordsResponse>, Status> {
         let req = request.into_inner();
         let rows: Vec<Vec<String>> = req.rows.into_iter().map(|r| r.values).collect();
-        let registry = self.registry.clone();
-        let catalog = req.catalog.clone();
-        let outcome =
-            tokio::task::spawn_blocking(move || registry.put_records(&catalog, &req.columns, rows))
-                .await
-                .map_err(|e| Status::internal(e.to_string()))?
-                .map_err(registry_status)?;
-        tracing::info!(catalog = %req.catalog, created = outcome.created, updated = outcome.updated, unchanged = outcome.unchanged, "records written");
+        let outcome = self
+            .write_records(req.catalog, req.columns, rows)
+            .await
+            .map_err(registry_status)?;
         Ok(Response::new(PutRecordsResponse {
             written: outcome.created + outcome.updated + outcome.unchanged,
             created: outcome.created,

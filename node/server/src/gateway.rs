@@ -1,0 +1,140 @@
+//! The REST/JSON gateway: HTTPS for the systems that will never speak gRPC. It is an adapter,
+//! like [`crate::exchange::server`]: every read goes through the one [`ReadService`] (decision,
+//! plan, sealing, audit), catalogs, explanations and the audit come from the gRPC services
+//! called in process, and records are written through the same exchange service as `PutRecords`.
+//!
+//! Callers present an API token (`Authorization: Bearer tlk_…`) of a principal of this node; the
+//! gateway reads as the node itself on the principal's behalf, exactly as the command line's
+//! `--as` does: a credential carrying the principal, its role, its purpose and the token, which
+//! the read service checks and vouches for. Batches come back sealed to this node; the gateway
+//! opens and verifies them for JSON answers, and passes them on unopened to a client that asks
+//! for the signed batches themselves (`Accept: application/x-tierlink-batches`, the batch file
+//! format `tierlink verify` checks).
+//!
+//! It listens on its own address (`node.toml [gateway] listen`) with the node's TLS certificate
+//! and asks for no client certificate; clients trust the federation CA certificate.
+//!
+//! # Layout
+//! - [`auth`]: API tokens to a principal and its scope; role and purpose headers; failed guesses
+//!   limited per source address.
+//! - [`problem`]: errors as RFC 9457 problem documents, one stable type per kind, each with a
+//!   page at its type.
+//! - [`catalogs`]: this node's catalogs (list, get) and the directory's search.
+//! - [`records`]: writes, queries (JSON pages with a cursor, NDJSON, signed batches) and one
+//!   key's history.
+//! - [`imports`]: upload of whole export files (CSV, JSON lines), checked as the command line's
+//!   import checks them.
+//! - [`explain`]: what a read would be decided as, for the caller's principal.
+//! - [`audit`]: the node's audit log, for its administrator's tokens.
+//! - [`openapi`]: the OpenAPI 3.1 document generated from the handlers, and the reference page.
+//! - [`tls`]: the HTTPS listener and its accept loop.
+
+pub mod audit;
+pub mod auth;
+pub mod catalogs;
+pub mod explain;
+pub mod imports;
+pub mod openapi;
+pub mod problem;
+pub mod records;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tierlink_core::config::{GatewaySettings, LimitSettings};
+use tierlink_core::identity::NodeCode;
+use tierlink_core::signed::{BatchOpener, BatchVerifier};
+use tierlink_store::registry::Registry;
+
+use crate::admission::Caller;
+use crate::audit::AuditService;
+use crate::directory::DirectoryService;
+use crate::exchange::server::ExchangeService;
+use crate::read::ReadService;
+
+/// What every handler reaches: the node's services, and what checks and opens its batches.
+pub struct Services {
+    /// The read service, the one path records leave by.
+    pub reads: Arc<ReadService>,
+    /// The exchange service, called in process for catalogs and record writes.
+    pub exchange: Arc<ExchangeService>,
+    /// The node's catalogs, whose record checks an import applies.
+    pub registry: Arc<Registry>,
+    /// The directory service, for the catalog search and explanations.
+    pub directory: DirectoryService,
+    /// The audit service.
+    pub audit: AuditService,
+    /// Checks batches against the federation CA and the directory's members.
+    pub verifier: BatchVerifier,
+    /// Opens the batches sealed to this node.
+    pub opener: BatchOpener,
+    /// Who presents which token.
+    pub auth: auth::Auth,
+}
+
+impl Services {
+    fn me(&self) -> &NodeCode {
+        self.reads.me()
+    }
+
+    /// The node itself as the caller of its own services: the gateway acts for it.
+    fn as_node(&self) -> Caller {
+        Caller {
+            node: self.me().clone(),
+            is_self: true,
+            is_member: true,
+        }
+    }
+
+    /// A request to one of the node's gRPC services, called in process for `caller`.
+    fn request<T>(caller: Caller, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request.extensions_mut().insert(caller);
+        request
+    }
+}
+
+/// The state handlers share.
+pub type State = Arc<Services>;
+
+/// A gateway ready to serve: its services, its bound listener and its TLS configuration.
+pub struct Gateway {
+    services: State,
+    listener: tokio::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    settings: GatewaySettings,
+    limits: LimitSettings,
+}
+
+impl Gateway {
+    /// A gateway over `services` on `listener`, presenting the node's TLS certificate and key
+    /// (PEM), within `settings` and the node's `limits` (handshake time, calls per connection).
+    pub fn new(
+        services: Services,
+        listener: tokio::net::TcpListener,
+        cert_pem: &str,
+        key_pem: &str,
+        settings: GatewaySettings,
+        limits: LimitSettings,
+    ) -> Result<Self, tls::TlsError> {
+        Ok(Self {
+            services: Arc::new(services),
+            listener,
+            tls: tls::server_config(cert_pem, key_pem)?,
+            settings,
+            limits,
+        })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `handle` is told to shut down.
+    pub async fn serve(self, handle: axum_server::Handle<SocketAddr>) -> std::io::Result<()> {
+        let app = openapi::router(self.services, &self.settings);
+        tls::serve(self.listener, self.tls, &self.limits, handle, app).await
+    }
+}

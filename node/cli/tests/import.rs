@@ -281,7 +281,8 @@ fn an_import_interrupted_after_some_batches_and_run_again_stores_each_record_onc
     let file = file.to_str().unwrap();
 
     // The first run is cut off once three batches of 100 are acknowledged, as a crash would:
-    // the fourth may or may not have reached the node.
+    // the fourth and fifth (two requests are in flight at a time) may or may not have reached
+    // the node.
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let client = NodeClient::open(NodeDir::load(Path::new(&street.dir)).unwrap()).unwrap();
@@ -305,7 +306,7 @@ fn an_import_interrupted_after_some_batches_and_run_again_stores_each_record_onc
         }
     });
     let stored = street.records().len();
-    assert!((300..=400).contains(&stored), "{stored}");
+    assert!((300..=500).contains(&stored), "{stored}");
 
     let out = street.import(file, &["--batch-size", "100"]);
     assert!(out.status.success(), "{}", stderr(&out));

@@ -1,8 +1,11 @@
 //! Writing records to a node in batches. Each `PutRecords` request is written all or none; the
-//! requests are cut by bytes as well as by records, so that each fits in a message.
+//! requests are cut by bytes as well as by records, so that each fits in a message. Two requests
+//! are in flight at a time: the node checks one while it stores the one before.
 
 use std::ops::Range;
 
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
 use prost::Message;
 use tierlink_core::limits::{DEFAULT_BATCH_BYTES, MAX_MESSAGE_BYTES, human_bytes, thousands};
 use tierlink_proto::v1::PutRecordsRequest;
@@ -79,15 +82,17 @@ pub enum WriteError {
         "writing records {}–{} failed{}: {source}",
         .failed.start + 1,
         .failed.end,
-        if *.maybe_stored { " before the node answered, so they may or may not be stored" } else { " and none of them is stored" }
+        if *.maybe_stored { ", and the node may have stored some or all of them" } else { " and none of them is stored" }
     )]
     Stopped {
         /// What the requests before it wrote.
         written: Written,
-        /// The rows of the failed request, as positions from 0.
+        /// The rows of the failed request and of the request sent after it while it was in
+        /// flight, if any, as positions from 0: the rows not known to be stored.
         failed: Range<usize>,
-        /// True when the node may have stored them (the call failed in flight); false when it
-        /// is known not to have (it refused them, or they were never sent).
+        /// True when the node may have stored any of them (a call failed in flight, or the
+        /// request after the failed one was not refused); false when it is known to have stored
+        /// none (it refused them, or they were never sent).
         maybe_stored: bool,
         /// Why the request failed.
         source: ClientError,
@@ -137,10 +142,16 @@ fn cut(
     Ok(batches)
 }
 
+/// Requests in flight at a time: while the node stores one, the next is encoded, sent and
+/// checked. More would only queue behind the store's one writer.
+const IN_FLIGHT: usize = 2;
+
 impl NodeClient {
     /// Writes rows of values under `columns` to a catalog of this node in the requests
-    /// `batching` cuts them into, in order, each all or none; `progress` sees the number of rows
-    /// written after each request. Nothing is sent when a request would not fit in a message.
+    /// `batching` cuts them into, each all or none, [`IN_FLIGHT`] at a time; `progress` sees the
+    /// number of rows written after each request, in order. Nothing is sent when a request would
+    /// not fit in a message. When a request fails, the one sent after it is awaited (not
+    /// abandoned in flight) and nothing more is sent.
     pub async fn write_records(
         &self,
         catalog: &str,
@@ -155,30 +166,43 @@ impl NodeClient {
             rows: Vec::new(),
         }
         .encoded_len();
-        let batches = cut(&rows, overhead, batching)?;
+        let mut batches = cut(&rows, overhead, batching)?.into_iter();
         let mut rows = rows.into_iter();
+        let mut in_flight = FuturesOrdered::new();
         let mut written = Written::default();
-        for failed in batches {
-            let batch = rows.by_ref().take(failed.len()).collect();
-            match self.put_records(catalog, columns.clone(), batch).await {
+        loop {
+            while in_flight.len() < IN_FLIGHT {
+                let Some(range) = batches.next() else { break };
+                let batch = rows.by_ref().take(range.len()).collect();
+                let call = self.put_records(catalog, columns.clone(), batch);
+                in_flight.push_back(async move { (range, call.await) });
+            }
+            let Some((range, answer)) = in_flight.next().await else {
+                return Ok(written);
+            };
+            match answer {
                 Ok(done) => {
-                    written.records = failed.end;
+                    written.records = range.end;
                     written.created += done.created;
                     written.updated += done.updated;
                     written.unchanged += done.unchanged;
                     progress(written.records);
                 }
                 Err(source) => {
+                    let (mut failed, mut maybe_stored) = (range, !source.not_carried_out());
+                    while let Some((later, answer)) = in_flight.next().await {
+                        failed.end = later.end;
+                        maybe_stored |= !matches!(answer, Err(e) if e.not_carried_out());
+                    }
                     return Err(WriteError::Stopped {
                         written,
                         failed,
-                        maybe_stored: !source.not_carried_out(),
+                        maybe_stored,
                         source,
                     });
                 }
             }
         }
-        Ok(written)
     }
 }
 

@@ -295,6 +295,44 @@ async fn a_record_longer_than_its_catalog_allows_is_refused_on_every_write_path(
     f.federation.stop().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_batch_and_the_batch_sent_after_it_are_reported_together() {
+    let f = federation(0).await;
+    f.clients[STREET].put_catalog(big_catalog()).await.unwrap();
+    let columns = item_codes(&big_catalog());
+    let mut rows: Vec<Vec<String>> = (0..6).map(building).collect();
+    rows[2][5].push('备');
+
+    // Batches of two, two in flight: the second is refused while the third is already sent,
+    // and the third is stored. Neither is counted as written, and the error says the node may
+    // have stored some of them.
+    let err = f.clients[STREET]
+        .write_records(BIG, columns, rows, Batching::Exactly(2), |_| {})
+        .await
+        .unwrap_err();
+    let WriteError::Stopped {
+        written,
+        failed,
+        maybe_stored,
+        ..
+    } = &err
+    else {
+        panic!("{err}")
+    };
+    assert_eq!(
+        (written.records, failed.clone(), *maybe_stored),
+        (2, 2..6, true)
+    );
+    assert!(
+        err.to_string().starts_with(
+            "writing records 3–6 failed, and the node may have stored some or all of them: "
+        ),
+        "{err}"
+    );
+    assert_eq!(stored(&f, BIG).await, 4, "the first and third batches");
+    f.federation.stop().await.unwrap();
+}
+
 /// The case's catalog coded `code`, with its key and one text item of each of `lengths`
 /// characters.
 fn one_text_item(code: &str, lengths: &[u32]) -> String {

@@ -261,7 +261,7 @@ impl Store for SledStore {
     }
 
     fn put_records(&self, catalog: &str, rows: Vec<Row>) -> Result<PutOutcome, StoreError> {
-        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let mut batch = sled::Batch::default();
         let mut outcome = PutOutcome::default();
         let updated_at_micros = now_micros();
@@ -305,6 +305,10 @@ impl Store for SledStore {
         let count = self.record_count(catalog)? + outcome.created;
         batch.insert(count_key, &count.to_be_bytes());
         apply_batch(&self.records, batch)?;
+        // The next writer may read these versions while they are flushed: a later batch is
+        // never on disk without this one (sled's log is written in order), and each call returns
+        // only once its own batch is.
+        drop(writer);
         self.engine.flush()?;
         Ok(outcome)
     }

@@ -508,7 +508,7 @@ fn write_failure(source: &str, lines: &[usize], writing: Writing, e: WriteError)
         ) => {
             let mut text = format!("{source}: writing {} failed: {error}", span(&failed));
             text.push_str(if maybe_stored {
-                "\n  the connection failed before the node answered, so they may or may not be stored"
+                "\n  the node may have stored some or all of them"
             } else {
                 "\n  none of them is stored"
             });

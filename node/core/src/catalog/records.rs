@@ -2,6 +2,7 @@
 //! checked against its item's type, length, pattern, code table and check, every embedded part
 //! against the item it holds, and the primary key built from the key items.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::ops::Range;
@@ -80,13 +81,16 @@ struct Part {
 }
 
 impl Part {
-    /// The part's characters in `value` (counted in characters, as the catalog declares them).
-    fn of(&self, value: &str) -> String {
-        value
-            .chars()
-            .skip(self.span.start)
-            .take(self.span.len())
-            .collect()
+    /// The part's characters in `value` (counted in characters, as the catalog declares them;
+    /// fewer, or none, when `value` is shorter).
+    fn of<'v>(&self, value: &'v str) -> &'v str {
+        let at = |chars: usize| {
+            value
+                .char_indices()
+                .nth(chars)
+                .map_or(value.len(), |(i, _)| i)
+        };
+        &value[at(self.span.start)..at(self.span.end)]
     }
 
     /// `its birth date (characters 7–14)`.
@@ -240,10 +244,19 @@ impl RecordSchema {
                 problem: format!("has {} values for {} columns", values.len(), columns.len()),
             }]);
         }
-        let mut full = vec![String::new(); self.items.len()];
-        for (value, &n) in values.into_iter().zip(columns) {
-            full[n] = value;
-        }
+        // Columns in catalog order, as a client that checked the rows first sends them: the
+        // values are the record as they are.
+        let in_order =
+            columns.len() == self.items.len() && columns.iter().enumerate().all(|(i, &n)| i == n);
+        let mut full = if in_order {
+            values
+        } else {
+            let mut full = vec![String::new(); self.items.len()];
+            for (value, &n) in values.into_iter().zip(columns) {
+                full[n] = value;
+            }
+            full
+        };
         // (item position, problem)
         let mut problems: Vec<(usize, String)> = Vec::new();
         for (n, (rule, value)) in self.items.iter().zip(full.iter_mut()).enumerate() {
@@ -263,17 +276,23 @@ impl RecordSchema {
             })
             .collect();
         problems.extend(disagreements);
-        let parts: Vec<&str> = self.key_items.iter().map(|&n| full[n].as_str()).collect();
-        if parts
+        let mut key = String::new();
+        for (at, &n) in self.key_items.iter().enumerate() {
+            if at > 0 {
+                key.push(KEY_SEPARATOR);
+            }
+            key.push_str(&full[n]);
+        }
+        if self
+            .key_items
             .iter()
-            .any(|p| p.contains(KEY_SEPARATOR) || p.contains('\0'))
+            .any(|&n| full[n].contains([KEY_SEPARATOR, '\0']))
         {
             problems.push((
                 self.key_items[0],
                 "key values must not contain control characters U+0000 or U+001F".into(),
             ));
         }
-        let key = parts.join(&KEY_SEPARATOR.to_string());
         if problems.is_empty() {
             return Ok(Row { key, values: full });
         }
@@ -296,33 +315,37 @@ impl RecordSchema {
         columns: &[usize],
         records: Vec<Vec<String>>,
     ) -> Result<Vec<Row>, Vec<RecordError>> {
+        // (record, row) for each record that passed its own checks.
         let mut rows = Vec::with_capacity(records.len());
         let mut errors = Vec::new();
-        let mut keys: HashMap<String, usize> = HashMap::new();
         for (n, values) in records.into_iter().enumerate() {
             match self.row(n + 1, columns, values) {
-                Ok(row) => {
-                    if let Some(first) = keys.insert(row.key.clone(), n + 1) {
-                        errors.push(RecordError {
-                            record: n + 1,
-                            key: None,
-                            item: "key".into(),
-                            problem: format!(
-                                "key {:?} also appears in record {first}: send one version per key",
-                                row.key
-                            ),
-                        });
-                    }
-                    rows.push(row);
-                }
+                Ok(row) => rows.push((n + 1, row)),
                 Err(mut e) => errors.append(&mut e),
             }
         }
-        if errors.is_empty() {
-            Ok(rows)
-        } else {
-            Err(errors)
+        let mut keys: HashMap<&str, usize> = HashMap::with_capacity(rows.len());
+        let mut repeated = Vec::new();
+        for (record, row) in &rows {
+            if let Some(first) = keys.insert(&row.key, *record) {
+                repeated.push(RecordError {
+                    record: *record,
+                    key: None,
+                    item: "key".into(),
+                    problem: format!(
+                        "key {:?} also appears in record {first}: send one version per key",
+                        row.key
+                    ),
+                });
+            }
         }
+        if errors.is_empty() && repeated.is_empty() {
+            return Ok(rows.into_iter().map(|(_, row)| row).collect());
+        }
+        // In record order, as found: a record has either its own errors or a repeated key.
+        errors.append(&mut repeated);
+        errors.sort_by_key(|e| e.record);
+        Err(errors)
     }
 }
 
@@ -335,7 +358,7 @@ impl Carried {
         let part = self.part.of(value);
         let agrees = match self.carries {
             PartAs::Same => part == held,
-            PartAs::Date => part == held.replace('-', ""),
+            PartAs::Date => held.chars().filter(|&c| c != '-').eq(part.chars()),
             PartAs::Parity => {
                 let odd = part.parse::<u32>().ok()? % 2 == 1;
                 let gives = if odd { "1" } else { "2" };
@@ -363,7 +386,8 @@ impl ItemRule {
     /// Puts `value` in its one form ([`ValueForm::stored`]) and checks it.
     fn check(&self, value: &mut String) -> Result<(), String> {
         let stored = self.form.stored(value)?;
-        if stored != value.as_str() {
+        // Most values are already in their form: `value` itself, borrowed whole.
+        if !matches!(stored, Cow::Borrowed(s) if std::ptr::eq(s, value.as_str())) {
             let stored = stored.into_owned();
             *value = stored;
         }
@@ -441,7 +465,7 @@ impl ItemRule {
         }
         for part in &self.date_parts {
             let date = part.of(value);
-            if compact_date(&date).is_none() {
+            if compact_date(date).is_none() {
                 return Err(format!(
                     "{value:?}: {} {date:?} is not a real date (YYYYMMDD)",
                     part.named()

@@ -48,7 +48,7 @@ fn a_failed_import_says_what_is_stored_and_where_to_resume() {
     let lost = write_failure("f.jsonl", &lines, import, stopped(1, 1..2, lost));
     assert!(
         lost.contains("writing record 2 (line 3) failed")
-            && lost.contains("so they may or may not be stored; record 1 (line 1) is stored")
+            && lost.contains("may have stored some or all of them; record 1 (line 1) is stored")
             && lost.ends_with("(the failed batch starts on line 3)"),
         "{lost}"
     );

@@ -139,9 +139,14 @@ impl ValueForm {
                 "false" | "0" => Ok(Cow::Borrowed("false")),
                 _ => Err(format!("{value:?} is not a boolean: write true or false")),
             },
-            ValueForm::Date => read_date(trimmed)
-                .map(|d| Cow::Owned(d.format("%Y-%m-%d").to_string()))
-                .ok_or_else(|| format!("{value:?} is not a date: write YYYY-MM-DD")),
+            ValueForm::Date => match read_date(trimmed) {
+                // Already `YYYY-MM-DD` (read_date saw the digits): kept, not written again.
+                Some(_) if matches!(trimmed.as_bytes(), [_, _, _, _, b'-', _, _, b'-', _, _]) => {
+                    Ok(Cow::Borrowed(trimmed))
+                }
+                Some(date) => Ok(Cow::Owned(date.format("%Y-%m-%d").to_string())),
+                None => Err(format!("{value:?} is not a date: write YYYY-MM-DD")),
+            },
             ValueForm::Datetime => read_datetime(trimmed).map(Cow::Owned).ok_or_else(|| {
                 format!(
                     "{value:?} is not a date and time: write YYYY-MM-DD HH:MM:SS, or RFC 3339 with its offset (2026-01-15T08:30:00+08:00)"

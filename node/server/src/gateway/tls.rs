@@ -49,6 +49,13 @@ pub async fn serve(
     let mut server = axum_server::Server::from_listener(listener)
         .acceptor(acceptor)
         .handle(handle);
+    // A client that never finishes its request headers is dropped at the handshake deadline:
+    // hyper keeps no timer of its own unless given one.
+    server
+        .http_builder()
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(limits.handshake_ms));
     server
         .http_builder()
         .http2()

@@ -2,7 +2,7 @@
 """An integrator's script: a street's system writes buildings over the REST gateway, a district's
 system reads them back, using nothing but HTTPS, JSON and `requests` (no Tierlink code).
 
-The writer holds a `write` token of a principal of the street, the reader a `read` token of a
+The writer holds a `write` token of a principal of the street for the buildings catalog, the reader a `read` token of a
 principal of the district whose grant covers the street's buildings (the demo's li@420502):
 
     pip install requests
@@ -15,7 +15,7 @@ unchanged, then one changed; upload a CSV export (a dry run that stores nothing,
 the reader queries them as JSON pages following the cursor and as NDJSON, reads one building's
 history, asks explain, and saves the signed batches (Accept: application/x-tierlink-batches) to
 BATCHES_OUT for `tierlink verify`; a missing, a malformed, another node's and a read-only token
-each get their problem document. Each step prints one line.
+each get their problem document, as does the writer's token writing a catalog it does not name. Each step prints one line.
 
 Exit status 0 when every step behaved.
 """
@@ -246,6 +246,13 @@ def main():
                 r = caller.call("GET", "/v1/catalogs")
             caller.problem(r, status, kind)
             shown.append(f"{name} {status} {kind}")
+        # The writer's token writes the catalogs it names, and no other: not the residents.
+        before = writer.json("GET", "/v1/catalogs")
+        r = writer.call("POST", "/v1/catalogs/101001001/000001/records", json=[{"id_number": "x"}])
+        writer.problem(r, 403, "scope-insufficient")
+        after = writer.json("GET", "/v1/catalogs")
+        expect(before == after, "a refused write changed the catalogs")
+        shown.append("the writer's token on another catalog 403 scope-insufficient")
         return "; ".join(shown)
 
     step("catalogs", catalogs)

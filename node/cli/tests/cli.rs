@@ -828,19 +828,23 @@ fn an_administrator_grants_an_officer_who_reads_as_a_principal_and_the_audit_cat
     let _ = servers.pop();
     let store = tierlink_store::SledStore::open(&Path::new(&street).join("data")).unwrap();
     let audit = store.keyspace("audit").unwrap();
-    let first = audit.get(&1u64.to_be_bytes()).unwrap().unwrap();
+    // The first of li's reads (entries before it are the records' writes).
+    let (sequence, first) = (1u64..)
+        .map(|n| (n, audit.get(&n.to_be_bytes()).unwrap().unwrap()))
+        .find(|(_, entry)| String::from_utf8_lossy(entry).contains("li@420502"))
+        .unwrap();
     let altered = String::from_utf8(first)
         .unwrap()
         .replace("li@420502", "zhao@420502");
     audit
-        .apply([(1u64.to_be_bytes().to_vec(), Some(altered.into_bytes()))])
+        .apply([(sequence.to_be_bytes().to_vec(), Some(altered.into_bytes()))])
         .unwrap();
     drop(audit);
     drop(store);
     servers.push(serve(Path::new(&street)));
     let err = fails(&["audit", "verify", "--node", &street]);
     assert!(
-        err.contains("broken at entry 1") && err.contains("altered"),
+        err.contains(&format!("broken at entry {sequence}")) && err.contains("altered"),
         "{err}"
     );
 }
@@ -881,12 +885,17 @@ fn an_administrator_creates_lists_and_revokes_api_tokens_bound_to_the_nodes_prin
         .concat();
         tierlink(&args)
     };
-    let out = create("records-system", "2099-12-31", &["--scope", "write"]);
+    let out = create(
+        "records-system",
+        "2099-12-31",
+        &["--scope", "write", "--catalog", "101001001/000001"],
+    );
     let created = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(out.status.success(), "{created}");
     assert!(
-        created
-            .contains("for records-system@420502, scope write, working through 2099-12-31 (UTC)"),
+        created.contains(
+            "for records-system@420502, scope write, writing 101001001/000001, working through 2099-12-31 (UTC)"
+        ),
         "{created}"
     );
     let secret = created.lines().last().unwrap().trim().to_owned();
@@ -900,7 +909,13 @@ fn an_administrator_creates_lists_and_revokes_api_tokens_bound_to_the_nodes_prin
 
     let listed = ok(&["token", "list", "--node", &district]);
     let row = listed.lines().find(|l| l.starts_with(&id)).unwrap();
-    for expected in ["records-system", "write", "2099-12-31", "active"] {
+    for expected in [
+        "records-system",
+        "write",
+        "2099-12-31",
+        "active",
+        "101001001/000001",
+    ] {
         assert!(row.contains(expected), "{expected} missing from {row:?}");
     }
     assert!(!listed.contains(&secret[4..]), "{listed}");
@@ -937,12 +952,51 @@ fn an_administrator_creates_lists_and_revokes_api_tokens_bound_to_the_nodes_prin
         "{err}"
     );
 
+    // A write token names what it writes; the administrator's token names no principal.
+    let out = create("records-system", "2099-12-31", &["--scope", "write"]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        !out.status.success() && err.contains("--catalog CODE"),
+        "{err}"
+    );
+    let out = create("records-system", "2099-12-31", &["--scope", "admin"]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        !out.status.success() && err.contains("leave out --principal"),
+        "{err}"
+    );
+    let admin = ok(&[
+        "token",
+        "create",
+        "--node",
+        &district,
+        "--scope",
+        "admin",
+        "--expires",
+        "2099-12-31",
+    ]);
+    assert!(
+        admin.contains("for the administrator of 420502, scope admin,"),
+        "{admin}"
+    );
+    let listed = ok(&["token", "list", "--node", &district]);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.contains("(administrator)") && l.contains("every catalog")),
+        "{listed}"
+    );
+
     // Removing the principal revokes its tokens: a later principal of the same name starts clean.
     create("records-system", "2099-12-31", &[]);
     let removed = ok(&["principal", "remove", "--node", &district, "records-system"]);
     assert!(removed.contains("revoked its 1 API token(s)"), "{removed}");
     let listed = ok(&["token", "list", "--node", &district]);
-    assert!(!listed.contains("active"), "{listed}");
+    let active: Vec<&str> = listed.lines().filter(|l| l.contains("active")).collect();
+    assert!(
+        active.len() == 1 && active[0].contains("(administrator)"),
+        "{listed}"
+    );
 }
 
 /// The large-record case (`node/sandbox/tests/fixtures/grpc-large-batch/`): buildings of about

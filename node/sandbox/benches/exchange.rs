@@ -393,11 +393,12 @@ fn stream(c: &mut Criterion) {
                         encryption: street.encryption_keys().unwrap().current().public().clone(),
                     },
                     peers,
-                    audit,
+                    audit.clone(),
                     Redactor::new(Some(HashKey::generate().unwrap())),
                     street.principal_files(),
                     &tierlink_core::config::LimitSettings::default(),
                 )),
+                audit,
             ),
         )
         .await;

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use tierlink_client::NodeClient;
 use tierlink_core::catalog::EXAMPLES;
-use tierlink_core::identity::tokens::Scope;
+use tierlink_core::identity::tokens::{Issue, Scope};
 use tierlink_node::directory::DirectoryCommand;
 use tierlink_proto::v1::{Credential, QueryRequest, ReadScope};
 use tierlink_sandbox::federation::{LocalFederation, default_units};
@@ -73,9 +73,7 @@ async fn measure() {
     let api = f
         .add_token(
             city.code(),
-            "zhao",
-            Scope::Read,
-            "2099-12-31".parse().unwrap(),
+            Issue::new("zhao", Scope::Read, "2099-12-31".parse().unwrap()),
         )
         .unwrap();
     let node = &f.nodes[0];

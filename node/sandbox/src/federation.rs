@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use tierlink_core::config::{DirectorySettings, GatewaySettings, NodeConfig, NodeDir, Peer};
-use tierlink_core::identity::tokens::{ApiTokens, Scope};
+use tierlink_core::identity::tokens::{ApiTokens, Issue};
 use tierlink_core::identity::{CaFiles, NodeCode, PrincipalError, Principals, Tier, Unit};
 use tierlink_core::provision::{
     CA_CERT, Certifier, NodeSpec, ProvisionError, init_ca, init_node, load_hash_key,
@@ -399,15 +399,8 @@ impl LocalFederation {
         Ok(token)
     }
 
-    /// Issues an API token of `scope`, working through `expires` (UTC), to principal `name` of
-    /// node `code`; returns the token.
-    pub fn add_token(
-        &self,
-        code: &NodeCode,
-        name: &str,
-        scope: Scope,
-        expires: chrono::NaiveDate,
-    ) -> Result<String, FederationError> {
+    /// Issues the API token `issue` describes on node `code`; returns the token.
+    pub fn add_token(&self, code: &NodeCode, issue: Issue) -> Result<String, FederationError> {
         let node = self
             .nodes
             .iter()
@@ -419,7 +412,7 @@ impl LocalFederation {
         let path = node.dir.tokens_path();
         let mut tokens = ApiTokens::load(&path).map_err(|e| fail(e.to_string()))?;
         let issued = tokens
-            .create(&principals, name, scope, expires, chrono::Utc::now())
+            .create(&principals, issue, chrono::Utc::now())
             .map_err(|e| fail(e.to_string()))?;
         tokens.save(&path).map_err(|e| fail(e.to_string()))?;
         Ok(issued.secret)

@@ -6,12 +6,13 @@ mod util;
 
 use reqwest::StatusCode;
 use serde_json::{Map, Value};
-use tierlink_core::identity::tokens::{ApiTokens, Scope};
+use tierlink_core::identity::tokens::{ApiTokens, Issue, Scope};
 use tierlink_core::signed::file::verify_file;
 use tierlink_core::signed::{BatchVerifier, VerifiedBatch};
 use tierlink_proto::v1::{QueryRequest, ReadScope};
 use tierlink_sandbox::sample;
-use util::http::{Gateway, ndjson, problem, reader, token};
+use tierlink_store::audit::{Outcome, Side};
+use util::http::{Gateway, issue, ndjson, problem, reader, token, until, writer};
 use util::*;
 
 const STREET_CODE: &str = "420502001";
@@ -41,6 +42,21 @@ async fn over_grpc(
         .await
         .unwrap();
     (records, summary.request_id)
+}
+
+/// `rows` of `columns` as the JSON objects a gateway write takes.
+fn objects(columns: &[&str], rows: Vec<Vec<String>>) -> Vec<Value> {
+    rows.into_iter()
+        .map(|row| {
+            Value::Object(
+                columns
+                    .iter()
+                    .zip(row)
+                    .map(|(c, v)| (c.to_string(), Value::String(v)))
+                    .collect(),
+            )
+        })
+        .collect()
 }
 
 /// Every page of a JSON query, following `next`; the pages' request ids.
@@ -263,20 +279,11 @@ async fn every_endpoint_round_trips_over_https() {
             &["420502001/grid-worker"],
         )
         .unwrap();
-    let clerk = token(&f, STREET, "clerk", Scope::Write);
-    let rows = sample::residents(STREET_CODE, 2, 99);
-    let objects: Vec<Value> = rows
-        .iter()
-        .map(|row| {
-            Value::Object(
-                sample::RESIDENT_COLUMNS
-                    .iter()
-                    .zip(row)
-                    .map(|(c, v)| (c.to_string(), Value::String(v.clone())))
-                    .collect(),
-            )
-        })
-        .collect();
+    let clerk = writer(&f, STREET, "clerk", &[RESIDENTS]);
+    let objects = objects(
+        sample::RESIDENT_COLUMNS,
+        sample::residents(STREET_CODE, 2, 99),
+    );
     let written = street
         .post(&format!("{RESIDENTS_PATH}/records"))
         .bearer_auth(&clerk)
@@ -292,10 +299,7 @@ async fn every_endpoint_round_trips_over_https() {
 
     // The gateway's read is audited as the gRPC read: the same entry on both ends, but for
     // the request id.
-    f.federation
-        .add_principal(f.clients[CITY].code(), "auditor", &["420500/analyst"])
-        .unwrap();
-    let auditor = token(&f, CITY, "auditor", Scope::Admin);
+    let auditor = issue(&f, CITY, Issue::administrator(until()));
     let (_, grpc_id) = over_grpc(&f, CITY, open.city.clone()).await;
     let street_audit = f.federation.nodes[STREET].audit().unwrap();
     let by_gateway = audited(street_audit, |e| e.request_id == request_id).await;
@@ -333,6 +337,164 @@ async fn every_endpoint_round_trips_over_https() {
             "the city's audit has no consumer entry for {id}"
         );
     }
+    f.federation.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_write_token_writes_only_its_catalogs_the_administrators_reads_none_and_every_write_is_audited()
+ {
+    let f = federation(3).await;
+    let street = Gateway::of(&f, STREET);
+    for name in ["clerk", "registrar", "wang"] {
+        f.federation
+            .add_principal(f.clients[STREET].code(), name, &["420502001/grid-worker"])
+            .unwrap();
+    }
+    let clerk = writer(&f, STREET, "clerk", &[BUILDINGS]);
+    let registrar = writer(&f, STREET, "registrar", &[RESIDENTS]);
+    let admin = issue(&f, STREET, Issue::administrator(until()));
+    let post = |catalog: &str, token: &str, body: &[Value]| {
+        street
+            .post(&format!("/v1/catalogs/{catalog}/records"))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+    };
+    let buildings = objects(
+        sample::BUILDING_COLUMNS,
+        sample::buildings(STREET_CODE, 2, 71),
+    );
+    let residents = objects(
+        sample::RESIDENT_COLUMNS,
+        sample::residents(STREET_CODE, 2, 71),
+    );
+
+    // The buildings' records system writes buildings, and not residents: refused before the body
+    // is read, nothing stored, and the refusal audited under its principal.
+    let before = stored(&f, RESIDENTS).await;
+    let (status, body) = problem(post(RESIDENTS, &clerk, &residents).await.unwrap()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["type"], "/problems/scope-insufficient", "{body}");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&format!(
+            "writes only catalog {BUILDINGS} and not catalog {RESIDENTS}"
+        )),
+        "{detail}"
+    );
+    assert_eq!(stored(&f, RESIDENTS).await, before);
+    let audit = f.federation.nodes[STREET].audit().unwrap();
+    let refused = audited(audit, |e| {
+        e.kind == "write" && e.principal == "clerk@420502001" && e.catalog == RESIDENTS
+    })
+    .await;
+    assert_eq!(refused.outcome, Some(Outcome::Refused));
+    assert_eq!(refused.side, Some(Side::Owner));
+    assert!(refused.reason.contains("writes only"), "{}", refused.reason);
+
+    let written = post(BUILDINGS, &clerk, &buildings).await.unwrap();
+    assert_eq!(written.status(), StatusCode::OK);
+    let entry = audited(audit, |e| {
+        e.kind == "write" && e.principal == "clerk@420502001" && e.catalog == BUILDINGS
+    })
+    .await;
+    assert_eq!(entry.outcome, Some(Outcome::Served));
+    assert_eq!(entry.records, 2);
+    let keys: Vec<&str> = buildings
+        .iter()
+        .map(|b| b["building_code"].as_str().unwrap())
+        .collect();
+    assert_eq!(entry.keys, keys);
+    assert!(
+        entry.items["write"].iter().any(|i| i == "building_code"),
+        "{:?}",
+        entry.items
+    );
+    // A read token writes nothing.
+    let reader_token = token(&f, STREET, "wang", Scope::Read);
+    let (status, _) = problem(post(BUILDINGS, &reader_token, &buildings).await.unwrap()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // A writer sees the whole entry of the catalog it writes, items not shared included, and the
+    // shared view of the others, as any member does.
+    let items = |token: &str| {
+        let request = street
+            .get(&format!("/v1/catalogs/{RESIDENTS}"))
+            .bearer_auth(token);
+        async move {
+            let entry: Value = request.send().await.unwrap().json().await.unwrap();
+            entry["items"].as_array().unwrap().len()
+        }
+    };
+    let (whole, shared) = (items(&registrar).await, items(&clerk).await);
+    assert_eq!(whole, shared + 3, "residents keep three items not shared");
+    assert_eq!(items(&admin).await, whole);
+
+    // The administrator's token writes every catalog and reads the audit, but no records: those
+    // are read as a principal, under grants.
+    let written = post(RESIDENTS, &admin, &residents).await.unwrap();
+    assert_eq!(written.status(), StatusCode::OK);
+    for path in [
+        format!("/v1/catalogs/{RESIDENTS}/records"),
+        format!("/v1/catalogs/{RESIDENTS}/explain"),
+    ] {
+        let (status, body) = problem(
+            reader(street.get(&path), &admin, SECURITY)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {body}");
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("reads no records"),
+            "{body}"
+        );
+    }
+    let entries: Vec<Value> = street
+        .get("/v1/audit")
+        .bearer_auth(&admin)
+        .query(&[("catalog", RESIDENTS)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let writes: Vec<(&str, &str)> = entries
+        .iter()
+        .filter(|e| e["kind"] == "write")
+        .map(|e| {
+            (
+                e["principal"].as_str().unwrap(),
+                e["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    // The fixture's own write over gRPC, the clerk's refusal, the administrator's write.
+    assert_eq!(
+        writes,
+        [
+            ("", "served"),
+            ("clerk@420502001", "refused"),
+            ("", "served")
+        ],
+        "{entries:?}"
+    );
+    // Read tokens never see the audit.
+    let (status, _) = problem(
+        street
+            .get("/v1/audit")
+            .bearer_auth(&registrar)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
     f.federation.stop().await.unwrap();
 }
 
@@ -566,7 +728,7 @@ async fn errors_are_problem_documents_of_a_stable_type() {
             &["420502001/grid-worker"],
         )
         .unwrap();
-    let clerk = token(&f, STREET, "clerk", Scope::Write);
+    let clerk = writer(&f, STREET, "clerk", &[RESIDENTS]);
     let post = || street.post(&records).bearer_auth(&clerk);
     check(
         post()
@@ -722,7 +884,7 @@ async fn exports_upload_as_the_command_line_imports_them() {
             &["420502001/grid-worker"],
         )
         .unwrap();
-    let clerk = token(&f, STREET, "clerk", Scope::Write);
+    let clerk = writer(&f, STREET, "clerk", &["301001001/000001"]);
     let street = Gateway::of(&f, STREET);
     let upload = |file: Vec<u8>, media: &str, query: &[(&str, &str)]| {
         street

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use prost::Message;
 use tierlink_client::{ClientError, NodeClient};
 use tierlink_core::identity::Principals;
-use tierlink_core::identity::tokens::{self, ApiTokens, Scope};
+use tierlink_core::identity::tokens::{self, ApiTokens, Issue, Scope};
 use tierlink_core::signed::VerifiedBatch;
 use tierlink_core::signed::file::{BatchWriter, verify_file};
 use tierlink_proto::v1::{
@@ -398,9 +398,7 @@ async fn reads_without_a_vouched_principal_and_grant_are_refused_and_revocation_
     let issued = district_tokens
         .create(
             &district_principals,
-            "li",
-            Scope::Admin,
-            now.date_naive(),
+            Issue::new("li", Scope::Read, now.date_naive()),
             now,
         )
         .unwrap();

@@ -188,7 +188,11 @@ impl Node {
             )
             .with_batch_bytes(dir.config.exchange.batch_bytes),
         );
-        let exchange = Arc::new(ExchangeService::new(registry.clone(), reads.clone()));
+        let exchange = Arc::new(ExchangeService::new(
+            registry.clone(),
+            reads.clone(),
+            audit.clone(),
+        ));
         let gateway = match &dir.config.gateway {
             None => None,
             Some(settings) => {

@@ -289,6 +289,7 @@ impl Store for SledStore {
                     1
                 }
             };
+            outcome.keys.push(row.key.clone());
             let record = Record {
                 key: row.key,
                 version,

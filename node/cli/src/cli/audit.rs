@@ -63,6 +63,7 @@ fn line(e: &AuditEntry) -> String {
     let side = match e.side {
         Some(Side::Producer) => "produced",
         Some(Side::Consumer) => "received",
+        Some(Side::Owner) => "stored",
         None => "?",
     };
     let who = if e.principal.is_empty() {
@@ -105,7 +106,9 @@ fn line(e: &AuditEntry) -> String {
             if !items.is_empty() {
                 text.push_str(&format!("; {}", items.join("; ")));
             }
-            if !e.bounds.is_empty() {
+            if !e.bounds.is_empty() && e.side == Some(Side::Owner) {
+                text.push_str(&format!("; keys not kept: {}", e.bounds));
+            } else if !e.bounds.is_empty() {
                 text.push_str(&format!("; keys not kept, it asked for {}", e.bounds));
             }
         }

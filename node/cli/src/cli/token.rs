@@ -6,28 +6,34 @@ use chrono::{NaiveDate, Utc};
 use clap::Subcommand;
 use tierlink_core::config::NodeDir;
 use tierlink_core::identity::Principals;
-use tierlink_core::identity::tokens::{ApiTokens, Scope, TokenError};
+use tierlink_core::identity::tokens::{ApiTokens, Issue, Scope, TokenError};
 
 use super::{CliError, NodeArg};
 
 /// `tierlink token …`
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
-    /// Issue a token for a principal of this node; prints its id, and the token once.
+    /// Issue a token for a principal of this node, or for its administrator (`--scope admin`);
+    /// prints its id, and the token once.
     Create {
         /// The node acting.
         #[command(flatten)]
         node: NodeArg,
-        /// The principal the token acts for.
+        /// The principal the token acts for (not for `--scope admin`, which acts for the node's
+        /// administrator).
         #[arg(long)]
-        principal: String,
+        principal: Option<String>,
         /// Its last day of validity, YYYY-MM-DD: it works through that day in UTC.
         #[arg(long, value_parser = parse_day)]
         expires: NaiveDate,
-        /// What it allows: read (queries, histories, explain, catalogs), write (records, and
-        /// read) or admin (the node's audit, and everything).
+        /// What it allows: read (queries, histories, explain, catalogs, under the principal's
+        /// grants), write (also records of the `--catalog`s named) or admin (the node's
+        /// administrator: its audit, and writes to every catalog; no record reads).
         #[arg(long, default_value = "read")]
         scope: Scope,
+        /// A catalog a write token writes, as its records system (repeat for each).
+        #[arg(long = "catalog", value_name = "CODE")]
+        catalogs: Vec<String>,
     },
     /// Every token of this node: id, principal, scope, dates and state; never the token.
     List(NodeArg),
@@ -59,20 +65,35 @@ pub fn run(command: TokenCommand) -> Result<(), CliError> {
             principal,
             expires,
             scope,
+            catalogs,
         } => {
             let dir = NodeDir::load(&node.node)?;
             let principals = Principals::load(&dir.principals_path())
                 .map_err(|e| CliError::Input(e.to_string()))?;
             let path = dir.tokens_path();
             let mut tokens = ApiTokens::load(&path).map_err(token_error)?;
+            let holder = match &principal {
+                Some(name) => format!("{name}@{}", dir.code()),
+                None => format!("the administrator of {}", dir.code()),
+            };
+            let writes = if catalogs.is_empty() {
+                String::new()
+            } else {
+                format!(", writing {}", catalogs.join(", "))
+            };
+            let issue = Issue {
+                principal,
+                scope,
+                catalogs,
+                expires,
+            };
             let issued = tokens
-                .create(&principals, &principal, scope, expires, now)
+                .create(&principals, issue, now)
                 .map_err(token_error)?;
             tokens.save(&path).map_err(token_error)?;
             println!(
-                "issued token {} for {principal}@{}, scope {scope}, working through {expires} (UTC); the token (shown once, give it to the system):",
+                "issued token {} for {holder}, scope {scope}{writes}, working through {expires} (UTC); the token (shown once, give it to the system):",
                 issued.id,
-                dir.code()
             );
             println!("{}", issued.secret);
             Ok(())
@@ -81,18 +102,22 @@ pub fn run(command: TokenCommand) -> Result<(), CliError> {
             let tokens =
                 ApiTokens::load(&NodeDir::load(&node.node)?.tokens_path()).map_err(token_error)?;
             println!(
-                "{:<8}  {:<24} {:<5}  {:<20}  {:<10}  STATE",
-                "ID", "PRINCIPAL", "SCOPE", "CREATED", "EXPIRES"
+                "{:<8}  {:<24} {:<5}  {:<20}  {:<10}  {:<12}  WRITES",
+                "ID", "PRINCIPAL", "SCOPE", "CREATED", "EXPIRES", "STATE"
             );
             for t in tokens.list() {
                 let state = match t.revoked {
                     Some(at) => format!("revoked {}", at.format("%Y-%m-%dT%H:%M:%SZ")),
                     None => t.state(now).to_string(),
                 };
+                let writes = match t.scope {
+                    Scope::Admin => "every catalog".to_owned(),
+                    _ => t.catalogs.join(","),
+                };
                 println!(
-                    "{:<8}  {:<24} {:<5}  {:<20}  {:<10}  {state}",
+                    "{:<8}  {:<24} {:<5}  {:<20}  {:<10}  {state:<12}  {writes}",
                     t.id,
-                    t.principal,
+                    t.principal.as_deref().unwrap_or("(administrator)"),
                     t.scope.to_string(),
                     t.created.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
                     t.expires.to_string(),

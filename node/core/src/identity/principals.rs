@@ -154,7 +154,7 @@ impl Principals {
             .ok_or_else(not_authenticated)?;
         if !tokens::matches(&principal.token_hash, &blake3::hash(token.as_bytes())) {
             let api = match tokens.find(token) {
-                Ok(api) if api.principal == name => api,
+                Ok(api) if api.principal.as_deref() == Some(name) => api,
                 _ => return Err(not_authenticated()),
             };
             api.holder(now)?.permits(act)?;

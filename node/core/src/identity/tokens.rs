@@ -37,14 +37,19 @@ const LEGACY_HEX_CHARS: usize = 64;
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// What a token allows, each scope including the ones before it.
+///
+/// `read` and `write` tokens act for a principal: they read what its grants give, and a `write`
+/// token also writes the catalogs it names, as the node's records system for them. An `admin`
+/// token acts for the node's administrator, not a principal: the node's audit, catalogs in full,
+/// and writes to every catalog; it reads no records, which are read as a principal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     /// Queries, histories, `explain` and catalogs.
     Read,
-    /// Putting and importing records, and reading.
+    /// Putting and importing records in the token's catalogs, and reading.
     Write,
-    /// The node's audit, and everything else.
+    /// The node's administrator: the audit, and writes to every catalog.
     Admin,
 }
 
@@ -84,10 +89,15 @@ impl FromStr for Scope {
 pub struct ApiToken {
     /// Short id (8 hex characters) that `token list` shows and `token revoke` takes.
     pub id: String,
-    /// The principal of this node it acts for.
-    pub principal: String,
+    /// The principal of this node it acts for; none for an `admin` token, which acts for the
+    /// node's administrator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
     /// What it allows.
     pub scope: Scope,
+    /// The catalogs (resource codes) a `write` token writes; empty for the other scopes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub catalogs: Vec<String>,
     /// Its last day of validity (UTC).
     pub expires: NaiveDate,
     /// When it was issued.
@@ -144,6 +154,7 @@ impl ApiToken {
             id: self.id.clone(),
             principal: self.principal.clone(),
             scope: self.scope,
+            catalogs: self.catalogs.clone(),
             expires: self.expires,
         })
     }
@@ -154,10 +165,12 @@ impl ApiToken {
 pub struct TokenHolder {
     /// The token's id.
     pub id: String,
-    /// The principal it acts for.
-    pub principal: String,
+    /// The principal it acts for; none for the node's administrator.
+    pub principal: Option<String>,
     /// What it allows.
     pub scope: Scope,
+    /// The catalogs a `write` token writes.
+    pub catalogs: Vec<String>,
     /// Its last day of validity (UTC).
     pub expires: NaiveDate,
 }
@@ -172,6 +185,101 @@ impl TokenHolder {
                 held: self.scope,
                 needed,
             })
+        }
+    }
+
+    /// Checks that the token writes `catalog`: an `admin` token writes every catalog, a `write`
+    /// token those it names.
+    pub fn may_write(&self, catalog: &str) -> Result<(), TokenError> {
+        self.permits(Scope::Write)?;
+        if self.scope == Scope::Admin || self.catalogs.iter().any(|c| c == catalog) {
+            return Ok(());
+        }
+        Err(TokenError::Catalog {
+            catalog: catalog.to_owned(),
+            writes: self.catalogs.clone(),
+        })
+    }
+
+    /// The principal a read acts for: an `admin` token has none.
+    pub fn reader(&self) -> Result<&str, TokenError> {
+        self.principal.as_deref().ok_or(TokenError::Administrator)
+    }
+}
+
+/// What a new token is for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Issue {
+    /// The principal it acts for; `None` for an `admin` token, and only for one.
+    pub principal: Option<String>,
+    /// What it allows.
+    pub scope: Scope,
+    /// The catalogs a `write` token writes: at least one for `write`, none for the others.
+    pub catalogs: Vec<String>,
+    /// Its last day of validity (UTC).
+    pub expires: NaiveDate,
+}
+
+impl Issue {
+    /// A token of `scope` for `principal` through `expires`, writing no catalog.
+    pub fn new(principal: &str, scope: Scope, expires: NaiveDate) -> Self {
+        Self {
+            principal: Some(principal.to_owned()),
+            scope,
+            catalogs: Vec::new(),
+            expires,
+        }
+    }
+
+    /// A `write` token for `principal` that writes `catalogs`.
+    pub fn writer(principal: &str, catalogs: &[&str], expires: NaiveDate) -> Self {
+        Self {
+            catalogs: catalogs.iter().map(|c| (*c).to_owned()).collect(),
+            ..Self::new(principal, Scope::Write, expires)
+        }
+    }
+
+    /// An `admin` token, for the node's administrator.
+    pub fn administrator(expires: NaiveDate) -> Self {
+        Self {
+            principal: None,
+            scope: Scope::Admin,
+            catalogs: Vec::new(),
+            expires,
+        }
+    }
+
+    /// Checks the combination: a principal for `read` and `write` and none for `admin`; the
+    /// catalogs for `write` and only for it.
+    fn check(&self, principals: &Principals) -> Result<(), TokenError> {
+        let invalid = |s: &str| Err(TokenError::Invalid(s.to_owned()));
+        match (&self.principal, self.scope) {
+            (Some(_), Scope::Admin) => {
+                return invalid(
+                    "an admin token acts for the node's administrator, not a principal (it reads the audit and writes every catalog): leave out --principal; a principal's system gets a read or write token",
+                );
+            }
+            (None, Scope::Read | Scope::Write) => {
+                return invalid(
+                    "a read or write token acts for a principal of this node: name it with --principal",
+                );
+            }
+            (Some(name), _) if !principals.principals.iter().any(|p| &p.name == name) => {
+                return Err(TokenError::UnknownPrincipal(name.clone()));
+            }
+            _ => {}
+        }
+        match (self.scope, self.catalogs.is_empty()) {
+            (Scope::Write, true) => invalid(
+                "a write token writes only the catalogs it names, as their records system: give each with --catalog CODE",
+            ),
+            (Scope::Read, false) => invalid(
+                "a read token reads what the principal's grants give: --catalog names what a write token writes; leave it out, or use --scope write",
+            ),
+            (Scope::Admin, false) => {
+                invalid("an admin token writes every catalog: leave out --catalog")
+            }
+            _ => Ok(()),
         }
     }
 }
@@ -237,6 +345,22 @@ pub enum TokenError {
         /// The scope the act needs.
         needed: Scope,
     },
+    /// A write to a catalog the token does not name.
+    #[error(
+        "this token writes only {} and not catalog {catalog}: ask this node's administrator for a token with --catalog {catalog}",
+        list(writes)
+    )]
+    Catalog {
+        /// The catalog written to.
+        catalog: String,
+        /// The catalogs the token writes.
+        writes: Vec<String>,
+    },
+    /// An administrator's token used to read records.
+    #[error(
+        "an admin token acts for the node's administrator, who reads no records through the gateway: read with a token of the principal that reads, under its grants"
+    )]
+    Administrator,
     /// A token was asked for a principal this node does not have.
     #[error("there is no principal {0} on this node: add it with `tierlink principal add` first")]
     UnknownPrincipal(String),
@@ -258,7 +382,7 @@ pub enum TokenError {
 
 impl TokenError {
     /// A stable name of the kind: `file`, `malformed`, `checksum`, `unknown`, `expired`,
-    /// `revoked`, `scope`, `unknown-principal`, `unknown-id`, `already-revoked` or `invalid`.
+    /// `revoked`, `scope`, `catalog`, `administrator`, `unknown-principal`, `unknown-id`, `already-revoked` or `invalid`.
     pub fn kind(&self) -> &'static str {
         match self {
             TokenError::File { .. } => "file",
@@ -268,11 +392,21 @@ impl TokenError {
             TokenError::Expired { .. } => "expired",
             TokenError::Revoked { .. } => "revoked",
             TokenError::Scope { .. } => "scope",
+            TokenError::Catalog { .. } => "catalog",
+            TokenError::Administrator => "administrator",
             TokenError::UnknownPrincipal(_) => "unknown-principal",
             TokenError::UnknownId(_) => "unknown-id",
             TokenError::AlreadyRevoked { .. } => "already-revoked",
             TokenError::Invalid(_) => "invalid",
         }
+    }
+}
+
+fn list(codes: &[String]) -> String {
+    match codes {
+        [] => "no catalog".to_owned(),
+        [one] => format!("catalog {one}"),
+        many => format!("catalogs {}", many.join(", ")),
     }
 }
 
@@ -371,19 +505,17 @@ impl ApiTokens {
         })
     }
 
-    /// Issues a token for `principal`, which must be one of `principals`, of `scope`, working
-    /// through the day `expires` (UTC). The secret is returned once and only its hash is kept.
+    /// Issues the token `issue` describes, whose principal must be one of `principals`, working
+    /// through the day `issue.expires` (UTC). The secret is returned once and only its hash is
+    /// kept.
     pub fn create(
         &mut self,
         principals: &Principals,
-        principal: &str,
-        scope: Scope,
-        expires: NaiveDate,
+        issue: Issue,
         now: DateTime<Utc>,
     ) -> Result<IssuedToken, TokenError> {
-        if !principals.principals.iter().any(|p| p.name == principal) {
-            return Err(TokenError::UnknownPrincipal(principal.to_owned()));
-        }
+        issue.check(principals)?;
+        let expires = issue.expires;
         let today = now.date_naive();
         if expires < today {
             return Err(TokenError::Invalid(format!(
@@ -402,8 +534,9 @@ impl ApiTokens {
         let secret = new_secret()?;
         self.tokens.push(ApiToken {
             id: id.clone(),
-            principal: principal.to_owned(),
-            scope,
+            principal: issue.principal,
+            scope: issue.scope,
+            catalogs: issue.catalogs,
             expires,
             created: now,
             revoked: None,
@@ -439,7 +572,7 @@ impl ApiTokens {
     pub fn revoke_principal(&mut self, principal: &str, now: DateTime<Utc>) -> usize {
         let mut revoked = 0;
         for token in &mut self.tokens {
-            if token.principal == principal && token.revoked.is_none() {
+            if token.principal.as_deref() == Some(principal) && token.revoked.is_none() {
                 token.revoked = Some(now);
                 revoked += 1;
             }

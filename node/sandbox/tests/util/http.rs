@@ -3,7 +3,7 @@
 
 use reqwest::{Client, RequestBuilder, Response, StatusCode};
 use serde_json::{Map, Value};
-use tierlink_core::identity::tokens::Scope;
+use tierlink_core::identity::tokens::{Issue, Scope};
 
 use super::Fixture;
 
@@ -39,12 +39,26 @@ impl Gateway {
     }
 }
 
-/// A token of `scope` for principal `name` of node `n`, working until 2099.
+/// The last day of the tokens tests issue.
+pub fn until() -> chrono::NaiveDate {
+    "2099-12-31".parse().unwrap()
+}
+
+/// A token of `scope` (read, or admin with no principal) for principal `name` of node `n`,
+/// working until 2099.
 pub fn token(f: &Fixture, n: usize, name: &str, scope: Scope) -> String {
+    issue(f, n, Issue::new(name, scope, until()))
+}
+
+/// The token `issue` describes, on node `n`.
+pub fn issue(f: &Fixture, n: usize, issue: Issue) -> String {
     let code = f.federation.nodes[n].dir.code().clone();
-    f.federation
-        .add_token(&code, name, scope, "2099-12-31".parse().unwrap())
-        .unwrap()
+    f.federation.add_token(&code, issue).unwrap()
+}
+
+/// A write token of principal `name` of node `n` for `catalogs`, working until 2099.
+pub fn writer(f: &Fixture, n: usize, name: &str, catalogs: &[&str]) -> String {
+    issue(f, n, Issue::writer(name, catalogs, until()))
 }
 
 /// A principal's read headers: its token, and the purpose (percent-encoded).

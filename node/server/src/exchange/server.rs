@@ -5,6 +5,7 @@
 //! Who calls is settled before any handler runs ([`crate::admission`]): only the node itself
 //! writes catalogs and records; suspended and pending members are refused everything.
 
+use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -18,6 +19,7 @@ use tierlink_proto::v1::{
     ListCatalogsResponse, PutCatalogRequest, PutCatalogResponse, PutRecordsRequest,
     PutRecordsResponse, QueryRequest, SignedBatch,
 };
+use tierlink_store::audit::{AuditEntry, AuditError, AuditLog, MAX_KEYS, Outcome, Side};
 use tierlink_store::registry::{Registry, RegistryError};
 use tierlink_store::{PutOutcome, StoreError};
 use tokio_stream::{Stream, StreamExt};
@@ -34,6 +36,7 @@ pub type GrpcBatchStream = Pin<Box<dyn Stream<Item = Result<SignedBatch, Status>
 pub struct ExchangeService {
     registry: Arc<Registry>,
     reads: Arc<ReadService>,
+    audit: Arc<AuditLog>,
 }
 
 /// A refused catalog or record write or lookup, as a gRPC status.
@@ -47,9 +50,14 @@ fn store_status(e: StoreError) -> Status {
 }
 
 impl ExchangeService {
-    /// A service over a node's registry, reading through `reads`.
-    pub fn new(registry: Arc<Registry>, reads: Arc<ReadService>) -> Self {
-        Self { registry, reads }
+    /// A service over a node's registry, reading through `reads` and auditing writes into
+    /// `audit` (the log reads are audited in).
+    pub fn new(registry: Arc<Registry>, reads: Arc<ReadService>, audit: Arc<AuditLog>) -> Self {
+        Self {
+            registry,
+            reads,
+            audit,
+        }
     }
 
     fn me(&self) -> &NodeCode {
@@ -76,24 +84,88 @@ impl ExchangeService {
             .map_err(|e| relay_failure(self.me(), &target, e).into())
     }
 
-    /// Writes `rows` of `columns` to `catalog`, all or none, on a blocking thread: `PutRecords`
-    /// and the gateway's writes alike.
+    /// Writes `rows` of `columns` to `catalog`, all or none, on a blocking thread, and audits
+    /// it as `writer`'s (`NAME@UNIT`, or empty for the node itself): `PutRecords` and the
+    /// gateway's writes alike. A write refused for its records is audited as refused.
     pub async fn write_records(
         &self,
+        writer: &str,
         catalog: String,
         columns: Vec<String>,
         rows: Vec<Vec<String>>,
     ) -> Result<PutOutcome, RegistryError> {
         let registry = self.registry.clone();
         let code = catalog.clone();
-        let outcome =
+        let items = columns.clone();
+        let written =
             tokio::task::spawn_blocking(move || registry.put_records(&code, &columns, rows))
                 .await
                 .map_err(|e| {
                     RegistryError::Store(StoreError::Engine(format!("the write stopped: {e}")))
-                })??;
-        tracing::info!(%catalog, created = outcome.created, updated = outcome.updated, unchanged = outcome.unchanged, "records written");
+                })?;
+        let audited = match &written {
+            Ok(outcome) => {
+                tracing::info!(%catalog, writer, created = outcome.created, updated = outcome.updated, unchanged = outcome.unchanged, "records written");
+                self.audit_write(writer, &catalog, items, Ok(outcome)).await
+            }
+            Err(RegistryError::Records { .. } | RegistryError::Columns { .. }) => {
+                let refused = Err(written
+                    .as_ref()
+                    .err()
+                    .map(ToString::to_string)
+                    .unwrap_or_default());
+                self.audit_write(writer, &catalog, items, refused).await
+            }
+            Err(_) => Ok(()),
+        };
+        let outcome = written?;
+        audited.map_err(|e| {
+            RegistryError::Store(StoreError::Engine(format!(
+                "the records were stored but the write's audit entry cannot be written ({e}): the node's administrator checks its disk"
+            )))
+        })?;
         Ok(outcome)
+    }
+
+    /// Keeps a write's audit entry: `writer` wrote `items` of `catalog`, with `outcome`, or was
+    /// refused for the reason given.
+    pub async fn audit_write(
+        &self,
+        writer: &str,
+        catalog: &str,
+        items: Vec<String>,
+        outcome: Result<&PutOutcome, String>,
+    ) -> Result<(), AuditError> {
+        let me = self.me().to_string();
+        let mut entry = AuditEntry {
+            at_micros: chrono::Utc::now().timestamp_micros(),
+            side: Some(Side::Owner),
+            kind: "write".into(),
+            producer: me.clone(),
+            consumer: me,
+            principal: writer.to_owned(),
+            catalog: catalog.to_owned(),
+            items: BTreeMap::from([("write".to_owned(), items)]),
+            ..Default::default()
+        };
+        match outcome {
+            Ok(outcome) => {
+                entry.outcome = Some(Outcome::Served);
+                entry.records = outcome.keys.len() as u64;
+                if outcome.keys.len() <= MAX_KEYS {
+                    entry.keys = outcome.keys.clone();
+                } else if let (Some(low), Some(high)) =
+                    (outcome.keys.iter().min(), outcome.keys.iter().max())
+                {
+                    entry.bounds = format!("{} keys from {low} to {high}", outcome.keys.len());
+                }
+            }
+            Err(reason) => {
+                entry.outcome = Some(Outcome::Refused);
+                entry.reason = reason;
+            }
+        }
+        self.audit.append(entry).await.map(drop)
     }
 
     /// A read through the read service, its stream as gRPC sends it.
@@ -195,7 +267,7 @@ impl Exchange for ExchangeService {
         let req = request.into_inner();
         let rows: Vec<Vec<String>> = req.rows.into_iter().map(|r| r.values).collect();
         let outcome = self
-            .write_records(req.catalog, req.columns, rows)
+            .write_records("", req.catalog, req.columns, rows)
             .await
             .map_err(registry_status)?;
         Ok(Response::new(PutRecordsResponse {

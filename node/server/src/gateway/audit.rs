@@ -1,5 +1,6 @@
-//! The node's audit log, for tokens of scope `admin`: the entries of every read this node
-//! produced, relayed for its principals or refused, newest last, as `tierlink audit` shows them.
+//! The node's audit log, for its administrator's `admin` tokens: the entries of every read this
+//! node produced, relayed for its principals or refused, and of every write to its records,
+//! newest last, as `tierlink audit` shows them.
 //! The `tierlink.v1.Audit` service's `Entries`, called in process.
 
 use axum::Json;

@@ -54,7 +54,9 @@ fn token_problem(e: TokenError) -> Problem {
         TokenError::Malformed(_) | TokenError::Checksum => Kind::TokenMalformed,
         TokenError::Expired { .. } => Kind::TokenExpired,
         TokenError::Revoked { .. } => Kind::TokenRevoked,
-        TokenError::Scope { .. } => Kind::ScopeInsufficient,
+        TokenError::Scope { .. } | TokenError::Catalog { .. } | TokenError::Administrator => {
+            Kind::ScopeInsufficient
+        }
         TokenError::File { .. } => Kind::FailedPrecondition,
         _ => Kind::TokenUnknown,
     };
@@ -159,6 +161,34 @@ impl Bearer {
         self.holder.permits(needed).map_err(token_problem)
     }
 
+    /// Checks the token writes `catalog`, and returns whom the write is audited as: `NAME@UNIT`,
+    /// or empty for the node's administrator, as the node's own writes are. A write the token
+    /// does not allow is audited as refused.
+    pub async fn writer(&self, state: &State, catalog: &str) -> Result<String, Problem> {
+        let writer = self
+            .holder
+            .principal
+            .as_ref()
+            .map(|name| format!("{name}@{}", state.reads.me()))
+            .unwrap_or_default();
+        if let Err(e) = self.holder.may_write(catalog) {
+            let refused = Err(e.to_string());
+            let audited = state
+                .exchange
+                .audit_write(&writer, catalog, Vec::new(), refused);
+            if let Err(failure) = audited.await {
+                tracing::error!(error = %failure, "cannot audit a refused write");
+            }
+            return Err(token_problem(e));
+        }
+        Ok(writer)
+    }
+
+    /// The principal a read acts for.
+    fn reader(&self) -> Result<&str, Problem> {
+        self.holder.reader().map_err(token_problem)
+    }
+
     /// The credential a read carries for this principal: the role from `Tierlink-Role` (or its
     /// only role), the purpose from `Tierlink-Purpose`, the grant asked for, and the token, which
     /// the read service checks again as it checks the command line's `--as`.
@@ -169,6 +199,7 @@ impl Bearer {
         grant: Option<String>,
     ) -> Result<Credential, Problem> {
         self.permits(Scope::Read)?;
+        let principal = self.reader()?.to_owned();
         let purpose = header_text(headers, PURPOSE)?.ok_or_else(|| {
             Problem::new(
                 Kind::PurposeRequired,
@@ -176,7 +207,7 @@ impl Bearer {
             )
         })?;
         Ok(Credential {
-            principal: self.holder.principal.clone(),
+            principal,
             token: self.token.clone(),
             role: self.role(state, headers)?,
             purpose,
@@ -191,11 +222,11 @@ impl Bearer {
         }
         let principals = Principals::load(&state.auth.files.principals)
             .map_err(|e| Problem::new(Kind::FailedPrecondition, e.to_string()))?;
-        let name = &self.holder.principal;
+        let name = self.reader()?;
         let roles: Vec<String> = principals
             .principals
             .iter()
-            .find(|p| &p.name == name)
+            .find(|p| p.name == name)
             .map(|p| p.roles.iter().cloned().collect())
             .unwrap_or_default();
         match roles.as_slice() {

@@ -1,7 +1,8 @@
 //! Catalogs: this node's (or, relayed, another node's) list and entries, and the directory's
-//! search of every catalog published in the federation. A token of scope `write` or `admin`
-//! sees this node's catalogs whole, as its administrator does (it writes every item); a `read`
-//! token sees what other nodes see: the shared view, without the items that are not shared.
+//! search of every catalog published in the federation. The administrator's `admin` token sees
+//! this node's catalogs whole, and a `write` token the catalogs it writes (it writes every item);
+//! otherwise a token sees what other nodes see: the shared view, without the items that are not
+//! shared.
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
@@ -76,12 +77,17 @@ pub struct Target {
     pub target: Option<String>,
 }
 
-/// The caller the exchange service sees for `bearer`: the node itself for tokens that write,
-/// any member for those that only read.
-fn catalog_caller(state: &Services, bearer: &Bearer) -> Result<Caller, Problem> {
+/// The caller the exchange service sees for `bearer`: the node itself for the administrator's
+/// token, and for a token that writes `catalog`; any member otherwise.
+fn catalog_caller(
+    state: &Services,
+    bearer: &Bearer,
+    catalog: Option<&str>,
+) -> Result<Caller, Problem> {
     bearer.permits(Scope::Read)?;
     let mut caller = state.as_node();
-    caller.is_self = bearer.holder.scope.allows(Scope::Write);
+    caller.is_self = bearer.holder.scope == Scope::Admin
+        || catalog.is_some_and(|c| bearer.holder.may_write(c).is_ok());
     Ok(caller)
 }
 
@@ -106,7 +112,7 @@ pub async fn list(
     bearer: Bearer,
     target: Result<Query<Target>, QueryRejection>,
 ) -> Result<Json<CatalogList>, Problem> {
-    let caller = catalog_caller(&state, &bearer)?;
+    let caller = catalog_caller(&state, &bearer, None)?;
     let Query(target) = target?;
     let request = ListCatalogsRequest {
         target: target.target.unwrap_or_default(),
@@ -153,10 +159,11 @@ pub async fn get(
     Path(code): Path<(String, String)>,
     target: Result<Query<Target>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, Problem> {
-    let caller = catalog_caller(&state, &bearer)?;
+    let code = catalog_code(&code);
+    let caller = catalog_caller(&state, &bearer, Some(&code))?;
     let Query(target) = target?;
     let request = GetCatalogRequest {
-        code: catalog_code(&code),
+        code,
         target: target.target.unwrap_or_default(),
     };
     let got = state
@@ -214,7 +221,7 @@ pub async fn search(
     bearer: Bearer,
     search: Result<Query<Search>, QueryRejection>,
 ) -> Result<Json<Vec<Published>>, Problem> {
-    let caller = catalog_caller(&state, &bearer)?;
+    let caller = catalog_caller(&state, &bearer, None)?;
     let Query(search) = search?;
     let request = CatalogsRequest {
         read: None,

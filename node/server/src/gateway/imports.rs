@@ -16,7 +16,6 @@ use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State as Shared};
 use axum::http::{HeaderMap, header};
 use serde::{Deserialize, Serialize};
-use tierlink_core::identity::tokens::Scope;
 use tierlink_core::import::{self, Encoding, Format, Imported, Mapping, Options};
 use utoipa::{IntoParams, ToSchema};
 
@@ -151,7 +150,7 @@ fn content(headers: &HeaderMap) -> Result<(Format, Option<String>), Problem> {
         (status = 200, description = "Read and checked; written unless a dry run (the good rows only when skip_bad).", body = ImportReport),
         (status = 400, description = "The file cannot be read (encoding, JSON, header, mapping) or a bad option.", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 401, description = "No token, or one that does not work.", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "The token's scope does not allow writing.", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "The token does not write this catalog: a read token, or a write token naming other catalogs.", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 404, description = "No such catalog here.", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 413, description = "The file is larger than the node takes in one request.", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 415, description = "Not posted as text/csv or application/x-ndjson.", body = ProblemDocument, content_type = "application/problem+json"),
@@ -168,7 +167,8 @@ pub async fn upload(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ImportReport>, Problem> {
-    bearer.permits(Scope::Write)?;
+    let catalog = catalog_code(&code);
+    let writer = bearer.writer(&state, &catalog).await?;
     let Query(params) = params?;
     let (format, charset) = content(&headers)?;
     let bad = |e: String| Problem::new(Kind::InvalidArgument, e);
@@ -185,7 +185,6 @@ pub async fn upload(
         .transpose()
         .map_err(|e| bad(e.to_string()))?;
     let bytes = body?;
-    let catalog = catalog_code(&code);
     let entry = state.registry.entry(&catalog)?;
     let imported = tokio::task::spawn_blocking(move || {
         import::import(
@@ -229,7 +228,7 @@ pub async fn upload(
         let rows = imported.rows.into_iter().map(|r| r.row.values).collect();
         let written = state
             .exchange
-            .write_records(catalog, imported.items, rows)
+            .write_records(&writer, catalog, imported.items, rows)
             .await?;
         report.written = Some(written.into());
     }

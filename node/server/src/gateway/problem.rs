@@ -68,7 +68,7 @@ kinds! {
     TooManyGuesses = "too-many-guesses", 429, "Too many failed tokens",
         "Too many requests from this address presented a token that failed. Wait the seconds the Retry-After header gives, then send a valid token.";
     ScopeInsufficient = "scope-insufficient", 403, "Token scope too narrow",
-        "The token's scope does not allow this: `read` reads, `write` also writes records and imports, `admin` also reads the node's audit. Use a token created with the scope needed (`tierlink token create --scope`).";
+        "The token does not allow this. A `read` token reads under its principal's grants; a `write` token also writes and imports records of the catalogs it names (`tierlink token create --scope write --catalog CODE`); an `admin` token is the node administrator's: the audit and writes to every catalog, but no record reads, which are made as a principal. Use a token made for the act.";
     RoleRequired = "role-required", 400, "Role needed",
         "The principal holds several roles: name the one it acts in with the `Tierlink-Role` header (the problem's `roles` lists them).";
     PurposeRequired = "purpose-required", 400, "Purpose needed",

@@ -28,7 +28,6 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use prost::Message;
 use serde::Serialize;
-use tierlink_core::identity::tokens::Scope;
 use tierlink_core::import;
 use tierlink_core::read::{Read, parse_since};
 use tierlink_core::signed::file::MAGIC;
@@ -540,7 +539,7 @@ fn ndjson(batch: &VerifiedBatch) -> Bytes {
         ),
         (status = 400, description = "A bad parameter, a missing purpose, or a role to choose.", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 401, description = "No token, or one that does not work.", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "Not permitted by the grants.", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "Not permitted by the grants, or an administrator's token (which reads no records).", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 404, description = "No such catalog or node.", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 406, description = "None of the forms asked for in Accept.", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 429, description = "Too many failed tokens from this address, or too many reads open.", body = ProblemDocument, content_type = "application/problem+json"),
@@ -621,7 +620,7 @@ pub async fn query(
         ),
         (status = 400, description = "A bad parameter; a key lookup where keys are hashed.", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 401, description = "No token, or one that does not work.", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "Not permitted by the grants.", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "Not permitted by the grants, or an administrator's token (which reads no records).", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 404, description = "No such catalog or record.", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 406, description = "None of the forms asked for in Accept.", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 429, description = "Too many failed tokens, or too many reads open.", body = ProblemDocument, content_type = "application/problem+json"),
@@ -684,7 +683,7 @@ impl From<PutOutcome> for Written {
         (status = 200, description = "Every record was stored.", body = Written),
         (status = 400, description = "The body is not a JSON array of objects.", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 401, description = "No token, or one that does not work.", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "The token's scope does not allow writing.", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "The token does not write this catalog: a read token, or a write token naming other catalogs.", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 404, description = "No such catalog here.", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 413, description = "The body is larger than the node takes.", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 415, description = "The body is not sent as application/json.", body = ProblemDocument, content_type = "application/problem+json"),
@@ -699,7 +698,8 @@ pub async fn put(
     Path(code): Path<(String, String)>,
     body: Result<Json<Vec<serde_json::Map<String, serde_json::Value>>>, JsonRejection>,
 ) -> Result<Json<Written>, Problem> {
-    bearer.permits(Scope::Write)?;
+    let catalog = catalog_code(&code);
+    let writer = bearer.writer(&state, &catalog).await?;
     let Json(objects) = body?;
     if objects.is_empty() {
         return Err(invalid("send at least one record".into()));
@@ -713,7 +713,7 @@ pub async fn put(
     })?;
     let written = state
         .exchange
-        .write_records(catalog_code(&code), table.columns, table.rows)
+        .write_records(&writer, catalog, table.columns, table.rows)
         .await?;
     Ok(Json(written.into()))
 }

@@ -12,6 +12,8 @@ pub enum Side {
     Producer,
     /// The node whose principal asked.
     Consumer,
+    /// The node whose records were written (a write's entry).
+    Owner,
 }
 
 /// What came of the request.
@@ -38,7 +40,7 @@ pub struct AuditEntry {
     pub at_micros: i64,
     /// Producer or consumer.
     pub side: Option<Side>,
-    /// "query" or "history".
+    /// "query", "history" or "write".
     pub kind: String,
     /// The request's id, the same in both ends' entries.
     pub request_id: String,
@@ -66,12 +68,14 @@ pub struct AuditEntry {
     pub reason: String,
     /// Records sent.
     pub records: u64,
-    /// Item codes by action (`clear`, `mask:6:4`, `hash`, `withhold`).
+    /// Item codes by action (`clear`, `mask:6:4`, `hash`, `withhold`; `write` for the items a
+    /// write set).
     pub items: BTreeMap<String, Vec<String>>,
     /// Keys of the records sent, when at most [`MAX_KEYS`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub keys: Vec<String>,
-    /// The request's bounds when the keys were too many to keep: key range and conditions.
+    /// The request's bounds when the keys were too many to keep: key range and conditions (for a
+    /// write, how many keys and the lowest and highest).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub bounds: String,
 }
@@ -83,11 +87,11 @@ impl AuditEntry {
         self.keys.iter().any(|k| k == key) || (!self.bounds.is_empty() && self.records > 0)
     }
 
-    /// Whether `item` was sent in any form other than withheld.
+    /// Whether `item` was sent in any form other than withheld (a write sends nothing).
     pub fn revealed(&self, item: &str) -> bool {
-        self.items
-            .iter()
-            .any(|(action, items)| action != "withhold" && items.iter().any(|i| i == item))
+        self.items.iter().any(|(action, items)| {
+            action != "withhold" && action != "write" && items.iter().any(|i| i == item)
+        })
     }
 }
 

@@ -18,6 +18,10 @@ fn day(y: i32, m: u32, d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, d).unwrap()
 }
 
+fn reader(principal: &str) -> Issue {
+    Issue::new(principal, Scope::Read, day(2026, 12, 31))
+}
+
 /// A node directory's two files, with principals `li` and `wang`; li's personal token.
 fn node(dir: &Path) -> (PrincipalFiles, String) {
     let files = PrincipalFiles {
@@ -35,12 +39,10 @@ fn node(dir: &Path) -> (PrincipalFiles, String) {
     (files, personal)
 }
 
-fn issue(files: &PrincipalFiles, principal: &str, scope: Scope, now: DateTime<Utc>) -> IssuedToken {
+fn issue(files: &PrincipalFiles, issue: Issue, now: DateTime<Utc>) -> IssuedToken {
     let principals = Principals::load(&files.principals).unwrap();
     let mut tokens = ApiTokens::load(&files.tokens).unwrap();
-    let issued = tokens
-        .create(&principals, principal, scope, day(2026, 12, 31), now)
-        .unwrap();
+    let issued = tokens.create(&principals, issue, now).unwrap();
     tokens.save(&files.tokens).unwrap();
     issued
 }
@@ -92,7 +94,7 @@ fn tokens_are_kept_as_hashes_in_a_private_file_and_work_through_their_expiry_day
     let dir = tempfile::tempdir().unwrap();
     let (files, _) = node(dir.path());
     let created = at(2026, 5, 1, 8, 0, 0);
-    let issued = issue(&files, "li", Scope::Read, created);
+    let issued = issue(&files, reader("li"), created);
     assert_eq!(issued.id.len(), 8, "{}", issued.id);
 
     let text = std::fs::read_to_string(&files.tokens).unwrap();
@@ -114,8 +116,9 @@ fn tokens_are_kept_as_hashes_in_a_private_file_and_work_through_their_expiry_day
         holder,
         TokenHolder {
             id: issued.id.clone(),
-            principal: "li".into(),
+            principal: Some("li".into()),
             scope: Scope::Read,
+            catalogs: Vec::new(),
             expires: day(2026, 12, 31),
         }
     );
@@ -185,19 +188,121 @@ fn a_token_is_issued_only_to_a_principal_of_this_node_and_for_a_day_not_yet_past
     let principals = Principals::load(&files.principals).unwrap();
     let mut tokens = ApiTokens::default();
     let now = at(2026, 5, 1, 8, 0, 0);
-    let err = tokens
-        .create(&principals, "zhao", Scope::Read, day(2026, 12, 31), now)
-        .unwrap_err();
+    let err = tokens.create(&principals, reader("zhao"), now).unwrap_err();
     assert!(matches!(err, TokenError::UnknownPrincipal(_)), "{err}");
     let err = tokens
-        .create(&principals, "li", Scope::Read, day(2026, 4, 30), now)
+        .create(
+            &principals,
+            Issue::new("li", Scope::Read, day(2026, 4, 30)),
+            now,
+        )
         .unwrap_err();
     assert!(err.to_string().contains("already past"), "{err}");
     // Today is still a day the token works.
     tokens
-        .create(&principals, "li", Scope::Admin, day(2026, 5, 1), now)
+        .create(
+            &principals,
+            Issue::new("li", Scope::Read, day(2026, 5, 1)),
+            now,
+        )
         .unwrap();
     assert_eq!(tokens.list().len(), 1);
+}
+
+#[test]
+fn an_admin_token_is_the_administrators_and_a_write_token_names_the_catalogs_it_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (files, _) = node(dir.path());
+    let principals = Principals::load(&files.principals).unwrap();
+    let mut tokens = ApiTokens::default();
+    let now = at(2026, 5, 1, 8, 0, 0);
+    let expires = day(2026, 12, 31);
+    let refused = |tokens: &mut ApiTokens, issue: Issue, says: &str| {
+        let err = tokens.create(&principals, issue, now).unwrap_err();
+        assert!(matches!(err, TokenError::Invalid(_)), "{err}");
+        assert!(err.to_string().contains(says), "{says}: {err}");
+    };
+    // A principal never holds the administrator's scope; the administrator is no principal.
+    refused(
+        &mut tokens,
+        Issue::new("li", Scope::Admin, expires),
+        "leave out --principal",
+    );
+    refused(
+        &mut tokens,
+        Issue {
+            principal: None,
+            ..reader("li")
+        },
+        "name it with --principal",
+    );
+    // A write token names what it writes; the others name nothing.
+    refused(
+        &mut tokens,
+        Issue::new("li", Scope::Write, expires),
+        "--catalog CODE",
+    );
+    refused(
+        &mut tokens,
+        Issue {
+            catalogs: vec!["420502/00001".into()],
+            ..reader("li")
+        },
+        "use --scope write",
+    );
+    refused(
+        &mut tokens,
+        Issue {
+            catalogs: vec!["420502/00001".into()],
+            ..Issue::administrator(expires)
+        },
+        "writes every catalog",
+    );
+    assert!(tokens.list().is_empty(), "nothing refused was issued");
+
+    let writer = tokens
+        .create(
+            &principals,
+            Issue::writer("li", &["420502/00001", "420502/00002"], expires),
+            now,
+        )
+        .unwrap();
+    let admin = tokens
+        .create(&principals, Issue::administrator(expires), now)
+        .unwrap();
+    tokens.save(&files.tokens).unwrap();
+    let tokens = ApiTokens::load(&files.tokens).unwrap();
+
+    let writer = tokens.check(&writer.secret, now).unwrap();
+    writer.may_write("420502/00002").unwrap();
+    let err = writer.may_write("420502/00003").unwrap_err();
+    assert!(matches!(err, TokenError::Catalog { .. }), "{err}");
+    assert!(
+        err.to_string().contains(
+            "writes only catalogs 420502/00001, 420502/00002 and not catalog 420502/00003"
+        ),
+        "{err}"
+    );
+    assert_eq!(writer.reader().unwrap(), "li");
+
+    let admin_secret = admin.secret;
+    let admin = tokens.check(&admin_secret, now).unwrap();
+    admin.may_write("420502/00003").unwrap();
+    admin.permits(Scope::Admin).unwrap();
+    assert!(matches!(admin.reader(), Err(TokenError::Administrator)));
+    // Nor does it stand in for any principal's credential.
+    let err = files
+        .authenticate("li", &admin_secret, ROLE, Scope::Read, now)
+        .unwrap_err();
+    assert!(matches!(err, PrincipalError::NotAuthenticated(_)), "{err}");
+    let reader = issue(&files, reader("wang"), now);
+    let err = ApiTokens::load(&files.tokens)
+        .unwrap()
+        .check(&reader.secret, now)
+        .unwrap()
+        .may_write("420502/00001")
+        .unwrap_err();
+    assert!(matches!(err, TokenError::Scope { .. }), "{err}");
 }
 
 #[test]
@@ -207,8 +312,8 @@ fn a_node_never_accepts_another_nodes_tokens_nor_one_principals_token_for_anothe
     let (a, _) = node(a_dir.path());
     let (b, _) = node(b_dir.path());
     let now = at(2026, 5, 1, 8, 0, 0);
-    let li_at_a = issue(&a, "li", Scope::Read, now);
-    issue(&b, "li", Scope::Read, now);
+    let li_at_a = issue(&a, reader("li"), now);
+    issue(&b, reader("li"), now);
 
     a.authenticate("li", &li_at_a.secret, ROLE, Scope::Read, now)
         .unwrap();
@@ -242,17 +347,21 @@ fn a_credential_is_the_personal_token_or_an_api_token_whose_scope_allows_the_act
     let dir = tempfile::tempdir().unwrap();
     let (files, personal) = node(dir.path());
     let now = at(2026, 5, 1, 8, 0, 0);
-    let read = issue(&files, "li", Scope::Read, now);
-    let admin = issue(&files, "li", Scope::Admin, now);
+    let read = issue(&files, reader("li"), now);
+    let write = issue(
+        &files,
+        Issue::writer("li", &["420502/00001"], day(2026, 12, 31)),
+        now,
+    );
 
-    for token in [&personal, &read.secret, &admin.secret] {
+    for token in [&personal, &read.secret, &write.secret] {
         let p = files
             .authenticate("li", token, ROLE, Scope::Read, now)
             .unwrap();
         assert_eq!(p.name, "li");
     }
     files
-        .authenticate("li", &admin.secret, ROLE, Scope::Write, now)
+        .authenticate("li", &write.secret, ROLE, Scope::Write, now)
         .unwrap();
     let err = files
         .authenticate("li", &read.secret, ROLE, Scope::Write, now)
@@ -284,7 +393,7 @@ fn a_credential_is_the_personal_token_or_an_api_token_whose_scope_allows_the_act
     assert_eq!(tokens.revoke_principal("li", now), 2);
     tokens.save(&files.tokens).unwrap();
     let err = files
-        .authenticate("li", &admin.secret, ROLE, Scope::Read, now)
+        .authenticate("li", &write.secret, ROLE, Scope::Read, now)
         .unwrap_err();
     assert!(
         matches!(err, PrincipalError::Token(TokenError::Revoked { .. })),
@@ -333,6 +442,11 @@ fn each_kind_of_refusal_has_its_own_stable_name() {
             held: Scope::Read,
             needed: Scope::Admin,
         },
+        TokenError::Catalog {
+            catalog: String::new(),
+            writes: Vec::new(),
+        },
+        TokenError::Administrator,
         TokenError::UnknownPrincipal(String::new()),
         TokenError::UnknownId(String::new()),
         TokenError::AlreadyRevoked {
@@ -344,5 +458,5 @@ fn each_kind_of_refusal_has_its_own_stable_name() {
     .iter()
     .map(TokenError::kind)
     .collect();
-    assert_eq!(kinds.len(), 11);
+    assert_eq!(kinds.len(), 13);
 }

@@ -169,10 +169,41 @@ pub struct GatewaySettings {
     /// with 413 before it is read whole. Default 64 MiB, the largest gRPC message.
     #[serde(default = "default_body_bytes")]
     pub body_bytes: usize,
+    /// Milliseconds a request body may pause between two pieces; a body that stalls longer is
+    /// answered 408 and its connection closed. Default 30 s.
+    #[serde(default = "default_body_idle_ms")]
+    pub body_idle_ms: u64,
+    /// Connections open at once from one source address (IPv6 counted by its /64); more are
+    /// closed as they arrive, before TLS. Default 64.
+    #[serde(default = "default_connections_per_source")]
+    pub connections_per_source: u32,
+    /// Connections open at once from all sources together. Default 1024.
+    #[serde(default = "default_connections")]
+    pub connections: u32,
+    /// Uploaded export files checked at once (each held whole while it is read); more are
+    /// answered 429 with Retry-After. Default 2.
+    #[serde(default = "default_imports")]
+    pub imports: u32,
 }
 
 fn default_body_bytes() -> usize {
     MAX_MESSAGE_BYTES
+}
+
+fn default_body_idle_ms() -> u64 {
+    30_000
+}
+
+fn default_connections_per_source() -> u32 {
+    64
+}
+
+fn default_connections() -> u32 {
+    1024
+}
+
+fn default_imports() -> u32 {
+    2
 }
 
 impl GatewaySettings {
@@ -181,6 +212,30 @@ impl GatewaySettings {
         Self {
             listen,
             body_bytes: default_body_bytes(),
+            body_idle_ms: default_body_idle_ms(),
+            connections_per_source: default_connections_per_source(),
+            connections: default_connections(),
+            imports: default_imports(),
+        }
+    }
+
+    /// The first limit that would stop the gateway from serving anything: a zero.
+    fn check(&self) -> Result<(), String> {
+        let counts = [
+            ("body_bytes", self.body_bytes as u64),
+            ("body_idle_ms", self.body_idle_ms),
+            (
+                "connections_per_source",
+                u64::from(self.connections_per_source),
+            ),
+            ("connections", u64::from(self.connections)),
+            ("imports", u64::from(self.imports)),
+        ];
+        match counts.iter().find(|(_, value)| *value == 0) {
+            Some((name, _)) => Err(format!(
+                "[gateway] {name} is 0, which would refuse every request: give it a positive value or leave it out for the default"
+            )),
+            None => Ok(()),
         }
     }
 }
@@ -423,11 +478,11 @@ impl NodeDir {
             .exchange
             .validate()
             .and_then(|()| config.limits.check())
-            .and_then(|()| match &config.gateway {
-                Some(g) if g.body_bytes == 0 => Err(
-                    "[gateway] body_bytes is 0, which would refuse every write: give it a positive value or leave it out for the default (64 MiB)".to_owned(),
-                ),
-                _ => Ok(()),
+            .and_then(|()| {
+                config
+                    .gateway
+                    .as_ref()
+                    .map_or(Ok(()), GatewaySettings::check)
             })
             .map_err(|message| ConfigError::Parse {
                 path: path.clone(),

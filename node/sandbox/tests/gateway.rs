@@ -969,6 +969,50 @@ async fn exports_upload_as_the_command_line_imports_them() {
     let written = partial["written"]["created"].as_u64().unwrap() as usize;
     assert_eq!(stored(&f, SEEKERS).await.len(), before + written);
 
+    // A file of many bad rows: the answer lists the first 1,000, the reject file holds them all.
+    let mut many = String::from(
+        "seeker_id,id_number,name,sex,birth_date,phone,education,desired_occupation,desired_wage,unemployed_since,registered_on,street_code\n",
+    );
+    for n in 0..1500 {
+        many.push_str(&format!(
+            "QA-MANY-{n:04},420502197101015552,测试,3,1971-01-01,,,焊工,,,2026-11-01,420502002\n"
+        ));
+    }
+    let (status, body) = problem(
+        upload(many.clone().into_bytes(), "text/csv", &[])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let errors = body["errors"].as_array().unwrap();
+    assert_eq!(
+        errors.len(),
+        1000,
+        "one problem a row, the first 1,000 rows"
+    );
+    assert_eq!(errors[999]["record"], 1001);
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("1500 of 1500 records are rejected (errors lists the first 1000 rows)"),
+        "{}",
+        body["detail"]
+    );
+    let rejects = body["reject_file"].as_str().unwrap();
+    assert_eq!(rejects.lines().count(), 1501, "the header and every row");
+    let dry: Value = upload(many.into_bytes(), "text/csv", &[("dry_run", "true")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(dry["rejected_count"], 1500);
+    assert_eq!(dry["rejected"].as_array().unwrap().len(), 1000);
+
     // Not a file type the import reads.
     let (status, body) = problem(
         upload(b"x".to_vec(), "application/pdf", &[])

@@ -1,15 +1,18 @@
 //! Bounded resources per peer, on real nodes over loopback mutual TLS: reads whose consumer
 //! stops, requests over their method's size, bodies that are not gRPC, and connections that
-//! never start TLS. Reads held unread are in `unread_reads.rs`, alone in their process.
+//! never start TLS; the gateway's connections per source, and requests that stall on it. Reads held unread are in `unread_reads.rs`, alone in their process.
 
 mod util;
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use rustls::pki_types::pem::PemObject;
 use tierlink_client::channel;
 use tierlink_proto::v1::FieldEquals;
 use tierlink_proto::v1::exchange_client::ExchangeClient;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tonic::transport::Channel;
 use util::*;
 
@@ -281,5 +284,163 @@ async fn a_relayed_read_counts_against_the_member_it_is_for_not_the_relay() {
         );
     }
     drop((held, own));
+    f.federation.stop().await.unwrap();
+}
+
+/// A TLS connection to node `n`'s gateway, trusting the federation CA, over a fresh socket.
+async fn gateway_tls(f: &Fixture, n: usize) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let node = &f.federation.nodes[n];
+    let ca = std::fs::read(node.dir.path(&node.dir.config.files.ca)).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&ca) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = TcpStream::connect(node.gateway_addr().unwrap())
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .unwrap()
+}
+
+/// Waits up to `within` for the server to close `stream`: true when it did (end of stream or
+/// reset), false when it still held it open.
+async fn closed(stream: &mut (impl AsyncReadExt + Unpin), within: Duration) -> bool {
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0) | Err(_)) => return true,
+            // An answer (e.g. 408) before the close.
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_closes_connections_past_its_limits_and_requests_that_stall() {
+    let f = federation_with(0, |config| {
+        config.limits.handshake_ms = 500;
+        let gateway = config.gateway.as_mut().unwrap();
+        gateway.connections_per_source = 2;
+        gateway.body_idle_ms = 300;
+    })
+    .await;
+    let addr = f.federation.nodes[STREET].gateway_addr().unwrap();
+    let gateway = util::http::Gateway::of(&f, STREET);
+
+    // Two connections from 127.0.0.1 are its share: a third is closed as it arrives, before
+    // TLS; once one closes, the next is served.
+    let first = TcpStream::connect(addr).await.unwrap();
+    let _second = TcpStream::connect(addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut third = TcpStream::connect(addr).await.unwrap();
+    assert!(
+        closed(&mut third, Duration::from_millis(400)).await,
+        "a third connection from one source was kept"
+    );
+    drop(first);
+    let served = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Ok(r) = gateway.get("/openapi.json").send().await {
+                break r.status();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(served, reqwest::StatusCode::OK);
+    drop(gateway);
+    drop(_second);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    // After TLS: no request at all, and headers that never end, are closed at the deadline.
+    let mut silent = gateway_tls(&f, STREET).await;
+    assert!(closed(&mut silent, Duration::from_secs(5)).await);
+    let mut unended = gateway_tls(&f, STREET).await;
+    unended
+        .write_all(b"GET /openapi.json HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
+        .await
+        .unwrap();
+    assert!(closed(&mut unended, Duration::from_secs(5)).await);
+
+    // A body that pauses longer than body_idle_ms is answered 408, with its problem document.
+    let admin = util::http::issue(
+        &f,
+        STREET,
+        tierlink_core::identity::tokens::Issue::administrator(util::http::until()),
+    );
+    let mut stalled = gateway_tls(&f, STREET).await;
+    let head = format!(
+        "POST /v1/catalogs/101001001/000001/records HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {admin}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n[{{\"id_number\": "
+    );
+    stalled.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), stalled.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(read.is_ok(), "the stalled body was kept open: {answer}");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("/problems/body-stalled"), "{answer}");
+    f.federation.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_checks_as_many_uploads_at_once_as_it_takes_and_asks_the_rest_to_retry() {
+    let f = federation_with(0, |config| {
+        config.gateway.as_mut().unwrap().imports = 1;
+    })
+    .await;
+    let admin = util::http::issue(
+        &f,
+        STREET,
+        tierlink_core::identity::tokens::Issue::administrator(util::http::until()),
+    );
+    let path = "/v1/catalogs/103001001/000001/imports";
+    let file = "building_code,community_code,building_name,address,floors,households\n\
+                420502001001-B9001,420502001001,9001号楼,夷陵大道9001号,6,24\n";
+    // One upload arriving slowly holds the only place while its body comes in.
+    let mut slow = gateway_tls(&f, STREET).await;
+    let (head, tail) = file.as_bytes().split_at(40);
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {admin}\r\nContent-Type: text/csv\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        file.len()
+    );
+    slow.write_all(request.as_bytes()).await.unwrap();
+    slow.write_all(head).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let gateway = util::http::Gateway::of(&f, STREET);
+    let post = || {
+        gateway
+            .post(path)
+            .bearer_auth(&admin)
+            .header("Content-Type", "text/csv")
+            .body(file)
+            .send()
+    };
+    let refused = post().await.unwrap();
+    assert_eq!(refused.headers()["retry-after"], "5");
+    let (status, body) = util::http::problem(refused).await;
+    assert_eq!(status, reqwest::StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["type"], "/problems/too-many-imports", "{body}");
+
+    // The slow one finishes and is imported; its place is free again.
+    slow.write_all(tail).await.unwrap();
+    let mut answer = Vec::new();
+    slow.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(post().await.unwrap().status(), reqwest::StatusCode::OK);
     f.federation.stop().await.unwrap();
 }

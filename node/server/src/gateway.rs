@@ -71,6 +71,8 @@ pub struct Services {
     pub opener: BatchOpener,
     /// Who presents which token.
     pub auth: auth::Auth,
+    /// Uploaded files checked at once (`[gateway] imports`).
+    pub imports: tokio::sync::Semaphore,
 }
 
 impl Services {
@@ -109,7 +111,8 @@ pub struct Gateway {
 
 impl Gateway {
     /// A gateway over `services` on `listener`, presenting the node's TLS certificate and key
-    /// (PEM), within `settings` and the node's `limits` (handshake time, calls per connection).
+    /// (PEM), within `settings` (bodies, connections) and the node's `limits` (handshake time,
+    /// calls per connection).
     pub fn new(
         services: Services,
         listener: tokio::net::TcpListener,
@@ -135,6 +138,14 @@ impl Gateway {
     /// Serves until `handle` is told to shut down.
     pub async fn serve(self, handle: axum_server::Handle<SocketAddr>) -> std::io::Result<()> {
         let app = openapi::router(self.services, &self.settings);
-        tls::serve(self.listener, self.tls, &self.limits, handle, app).await
+        tls::serve(
+            self.listener,
+            self.tls,
+            &self.limits,
+            &self.settings,
+            handle,
+            app,
+        )
+        .await
     }
 }

@@ -9,6 +9,8 @@
 //!   INVALID_ARGUMENT.
 //!
 //! - [`Guesses`]: wrong API tokens per source address, for the transports that take tokens.
+//! - [`Connections`]: connections open per source address and in all, for the listener anyone
+//!   may reach (the gateway's).
 //!
 //! The rest is set where the server is built ([`crate::runtime`]): the TLS handshake deadline,
 //! the call deadline, HTTP/2 streams per connection and keepalive pings, all from node.toml's
@@ -30,7 +32,9 @@ use tonic::body::Body;
 
 use crate::admission::Caller;
 
+mod connections;
 mod guesses;
+pub use connections::{Admitted, ConnectionPermit, Connections, Crowded};
 pub use guesses::{Guesses, RetryAfter};
 
 /// A read refused because too many are open.

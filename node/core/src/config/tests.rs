@@ -100,7 +100,7 @@ fn limits_default_when_left_out_and_a_zero_is_refused() {
 }
 
 #[test]
-fn the_gateway_is_optional_and_its_body_limit_positive() {
+fn the_gateway_is_optional_and_its_limits_positive() {
     let dir = tempfile::tempdir().unwrap();
     let street = include_str!("../../../../ops/hosts/street.toml");
     std::fs::write(dir.path().join(CONFIG_FILE), street).unwrap();
@@ -117,7 +117,30 @@ fn the_gateway_is_optional_and_its_body_limit_positive() {
     let again = NodeDir::load(dir.path()).unwrap();
     assert_eq!(again.config.gateway, node.config.gateway);
 
-    std::fs::write(dir.path().join(CONFIG_FILE), with("body_bytes = 0\n")).unwrap();
-    let err = NodeDir::load(dir.path()).unwrap_err();
-    assert!(err.to_string().contains("[gateway] body_bytes"), "{err}");
+    for name in [
+        "body_bytes",
+        "body_idle_ms",
+        "connections_per_source",
+        "connections",
+        "imports",
+    ] {
+        let zero = format!("{name} = 0\n");
+        std::fs::write(dir.path().join(CONFIG_FILE), with(&zero)).unwrap();
+        let err = NodeDir::load(dir.path()).unwrap_err();
+        assert!(
+            err.to_string().contains(&format!("[gateway] {name} is 0")),
+            "{err}"
+        );
+    }
+    let set = "connections_per_source = 3\nimports = 1\n";
+    std::fs::write(dir.path().join(CONFIG_FILE), with(set)).unwrap();
+    let gateway = NodeDir::load(dir.path()).unwrap().config.gateway.unwrap();
+    assert_eq!(
+        (
+            gateway.connections_per_source,
+            gateway.imports,
+            gateway.connections
+        ),
+        (3, 1, 1024)
+    );
 }

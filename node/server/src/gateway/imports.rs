@@ -12,8 +12,8 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Path, Query, State as Shared};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequest, Path, Query, Request, State as Shared};
 use axum::http::{HeaderMap, header};
 use serde::{Deserialize, Serialize};
 use tierlink_core::import::{self, Encoding, Format, Imported, Mapping, Options};
@@ -63,7 +63,10 @@ pub struct ImportReport {
     pub good: usize,
     /// Records left out on purpose: empty rows and rows the mapping skips.
     pub skipped: usize,
-    /// Rows rejected, with their reasons.
+    /// Rows rejected: how many.
+    pub rejected_count: usize,
+    /// The first rows rejected (at most 1,000), with their reasons; the reject file holds
+    /// every one.
     pub rejected: Vec<Rejected>,
     /// The reject file: the rejected rows as the file had them plus a `_problems` column,
     /// ready to correct and post again (CSV with a byte order mark and CRLF, or JSON lines);
@@ -88,9 +91,11 @@ impl ImportReport {
             read: imported.read(),
             good: imported.rows.len(),
             skipped: imported.skipped,
+            rejected_count: imported.rejects.len(),
             rejected: imported
                 .rejects
                 .iter()
+                .take(LISTED)
                 .map(|r| Rejected {
                     line: r.line,
                     problems: r.problems.iter().map(ToString::to_string).collect(),
@@ -129,6 +134,12 @@ fn content(headers: &HeaderMap) -> Result<(Format, Option<String>), Problem> {
     Ok((format, charset))
 }
 
+/// Rejected rows an answer lists; the reject file holds every one.
+const LISTED: usize = 1000;
+
+/// Seconds a caller refused for too many imports waits before it posts again.
+const IMPORT_RETRY_SECONDS: u64 = 5;
+
 /// Import a CSV or JSON-lines file into a catalog.
 #[utoipa::path(
     post,
@@ -152,10 +163,11 @@ fn content(headers: &HeaderMap) -> Result<(Format, Option<String>), Problem> {
         (status = 401, description = "No token, or one that does not work.", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 403, description = "The token does not write this catalog: a read token, or a write token naming other catalogs.", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 404, description = "No such catalog here.", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 408, description = "The file paused longer than the node waits.", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 413, description = "The file is larger than the node takes in one request.", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 415, description = "Not posted as text/csv or application/x-ndjson.", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 422, description = "Rows were rejected and skip_bad was not given: nothing was stored. `errors` lists them by line; `reject_file` holds them to correct.", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failed tokens from this address.", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed tokens from this address, or too many files being checked at once (Retry-After says when to post again).", body = ProblemDocument, content_type = "application/problem+json"),
     ),
     security(("token" = []))
 )]
@@ -165,7 +177,7 @@ pub async fn upload(
     Path(code): Path<(String, String)>,
     params: Result<Query<ImportParams>, QueryRejection>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> Result<Json<ImportReport>, Problem> {
     let catalog = catalog_code(&code);
     let writer = bearer.writer(&state, &catalog).await?;
@@ -184,7 +196,16 @@ pub async fn upload(
         .map(Mapping::parse)
         .transpose()
         .map_err(|e| bad(e.to_string()))?;
-    let bytes = body?;
+    // The file is held whole while it arrives and is checked: a few at a time, so that uploads
+    // together stay within the node's memory. The body is read only with a place.
+    let _checking = state.imports.try_acquire().map_err(|_| {
+        Problem::new(
+            Kind::TooManyImports,
+            "this node is checking as many uploaded files as it takes at once: post the file again in a few seconds",
+        )
+        .retry_after(IMPORT_RETRY_SECONDS)
+    })?;
+    let bytes = Bytes::from_request(request, &state).await?;
     let entry = state.registry.entry(&catalog)?;
     let imported = tokio::task::spawn_blocking(move || {
         import::import(
@@ -202,8 +223,13 @@ pub async fn upload(
         return Ok(Json(report));
     }
     if !imported.rejects.is_empty() && !params.skip_bad.unwrap_or(false) {
+        let listed = if imported.rejects.len() > LISTED {
+            format!(" (errors lists the first {LISTED} rows)")
+        } else {
+            String::new()
+        };
         let detail = format!(
-            "nothing was stored: {} of {} records are rejected; correct them (reject_file holds them with their reasons) and post the file again, or pass skip_bad=true to write the {} good records",
+            "nothing was stored: {} of {} records are rejected{listed}; correct them (reject_file holds every one with its reasons) and post the file again, or pass skip_bad=true to write the {} good records",
             imported.rejects.len(),
             imported.read(),
             imported.rows.len()
@@ -211,6 +237,7 @@ pub async fn upload(
         let errors = imported
             .rejects
             .iter()
+            .take(LISTED)
             .flat_map(|r| {
                 r.problems.iter().map(|p| RecordProblem {
                     record: r.line,

@@ -4,10 +4,13 @@
 //! reference at `/docs` from assets built into the binary (the node serves it on a network with
 //! no way out), and each problem type's page under `/problems/`.
 
+use std::time::Duration;
+
 use axum::extract::DefaultBodyLimit;
 use axum::extract::OriginalUri;
 use axum::http::Method;
 use tierlink_core::config::GatewaySettings;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
@@ -94,7 +97,8 @@ async fn wrong_method(method: Method, OriginalUri(uri): OriginalUri) -> Problem 
 }
 
 /// The gateway's whole application: the API over `services`, its document and reference page,
-/// problems for unknown routes and methods, and request bodies bounded by `settings`.
+/// problems for unknown routes and methods, and request bodies bounded by `settings` in size
+/// and in the pauses between their pieces.
 pub fn router(services: State, settings: &GatewaySettings) -> axum::Router {
     let (api, document) = routes();
     api.with_state(services)
@@ -102,6 +106,9 @@ pub fn router(services: State, settings: &GatewaySettings) -> axum::Router {
         .fallback(problem::no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(settings.body_bytes))
+        .layer(RequestBodyTimeoutLayer::new(Duration::from_millis(
+            settings.body_idle_ms,
+        )))
 }
 
 #[cfg(test)]

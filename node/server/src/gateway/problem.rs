@@ -101,6 +101,10 @@ kinds! {
         "The body's Content-Type is not one the operation takes: `application/json` for records, `text/csv` or `application/x-ndjson` for an import.";
     NotAcceptable = "not-acceptable", 406, "Not acceptable",
         "None of the types the Accept header names can be served: reads answer `application/json`, `application/x-ndjson` or `application/x-tierlink-batches`.";
+    BodyStalled = "body-stalled", 408, "Body stalled",
+        "The request body stopped arriving for longer than the node waits between two pieces (node.toml `[gateway] body_idle_ms`, 30 s by default); the connection was closed. Send the body without pauses.";
+    TooManyImports = "too-many-imports", 429, "Too many imports",
+        "The node is checking as many uploaded files as it takes at once (node.toml `[gateway] imports`). Wait the seconds Retry-After gives and post the file again.";
     BodyTooLarge = "body-too-large", 413, "Body too large",
         "The body is larger than the node takes in one request (node.toml `[gateway] body_bytes`). Send fewer records per request.";
     RouteNotFound = "route-not-found", 404, "No such route",
@@ -327,6 +331,16 @@ impl From<QueryRejection> for Problem {
 
 impl From<BytesRejection> for Problem {
     fn from(rejection: BytesRejection) -> Self {
+        let mut cause: Option<&dyn std::error::Error> = Some(&rejection);
+        while let Some(e) = cause {
+            if e.is::<tower_http::timeout::TimeoutError>() {
+                return Problem::new(
+                    Kind::BodyStalled,
+                    "the body stopped arriving for longer than this node waits ([gateway] body_idle_ms in its node.toml): send it again without pauses",
+                );
+            }
+            cause = e.source();
+        }
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             return Problem::new(
                 Kind::BodyTooLarge,

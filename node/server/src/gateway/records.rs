@@ -685,6 +685,7 @@ impl From<PutOutcome> for Written {
         (status = 401, description = "No token, or one that does not work.", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 403, description = "The token does not write this catalog: a read token, or a write token naming other catalogs.", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 404, description = "No such catalog here.", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 408, description = "The body paused longer than the node waits.", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 413, description = "The body is larger than the node takes.", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 415, description = "The body is not sent as application/json.", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 422, description = "Records break the catalog's rules: nothing was stored.", body = ProblemDocument, content_type = "application/problem+json"),

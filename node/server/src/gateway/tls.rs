@@ -1,16 +1,22 @@
 //! The gateway's HTTPS listener: rustls (ring) with the node's TLS certificate, server
 //! authentication only (HTTP clients hold no federation certificate; they trust the CA), HTTP/2
 //! and HTTP/1.1 by ALPN, and axum-server's accept loop with the node's handshake deadline and
-//! calls per connection.
+//! calls per connection, and the gateway's connections per source and in all.
 
+use std::future::{Ready, ready};
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum_server::accept::Accept;
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tierlink_core::config::LimitSettings;
+use tierlink_core::config::{GatewaySettings, LimitSettings};
+use tokio::net::TcpStream;
+
+use crate::limits::{Admitted, Connections};
 
 /// The node's TLS certificate or key that the gateway cannot use.
 #[derive(Debug, thiserror::Error)]
@@ -36,18 +42,50 @@ pub fn server_config(cert_pem: &str, key_pem: &str) -> Result<Arc<rustls::Server
     Ok(Arc::new(config))
 }
 
-/// Serves `app` on `listener` over TLS until `handle` shuts it down.
+/// Admits a TCP connection while its source, and the listener, are within their limits;
+/// otherwise closes it before the TLS handshake.
+#[derive(Clone, Debug)]
+pub struct Admit(pub Connections);
+
+impl<S> Accept<TcpStream, S> for Admit {
+    type Stream = Admitted<TcpStream>;
+    type Service = S;
+    type Future = Ready<io::Result<(Self::Stream, S)>>;
+
+    fn accept(&self, stream: TcpStream, service: S) -> Self::Future {
+        let admitted = stream.peer_addr().and_then(|peer| {
+            self.0.admit(peer.ip()).map_err(|crowded| {
+                tracing::warn!(%peer, reason = %crowded, "gateway connection closed");
+                io::Error::other(crowded)
+            })
+        });
+        ready(admitted.map(|permit| (Admitted::new(stream, permit), service)))
+    }
+}
+
+/// Serves `app` on `listener` over TLS until `handle` shuts it down, within the node's `limits`
+/// and the gateway's `settings`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     tls: Arc<rustls::ServerConfig>,
     limits: &LimitSettings,
+    settings: &GatewaySettings,
     handle: axum_server::Handle<SocketAddr>,
     app: axum::Router,
 ) -> std::io::Result<()> {
+    let admit = Admit(Connections::new(
+        settings.connections_per_source,
+        settings.connections,
+    ));
+    let handshake = Duration::from_millis(limits.handshake_ms);
     let acceptor = RustlsAcceptor::new(RustlsConfig::from_config(tls))
-        .handshake_timeout(Duration::from_millis(limits.handshake_ms));
+        .handshake_timeout(handshake)
+        .acceptor(admit);
+    // A connection that sends no first request (HTTP/2 included) is closed at the handshake
+    // deadline after its handshake.
     let mut server = axum_server::Server::from_listener(listener)
         .acceptor(acceptor)
+        .first_request_timeout(handshake)
         .handle(handle);
     // A client that never finishes its request headers is dropped at the handshake deadline:
     // hyper keeps no timer of its own unless given one.
@@ -55,7 +93,7 @@ pub async fn serve(
         .http_builder()
         .http1()
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(Duration::from_millis(limits.handshake_ms));
+        .header_read_timeout(handshake);
     server
         .http_builder()
         .http2()

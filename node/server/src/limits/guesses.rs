@@ -117,7 +117,7 @@ impl<C: Clock + Clone> Guesses<C> {
 
 /// The address a source is counted by: IPv4 as it is (also when mapped into IPv6), IPv6 by its
 /// /64.
-fn source(ip: IpAddr) -> IpAddr {
+pub(super) fn source(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

@@ -164,6 +164,32 @@ async fn written_values_take_one_form_and_queries_find_them_however_typed() {
         );
     }
 
+    // Numbers: one spelling whatever zeros they were written with, found however typed.
+    let wage = at("desired_wage");
+    let (header, rows) = csv(include_str!("cases/id-lowercase-x/id-lowercase-x.csv"));
+    let wages = ["05000.0", "5000.00", "5000"];
+    let rows: Vec<Vec<String>> = wages
+        .iter()
+        .enumerate()
+        .map(|(n, typed)| {
+            let mut row = rows[0].clone();
+            row[0] = format!("QA-WG-{n:04}");
+            row[header.iter().position(|c| c == "desired_wage").unwrap()] = (*typed).into();
+            row
+        })
+        .collect();
+    street.put_records(JOB_SEEKERS, header, rows).await.unwrap();
+    for typed in wages.iter().chain(&[" 005000.000 "]) {
+        let found = find(street, "desired_wage", typed).await.unwrap();
+        let keys: Vec<&str> = found.iter().map(|r| r.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["QA-WG-0000", "QA-WG-0001", "QA-WG-0002"],
+            "{typed:?}"
+        );
+        assert!(found.iter().all(|r| r.values[wage] == "5000"), "{typed:?}");
+    }
+
     // A condition no date could equal is refused with the form to use.
     let err = find(street, "unemployed_since", "44931")
         .await

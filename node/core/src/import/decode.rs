@@ -30,6 +30,14 @@ pub(super) fn decode(
                         .then(|| gb18030(bytes, Encoding::Gb18030).ok())
                         .flatten();
                     match (gb, forced) {
+                        (Some(_), None) if other_reading(bytes).is_some() => {
+                            Err(ImportError::Encoding {
+                                line: line_of(bytes, body.len().min(e.valid_up_to())),
+                                encoding: Encoding::Utf8,
+                                looks_like: other_reading(bytes),
+                                advice: "it reads as Chinese neither in UTF-8 nor in GB18030: save it as \"CSV UTF-8\" and import that; if it is GB18030 after all, pass --encoding gb18030".into(),
+                            })
+                        }
                         (Some(text), None) => Ok((Cow::Owned(text), Encoding::Gb18030)),
                         (gb, _) => Err(not_utf8(bytes, body.len(), e.valid_up_to(), gb.is_some())),
                     }
@@ -58,6 +66,43 @@ pub(super) fn decode(
                 }
             }),
     }
+}
+
+/// The encoding bytes that decode as GB18030 are more likely in: Big5 or Shift_JIS, when they
+/// decode in it and do not read as Chinese in GB18030. Text in those encodings mostly decodes as
+/// GB18030 too, into rare characters, kana and private-use code points.
+fn other_reading(bytes: &[u8]) -> Option<&'static str> {
+    if reads_as_chinese(bytes) {
+        return None;
+    }
+    [encoding_rs::BIG5, encoding_rs::SHIFT_JIS]
+        .into_iter()
+        .find(|e| {
+            e.decode_without_bom_handling_and_without_replacement(bytes)
+                .is_some()
+        })
+        .map(|e| e.name())
+}
+
+/// Whether GB18030 bytes read as Chinese: at least 80% of their multi-byte characters are in
+/// GB 2312's rows (lead byte 0xA1 to 0xF7, trail 0xA1 to 0xFE), where nearly every character of
+/// Chinese text is, or are GB18030's own four-byte sequences, which no other encoding has.
+fn reads_as_chinese(bytes: &[u8]) -> bool {
+    let (mut wide, mut common, mut at) = (0usize, 0usize, 0);
+    while at < bytes.len() {
+        let lead = bytes[at];
+        if lead < 0x80 {
+            at += 1;
+            continue;
+        }
+        let trail = bytes.get(at + 1).copied().unwrap_or(0);
+        let four = trail.is_ascii_digit();
+        wide += 1;
+        common +=
+            usize::from(four || (0xA1..=0xF7).contains(&lead) && (0xA1..=0xFE).contains(&trail));
+        at += if four { 4 } else { 2 };
+    }
+    common * 5 >= wide * 4
 }
 
 /// The error for bytes that are not UTF-8 from `valid` on (in the `len` bytes after any BOM).

@@ -137,6 +137,54 @@ fn gb18030_four_byte_characters_outside_gbk_decode_right() {
 }
 
 #[test]
+fn a_big5_or_shift_jis_file_is_not_taken_for_gb18030() {
+    // Traditional Chinese (Big5) and Japanese (Shift_JIS) bytes mostly decode as GB18030 too,
+    // into kana and private-use characters: detection refuses them rather than import that.
+    let text = format!(
+        "{HEADER}\r\n{}\r\n{}\r\n",
+        seeker(1, "1")
+            .replace("张三", "陳美麗")
+            .replace("保安", "保全人員"),
+        seeker(2, "1")
+            .replace("张三", "王小明")
+            .replace("保安", "電工"),
+    );
+    let foreign = text.replace("陳美麗", "山田");
+    for encoding in [encoding_rs::BIG5, encoding_rs::SHIFT_JIS] {
+        let (bytes, _, unmappable) = encoding.encode(&foreign);
+        assert!(!unmappable, "{}", encoding.name());
+        let err = import(&bytes, &Options::default(), None, &schema()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(&format!("(it looks like {})", encoding.name())),
+            "{}: {err}",
+            encoding.name()
+        );
+    }
+    // The same names in GB18030 are detected, rare characters outside GB 2312 included.
+    let simplified = text
+        .replace("陳美麗", "陈美丽")
+        .replace("電工", "电工")
+        .replace("保全人員", "保全人员");
+    for names in [simplified.clone(), simplified.replace("王小明", "张喆")] {
+        let (bytes, _, _) = encoding_rs::GB18030.encode(&names);
+        let imported = import(&bytes, &Options::default(), None, &schema()).unwrap();
+        assert_eq!(imported.encoding, Encoding::Gb18030);
+        assert_eq!(value(&imported, 0, "name"), "陈美丽");
+    }
+    // A file of rare characters only (GBK's extension rows) reads in no other encoding: it is
+    // taken as GB18030 too.
+    let rare = format!(
+        "{HEADER}\r\n{}\r\n",
+        seeker(1, "1").replace("张三", "喆堃").replace("保安", "昇")
+    );
+    let (bytes, _, _) = encoding_rs::GBK.encode(&rare);
+    let imported = import(&bytes, &Options::default(), None, &schema()).unwrap();
+    assert_eq!(imported.encoding, Encoding::Gb18030);
+    assert_eq!(value(&imported, 0, "name"), "喆堃");
+}
+
+#[test]
 fn bytes_in_no_known_encoding_name_the_line() {
     let mut bytes = format!("{HEADER}\n{}\n", seeker(1, "1")).into_bytes();
     bytes.extend_from_slice(b"S2,\xff\xff\xff\n");

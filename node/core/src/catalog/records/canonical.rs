@@ -7,7 +7,8 @@
 //! - Every other value has its surrounding whitespace trimmed (a spreadsheet cell's padding is
 //!   not part of a number, a code or a date); a value that is only whitespace is no value.
 //! - A spelling with one reading is put in its form: a citizen ID number's check character `x`
-//!   becomes `X` (GB 11643), a boolean `1` or `0` becomes `true` or `false`.
+//!   becomes `X` (GB 11643), a boolean `1` or `0` becomes `true` or `false`, a number loses its
+//!   leading zeros and the trailing zeros of its fraction (`05000.0` is `5000`).
 //! - A date, date-time or timestamp spelled any other way than its form is refused with the form
 //!   to use: `2023/01/05` could have been typed day first elsewhere, and `44931` is a
 //!   spreadsheet's serial, so a write never guesses (an import's mapping file says how its
@@ -39,7 +40,8 @@ pub enum ValueForm {
     /// A citizen ID number (`check: gb11643`): a code whose check character is an uppercase `X`.
     IdNumber,
     /// A decimal number: digits, optionally a leading `-` and a decimal point with digits on
-    /// both sides (`-12.5`).
+    /// both sides (`-12.5`), stored in its one spelling: `05000.0`, `5000.00` and `5000` are
+    /// all `5000`, `-0.50` is `-0.5`, `-0` is `0`.
     Number,
     /// `YYYY-MM-DD`, a real calendar date.
     Date,
@@ -126,13 +128,27 @@ impl ValueForm {
                 let digits = trimmed.strip_prefix('-').unwrap_or(trimmed);
                 let (int, frac) = digits.split_once('.').unwrap_or((digits, "0"));
                 let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-                if all_digits(int) && all_digits(frac) {
-                    Ok(Cow::Borrowed(trimmed))
-                } else {
-                    Err(format!(
+                if !(all_digits(int) && all_digits(frac)) {
+                    return Err(format!(
                         "{value:?} is not a number: write digits, optionally signed and with a decimal point, and no spaces"
-                    ))
+                    ));
                 }
+                // One number, one spelling: no leading zeros, no trailing zeros of a fraction,
+                // no point without a fraction, no sign on zero.
+                let (int, frac) = (int.trim_start_matches('0'), frac.trim_end_matches('0'));
+                let int = if int.is_empty() { "0" } else { int };
+                let sign = if digits.len() < trimmed.len() && (int != "0" || !frac.is_empty()) {
+                    "-"
+                } else {
+                    ""
+                };
+                let point = if frac.is_empty() { "" } else { "." };
+                let form = format!("{sign}{int}{point}{frac}");
+                Ok(if form == trimmed {
+                    Cow::Borrowed(trimmed)
+                } else {
+                    Cow::Owned(form)
+                })
             }
             ValueForm::Boolean => match trimmed {
                 "true" | "1" => Ok(Cow::Borrowed("true")),

@@ -770,12 +770,42 @@ fn conditions_compare_in_the_stored_form_however_typed() {
 }
 
 #[test]
+fn a_number_has_one_spelling_whatever_zeros_it_was_written_with() {
+    for (written, form) in [
+        ("5000", "5000"),
+        ("05000.0", "5000"),
+        ("5000.00", "5000"),
+        (" 5000. 0", ""),
+        ("-0.50", "-0.5"),
+        ("-0", "0"),
+        ("-0.000", "0"),
+        ("000", "0"),
+        ("0.0500", "0.05"),
+        ("-012.50", "-12.5"),
+        ("1e3", ""),
+        ("1.", ""),
+        (".5", ""),
+        ("--1", ""),
+    ] {
+        let got = ValueForm::Number.stored(written);
+        if form.is_empty() {
+            let err = got.unwrap_err();
+            assert!(err.contains("is not a number"), "{written:?}: {err}");
+        } else {
+            assert_eq!(got.as_deref(), Ok(form), "{written:?}");
+            assert_eq!(ValueForm::Number.condition(written).as_deref(), Ok(form));
+        }
+    }
+}
+
+#[test]
 fn every_stored_value_is_its_own_form() {
     let cases = [
         (ValueForm::IdNumber, " 11010519491231002x"),
         (ValueForm::Code, " 420502001001 "),
         (ValueForm::Text, " 张三 "),
         (ValueForm::Number, " -12.5 "),
+        (ValueForm::Number, "-0012.500"),
         (ValueForm::Date, " 2023-01-05 "),
         (ValueForm::Datetime, " 2026-01-15 08:30:00"),
         (ValueForm::Datetime, "2026-01-15T08:30:00.5+08:00\n"),

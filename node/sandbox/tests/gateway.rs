@@ -142,6 +142,10 @@ async fn every_endpoint_round_trips_over_https() {
     let page = city.get("/docs/").send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
     assert!(page.text().await.unwrap().contains("swagger-ui"));
+    // Without its slash, the reference page's address leads there (reqwest follows redirects).
+    let page = city.get("/docs").send().await.unwrap();
+    assert_eq!(page.url().path(), "/docs/");
+    assert!(page.text().await.unwrap().contains("swagger-ui"));
     let about = city.get("/problems/token-expired").send().await.unwrap();
     assert_eq!(about.status(), StatusCode::OK);
     assert!(about.text().await.unwrap().contains("Token expired"));
@@ -917,8 +921,11 @@ async fn exports_upload_as_the_command_line_imports_them() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["type"], "/problems/unreadable-file");
+    let detail = body["detail"].as_str().unwrap();
     assert!(
-        body["detail"].as_str().unwrap().contains("line 2"),
+        detail.contains("line 2")
+            && detail.contains("pass encoding=gb18030 (or charset=gb18030 in the Content-Type)")
+            && !detail.contains("--"),
         "{body}"
     );
 

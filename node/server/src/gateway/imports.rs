@@ -134,6 +134,20 @@ fn content(headers: &HeaderMap) -> Result<(Format, Option<String>), Problem> {
     Ok((format, charset))
 }
 
+/// An import's message, whose remedies name the command line's options, with this operation's
+/// parameters instead.
+fn over_http(message: &str) -> String {
+    message
+        .replace(
+            "pass --encoding gb18030",
+            "pass encoding=gb18030 (or charset=gb18030 in the Content-Type)",
+        )
+        .replace(
+            "leave out --encoding",
+            "leave out encoding and the Content-Type's charset",
+        )
+}
+
 /// Rejected rows an answer lists; the reject file holds every one.
 const LISTED: usize = 1000;
 
@@ -217,7 +231,7 @@ pub async fn upload(
     })
     .await
     .map_err(|e| Problem::new(Kind::Internal, e.to_string()))?
-    .map_err(|e| Problem::new(Kind::UnreadableFile, e.to_string()))?;
+    .map_err(|e| Problem::new(Kind::UnreadableFile, over_http(&e.to_string())))?;
     let mut report = ImportReport::of(&imported);
     if params.dry_run.unwrap_or(false) {
         return Ok(Json(report));

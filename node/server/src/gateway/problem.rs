@@ -108,7 +108,7 @@ kinds! {
     BodyTooLarge = "body-too-large", 413, "Body too large",
         "The body is larger than the node takes in one request (node.toml `[gateway] body_bytes`). Send fewer records per request.";
     RouteNotFound = "route-not-found", 404, "No such route",
-        "No operation has this path. The operations are listed at /openapi.json and /docs.";
+        "No operation has this path. The operations are listed at /openapi.json and /docs/.";
     MethodNotAllowed = "method-not-allowed", 405, "Method not allowed",
         "The path exists but not with this method. The Allow header lists the methods it takes.";
 }
@@ -380,7 +380,7 @@ pub async fn no_route(OriginalUri(uri): OriginalUri) -> Problem {
     Problem::new(
         Kind::RouteNotFound,
         format!(
-            "no operation has the path {}: the operations are listed at /openapi.json and /docs",
+            "no operation has the path {}: the operations are listed at /openapi.json and /docs/",
             uri.path()
         ),
     )
@@ -406,7 +406,7 @@ pub async fn page(Path(slug): Path<String>) -> Result<Html<String>, Problem> {
         )
     })?;
     Ok(Html(format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title></head>\n<body><h1>{title}</h1>\n<p>HTTP status {status}. Type <code>{PROBLEMS}{slug}</code>.</p>\n<p>{about}</p>\n<p><a href=\"/docs\">API reference</a></p></body></html>\n",
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title></head>\n<body><h1>{title}</h1>\n<p>HTTP status {status}. Type <code>{PROBLEMS}{slug}</code>.</p>\n<p>{about}</p>\n<p><a href=\"/docs/\">API reference</a></p></body></html>\n",
         title = kind.title(),
         status = kind.status().as_u16(),
         slug = kind.slug(),

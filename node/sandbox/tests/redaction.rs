@@ -425,9 +425,13 @@ fn fitting(choice: u8, a: usize, b: usize, kind: u8, width: usize) -> Action {
             first: (a % (width + 2)) as u8,
             last: (b % (width + 2)) as u8,
         },
-        _ if kind == 1 => if a % 2 == 0 { "year" } else { "year-month" }
-            .parse()
-            .unwrap(),
+        _ if kind == 1 => if a.is_multiple_of(2) {
+            "year"
+        } else {
+            "year-month"
+        }
+        .parse()
+        .unwrap(),
         _ => format!("prefix:{}", 1 + a % (width + 1)).parse().unwrap(),
     }
 }

@@ -90,10 +90,10 @@ impl Registry {
     pub fn put_catalog(&self, catalog: Catalog) -> Result<bool, RegistryError> {
         let schema = RecordSchema::new(&catalog)?;
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(old) = entries.get(&catalog.code) {
-            if self.store.record_count(&catalog.code)? > 0 {
-                catalog.check_replaces(&old.catalog)?;
-            }
+        if let Some(old) = entries.get(&catalog.code)
+            && self.store.record_count(&catalog.code)? > 0
+        {
+            catalog.check_replaces(&old.catalog)?;
         }
         let replaced = self.store.put_catalog(&catalog)?;
         entries.insert(catalog.code.clone(), Arc::new(Entry { catalog, schema }));

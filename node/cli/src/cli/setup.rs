@@ -117,10 +117,10 @@ pub fn init(args: InitArgs) -> Result<(), CliError> {
         args.hosts
     };
     // Callers check the server's name against the endpoint's host: the certificate must carry it.
-    if let Some(host) = endpoint_host(&endpoint) {
-        if !hosts.iter().any(|h| h == host) {
-            hosts.push(host.to_owned());
-        }
+    if let Some(host) = endpoint_host(&endpoint)
+        && !hosts.iter().any(|h| h == host)
+    {
+        hosts.push(host.to_owned());
     }
     let spec = NodeSpec {
         unit,

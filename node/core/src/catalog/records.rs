@@ -450,14 +450,14 @@ impl ItemRule {
                 pattern.as_str()
             ));
         }
-        if let Some(codes) = &self.codes {
-            if !codes.contains(value.as_str()) {
-                let mut known: Vec<&String> = codes.iter().collect();
-                known.sort();
-                return Err(format!(
-                    "{value:?} is not in the item's code table ({known:?})"
-                ));
-            }
+        if let Some(codes) = &self.codes
+            && !codes.contains(value.as_str())
+        {
+            let mut known: Vec<&String> = codes.iter().collect();
+            known.sort();
+            return Err(format!(
+                "{value:?} is not in the item's code table ({known:?})"
+            ));
         }
         if self.check == Some(ValueCheck::Gb11643) {
             gb11643_check(value, today())

@@ -330,13 +330,13 @@ impl Catalog {
             }
             // Parsing checks the syntax at a fraction of a compile's cost: every directory
             // replica validates each catalog it applies.
-            if let Some(pattern) = &item.pattern {
-                if let Err(e) = regex_syntax::Parser::new().parse(pattern) {
-                    return Err(fail(
-                        &at("pattern"),
-                        format!("not a valid regular expression: {e}"),
-                    ));
-                }
+            if let Some(pattern) = &item.pattern
+                && let Err(e) = regex_syntax::Parser::new().parse(pattern)
+            {
+                return Err(fail(
+                    &at("pattern"),
+                    format!("not a valid regular expression: {e}"),
+                ));
             }
             if let Some(table) = &item.code_table {
                 let mut seen = HashSet::new();

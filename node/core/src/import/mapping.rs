@@ -353,10 +353,8 @@ impl Kept<'_> {
         use chrono::{NaiveDate, NaiveDateTime};
         let datetime = self.data_type == DataType::Datetime;
         for format in self.date_formats {
-            if datetime {
-                if let Ok(t) = NaiveDateTime::parse_from_str(value, format) {
-                    return Ok(t.format("%Y-%m-%d %H:%M:%S").to_string());
-                }
+            if datetime && let Ok(t) = NaiveDateTime::parse_from_str(value, format) {
+                return Ok(t.format("%Y-%m-%d %H:%M:%S").to_string());
             }
             if let Ok(d) = NaiveDate::parse_from_str(value, format) {
                 return Ok(if datetime {

@@ -302,10 +302,10 @@ fn alphabet(item: &InformationItem, width: usize) -> Vec<f64> {
         },
         None => vec![10.0; width],
     };
-    if let Some(check) = check_position(item).filter(|&k| k < width) {
-        if item.check == Some(ValueCheck::Gb11643) {
-            sizes[check] = 11.0;
-        }
+    if let Some(check) = check_position(item).filter(|&k| k < width)
+        && item.check == Some(ValueCheck::Gb11643)
+    {
+        sizes[check] = 11.0;
     }
     sizes
 }
@@ -562,14 +562,15 @@ impl<'a> Reveal<'a> {
                 count /= 2.0;
             }
         }
-        if let Some(check) = check {
-            if c.get(check) == Some(&true) && c.iter().any(|k| !k) {
-                count /= if item.check == Some(ValueCheck::Gb11643) {
-                    11.0
-                } else {
-                    sizes[check]
-                };
-            }
+        if let Some(check) = check
+            && c.get(check) == Some(&true)
+            && c.iter().any(|k| !k)
+        {
+            count /= if item.check == Some(ValueCheck::Gb11643) {
+                11.0
+            } else {
+                sizes[check]
+            };
         }
         Some(count.max(1.0))
     }

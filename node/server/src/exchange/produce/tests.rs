@@ -506,7 +506,7 @@ fn batch_counts_with_hashed_keys_do_not_depend_on_the_real_keys() {
         assert_eq!(a_counts, b_counts);
         let total = a.len() as u64;
         let mut by_total = vec![7; (total / 7) as usize];
-        by_total.extend((total % 7 > 0).then_some(total % 7));
+        by_total.extend((!total.is_multiple_of(7)).then_some(total % 7));
         assert_eq!(a_counts, by_total);
     }
 

@@ -14,7 +14,7 @@ pub use certs::{
     fingerprint, generate_ca, hosts_of, issue_node_certificates, node_code_of, not_after,
     pem_to_der, write_private,
 };
-pub(crate) use certs::{read_toml, write_toml};
+pub(crate) use certs::{read_toml, with_lock, write_toml};
 pub use encryption::{EncryptionKey, EncryptionKeys, KEY_BYTES, RecipientKey};
 pub(crate) use encryption::{Kem, rng};
 pub use principals::{Principal, PrincipalError, PrincipalFiles, Principals};

@@ -391,12 +391,10 @@ impl LocalFederation {
             .ok_or_else(|| FederationError::Io(format!("no node {code}")))?;
         let path = node.dir.principals_path();
         let fail = |e: PrincipalError| FederationError::Io(e.to_string());
-        let mut principals = Principals::load(&path).map_err(fail)?;
-        let token = principals
-            .add(name, roles.iter().map(|r| r.to_string()).collect())
-            .map_err(fail)?;
-        principals.save(&path).map_err(fail)?;
-        Ok(token)
+        Principals::update(&path, |principals| {
+            principals.add(name, roles.iter().map(|r| r.to_string()).collect())
+        })
+        .map_err(fail)
     }
 
     /// Issues the API token `issue` describes on node `code`; returns the token.
@@ -410,11 +408,10 @@ impl LocalFederation {
         let principals =
             Principals::load(&node.dir.principals_path()).map_err(|e| fail(e.to_string()))?;
         let path = node.dir.tokens_path();
-        let mut tokens = ApiTokens::load(&path).map_err(|e| fail(e.to_string()))?;
-        let issued = tokens
-            .create(&principals, issue, chrono::Utc::now())
-            .map_err(|e| fail(e.to_string()))?;
-        tokens.save(&path).map_err(|e| fail(e.to_string()))?;
+        let issued = ApiTokens::update(&path, |tokens| {
+            tokens.create(&principals, issue, chrono::Utc::now())
+        })
+        .map_err(|e| fail(e.to_string()))?;
         Ok(issued.secret)
     }
 

@@ -356,11 +356,9 @@ pub fn principal(command: PrincipalCommand) -> Result<(), CliError> {
                 )));
             }
             let path = dir.principals_path();
-            let mut principals = Principals::load(&path).map_err(file_error)?;
-            let token = principals
-                .add(&name, roles.into_iter().collect::<BTreeSet<_>>())
+            let roles = roles.into_iter().collect::<BTreeSet<_>>();
+            let token = Principals::update(&path, |principals| principals.add(&name, roles))
                 .map_err(file_error)?;
-            principals.save(&path).map_err(file_error)?;
             println!(
                 "added principal {name}@{}; its token (shown once, give it to them):",
                 dir.code()
@@ -371,16 +369,15 @@ pub fn principal(command: PrincipalCommand) -> Result<(), CliError> {
         PrincipalCommand::Remove { node, name } => {
             let dir = NodeDir::load(&node.node)?;
             let path = dir.principals_path();
-            let mut principals = Principals::load(&path).map_err(file_error)?;
-            principals.remove(&name).map_err(file_error)?;
-            principals.save(&path).map_err(file_error)?;
+            Principals::update(&path, |principals| principals.remove(&name)).map_err(file_error)?;
             // Its API tokens are revoked too, so that a principal added later under the same
             // name does not inherit them.
             let token_error = |e: TokenError| CliError::Input(e.to_string());
             let path = dir.tokens_path();
-            let mut tokens = ApiTokens::load(&path).map_err(token_error)?;
-            let revoked = tokens.revoke_principal(&name, chrono::Utc::now());
-            tokens.save(&path).map_err(token_error)?;
+            let revoked = ApiTokens::update(&path, |tokens| {
+                Ok(tokens.revoke_principal(&name, chrono::Utc::now()))
+            })
+            .map_err(token_error)?;
             println!("removed principal {name} and revoked its {revoked} API token(s)");
             Ok(())
         }

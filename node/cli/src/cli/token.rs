@@ -71,7 +71,6 @@ pub fn run(command: TokenCommand) -> Result<(), CliError> {
             let principals = Principals::load(&dir.principals_path())
                 .map_err(|e| CliError::Input(e.to_string()))?;
             let path = dir.tokens_path();
-            let mut tokens = ApiTokens::load(&path).map_err(token_error)?;
             let holder = match &principal {
                 Some(name) => format!("{name}@{}", dir.code()),
                 None => format!("the administrator of {}", dir.code()),
@@ -87,10 +86,8 @@ pub fn run(command: TokenCommand) -> Result<(), CliError> {
                 catalogs,
                 expires,
             };
-            let issued = tokens
-                .create(&principals, issue, now)
+            let issued = ApiTokens::update(&path, |tokens| tokens.create(&principals, issue, now))
                 .map_err(token_error)?;
-            tokens.save(&path).map_err(token_error)?;
             println!(
                 "issued token {} for {holder}, scope {scope}{writes}, working through {expires} (UTC); the token (shown once, give it to the system):",
                 issued.id,
@@ -128,9 +125,7 @@ pub fn run(command: TokenCommand) -> Result<(), CliError> {
         }
         TokenCommand::Revoke { node, id } => {
             let path = NodeDir::load(&node.node)?.tokens_path();
-            let mut tokens = ApiTokens::load(&path).map_err(token_error)?;
-            tokens.revoke(&id, now).map_err(token_error)?;
-            tokens.save(&path).map_err(token_error)?;
+            ApiTokens::update(&path, |tokens| tokens.revoke(&id, now)).map_err(token_error)?;
             println!("revoked token {id}");
             Ok(())
         }

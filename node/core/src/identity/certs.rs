@@ -450,6 +450,30 @@ pub(crate) fn read_toml<T: serde::de::DeserializeOwned + Default>(
     }
 }
 
+/// Runs `change` holding an exclusive lock on `PATH.lock`, for a read, change and write of a
+/// node's file that two administrators may make at once (issuing tokens, adding principals):
+/// the second waits for the first, so both keep their change. The error is the reason the lock
+/// could not be taken.
+pub(crate) fn with_lock<T>(path: &Path, change: impl FnOnce() -> T) -> Result<T, String> {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .and_then(|file| file.lock().map(|()| file))
+        .map_err(|e| {
+            format!(
+                "cannot lock it ({}): {e}",
+                std::path::PathBuf::from(&lock_path).display()
+            )
+        })?;
+    let changed = change();
+    drop(lock);
+    Ok(changed)
+}
+
 /// Writes `value` as TOML with [`write_private`].
 pub(crate) fn write_toml<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), String> {
     let text = toml::to_string(value).map_err(|e| e.to_string())?;

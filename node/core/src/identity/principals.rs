@@ -95,6 +95,24 @@ impl Principals {
         })
     }
 
+    /// Reads `path`, applies `change` and writes it back under the file's lock, as
+    /// [`super::tokens::ApiTokens::update`] does. Nothing is written when `change` fails.
+    pub fn update<T>(
+        path: &Path,
+        change: impl FnOnce(&mut Principals) -> Result<T, PrincipalError>,
+    ) -> Result<T, PrincipalError> {
+        crate::identity::with_lock(path, || {
+            let mut principals = Self::load(path)?;
+            let changed = change(&mut principals)?;
+            principals.save(path)?;
+            Ok(changed)
+        })
+        .map_err(|reason| PrincipalError::File {
+            path: path.to_owned(),
+            reason,
+        })?
+    }
+
     /// Adds a principal holding `roles` and returns its new token, which is not kept.
     pub fn add(&mut self, name: &str, roles: BTreeSet<String>) -> Result<String, PrincipalError> {
         let valid = !name.is_empty()

@@ -505,6 +505,25 @@ impl ApiTokens {
         })
     }
 
+    /// Reads `path`, applies `change` and writes it back, holding an exclusive lock on
+    /// `PATH.lock` throughout, so that two administrators issuing or revoking tokens at once
+    /// both keep their change. Nothing is written when `change` fails.
+    pub fn update<T>(
+        path: &Path,
+        change: impl FnOnce(&mut ApiTokens) -> Result<T, TokenError>,
+    ) -> Result<T, TokenError> {
+        crate::identity::with_lock(path, || {
+            let mut tokens = Self::load(path)?;
+            let changed = change(&mut tokens)?;
+            tokens.save(path)?;
+            Ok(changed)
+        })
+        .map_err(|reason| TokenError::File {
+            path: path.to_owned(),
+            reason,
+        })?
+    }
+
     /// Issues the token `issue` describes, whose principal must be one of `principals`, working
     /// through the day `issue.expires` (UTC). The secret is returned once and only its hash is
     /// kept.

@@ -413,6 +413,36 @@ fn a_credential_is_the_personal_token_or_an_api_token_whose_scope_allows_the_act
 }
 
 #[test]
+fn administrators_issuing_at_once_each_keep_their_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let (files, _) = node(dir.path());
+    let now = at(2026, 5, 1, 8, 0, 0);
+    let issued: Vec<IssuedToken> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(|| {
+                    let principals = Principals::load(&files.principals).unwrap();
+                    ApiTokens::update(&files.tokens, |tokens| {
+                        tokens.create(&principals, reader("li"), now)
+                    })
+                    .unwrap()
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    let tokens = ApiTokens::load(&files.tokens).unwrap();
+    assert_eq!(tokens.list().len(), 8);
+    for token in &issued {
+        tokens.check(&token.secret, now).unwrap();
+    }
+    // A change that fails writes nothing.
+    let err = ApiTokens::update(&files.tokens, |tokens| tokens.revoke("00000000", now));
+    assert!(matches!(err, Err(TokenError::UnknownId(_))));
+    assert_eq!(ApiTokens::load(&files.tokens).unwrap().list().len(), 8);
+}
+
+#[test]
 fn scopes_read_and_print_as_their_names_and_each_allows_the_ones_before_it() {
     for scope in [Scope::Read, Scope::Write, Scope::Admin] {
         assert_eq!(scope.to_string().parse::<Scope>().unwrap(), scope);

@@ -304,72 +304,146 @@ pub fn import(
         prelude: parsed.prelude,
         footer: parsed.footer,
     };
+    // Each row is checked on its own, in chunks on every core; then, in line order, a key seen
+    // on an earlier line rejects the row.
+    let rows: Vec<(Vec<String>, usize)> = parsed
+        .table
+        .rows
+        .into_iter()
+        .zip(parsed.table.lines)
+        .collect();
+    let check =
+        |(values, line): (Vec<String>, usize)| check_row(values, line, width, &plan, schema);
+    let checked = in_parallel(rows, check);
     let mut keys: HashMap<String, usize> = HashMap::new();
-    for (mut values, line) in parsed.table.rows.into_iter().zip(parsed.table.lines) {
-        // Spreadsheet padding: cells past the header that are all empty.
-        if values.len() > width && values[width..].iter().all(String::is_empty) {
-            values.truncate(width);
-        }
-        if values.len() != width {
-            let problem = format!(
-                "has {} values for the header's {width} columns: check the row's commas and quotes",
-                values.len()
-            );
-            // A short row is padded so the reject file's reasons line up; a long one keeps all.
-            if values.len() < width {
-                values.resize(width, String::new());
-            }
-            imported.rejects.push(Reject {
-                line,
-                values,
-                problems: vec![Problem {
-                    item: "-".into(),
-                    problem,
-                }],
-            });
-            continue;
-        }
-        if plan.skips(&values) {
-            imported.skipped += 1;
-            continue;
-        }
-        let (record, mut problems) = plan.record(&values);
-        match schema.row(line, plan.columns(), record) {
-            Ok(row) if problems.is_empty() => match keys.get(&row.key) {
-                Some(first) => problems.push(Problem {
-                    item: "key".into(),
-                    problem: format!(
-                        "key {:?} is also on line {first}: keep one row per key",
-                        row.key
-                    ),
+    for outcome in checked {
+        match outcome {
+            Checked::Skipped => imported.skipped += 1,
+            Checked::Rejected(reject) => imported.rejects.push(reject),
+            Checked::Good { line, row, values } => match keys.get(&row.key) {
+                Some(first) => imported.rejects.push(Reject {
+                    line,
+                    values,
+                    problems: vec![Problem {
+                        item: "key".into(),
+                        problem: format!(
+                            "key {:?} is also on line {first}: keep one row per key",
+                            row.key
+                        ),
+                    }],
                 }),
                 None => {
                     keys.insert(row.key.clone(), line);
                     imported.rows.push(CheckedRow { line, row });
-                    continue;
                 }
             },
-            Ok(_) => {}
-            Err(errors) => problems.extend(
-                errors
-                    .into_iter()
-                    // A value the mapping could not convert is reported once, as the mapping saw it.
-                    .filter(|e| !problems.iter().any(|p| p.item == e.item))
-                    .map(|e| Problem {
-                        item: e.item,
-                        problem: e.problem,
-                    })
-                    .collect::<Vec<_>>(),
-            ),
         }
-        problems.sort_by_key(|p| plan.order(&p.item));
-        imported.rejects.push(Reject {
-            line,
-            values,
-            problems,
-        });
     }
     Ok(imported)
+}
+
+/// One row after its own checks, before the check of keys across rows.
+enum Checked {
+    /// Left out: the mapping skips it.
+    Skipped,
+    /// Refused, with every reason.
+    Rejected(Reject),
+    /// Good on its own; the file's values kept for the reject file should its key repeat.
+    Good {
+        line: usize,
+        row: Row,
+        values: Vec<String>,
+    },
+}
+
+/// The checks of one row of `width` columns on `line`: its shape (spreadsheet padding
+/// dropped), the mapping's skips and conversions, then the catalog's rules.
+fn check_row(
+    mut values: Vec<String>,
+    line: usize,
+    width: usize,
+    plan: &Plan,
+    schema: &RecordSchema,
+) -> Checked {
+    // Spreadsheet padding: cells past the header that are all empty.
+    if values.len() > width && values[width..].iter().all(String::is_empty) {
+        values.truncate(width);
+    }
+    if values.len() != width {
+        let problem = format!(
+            "has {} values for the header's {width} columns: check the row's commas and quotes",
+            values.len()
+        );
+        // A short row is padded so the reject file's reasons line up; a long one keeps all.
+        if values.len() < width {
+            values.resize(width, String::new());
+        }
+        return Checked::Rejected(Reject {
+            line,
+            values,
+            problems: vec![Problem {
+                item: "-".into(),
+                problem,
+            }],
+        });
+    }
+    if plan.skips(&values) {
+        return Checked::Skipped;
+    }
+    let (record, mut problems) = plan.record(&values);
+    match schema.row(line, plan.columns(), record) {
+        Ok(row) if problems.is_empty() => return Checked::Good { line, row, values },
+        Ok(_) => {}
+        Err(errors) => {
+            // A value the mapping could not convert is reported once, as the mapping saw it.
+            let errors: Vec<Problem> = errors
+                .into_iter()
+                .filter(|e| !problems.iter().any(|p| p.item == e.item))
+                .map(|e| Problem {
+                    item: e.item,
+                    problem: e.problem,
+                })
+                .collect();
+            problems.extend(errors);
+        }
+    }
+    problems.sort_by_key(|p| plan.order(&p.item));
+    Checked::Rejected(Reject {
+        line,
+        values,
+        problems,
+    })
+}
+
+/// `f` applied to every item, in order, in as many chunks as the machine has cores (one for a
+/// small input).
+fn in_parallel<T: Send, U: Send>(items: Vec<T>, f: impl Fn(T) -> U + Sync) -> Vec<U> {
+    /// Items below which one thread is quicker than starting more.
+    const PER_THREAD: usize = 10_000;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(items.len().div_ceil(PER_THREAD))
+        .max(1);
+    if threads == 1 {
+        return items.into_iter().map(f).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    let mut chunks = Vec::with_capacity(threads);
+    let mut items = items.into_iter();
+    for _ in 0..threads {
+        chunks.push(items.by_ref().take(chunk).collect::<Vec<T>>());
+    }
+    let f = &f;
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| scope.spawn(move || chunk.into_iter().map(f).collect::<Vec<U>>()))
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("a row check does not panic"))
+            .collect()
+    })
 }
 
 #[cfg(test)]

@@ -61,7 +61,7 @@ impl From<Record> for StoredRecord {
 }
 
 /// What a batch write did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PutOutcome {
     /// Records with a key not stored before.
     pub created: u64,
@@ -69,9 +69,6 @@ pub struct PutOutcome {
     pub updated: u64,
     /// Records whose values equal the stored current version: nothing was stored for them.
     pub unchanged: u64,
-    /// Keys of the records created or updated, in the order sent: what the write's audit entry
-    /// names.
-    pub keys: Vec<String>,
 }
 
 /// A storage failure.

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use tierlink_core::catalog::{Catalog, CatalogError, RecordError, RecordSchema};
+use tierlink_core::catalog::{Catalog, CatalogError, RecordError, RecordSchema, Row};
 
 use crate::{PutOutcome, Store, StoreError};
 
@@ -126,6 +126,19 @@ impl Registry {
         columns: &[String],
         rows: Vec<Vec<String>>,
     ) -> Result<PutOutcome, RegistryError> {
+        self.put_records_with(catalog, columns, rows, |_| Ok(()))
+    }
+
+    /// As [`Self::put_records`], calling `before` with the checked rows just before they are
+    /// stored (to record the write in the audit, flushed with the records); when `before` fails,
+    /// nothing is stored.
+    pub fn put_records_with(
+        &self,
+        catalog: &str,
+        columns: &[String],
+        rows: Vec<Vec<String>>,
+        before: impl FnOnce(&[Row]) -> Result<(), StoreError>,
+    ) -> Result<PutOutcome, RegistryError> {
         let entry = self.entry(catalog)?;
         let columns = entry
             .schema
@@ -141,6 +154,7 @@ impl Registry {
                 catalog: catalog.to_owned(),
                 errors,
             })?;
+        before(&rows)?;
         Ok(self.store.put_records(catalog, rows)?)
     }
 }

@@ -289,7 +289,6 @@ impl Store for SledStore {
                     1
                 }
             };
-            outcome.keys.push(row.key.clone());
             let record = Record {
                 key: row.key,
                 version,

@@ -523,3 +523,37 @@ fn the_example_mapping_meets_its_schema_and_reads_an_export() {
     assert_eq!(imported.rows.len(), 2);
     assert_eq!(imported.rejects.len(), 2);
 }
+
+#[test]
+fn a_large_file_is_checked_on_every_core_with_rows_rejects_and_repeated_keys_in_line_order() {
+    // More rows than one thread checks: chunks run in parallel, and their results join in order.
+    let rows = 35_000;
+    let mut text = format!("{HEADER}\n");
+    for n in 1..=rows {
+        let key = match n {
+            // Repeats the key of line 4 (row 3), from another chunk.
+            30_000 => "S3".to_owned(),
+            n => format!("S{n}"),
+        };
+        let sex = if n == 20_000 { "x" } else { "1" };
+        text.push_str(&format!(
+            "{key},{},张三,{sex},,,,保安,,,2026-11-01,420502002\n",
+            id(1)
+        ));
+    }
+    let imported = read(text.as_bytes());
+    let lines: Vec<usize> = imported.rejects.iter().map(|r| r.line).collect();
+    assert_eq!(lines, [20_001, 30_001]);
+    assert_eq!(imported.rejects[0].problems[0].item, "sex");
+    assert!(
+        imported.rejects[1].problems[0]
+            .problem
+            .contains("is also on line 4"),
+        "{:?}",
+        imported.rejects[1].problems
+    );
+    let good = row_lines(&imported);
+    assert_eq!(good.len(), rows - 2);
+    assert!(good.windows(2).all(|w| w[0] < w[1]), "rows in line order");
+    assert_eq!(value(&imported, rows - 3, "seeker_id"), format!("S{rows}"));
+}

@@ -86,7 +86,8 @@ impl ExchangeService {
 
     /// Writes `rows` of `columns` to `catalog`, all or none, on a blocking thread, and audits
     /// it as `writer`'s (`NAME@UNIT`, or empty for the node itself): `PutRecords` and the
-    /// gateway's writes alike. A write refused for its records is audited as refused.
+    /// gateway's writes alike. The entry, naming every key sent, reaches the disk with the
+    /// records; a write refused for its records is audited as refused.
     pub async fn write_records(
         &self,
         writer: &str,
@@ -95,49 +96,56 @@ impl ExchangeService {
         rows: Vec<Vec<String>>,
     ) -> Result<PutOutcome, RegistryError> {
         let registry = self.registry.clone();
+        let audit = self.audit.clone();
+        let entry = self.write_entry(writer, &catalog, columns.clone());
         let code = catalog.clone();
-        let items = columns.clone();
-        let written =
-            tokio::task::spawn_blocking(move || registry.put_records(&code, &columns, rows))
-                .await
-                .map_err(|e| {
-                    RegistryError::Store(StoreError::Engine(format!("the write stopped: {e}")))
+        let written = tokio::task::spawn_blocking(move || {
+            let outcome = registry.put_records_with(&code, &columns, rows, |rows| {
+                let mut entry = entry;
+                entry.outcome = Some(Outcome::Served);
+                entry.records = rows.len() as u64;
+                if rows.len() <= MAX_KEYS {
+                    entry.keys = rows.iter().map(|r| r.key.clone()).collect();
+                } else if let (Some(low), Some(high)) = (
+                    rows.iter().map(|r| &r.key).min(),
+                    rows.iter().map(|r| &r.key).max(),
+                ) {
+                    entry.bounds = format!("{} keys from {low} to {high}", rows.len());
+                }
+                audit.append_unflushed(entry).map(drop).map_err(|e| {
+                    StoreError::Engine(format!("the write's audit entry cannot be kept: {e}"))
+                })
+            })?;
+            // Records all unchanged store nothing, and so flush nothing: the entry still must.
+            if outcome.created + outcome.updated == 0 {
+                audit.flush_blocking().map_err(|e| {
+                    StoreError::Engine(format!("the write's audit entry cannot be kept: {e}"))
                 })?;
-        let audited = match &written {
+            }
+            Ok(outcome)
+        })
+        .await
+        .map_err(|e| RegistryError::Store(StoreError::Engine(format!("the write stopped: {e}"))))?;
+        match &written {
             Ok(outcome) => {
                 tracing::info!(%catalog, writer, created = outcome.created, updated = outcome.updated, unchanged = outcome.unchanged, "records written");
-                self.audit_write(writer, &catalog, items, Ok(outcome)).await
             }
-            Err(RegistryError::Records { .. } | RegistryError::Columns { .. }) => {
-                let refused = Err(written
-                    .as_ref()
-                    .err()
-                    .map(ToString::to_string)
-                    .unwrap_or_default());
-                self.audit_write(writer, &catalog, items, refused).await
+            Err(refusal @ (RegistryError::Records { .. } | RegistryError::Columns { .. })) => {
+                let refused = self.audit_refused_write(writer, &catalog, refusal.to_string());
+                if let Err(e) = refused.await {
+                    tracing::error!(error = %e, "cannot audit a refused write");
+                }
             }
-            Err(_) => Ok(()),
-        };
-        let outcome = written?;
-        audited.map_err(|e| {
-            RegistryError::Store(StoreError::Engine(format!(
-                "the records were stored but the write's audit entry cannot be written ({e}): the node's administrator checks its disk"
-            )))
-        })?;
-        Ok(outcome)
+            Err(_) => {}
+        }
+        written
     }
 
-    /// Keeps a write's audit entry: `writer` wrote `items` of `catalog`, with `outcome`, or was
-    /// refused for the reason given.
-    pub async fn audit_write(
-        &self,
-        writer: &str,
-        catalog: &str,
-        items: Vec<String>,
-        outcome: Result<&PutOutcome, String>,
-    ) -> Result<(), AuditError> {
+    /// A write's audit entry, as far as it is known before the write: `writer` writes `items`
+    /// of `catalog` on this node.
+    fn write_entry(&self, writer: &str, catalog: &str, items: Vec<String>) -> AuditEntry {
         let me = self.me().to_string();
-        let mut entry = AuditEntry {
+        AuditEntry {
             at_micros: chrono::Utc::now().timestamp_micros(),
             side: Some(Side::Owner),
             kind: "write".into(),
@@ -147,24 +155,19 @@ impl ExchangeService {
             catalog: catalog.to_owned(),
             items: BTreeMap::from([("write".to_owned(), items)]),
             ..Default::default()
-        };
-        match outcome {
-            Ok(outcome) => {
-                entry.outcome = Some(Outcome::Served);
-                entry.records = outcome.keys.len() as u64;
-                if outcome.keys.len() <= MAX_KEYS {
-                    entry.keys = outcome.keys.clone();
-                } else if let (Some(low), Some(high)) =
-                    (outcome.keys.iter().min(), outcome.keys.iter().max())
-                {
-                    entry.bounds = format!("{} keys from {low} to {high}", outcome.keys.len());
-                }
-            }
-            Err(reason) => {
-                entry.outcome = Some(Outcome::Refused);
-                entry.reason = reason;
-            }
         }
+    }
+
+    /// Keeps the audit entry of `writer`'s write to `catalog`, refused for `reason`.
+    pub async fn audit_refused_write(
+        &self,
+        writer: &str,
+        catalog: &str,
+        reason: String,
+    ) -> Result<(), AuditError> {
+        let mut entry = self.write_entry(writer, catalog, Vec::new());
+        entry.outcome = Some(Outcome::Refused);
+        entry.reason = reason;
         self.audit.append(entry).await.map(drop)
     }
 

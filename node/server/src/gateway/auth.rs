@@ -172,10 +172,9 @@ impl Bearer {
             .map(|name| format!("{name}@{}", state.reads.me()))
             .unwrap_or_default();
         if let Err(e) = self.holder.may_write(catalog) {
-            let refused = Err(e.to_string());
             let audited = state
                 .exchange
-                .audit_write(&writer, catalog, Vec::new(), refused);
+                .audit_refused_write(&writer, catalog, e.to_string());
             if let Err(failure) = audited.await {
                 tracing::error!(error = %failure, "cannot audit a refused write");
             }

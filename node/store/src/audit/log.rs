@@ -81,7 +81,15 @@ impl AuditLog {
         Ok(sequence)
     }
 
-    fn append_unflushed(&self, mut entry: AuditEntry) -> Result<u64, AuditError> {
+    /// Waits until every entry appended so far is on disk, from a blocking task.
+    pub fn flush_blocking(&self) -> Result<(), AuditError> {
+        Ok(self.space.flush_blocking()?)
+    }
+
+    /// Appends like [`Self::append`] without waiting for the disk: the entry is on disk with the
+    /// store's next flush, which the caller makes (a write's records flush it with them, so the
+    /// two reach the disk together).
+    pub fn append_unflushed(&self, mut entry: AuditEntry) -> Result<u64, AuditError> {
         let mut head = self.head.lock().unwrap_or_else(|p| p.into_inner());
         entry.sequence = head.0 + 1;
         entry.prev = head.1.clone();

@@ -180,10 +180,10 @@ pub struct GatewaySettings {
     /// Connections open at once from all sources together. Default 1024.
     #[serde(default = "default_connections")]
     pub connections: u32,
-    /// Uploaded export files checked at once (each held whole while it is read); more are
-    /// answered 429 with Retry-After. Default 2.
-    #[serde(default = "default_imports")]
-    pub imports: u32,
+    /// Requests that write records (records posted, files uploaded) read and checked at once,
+    /// each held whole while it is; more are answered 429 with Retry-After. Default 2.
+    #[serde(default = "default_writes")]
+    pub writes: u32,
 }
 
 fn default_body_bytes() -> usize {
@@ -202,7 +202,7 @@ fn default_connections() -> u32 {
     1024
 }
 
-fn default_imports() -> u32 {
+fn default_writes() -> u32 {
     2
 }
 
@@ -215,7 +215,7 @@ impl GatewaySettings {
             body_idle_ms: default_body_idle_ms(),
             connections_per_source: default_connections_per_source(),
             connections: default_connections(),
-            imports: default_imports(),
+            writes: default_writes(),
         }
     }
 
@@ -229,7 +229,7 @@ impl GatewaySettings {
                 u64::from(self.connections_per_source),
             ),
             ("connections", u64::from(self.connections)),
-            ("imports", u64::from(self.imports)),
+            ("writes", u64::from(self.writes)),
         ];
         match counts.iter().find(|(_, value)| *value == 0) {
             Some((name, _)) => Err(format!(

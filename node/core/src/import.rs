@@ -228,6 +228,12 @@ impl Imported {
     /// header plus a [`PROBLEMS_COLUMN`], the rows, the footer rows. A JSON-lines input gives
     /// JSON lines, each object with a `_problems` key. Empty when nothing was refused.
     pub fn reject_file(&self) -> Vec<u8> {
+        self.reject_file_of(usize::MAX)
+    }
+
+    /// The reject file of the first `rows` refused records only: what an answer that must stay
+    /// small carries.
+    pub fn reject_file_of(&self, rows: usize) -> Vec<u8> {
         if self.rejects.is_empty() {
             return Vec::new();
         }
@@ -241,7 +247,7 @@ impl Imported {
                 let header = self.header.iter().map(String::as_str);
                 // Writing to a Vec cannot fail.
                 let _ = writer.write_record(header.chain([PROBLEMS_COLUMN]));
-                for reject in &self.rejects {
+                for reject in self.rejects.iter().take(rows) {
                     let reason = reject.reason();
                     let values = reject.values.iter().map(String::as_str);
                     let _ = writer.write_record(values.chain([reason.as_str()]));
@@ -252,7 +258,7 @@ impl Imported {
             }
             Format::JsonLines => {
                 let mut out = Vec::new();
-                for reject in &self.rejects {
+                for reject in self.rejects.iter().take(rows) {
                     let mut object = serde_json::Map::new();
                     for (column, value) in self.header.iter().zip(&reject.values) {
                         if !value.is_empty() {

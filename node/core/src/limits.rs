@@ -40,6 +40,25 @@ const _: () = assert!(
         && MAX_BATCH_BYTES + (1 << 20) < MAX_MESSAGE_BYTES
 );
 
+/// Characters of a message that repeats what a caller sent (a refusal's detail, an audit
+/// entry's reason): a message about a 60 MB cell need not be 60 MB.
+pub const MAX_MESSAGE_CHARS: usize = 4096;
+
+/// `text`, cut after `max` characters with `…` and how many more there were.
+pub fn clip(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(max) {
+        None => std::borrow::Cow::Borrowed(text),
+        Some((at, _)) => {
+            let more = text[at..].chars().count();
+            std::borrow::Cow::Owned(format!(
+                "{}… ({} more characters)",
+                &text[..at],
+                thousands(more as u64)
+            ))
+        }
+    }
+}
+
 /// `n` with a comma between thousands: `20,000`.
 pub fn thousands(n: u64) -> String {
     let digits = n.to_string();

@@ -414,6 +414,21 @@ async fn a_write_token_writes_only_its_catalogs_the_administrators_reads_none_an
         "{:?}",
         entry.items
     );
+    // Many bad records: the answer lists the first 1,000 problems and says how many there were.
+    let bad: Vec<Value> = (0..1500)
+        .map(|n| serde_json::json!({"building_code": format!("BAD-{n}")}))
+        .collect();
+    let (status, body) = problem(post(BUILDINGS, &clerk, &bad).await.unwrap()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["errors"].as_array().unwrap().len(), 1000);
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("(`errors` lists the first 1000)"),
+        "{}",
+        body["detail"]
+    );
     // A read token writes nothing.
     let reader_token = token(&f, STREET, "wang", Scope::Read);
     let (status, _) = problem(post(BUILDINGS, &reader_token, &buildings).await.unwrap()).await;
@@ -976,7 +991,7 @@ async fn exports_upload_as_the_command_line_imports_them() {
     let written = partial["written"]["created"].as_u64().unwrap() as usize;
     assert_eq!(stored(&f, SEEKERS).await.len(), before + written);
 
-    // A file of many bad rows: the answer lists the first 1,000, the reject file holds them all.
+    // A file of many bad rows: the answer lists the first 1,000, and its reject file holds those.
     let mut many = String::from(
         "seeker_id,id_number,name,sex,birth_date,phone,education,desired_occupation,desired_wage,unemployed_since,registered_on,street_code\n",
     );
@@ -1009,7 +1024,19 @@ async fn exports_upload_as_the_command_line_imports_them() {
         body["detail"]
     );
     let rejects = body["reject_file"].as_str().unwrap();
-    assert_eq!(rejects.lines().count(), 1501, "the header and every row");
+    assert_eq!(
+        rejects.lines().count(),
+        1001,
+        "the header and the rows listed"
+    );
+    // Refused, the import is audited as a refused write of the clerk's.
+    let audit = f.federation.nodes[STREET].audit().unwrap();
+    let refused = audited(audit, |e| {
+        e.kind == "write" && e.catalog == SEEKERS && e.reason.contains("1500 of 1500")
+    })
+    .await;
+    assert_eq!(refused.outcome, Some(Outcome::Refused));
+    assert_eq!(refused.principal, "clerk@420502001");
     let dry: Value = upload(many.into_bytes(), "text/csv", &[("dry_run", "true")])
         .send()
         .await

@@ -396,9 +396,9 @@ async fn the_gateway_closes_connections_past_its_limits_and_requests_that_stall(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_gateway_checks_as_many_uploads_at_once_as_it_takes_and_asks_the_rest_to_retry() {
+async fn the_gateway_checks_as_many_writes_at_once_as_it_takes_and_asks_the_rest_to_retry() {
     let f = federation_with(0, |config| {
-        config.gateway.as_mut().unwrap().imports = 1;
+        config.gateway.as_mut().unwrap().writes = 1;
     })
     .await;
     let admin = util::http::issue(
@@ -433,7 +433,16 @@ async fn the_gateway_checks_as_many_uploads_at_once_as_it_takes_and_asks_the_res
     assert_eq!(refused.headers()["retry-after"], "5");
     let (status, body) = util::http::problem(refused).await;
     assert_eq!(status, reqwest::StatusCode::TOO_MANY_REQUESTS, "{body}");
-    assert_eq!(body["type"], "/problems/too-many-imports", "{body}");
+    assert_eq!(body["type"], "/problems/too-many-writes", "{body}");
+    // Records posted wait their turn too.
+    let posted = gateway
+        .post("/v1/catalogs/103001001/000001/records")
+        .bearer_auth(&admin)
+        .json(&serde_json::json!([{"building_code": "420502001001-B9002"}]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), reqwest::StatusCode::TOO_MANY_REQUESTS);
 
     // The slow one finishes and is imported; its place is free again.
     slow.write_all(tail).await.unwrap();

@@ -71,8 +71,8 @@ pub struct Services {
     pub opener: BatchOpener,
     /// Who presents which token.
     pub auth: auth::Auth,
-    /// Uploaded files checked at once (`[gateway] imports`).
-    pub imports: tokio::sync::Semaphore,
+    /// Writes read and checked at once (`[gateway] writes`).
+    pub writes: tokio::sync::Semaphore,
 }
 
 impl Services {
@@ -87,6 +87,21 @@ impl Services {
             is_self: true,
             is_member: true,
         }
+    }
+
+    /// A place among the writes read and checked at once, held until dropped: a write's body is
+    /// held whole while it arrives and is checked, so a few at a time keep them together within
+    /// the node's memory. Read the body only once holding one.
+    pub fn write_place(&self) -> Result<tokio::sync::SemaphorePermit<'_>, problem::Problem> {
+        /// Seconds a refused writer waits before it sends again.
+        const RETRY_SECONDS: u64 = 5;
+        self.writes.try_acquire().map_err(|_| {
+            problem::Problem::new(
+                problem::Kind::TooManyWrites,
+                "this node is reading and checking as many writes as it takes at once: send it again in a few seconds",
+            )
+            .retry_after(RETRY_SECONDS)
+        })
     }
 
     /// A request to one of the node's gRPC services, called in process for `caller`.

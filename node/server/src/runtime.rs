@@ -213,7 +213,7 @@ impl Node {
                         dir.principal_files(),
                         Guesses::new(dir.config.limits.token_guesses_per_minute),
                     ),
-                    imports: tokio::sync::Semaphore::new(settings.imports as usize),
+                    writes: tokio::sync::Semaphore::new(settings.writes as usize),
                 };
                 Some(Gateway::new(
                     services,

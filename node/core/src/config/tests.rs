@@ -122,7 +122,7 @@ fn the_gateway_is_optional_and_its_limits_positive() {
         "body_idle_ms",
         "connections_per_source",
         "connections",
-        "imports",
+        "writes",
     ] {
         let zero = format!("{name} = 0\n");
         std::fs::write(dir.path().join(CONFIG_FILE), with(&zero)).unwrap();
@@ -132,13 +132,13 @@ fn the_gateway_is_optional_and_its_limits_positive() {
             "{err}"
         );
     }
-    let set = "connections_per_source = 3\nimports = 1\n";
+    let set = "connections_per_source = 3\nwrites = 1\n";
     std::fs::write(dir.path().join(CONFIG_FILE), with(set)).unwrap();
     let gateway = NodeDir::load(dir.path()).unwrap().config.gateway.unwrap();
     assert_eq!(
         (
             gateway.connections_per_source,
-            gateway.imports,
+            gateway.writes,
             gateway.connections
         ),
         (3, 1, 1024)

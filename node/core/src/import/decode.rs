@@ -30,11 +30,11 @@ pub(super) fn decode(
                         .then(|| gb18030(bytes, Encoding::Gb18030).ok())
                         .flatten();
                     match (gb, forced) {
-                        (Some(_), None) if other_reading(bytes).is_some() => {
+                        (Some(text), None) if other_reading(bytes, &text).is_some() => {
                             Err(ImportError::Encoding {
                                 line: line_of(bytes, body.len().min(e.valid_up_to())),
                                 encoding: Encoding::Utf8,
-                                looks_like: other_reading(bytes),
+                                looks_like: other_reading(bytes, &text),
                                 advice: "it reads as Chinese neither in UTF-8 nor in GB18030: save it as \"CSV UTF-8\" and import that; if it is GB18030 after all, pass --encoding gb18030".into(),
                             })
                         }
@@ -68,11 +68,17 @@ pub(super) fn decode(
     }
 }
 
-/// The encoding bytes that decode as GB18030 are more likely in: Big5 or Shift_JIS, when they
-/// decode in it and do not read as Chinese in GB18030. Text in those encodings mostly decodes as
-/// GB18030 too, into rare characters, kana and private-use code points.
-fn other_reading(bytes: &[u8]) -> Option<&'static str> {
-    if reads_as_chinese(bytes) {
+/// The encoding bytes that decode as GB18030 (to `text`) are more likely in: Big5 or Shift_JIS,
+/// when they decode in it and do not read as Chinese in GB18030. Text in those encodings mostly
+/// decodes as GB18030 too, into symbols, kana, rare characters and private-use code points
+/// (where GB18030 puts user-defined and unassigned codes). Chinese text has nearly all its
+/// characters in GB 2312's rows; a few rare ones (names) lower that share a little, so the file
+/// is refused only when under half of its characters are there, or under 80% with a private-use
+/// character among them.
+fn other_reading(bytes: &[u8], text: &str) -> Option<&'static str> {
+    let common = common_share(bytes);
+    let private = text.chars().any(|c| ('\u{E000}'..='\u{F8FF}').contains(&c));
+    if common >= 0.8 || (common >= 0.5 && !private) {
         return None;
     }
     [encoding_rs::BIG5, encoding_rs::SHIFT_JIS]
@@ -84,10 +90,11 @@ fn other_reading(bytes: &[u8]) -> Option<&'static str> {
         .map(|e| e.name())
 }
 
-/// Whether GB18030 bytes read as Chinese: at least 80% of their multi-byte characters are in
-/// GB 2312's rows (lead byte 0xA1 to 0xF7, trail 0xA1 to 0xFE), where nearly every character of
-/// Chinese text is, or are GB18030's own four-byte sequences, which no other encoding has.
-fn reads_as_chinese(bytes: &[u8]) -> bool {
+/// The share of GB18030 bytes' multi-byte characters that are where Chinese text has them: GB
+/// 2312's punctuation and full-width rows (lead byte 0xA1 to 0xA3) and its Han characters (0xB0
+/// to 0xF7), each with a trail byte 0xA1 to 0xFE, or GB18030's own four-byte sequences, which no
+/// other encoding has. 1 for text with none.
+fn common_share(bytes: &[u8]) -> f64 {
     let (mut wide, mut common, mut at) = (0usize, 0usize, 0);
     while at < bytes.len() {
         let lead = bytes[at];
@@ -97,12 +104,16 @@ fn reads_as_chinese(bytes: &[u8]) -> bool {
         }
         let trail = bytes.get(at + 1).copied().unwrap_or(0);
         let four = trail.is_ascii_digit();
+        let rows = (0xA1..=0xA3).contains(&lead) || (0xB0..=0xF7).contains(&lead);
         wide += 1;
-        common +=
-            usize::from(four || (0xA1..=0xF7).contains(&lead) && (0xA1..=0xFE).contains(&trail));
+        common += usize::from(four || rows && (0xA1..=0xFE).contains(&trail));
         at += if four { 4 } else { 2 };
     }
-    common * 5 >= wide * 4
+    if wide == 0 {
+        1.0
+    } else {
+        common as f64 / wide as f64
+    }
 }
 
 /// The error for bytes that are not UTF-8 from `valid` on (in the `len` bytes after any BOM).

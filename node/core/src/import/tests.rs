@@ -137,21 +137,29 @@ fn gb18030_four_byte_characters_outside_gbk_decode_right() {
 }
 
 #[test]
-fn a_big5_or_shift_jis_file_is_not_taken_for_gb18030() {
+fn a_big5_or_shift_jis_file_is_not_taken_for_gb18030_nor_a_gbk_file_of_rare_names_for_them() {
+    let file = |rows: &[(&str, &str)]| {
+        let mut text = format!("{HEADER}\r\n");
+        for (n, (name, job)) in rows.iter().enumerate() {
+            let row = seeker(n as u32 + 1, "1");
+            text.push_str(&row.replace("张三", name).replace("保安", job));
+            text.push_str("\r\n");
+        }
+        text
+    };
     // Traditional Chinese (Big5) and Japanese (Shift_JIS) bytes mostly decode as GB18030 too,
-    // into kana and private-use characters: detection refuses them rather than import that.
-    let text = format!(
-        "{HEADER}\r\n{}\r\n{}\r\n",
-        seeker(1, "1")
-            .replace("张三", "陳美麗")
-            .replace("保安", "保全人員"),
-        seeker(2, "1")
-            .replace("张三", "王小明")
-            .replace("保安", "電工"),
-    );
-    let foreign = text.replace("陳美麗", "山田");
-    for encoding in [encoding_rs::BIG5, encoding_rs::SHIFT_JIS] {
-        let (bytes, _, unmappable) = encoding.encode(&foreign);
+    // into symbols, kana and private-use characters: detection refuses them, naming the
+    // encoding, rather than store that.
+    for (encoding, rows) in [
+        (encoding_rs::BIG5, &[("陳志明", "保全")][..]),
+        (
+            encoding_rs::BIG5,
+            &[("李建宏", "電工"), ("謝長廷", "廚師")][..],
+        ),
+        (encoding_rs::SHIFT_JIS, &[("山田太郎", "警備員")][..]),
+    ] {
+        let text = file(rows);
+        let (bytes, _, unmappable) = encoding.encode(&text);
         assert!(!unmappable, "{}", encoding.name());
         let err = import(&bytes, &Options::default(), None, &schema()).unwrap_err();
         assert!(
@@ -161,27 +169,28 @@ fn a_big5_or_shift_jis_file_is_not_taken_for_gb18030() {
             encoding.name()
         );
     }
-    // The same names in GB18030 are detected, rare characters outside GB 2312 included.
-    let simplified = text
-        .replace("陳美麗", "陈美丽")
-        .replace("電工", "电工")
-        .replace("保全人員", "保全人员");
-    for names in [simplified.clone(), simplified.replace("王小明", "张喆")] {
-        let (bytes, _, _) = encoding_rs::GB18030.encode(&names);
+    // GBK files with given names outside GB 2312, even one row of them, are read as GBK; and
+    // so are GB18030's four-byte characters.
+    for rows in [
+        &[("王喆", "保安")][..],
+        &[("刘珺", "保安")][..],
+        &[("吉𠮷", "保安")][..],
+        &[("陈美丽", "保全人员"), ("王小明", "电工")][..],
+    ] {
+        let text = file(rows);
+        let (bytes, _, _) = encoding_rs::GB18030.encode(&text);
         let imported = import(&bytes, &Options::default(), None, &schema()).unwrap();
         assert_eq!(imported.encoding, Encoding::Gb18030);
-        assert_eq!(value(&imported, 0, "name"), "陈美丽");
+        assert_eq!(value(&imported, 0, "name"), rows[0].0);
     }
-    // A file of rare characters only (GBK's extension rows) reads in no other encoding: it is
-    // taken as GB18030 too.
-    let rare = format!(
-        "{HEADER}\r\n{}\r\n",
-        seeker(1, "1").replace("张三", "喆堃").replace("保安", "昇")
-    );
-    let (bytes, _, _) = encoding_rs::GBK.encode(&rare);
-    let imported = import(&bytes, &Options::default(), None, &schema()).unwrap();
-    assert_eq!(imported.encoding, Encoding::Gb18030);
-    assert_eq!(value(&imported, 0, "name"), "喆堃");
+    // A GB18030 file refused for looking like Big5 is read when its encoding is named.
+    let text = file(&[("陳志明", "保全")]);
+    let (bytes, _, _) = encoding_rs::BIG5.encode(&text);
+    let named = Options {
+        encoding: Some(Encoding::Gb18030),
+        ..Default::default()
+    };
+    assert!(import(&bytes, &named, None, &schema()).is_ok());
 }
 
 #[test]

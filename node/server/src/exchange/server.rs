@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use tierlink_core::catalog::{SharingType, parse_catalogs};
 use tierlink_core::identity::NodeCode;
+use tierlink_core::limits::{MAX_MESSAGE_CHARS, clip};
 use tierlink_core::read::Read;
 use tierlink_proto::v1::exchange_client::ExchangeClient;
 use tierlink_proto::v1::exchange_server::Exchange;
@@ -167,7 +168,7 @@ impl ExchangeService {
     ) -> Result<(), AuditError> {
         let mut entry = self.write_entry(writer, catalog, Vec::new());
         entry.outcome = Some(Outcome::Refused);
-        entry.reason = reason;
+        entry.reason = clip(&reason, MAX_MESSAGE_CHARS).into_owned();
         self.audit.append(entry).await.map(drop)
     }
 

@@ -17,11 +17,12 @@ use axum::extract::{FromRequest, Path, Query, Request, State as Shared};
 use axum::http::{HeaderMap, header};
 use serde::{Deserialize, Serialize};
 use tierlink_core::import::{self, Encoding, Format, Imported, Mapping, Options};
+use tierlink_core::limits::{MAX_MESSAGE_CHARS, clip};
 use utoipa::{IntoParams, ToSchema};
 
 use super::State;
 use super::auth::Bearer;
-use super::problem::{Kind, Problem, ProblemDocument, RecordProblem};
+use super::problem::{Kind, LISTED, Problem, ProblemDocument, RecordProblem};
 use super::records::{NDJSON, Written, catalog_code};
 
 /// How to read and write an uploaded file.
@@ -68,9 +69,10 @@ pub struct ImportReport {
     /// The first rows rejected (at most 1,000), with their reasons; the reject file holds
     /// every one.
     pub rejected: Vec<Rejected>,
-    /// The reject file: the rejected rows as the file had them plus a `_problems` column,
-    /// ready to correct and post again (CSV with a byte order mark and CRLF, or JSON lines);
-    /// absent when nothing was rejected.
+    /// The reject file of the rows listed (the first 1,000): as the file had them plus a
+    /// `_problems` column, ready to correct and post again (CSV with a byte order mark and
+    /// CRLF, or JSON lines); absent when nothing was rejected. The command line's import
+    /// writes the whole reject file of any size.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reject_file: Option<String>,
     /// What was stored; absent in a dry run.
@@ -80,7 +82,7 @@ pub struct ImportReport {
 
 impl ImportReport {
     fn of(imported: &Imported) -> Self {
-        let file = imported.reject_file();
+        let file = imported.reject_file_of(LISTED);
         Self {
             encoding: imported.encoding.to_string(),
             format: match imported.format {
@@ -148,12 +150,6 @@ fn over_http(message: &str) -> String {
         )
 }
 
-/// Rejected rows an answer lists; the reject file holds every one.
-const LISTED: usize = 1000;
-
-/// Seconds a caller refused for too many imports waits before it posts again.
-const IMPORT_RETRY_SECONDS: u64 = 5;
-
 /// Import a CSV or JSON-lines file into a catalog.
 #[utoipa::path(
     post,
@@ -210,17 +206,53 @@ pub async fn upload(
         .map(Mapping::parse)
         .transpose()
         .map_err(|e| bad(e.to_string()))?;
-    // The file is held whole while it arrives and is checked: a few at a time, so that uploads
-    // together stay within the node's memory. The body is read only with a place.
-    let _checking = state.imports.try_acquire().map_err(|_| {
-        Problem::new(
-            Kind::TooManyImports,
-            "this node is checking as many uploaded files as it takes at once: post the file again in a few seconds",
-        )
-        .retry_after(IMPORT_RETRY_SECONDS)
-    })?;
-    let bytes = Bytes::from_request(request, &state).await?;
-    let entry = state.registry.entry(&catalog)?;
+    let _place = state.write_place()?;
+    let dry_run = params.dry_run.unwrap_or(false);
+    let all_or_none = !dry_run && !params.skip_bad.unwrap_or(false);
+    let file = (format, encoding);
+    let checked = check(&state, request, &catalog, file, mapping, all_or_none).await;
+    let (imported, mut report) = match checked {
+        Ok(checked) => checked,
+        // A write refused is audited, as gRPC's and the records' are; a dry run writes nothing.
+        Err(problem) if !dry_run => {
+            let refused =
+                state
+                    .exchange
+                    .audit_refused_write(&writer, &catalog, problem.detail.clone());
+            if let Err(e) = refused.await {
+                tracing::error!(error = %e, "cannot audit a refused import");
+            }
+            return Err(problem);
+        }
+        Err(problem) => return Err(problem),
+    };
+    if dry_run {
+        return Ok(Json(report));
+    }
+    if !imported.rows.is_empty() {
+        let rows = imported.rows.into_iter().map(|r| r.row.values).collect();
+        let written = state
+            .exchange
+            .write_records(&writer, catalog, imported.items, rows)
+            .await?;
+        report.written = Some(written.into());
+    }
+    Ok(Json(report))
+}
+
+/// Reads the uploaded file of `request` in `format` and `encoding` and checks it against
+/// `catalog`: the file and its report, or the problem that refuses it (unreadable, or, when
+/// `all_or_none`, rows rejected).
+async fn check(
+    state: &State,
+    request: Request,
+    catalog: &str,
+    (format, encoding): (Format, Option<Encoding>),
+    mapping: Option<Mapping>,
+    all_or_none: bool,
+) -> Result<(Imported, ImportReport), Problem> {
+    let bytes = Bytes::from_request(request, state).await?;
+    let entry = state.registry.entry(catalog)?;
     let imported = tokio::task::spawn_blocking(move || {
         import::import(
             &bytes,
@@ -233,17 +265,14 @@ pub async fn upload(
     .map_err(|e| Problem::new(Kind::Internal, e.to_string()))?
     .map_err(|e| Problem::new(Kind::UnreadableFile, over_http(&e.to_string())))?;
     let mut report = ImportReport::of(&imported);
-    if params.dry_run.unwrap_or(false) {
-        return Ok(Json(report));
-    }
-    if !imported.rejects.is_empty() && !params.skip_bad.unwrap_or(false) {
+    if all_or_none && !imported.rejects.is_empty() {
         let listed = if imported.rejects.len() > LISTED {
             format!(" (errors lists the first {LISTED} rows)")
         } else {
             String::new()
         };
         let detail = format!(
-            "nothing was stored: {} of {} records are rejected{listed}; correct them (reject_file holds every one with its reasons) and post the file again, or pass skip_bad=true to write the {} good records",
+            "nothing was stored: {} of {} records are rejected{listed}; correct them (reject_file holds those listed, with their reasons) and post the file again, or pass skip_bad=true to write the {} good records",
             imported.rejects.len(),
             imported.read(),
             imported.rows.len()
@@ -257,7 +286,7 @@ pub async fn upload(
                     record: r.line,
                     key: None,
                     item: p.item.clone(),
-                    problem: p.problem.clone(),
+                    problem: clip(&p.problem, MAX_MESSAGE_CHARS).into_owned(),
                 })
             })
             .collect();
@@ -265,13 +294,5 @@ pub async fn upload(
             .with_errors(errors)
             .with_reject_file(report.reject_file.take().unwrap_or_default()));
     }
-    if !imported.rows.is_empty() {
-        let rows = imported.rows.into_iter().map(|r| r.row.values).collect();
-        let written = state
-            .exchange
-            .write_records(&writer, catalog, imported.items, rows)
-            .await?;
-        report.written = Some(written.into());
-    }
-    Ok(Json(report))
+    Ok((imported, report))
 }

@@ -4,15 +4,21 @@
 //! a path on the gateway itself, `/problems/SLUG`, that serves a short page about it, so a type
 //! can be looked up on a network with no way out.
 
+use std::borrow::Cow;
+
 use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
 use axum::extract::{OriginalUri, Path};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use tierlink_core::limits::{MAX_MESSAGE_CHARS, clip};
 use tierlink_store::registry::RegistryError;
 use utoipa::ToSchema;
 
 use crate::read::{ReadError, ReadErrorKind};
+
+/// Rejected records or rows an answer lists.
+pub const LISTED: usize = 1000;
 
 /// Where the problem types live on the gateway.
 pub const PROBLEMS: &str = "/problems/";
@@ -103,8 +109,8 @@ kinds! {
         "None of the types the Accept header names can be served: reads answer `application/json`, `application/x-ndjson` or `application/x-tierlink-batches`.";
     BodyStalled = "body-stalled", 408, "Body stalled",
         "The request body stopped arriving for longer than the node waits between two pieces (node.toml `[gateway] body_idle_ms`, 30 s by default); the connection was closed. Send the body without pauses.";
-    TooManyImports = "too-many-imports", 429, "Too many imports",
-        "The node is checking as many uploaded files as it takes at once (node.toml `[gateway] imports`). Wait the seconds Retry-After gives and post the file again.";
+    TooManyWrites = "too-many-writes", 429, "Too many writes",
+        "The node is reading and checking as many writes (records posted, files uploaded) as it takes at once (node.toml `[gateway] writes`). Wait the seconds Retry-After gives and send it again.";
     BodyTooLarge = "body-too-large", 413, "Body too large",
         "The body is larger than the node takes in one request (node.toml `[gateway] body_bytes`). Send fewer records per request.";
     RouteNotFound = "route-not-found", 404, "No such route",
@@ -178,11 +184,16 @@ pub struct RecordProblem {
 }
 
 impl Problem {
-    /// A problem of `kind` with `detail`.
+    /// A problem of `kind` with `detail`, clipped to [`MAX_MESSAGE_CHARS`] when it repeats
+    /// too much of what was sent.
     pub fn new(kind: Kind, detail: impl Into<String>) -> Self {
+        let detail = detail.into();
         Self {
             kind,
-            detail: detail.into(),
+            detail: match clip(&detail, MAX_MESSAGE_CHARS) {
+                Cow::Borrowed(_) => detail,
+                Cow::Owned(clipped) => clipped,
+            },
             instance: None,
             extra: None,
         }
@@ -266,21 +277,27 @@ impl From<RegistryError> for Problem {
     fn from(e: RegistryError) -> Self {
         match e {
             RegistryError::Records { catalog, errors } => {
+                let listed = if errors.len() > LISTED {
+                    format!(" (`errors` lists the first {LISTED})")
+                } else {
+                    String::new()
+                };
                 let problem = Problem::new(
                     Kind::InvalidRecords,
                     format!(
-                        "catalog {catalog}: {} problems found and nothing was stored; fix the records listed in `errors` and send them all again",
+                        "catalog {catalog}: {} problems found{listed} and nothing was stored; fix the records listed in `errors` and send them all again",
                         errors.len()
                     ),
                 );
                 problem.with_errors(
                     errors
                         .into_iter()
+                        .take(LISTED)
                         .map(|e| RecordProblem {
                             record: e.record,
                             key: e.key,
                             item: e.item,
-                            problem: e.problem,
+                            problem: clip(&e.problem, MAX_MESSAGE_CHARS).into_owned(),
                         })
                         .collect(),
                 )

@@ -20,8 +20,7 @@
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{OriginalUri, Path, RawQuery, State as Shared};
+use axum::extract::{FromRequest, OriginalUri, Path, RawQuery, Request, State as Shared};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -697,11 +696,13 @@ pub async fn put(
     Shared(state): Shared<State>,
     bearer: Bearer,
     Path(code): Path<(String, String)>,
-    body: Result<Json<Vec<serde_json::Map<String, serde_json::Value>>>, JsonRejection>,
+    request: Request,
 ) -> Result<Json<Written>, Problem> {
     let catalog = catalog_code(&code);
     let writer = bearer.writer(&state, &catalog).await?;
-    let Json(objects) = body?;
+    let _place = state.write_place()?;
+    let Json(objects): Json<Vec<serde_json::Map<String, serde_json::Value>>> =
+        Json::from_request(request, &state).await?;
     if objects.is_empty() {
         return Err(invalid("send at least one record".into()));
     }

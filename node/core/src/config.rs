@@ -173,6 +173,10 @@ pub struct GatewaySettings {
     /// answered 408 and its connection closed. Default 30 s.
     #[serde(default = "default_body_idle_ms")]
     pub body_idle_ms: u64,
+    /// Milliseconds to receive a request and answer it (a streamed answer may take longer to
+    /// send); a request past it is answered 408. Default 300 s.
+    #[serde(default = "default_request_ms")]
+    pub request_ms: u64,
     /// Connections open at once from one source address (IPv6 counted by its /64); more are
     /// closed as they arrive, before TLS. Default 64.
     #[serde(default = "default_connections_per_source")]
@@ -194,6 +198,10 @@ fn default_body_idle_ms() -> u64 {
     30_000
 }
 
+fn default_request_ms() -> u64 {
+    300_000
+}
+
 fn default_connections_per_source() -> u32 {
     64
 }
@@ -213,6 +221,7 @@ impl GatewaySettings {
             listen,
             body_bytes: default_body_bytes(),
             body_idle_ms: default_body_idle_ms(),
+            request_ms: default_request_ms(),
             connections_per_source: default_connections_per_source(),
             connections: default_connections(),
             writes: default_writes(),
@@ -224,6 +233,7 @@ impl GatewaySettings {
         let counts = [
             ("body_bytes", self.body_bytes as u64),
             ("body_idle_ms", self.body_idle_ms),
+            ("request_ms", self.request_ms),
             (
                 "connections_per_source",
                 u64::from(self.connections_per_source),

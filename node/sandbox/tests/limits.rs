@@ -453,3 +453,90 @@ async fn the_gateway_checks_as_many_writes_at_once_as_it_takes_and_asks_the_rest
     assert_eq!(post().await.unwrap().status(), reqwest::StatusCode::OK);
     f.federation.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_early_answer_reaches_a_client_still_sending_and_a_trickled_request_meets_its_deadline()
+{
+    let f = federation_with(0, |config| {
+        let gateway = config.gateway.as_mut().unwrap();
+        gateway.body_bytes = 16 << 10;
+        gateway.request_ms = 1500;
+    })
+    .await;
+    let path = "/v1/catalogs/103001001/000001/records";
+    let body = vec![b' '; 2 << 20];
+
+    // HTTP/1.1: refused for its missing token before its 2 MiB body is read, the client still
+    // sends all of it, then reads the answer.
+    let mut early = gateway_tls(&f, STREET).await;
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    early.write_all(head.as_bytes()).await.unwrap();
+    early.write_all(&body).await.unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), early.read(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+
+    // HTTP/2 (reqwest negotiates it): the same, and a body over body_bytes gets its 413.
+    let gateway = util::http::Gateway::of(&f, STREET);
+    let (status, problem) = util::http::problem(
+        gateway
+            .post(path)
+            .header("Content-Type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, reqwest::StatusCode::UNAUTHORIZED, "{problem}");
+    let admin = util::http::issue(
+        &f,
+        STREET,
+        tierlink_core::identity::tokens::Issue::administrator(util::http::until()),
+    );
+    let (status, problem) = util::http::problem(
+        gateway
+            .post(path)
+            .bearer_auth(&admin)
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, reqwest::StatusCode::PAYLOAD_TOO_LARGE, "{problem}");
+
+    // A body trickled a byte at a time, never pausing long, still meets the request deadline.
+    let trickled = gateway_tls(&f, STREET).await;
+    let (mut reader, mut writer) = tokio::io::split(trickled);
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {admin}\r\nContent-Type: application/json\r\nContent-Length: 10000\r\n\r\n["
+    );
+    writer.write_all(head.as_bytes()).await.unwrap();
+    let trickle = tokio::spawn(async move {
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if writer.write_all(b" ").await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(8), reader.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(read.is_ok(), "the trickled request was kept: {answer}");
+    assert!(
+        answer.starts_with("HTTP/1.1 408") && answer.contains("/problems/request-timeout"),
+        "{answer}"
+    );
+    trickle.abort();
+    f.federation.stop().await.unwrap();
+}

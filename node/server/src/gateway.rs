@@ -27,11 +27,14 @@
 //! - [`explain`]: what a read would be decided as, for the caller's principal.
 //! - [`audit`]: the node's audit log, for its administrator's tokens.
 //! - [`openapi`]: the OpenAPI 3.1 document generated from the handlers, and the reference page.
+//! - [`edge`]: every request's deadline, and the unread rest of a body drained after an early
+//!   answer.
 //! - [`tls`]: the HTTPS listener and its accept loop.
 
 pub mod audit;
 pub mod auth;
 pub mod catalogs;
+pub mod edge;
 pub mod explain;
 pub mod imports;
 pub mod openapi;

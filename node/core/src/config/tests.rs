@@ -120,6 +120,7 @@ fn the_gateway_is_optional_and_its_limits_positive() {
     for name in [
         "body_bytes",
         "body_idle_ms",
+        "request_ms",
         "connections_per_source",
         "connections",
         "writes",

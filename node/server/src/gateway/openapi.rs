@@ -11,6 +11,8 @@ use axum::extract::OriginalUri;
 use axum::http::Method;
 use tierlink_core::config::GatewaySettings;
 use tower_http::timeout::RequestBodyTimeoutLayer;
+
+use super::edge::{self, Edge};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
@@ -97,10 +99,15 @@ async fn wrong_method(method: Method, OriginalUri(uri): OriginalUri) -> Problem 
 }
 
 /// The gateway's whole application: the API over `services`, its document and reference page,
-/// problems for unknown routes and methods, and request bodies bounded by `settings` in size
-/// and in the pauses between their pieces.
+/// problems for unknown routes and methods, request bodies bounded by `settings` in size and in
+/// the pauses between their pieces, and every request by its deadline at the edge.
 pub fn router(services: State, settings: &GatewaySettings) -> axum::Router {
     let (api, document) = routes();
+    let edge = Edge {
+        deadline: Duration::from_millis(settings.request_ms),
+        drain_bytes: settings.body_bytes.saturating_add(64 << 20),
+        idle: Duration::from_millis(settings.body_idle_ms),
+    };
     api.with_state(services)
         .merge(SwaggerUi::new(REFERENCE).url(DOCUMENT, document))
         .fallback(problem::no_route)
@@ -109,6 +116,9 @@ pub fn router(services: State, settings: &GatewaySettings) -> axum::Router {
         .layer(RequestBodyTimeoutLayer::new(Duration::from_millis(
             settings.body_idle_ms,
         )))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            edge::edge(edge, request, next)
+        }))
 }
 
 #[cfg(test)]

@@ -109,6 +109,8 @@ kinds! {
         "None of the types the Accept header names can be served: reads answer `application/json`, `application/x-ndjson` or `application/x-tierlink-batches`.";
     BodyStalled = "body-stalled", 408, "Body stalled",
         "The request body stopped arriving for longer than the node waits between two pieces (node.toml `[gateway] body_idle_ms`, 30 s by default); the connection was closed. Send the body without pauses.";
+    RequestTimeout = "request-timeout", 408, "Request not done in time",
+        "The request was not received and answered within the node's deadline (node.toml `[gateway] request_ms`, 5 minutes by default). Send it faster, or less at once.";
     TooManyWrites = "too-many-writes", 429, "Too many writes",
         "The node is reading and checking as many writes (records posted, files uploaded) as it takes at once (node.toml `[gateway] writes`). Wait the seconds Retry-After gives and send it again.";
     BodyTooLarge = "body-too-large", 413, "Body too large",

@@ -16,7 +16,7 @@ pub use records::{
     IdNumberError, KEY_SEPARATOR, RecordError, RecordSchema, Row, ValueForm, gb11643_check,
     gb11643_check_digit, gb11643_valid,
 };
-pub use rules::{CatalogError, bounds, parse_catalogs};
+pub use rules::{CatalogError, bounds, is_resource_code, parse_catalogs};
 
 /// The example catalogs shipped in `schema/examples/`, as `(file name, JSON text)`.
 pub const EXAMPLES: &[(&str, &str)] = &[

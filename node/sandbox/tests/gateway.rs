@@ -713,6 +713,15 @@ async fn errors_are_problem_documents_of_a_stable_type() {
         .await
         .unwrap();
     assert_eq!(served.status(), StatusCode::OK);
+    // A role the principal does not hold: authenticated, but not permitted.
+    check(
+        reader(city.get(&records), &zhao, SECURITY)
+            .header("Tierlink-Role", "420500/other")
+            .query(&[("target", STREET_CODE)]),
+        StatusCode::FORBIDDEN,
+        "permission-denied",
+    )
+    .await;
     check(
         reader(city.get(&records), &zhao, SECURITY)
             .query(&[("target", STREET_CODE), ("limit", "100000")]),

@@ -412,7 +412,7 @@ async fn reads_without_a_vouched_principal_and_grant_are_refused_and_revocation_
     let other_role = credential("zhao", &tokens.city, "420502/civil-affairs", SECURITY);
     refused(
         read(&f.clients[CITY], None, residents(other_role)).await,
-        tonic::Code::Unauthenticated,
+        tonic::Code::PermissionDenied,
         "does not hold role",
     );
     // Another purpose than the grant's.

@@ -247,6 +247,10 @@ impl ReadService {
                 .authenticate(&c.principal, &c.token, &c.role, TokenScope::Read, clock)
                 .map_err(|e| match e {
                     PrincipalError::File { .. } => ReadError::failed_precondition(e.to_string()),
+                    // The credential is good; the role it names is not the principal's.
+                    PrincipalError::RoleNotHeld { .. } => {
+                        ReadError::permission_denied(e.to_string())
+                    }
                     e => ReadError::unauthenticated(e.to_string()),
                 })?;
             let requester = Requester {

@@ -45,6 +45,12 @@ pub mod bounds {
 
 static RESOURCE_CODE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[1-3][0-9]{2}(?:[0-9]{3}(?:[0-9]{3})?)?/[0-9]{6}$").unwrap());
+/// Whether `code` has the form of a resource code (GB/T 21063.4's classification, a slash and a
+/// 6-digit sequence, e.g. `101001001/000001`).
+pub fn is_resource_code(code: &str) -> bool {
+    RESOURCE_CODE.is_match(code)
+}
+
 static ITEM_CODE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[a-z][a-z0-9_]{0,62}$").unwrap());
 

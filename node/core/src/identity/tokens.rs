@@ -269,6 +269,15 @@ impl Issue {
             }
             _ => {}
         }
+        if let Some(bad) = self
+            .catalogs
+            .iter()
+            .find(|c| !crate::catalog::is_resource_code(c))
+        {
+            return Err(TokenError::Invalid(format!(
+                "{bad:?} is not a catalog's resource code: give it as the catalog list shows it, e.g. 101001001/000001"
+            )));
+        }
         match (self.scope, self.catalogs.is_empty()) {
             (Scope::Write, true) => invalid(
                 "a write token writes only the catalogs it names, as their records system: give each with --catalog CODE",

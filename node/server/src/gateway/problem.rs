@@ -80,9 +80,9 @@ kinds! {
     PurposeRequired = "purpose-required", 400, "Purpose needed",
         "A read states its purpose, as the grants it is decided under name it: send the `Tierlink-Purpose` header (UTF-8, percent-encoded where not ASCII).";
     Unauthenticated = "unauthenticated", 401, "Principal not authenticated",
-        "The node did not accept the principal's credential for this read: the principal was removed, or does not hold the role named. Check the token and the `Tierlink-Role` header.";
+        "The node did not accept the principal's credential for this read: the principal was removed, or the token is not its. Check the token.";
     PermissionDenied = "permission-denied", 403, "Not permitted",
-        "The directory's grants do not let this principal, in this role and for this purpose, read what was asked (or the producer refuses its node). The detail says which rule refused; `GET /v1/catalogs/{prefix}/{number}/explain` shows what a grant would give.";
+        "The principal does not hold the role named in `Tierlink-Role`, or the directory's grants do not let it, in this role and for this purpose, read what was asked (or the producer refuses its node). The detail says which rule refused; `GET /v1/catalogs/{prefix}/{number}/explain` shows what a grant would give.";
     InvalidArgument = "invalid-argument", 400, "Invalid request",
         "A parameter is not valid: a malformed code, a filter on an item that is not sent, a key range where keys are hashed. The detail names it.";
     InvalidRecords = "invalid-records", 422, "Records refused",

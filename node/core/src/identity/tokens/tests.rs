@@ -245,7 +245,7 @@ fn an_admin_token_is_the_administrators_and_a_write_token_names_the_catalogs_it_
     refused(
         &mut tokens,
         Issue {
-            catalogs: vec!["420502/00001".into()],
+            catalogs: vec!["101001001/000001".into()],
             ..reader("li")
         },
         "use --scope write",
@@ -253,17 +253,24 @@ fn an_admin_token_is_the_administrators_and_a_write_token_names_the_catalogs_it_
     refused(
         &mut tokens,
         Issue {
-            catalogs: vec!["420502/00001".into()],
+            catalogs: vec!["101001001/000001".into()],
             ..Issue::administrator(expires)
         },
         "writes every catalog",
     );
+    for bad in ["foo", "../../x", "101001001/00001"] {
+        refused(
+            &mut tokens,
+            Issue::writer("li", &[bad], expires),
+            "is not a catalog's resource code",
+        );
+    }
     assert!(tokens.list().is_empty(), "nothing refused was issued");
 
     let writer = tokens
         .create(
             &principals,
-            Issue::writer("li", &["420502/00001", "420502/00002"], expires),
+            Issue::writer("li", &["101001001/000001", "103001001/000001"], expires),
             now,
         )
         .unwrap();
@@ -274,12 +281,12 @@ fn an_admin_token_is_the_administrators_and_a_write_token_names_the_catalogs_it_
     let tokens = ApiTokens::load(&files.tokens).unwrap();
 
     let writer = tokens.check(&writer.secret, now).unwrap();
-    writer.may_write("420502/00002").unwrap();
-    let err = writer.may_write("420502/00003").unwrap_err();
+    writer.may_write("103001001/000001").unwrap();
+    let err = writer.may_write("301001001/000001").unwrap_err();
     assert!(matches!(err, TokenError::Catalog { .. }), "{err}");
     assert!(
         err.to_string().contains(
-            "writes only catalogs 420502/00001, 420502/00002 and not catalog 420502/00003"
+            "writes only catalogs 101001001/000001, 103001001/000001 and not catalog 301001001/000001"
         ),
         "{err}"
     );
@@ -287,7 +294,7 @@ fn an_admin_token_is_the_administrators_and_a_write_token_names_the_catalogs_it_
 
     let admin_secret = admin.secret;
     let admin = tokens.check(&admin_secret, now).unwrap();
-    admin.may_write("420502/00003").unwrap();
+    admin.may_write("301001001/000001").unwrap();
     admin.permits(Scope::Admin).unwrap();
     assert!(matches!(admin.reader(), Err(TokenError::Administrator)));
     // Nor does it stand in for any principal's credential.
@@ -300,7 +307,7 @@ fn an_admin_token_is_the_administrators_and_a_write_token_names_the_catalogs_it_
         .unwrap()
         .check(&reader.secret, now)
         .unwrap()
-        .may_write("420502/00001")
+        .may_write("101001001/000001")
         .unwrap_err();
     assert!(matches!(err, TokenError::Scope { .. }), "{err}");
 }
@@ -350,7 +357,7 @@ fn a_credential_is_the_personal_token_or_an_api_token_whose_scope_allows_the_act
     let read = issue(&files, reader("li"), now);
     let write = issue(
         &files,
-        Issue::writer("li", &["420502/00001"], day(2026, 12, 31)),
+        Issue::writer("li", &["101001001/000001"], day(2026, 12, 31)),
         now,
     );
 

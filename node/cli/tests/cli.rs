@@ -815,6 +815,31 @@ fn an_administrator_grants_an_officer_who_reads_as_a_principal_and_the_audit_cat
             && seen.contains("2 entries"),
         "{seen}"
     );
+    // The records' writes are audited at the street, by the node itself.
+    let written = ok(&["audit", "query", "--node", &street, "--catalog", RESIDENTS]);
+    assert!(
+        written.contains(&format!(
+            "stored write of {RESIDENTS} by node 420502001 itself (or its administrator): 40 records"
+        )),
+        "{written}"
+    );
+    let json = tierlink(&[
+        "audit",
+        "query",
+        "--node",
+        &street,
+        "--catalog",
+        RESIDENTS,
+        "--json",
+    ]);
+    let lines = String::from_utf8(json.stdout).unwrap();
+    assert!(
+        lines
+            .lines()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()),
+        "standard output is JSON lines only:\n{lines}"
+    );
+    assert!(String::from_utf8_lossy(&json.stderr).contains("entries"));
     let received = ok(&["audit", "query", "--node", &district]);
     assert!(
         received.contains("received query") && received.contains("REFUSED"),

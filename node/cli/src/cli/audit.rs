@@ -63,7 +63,7 @@ fn line(e: &AuditEntry) -> String {
     let side = match e.side {
         Some(Side::Producer) => "produced",
         Some(Side::Consumer) => "received",
-        Some(Side::Owner) => "stored",
+        Some(Side::Owner) => return write_line(e, &at),
         None => "?",
     };
     let who = if e.principal.is_empty() {
@@ -106,10 +106,34 @@ fn line(e: &AuditEntry) -> String {
             if !items.is_empty() {
                 text.push_str(&format!("; {}", items.join("; ")));
             }
-            if !e.bounds.is_empty() && e.side == Some(Side::Owner) {
-                text.push_str(&format!("; keys not kept: {}", e.bounds));
-            } else if !e.bounds.is_empty() {
+            if !e.bounds.is_empty() {
                 text.push_str(&format!("; keys not kept, it asked for {}", e.bounds));
+            }
+        }
+    }
+    text
+}
+
+/// A write's entry as an operator reads it: who wrote how many records of which catalog.
+fn write_line(e: &AuditEntry, at: &str) -> String {
+    let who = if e.principal.is_empty() {
+        format!("node {} itself (or its administrator)", e.producer)
+    } else {
+        e.principal.clone()
+    };
+    let mut text = format!(
+        "#{} {at} stored write of {} by {who}",
+        e.sequence, e.catalog
+    );
+    match e.outcome {
+        Some(Outcome::Refused) => text.push_str(&format!(": REFUSED ({})", e.reason)),
+        _ => {
+            text.push_str(&format!(": {} records", e.records));
+            if let Some(items) = e.items.get("write") {
+                text.push_str(&format!(", {} items sent", items.len()));
+            }
+            if !e.bounds.is_empty() {
+                text.push_str(&format!("; keys not kept: {}", e.bounds));
             }
         }
     }
@@ -155,7 +179,7 @@ pub async fn run(command: AuditCommand) -> Result<(), CliError> {
                 })?;
                 println!("{}", line(&entry));
             }
-            println!(
+            let count = format!(
                 "{} entr{}",
                 entries.entries_json.len(),
                 if entries.entries_json.len() == 1 {
@@ -164,6 +188,12 @@ pub async fn run(command: AuditCommand) -> Result<(), CliError> {
                     "ies"
                 }
             );
+            // With --json, standard output holds JSON lines only.
+            if json {
+                eprintln!("{count}");
+            } else {
+                println!("{count}");
+            }
             Ok(())
         }
         AuditCommand::Verify(node) => {

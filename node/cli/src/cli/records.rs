@@ -322,9 +322,9 @@ async fn import(node: &Path, catalog: &str, file: &Path, how: ImportArgs) -> Res
     }
     if rejected > 0 && !how.skip_bad {
         return Err(CliError::Input(format!(
-            "{source}: nothing was written: {} rejected; correct them and import again, or pass --skip-bad to write the {} good{report}",
+            "{source}: nothing was written: {} rejected; correct them and import again, or pass --skip-bad to write the {}{report}",
             count(rejected, "record is", "records are"),
-            count(imported.rows.len(), "record", "records")
+            count(imported.rows.len(), "good record", "good records")
         )));
     }
     if rejected > 0 {

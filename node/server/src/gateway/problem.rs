@@ -287,8 +287,12 @@ impl From<RegistryError> for Problem {
                 let problem = Problem::new(
                     Kind::InvalidRecords,
                     format!(
-                        "catalog {catalog}: {} problems found{listed} and nothing was stored; fix the records listed in `errors` and send them all again",
-                        errors.len()
+                        "catalog {catalog}: {} found{listed} and nothing was stored; fix the records listed in `errors` and send them all again",
+                        if errors.len() == 1 {
+                            "1 problem".to_owned()
+                        } else {
+                            format!("{} problems", errors.len())
+                        }
                     ),
                 );
                 problem.with_errors(

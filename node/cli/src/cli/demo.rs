@@ -767,7 +767,7 @@ the city searches the directory for \"公民身份号码\" (citizen ID number):"
         for node in &federation.nodes {
             if let Some(url) = node.gateway_url() {
                 println!(
-                    "  {} REST gateway {url}/v1 (reference {url}/docs; trust {})",
+                    "  {} REST gateway {url} (operations under /v1, reference {url}/docs/; trust {})",
                     node.dir.code(),
                     node.dir.path(&node.dir.config.files.ca).display()
                 );

@@ -66,20 +66,38 @@ enum Form {
     Batches,
 }
 
-/// The first form the Accept header names that a read can take; JSON when it names none.
+/// The form a read takes by the Accept header (RFC 9110 §12.5.1): of the forms it names, the one
+/// of highest quality (`q`, 1 when not given; 0 is "not this"), the first named among equals;
+/// JSON when the header is absent or empty.
 fn form(headers: &HeaderMap) -> Result<Form, Problem> {
     let Some(accept) = headers.get(header::ACCEPT) else {
         return Ok(Form::Json);
     };
     let accept = accept.to_str().unwrap_or_default();
+    if accept.trim().is_empty() {
+        return Ok(Form::Json);
+    }
+    let mut best: Option<(f32, Form)> = None;
     for range in accept.split(',') {
-        let media = range.split(';').next().unwrap_or_default().trim();
-        match media.to_ascii_lowercase().as_str() {
-            "application/json" | "application/*" | "*/*" | "" => return Ok(Form::Json),
-            NDJSON | "application/jsonl" => return Ok(Form::Ndjson),
-            BATCHES => return Ok(Form::Batches),
-            _ => {}
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+        let quality = parts
+            .filter_map(|p| p.trim().strip_prefix("q="))
+            .next()
+            .map_or(Some(1.0), |q| q.trim().parse::<f32>().ok())
+            .unwrap_or(0.0);
+        let form = match media.as_str() {
+            "application/json" | "application/*" | "*/*" => Form::Json,
+            NDJSON | "application/jsonl" => Form::Ndjson,
+            BATCHES => Form::Batches,
+            _ => continue,
+        };
+        if quality > 0.0 && best.is_none_or(|(q, _)| quality > q) {
+            best = Some((quality, form));
         }
+    }
+    if let Some((_, form)) = best {
+        return Ok(form);
     }
     Err(Problem::new(
         Kind::NotAcceptable,
@@ -719,3 +737,6 @@ pub async fn put(
         .await?;
     Ok(Json(written.into()))
 }
+
+#[cfg(test)]
+mod tests;

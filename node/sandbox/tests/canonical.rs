@@ -189,6 +189,14 @@ async fn written_values_take_one_form_and_queries_find_them_however_typed() {
         );
         assert!(found.iter().all(|r| r.values[wage] == "5000"), "{typed:?}");
     }
+    // A condition no number could equal is refused, not silently unmatched.
+    for typed in ["+5000", "5e3"] {
+        let err = find(street, "desired_wage", typed)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is not a number"), "{typed:?}: {err}");
+    }
 
     // A condition no date could equal is refused with the form to use.
     let err = find(street, "unemployed_since", "44931")

@@ -12,7 +12,7 @@ use tierlink_core::signed::{BatchVerifier, VerifiedBatch};
 use tierlink_proto::v1::{QueryRequest, ReadScope};
 use tierlink_sandbox::sample;
 use tierlink_store::audit::{Outcome, Side};
-use util::http::{Gateway, issue, ndjson, problem, reader, token, until, writer};
+use util::http::{FetchJson, Gateway, issue, ndjson, problem, reader, token, until, writer};
 use util::*;
 
 const STREET_CODE: &str = "420502001";
@@ -109,14 +109,7 @@ async fn every_endpoint_round_trips_over_https() {
     let street = Gateway::of(&f, STREET);
 
     // The document, the reference page and the problem pages need no token.
-    let document: Value = city
-        .get("/openapi.json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let document: Value = city.get("/openapi.json").fetch_json().await;
     assert!(document["openapi"].as_str().unwrap().starts_with("3.1"));
     for (path, method) in [
         ("/v1/catalogs", "get"),
@@ -154,12 +147,8 @@ async fn every_endpoint_round_trips_over_https() {
     let staff = token(&f, CITY, "staff", Scope::Read);
     let auth = |r: reqwest::RequestBuilder| reader(r, &staff, EXCHANGE);
     let listed: Value = auth(city.get("/v1/catalogs").query(&[("target", STREET_CODE)]))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     assert_eq!(listed["node"], STREET_CODE);
     assert!(
         listed["catalogs"]
@@ -169,20 +158,12 @@ async fn every_endpoint_round_trips_over_https() {
             .any(|c| c["code"] == RESIDENTS)
     );
     let entry: Value = auth(city.get(RESIDENTS_PATH).query(&[("target", STREET_CODE)]))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     assert_eq!(entry["code"], RESIDENTS);
     let found: Value = auth(city.get("/v1/directory/catalogs").query(&[("text", "id")]))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     assert!(
         found
             .as_array()
@@ -245,12 +226,8 @@ async fn every_endpoint_round_trips_over_https() {
         city.get(&format!("{RESIDENTS_PATH}/records/{key}/history"))
             .query(&[("target", STREET_CODE)]),
     )
-    .send()
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    .fetch_json()
+    .await;
     assert_eq!(history["records"].as_array().unwrap().len(), 1);
     assert_eq!(history["records"][0], Value::Object(grpc[0].clone()));
 
@@ -259,12 +236,8 @@ async fn every_endpoint_round_trips_over_https() {
         city.get(&format!("{RESIDENTS_PATH}/explain"))
             .query(&[("target", STREET_CODE)]),
     )
-    .send()
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    .fetch_json()
+    .await;
     assert_eq!(explained["grant"], "analyst-101");
     assert_eq!(explained["keys_in_clear"], true);
     assert!(
@@ -326,12 +299,8 @@ async fn every_endpoint_round_trips_over_https() {
         .get("/v1/audit")
         .bearer_auth(&auditor)
         .query(&[("principal", "staff@420500")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     let entries = entries.as_array().unwrap();
     for id in [&request_id, &grpc_id] {
         assert!(
@@ -477,12 +446,8 @@ async fn a_write_token_writes_only_its_catalogs_the_administrators_reads_none_an
         .get("/v1/audit")
         .bearer_auth(&admin)
         .query(&[("catalog", RESIDENTS)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     let writes: Vec<(&str, &str)> = entries
         .iter()
         .filter(|e| e["kind"] == "write")
@@ -532,13 +497,7 @@ async fn with_keys_hashed_a_page_says_how_to_get_the_rest() {
         .query(&[("target", STREET_CODE.to_owned())])
         .query(&query)
     };
-    let page: Value = records(vec![("limit", "25".into())])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value = records(vec![("limit", "25".into())]).fetch_json().await;
     assert_eq!(page["keys_hashed"], true);
     assert_eq!(page["count"], 25);
     assert!(page.get("next").is_none());
@@ -925,12 +884,8 @@ async fn exports_upload_as_the_command_line_imports_them() {
 
     // A GB18030 export: detected, checked, and in a dry run not stored.
     let report: Value = upload(case("gb18030.csv"), "text/csv", &[("dry_run", "true")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     assert_eq!(report["encoding"], "GB18030", "{report}");
     assert_eq!(report["good"], report["read"]);
     assert!(report.get("written").is_none());
@@ -955,24 +910,16 @@ async fn exports_upload_as_the_command_line_imports_them() {
 
     // Stored for real; posted again, nothing new is stored: an interrupted upload resumes.
     let first: Value = upload(case("gb18030.csv"), "text/csv", &[])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     let good = first["good"].as_u64().unwrap();
     assert_eq!(first["written"]["created"], good, "{first}");
     let records = stored(&f, SEEKERS).await;
     assert_eq!(records.len() as u64, good);
     assert!(records.iter().any(|r| r["desired_occupation"] == "保安"));
     let again: Value = upload(case("gb18030.csv"), "text/csv", &[])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     assert_eq!(again["written"]["unchanged"], good, "{again}");
     assert_eq!(stored(&f, SEEKERS).await, records);
 
@@ -990,12 +937,8 @@ async fn exports_upload_as_the_command_line_imports_them() {
     );
     let before = stored(&f, SEEKERS).await.len();
     let partial: Value = upload(bad, "text/csv", &[("skip_bad", "true")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     assert_eq!(partial["rejected"][0]["line"], 4);
     let written = partial["written"]["created"].as_u64().unwrap() as usize;
     assert_eq!(stored(&f, SEEKERS).await.len(), before + written);
@@ -1047,12 +990,8 @@ async fn exports_upload_as_the_command_line_imports_them() {
     assert_eq!(refused.outcome, Some(Outcome::Refused));
     assert_eq!(refused.principal, "clerk@420502001");
     let dry: Value = upload(many.into_bytes(), "text/csv", &[("dry_run", "true")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     assert_eq!(dry["rejected_count"], 1500);
     assert_eq!(dry["rejected"].as_array().unwrap().len(), 1000);
 

@@ -39,6 +39,18 @@ impl Gateway {
     }
 }
 
+/// A request whose answer is read as JSON.
+pub trait FetchJson {
+    /// Sends the request and reads its answer's body as JSON of type `T`; panics on failure.
+    async fn fetch_json<T: serde::de::DeserializeOwned>(self) -> T;
+}
+
+impl FetchJson for RequestBuilder {
+    async fn fetch_json<T: serde::de::DeserializeOwned>(self) -> T {
+        self.send().await.unwrap().json().await.unwrap()
+    }
+}
+
 /// The last day of the tokens tests issue.
 pub fn until() -> chrono::NaiveDate {
     "2099-12-31".parse().unwrap()

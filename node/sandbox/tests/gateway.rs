@@ -928,7 +928,7 @@ async fn exports_upload_as_the_command_line_imports_them() {
     let bad = case("crlf-plain-valueerr.csv");
     let (status, body) = problem(upload(bad.clone(), "text/csv", &[]).send().await.unwrap()).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(body["errors"][0]["record"], 4, "{body}");
+    assert_eq!(body["errors"][0]["line"], 4, "{body}");
     assert_eq!(body["errors"][0]["item"], "sex");
     let rejects = body["reject_file"].as_str().unwrap();
     assert!(
@@ -966,7 +966,7 @@ async fn exports_upload_as_the_command_line_imports_them() {
         1000,
         "one problem a row, the first 1,000 rows"
     );
-    assert_eq!(errors[999]["record"], 1001);
+    assert_eq!(errors[999]["line"], 1001);
     assert!(
         body["detail"]
             .as_str()

@@ -283,7 +283,8 @@ async fn check(
             .take(LISTED)
             .flat_map(|r| {
                 r.problems.iter().map(|p| RecordProblem {
-                    record: r.line,
+                    record: None,
+                    line: Some(r.line),
                     key: None,
                     item: p.item.clone(),
                     problem: clip(&p.problem, MAX_MESSAGE_CHARS).into_owned(),

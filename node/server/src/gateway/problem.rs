@@ -86,7 +86,7 @@ kinds! {
     InvalidArgument = "invalid-argument", 400, "Invalid request",
         "A parameter is not valid: a malformed code, a filter on an item that is not sent, a key range where keys are hashed. The detail names it.";
     InvalidRecords = "invalid-records", 422, "Records refused",
-        "Some records break the catalog's rules; nothing was stored. The problem's `errors` lists each record (its position from 1, or its line in an imported file), its key when known, the item and what is wrong; an import's `reject_file` holds the rejected rows to correct and post again.";
+        "Some records break the catalog's rules; nothing was stored. The problem's `errors` lists each record (`record`, its position from 1 among the records posted, or `line`, its line in an imported file), its key when known, the item and what is wrong; an import's `reject_file` holds the rejected rows to correct and post again.";
     NotFound = "not-found", 404, "Not found",
         "The catalog or record does not exist on the node asked, or no route leads to that node.";
     FailedPrecondition = "failed-precondition", 409, "Node cannot serve this",
@@ -171,11 +171,16 @@ struct Extra {
     retry_after: Option<u64>,
 }
 
-/// One record that breaks its catalog's rules.
+/// One record that breaks its catalog's rules: by its position in the records posted, or by its
+/// line in an imported file (as the import's report names it).
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct RecordProblem {
-    /// Its position in the request (or line in an imported file), from 1.
-    pub record: usize,
+    /// Its position in the records posted, from 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<usize>,
+    /// The line it starts on in an imported file, as a text editor numbers it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
     /// Its primary key, when its key items hold valid values.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
@@ -300,7 +305,8 @@ impl From<RegistryError> for Problem {
                         .into_iter()
                         .take(LISTED)
                         .map(|e| RecordProblem {
-                            record: e.record,
+                            record: Some(e.record),
+                            line: None,
                             key: e.key,
                             item: e.item,
                             problem: clip(&e.problem, MAX_MESSAGE_CHARS).into_owned(),

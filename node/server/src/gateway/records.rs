@@ -66,34 +66,106 @@ enum Form {
     Batches,
 }
 
-/// The form a read takes by the Accept header (RFC 9110 §12.5.1): of the forms it names, the one
-/// of highest quality (`q`, 1 when not given; 0 is "not this"), the first named among equals;
-/// JSON when the header is absent or empty.
+impl Form {
+    /// Every form, in the order preferred when Accept ranks several alike.
+    const ALL: [Form; 3] = [Form::Json, Form::Ndjson, Form::Batches];
+
+    /// The media types that name this form.
+    fn media_types(self) -> &'static [&'static str] {
+        match self {
+            Form::Json => &["application/json"],
+            Form::Ndjson => &[NDJSON, "application/jsonl"],
+            Form::Batches => &[BATCHES],
+        }
+    }
+}
+
+/// One media range of an Accept header: how specific it is (3 a full type, 2 `type/*`, 1
+/// `*/*`), its quality, and its position.
+struct Range {
+    specificity: u8,
+    quality: f32,
+    position: usize,
+}
+
+/// The media ranges of an Accept header, each with its quality (RFC 9110 §12.4.2: `q` is matched
+/// without regard to case, 1 when absent; an unreadable or out-of-range weight counts as 0).
+fn ranges(accept: &str) -> Vec<(String, f32)> {
+    accept
+        .split(',')
+        .filter_map(|range| {
+            let mut parts = range.split(';');
+            let media = parts.next()?.trim().to_ascii_lowercase();
+            if media.is_empty() {
+                return None;
+            }
+            let quality = parts
+                .filter_map(|p| p.split_once('='))
+                .find(|(name, _)| name.trim().eq_ignore_ascii_case("q"))
+                .map_or(1.0, |(_, q)| {
+                    q.trim()
+                        .parse::<f32>()
+                        .ok()
+                        .filter(|q| (0.0..=1.0).contains(q))
+                        .unwrap_or(0.0)
+                });
+            Some((media, quality))
+        })
+        .collect()
+}
+
+/// The range of `accept` that decides for `form`: the most specific one matching it, the first
+/// among equals (RFC 9110 §12.5.1).
+fn deciding(accept: &[(String, f32)], form: Form) -> Option<Range> {
+    let mut best: Option<Range> = None;
+    for (position, (media, quality)) in accept.iter().enumerate() {
+        let specificity = if form.media_types().contains(&media.as_str()) {
+            3
+        } else if media == "application/*" {
+            2
+        } else if media == "*/*" {
+            1
+        } else {
+            continue;
+        };
+        if best.as_ref().is_none_or(|b| specificity > b.specificity) {
+            best = Some(Range {
+                specificity,
+                quality: *quality,
+                position,
+            });
+        }
+    }
+    best
+}
+
+/// The form a read takes by the Accept header (RFC 9110 §12.5.1): each form is weighed by the
+/// most specific range that matches it, so `application/json;q=0, */*` excludes JSON; the form
+/// of highest quality wins, then the one named more exactly, then the one named first, then
+/// JSON before NDJSON before batches. JSON when the header is absent or empty.
 fn form(headers: &HeaderMap) -> Result<Form, Problem> {
     let Some(accept) = headers.get(header::ACCEPT) else {
         return Ok(Form::Json);
     };
     let accept = accept.to_str().unwrap_or_default();
-    if accept.trim().is_empty() {
+    let ranges = ranges(accept);
+    if ranges.is_empty() {
         return Ok(Form::Json);
     }
-    let mut best: Option<(f32, Form)> = None;
-    for range in accept.split(',') {
-        let mut parts = range.split(';');
-        let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
-        let quality = parts
-            .filter_map(|p| p.trim().strip_prefix("q="))
-            .next()
-            .map_or(Some(1.0), |q| q.trim().parse::<f32>().ok())
-            .unwrap_or(0.0);
-        let form = match media.as_str() {
-            "application/json" | "application/*" | "*/*" => Form::Json,
-            NDJSON | "application/jsonl" => Form::Ndjson,
-            BATCHES => Form::Batches,
-            _ => continue,
+    let mut best: Option<(Range, Form)> = None;
+    for form in Form::ALL {
+        let Some(range) = deciding(&ranges, form).filter(|r| r.quality > 0.0) else {
+            continue;
         };
-        if quality > 0.0 && best.is_none_or(|(q, _)| quality > q) {
-            best = Some((quality, form));
+        let better = best.as_ref().is_none_or(|(b, _)| {
+            (
+                range.quality,
+                range.specificity,
+                std::cmp::Reverse(range.position),
+            ) > (b.quality, b.specificity, std::cmp::Reverse(b.position))
+        });
+        if better {
+            best = Some((range, form));
         }
     }
     if let Some((_, form)) = best {
@@ -718,19 +790,26 @@ pub async fn put(
 ) -> Result<Json<Written>, Problem> {
     let catalog = catalog_code(&code);
     let writer = bearer.writer(&state, &catalog).await?;
-    let _place = state.write_place()?;
-    let Json(objects): Json<Vec<serde_json::Map<String, serde_json::Value>>> =
-        Json::from_request(request, &state).await?;
-    if objects.is_empty() {
-        return Err(invalid("send at least one record".into()));
-    }
-    let numbered = objects.into_iter().enumerate().map(|(n, o)| Ok((n + 1, o)));
-    let table = import::json_objects(numbered).map_err(|e| match e {
-        import::ImportError::Json { line, problem } => {
-            Problem::new(Kind::MalformedJson, format!("record {line}: {problem}"))
+    let sent = async {
+        let place = state.write_place()?;
+        let Json(objects): Json<Vec<serde_json::Map<String, serde_json::Value>>> =
+            Json::from_request(request, &state).await?;
+        if objects.is_empty() {
+            return Err(invalid("send at least one record".into()));
         }
-        other => Problem::new(Kind::MalformedJson, other.to_string()),
-    })?;
+        let numbered = objects.into_iter().enumerate().map(|(n, o)| Ok((n + 1, o)));
+        let table = import::json_objects(numbered).map_err(|e| match e {
+            import::ImportError::Json { line, problem } => {
+                Problem::new(Kind::MalformedJson, format!("record {line}: {problem}"))
+            }
+            other => Problem::new(Kind::MalformedJson, other.to_string()),
+        })?;
+        Ok((place, table))
+    };
+    let (_place, table) = match sent.await {
+        Ok(sent) => sent,
+        Err(problem) => return Err(state.refused_write(&writer, &catalog, problem).await),
+    };
     let written = state
         .exchange
         .write_records(&writer, catalog, table.columns, table.rows)

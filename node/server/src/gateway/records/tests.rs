@@ -30,6 +30,33 @@ fn accept_is_read_by_quality_and_then_order() {
         Some(Form::Json)
     );
     assert_eq!(asked("text/html"), None);
+    // The most specific range decides: a refused JSON stays refused under a wildcard.
+    assert_eq!(asked("application/json;q=0, */*"), Some(Form::Ndjson));
+    assert_eq!(asked("*/*, application/json;q=0"), Some(Form::Ndjson));
+    assert_eq!(
+        asked("application/json;q=0, application/x-ndjson;q=0, */*"),
+        Some(Form::Batches)
+    );
+    assert_eq!(
+        asked(
+            "application/json;q=0, application/x-ndjson;q=0, application/x-tierlink-batches;q=0, */*"
+        ),
+        None
+    );
+    assert_eq!(asked("application/*;q=0, */*"), None);
+    // A wildcard ranks every form alike: JSON first; a named form outranks a wildcard.
+    assert_eq!(asked("*/*"), Some(Form::Json));
+    assert_eq!(asked("*/*, application/x-ndjson"), Some(Form::Ndjson));
+    // `q` is read in either case, and a weight above 1 is not one.
+    assert_eq!(
+        asked("application/json;Q=0.1, application/x-ndjson;Q=0.9"),
+        Some(Form::Ndjson)
+    );
+    assert_eq!(
+        asked("application/json;q=0, application/x-ndjson;q=2"),
+        None
+    );
+    assert_eq!(asked(" , "), Some(Form::Json));
     assert_eq!(asked("a/b"), None);
     assert_eq!(asked("application/json;q=bad"), None);
 }

@@ -44,6 +44,18 @@ const _: () = assert!(
 /// entry's reason): a message about a 60 MB cell need not be 60 MB.
 pub const MAX_MESSAGE_CHARS: usize = 4096;
 
+/// Most characters of a purpose: a read's, a grant's, an access request's. A purpose names a use
+/// as grants state it ("subsistence allowance review"); it rides in every signed requester and
+/// audit entry, and refusals repeat it.
+pub const MAX_PURPOSE_CHARS: usize = 256;
+
+/// Most characters of a role a read names, `UNIT/NAME`: a division code and a name of at most
+/// 64 characters fit well within it.
+pub const MAX_ROLE_CHARS: usize = 128;
+
+/// Most characters of a name: a principal's, a grant's or a request's id.
+pub const MAX_NAME_CHARS: usize = 64;
+
 /// `text`, cut after `max` characters with `…` and how many more there were.
 pub fn clip(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
     match text.char_indices().nth(max) {

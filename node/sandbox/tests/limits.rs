@@ -287,6 +287,63 @@ async fn a_relayed_read_counts_against_the_member_it_is_for_not_the_relay() {
     f.federation.stop().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_repeating_a_long_value_reaches_its_caller_bounded_directly_and_through_relays() {
+    let f = federation_with(10, |_| {}).await;
+    let open = open_policies(&f).await;
+    let mut city = f.clients[CITY]
+        .connect(f.clients[CITY].code())
+        .await
+        .unwrap();
+    // A credential's fields are no longer than such things are: refused before anything repeats
+    // them, naming the limit.
+    for (field, limit, n) in [
+        ("purpose", 256, 6_000),
+        ("role", 128, 20_000),
+        ("principal", 64, 20_000),
+    ] {
+        let mut query = principal_query(&open.city);
+        let credential = query.scope.as_mut().unwrap().credential.as_mut().unwrap();
+        let value = "核".repeat(n);
+        match field {
+            "purpose" => credential.purpose = value,
+            "role" => credential.role = value,
+            _ => credential.principal = value,
+        }
+        let refused = city.query(query).await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+        let said = format!("{field} is at most {limit} characters");
+        assert!(refused.message().contains(&said), "{}", refused.message());
+    }
+    // So is a catalog's code and a request id.
+    let mut query = principal_query(&open.city);
+    query.scope.as_mut().unwrap().catalog = "9".repeat(20_000);
+    let refused = city.query(query).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+    assert!(refused.message().len() < 300, "{}", refused.message());
+    let mut query = principal_query(&open.city);
+    query.scope.as_mut().unwrap().request_id = "r".repeat(129);
+    let refused = city.query(query).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+    // An item no catalog has, 20,000 characters long: the producer's refusal repeats it, cut to
+    // what every peer takes, read here, at the street, and through the district.
+    for via in ["", "420502"] {
+        let mut query = principal_query(&open.city);
+        query.scope.as_mut().unwrap().via = via.into();
+        query.r#where = vec![FieldEquals {
+            item: "核".repeat(20_000),
+            value: "1".into(),
+        }];
+        let refused = city.query(query).await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+        let message = refused.message();
+        assert!(message.contains("核核核"), "{message}");
+        assert!(message.ends_with(" more characters)"), "{message}");
+        assert!(message.len() < 8 << 10, "{} bytes", message.len());
+    }
+    f.federation.stop().await.unwrap();
+}
+
 /// A TLS connection to node `n`'s gateway, trusting the federation CA, over a fresh socket.
 async fn gateway_tls(f: &Fixture, n: usize) -> tokio_rustls::client::TlsStream<TcpStream> {
     let node = &f.federation.nodes[n];
@@ -392,6 +449,12 @@ async fn the_gateway_closes_connections_past_its_limits_and_requests_that_stall(
     assert!(read.is_ok(), "the stalled body was kept open: {answer}");
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("/problems/body-stalled"), "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("\r\nconnection: close\r\n"),
+        "{answer}"
+    );
     f.federation.stop().await.unwrap();
 }
 
@@ -535,6 +598,13 @@ async fn an_early_answer_reaches_a_client_still_sending_and_a_trickled_request_m
     assert!(read.is_ok(), "the trickled request was kept: {answer}");
     assert!(
         answer.starts_with("HTTP/1.1 408") && answer.contains("/problems/request-timeout"),
+        "{answer}"
+    );
+    // The rest of the request cannot be told from a next one: the answer ends the connection.
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("\r\nconnection: close\r\n"),
         "{answer}"
     );
     trickle.abort();

@@ -8,6 +8,8 @@
 //!   capped by its method before it is buffered, and malformed framing answered
 //!   INVALID_ARGUMENT.
 //!
+//! - [`StatusMessageLayer`]: every status message cut to what any peer's header limit takes,
+//!   however much of a caller's text a refusal repeats.
 //! - [`Guesses`]: wrong API tokens per source address, for the transports that take tokens.
 //! - [`Connections`]: connections open per source address and in all, for the listener anyone
 //!   may reach (the gateway's).
@@ -34,8 +36,10 @@ use crate::admission::Caller;
 
 mod connections;
 mod guesses;
+mod status;
 pub use connections::{Admitted, ConnectionPermit, Connections, Crowded};
 pub use guesses::{Guesses, RetryAfter};
+pub use status::{MAX_STATUS_MESSAGE_BYTES, StatusMessageLayer};
 
 /// A read refused because too many are open.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

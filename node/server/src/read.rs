@@ -28,10 +28,13 @@ use std::time::Duration;
 
 use prost::Message;
 use tierlink_client::{ClientError, Peers};
+use tierlink_core::catalog::is_resource_code;
 use tierlink_core::config::LimitSettings;
 use tierlink_core::identity::tokens::Scope as TokenScope;
 use tierlink_core::identity::{NodeCode, PrincipalError, PrincipalFiles, RecipientKey};
-use tierlink_core::limits::DEFAULT_BATCH_BYTES;
+use tierlink_core::limits::{
+    DEFAULT_BATCH_BYTES, MAX_NAME_CHARS, MAX_PURPOSE_CHARS, MAX_ROLE_CHARS, clip, thousands,
+};
 use tierlink_core::members::Standing;
 use tierlink_core::policy::{Asker, Decision, Redactor, Refusal};
 use tierlink_core::read::Read;
@@ -126,9 +129,20 @@ struct Scope {
     today: String,
 }
 
-/// The caller's request id, or a fresh random one when it gave none.
+/// Most characters of a request id a caller gives: ids are written into every batch header and
+/// audit entry of the read.
+pub const MAX_REQUEST_ID_CHARS: usize = 128;
+
+/// The caller's request id (at most [`MAX_REQUEST_ID_CHARS`] visible ASCII characters), or a
+/// fresh random one when it gave none.
 fn request_id(given: &str) -> Result<String, ReadError> {
     if !given.is_empty() {
+        if given.len() > MAX_REQUEST_ID_CHARS || !given.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(ReadError::invalid_argument(format!(
+                "a request id is 1 to {MAX_REQUEST_ID_CHARS} visible ASCII characters (a UUID, say), and {:?} is not: give another or none, and the node makes one",
+                clip(given, 64)
+            )));
+        }
         return Ok(given.to_owned());
     }
     let mut bytes = [0u8; 16];
@@ -138,6 +152,42 @@ fn request_id(given: &str) -> Result<String, ReadError> {
         ))
     })?;
     Ok(hex::encode(bytes))
+}
+
+/// Checks that what a principal's credential names is no longer than such things are, before
+/// anything repeats it (a refusal, a signed requester, the audit).
+fn check_credential(c: &Credential) -> Result<(), ReadError> {
+    let fields = [
+        (
+            "principal",
+            &c.principal,
+            MAX_NAME_CHARS,
+            "the principal's name on its node",
+        ),
+        (
+            "role",
+            &c.role,
+            MAX_ROLE_CHARS,
+            "a role the principal holds, UNIT/NAME",
+        ),
+        (
+            "purpose",
+            &c.purpose,
+            MAX_PURPOSE_CHARS,
+            "the use in a few words, as the grant states it",
+        ),
+        ("grant", &c.grant, MAX_NAME_CHARS, "a grant's id, or none"),
+    ];
+    for (field, value, max, remedy) in fields {
+        let n = value.chars().count();
+        if n > max {
+            return Err(ReadError::invalid_argument(format!(
+                "a credential's {field} is at most {max} characters, and this one has {}: give {remedy}",
+                thousands(n as u64)
+            )));
+        }
+    }
+    Ok(())
 }
 
 impl ReadService {
@@ -382,6 +432,12 @@ impl ReadService {
     pub async fn read(&self, caller: &Caller, mut read: Read) -> Result<BatchStream, ReadError> {
         let fields = read.scope_mut();
         fields.request_id = request_id(&fields.request_id)?;
+        if !is_resource_code(&fields.catalog) {
+            return Err(ReadError::invalid_argument(format!(
+                "{:?} is not a catalog's resource code: name the catalog by its code, such as 101001001/000001",
+                clip(&fields.catalog, 64)
+            )));
+        }
         let credential = fields.credential.take();
         let signed = fields.requester.take();
         let mut via = std::mem::take(&mut fields.via);
@@ -395,15 +451,24 @@ impl ReadService {
             today: chrono::Utc::now().format("%Y-%m-%d").to_string(),
         };
         let hop = self.next_hop(&scope.producer, &mut via)?;
-        let principal = credential
-            .as_ref()
-            .map(|c| format!("{}@{}", c.principal, self.me()));
-        let reader = match self.reader(caller, credential, signed, &scope, hop.is_none()) {
+        // Who the credential claims to be, in what role and for what purpose: a refused
+        // credential is audited with all three.
+        let claimed = credential.as_ref().map(|c| Asker {
+            node: caller.node.clone(),
+            grant: None,
+            principal: clip(&c.principal, MAX_NAME_CHARS).into_owned(),
+            role: clip(&c.role, MAX_ROLE_CHARS).into_owned(),
+            purpose: clip(&c.purpose, MAX_PURPOSE_CHARS).into_owned(),
+        });
+        let checked = credential.as_ref().map_or(Ok(()), check_credential);
+        let reader = match checked
+            .and_then(|()| self.reader(caller, credential, signed, &scope, hop.is_none()))
+        {
             Ok(reader) => reader,
             Err(error) => {
-                if let Some(principal) = principal {
-                    let mut entry = self.audit_entry(Side::Consumer, &caller.node, &scope, None);
-                    entry.principal = principal;
+                if let Some(claimed) = claimed {
+                    let entry =
+                        self.audit_entry(Side::Consumer, &caller.node, &scope, Some(&claimed));
                     return Err(self.refused(entry, error).await);
                 }
                 return Err(error);

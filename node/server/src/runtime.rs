@@ -33,7 +33,7 @@ use crate::exchange::server::ExchangeService;
 use crate::gateway::auth::Auth;
 use crate::gateway::tls::TlsError;
 use crate::gateway::{Gateway, Services};
-use crate::limits::{Guesses, RequestLimitLayer};
+use crate::limits::{Guesses, RequestLimitLayer, StatusMessageLayer};
 use crate::read::{NodeKeys, ReadService};
 
 /// How long a stopping node lets the gateway's answers in progress finish.
@@ -314,6 +314,7 @@ impl Node {
             .timeout(Duration::from_millis(limits.call_ms))
             .max_concurrent_streams(limits.calls_per_connection)
             .http2_keepalive_interval(Some(Duration::from_millis(limits.keepalive_ms)))
+            .layer(StatusMessageLayer)
             .layer(admission)
             .layer(RequestLimitLayer::new(limits))
             .add_service(health)

@@ -8,6 +8,7 @@ use super::model::{
 };
 use crate::catalog::{Catalog, DataType, InformationItem, SharingType};
 use crate::identity::NodeCode;
+use crate::limits::{MAX_NAME_CHARS, MAX_PURPOSE_CHARS, thousands};
 
 /// What the policy rules need to know of the rest of the directory.
 pub trait PolicyContext {
@@ -25,10 +26,21 @@ fn check(ok: bool, reason: impl FnOnce() -> String) -> Result<(), String> {
 
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
-        && name.len() <= 64
+        && name.len() <= MAX_NAME_CHARS
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// A purpose a read can state: at most [`MAX_PURPOSE_CHARS`] characters.
+fn check_purpose(purpose: &str) -> Result<(), String> {
+    let n = purpose.chars().count();
+    check(n <= MAX_PURPOSE_CHARS, || {
+        format!(
+            "a purpose is at most {MAX_PURPOSE_CHARS} characters, and this one has {}: name the use in a few words",
+            thousands(n as u64)
+        )
+    })
 }
 
 fn valid_day(day: &str) -> bool {
@@ -210,6 +222,7 @@ impl Policies {
         check(!grant.purpose.trim().is_empty(), || {
             "state the grant's purpose".into()
         })?;
+        check_purpose(&grant.purpose)?;
         check(valid_day(&grant.expires), || {
             format!("expiry {:?} is not a day written YYYY-MM-DD", grant.expires)
         })?;
@@ -399,6 +412,7 @@ impl Policies {
         check(!request.purpose.trim().is_empty(), || {
             "state the purpose of the request".into()
         })?;
+        check_purpose(&request.purpose)?;
         let catalog = ctx
             .published(&request.producer, &request.catalog)
             .ok_or_else(|| {

@@ -177,14 +177,23 @@ impl Principals {
             };
             api.holder(now)?.permits(act)?;
         }
-        if !principal.roles.contains(role) {
-            return Err(PrincipalError::RoleNotHeld {
-                principal: name.to_owned(),
-                role: role.to_owned(),
-                held: principal.roles.iter().cloned().collect(),
-            });
-        }
+        Self::holds(principal, role)?;
         Ok(principal)
+    }
+
+    /// Checks that `principal` holds `role` (`UNIT/NAME`).
+    ///
+    /// # Errors
+    /// [`PrincipalError::RoleNotHeld`], naming the roles it does hold.
+    pub fn holds(principal: &Principal, role: &str) -> Result<(), PrincipalError> {
+        if principal.roles.contains(role) {
+            return Ok(());
+        }
+        Err(PrincipalError::RoleNotHeld {
+            principal: principal.name.clone(),
+            role: role.to_owned(),
+            held: principal.roles.iter().cloned().collect(),
+        })
     }
 }
 

@@ -12,7 +12,7 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use tierlink_core::identity::tokens::{ApiTokens, Scope, TokenError, TokenHolder};
-use tierlink_core::identity::{PrincipalFiles, Principals};
+use tierlink_core::identity::{Principal, PrincipalFiles, Principals};
 use tierlink_proto::v1::Credential;
 
 use super::State;
@@ -219,30 +219,55 @@ impl Bearer {
         if let Some(role) = header_text(headers, ROLE)? {
             return Ok(role);
         }
-        let principals = Principals::load(&state.auth.files.principals)
-            .map_err(|e| Problem::new(Kind::FailedPrecondition, e.to_string()))?;
-        let name = self.reader()?;
-        let roles: Vec<String> = principals
-            .principals
-            .iter()
-            .find(|p| p.name == name)
-            .map(|p| p.roles.iter().cloned().collect())
-            .unwrap_or_default();
+        let principal = self.principal(state)?;
+        let roles: Vec<String> = principal.roles.iter().cloned().collect();
         match roles.as_slice() {
             [only] => Ok(only.clone()),
             [] => Err(Problem::new(
                 Kind::Unauthenticated,
                 format!(
-                    "principal {name} holds no role on this node: its administrator gives it one"
+                    "principal {} holds no role on this node: its administrator gives it one",
+                    principal.name
                 ),
             )),
             several => {
                 let detail = format!(
-                    "principal {name} holds several roles ({}): name the one it acts in with the Tierlink-Role header",
+                    "principal {} holds several roles ({}): name the one it acts in with the Tierlink-Role header",
+                    principal.name,
                     several.join(", ")
                 );
                 Err(Problem::new(Kind::RoleRequired, detail).with_roles(roles))
             }
         }
+    }
+
+    /// Checks that the principal holds `role`, as the read service checks before a read: for
+    /// answers that read no record (explain), which do not pass through it.
+    pub fn holds(&self, state: &State, role: &str) -> Result<(), Problem> {
+        let principal = self.principal(state)?;
+        Principals::holds(&principal, role).map_err(|e| {
+            Problem::new(
+                Kind::PermissionDenied,
+                format!("{e}: name one of those in the Tierlink-Role header"),
+            )
+        })
+    }
+
+    /// The principal the token is for, as the principals file has it now.
+    fn principal(&self, state: &State) -> Result<Principal, Problem> {
+        let name = self.reader()?;
+        Principals::load(&state.auth.files.principals)
+            .map_err(|e| Problem::new(Kind::FailedPrecondition, e.to_string()))?
+            .principals
+            .into_iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| {
+                Problem::new(
+                    Kind::Unauthenticated,
+                    format!(
+                        "principal {name} was removed from this node: its administrator adds it again"
+                    ),
+                )
+            })
     }
 }

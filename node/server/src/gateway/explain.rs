@@ -77,7 +77,7 @@ fn given(s: String) -> Option<String> {
         (status = 200, description = "The decision, item by item.", body = Explanation),
         (status = 400, description = "A bad parameter, a missing purpose, or a role to choose.", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 401, description = "No token, or one that does not work.", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "An administrator's token, which acts for no principal.", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "An administrator's token, which acts for no principal, or a role the principal does not hold.", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 404, description = "The producer has no such catalog (or has not published it).", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 429, description = "Too many failed tokens from this address.", body = ProblemDocument, content_type = "application/problem+json"),
     ),
@@ -92,6 +92,7 @@ pub async fn explain(
 ) -> Result<Json<Explanation>, Problem> {
     let Query(params) = params?;
     let credential = bearer.credential(&state, &headers, None)?;
+    bearer.holds(&state, &credential.role)?;
     let principal = format!("{}@{}", credential.principal, state.me());
     let request = ExplainRequest {
         principal: principal.clone(),

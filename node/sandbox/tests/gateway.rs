@@ -398,6 +398,59 @@ async fn a_write_token_writes_only_its_catalogs_the_administrators_reads_none_an
         "{}",
         body["detail"]
     );
+    // Whatever refuses a write its token may make is audited too: a body that is not JSON, one
+    // sent as another media type, a file in a charset no one knows, a catalog not kept here.
+    let records = format!("/v1/catalogs/{BUILDINGS}/records");
+    let refusals = [
+        (
+            street
+                .post(&records)
+                .bearer_auth(&clerk)
+                .header("content-type", "application/json")
+                .body(r#"[{"building_code": "#),
+            StatusCode::BAD_REQUEST,
+            BUILDINGS,
+        ),
+        (
+            street
+                .post(&records)
+                .bearer_auth(&clerk)
+                .header("content-type", "text/plain")
+                .body("[]"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            BUILDINGS,
+        ),
+        (
+            street
+                .post(&format!("/v1/catalogs/{BUILDINGS}/imports"))
+                .bearer_auth(&clerk)
+                .header("content-type", "text/csv; charset=klingon")
+                .body("building_code\n"),
+            StatusCode::BAD_REQUEST,
+            BUILDINGS,
+        ),
+        (
+            street
+                .post("/v1/catalogs/101001001/999999/records")
+                .bearer_auth(&admin)
+                .json(&buildings),
+            StatusCode::NOT_FOUND,
+            "101001001/999999",
+        ),
+    ];
+    for (request, status, catalog) in refusals {
+        let (got, body) = problem(request.send().await.unwrap()).await;
+        assert_eq!(got, status, "{body}");
+        let detail = body["detail"].as_str().unwrap().to_owned();
+        let entry = audited(audit, |e| {
+            e.kind == "write"
+                && e.outcome == Some(Outcome::Refused)
+                && !e.reason.is_empty()
+                && (detail.contains(&e.reason) || e.reason.contains(&detail))
+        })
+        .await;
+        assert_eq!(entry.catalog, catalog, "{detail}");
+    }
     // A read token writes nothing.
     let reader_token = token(&f, STREET, "wang", Scope::Read);
     let (status, _) = problem(post(BUILDINGS, &reader_token, &buildings).await.unwrap()).await;
@@ -672,13 +725,56 @@ async fn errors_are_problem_documents_of_a_stable_type() {
         .await
         .unwrap();
     assert_eq!(served.status(), StatusCode::OK);
-    // A role the principal does not hold: authenticated, but not permitted.
+    // A role the principal does not hold: authenticated, but not permitted, to read or to have
+    // a read explained.
     check(
         reader(city.get(&records), &zhao, SECURITY)
             .header("Tierlink-Role", "420500/other")
             .query(&[("target", STREET_CODE)]),
         StatusCode::FORBIDDEN,
         "permission-denied",
+    )
+    .await;
+    let body = check(
+        reader(
+            city.get(&format!("{RESIDENTS_PATH}/explain")),
+            &zhao,
+            SECURITY,
+        )
+        .header("Tierlink-Role", "420500/other")
+        .query(&[("target", STREET_CODE)]),
+        StatusCode::FORBIDDEN,
+        "permission-denied",
+    )
+    .await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("420500/ps-analyst"),
+        "{body}"
+    );
+    // A purpose or role longer than such things are is refused, naming the limit, whatever its
+    // characters.
+    for purpose in ["x".repeat(8 << 10), "核".repeat(300)] {
+        let body = check(
+            reader(city.get(&records), &zhao, &purpose).query(&[("target", STREET_CODE)]),
+            StatusCode::BAD_REQUEST,
+            "invalid-argument",
+        )
+        .await;
+        let detail = body["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("purpose is at most 256 characters"),
+            "{detail}"
+        );
+    }
+    check(
+        reader(city.get(&records), &zhao, SECURITY)
+            .header("Tierlink-Role", "r".repeat(8 << 10))
+            .query(&[("target", STREET_CODE)]),
+        StatusCode::BAD_REQUEST,
+        "invalid-argument",
     )
     .await;
     check(

@@ -107,6 +107,24 @@ impl Services {
         })
     }
 
+    /// Audits `writer`'s write to `catalog` as refused for `problem`, which it returns: every
+    /// refusal between the token's check and the store (a body that is not JSON, a wrong media
+    /// type, an unknown charset, no such catalog) is kept as the store's own are.
+    pub async fn refused_write(
+        &self,
+        writer: &str,
+        catalog: &str,
+        problem: problem::Problem,
+    ) -> problem::Problem {
+        let audited = self
+            .exchange
+            .audit_refused_write(writer, catalog, problem.detail.clone());
+        if let Err(e) = audited.await {
+            tracing::error!(error = %e, "cannot audit a refused write");
+        }
+        problem
+    }
+
     /// A request to one of the node's gRPC services, called in process for `caller`.
     fn request<T>(caller: Caller, message: T) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);

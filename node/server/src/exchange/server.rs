@@ -88,7 +88,8 @@ impl ExchangeService {
     /// Writes `rows` of `columns` to `catalog`, all or none, on a blocking thread, and audits
     /// it as `writer`'s (`NAME@UNIT`, or empty for the node itself): `PutRecords` and the
     /// gateway's writes alike. The entry, naming every key sent, reaches the disk with the
-    /// records; a write refused for its records is audited as refused.
+    /// records; a write refused (no such catalog, records that break it, a store that fails) is
+    /// audited as refused.
     pub async fn write_records(
         &self,
         writer: &str,
@@ -100,7 +101,7 @@ impl ExchangeService {
         let audit = self.audit.clone();
         let entry = self.write_entry(writer, &catalog, columns.clone());
         let code = catalog.clone();
-        let written = tokio::task::spawn_blocking(move || {
+        let written: Result<PutOutcome, RegistryError> = tokio::task::spawn_blocking(move || {
             let outcome = registry.put_records_with(&code, &columns, rows, |rows| {
                 let mut entry = entry;
                 entry.outcome = Some(Outcome::Served);
@@ -131,13 +132,12 @@ impl ExchangeService {
             Ok(outcome) => {
                 tracing::info!(%catalog, writer, created = outcome.created, updated = outcome.updated, unchanged = outcome.unchanged, "records written");
             }
-            Err(refusal @ (RegistryError::Records { .. } | RegistryError::Columns { .. })) => {
+            Err(refusal) => {
                 let refused = self.audit_refused_write(writer, &catalog, refusal.to_string());
                 if let Err(e) = refused.await {
                     tracing::error!(error = %e, "cannot audit a refused write");
                 }
             }
-            Err(_) => {}
         }
         written
     }

@@ -191,40 +191,36 @@ pub async fn upload(
 ) -> Result<Json<ImportReport>, Problem> {
     let catalog = catalog_code(&code);
     let writer = bearer.writer(&state, &catalog).await?;
-    let Query(params) = params?;
-    let (format, charset) = content(&headers)?;
-    let bad = |e: String| Problem::new(Kind::InvalidArgument, e);
-    let encoding = params
-        .encoding
-        .or(charset)
-        .map(|e| e.parse::<Encoding>())
-        .transpose()
-        .map_err(bad)?;
-    let mapping = params
-        .mapping
-        .as_deref()
-        .map(Mapping::parse)
-        .transpose()
-        .map_err(|e| bad(e.to_string()))?;
-    let _place = state.write_place()?;
-    let dry_run = params.dry_run.unwrap_or(false);
-    let all_or_none = !dry_run && !params.skip_bad.unwrap_or(false);
-    let file = (format, encoding);
-    let checked = check(&state, request, &catalog, file, mapping, all_or_none).await;
-    let (imported, mut report) = match checked {
-        Ok(checked) => checked,
-        // A write refused is audited, as gRPC's and the records' are; a dry run writes nothing.
-        Err(problem) if !dry_run => {
-            let refused =
-                state
-                    .exchange
-                    .audit_refused_write(&writer, &catalog, problem.detail.clone());
-            if let Err(e) = refused.await {
-                tracing::error!(error = %e, "cannot audit a refused import");
-            }
-            return Err(problem);
-        }
-        Err(problem) => return Err(problem),
+    // A dry run writes nothing, so its refusals are not refused writes.
+    let dry_run = params
+        .as_ref()
+        .is_ok_and(|Query(p)| p.dry_run.unwrap_or(false));
+    let sent = async {
+        let Query(params) = params?;
+        let (format, charset) = content(&headers)?;
+        let bad = |e: String| Problem::new(Kind::InvalidArgument, e);
+        let encoding = params
+            .encoding
+            .or(charset)
+            .map(|e| e.parse::<Encoding>())
+            .transpose()
+            .map_err(bad)?;
+        let mapping = params
+            .mapping
+            .as_deref()
+            .map(Mapping::parse)
+            .transpose()
+            .map_err(|e| bad(e.to_string()))?;
+        let place = state.write_place()?;
+        let all_or_none = !dry_run && !params.skip_bad.unwrap_or(false);
+        let file = (format, encoding);
+        let checked = check(&state, request, &catalog, file, mapping, all_or_none).await?;
+        Ok((place, checked))
+    };
+    let (_place, (imported, mut report)) = match sent.await {
+        Ok(sent) => sent,
+        Err(problem) if dry_run => return Err(problem),
+        Err(problem) => return Err(state.refused_write(&writer, &catalog, problem).await),
     };
     if dry_run {
         return Ok(Json(report));

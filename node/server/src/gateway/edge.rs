@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, Version, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -31,12 +32,14 @@ pub struct Edge {
 /// Runs `request` through `next` within `edge`'s deadline, its body drained if left unread.
 pub async fn edge(edge: Edge, request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
+    let http1 = parts.version < Version::HTTP_2;
     let body = Body::new(Unread {
         body: Some(body),
         ended: false,
         edge,
     });
-    match tokio::time::timeout(edge.deadline, next.run(Request::from_parts(parts, body))).await {
+    let answer = tokio::time::timeout(edge.deadline, next.run(Request::from_parts(parts, body)));
+    let mut response = match answer.await {
         Ok(response) => response,
         Err(_) => Problem::new(
             Kind::RequestTimeout,
@@ -46,7 +49,15 @@ pub async fn edge(edge: Edge, request: Request, next: Next) -> Response {
             ),
         )
         .into_response(),
+    };
+    // After a 408 (the deadline, or a body that stalled), what is left of the request cannot be
+    // told from the next one (RFC 9110 §15.5.9): the connection ends with the answer.
+    if http1 && response.status() == StatusCode::REQUEST_TIMEOUT {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
+    response
 }
 
 /// A request body that, dropped before its end, has the rest read and dropped.

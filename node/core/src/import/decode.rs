@@ -1,9 +1,13 @@
 //! Bytes to text: UTF-8 (RFC 3629) with or without a byte order mark, or GB18030/GBK with the
-//! WHATWG decoder (`encoding_rs`), which also reads GB18030's four-byte sequences.
+//! WHATWG decoder (`encoding_rs`), which also reads GB18030's four-byte sequences. A file that is
+//! not UTF-8 and names no encoding is read as GB18030 unless Mozilla's detector (`chardetng`,
+//! Firefox's, with character-frequency models of each legacy encoding) reads it as Big5, Shift_JIS,
+//! EUC-JP or EUC-KR.
 
 use std::borrow::Cow;
 
-use encoding_rs::{DecoderResult, GB18030, GBK};
+use chardetng::{EncodingDetector, Iso2022JpDetection, Utf8Detection};
+use encoding_rs::{BIG5, DecoderResult, EUC_JP, EUC_KR, GB18030, GBK, SHIFT_JIS};
 
 use super::parse::line_of;
 use super::{Encoding, ImportError};
@@ -29,17 +33,21 @@ pub(super) fn decode(
                     let gb = (!bom)
                         .then(|| gb18030(bytes, Encoding::Gb18030).ok())
                         .flatten();
-                    match (gb, forced) {
-                        (Some(text), None) if other_reading(bytes, &text).is_some() => {
-                            Err(ImportError::Encoding {
-                                line: line_of(bytes, body.len().min(e.valid_up_to())),
-                                encoding: Encoding::Utf8,
-                                looks_like: other_reading(bytes, &text),
-                                advice: "it reads as Chinese neither in UTF-8 nor in GB18030: save it as \"CSV UTF-8\" and import that; if it is GB18030 after all, pass --encoding gb18030".into(),
-                            })
+                    let other = match (&gb, forced) {
+                        (Some(text), None) => other_reading(bytes, text),
+                        _ => None,
+                    };
+                    match (gb, forced, other) {
+                        (Some(_), None, Some(other)) => Err(ImportError::Encoding {
+                            line: line_of(bytes, body.len().min(e.valid_up_to())),
+                            encoding: Encoding::Utf8,
+                            looks_like: Some(other.name),
+                            advice: other.advice(),
+                        }),
+                        (Some(text), None, None) => Ok((Cow::Owned(text), Encoding::Gb18030)),
+                        (gb, _, _) => {
+                            Err(not_utf8(bytes, body.len(), e.valid_up_to(), gb.is_some()))
                         }
-                        (Some(text), None) => Ok((Cow::Owned(text), Encoding::Gb18030)),
-                        (gb, _) => Err(not_utf8(bytes, body.len(), e.valid_up_to(), gb.is_some())),
                     }
                 }
             }
@@ -68,33 +76,90 @@ pub(super) fn decode(
     }
 }
 
-/// The encoding bytes that decode as GB18030 (to `text`) are more likely in: Big5 or Shift_JIS,
-/// when they decode in it and do not read as Chinese in GB18030. Text in those encodings mostly
-/// decodes as GB18030 too, into symbols, kana, rare characters and private-use code points
-/// (where GB18030 puts user-defined and unassigned codes). Chinese text has nearly all its
-/// characters in GB 2312's rows; a few rare ones (names) lower that share a little, so the file
-/// is refused only when under half of its characters are there, or under 80% with a private-use
-/// character among them.
-fn other_reading(bytes: &[u8], text: &str) -> Option<&'static str> {
-    let common = common_share(bytes);
-    let private = text.chars().any(|c| ('\u{E000}'..='\u{F8FF}').contains(&c));
-    if common >= 0.8 || (common >= 0.5 && !private) {
-        return None;
-    }
-    [encoding_rs::BIG5, encoding_rs::SHIFT_JIS]
-        .into_iter()
-        .find(|e| {
-            e.decode_without_bom_handling_and_without_replacement(bytes)
-                .is_some()
-        })
-        .map(|e| e.name())
+/// Bytes of a file the detector reads: its models decide within a few hundred characters, and
+/// it reads about 6 MiB a second, so a large file costs a sixth of a second more, not seconds.
+const DETECTED_BYTES: usize = 1 << 20;
+
+/// The multi-byte encodings of East Asia other than GB18030's family: text in them mostly decodes
+/// as GB18030 too, into symbols, kana, rare characters and private-use code points.
+const OTHER_CJK: [&encoding_rs::Encoding; 4] = [BIG5, SHIFT_JIS, EUC_JP, EUC_KR];
+
+/// Characters of two bytes or more, at the least, on which the detector's guess is sure: fewer
+/// (a file of a few names) may read as Chinese in more than one encoding.
+const SURE_CHARACTERS: usize = 100;
+
+/// An encoding other than GB18030 that a file reads more like.
+struct OtherReading {
+    /// Its WHATWG name.
+    name: &'static str,
+    /// Whether the file had text enough ([`SURE_CHARACTERS`]) to tell.
+    sure: bool,
 }
 
-/// The share of GB18030 bytes' multi-byte characters that are where Chinese text has them: GB
-/// 2312's punctuation and full-width rows (lead byte 0xA1 to 0xA3) and its Han characters (0xB0
-/// to 0xF7), each with a trail byte 0xA1 to 0xFE, or GB18030's own four-byte sequences, which no
-/// other encoding has. 1 for text with none.
-fn common_share(bytes: &[u8]) -> f64 {
+impl OtherReading {
+    /// What to do about a file that reads like this encoding.
+    fn advice(&self) -> String {
+        let name = self.name;
+        if self.sure {
+            format!(
+                "it reads as {name} rather than as GB18030: save it as \"CSV UTF-8\" and import that; if it is GB18030 or GBK after all, pass --encoding gb18030"
+            )
+        } else {
+            format!(
+                "it has too little Chinese text to tell GB18030 from {name} for sure, and reads more like {name}: if it is GBK or GB18030 (Chinese Excel's \"CSV\"), pass --encoding gb18030; otherwise save it as \"CSV UTF-8\" and import that"
+            )
+        }
+    }
+}
+
+/// The encoding that bytes which decode as GB18030 (to `text`) are more likely in, if any.
+///
+/// Mozilla's detector decides from the first [`DETECTED_BYTES`]: GBK means GB18030; one of
+/// [`OTHER_CJK`] that decodes the whole file means that one. With too few characters for its
+/// models, its guess is a single-byte encoding, and the share of characters in GB 2312's rows
+/// decides: Chinese text has nearly all of its characters there; a few rare ones (names) lower
+/// that share a little, so the file is refused only when under half of them are, or under 80%
+/// with a private-use character among them.
+fn other_reading(bytes: &[u8], text: &str) -> Option<OtherReading> {
+    let decodes = |e: &&'static encoding_rs::Encoding| {
+        e.decode_without_bom_handling_and_without_replacement(bytes)
+            .is_some()
+    };
+    let mut detector = EncodingDetector::new(Iso2022JpDetection::Deny);
+    let read = &bytes[..bytes.len().min(DETECTED_BYTES)];
+    detector.feed(read, read.len() == bytes.len());
+    let guess = detector.guess(None, Utf8Detection::Deny);
+    if guess == GBK {
+        return None;
+    }
+    let (wide, common) = gb2312_rows(read);
+    let sure = wide >= SURE_CHARACTERS;
+    if OTHER_CJK.contains(&guess) {
+        return Some(guess).filter(decodes).map(|e| OtherReading {
+            name: e.name(),
+            sure,
+        });
+    }
+    let share = if wide == 0 {
+        1.0
+    } else {
+        common as f64 / wide as f64
+    };
+    let private = text.chars().any(|c| ('\u{E000}'..='\u{F8FF}').contains(&c));
+    if share >= 0.8 || (share >= 0.5 && !private) {
+        return None;
+    }
+    OTHER_CJK.into_iter().find(decodes).map(|e| OtherReading {
+        name: e.name(),
+        sure,
+    })
+}
+
+/// Of GB18030 bytes' multi-byte characters, how many there are and how many are where Chinese
+/// text has them: GB 2312's punctuation and full-width rows (lead byte 0xA1 to 0xA3) and its Han
+/// characters (0xB0 to 0xF7), each with a trail byte 0xA1 to 0xFE, or GB18030's own four-byte
+/// sequences, which no other encoding has.
+fn gb2312_rows(bytes: &[u8]) -> (usize, usize) {
     let (mut wide, mut common, mut at) = (0usize, 0usize, 0);
     while at < bytes.len() {
         let lead = bytes[at];
@@ -109,11 +174,7 @@ fn common_share(bytes: &[u8]) -> f64 {
         common += usize::from(four || rows && (0xA1..=0xFE).contains(&trail));
         at += if four { 4 } else { 2 };
     }
-    if wide == 0 {
-        1.0
-    } else {
-        common as f64 / wide as f64
-    }
+    (wide, common)
 }
 
 /// The error for bytes that are not UTF-8 from `valid` on (in the `len` bytes after any BOM).

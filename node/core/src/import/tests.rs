@@ -148,10 +148,12 @@ fn a_big5_or_shift_jis_file_is_not_taken_for_gb18030_nor_a_gbk_file_of_rare_name
         text
     };
     // Traditional Chinese (Big5) and Japanese (Shift_JIS) bytes mostly decode as GB18030 too,
-    // into symbols, kana and private-use characters: detection refuses them, naming the
-    // encoding, rather than store that.
+    // many of them into ordinary GB 2312 characters (陳雅萱 and 黃偉誠 do): the detector's
+    // character frequencies refuse them, naming the encoding, rather than store that.
     for (encoding, rows) in [
         (encoding_rs::BIG5, &[("陳志明", "保全")][..]),
+        (encoding_rs::BIG5, &[("陳雅萱", "保全")][..]),
+        (encoding_rs::BIG5, &[("黃偉誠", "電工")][..]),
         (
             encoding_rs::BIG5,
             &[("李建宏", "電工"), ("謝長廷", "廚師")][..],
@@ -169,11 +171,21 @@ fn a_big5_or_shift_jis_file_is_not_taken_for_gb18030_nor_a_gbk_file_of_rare_name
             encoding.name()
         );
     }
-    // GBK files with given names outside GB 2312, even one row of them, are read as GBK; and
-    // so are GB18030's four-byte characters.
+    // GBK files with given names outside GB 2312 are read as GBK, from a few rows on; and so are
+    // GB18030's four-byte characters.
+    let rare = [
+        ("王喆", "保安"),
+        ("刘珺", "保安"),
+        ("王玥", "电工"),
+        ("李镕", "厨师"),
+        ("张堃", "保洁"),
+        ("刘燊", "司机"),
+        ("王珺瑄", "保安"),
+    ];
     for rows in [
+        &rare[..],
+        &rare[2..],
         &[("王喆", "保安")][..],
-        &[("刘珺", "保安")][..],
         &[("吉𠮷", "保安")][..],
         &[("陈美丽", "保全人员"), ("王小明", "电工")][..],
     ] {
@@ -183,6 +195,23 @@ fn a_big5_or_shift_jis_file_is_not_taken_for_gb18030_nor_a_gbk_file_of_rare_name
         assert_eq!(imported.encoding, Encoding::Gb18030);
         assert_eq!(value(&imported, 0, "name"), rows[0].0);
     }
+    // A single row of rare names reads as Chinese in both: too little text to be sure, the
+    // refusal says so and how to name the encoding, and named, the file is read.
+    let text = file(&[("刘珺", "保安")]);
+    let (bytes, _, _) = encoding_rs::GBK.encode(&text);
+    let err = import(&bytes, &Options::default(), None, &schema()).unwrap_err();
+    let said = err.to_string();
+    assert!(
+        said.contains("too little Chinese text to tell GB18030 from"),
+        "{said}"
+    );
+    assert!(said.contains("pass --encoding gb18030"), "{said}");
+    let named = Options {
+        encoding: Some(Encoding::Gbk),
+        ..Default::default()
+    };
+    let imported = import(&bytes, &named, None, &schema()).unwrap();
+    assert_eq!(value(&imported, 0, "name"), "刘珺");
     // A GB18030 file refused for looking like Big5 is read when its encoding is named.
     let text = file(&[("陳志明", "保全")]);
     let (bytes, _, _) = encoding_rs::BIG5.encode(&text);

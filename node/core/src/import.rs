@@ -112,11 +112,16 @@ pub enum ImportError {
         /// What to do.
         advice: String,
     },
-    /// The file is UTF-16 (Excel's "Unicode Text").
+    /// The file is UTF-16 (Excel's "Unicode Text"): it starts with a UTF-16 byte order mark, or
+    /// has the NUL bytes of UTF-16's ASCII characters, which no text file in another encoding has.
     #[error(
-        "the file is UTF-16 (it starts with a UTF-16 byte order mark): save it as \"CSV UTF-8\" and import that"
+        "the file is UTF-16 (it {}): save it as \"CSV UTF-8\" and import that",
+        if *.bom { "starts with a UTF-16 byte order mark" } else { "holds NUL bytes, as UTF-16 text without a byte order mark does" }
     )]
-    Utf16,
+    Utf16 {
+        /// Whether a byte order mark said so.
+        bom: bool,
+    },
     /// The CSV reader failed (it reads any text; kept so a failure is never silent).
     #[error("line {line}: {problem}")]
     Csv {

@@ -21,7 +21,11 @@ pub(super) fn decode(
     forced: Option<Encoding>,
 ) -> Result<(Cow<'_, str>, Encoding), ImportError> {
     if bytes.starts_with(b"\xff\xfe") || bytes.starts_with(b"\xfe\xff") {
-        return Err(ImportError::Utf16);
+        return Err(ImportError::Utf16 { bom: true });
+    }
+    // UTF-16 without a mark: every ASCII character has a NUL byte beside it.
+    if bytes[..bytes.len().min(DETECTED_BYTES)].contains(&0) {
+        return Err(ImportError::Utf16 { bom: false });
     }
     let bom = bytes.starts_with(UTF8_BOM);
     match forced {

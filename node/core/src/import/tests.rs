@@ -245,7 +245,21 @@ fn bytes_in_no_known_encoding_name_the_line() {
     let err = import(bom.as_bytes(), &gb, None, &schema()).unwrap_err();
     assert!(err.to_string().contains("leave out --encoding"), "{err}");
     let err = import(b"\xff\xfea\x00", &Options::default(), None, &schema()).unwrap_err();
-    assert_eq!(err, ImportError::Utf16);
+    assert_eq!(err, ImportError::Utf16 { bom: true });
+    // Without its mark, UTF-16 (little- or big-endian) is known by its NUL bytes, whatever
+    // encoding is named.
+    let text = format!("{HEADER}\r\n{}\r\n", seeker(1, "1"));
+    let le: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    let be: Vec<u8> = text.encode_utf16().flat_map(u16::to_be_bytes).collect();
+    for (bytes, encoding) in [(&le, None), (&be, None), (&le, Some(Encoding::Gb18030))] {
+        let options = Options {
+            encoding,
+            ..Default::default()
+        };
+        let err = import(bytes, &options, None, &schema()).unwrap_err();
+        assert_eq!(err, ImportError::Utf16 { bom: false });
+        assert!(err.to_string().contains("NUL bytes"), "{err}");
+    }
 }
 
 #[test]

@@ -163,7 +163,7 @@ def main():
         csv = (header + rows).encode("gb18030")
         path = f"{BUILDINGS}/imports"
         post = lambda **params: writer.call(
-            "POST", path, params=params, data=csv, headers={"Content-Type": "text/csv"}
+            "POST", path, params=params, data=csv, headers={"Content-Type": "text/csv; charset=gb18030"}
         )
         before = stored(writer)
         r = post(dry_run="true")

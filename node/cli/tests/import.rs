@@ -149,7 +149,16 @@ fn handed_cases_report_the_line_a_text_editor_shows_and_gb18030_imports() {
     let out = street.import(&street.case("crlf-embedded-newline-good.csv"), &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("wrote 4 records"), "{}", stdout(&out));
+    // Five Chinese characters read as Chinese in Big5 too: refused, naming the encoding to name.
     let out = street.import(&street.case("gb18030.csv"), &[]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("gb18030.csv: line 2 is not UTF-8 (it looks like GB18030/GBK)")
+            && stderr(&out).contains("pass --encoding gb18030"),
+        "{}",
+        stderr(&out)
+    );
+    let out = street.import(&street.case("gb18030.csv"), &["--encoding", "gb18030"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let records = street.records();
     assert_eq!(records.len(), 5);

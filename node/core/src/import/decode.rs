@@ -1,8 +1,7 @@
 //! Bytes to text: UTF-8 (RFC 3629) with or without a byte order mark, or GB18030/GBK with the
 //! WHATWG decoder (`encoding_rs`), which also reads GB18030's four-byte sequences. A file that is
-//! not UTF-8 and names no encoding is read as GB18030 unless Mozilla's detector (`chardetng`,
-//! Firefox's, with character-frequency models of each legacy encoding) reads it as Big5, Shift_JIS,
-//! EUC-JP or EUC-KR.
+//! not UTF-8 and names no encoding is read as GB18030 only when Mozilla's detector (`chardetng`,
+//! Firefox's, with character-frequency models of each legacy encoding) reads it as GBK.
 
 use std::borrow::Cow;
 
@@ -38,15 +37,15 @@ pub(super) fn decode(
                         .then(|| gb18030(bytes, Encoding::Gb18030).ok())
                         .flatten();
                     let other = match (&gb, forced) {
-                        (Some(text), None) => other_reading(bytes, text),
+                        (Some(_), None) => other_reading(bytes),
                         _ => None,
                     };
                     match (gb, forced, other) {
                         (Some(_), None, Some(other)) => Err(ImportError::Encoding {
                             line: line_of(bytes, body.len().min(e.valid_up_to())),
                             encoding: Encoding::Utf8,
-                            looks_like: Some(other.name),
-                            advice: other.advice(),
+                            looks_like: Some(other.looks_like),
+                            advice: other.advice,
                         }),
                         (Some(text), None, None) => Ok((Cow::Owned(text), Encoding::Gb18030)),
                         (gb, _, _) => {
@@ -80,105 +79,130 @@ pub(super) fn decode(
     }
 }
 
-/// Bytes of a file the detector reads: its models decide within a few hundred characters, and
-/// it reads about 6 MiB a second, so a large file costs a sixth of a second more, not seconds.
+/// Bytes the detector reads, of the file's lines that hold bytes outside ASCII: its models decide
+/// within a few hundred characters, and it reads about 6 MiB a second.
 const DETECTED_BYTES: usize = 1 << 20;
 
 /// The multi-byte encodings of East Asia other than GB18030's family: text in them mostly decodes
 /// as GB18030 too, into symbols, kana, rare characters and private-use code points.
 const OTHER_CJK: [&encoding_rs::Encoding; 4] = [BIG5, SHIFT_JIS, EUC_JP, EUC_KR];
 
-/// Characters of two bytes or more, at the least, on which the detector's guess is sure: fewer
-/// (a file of a few names) may read as Chinese in more than one encoding.
+/// Characters outside ASCII, at the least, on which the detector's guess is sure: fewer (a file
+/// of a few names) may read as text in more than one encoding.
 const SURE_CHARACTERS: usize = 100;
 
-/// An encoding other than GB18030 that a file reads more like.
+/// Characters outside ASCII under which the detector's guess of GBK is not taken: with a few
+/// names, Big5 text is guessed GBK one time in thirty (one three-character name), and GB 2312's
+/// characters are nearly all valid Big5 too. Such a file is refused when another East Asian
+/// encoding reads it as well; from this many on, the detector has not been seen wrong about
+/// Big5, and is wrong about GBK files of rare names about once in a hundred.
+const AMBIGUOUS_BELOW: usize = 16;
+
+/// Why a file that decodes as GB18030 is not read as that: the encoding it looks like, and what
+/// to do.
 struct OtherReading {
-    /// Its WHATWG name.
-    name: &'static str,
-    /// Whether the file had text enough ([`SURE_CHARACTERS`]) to tell.
-    sure: bool,
+    /// The encoding it looks like (a WHATWG name).
+    looks_like: &'static str,
+    /// What to do.
+    advice: String,
 }
 
 impl OtherReading {
-    /// What to do about a file that reads like this encoding.
-    fn advice(&self) -> String {
-        let name = self.name;
-        if self.sure {
+    /// The detector's guess `name`, on `wide` characters outside ASCII.
+    fn guessed(name: &'static str, wide: usize) -> Self {
+        let advice = if wide >= SURE_CHARACTERS {
             format!(
                 "it reads as {name} rather than as GB18030: save it as \"CSV UTF-8\" and import that; if it is GB18030 or GBK after all, pass --encoding gb18030"
             )
         } else {
             format!(
-                "it has too little Chinese text to tell GB18030 from {name} for sure, and reads more like {name}: if it is GBK or GB18030 (Chinese Excel's \"CSV\"), pass --encoding gb18030; otherwise save it as \"CSV UTF-8\" and import that"
+                "it has too little text outside ASCII ({wide} characters) to tell GB18030 from {name} for sure, and reads more like {name}: if it is GBK or GB18030 (Chinese Excel's \"CSV\"), pass --encoding gb18030; otherwise save it as \"CSV UTF-8\" and import that"
             )
+        };
+        Self {
+            looks_like: name,
+            advice,
+        }
+    }
+
+    /// GB18030 most likely, but `other` reads the `wide` characters as well.
+    fn ambiguous(other: &'static str, wide: usize) -> Self {
+        Self {
+            looks_like: "GB18030/GBK",
+            advice: format!(
+                "it reads as Chinese in GB18030/GBK and in {other} alike, with too little text outside ASCII ({wide} characters) to tell which: if it is GBK or GB18030 (Chinese Excel's \"CSV\"), pass --encoding gb18030; otherwise save it as \"CSV UTF-8\" and import that"
+            ),
         }
     }
 }
 
-/// The encoding that bytes which decode as GB18030 (to `text`) are more likely in, if any.
+/// The encoding that bytes which decode as GB18030 are more likely in, if any.
 ///
-/// Mozilla's detector decides from the first [`DETECTED_BYTES`]: GBK means GB18030; one of
-/// [`OTHER_CJK`] that decodes the whole file means that one. With too few characters for its
-/// models, its guess is a single-byte encoding, and the share of characters in GB 2312's rows
-/// decides: Chinese text has nearly all of its characters there; a few rare ones (names) lower
-/// that share a little, so the file is refused only when under half of them are, or under 80%
-/// with a private-use character among them.
-fn other_reading(bytes: &[u8], text: &str) -> Option<OtherReading> {
-    let decodes = |e: &&'static encoding_rs::Encoding| {
+/// Mozilla's detector reads the file's lines that hold bytes outside ASCII, up to
+/// [`DETECTED_BYTES`], wherever they are in the file. GBK means GB18030 (from
+/// [`AMBIGUOUS_BELOW`] characters on), and so do GB18030's own four-byte sequences, which no
+/// other encoding has. Any other guess refuses the file, naming
+/// it, unless it is one of [`OTHER_CJK`] that does not decode the file. Text in single-byte
+/// encodings (Cyrillic, Latin) decodes as GB18030 too, so their guesses refuse it as well; with
+/// fewer than [`SURE_CHARACTERS`] characters outside ASCII the refusal says it cannot be sure.
+fn other_reading(bytes: &[u8]) -> Option<OtherReading> {
+    let sample = non_ascii_lines(bytes, DETECTED_BYTES);
+    let mut detector = EncodingDetector::new(Iso2022JpDetection::Deny);
+    detector.feed(&sample, true);
+    let guess = detector.guess(None, Utf8Detection::Deny);
+    let (wide, four) = wide_characters(&sample);
+    let decodes = |e: &'static encoding_rs::Encoding| {
         e.decode_without_bom_handling_and_without_replacement(bytes)
             .is_some()
     };
-    let mut detector = EncodingDetector::new(Iso2022JpDetection::Deny);
-    let read = &bytes[..bytes.len().min(DETECTED_BYTES)];
-    detector.feed(read, read.len() == bytes.len());
-    let guess = detector.guess(None, Utf8Detection::Deny);
+    if four > 0 {
+        return None;
+    }
     if guess == GBK {
+        // Too short to trust: refused when another East Asian encoding reads it too.
+        return (wide < AMBIGUOUS_BELOW)
+            .then(|| OTHER_CJK.into_iter().find(|e| decodes(e)))
+            .flatten()
+            .map(|e| OtherReading::ambiguous(e.name(), wide));
+    }
+    if OTHER_CJK.contains(&guess) && !decodes(guess) {
         return None;
     }
-    let (wide, common) = gb2312_rows(read);
-    let sure = wide >= SURE_CHARACTERS;
-    if OTHER_CJK.contains(&guess) {
-        return Some(guess).filter(decodes).map(|e| OtherReading {
-            name: e.name(),
-            sure,
-        });
-    }
-    let share = if wide == 0 {
-        1.0
-    } else {
-        common as f64 / wide as f64
-    };
-    let private = text.chars().any(|c| ('\u{E000}'..='\u{F8FF}').contains(&c));
-    if share >= 0.8 || (share >= 0.5 && !private) {
-        return None;
-    }
-    OTHER_CJK.into_iter().find(decodes).map(|e| OtherReading {
-        name: e.name(),
-        sure,
-    })
+    Some(OtherReading::guessed(guess.name(), wide))
 }
 
-/// Of GB18030 bytes' multi-byte characters, how many there are and how many are where Chinese
-/// text has them: GB 2312's punctuation and full-width rows (lead byte 0xA1 to 0xA3) and its Han
-/// characters (0xB0 to 0xF7), each with a trail byte 0xA1 to 0xFE, or GB18030's own four-byte
-/// sequences, which no other encoding has.
-fn gb2312_rows(bytes: &[u8]) -> (usize, usize) {
-    let (mut wide, mut common, mut at) = (0usize, 0usize, 0);
+/// The lines of `bytes` that hold a byte outside ASCII, joined, up to about `max` bytes.
+fn non_ascii_lines(bytes: &[u8], max: usize) -> Vec<u8> {
+    let mut sample = Vec::new();
+    for line in bytes.split_inclusive(|&b| b == b'\n') {
+        if sample.len() >= max {
+            break;
+        }
+        if !line.is_ascii() {
+            sample.extend_from_slice(line);
+        }
+    }
+    sample
+}
+
+/// Of GB18030 bytes, how many characters are outside ASCII, and how many of those are GB18030's
+/// four-byte sequences (a lead byte then a digit).
+fn wide_characters(bytes: &[u8]) -> (usize, usize) {
+    let (mut wide, mut four, mut at) = (0usize, 0usize, 0);
     while at < bytes.len() {
-        let lead = bytes[at];
-        if lead < 0x80 {
+        if bytes[at] < 0x80 {
             at += 1;
             continue;
         }
-        let trail = bytes.get(at + 1).copied().unwrap_or(0);
-        let four = trail.is_ascii_digit();
-        let rows = (0xA1..=0xA3).contains(&lead) || (0xB0..=0xF7).contains(&lead);
         wide += 1;
-        common += usize::from(four || rows && (0xA1..=0xFE).contains(&trail));
-        at += if four { 4 } else { 2 };
+        if bytes.get(at + 1).is_some_and(u8::is_ascii_digit) {
+            four += 1;
+            at += 4;
+        } else {
+            at += 2;
+        }
     }
-    (wide, common)
+    (wide, four)
 }
 
 /// The error for bytes that are not UTF-8 from `valid` on (in the `len` bytes after any BOM).

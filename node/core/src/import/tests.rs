@@ -94,7 +94,18 @@ fn handed_crlf_cases_name_the_line_where_the_bad_record_starts() {
 #[test]
 fn handed_gb18030_file_is_detected_and_forcing_utf8_names_the_line_and_the_remedy() {
     let bytes = case!("gb18030.csv");
-    let imported = read(bytes);
+    // Five Chinese characters read as Chinese in Big5 as well: the file is refused, naming the
+    // line and the encoding to name; named, it is read.
+    let err = import(bytes, &Options::default(), None, &schema()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        r#"line 2 is not UTF-8 (it looks like GB18030/GBK): it reads as Chinese in GB18030/GBK and in Big5 alike, with too little text outside ASCII (5 characters) to tell which: if it is GBK or GB18030 (Chinese Excel's "CSV"), pass --encoding gb18030; otherwise save it as "CSV UTF-8" and import that"#
+    );
+    let named = Options {
+        encoding: Some(Encoding::Gb18030),
+        ..Default::default()
+    };
+    let imported = import(bytes, &named, None, &schema()).unwrap();
     assert_eq!(imported.encoding, Encoding::Gb18030);
     assert!(imported.rejects.is_empty(), "{:?}", imported.rejects);
     assert_eq!(value(&imported, 0, "name"), "测试丙");
@@ -185,9 +196,8 @@ fn a_big5_or_shift_jis_file_is_not_taken_for_gb18030_nor_a_gbk_file_of_rare_name
     for rows in [
         &rare[..],
         &rare[2..],
-        &[("王喆", "保安")][..],
         &[("吉𠮷", "保安")][..],
-        &[("陈美丽", "保全人员"), ("王小明", "电工")][..],
+        &[("陈美丽", "保全人员"), ("王小明", "电工"), ("王喆", "保安")][..],
     ] {
         let text = file(rows);
         let (bytes, _, _) = encoding_rs::GB18030.encode(&text);
@@ -195,16 +205,19 @@ fn a_big5_or_shift_jis_file_is_not_taken_for_gb18030_nor_a_gbk_file_of_rare_name
         assert_eq!(imported.encoding, Encoding::Gb18030);
         assert_eq!(value(&imported, 0, "name"), rows[0].0);
     }
-    // A single row of rare names reads as Chinese in both: too little text to be sure, the
-    // refusal says so and how to name the encoding, and named, the file is read.
+    // A single row reads as Chinese in both: too little text to be sure, the refusal says so and
+    // how to name the encoding, and named, the file is read.
+    for name in ["王喆", "张三"] {
+        let text = file(&[(name, "保安")]);
+        let (bytes, _, _) = encoding_rs::GBK.encode(&text);
+        let err = import(&bytes, &Options::default(), None, &schema()).unwrap_err();
+        assert!(err.to_string().contains("too little text"), "{err}");
+    }
     let text = file(&[("刘珺", "保安")]);
     let (bytes, _, _) = encoding_rs::GBK.encode(&text);
     let err = import(&bytes, &Options::default(), None, &schema()).unwrap_err();
     let said = err.to_string();
-    assert!(
-        said.contains("too little Chinese text to tell GB18030 from"),
-        "{said}"
-    );
+    assert!(said.contains("too little text outside ASCII"), "{said}");
     assert!(said.contains("pass --encoding gb18030"), "{said}");
     let named = Options {
         encoding: Some(Encoding::Gbk),
@@ -220,6 +233,53 @@ fn a_big5_or_shift_jis_file_is_not_taken_for_gb18030_nor_a_gbk_file_of_rare_name
         ..Default::default()
     };
     assert!(import(&bytes, &named, None, &schema()).is_ok());
+}
+
+#[test]
+fn short_or_late_text_of_other_encodings_is_refused_never_read_as_gb18030() {
+    // Rows past the 90th repeat ID numbers: the file is refused before rows are checked.
+    let row = |n: u32, name: &str| {
+        seeker(n % 90 + 1, "1")
+            .replace("张三", name)
+            .replace("保安", "")
+    };
+    let refused = |bytes: &[u8], looks_like: &str| {
+        let err = import(bytes, &Options::default(), None, &schema()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(&format!("(it looks like {looks_like})")),
+            "{err}"
+        );
+    };
+    // One short name in Big5 whose bytes are common GB 2312 characters (楊詠晴 would read 法碟锤).
+    for name in ["楊詠晴", "曾華", "謝豪晴", "蘇賢華"] {
+        let text = format!("{HEADER}\n{}\n", row(1, name));
+        let (bytes, _, _) = encoding_rs::BIG5.encode(&text);
+        let err = import(&bytes, &Options::default(), None, &schema()).unwrap_err();
+        assert!(
+            err.to_string().contains("pass --encoding gb18030"),
+            "{name}: {err}"
+        );
+    }
+    // Big5 text only after a mebibyte of ASCII rows.
+    let mut text = format!("{HEADER}\n");
+    let mut n = 1;
+    while text.len() < 1 << 20 {
+        text.push_str(&row(n, "Chen"));
+        text.push('\n');
+        n += 1;
+    }
+    for name in ["陳雅萱", "黃偉誠", "林志明", "張淑芬", "李建宏"].repeat(20) {
+        text.push_str(&row(n, name));
+        text.push('\n');
+        n += 1;
+    }
+    let (bytes, _, _) = encoding_rs::BIG5.encode(&text);
+    refused(&bytes, "Big5");
+    // Cyrillic and Latin text in Windows code pages decodes as GB18030 too.
+    let text = format!("{HEADER}\n{}\n", row(1, "Иванов"));
+    let (bytes, _, _) = encoding_rs::WINDOWS_1251.encode(&text);
+    refused(&bytes, "windows-1251");
 }
 
 #[test]

@@ -438,6 +438,19 @@ async fn a_write_token_writes_only_its_catalogs_the_administrators_reads_none_an
             "101001001/999999",
         ),
     ];
+    // A path that names no catalog is no write to audit.
+    let (status, body) = problem(
+        street
+            .post(&format!("/v1/catalogs/abc/{}/records", "9".repeat(10_000)))
+            .bearer_auth(&admin)
+            .json(&buildings)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert!(body.to_string().len() < 2_000, "{body}");
     for (request, status, catalog) in refusals {
         let (got, body) = problem(request.send().await.unwrap()).await;
         assert_eq!(got, status, "{body}");
@@ -768,7 +781,35 @@ async fn errors_are_problem_documents_of_a_stable_type() {
             detail.contains("purpose is at most 256 characters"),
             "{detail}"
         );
+        let body = check(
+            reader(
+                city.get(&format!("{RESIDENTS_PATH}/explain")),
+                &zhao,
+                &purpose,
+            )
+            .query(&[("target", STREET_CODE)]),
+            StatusCode::BAD_REQUEST,
+            "invalid-argument",
+        )
+        .await;
+        assert!(body.to_string().len() < 2_000, "{body}");
     }
+    // A path of 10,000 characters is not repeated whole.
+    let long = format!(
+        "/v1/catalogs/101001001/000001/records/{}/history",
+        "k".repeat(10_000)
+    );
+    let body = check(
+        reader(city.get(&long), &zhao, SECURITY).query(&[("target", STREET_CODE)]),
+        StatusCode::FORBIDDEN,
+        "permission-denied",
+    )
+    .await;
+    assert!(
+        body.to_string().len() < 8_000,
+        "{} bytes",
+        body.to_string().len()
+    );
     check(
         reader(city.get(&records), &zhao, SECURITY)
             .header("Tierlink-Role", "r".repeat(8 << 10))
@@ -978,8 +1019,25 @@ async fn exports_upload_as_the_command_line_imports_them() {
             .body(file)
     };
 
-    // A GB18030 export: detected, checked, and in a dry run not stored.
-    let report: Value = upload(case("gb18030.csv"), "text/csv", &[("dry_run", "true")])
+    // A GB18030 export of five Chinese characters, which read as Chinese in Big5 too: refused,
+    // naming the charset to give; given it, checked, and in a dry run not stored.
+    let (status, body) = problem(
+        upload(case("gb18030.csv"), "text/csv", &[("dry_run", "true")])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("pass encoding=gb18030 (or charset=gb18030 in the Content-Type)"),
+        "{body}"
+    );
+    let gb18030 = "text/csv; charset=gb18030";
+    let report: Value = upload(case("gb18030.csv"), gb18030, &[("dry_run", "true")])
         .fetch_json()
         .await;
     assert_eq!(report["encoding"], "GB18030", "{report}");
@@ -1005,17 +1063,13 @@ async fn exports_upload_as_the_command_line_imports_them() {
     );
 
     // Stored for real; posted again, nothing new is stored: an interrupted upload resumes.
-    let first: Value = upload(case("gb18030.csv"), "text/csv", &[])
-        .fetch_json()
-        .await;
+    let first: Value = upload(case("gb18030.csv"), gb18030, &[]).fetch_json().await;
     let good = first["good"].as_u64().unwrap();
     assert_eq!(first["written"]["created"], good, "{first}");
     let records = stored(&f, SEEKERS).await;
     assert_eq!(records.len() as u64, good);
     assert!(records.iter().any(|r| r["desired_occupation"] == "保安"));
-    let again: Value = upload(case("gb18030.csv"), "text/csv", &[])
-        .fetch_json()
-        .await;
+    let again: Value = upload(case("gb18030.csv"), gb18030, &[]).fetch_json().await;
     assert_eq!(again["written"]["unchanged"], good, "{again}");
     assert_eq!(stored(&f, SEEKERS).await, records);
 

@@ -390,7 +390,7 @@ async fn the_gateway_closes_connections_past_its_limits_and_requests_that_stall(
         config.limits.handshake_ms = 500;
         let gateway = config.gateway.as_mut().unwrap();
         gateway.connections_per_source = 2;
-        gateway.body_idle_ms = 300;
+        gateway.body_idle_ms = 1_500;
     })
     .await;
     let addr = f.federation.nodes[STREET].gateway_addr().unwrap();
@@ -444,7 +444,12 @@ async fn the_gateway_closes_connections_past_its_limits_and_requests_that_stall(
     );
     stalled.write_all(head.as_bytes()).await.unwrap();
     let mut answer = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(5), stalled.read_to_end(&mut answer)).await;
+    // The connection ends with the 408, not after waiting for the stalled body once more.
+    let read = tokio::time::timeout(
+        Duration::from_millis(2_800),
+        stalled.read_to_end(&mut answer),
+    )
+    .await;
     let answer = String::from_utf8_lossy(&answer);
     assert!(read.is_ok(), "the stalled body was kept open: {answer}");
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");

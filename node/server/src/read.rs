@@ -155,8 +155,9 @@ fn request_id(given: &str) -> Result<String, ReadError> {
 }
 
 /// Checks that what a principal's credential names is no longer than such things are, before
-/// anything repeats it (a refusal, a signed requester, the audit).
-fn check_credential(c: &Credential) -> Result<(), ReadError> {
+/// anything repeats it (a refusal, a signed requester, the audit): every read does, and so does
+/// an explanation of one.
+pub fn check_credential(c: &Credential) -> Result<(), ReadError> {
     let fields = [
         (
             "principal",

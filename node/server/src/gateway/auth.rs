@@ -11,8 +11,10 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
+use tierlink_core::catalog::is_resource_code;
 use tierlink_core::identity::tokens::{ApiTokens, Scope, TokenError, TokenHolder};
 use tierlink_core::identity::{Principal, PrincipalFiles, Principals};
+use tierlink_core::limits::clip;
 use tierlink_proto::v1::Credential;
 
 use super::State;
@@ -165,6 +167,16 @@ impl Bearer {
     /// or empty for the node's administrator, as the node's own writes are. A write the token
     /// does not allow is audited as refused.
     pub async fn writer(&self, state: &State, catalog: &str) -> Result<String, Problem> {
+        // Not a catalog at all: no write to audit, and nothing of the path to keep.
+        if !is_resource_code(catalog) {
+            return Err(Problem::new(
+                Kind::NotFound,
+                format!(
+                    "{:?} is not a catalog's resource code: write to /v1/catalogs/PREFIX/NUMBER/…, such as /v1/catalogs/101001001/000001/records",
+                    clip(catalog, 64)
+                ),
+            ));
+        }
         let writer = self
             .holder
             .principal

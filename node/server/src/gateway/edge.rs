@@ -6,7 +6,7 @@
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -37,6 +37,7 @@ pub async fn edge(edge: Edge, request: Request, next: Next) -> Response {
         body: Some(body),
         ended: false,
         edge,
+        moved: Instant::now(),
     });
     let answer = tokio::time::timeout(edge.deadline, next.run(Request::from_parts(parts, body)));
     let mut response = match answer.await {
@@ -65,6 +66,8 @@ struct Unread {
     body: Option<Body>,
     ended: bool,
     edge: Edge,
+    /// When the body last gave a piece (or was first asked for one).
+    moved: Instant,
 }
 
 impl http_body::Body for Unread {
@@ -80,8 +83,10 @@ impl http_body::Body for Unread {
             return Poll::Ready(None);
         };
         let polled = Pin::new(body).poll_frame(cx);
-        if matches!(polled, Poll::Ready(None)) {
-            this.ended = true;
+        match &polled {
+            Poll::Ready(None) => this.ended = true,
+            Poll::Ready(Some(_)) => this.moved = Instant::now(),
+            Poll::Pending => {}
         }
         polled
     }
@@ -102,7 +107,9 @@ impl Drop for Unread {
         let Some(mut body) = self.body.take() else {
             return;
         };
-        if self.ended || body.is_end_stream() {
+        // A body that already paused past the idle limit (answered 408) is not waited for again:
+        // dropping it ends the connection at once.
+        if self.ended || body.is_end_stream() || self.moved.elapsed() >= self.edge.idle {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {

@@ -16,6 +16,7 @@ use super::auth::Bearer;
 use super::problem::{Problem, ProblemDocument};
 use super::records::{ManifestLine, catalog_code};
 use super::{Services, State};
+use crate::read::check_credential;
 
 /// Whose catalog, and on which day.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -92,6 +93,7 @@ pub async fn explain(
 ) -> Result<Json<Explanation>, Problem> {
     let Query(params) = params?;
     let credential = bearer.credential(&state, &headers, None)?;
+    check_credential(&credential)?;
     bearer.holds(&state, &credential.role)?;
     let principal = format!("{}@{}", credential.principal, state.me());
     let request = ExplainRequest {

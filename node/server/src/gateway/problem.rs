@@ -17,6 +17,9 @@ use utoipa::ToSchema;
 
 use crate::read::{ReadError, ReadErrorKind};
 
+/// Characters of a problem's `instance` kept: a path of catalog codes and a key fits well within.
+const MAX_INSTANCE_CHARS: usize = 512;
+
 /// Rejected records or rows an answer lists.
 pub const LISTED: usize = 1000;
 
@@ -206,9 +209,11 @@ impl Problem {
         }
     }
 
-    /// The same problem naming its occurrence.
+    /// The same problem naming its occurrence (a path or request id, cut as a detail is: an
+    /// answer about a 60,000-character path need not repeat it).
     pub fn at(mut self, instance: impl Into<String>) -> Self {
-        self.instance = Some(instance.into());
+        let instance = instance.into();
+        self.instance = Some(clip(&instance, MAX_INSTANCE_CHARS).into_owned());
         self
     }
 

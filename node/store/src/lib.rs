@@ -71,6 +71,23 @@ pub struct PutOutcome {
     pub unchanged: u64,
 }
 
+/// A place in a catalog's write order: the number of versions written to the catalog since its
+/// change log began (1 for the first). A position is meaningful only with the [`ChangeLog`]'s
+/// `epoch`, which a store gets when it is created: a store made anew counts from 1 again.
+pub type Position = u64;
+
+/// What a catalog's change log holds: every version written at positions `first..=last`, in
+/// write order (none when `last < first`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChangeLog {
+    /// The store's epoch: 16 hex digits drawn when it was created.
+    pub epoch: String,
+    /// The oldest position still kept.
+    pub first: Position,
+    /// The newest position written; 0 before any.
+    pub last: Position,
+}
+
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -119,6 +136,18 @@ pub trait Store: Send + Sync + 'static {
     fn get(&self, catalog: &str, key: &str) -> Result<Option<StoredRecord>, StoreError>;
     /// Every version of one record, oldest first; empty when the key was never written.
     fn history(&self, catalog: &str, key: &str) -> Result<Vec<StoredRecord>, StoreError>;
+    /// The positions `catalog`'s change log keeps. Every version a write stores gets the next
+    /// position in the same atomic write; an unchanged row gets none.
+    fn change_log(&self, catalog: &str) -> Result<ChangeLog, StoreError>;
+    /// Up to `max` versions written to `catalog` after position `after`, in write order, each
+    /// with its position. Positions before the log's `first` are not kept: asking for them is
+    /// the caller's error to catch with [`Store::change_log`] first.
+    fn changes(
+        &self,
+        catalog: &str,
+        after: Position,
+        max: usize,
+    ) -> Result<Vec<(Position, StoredRecord)>, StoreError>;
 }
 
 #[cfg(test)]

@@ -1,8 +1,10 @@
 //! The sled engine behind [`Store`].
 //!
-//! Layout: tree `meta` holds the format version; tree `catalogs` maps resource code to the entry's
-//! JSON; tree `records` holds, under one-byte prefixes so that one atomic sled batch covers a
-//! whole write, `c` current records, `h` superseded versions and `n` record counts.
+//! Layout: tree `meta` holds the format version and the store's epoch; tree `catalogs` maps
+//! resource code to the entry's JSON; tree `records` holds, under one-byte prefixes so that one
+//! atomic sled batch covers a whole write, `c` current records, `h` superseded versions, `n`
+//! record counts, and each catalog's change log: `s` maps a position to the key and version
+//! written there, `p` the last position written.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
@@ -11,14 +13,20 @@ use prost::Message;
 use tierlink_core::catalog::{Catalog, Row};
 use tierlink_proto::v1::Record;
 
-use super::{FORMAT_VERSION, PutOutcome, RecordIter, Store, StoreError, StoredRecord};
+use super::{
+    ChangeLog, FORMAT_VERSION, Position, PutOutcome, RecordIter, Store, StoreError, StoredRecord,
+};
 
 const CURRENT: u8 = b'c';
 const HISTORY: u8 = b'h';
 const COUNT: u8 = b'n';
+const CHANGE: u8 = b's';
+const LAST_POSITION: u8 = b'p';
 
 /// A node's store in a sled database.
 pub struct SledStore {
+    /// The epoch of positions in change logs (see [`ChangeLog`]).
+    epoch: String,
     // Trees before the engine: fields drop in order, and the engine must go last (see `Engine`).
     catalogs: sled::Tree,
     records: sled::Tree,
@@ -86,6 +94,55 @@ fn record_key(kind: u8, catalog: &str, key: &str) -> Vec<u8> {
     k.push(0);
     k.extend_from_slice(key.as_bytes());
     k
+}
+
+/// `prefix`, the catalog's code and a separator: where a catalog's entries of one kind start.
+fn catalog_prefix(kind: u8, catalog: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(2 + catalog.len());
+    k.push(kind);
+    k.extend_from_slice(catalog.as_bytes());
+    k.push(0);
+    k
+}
+
+fn change_key(catalog: &str, position: Position) -> Vec<u8> {
+    let mut k = catalog_prefix(CHANGE, catalog);
+    k.extend_from_slice(&position.to_be_bytes());
+    k
+}
+
+fn history_key(catalog: &str, key: &str, version: u64) -> Vec<u8> {
+    let mut k = record_key(HISTORY, catalog, key);
+    k.push(0);
+    k.extend_from_slice(&version.to_be_bytes());
+    k
+}
+
+/// A change-log entry's value: the version, then the record's key.
+fn change_value(key: &str, version: u64) -> Vec<u8> {
+    let mut v = Vec::with_capacity(8 + key.len());
+    v.extend_from_slice(&version.to_be_bytes());
+    v.extend_from_slice(key.as_bytes());
+    v
+}
+
+fn be_u64(bytes: &[u8]) -> Result<u64, StoreError> {
+    Ok(u64::from_be_bytes(bytes.try_into().map_err(corrupt)?))
+}
+
+/// A new store's epoch: 16 hex digits from the time and the process, distinct for every store
+/// made on a node.
+fn new_epoch(path: &Path) -> String {
+    let mut seed = Vec::new();
+    seed.extend_from_slice(
+        &chrono::Utc::now()
+            .timestamp_nanos_opt()
+            .unwrap_or_default()
+            .to_be_bytes(),
+    );
+    seed.extend_from_slice(&std::process::id().to_be_bytes());
+    seed.extend_from_slice(path.as_os_str().as_encoded_bytes());
+    blake3::hash(&seed).to_hex()[..16].to_owned()
 }
 
 fn now_micros() -> i64 {
@@ -214,7 +271,17 @@ impl SledStore {
                 meta.insert("format", &FORMAT_VERSION.to_be_bytes())?;
             }
         }
+        // A store from before change logs gets its epoch now: its logs start with the next write.
+        let epoch = match meta.get("epoch")? {
+            Some(v) => String::from_utf8(v.to_vec()).map_err(corrupt)?,
+            None => {
+                let epoch = new_epoch(path);
+                meta.insert("epoch", epoch.as_bytes())?;
+                epoch
+            }
+        };
         let store = Self {
+            epoch,
             catalogs: db.open_tree("catalogs")?,
             records: db.open_tree("records")?,
             engine: Arc::new(Engine { db: Some(db) }),
@@ -265,6 +332,7 @@ impl Store for SledStore {
         let mut batch = sled::Batch::default();
         let mut outcome = PutOutcome::default();
         let updated_at_micros = now_micros();
+        let mut position = self.change_log(catalog)?.last;
         for row in rows {
             let current_key = record_key(CURRENT, catalog, &row.key);
             let version = match self.records.get(&current_key)? {
@@ -277,10 +345,7 @@ impl Store for SledStore {
                         continue;
                     }
                     let old_version = old_record.version;
-                    let mut history_key = record_key(HISTORY, catalog, &row.key);
-                    history_key.push(0);
-                    history_key.extend_from_slice(&old_version.to_be_bytes());
-                    batch.insert(history_key, old);
+                    batch.insert(history_key(catalog, &row.key, old_version), old);
                     outcome.updated += 1;
                     old_version + 1
                 }
@@ -289,6 +354,11 @@ impl Store for SledStore {
                     1
                 }
             };
+            position += 1;
+            batch.insert(
+                change_key(catalog, position),
+                change_value(&row.key, version),
+            );
             let record = Record {
                 key: row.key,
                 version,
@@ -300,6 +370,10 @@ impl Store for SledStore {
         if outcome.created + outcome.updated == 0 {
             return Ok(outcome);
         }
+        batch.insert(
+            catalog_prefix(LAST_POSITION, catalog),
+            &position.to_be_bytes(),
+        );
         let mut count_key = vec![COUNT];
         count_key.extend_from_slice(catalog.as_bytes());
         let count = self.record_count(catalog)? + outcome.created;
@@ -335,6 +409,49 @@ impl Store for SledStore {
             .records
             .get(record_key(CURRENT, catalog, key))?
             .map(StoredRecord))
+    }
+
+    fn change_log(&self, catalog: &str) -> Result<ChangeLog, StoreError> {
+        let last = match self.records.get(catalog_prefix(LAST_POSITION, catalog))? {
+            Some(v) => be_u64(&v)?,
+            None => 0,
+        };
+        Ok(ChangeLog {
+            epoch: self.epoch.clone(),
+            first: 1,
+            last,
+        })
+    }
+
+    fn changes(
+        &self,
+        catalog: &str,
+        after: Position,
+        max: usize,
+    ) -> Result<Vec<(Position, StoredRecord)>, StoreError> {
+        let start = change_key(catalog, after.saturating_add(1));
+        let end = change_key(catalog, u64::MAX);
+        let mut changes = Vec::new();
+        for kv in self.records.range(start..=end).take(max) {
+            let (k, v) = kv?;
+            let position = be_u64(&k[k.len() - 8..])?;
+            let (version, key) = v
+                .split_at_checked(8)
+                .ok_or_else(|| corrupt("a change-log entry is shorter than its version"))?;
+            let version = be_u64(version)?;
+            let key = std::str::from_utf8(key).map_err(corrupt)?;
+            // The version is current, or has been superseded since and kept as history.
+            let current = self.records.get(record_key(CURRENT, catalog, key))?;
+            let record = match current {
+                Some(c) if Self::decode(&c)?.version == version => c,
+                _ => self
+                    .records
+                    .get(history_key(catalog, key, version))?
+                    .ok_or_else(|| corrupt(format!("version {version} of {key:?} in {catalog}, at position {position} of its change log, is not stored")))?,
+            };
+            changes.push((position, StoredRecord(record)));
+        }
+        Ok(changes)
     }
 
     fn history(&self, catalog: &str, key: &str) -> Result<Vec<StoredRecord>, StoreError> {

@@ -115,4 +115,54 @@ pub fn run<S: Store>(open: impl Fn() -> S) {
     assert!(store.get(&code, "B9").unwrap().is_none());
     assert!(store.get("103001001/000002", "B2").unwrap().is_none());
     assert_eq!(store.record_count(&code).unwrap(), 4);
+
+    // Every version stored has a position in the catalog's write order, kept across a reopen;
+    // unchanged rows have none. A superseded version is found where it now is, in the history.
+    let log = store.change_log(&code).unwrap();
+    assert_eq!((log.first, log.last), (1, 5));
+    assert_eq!(log.epoch.len(), 16);
+    let changes = |after, max| -> Vec<(Position, String, u64, String)> {
+        store
+            .changes(&code, after, max)
+            .unwrap()
+            .into_iter()
+            .map(|(p, r)| {
+                let r = r.decode().unwrap();
+                (p, r.key, r.version, r.values[1].clone())
+            })
+            .collect()
+    };
+    let all = changes(0, 100);
+    let written: Vec<(Position, &str, u64, &str)> = all
+        .iter()
+        .map(|(p, k, v, n)| (*p, k.as_str(), *v, n.as_str()))
+        .collect();
+    assert_eq!(
+        written,
+        [
+            (1, "B2", 1, "two"),
+            (2, "B1", 1, "one"),
+            (3, "B3", 1, "three"),
+            (4, "B2", 2, "two, renamed"),
+            (5, "B4", 1, "four"),
+        ]
+    );
+    assert_eq!(changes(3, 1), all[3..4]);
+    assert!(changes(5, 100).is_empty());
+    let other = store.change_log("103001001/000002").unwrap();
+    assert_eq!(
+        (other.first, other.last),
+        (1, 0),
+        "each catalog has its own log"
+    );
+    drop(store);
+    let reopened = open();
+    assert_eq!(reopened.change_log(&code).unwrap(), log);
+    let next = reopened
+        .put_records(&code, vec![row("B5", "five")])
+        .unwrap();
+    assert_eq!(next.created, 1);
+    let after = reopened.changes(&code, 5, 100).unwrap();
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].0, 6);
 }

@@ -291,6 +291,7 @@ pub async fn send(
     Ok(match read {
         Read::Query(q) => client.query(q).await?.into_inner(),
         Read::History(h) => client.history(h).await?.into_inner(),
+        Read::Subscribe(s) => client.subscribe(s).await?.into_inner(),
     })
 }
 

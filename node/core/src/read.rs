@@ -6,7 +6,7 @@
 //! history. [`Read`] holds either, so code that routes, vouches for, relays or audits a read is
 //! written once.
 
-use tierlink_proto::v1::{HistoryRequest, QueryRequest, ReadScope};
+use tierlink_proto::v1::{HistoryRequest, QueryRequest, ReadScope, SubscribeRequest};
 
 /// A time as a read's `since` bound takes it, in microseconds since the Unix epoch: RFC 3339
 /// (`2026-11-28T08:00:00Z`), or a date (`2026-11-28`) for its midnight UTC. The error says how
@@ -29,21 +29,24 @@ pub fn parse_since(s: &str) -> Result<i64, String> {
         })
 }
 
-/// A read of records: `Query` or `History`, each carrying its [`ReadScope`].
+/// A read of records: `Query`, `History` or `Subscribe`, each carrying its [`ReadScope`].
 #[derive(Clone, Debug, PartialEq)]
 pub enum Read {
     /// Current records in a key range, filtered.
     Query(QueryRequest),
     /// Every stored version of one record.
     History(HistoryRequest),
+    /// Every new version, from a resume token on: a change feed.
+    Subscribe(SubscribeRequest),
 }
 
 impl Read {
-    /// "query" or "history", as signed headers and the audit name the read.
+    /// "query", "history" or "feed", as signed headers and the audit name the read.
     pub fn kind(&self) -> &'static str {
         match self {
             Read::Query(_) => "query",
             Read::History(_) => "history",
+            Read::Subscribe(_) => "feed",
         }
     }
 
@@ -60,6 +63,7 @@ impl Read {
         match self {
             Read::Query(q) => q.scope.as_ref(),
             Read::History(h) => h.scope.as_ref(),
+            Read::Subscribe(s) => s.scope.as_ref(),
         }
         .unwrap_or(EMPTY)
     }
@@ -69,6 +73,7 @@ impl Read {
         match self {
             Read::Query(q) => q.scope.get_or_insert_default(),
             Read::History(h) => h.scope.get_or_insert_default(),
+            Read::Subscribe(s) => s.scope.get_or_insert_default(),
         }
     }
 
@@ -94,6 +99,8 @@ impl Read {
                 }
             }
             Read::History(h) => format!("key {:?}", h.key),
+            Read::Subscribe(s) if s.resume_token.is_empty() => "versions written from now".into(),
+            Read::Subscribe(s) => format!("versions written after {}", s.resume_token),
         }
     }
 }
@@ -107,5 +114,11 @@ impl From<QueryRequest> for Read {
 impl From<HistoryRequest> for Read {
     fn from(h: HistoryRequest) -> Self {
         Read::History(h)
+    }
+}
+
+impl From<SubscribeRequest> for Read {
+    fn from(s: SubscribeRequest) -> Self {
+        Read::Subscribe(s)
     }
 }

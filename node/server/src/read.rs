@@ -18,6 +18,7 @@
 //! codes.
 
 mod error;
+mod feed;
 mod on_demand;
 mod workers;
 
@@ -508,6 +509,7 @@ impl ReadService {
         fields.via = via;
         fields.requester = Some(signed.clone());
         tracing::info!(caller = %caller.node, %hop, producer = %scope.producer, "relaying");
+        let feed = matches!(read, Read::Subscribe(_));
         let forwarded = match self.peers.client(&hop).await {
             Ok(client) => tierlink_client::send(client, read)
                 .await
@@ -515,11 +517,11 @@ impl ReadService {
             Err(e) => Err(relay_failure(self.me(), &hop, e)),
         };
         if !origin {
-            return forwarded.map(|upstream| self.relayed(upstream, hop, None, slot));
+            return forwarded.map(|upstream| self.relayed(upstream, hop, None, slot, feed));
         }
         let entry = self.audit_entry(Side::Consumer, &caller.node, &scope, Some(asker));
         match forwarded {
-            Ok(upstream) => Ok(self.relayed(upstream, hop, Some(entry), slot)),
+            Ok(upstream) => Ok(self.relayed(upstream, hop, Some(entry), slot, feed)),
             Err(error) => Err(self.refused(entry, error).await),
         }
     }
@@ -573,7 +575,7 @@ impl ReadService {
         );
         entry.bounds.clone_from(&scope.bounds);
         let plan = Plan::new(catalog, &decision, self.redactor.clone())?;
-        let template = Template {
+        let mut template = Template {
             header: plan.header(
                 &entry.consumer,
                 &scope.catalog,
@@ -585,6 +587,9 @@ impl ReadService {
         };
         match read {
             Read::Query(q) => {
+                // Where a feed follows what this query reads: the log's position before it reads.
+                let log = self.registry.store().change_log(&scope.catalog)?;
+                template.header.resume_token = feed::resume_token(&log.epoch, log.last);
                 let cut = Cut {
                     records: batch_size(q.batch_size)?,
                     bytes: self.batch_bytes,
@@ -594,6 +599,38 @@ impl ReadService {
                 let records = produce::query_records(store, &scope.catalog, &plan, &q);
                 let limit = (q.limit > 0).then_some(q.limit);
                 Ok(self.stream_batches(template, records, plan, cut, limit, entry, slot))
+            }
+            Read::Subscribe(s) => {
+                let store = self.registry.store().clone();
+                let log = store.change_log(&scope.catalog)?;
+                let after = feed::start(&s.resume_token, &log, &scope.producer, &scope.catalog)?;
+                let decided = feed::Decided {
+                    asker: reader.asker().cloned(),
+                    decision,
+                    members: self.peers.members().clone(),
+                    producer: self.me().clone(),
+                    catalog: catalog.clone(),
+                };
+                let feed = feed::Feed {
+                    store,
+                    catalog: scope.catalog.clone(),
+                    epoch: log.epoch,
+                    after,
+                    template,
+                    plan,
+                    cut: Cut {
+                        records: batch_size(s.batch_size)?,
+                        bytes: self.batch_bytes,
+                    },
+                    signer: self.signer.clone(),
+                    writes: self.registry.writes(),
+                    decided,
+                    entry,
+                    audit: self.audit.clone(),
+                    workers: self.workers.clone(),
+                    sequence: 0,
+                };
+                Ok(on_demand(feed, self.limits.stall(), self.stalled(), slot))
             }
             Read::History(h) => {
                 plan.check_key_lookup()?;
@@ -698,12 +735,15 @@ impl ReadService {
         from: NodeCode,
         entry: Option<AuditEntry>,
         slot: ReadSlot,
+        feed: bool,
     ) -> BatchStream {
         let relay = Relay {
             upstream,
             from,
             me: self.me().clone(),
             stall: self.limits.stall(),
+            // A feed waits for writes as long as it lasts: its producer, not a relay, ends it.
+            waits: feed,
             workers: self.workers.clone(),
             audit: entry.map(|entry| RelayAudit {
                 log: self.audit.clone(),
@@ -821,7 +861,10 @@ struct Relay {
     upstream: tonic::Streaming<SignedBatch>,
     from: NodeCode,
     me: NodeCode,
+    /// Longest the consumer may take no batch, and the next node send none (see `waits`).
     stall: Duration,
+    /// Whether the next node may send nothing for longer than `stall`: a feed's waits for writes.
+    waits: bool,
     workers: Arc<Workers>,
     /// The consumer's audit entry, kept on the principal's own node only.
     audit: Option<RelayAudit>,
@@ -853,7 +896,13 @@ impl RelayAudit {
 
 impl Source for Relay {
     async fn next(&mut self) -> Answer {
-        let item = match tokio::time::timeout(self.stall, self.upstream.next()).await {
+        let next = self.upstream.next();
+        let waited = if self.waits {
+            Ok(next.await)
+        } else {
+            tokio::time::timeout(self.stall, next).await
+        };
+        let item = match waited {
             Ok(item) => item?.map_err(ReadError::from),
             Err(_) => Err(ReadError::deadline_exceeded(format!(
                 "node {} sent no batch for {}, so node {} ended the relayed read: ask again later",

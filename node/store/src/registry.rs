@@ -64,6 +64,8 @@ fn list(errors: &[RecordError]) -> String {
 pub struct Registry {
     store: Arc<dyn Store>,
     entries: RwLock<HashMap<String, Arc<Entry>>>,
+    /// Counts the writes that stored a version, for feeds to wait on.
+    written: tokio::sync::watch::Sender<u64>,
 }
 
 impl Registry {
@@ -77,12 +79,19 @@ impl Registry {
         Ok(Self {
             store,
             entries: RwLock::new(entries),
+            written: tokio::sync::watch::Sender::new(0),
         })
     }
 
     /// The store behind the registry, for reads.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// A receiver marked changed after every write that stored a version, once it is on disk:
+    /// what a feed waits on before it reads the change log again.
+    pub fn writes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.written.subscribe()
     }
 
     /// Adds or replaces a catalog entry; true when one was replaced. An entry that already has
@@ -155,7 +164,11 @@ impl Registry {
                 errors,
             })?;
         before(&rows)?;
-        Ok(self.store.put_records(catalog, rows)?)
+        let outcome = self.store.put_records(catalog, rows)?;
+        if outcome.created + outcome.updated > 0 {
+            self.written.send_modify(|n| *n += 1);
+        }
+        Ok(outcome)
     }
 }
 

@@ -18,7 +18,7 @@ use tierlink_proto::v1::exchange_server::Exchange;
 use tierlink_proto::v1::{
     CatalogSummary, GetCatalogRequest, GetCatalogResponse, HistoryRequest, ListCatalogsRequest,
     ListCatalogsResponse, PutCatalogRequest, PutCatalogResponse, PutRecordsRequest,
-    PutRecordsResponse, QueryRequest, SignedBatch,
+    PutRecordsResponse, QueryRequest, SignedBatch, SubscribeRequest,
 };
 use tierlink_store::audit::{AuditEntry, AuditError, AuditLog, MAX_KEYS, Outcome, Side};
 use tierlink_store::registry::{Registry, RegistryError};
@@ -185,6 +185,7 @@ impl ExchangeService {
 impl Exchange for ExchangeService {
     type QueryStream = GrpcBatchStream;
     type HistoryStream = GrpcBatchStream;
+    type SubscribeStream = GrpcBatchStream;
 
     async fn list_catalogs(
         &self,
@@ -293,6 +294,14 @@ impl Exchange for ExchangeService {
     async fn history(
         &self,
         request: Request<HistoryRequest>,
+    ) -> Result<Response<GrpcBatchStream>, Status> {
+        let caller = Caller::of(&request)?;
+        self.read(&caller, request.into_inner().into()).await
+    }
+
+    async fn subscribe(
+        &self,
+        request: Request<SubscribeRequest>,
     ) -> Result<Response<GrpcBatchStream>, Status> {
         let caller = Caller::of(&request)?;
         self.read(&caller, request.into_inner().into()).await

@@ -54,7 +54,7 @@ use tierlink_proto::v1::exchange_server::{Exchange, ExchangeServer};
 use tierlink_proto::v1::{
     GetCatalogRequest, GetCatalogResponse, HistoryRequest, ListCatalogsRequest,
     ListCatalogsResponse, PutCatalogRequest, PutCatalogResponse, PutRecordsRequest,
-    PutRecordsResponse, QueryRequest, ReadScope, RecordList, SignedBatch,
+    PutRecordsResponse, QueryRequest, ReadScope, RecordList, SignedBatch, SubscribeRequest,
 };
 use tierlink_sandbox::federation::offline_node;
 use tierlink_sandbox::sample;
@@ -211,6 +211,7 @@ struct Unsigned {
 impl Exchange for Unsigned {
     type QueryStream = BatchStream;
     type HistoryStream = BatchStream;
+    type SubscribeStream = BatchStream;
 
     async fn query(&self, request: Request<QueryRequest>) -> Result<Response<BatchStream>, Status> {
         let catalog = request.into_inner().scope.unwrap_or_default().catalog;
@@ -264,6 +265,12 @@ impl Exchange for Unsigned {
         Err(Status::unimplemented("baseline"))
     }
     async fn history(&self, _: Request<HistoryRequest>) -> Result<Response<BatchStream>, Status> {
+        Err(Status::unimplemented("baseline"))
+    }
+    async fn subscribe(
+        &self,
+        _: Request<SubscribeRequest>,
+    ) -> Result<Response<BatchStream>, Status> {
         Err(Status::unimplemented("baseline"))
     }
 }

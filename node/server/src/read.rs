@@ -1,6 +1,6 @@
-//! The read service: the one path every record leaves a node by, whatever carries the read
-//! (gRPC today, a gateway or a feed tomorrow). A [`Read`] comes in with its admitted [`Caller`];
-//! a stream of signed batches goes out.
+//! The read service: the one path every record leaves a node by, whatever carries the read (gRPC,
+//! the gateway) and whatever it asks (a query, a history, a change feed). A [`Read`] comes in with
+//! its admitted [`Caller`]; a stream of signed batches goes out.
 //!
 //! Who asks — a principal whose credential this node checks and vouches for with a signed
 //! requester, a principal another node vouches for, or the node itself — then either passing
@@ -12,7 +12,8 @@
 //! Every read holds a slot of its caller's ([`crate::limits::ReadLimits`]) until its stream is
 //! dropped, and its batches are made only as the consumer asks for them ([`on_demand`]): by one
 //! of the node's few batch threads ([`workers`]), shared by every read, or by the next node of a
-//! relay.
+//! relay. A feed ([`feed`]) is produced from the catalog's change log, waiting for writes, its
+//! decision taken again as it goes.
 //!
 //! Errors are [`ReadError`]s, a kind and a message; each transport maps the kind to its own
 //! codes.

@@ -1,9 +1,11 @@
-//! `tierlink records put|import|query|history` and `tierlink verify`.
+//! `tierlink records put|import|query|follow|history` and `tierlink verify`.
 //!
 //! Every batch a read receives is sealed to this node: the CLI opens it with the node's
 //! encryption keys. A file written with `--out` keeps the batches sealed; `tierlink verify`
 //! checks it with the CA certificate alone, and opens it with `--open` and the node it is sealed
 //! to.
+
+mod follow;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::ops::Range;
@@ -93,6 +95,9 @@ pub enum RecordsCommand {
         #[command(flatten)]
         act_as: ActAs,
     },
+    /// Follow a catalog's change feed: every new version the principal may see, printed as JSON
+    /// lines as it is written, each batch verified; resumable with --token-file.
+    Follow(follow::FollowArgs),
     /// Every stored version of one record.
     History {
         /// The node acting.
@@ -218,6 +223,7 @@ pub async fn run(command: RecordsCommand) -> Result<(), CliError> {
             let client = NodeClient::open(NodeDir::load(&node.node)?)?;
             read(&client, &route, out.as_deref(), request.into()).await
         }
+        RecordsCommand::Follow(args) => follow::run(args).await,
     }
 }
 

@@ -243,34 +243,39 @@ fn the_demo_runs_and_verifies_every_exchange() {
     }
 }
 
-#[test]
-fn the_demo_can_keep_serving_and_describes_the_federation() {
-    let dir = tempfile::tempdir().unwrap();
-    let fed = dir.path().join("fed");
+/// Starts `tierlink demo --serve` in `fed` and waits for its federation.json; the demo is killed
+/// when the returned server drops, whether the test passes or not.
+fn serve_demo(fed: &Path, buildings: &str) -> Server {
     let child = Command::new(BIN)
         .args([
             "demo",
             "--residents",
             "100",
             "--buildings",
-            "10",
+            buildings,
             "--serve",
-            "--dir",
-            fed.to_str().unwrap(),
         ])
+        .args(["--dir", fed.to_str().unwrap()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Killed when the test ends, whether it passes or not.
-    let _demo = Server(child);
-    let manifest = fed.join("federation.json");
+    let demo = Server(child);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !manifest.exists() {
+    while !fed.join("federation.json").exists() {
         assert!(Instant::now() < deadline, "no federation.json");
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_millis(100));
+    demo
+}
+
+#[test]
+fn the_demo_can_keep_serving_and_describes_the_federation() {
+    let dir = tempfile::tempdir().unwrap();
+    let fed = dir.path().join("fed");
+    let _demo = serve_demo(&fed, "10");
+    let manifest = fed.join("federation.json");
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
     let nodes = json["nodes"].as_array().unwrap();
@@ -336,20 +341,7 @@ fn a_follower_prints_each_new_version_once_across_its_restarts() {
     const RESIDENTS: &str = "101001001/000001";
     let dir = tempfile::tempdir().unwrap();
     let fed = dir.path().join("fed");
-    let child = Command::new(BIN)
-        .args(["demo", "--residents", "100", "--buildings", "5", "--serve"])
-        .args(["--dir", fed.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _demo = Server(child);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !fed.join("federation.json").exists() {
-        assert!(Instant::now() < deadline, "no federation.json");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_millis(100));
+    let _demo = serve_demo(&fed, "5");
     let (district, street) = (fed.join("district-420502"), fed.join("street-420502001"));
     let (district, street) = (district.to_str().unwrap(), street.to_str().unwrap());
     let added = ok(&[

@@ -369,9 +369,6 @@ async fn a_membership_the_directory_did_not_name_is_refused_whoever_sends_it() {
     let city = f.node(CITY).unwrap().dir.credentials().unwrap();
     let target = f.node(XILING).unwrap();
     let endpoint = &target.dir.config.server.endpoint;
-    let metrics = f.replica(target.dir.code()).unwrap().metrics();
-    let (term, last) = (metrics.current_term, metrics.last_applied.unwrap());
-    let leader = json!({"term": term, "node_id": CITY.parse::<u64>().unwrap()});
     let id = |code: &str| code.parse::<u64>().unwrap();
     let node = |code: &str| (code.to_owned(), json!({"addr": "https://127.0.0.1:1"}));
     let membership = |configs: Vec<Vec<&str>>, nodes: Vec<&str>| {
@@ -380,7 +377,6 @@ async fn a_membership_the_directory_did_not_name_is_refused_whoever_sends_it() {
             "nodes": nodes.into_iter().map(node).collect::<serde_json::Map<_, _>>(),
         })
     };
-    let at = |n: u64| json!({"leader_id": leader, "index": last.index + n});
     // A SetVoters naming the street, signed by the street as if by the city: every replica
     // refuses to apply it, so it names no voters.
     let street_key = f.node(XILING_STREET).unwrap().dir.signing_key().unwrap();
@@ -396,61 +392,89 @@ async fn a_membership_the_directory_did_not_name_is_refused_whoever_sends_it() {
         &street_key,
     );
     let all = vec![CITY, XILING, WUJIAGANG, XILING_STREET, WUJIA];
-    let cases = vec![
-        (
-            "the street alone votes",
-            vec![
-                json!({"log_id": at(1), "payload": {"Membership": membership(vec![vec![XILING_STREET]], all.clone())}}),
-            ],
-            "never named",
-        ),
-        (
-            "a joint change to the city and the street",
-            vec![
-                json!({"log_id": at(1), "payload": {"Membership": membership(
-                vec![vec![CITY, XILING, WUJIAGANG], vec![CITY, XILING_STREET]], all.clone())}}),
-            ],
-            "never named",
-        ),
-        (
-            "after a forged SetVoters",
-            vec![
-                json!({"log_id": at(1), "payload": {"Normal": forged}}),
-                json!({"log_id": at(2), "payload": {"Membership": membership(
-                    vec![vec![CITY, XILING_STREET]], all.clone())}}),
-            ],
-            "never named",
-        ),
-        (
-            "the named voters replicating to a stranger",
-            vec![
-                json!({"log_id": at(1), "payload": {"Membership": membership(
-                vec![vec![CITY, XILING, WUJIAGANG]], [all.clone(), vec![STRANGER]].concat())}}),
-            ],
-            "not a member",
-        ),
-    ];
-    for (what, entries, why) in cases {
-        let message = json!({
-            "vote": {"leader_id": leader, "committed": true},
-            "prev_log_id": last, "entries": entries, "leader_commit": last,
-        });
-        let json = serde_json::to_vec(&message).unwrap();
-        let refused = send(&city, endpoint, Rpc::AppendEntries, json)
-            .await
-            .expect_err(what);
-        assert_eq!(
-            refused.code(),
-            Code::PermissionDenied,
-            "{what}: {refused:?}"
-        );
-        assert!(
-            refused.message().contains(why),
-            "{what}: {}",
-            refused.message()
-        );
+    // Each case's entries, placed after the target's last applied entry (`at(n)`).
+    let cases = |at: &dyn Fn(u64) -> serde_json::Value| {
+        vec![
+            (
+                "the street alone votes",
+                vec![
+                    json!({"log_id": at(1), "payload": {"Membership": membership(vec![vec![XILING_STREET]], all.clone())}}),
+                ],
+                "never named",
+            ),
+            (
+                "a joint change to the city and the street",
+                vec![
+                    json!({"log_id": at(1), "payload": {"Membership": membership(
+                    vec![vec![CITY, XILING, WUJIAGANG], vec![CITY, XILING_STREET]], all.clone())}}),
+                ],
+                "never named",
+            ),
+            (
+                "after a forged SetVoters",
+                vec![
+                    json!({"log_id": at(1), "payload": {"Normal": forged.clone()}}),
+                    json!({"log_id": at(2), "payload": {"Membership": membership(
+                        vec![vec![CITY, XILING_STREET]], all.clone())}}),
+                ],
+                "never named",
+            ),
+            (
+                "the named voters replicating to a stranger",
+                vec![
+                    json!({"log_id": at(1), "payload": {"Membership": membership(
+                    vec![vec![CITY, XILING, WUJIAGANG]], [all.clone(), vec![STRANGER]].concat())}}),
+                ],
+                "not a member",
+            ),
+        ]
+    };
+    for case in 0..4 {
+        let mut stale = 0;
+        loop {
+            let metrics = f.replica(target.dir.code()).unwrap().metrics();
+            let (term, last) = (metrics.current_term, metrics.last_applied.unwrap());
+            let leader = json!({"term": term, "node_id": CITY.parse::<u64>().unwrap()});
+            let at = |n: u64| json!({"leader_id": leader, "index": last.index + n});
+            let (what, entries, why) = cases(&at).swap_remove(case);
+            let message = json!({
+                "vote": {"leader_id": leader, "committed": true},
+                "prev_log_id": last, "entries": entries, "leader_commit": last,
+            });
+            let json = serde_json::to_vec(&message).unwrap();
+            match send(&city, endpoint, Rpc::AppendEntries, json).await {
+                Err(refused) => {
+                    assert_eq!(
+                        refused.code(),
+                        Code::PermissionDenied,
+                        "{what}: {refused:?}"
+                    );
+                    assert!(
+                        refused.message().contains(why),
+                        "{what}: {}",
+                        refused.message()
+                    );
+                    break;
+                }
+                // Made before an entry the target then applied, the message is stale: raft
+                // already holds that index, keeps what it holds, and answers success. Made again.
+                Ok(reply) => {
+                    let now = f.replica(target.dir.code()).unwrap().metrics();
+                    let moved = now.last_applied.is_some_and(|l| l.index > last.index);
+                    stale += 1;
+                    assert!(moved && stale < 10, "{what}: accepted: {reply}");
+                }
+            }
+        }
     }
-    assert_eq!(settled(&f).await, before);
+    // Nothing of the forged entries took hold: the same leader, voters and nodes everywhere (the
+    // directory's own entries may have gone on meanwhile).
+    let membership_of = |seen: Vec<Seen>| -> Vec<_> {
+        seen.into_iter()
+            .map(|s| (s.term, s.leader, s.voters, s.nodes))
+            .collect()
+    };
+    assert_eq!(membership_of(settled(&f).await), membership_of(before));
     drop(non_voters);
     f.stop().await.unwrap();
 }

@@ -31,13 +31,24 @@ pub(super) fn decode(
         None | Some(Encoding::Utf8) => {
             let body = bytes.strip_prefix(UTF8_BOM).unwrap_or(bytes);
             match std::str::from_utf8(body) {
+                Ok(text) if !bom && forced.is_none() && mixes_scripts(text) => {
+                    match gb18030(bytes, Encoding::Gb18030) {
+                        Ok(_) => Err(ImportError::Encoding {
+                            line: line_of(bytes, first_wide(bytes)),
+                            encoding: Encoding::Utf8,
+                            looks_like: Some("GB18030/GBK"),
+                            advice: "it decodes as UTF-8, but into letters of several alphabets mixed (Greek, Cyrillic, Hebrew…), as a few GBK characters do: if it is GBK or GB18030 (Chinese Excel's \"CSV\"), pass --encoding gb18030; if it is UTF-8, pass --encoding utf-8".into(),
+                        }),
+                        Err(_) => Ok((Cow::Borrowed(text), Encoding::Utf8)),
+                    }
+                }
                 Ok(text) => Ok((Cow::Borrowed(text), Encoding::Utf8)),
                 Err(e) => {
                     let gb = (!bom)
                         .then(|| gb18030(bytes, Encoding::Gb18030).ok())
                         .flatten();
                     let other = match (&gb, forced) {
-                        (Some(_), None) => other_reading(bytes),
+                        (Some(text), None) => other_reading(bytes, text),
                         _ => None,
                     };
                     match (gb, forced, other) {
@@ -140,35 +151,79 @@ impl OtherReading {
 ///
 /// Mozilla's detector reads the file's lines that hold bytes outside ASCII, up to
 /// [`DETECTED_BYTES`], wherever they are in the file. GBK means GB18030 (from
-/// [`AMBIGUOUS_BELOW`] characters on), and so do GB18030's own four-byte sequences, which no
-/// other encoding has. Any other guess refuses the file, naming
-/// it, unless it is one of [`OTHER_CJK`] that does not decode the file. Text in single-byte
+/// [`AMBIGUOUS_BELOW`] characters on), and so do Han characters only GB18030's four-byte
+/// sequences encode; user-defined (private-use) characters refuse it. Any other guess refuses
+/// the file, naming
+/// it, even when that encoding cannot decode every byte (a Big5 file with a character of its
+/// own). Text in single-byte
 /// encodings (Cyrillic, Latin) decodes as GB18030 too, so their guesses refuse it as well; with
 /// fewer than [`SURE_CHARACTERS`] characters outside ASCII the refusal says it cannot be sure.
-fn other_reading(bytes: &[u8]) -> Option<OtherReading> {
+fn other_reading(bytes: &[u8], text: &str) -> Option<OtherReading> {
     let sample = non_ascii_lines(bytes, DETECTED_BYTES);
     let mut detector = EncodingDetector::new(Iso2022JpDetection::Deny);
     detector.feed(&sample, true);
     let guess = detector.guess(None, Utf8Detection::Deny);
-    let (wide, four) = wide_characters(&sample);
-    let decodes = |e: &'static encoding_rs::Encoding| {
-        e.decode_without_bom_handling_and_without_replacement(bytes)
-            .is_some()
-    };
-    if four > 0 {
+    let wide = wide_characters(&sample);
+    // User-defined (private-use) code points are where Big5 or Shift_JIS text lands in GB18030,
+    // and what its own user-defined characters are: the file names its encoding, or is refused.
+    if let Some(private) = text.chars().find(|c| ('\u{E000}'..='\u{F8FF}').contains(c)) {
+        let name = if guess == GBK { "Big5" } else { guess.name() };
+        return Some(OtherReading {
+            looks_like: name,
+            advice: format!(
+                "read as GB18030 it holds user-defined characters (U+{:04X}), as {name} text read as GB18030 does: if it is GBK or GB18030 with characters of its own, pass --encoding gb18030; otherwise save it as \"CSV UTF-8\" and import that",
+                u32::from(private)
+            ),
+        });
+    }
+    // Han characters beyond GBK (CJK extensions), which only GB18030's four-byte sequences encode.
+    if text.chars().any(is_han_beyond_gbk) {
         return None;
     }
     if guess == GBK {
         // Too short to trust: refused when another East Asian encoding reads it too.
         return (wide < AMBIGUOUS_BELOW)
-            .then(|| OTHER_CJK.into_iter().find(|e| decodes(e)))
+            .then(|| {
+                OTHER_CJK.into_iter().find(|e| {
+                    e.decode_without_bom_handling_and_without_replacement(bytes)
+                        .is_some()
+                })
+            })
             .flatten()
             .map(|e| OtherReading::ambiguous(e.name(), wide));
     }
-    if OTHER_CJK.contains(&guess) && !decodes(guess) {
-        return None;
-    }
     Some(OtherReading::guessed(guess.name(), wide))
+}
+
+/// A Han character of the CJK extensions outside GBK: Extension A (U+3400–U+4DBF) and those of
+/// the supplementary planes (U+20000–U+3134F).
+fn is_han_beyond_gbk(c: char) -> bool {
+    ('\u{3400}'..='\u{4DBF}').contains(&c) || ('\u{20000}'..='\u{3134F}').contains(&c)
+}
+
+/// Whether UTF-8 `text` has letters of more than one of the alphabets that two-byte UTF-8
+/// encodes (Greek, Cyrillic, Armenian, Hebrew, Arabic…) and nothing beyond them: what GBK
+/// bytes that happen to be valid UTF-8 decode to (郑伟 as ֣ΰ), and no real text.
+fn mixes_scripts(text: &str) -> bool {
+    let mut scripts = 0u8;
+    for c in text.chars().filter(|c| !c.is_ascii()) {
+        let script = match u32::from(c) {
+            0x0370..=0x03FF => 1,
+            0x0400..=0x052F => 2,
+            0x0530..=0x058F => 4,
+            0x0590..=0x05FF => 8,
+            0x0600..=0x07FF => 16,
+            0x0080..=0x036F => continue,
+            _ => return false,
+        };
+        scripts |= script;
+    }
+    scripts.count_ones() > 1
+}
+
+/// The offset of the first byte outside ASCII.
+fn first_wide(bytes: &[u8]) -> usize {
+    bytes.iter().position(|b| !b.is_ascii()).unwrap_or(0)
 }
 
 /// The lines of `bytes` that hold a byte outside ASCII, joined, up to about `max` bytes.
@@ -185,24 +240,22 @@ fn non_ascii_lines(bytes: &[u8], max: usize) -> Vec<u8> {
     sample
 }
 
-/// Of GB18030 bytes, how many characters are outside ASCII, and how many of those are GB18030's
-/// four-byte sequences (a lead byte then a digit).
-fn wide_characters(bytes: &[u8]) -> (usize, usize) {
-    let (mut wide, mut four, mut at) = (0usize, 0usize, 0);
+/// How many characters of GB18030 bytes are outside ASCII.
+fn wide_characters(bytes: &[u8]) -> usize {
+    let (mut wide, mut at) = (0usize, 0);
     while at < bytes.len() {
         if bytes[at] < 0x80 {
             at += 1;
             continue;
         }
         wide += 1;
-        if bytes.get(at + 1).is_some_and(u8::is_ascii_digit) {
-            four += 1;
-            at += 4;
+        at += if bytes.get(at + 1).is_some_and(u8::is_ascii_digit) {
+            4
         } else {
-            at += 2;
-        }
+            2
+        };
     }
-    (wide, four)
+    wide
 }
 
 /// The error for bytes that are not UTF-8 from `valid` on (in the `len` bytes after any BOM).

@@ -276,10 +276,55 @@ fn short_or_late_text_of_other_encodings_is_refused_never_read_as_gb18030() {
     }
     let (bytes, _, _) = encoding_rs::BIG5.encode(&text);
     refused(&bytes, "Big5");
-    // Cyrillic and Latin text in Windows code pages decodes as GB18030 too.
+    // Cyrillic and Latin text in Windows code pages decodes as GB18030 too, and so does KOI8-R
+    // text whose letters stand before digits, as a GB18030 four-byte sequence would.
     let text = format!("{HEADER}\n{}\n", row(1, "Иванов"));
     let (bytes, _, _) = encoding_rs::WINDOWS_1251.encode(&text);
     refused(&bytes, "windows-1251");
+    let mut text = format!("{HEADER}\n");
+    for n in 1..=20 {
+        text.push_str(&row(n, &format!("Анна Попова ул Мира д{n}к1")));
+        text.push('\n');
+    }
+    let (bytes, _, _) = encoding_rs::KOI8_R.encode(&text);
+    let err = import(&bytes, &Options::default(), None, &schema()).unwrap_err();
+    assert!(err.to_string().contains("is not UTF-8"), "{err}");
+    // A Big5 file with one character of its own (user-defined, bytes 81 40, which Big5's
+    // decoder does not know) is not read as GB18030 either.
+    let mut text = format!("{HEADER}\n");
+    for (n, name) in ["陳雅萱", "黃偉誠", "林志明", "張淑芬"]
+        .repeat(5)
+        .iter()
+        .enumerate()
+    {
+        text.push_str(&row(n as u32 + 1, name));
+        text.push('\n');
+    }
+    let (mut bytes, _, _) = encoding_rs::BIG5.encode(&text);
+    let bytes = bytes.to_mut();
+    let at = bytes.len() - 40;
+    bytes.splice(at..at, [0x81, 0x40]);
+    let err = import(bytes, &Options::default(), None, &schema()).unwrap_err();
+    assert!(err.to_string().contains("is not UTF-8"), "{err}");
+    // GBK bytes that happen to be valid UTF-8 (郑伟 reads as ֣ΰ) are not taken for UTF-8;
+    // UTF-8 text of one alphabet is.
+    let text = format!("{HEADER}\n{}\n", row(1, "郑伟"));
+    let (bytes, _, _) = encoding_rs::GBK.encode(&text);
+    assert!(std::str::from_utf8(&bytes).is_ok());
+    let err = import(&bytes, &Options::default(), None, &schema()).unwrap_err();
+    assert!(err.to_string().contains("pass --encoding gb18030"), "{err}");
+    let named = Options {
+        encoding: Some(Encoding::Gb18030),
+        ..Default::default()
+    };
+    let imported = import(&bytes, &named, None, &schema()).unwrap();
+    // Read right, and rejected for the occupation the row leaves out.
+    assert_eq!(imported.rejects[0].values[2], "郑伟");
+    for name in ["Иванов", "Müller", "Παπαδόπουλος"] {
+        let text = format!("{HEADER}\n{}\n", row(1, name));
+        let imported = import(text.as_bytes(), &Options::default(), None, &schema()).unwrap();
+        assert_eq!(imported.encoding, Encoding::Utf8);
+    }
 }
 
 #[test]

@@ -5,6 +5,8 @@
 //! close the connection under it and HTTP/2 reset its stream (web servers' "lingering close").
 
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -33,23 +35,30 @@ pub struct Edge {
 pub async fn edge(edge: Edge, request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
     let http1 = parts.version < Version::HTTP_2;
+    let abandoned = Arc::new(AtomicBool::new(false));
     let body = Body::new(Unread {
         body: Some(body),
         ended: false,
         edge,
         moved: Instant::now(),
+        abandoned: abandoned.clone(),
     });
-    let answer = tokio::time::timeout(edge.deadline, next.run(Request::from_parts(parts, body)));
-    let mut response = match answer.await {
-        Ok(response) => response,
-        Err(_) => Problem::new(
-            Kind::RequestTimeout,
-            format!(
-                "the request was not received and answered within {} s ([gateway] request_ms in the node's node.toml): send it faster, or less at once",
-                edge.deadline.as_secs()
-            ),
-        )
-        .into_response(),
+    let mut answer = Box::pin(next.run(Request::from_parts(parts, body)));
+    let mut response = tokio::select! {
+        response = &mut answer => response,
+        () = tokio::time::sleep(edge.deadline) => {
+            // Past the deadline the rest of the body is not waited for: dropped unread.
+            abandoned.store(true, Ordering::Relaxed);
+            drop(answer);
+            Problem::new(
+                Kind::RequestTimeout,
+                format!(
+                    "the request was not received and answered within {} s ([gateway] request_ms in the node's node.toml): send it faster, or less at once",
+                    edge.deadline.as_secs()
+                ),
+            )
+            .into_response()
+        }
     };
     // After a 408 (the deadline, or a body that stalled), what is left of the request cannot be
     // told from the next one (RFC 9110 §15.5.9): the connection ends with the answer.
@@ -68,6 +77,8 @@ struct Unread {
     edge: Edge,
     /// When the body last gave a piece (or was first asked for one).
     moved: Instant,
+    /// Set when the request is answered 408 at its deadline: nothing more is read of it.
+    abandoned: Arc<AtomicBool>,
 }
 
 impl http_body::Body for Unread {
@@ -107,9 +118,13 @@ impl Drop for Unread {
         let Some(mut body) = self.body.take() else {
             return;
         };
-        // A body that already paused past the idle limit (answered 408) is not waited for again:
-        // dropping it ends the connection at once.
-        if self.ended || body.is_end_stream() || self.moved.elapsed() >= self.edge.idle {
+        // A body that already paused past the idle limit, or whose request met its deadline (both
+        // answered 408), is not waited for again: dropping it ends the connection at once.
+        if self.ended
+            || body.is_end_stream()
+            || self.moved.elapsed() >= self.edge.idle
+            || self.abandoned.load(Ordering::Relaxed)
+        {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {

@@ -209,11 +209,16 @@ impl Problem {
         }
     }
 
-    /// The same problem naming its occurrence (a path or request id, cut as a detail is: an
-    /// answer about a 60,000-character path need not repeat it).
+    /// The same problem naming its occurrence: a path or request id, its first
+    /// [`MAX_INSTANCE_CHARS`] characters (an answer about a 60,000-character path need not repeat
+    /// it), cut before any percent-escape it would split so that it stays a URI reference.
     pub fn at(mut self, instance: impl Into<String>) -> Self {
-        let instance = instance.into();
-        self.instance = Some(clip(&instance, MAX_INSTANCE_CHARS).into_owned());
+        let mut instance = instance.into();
+        if let Some((at, _)) = instance.char_indices().nth(MAX_INSTANCE_CHARS) {
+            let escape = instance[..at].rfind('%').filter(|p| at - p < 3);
+            instance.truncate(escape.unwrap_or(at));
+        }
+        self.instance = Some(instance);
         self
     }
 

@@ -101,13 +101,18 @@ fn policies() -> Policies {
 }
 
 fn query(city: &NodeKey, request_id: &str, producer: &str) -> Read {
+    query_for(city, request_id, producer, "checks")
+}
+
+/// A query of the street's residents that the city vouches for, stating `purpose`.
+fn query_for(city: &NodeKey, request_id: &str, producer: &str, purpose: &str) -> Read {
     let signed = requester::sign(
         city,
         &Requester {
             node: CITY.into(),
             principal: "zhao".into(),
             role: format!("{CITY}/analyst"),
-            purpose: "checks".into(),
+            purpose: purpose.into(),
             producer: producer.into(),
             catalog: RESIDENTS.into(),
             request_id: request_id.into(),
@@ -244,4 +249,19 @@ async fn a_vouched_read_is_decided_in_one_look_at_the_directory_and_its_batches_
         .unwrap();
     assert_eq!(again.kind, ReadErrorKind::PermissionDenied, "{again}");
     assert!(again.message.contains("requester is refused"), "{again}");
+
+    // A member's signed requester is held to the lengths a credential is.
+    let long = "核".repeat(300);
+    let refused = reads
+        .read(&caller, query_for(&city_key, "r2", STREET, &long))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(refused.kind, ReadErrorKind::InvalidArgument, "{refused}");
+    assert!(
+        refused
+            .message
+            .contains("purpose is at most 256 characters"),
+        "{refused}"
+    );
 }

@@ -160,32 +160,38 @@ fn request_id(given: &str) -> Result<String, ReadError> {
 /// anything repeats it (a refusal, a signed requester, the audit): every read does, and so does
 /// an explanation of one.
 pub fn check_credential(c: &Credential) -> Result<(), ReadError> {
+    check_lengths(&c.principal, &c.role, &c.purpose, &c.grant)
+}
+
+/// Checks the lengths of who asks, in what role, for what purpose, under which grant: for a
+/// credential, and for the claim of a requester another node signed.
+fn check_lengths(principal: &str, role: &str, purpose: &str, grant: &str) -> Result<(), ReadError> {
     let fields = [
         (
             "principal",
-            &c.principal,
+            principal,
             MAX_NAME_CHARS,
             "the principal's name on its node",
         ),
         (
             "role",
-            &c.role,
+            role,
             MAX_ROLE_CHARS,
             "a role the principal holds, UNIT/NAME",
         ),
         (
             "purpose",
-            &c.purpose,
+            purpose,
             MAX_PURPOSE_CHARS,
             "the use in a few words, as the grant states it",
         ),
-        ("grant", &c.grant, MAX_NAME_CHARS, "a grant's id, or none"),
+        ("grant", grant, MAX_NAME_CHARS, "a grant's id, or none"),
     ];
     for (field, value, max, remedy) in fields {
         let n = value.chars().count();
         if n > max {
             return Err(ReadError::invalid_argument(format!(
-                "a credential's {field} is at most {max} characters, and this one has {}: give {remedy}",
+                "the {field} is at most {max} characters, and this one has {}: give {remedy}",
                 thousands(n as u64)
             )));
         }
@@ -343,6 +349,12 @@ impl ReadService {
             // A read produced here is decided in the same look at the directory that finds the
             // vouching node's key; the decision is used only once the requester has passed.
             let claimed = claim.asker();
+            check_lengths(
+                &claimed.principal,
+                &claimed.role,
+                &claimed.purpose,
+                claimed.grant.as_deref().unwrap_or_default(),
+            )?;
             let entry = produced_here
                 .then(|| self.registry.entry(&scope.catalog).ok())
                 .flatten();

@@ -159,7 +159,7 @@ async fn a_feed_sends_each_new_version_once_in_write_order_from_its_resume_token
         (
             format!("0000000000000000.{position}"),
             tonic::Code::FailedPrecondition,
-            "resync needed: the token is of another store",
+            "resync needed: the token is not one of catalog",
         ),
         (
             format!("{epoch}.999999"),
@@ -197,4 +197,55 @@ async fn a_feed_sends_each_new_version_once_in_write_order_from_its_resume_token
         "no longer holds",
     );
     f.federation.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_that_leaves_frees_its_place_a_token_names_its_catalog_and_a_node_stops() {
+    let f = federation_with(10, |c| c.limits.reads_per_caller = 2).await;
+    let open = open_policies(&f).await;
+
+    // Two followers of the city, through the city to the street, leave without a word: their
+    // places at both nodes come back at once, with no write to wake their feeds.
+    for _ in 0..2 {
+        let feed = follow(&f, subscribe(&open.city, ""), 1);
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        feed.abort();
+    }
+    let mut read = Err(ClientError::Io("not yet".into()));
+    for _ in 0..50 {
+        read = f.clients[CITY]
+            .read(None, principal_query(&open.city), |_, _| Ok(()))
+            .await;
+        if read.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    read.unwrap();
+
+    // A token names its catalog: one the buildings' query carried is refused for residents.
+    let mut buildings = principal_query(&open.city);
+    buildings.scope.as_mut().unwrap().catalog = BUILDINGS.into();
+    let mut token = String::new();
+    f.clients[CITY]
+        .read(None, buildings, |_, verified| {
+            token = verified.header.resume_token.clone();
+            Ok(())
+        })
+        .await
+        .unwrap();
+    refused(
+        follow(&f, subscribe(&open.city, &token), 1).await.unwrap(),
+        tonic::Code::FailedPrecondition,
+        "is not one of catalog 101001001/000001",
+    );
+
+    // A node stops with a feed open: the feed ends, UNAVAILABLE, for the reader to resume later.
+    let feed = follow(&f, subscribe(&open.city, ""), 1);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    tokio::time::timeout(std::time::Duration::from_secs(20), f.federation.stop())
+        .await
+        .expect("the federation stops with a feed open")
+        .unwrap();
+    refused(feed.await.unwrap(), tonic::Code::Unavailable, "stopping");
 }

@@ -85,6 +85,8 @@ pub struct ReadService {
     batch_bytes: usize,
     limits: Arc<ReadLimits>,
     workers: Arc<Workers>,
+    /// Set when the node stops: reads still waiting (feeds, relays) end at once.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 /// Who a read is for.
@@ -233,6 +235,7 @@ impl ReadService {
             batch_bytes: DEFAULT_BATCH_BYTES,
             limits,
             workers,
+            stopping: tokio::sync::watch::Sender::new(false),
         }
     }
 
@@ -602,7 +605,8 @@ impl ReadService {
             Read::Query(q) => {
                 // Where a feed follows what this query reads: the log's position before it reads.
                 let log = self.registry.store().change_log(&scope.catalog)?;
-                template.header.resume_token = feed::resume_token(&log.epoch, log.last);
+                let epoch = feed::epoch(&log.epoch, &scope.catalog);
+                template.header.resume_token = feed::resume_token(&epoch, log.last);
                 let cut = Cut {
                     records: batch_size(q.batch_size)?,
                     bytes: self.batch_bytes,
@@ -627,7 +631,7 @@ impl ReadService {
                 let feed = feed::Feed {
                     store,
                     catalog: scope.catalog.clone(),
-                    epoch: log.epoch,
+                    epoch: feed::epoch(&log.epoch, &scope.catalog),
                     after,
                     template,
                     plan,
@@ -643,7 +647,13 @@ impl ReadService {
                     workers: self.workers.clone(),
                     sequence: 0,
                 };
-                Ok(on_demand(feed, self.limits.stall(), self.stalled(), slot))
+                Ok(on_demand(
+                    feed,
+                    self.limits.stall(),
+                    self.stalled(),
+                    slot,
+                    self.stopping.subscribe(),
+                ))
             }
             Read::History(h) => {
                 plan.check_key_lookup()?;
@@ -736,7 +746,13 @@ impl ReadService {
             batches_sent: 0,
             records_sent: 0,
         };
-        on_demand(production, self.limits.stall(), self.stalled(), slot)
+        on_demand(
+            production,
+            self.limits.stall(),
+            self.stalled(),
+            slot,
+            self.stopping.subscribe(),
+        )
     }
 
     /// Passes a relayed stream through, one batch per ask of the consumer, unopened; on the
@@ -763,7 +779,20 @@ impl ReadService {
                 entry,
             }),
         };
-        on_demand(relay, self.limits.stall(), self.stalled(), slot)
+        on_demand(
+            relay,
+            self.limits.stall(),
+            self.stalled(),
+            slot,
+            self.stopping.subscribe(),
+        )
+    }
+
+    /// Ends every read still waiting for its next batch (feeds waiting for writes, relays
+    /// waiting for the next node) with UNAVAILABLE: the node is stopping, and its server waits
+    /// for open streams to end.
+    pub fn stop(&self) {
+        self.stopping.send_replace(true);
     }
 
     /// What a consumer that stopped taking batches is told if it asks again.

@@ -130,6 +130,7 @@ fn encryption_keys(dir: &NodeDir) -> Result<EncryptionKeys, RuntimeError> {
 pub struct Node {
     dir: NodeDir,
     credentials: Credentials,
+    reads: Arc<ReadService>,
     exchange: Arc<ExchangeService>,
     registry: Arc<Registry>,
     directory: Arc<Replica>,
@@ -202,7 +203,7 @@ impl Node {
                     .map_err(|source| RuntimeError::GatewayBind { addr, source })?;
                 let board: Arc<dyn AnchorBoard> = directory.clone();
                 let services = Services {
-                    reads,
+                    reads: reads.clone(),
                     exchange: exchange.clone(),
                     registry: registry.clone(),
                     directory: DirectoryService::new(directory.clone(), registry.clone()),
@@ -228,6 +229,7 @@ impl Node {
         Ok(Self {
             dir,
             credentials,
+            reads,
             exchange,
             registry,
             directory,
@@ -302,8 +304,12 @@ impl Node {
             (handle.clone(), tokio::spawn(gateway.serve(handle)))
         });
         let stop_gateway = gateway.as_ref().map(|(handle, _)| handle.clone());
+        let reads = self.reads.clone();
         let shutdown = async move {
             shutdown.await;
+            // Feeds and relays wait for their next batch as long as they last: ended now, so
+            // that the server's wait for open streams ends.
+            reads.stop();
             if let Some(handle) = stop_gateway {
                 handle.graceful_shutdown(Some(GATEWAY_GRACE));
             }

@@ -96,7 +96,7 @@ pub enum RecordsCommand {
         act_as: ActAs,
     },
     /// Follow a catalog's change feed: every new version the principal may see, printed as JSON
-    /// lines as it is written, each batch verified; resumable with --token-file.
+    /// lines as it is written, each batch verified; resumable with --resume-file.
     Follow(follow::FollowArgs),
     /// Every stored version of one record.
     History {

@@ -30,9 +30,20 @@ use crate::exchange::produce::{self, Cut, Plan, Template};
 /// Longest a feed waits for a write before it takes its decision again.
 pub const RECHECK: Duration = Duration::from_secs(5);
 
-/// A resume token: the store's epoch and a position in the catalog's write order.
+/// A resume token: the catalog's epoch ([`epoch`]) and a position in its write order.
 pub fn resume_token(epoch: &str, position: Position) -> String {
     format!("{epoch}.{position}")
+}
+
+/// A catalog's epoch in its tokens: 16 hex digits of BLAKE3 over the store's epoch and the
+/// catalog's code, so that a token names its catalog and its store, and one of another catalog,
+/// node or store is told apart.
+pub fn epoch(store: &str, catalog: &str) -> String {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(store.as_bytes());
+    hasher.update(&[0]);
+    hasher.update(catalog.as_bytes());
+    hasher.finalize().to_hex()[..16].to_owned()
 }
 
 /// The position a feed starts after: the token's, or the newest when no token is given.
@@ -63,10 +74,9 @@ pub fn start(
                 tierlink_core::limits::clip(token, 64)
             ))
         })?;
-    if epoch != log.epoch {
+    if epoch != self::epoch(&log.epoch, catalog) {
         return Err(resync(format!(
-            "the token is of another store of {producer} (epoch {epoch}; its store is now epoch {})",
-            log.epoch
+            "the token is not one of catalog {catalog} as {producer} now holds it: it is of another catalog, another node, or a store {producer} has made anew since"
         )));
     }
     if position.saturating_add(1) < log.first {
@@ -234,12 +244,16 @@ impl Source for Feed {
                     let mut entry = self.entry.clone();
                     entry.at_micros = chrono::Utc::now().timestamp_micros();
                     entry.records = keys.len() as u64;
-                    entry.bounds = format!(
-                        "positions {} to {position}",
-                        resume_token(&self.epoch, self.after + 1)
-                    );
+                    // The keys sent, or where they were when too many to keep (as a query's
+                    // entry keeps its bounds): an entry with keys matches a search by key exactly.
                     if keys.len() <= MAX_KEYS {
                         entry.keys = keys;
+                        entry.bounds.clear();
+                    } else {
+                        entry.bounds = format!(
+                            "positions {} to {position}",
+                            resume_token(&self.epoch, self.after + 1)
+                        );
                     }
                     // The batch is audited before it is sent.
                     if let Err(e) = self.audit.append(entry).await {

@@ -13,7 +13,7 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use tierlink_proto::v1::SignedBatch;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::Stream;
 
 use super::{BatchStream, ReadError};
@@ -51,9 +51,10 @@ pub(super) fn on_demand(
     stall: Duration,
     stalled: ReadError,
     slot: ReadSlot,
+    stopping: watch::Receiver<bool>,
 ) -> BatchStream {
     let (ask, asks) = mpsc::channel(1);
-    tokio::spawn(answer(source, asks, stall, stalled));
+    tokio::spawn(answer(source, asks, stall, stalled, stopping));
     Box::pin(Asking {
         ask,
         waiting: None,
@@ -69,14 +70,23 @@ async fn answer(
     mut asks: mpsc::Receiver<oneshot::Sender<Answer>>,
     stall: Duration,
     stalled: ReadError,
+    mut stopping: watch::Receiver<bool>,
 ) {
     let ending = loop {
-        let reply = match tokio::time::timeout(stall, asks.recv()).await {
+        let mut reply = match tokio::time::timeout(stall, asks.recv()).await {
             Err(_) => break Ending::Stalled,
             Ok(None) => break Ending::Gone,
             Ok(Some(reply)) => reply,
         };
-        let answer = source.next().await;
+        // A source may wait long for its next batch (a feed waits for writes, a relay for the
+        // next node): a consumer that leaves meanwhile, or the node stopping, ends the wait.
+        let answer = tokio::select! {
+            answer = source.next() => answer,
+            () = reply.closed() => break Ending::Gone,
+            _ = stopping.wait_for(|stopping| *stopping) => Some(Err(ReadError::unavailable(
+                "the node is stopping: ask again once it is back (a feed from its last resume token)",
+            ))),
+        };
         let ending = match &answer {
             None => Some(Ending::Finished),
             Some(Err(error)) => Some(Ending::Failed(error.clone())),

@@ -647,13 +647,7 @@ impl ReadService {
                     workers: self.workers.clone(),
                     sequence: 0,
                 };
-                Ok(on_demand(
-                    feed,
-                    self.limits.stall(),
-                    self.stalled(),
-                    slot,
-                    self.stopping.subscribe(),
-                ))
+                Ok(self.serve(feed, slot))
             }
             Read::History(h) => {
                 plan.check_key_lookup()?;
@@ -746,13 +740,7 @@ impl ReadService {
             batches_sent: 0,
             records_sent: 0,
         };
-        on_demand(
-            production,
-            self.limits.stall(),
-            self.stalled(),
-            slot,
-            self.stopping.subscribe(),
-        )
+        self.serve(production, slot)
     }
 
     /// Passes a relayed stream through, one batch per ask of the consumer, unopened; on the
@@ -779,8 +767,14 @@ impl ReadService {
                 entry,
             }),
         };
+        self.serve(relay, slot)
+    }
+
+    /// Serves `source`'s batches as its consumer asks for them ([`on_demand`]), within the
+    /// node's stall limit, until the node stops; `slot` is held as long as the stream.
+    fn serve(&self, source: impl Source, slot: ReadSlot) -> BatchStream {
         on_demand(
-            relay,
+            source,
             self.limits.stall(),
             self.stalled(),
             slot,

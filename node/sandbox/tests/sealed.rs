@@ -12,7 +12,7 @@ use tierlink_core::identity::{EncryptionKey, write_private};
 use tierlink_core::signed::file::{BatchWriter, FileVerifyError, open_file, verify_file};
 use tierlink_core::signed::{BatchVerifier, VerifyError, requester};
 use tierlink_proto::v1::{BatchHeader, QueryRequest, ReadScope, Requester, SignedBatch};
-use tierlink_store::audit::{AuditFilter, Side};
+use tierlink_store::audit::Side;
 use tokio_stream::StreamExt;
 use util::*;
 
@@ -177,13 +177,10 @@ async fn a_requester_spent_by_a_relay_yields_records_only_its_node_opens() {
         f.clients[CITY].opener().open(verifier, batch).unwrap();
     }
 
-    // The street's audit says whom the read was for, and who carried it.
+    // The street's audit says whom the read was for, and who carried it (kept once its stream
+    // has ended, after the last batch reached the district).
     let street_log = f.federation.nodes[STREET].audit().unwrap();
-    let entries = street_log.query(&AuditFilter::default(), 100).unwrap();
-    let entry = entries
-        .iter()
-        .find(|e| e.request_id == "captured-1")
-        .expect("the street audits the read");
+    let entry = audited(street_log, |e| e.request_id == "captured-1").await;
     assert_eq!(
         (
             entry.side,

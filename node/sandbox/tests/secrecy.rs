@@ -595,11 +595,8 @@ async fn every_exchange_is_audited_on_both_ends_and_anchored_in_the_directory() 
     );
     assert!(e.items["clear"].contains(&"id_number".to_string()) && e.items["hash"] == ["phone"]);
 
-    let consumer = city_log.query(&AuditFilter::default(), 100).unwrap();
-    let mine = consumer
-        .iter()
-        .find(|c| c.request_id == "audit-1")
-        .expect("the city audits its principal's read");
+    // Kept once the relayed stream has ended at the city.
+    let mine = &audited(city_log, |c| c.request_id == "audit-1").await;
     assert_eq!(
         (mine.side, mine.records, mine.grant.as_str()),
         (Some(Side::Consumer), 20, "city-security")

@@ -1,11 +1,12 @@
 //! A change feed: every version written to a catalog after a resume token, in the producer's
 //! write order, as the same sealed, signed batches a query gets under the same decision.
 //!
-//! A resume token is `EPOCH.POSITION` ([`tierlink_store::ChangeLog`]): each batch's header carries
-//! the token after its last record, so a reader that reconnects with the last token it kept loses
-//! nothing and gets nothing twice, across restarts of either side. A token of another epoch, or
-//! of positions no longer kept, is refused as "resync needed" with what to do, never answered
-//! with a gap. The decision is taken again before every batch and at least every
+//! A resume token is `EPOCH.POSITION`: an epoch naming the catalog and its store ([`epoch`]) and
+//! a position in the catalog's write order ([`tierlink_store::ChangeLog`]). Each batch's header
+//! carries the token after its last record, so a reader that reconnects with the last token it
+//! kept loses nothing and gets nothing twice, across restarts of either side. A token of another
+//! catalog, node or store, or past what was written, is refused as "resync needed" with what to
+//! do, never answered with a gap. The decision is taken again before every batch and at least every
 //! [`RECHECK`]: a grant revoked or changed ends the feed with the reason. Every batch is audited
 //! as it is sent.
 
@@ -50,7 +51,8 @@ pub fn epoch(store: &str, catalog: &str) -> String {
 ///
 /// # Errors
 /// INVALID_ARGUMENT for a token not of the form `EPOCH.POSITION`; FAILED_PRECONDITION, "resync
-/// needed", for a token of another epoch of the store or of positions not kept.
+/// needed", for a token of another catalog, node or store, or of positions not kept or not yet
+/// written.
 pub fn start(
     token: &str,
     log: &ChangeLog,

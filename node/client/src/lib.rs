@@ -32,6 +32,7 @@ use tierlink_proto::v1::exchange_client::ExchangeClient;
 use tierlink_proto::v1::{
     GetCatalogRequest, ListCatalogsRequest, ListCatalogsResponse, PublishRequest,
     PutCatalogRequest, PutCatalogResponse, PutRecordsRequest, PutRecordsResponse, Row, SignedBatch,
+    SourceOffsetRequest,
 };
 use tokio_stream::StreamExt;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
@@ -430,17 +431,36 @@ impl NodeClient {
         rows: Vec<Vec<String>>,
     ) -> Result<PutRecordsResponse, ClientError> {
         let rows = rows.into_iter().map(|values| Row { values }).collect();
-        let request = PutRecordsRequest {
+        self.write(PutRecordsRequest {
             catalog: catalog.to_owned(),
             columns,
             rows,
-        };
+            ..PutRecordsRequest::default()
+        })
+        .await
+    }
+
+    /// Sends one write to this node, all or none: rows, deletions and a source mark as the
+    /// request carries them. Refused with [`ClientError::TooLarge`], unsent, when it would not
+    /// fit in a message.
+    pub async fn write(&self, request: PutRecordsRequest) -> Result<PutRecordsResponse, ClientError> {
         let bytes = request.encoded_len();
         if bytes > MAX_MESSAGE_BYTES {
             return Err(ClientError::TooLarge(bytes));
         }
         let mut client = self.connect(self.code()).await?;
         Ok(client.put_records(request).await?.into_inner())
+    }
+
+    /// The offset this node stored for connector source `source` of `catalog`; empty when no
+    /// write has marked it.
+    pub async fn source_offset(&self, catalog: &str, source: &str) -> Result<String, ClientError> {
+        let mut client = self.connect(self.code()).await?;
+        let request = SourceOffsetRequest {
+            catalog: catalog.to_owned(),
+            source: source.to_owned(),
+        };
+        Ok(client.source_offset(request).await?.into_inner().offset)
     }
 
     /// A connection for a read of `target` (this node when empty): to `via` if given, else to the

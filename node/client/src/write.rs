@@ -163,7 +163,7 @@ impl NodeClient {
         let overhead = PutRecordsRequest {
             catalog: catalog.to_owned(),
             columns: columns.clone(),
-            rows: Vec::new(),
+            ..PutRecordsRequest::default()
         }
         .encoded_len();
         let mut batches = cut(&rows, overhead, batching)?.into_iter();

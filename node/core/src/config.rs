@@ -96,12 +96,19 @@ pub struct ExchangeSettings {
     /// in its batch. A batch also holds at most the records the consumer asks for (1,000 by
     /// default).
     pub batch_bytes: usize,
+    /// Versions each catalog's change log keeps for feeds, newest first (0: all). A feed
+    /// resuming from an older token is told to resync (a query, then the feed from its token).
+    pub keep_changes: u64,
 }
+
+/// Versions a change log keeps by default: a day of a busy street's writes many times over.
+pub const DEFAULT_KEEP_CHANGES: u64 = 1_000_000;
 
 impl Default for ExchangeSettings {
     fn default() -> Self {
         Self {
             batch_bytes: DEFAULT_BATCH_BYTES,
+            keep_changes: DEFAULT_KEEP_CHANGES,
         }
     }
 }

@@ -55,6 +55,7 @@ use tierlink_proto::v1::{
     GetCatalogRequest, GetCatalogResponse, HistoryRequest, ListCatalogsRequest,
     ListCatalogsResponse, PutCatalogRequest, PutCatalogResponse, PutRecordsRequest,
     PutRecordsResponse, QueryRequest, ReadScope, RecordList, SignedBatch, SubscribeRequest,
+    SourceOffsetRequest, SourceOffsetResponse,
 };
 use tierlink_sandbox::federation::offline_node;
 use tierlink_sandbox::sample;
@@ -271,6 +272,12 @@ impl Exchange for Unsigned {
         &self,
         _: Request<SubscribeRequest>,
     ) -> Result<Response<BatchStream>, Status> {
+        Err(Status::unimplemented("baseline"))
+    }
+    async fn source_offset(
+        &self,
+        _: Request<SourceOffsetRequest>,
+    ) -> Result<Response<SourceOffsetResponse>, Status> {
         Err(Status::unimplemented("baseline"))
     }
 }

@@ -255,6 +255,7 @@ async fn a_record_longer_than_its_catalog_allows_is_refused_on_every_write_path(
         catalog: BIG.into(),
         columns: columns.clone(),
         rows: rows.iter().map(|v| Row { values: v.clone() }).collect(),
+        ..PutRecordsRequest::default()
     };
     let status = grpc.put_records(request).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::InvalidArgument);

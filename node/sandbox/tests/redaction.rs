@@ -166,6 +166,7 @@ fn receive(
                 version: 1,
                 updated_at_micros: 1,
                 values: values.clone(),
+                deleted: false,
             }
             .into()
         })

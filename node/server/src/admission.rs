@@ -74,6 +74,7 @@ fn access(path: &str) -> Access {
     match (service, method) {
         ("tierlink.v1.Exchange", "PutCatalog") => Access::OwnNode("publish catalogs"),
         ("tierlink.v1.Exchange", "PutRecords") => Access::OwnNode("write records"),
+        ("tierlink.v1.Exchange", "SourceOffset") => Access::OwnNode("read a source's offset"),
         ("tierlink.v1.Exchange", _) => Access::Member,
         ("tierlink.v1.Directory", "Found") => Access::OwnNode("found the directory"),
         ("tierlink.v1.Directory", "Propose") => Access::OwnNode("issue directory changes"),

@@ -164,6 +164,7 @@ impl Node {
             }
         }
         let store = SledStore::open(&dir.path(&dir.config.files.data))?;
+        store.keep_changes(dir.config.exchange.keep_changes);
         let directory =
             Arc::new(Replica::open(&store, &dir, credentials.clone(), key, ca.clone()).await?);
         let audit = Arc::new(AuditLog::open(store.keyspace("audit")?)?);

@@ -4,7 +4,10 @@
 //!
 //! A write is an upsert by primary key: a record whose values differ from the stored current
 //! version (or that is new) becomes a new version, the superseded one kept as history; one whose
-//! values equal it stores nothing. Every write is on disk before the call returns. A batch is written whole or not at all. sled 0.34 calls itself
+//! values equal it stores nothing. A deletion stores a last version marked deleted, which keeps
+//! the values it ends; a key written again after it starts from the next version. A write may
+//! carry a connector's [`SourceMark`], stored with its records. Every write is on disk before
+//! the call returns. A batch is written whole or not at all. sled 0.34 calls itself
 //! beta, so no other crate names it: another engine only needs to implement [`Store`] and pass
 //! the same suite of tests.
 //!
@@ -28,6 +31,7 @@ mod sled_store;
 use prost::Message;
 use tierlink_core::catalog::{Catalog, Row};
 use tierlink_proto::v1::Record;
+pub use tierlink_proto::v1::SourceMark;
 
 pub use sled_store::{Keyspace, SledStore};
 
@@ -69,6 +73,20 @@ pub struct PutOutcome {
     pub updated: u64,
     /// Records whose values equal the stored current version: nothing was stored for them.
     pub unchanged: u64,
+    /// Records deleted: each got a last version marked deleted.
+    pub deleted: u64,
+}
+
+/// One atomic write to a catalog: rows to upsert, keys to delete, and a connector's place in
+/// its source, all stored or none.
+#[derive(Clone, Debug, Default)]
+pub struct Write {
+    /// Checked rows, upserted by key.
+    pub rows: Vec<Row>,
+    /// Keys whose current records are deleted; a key with none is left as it is.
+    pub deletes: Vec<String>,
+    /// Stored with the records when given, if the stored offset is still `expected`.
+    pub mark: Option<SourceMark>,
 }
 
 /// A place in a catalog's write order: the number of versions written to the catalog since its
@@ -104,6 +122,20 @@ pub enum StoreError {
     /// Stored bytes could not be decoded.
     #[error("stored data is unreadable ({0}): restore the data directory from a backup")]
     Corrupt(String),
+    /// A write's [`SourceMark`] expected an offset other than the one stored.
+    #[error(
+        "source {name} of catalog {catalog} is at offset {stored:?}, not {expected:?}: another connector of the same source has written since; run one connector per source, and start it again to resume from the stored offset"
+    )]
+    MarkMoved {
+        /// The catalog written.
+        catalog: String,
+        /// The source named.
+        name: String,
+        /// The offset stored.
+        stored: String,
+        /// The offset the write expected.
+        expected: String,
+    },
     /// The store was written by another version of Tierlink.
     #[error(
         "the data directory holds store format {found}, this build reads format {supported}: run the Tierlink version that wrote it"
@@ -128,13 +160,32 @@ pub trait Store: Send + Sync + 'static {
     fn record_count(&self, catalog: &str) -> Result<u64, StoreError>;
     /// Writes a batch of checked rows, all or none: each as a new version, except a row whose
     /// values equal its key's current version, which stores nothing (counted as unchanged).
-    fn put_records(&self, catalog: &str, rows: Vec<Row>) -> Result<PutOutcome, StoreError>;
+    fn put_records(&self, catalog: &str, rows: Vec<Row>) -> Result<PutOutcome, StoreError> {
+        self.write(
+            catalog,
+            Write {
+                rows,
+                ..Write::default()
+            },
+        )
+    }
+    /// Applies a [`Write`], all or none: rows as [`Store::put_records`] writes them, then the
+    /// deletions, then the mark. A key both written and deleted ends deleted.
+    ///
+    /// # Errors
+    /// [`StoreError::MarkMoved`] when the mark's `expected` is not the stored offset (nothing
+    /// is written).
+    fn write(&self, catalog: &str, write: Write) -> Result<PutOutcome, StoreError>;
+    /// The offset stored by the last write that marked `source` in `catalog`.
+    fn source_offset(&self, catalog: &str, source: &str) -> Result<Option<String>, StoreError>;
     /// Current records with `from <= key < to` (`to` unbounded when `None`), in key order.
     fn scan(&self, catalog: &str, from: &str, to: Option<&str>) -> RecordIter;
-    /// The current version of the record with `key`; `None` when there is none. For reads that
+    /// The current version of the record with `key`; `None` when there is none (or it was
+    /// deleted). For reads that
     /// send records in another order than the keys' (keys hashed).
     fn get(&self, catalog: &str, key: &str) -> Result<Option<StoredRecord>, StoreError>;
-    /// Every version of one record, oldest first; empty when the key was never written.
+    /// Every version of one record, oldest first, deletions among them; empty when the key was
+    /// never written.
     fn history(&self, catalog: &str, key: &str) -> Result<Vec<StoredRecord>, StoreError>;
     /// The positions `catalog`'s change log keeps. Every version a write stores gets the next
     /// position in the same atomic write; an unchanged row gets none.

@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use tierlink_core::catalog::{Catalog, CatalogError, RecordError, RecordSchema, Row};
+use tierlink_core::catalog::{Catalog, CatalogError, RecordError, RecordSchema};
 
-use crate::{PutOutcome, Store, StoreError};
+use crate::{PutOutcome, Store, StoreError, Write};
 
 /// A catalog entry with its compiled record checks.
 #[derive(Debug)]
@@ -135,37 +135,46 @@ impl Registry {
         columns: &[String],
         rows: Vec<Vec<String>>,
     ) -> Result<PutOutcome, RegistryError> {
-        self.put_records_with(catalog, columns, rows, |_| Ok(()))
+        self.put_records_with(catalog, columns, rows, Write::default(), |_| Ok(()))
     }
 
-    /// As [`Self::put_records`], calling `before` with the checked rows just before they are
-    /// stored (to record the write in the audit, flushed with the records); when `before` fails,
+    /// As [`Self::put_records`], with the deletions and source mark of `also` (its rows are
+    /// the checked `rows`) in the same write, calling `before` with the whole write just before
+    /// it is stored (to record it in the audit, flushed with the records); when `before` fails,
     /// nothing is stored.
     pub fn put_records_with(
         &self,
         catalog: &str,
         columns: &[String],
         rows: Vec<Vec<String>>,
-        before: impl FnOnce(&[Row]) -> Result<(), StoreError>,
+        also: Write,
+        before: impl FnOnce(&Write) -> Result<(), StoreError>,
     ) -> Result<PutOutcome, RegistryError> {
         let entry = self.entry(catalog)?;
-        let columns = entry
-            .schema
-            .columns(columns)
-            .map_err(|problem| RegistryError::Columns {
-                catalog: catalog.to_owned(),
-                problem,
-            })?;
-        let rows = entry
-            .schema
-            .rows(&columns, rows)
-            .map_err(|errors| RegistryError::Records {
-                catalog: catalog.to_owned(),
-                errors,
-            })?;
-        before(&rows)?;
-        let outcome = self.store.put_records(catalog, rows)?;
-        if outcome.created + outcome.updated > 0 {
+        // A write of deletions or a mark alone names no columns.
+        let rows = if rows.is_empty() && columns.is_empty() {
+            Vec::new()
+        } else {
+            let columns =
+                entry
+                    .schema
+                    .columns(columns)
+                    .map_err(|problem| RegistryError::Columns {
+                        catalog: catalog.to_owned(),
+                        problem,
+                    })?;
+            entry
+                .schema
+                .rows(&columns, rows)
+                .map_err(|errors| RegistryError::Records {
+                    catalog: catalog.to_owned(),
+                    errors,
+                })?
+        };
+        let write = Write { rows, ..also };
+        before(&write)?;
+        let outcome = self.store.write(catalog, write)?;
+        if outcome.created + outcome.updated + outcome.deleted > 0 {
             self.written.send_modify(|n| *n += 1);
         }
         Ok(outcome)

@@ -4,17 +4,22 @@
 //! resource code to the entry's JSON; tree `records` holds, under one-byte prefixes so that one
 //! atomic sled batch covers a whole write, `c` current records, `h` superseded versions, `n`
 //! record counts, and each catalog's change log: `s` maps a position to the key and version
-//! written there, `p` the last position written.
+//! written there, `p` the last position written, `f` the first still kept. `o` holds connectors'
+//! source offsets. A deleted record has no current version: its deletion is its last version in
+//! `h`.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use prost::Message;
-use tierlink_core::catalog::{Catalog, Row};
+use tierlink_core::catalog::Catalog;
 use tierlink_proto::v1::Record;
 
 use super::{
     ChangeLog, FORMAT_VERSION, Position, PutOutcome, RecordIter, Store, StoreError, StoredRecord,
+    Write,
 };
 
 const CURRENT: u8 = b'c';
@@ -22,6 +27,12 @@ const HISTORY: u8 = b'h';
 const COUNT: u8 = b'n';
 const CHANGE: u8 = b's';
 const LAST_POSITION: u8 = b'p';
+const FIRST_POSITION: u8 = b'f';
+const SOURCE_OFFSET: u8 = b'o';
+
+/// Most change-log entries one write removes beyond those it adds, so that a retention set
+/// lower on a long log is reached over several writes, none of them long.
+const RETIRE_EXTRA: u64 = 4096;
 
 /// A node's store in a sled database.
 pub struct SledStore {
@@ -33,6 +44,8 @@ pub struct SledStore {
     engine: Arc<Engine>,
     /// Writes read the current version to make the next one: one writer at a time.
     writer: Mutex<()>,
+    /// Positions each catalog's change log keeps; 0 keeps all.
+    keep_changes: AtomicU64,
 }
 
 /// Keeps sled's batches and flushes apart, process-wide.
@@ -286,13 +299,54 @@ impl SledStore {
             records: db.open_tree("records")?,
             engine: Arc::new(Engine { db: Some(db) }),
             writer: Mutex::new(()),
+            keep_changes: AtomicU64::new(0),
         };
         store.engine.flush()?;
         Ok(store)
     }
 
+    /// Keeps the newest `positions` of each catalog's change log (0: all), so that a feed can
+    /// resume from a token that recent; older entries go as later writes come. The versions they
+    /// named stay in each record's history.
+    pub fn keep_changes(&self, positions: u64) {
+        self.keep_changes.store(positions, Ordering::Relaxed);
+    }
+
     fn decode(bytes: &[u8]) -> Result<Record, StoreError> {
         Record::decode(bytes).map_err(corrupt)
+    }
+
+    /// The version a key deleted before had last: its deletion's, from history; 0 if none.
+    fn last_version(&self, catalog: &str, key: &str) -> Result<u64, StoreError> {
+        let mut from = record_key(HISTORY, catalog, key);
+        from.push(0);
+        let mut to = from.clone();
+        *to.last_mut().expect("not empty") = 1;
+        match self.records.range(from..to).next_back() {
+            Some(kv) => Ok(Self::decode(&kv?.1)?.version),
+            None => Ok(0),
+        }
+    }
+}
+
+/// The state of a write's keys as the write goes: what it stored so far in its batch, over what
+/// the tree holds.
+struct Pending<'s> {
+    store: &'s SledStore,
+    catalog: &'s str,
+    current: HashMap<String, Option<Record>>,
+}
+
+impl Pending<'_> {
+    fn current(&self, key: &str) -> Result<Option<Record>, StoreError> {
+        if let Some(record) = self.current.get(key) {
+            return Ok(record.clone());
+        }
+        self.store
+            .records
+            .get(record_key(CURRENT, self.catalog, key))?
+            .map(|v| SledStore::decode(&v))
+            .transpose()
     }
 }
 
@@ -327,57 +381,119 @@ impl Store for SledStore {
         })
     }
 
-    fn put_records(&self, catalog: &str, rows: Vec<Row>) -> Result<PutOutcome, StoreError> {
+    fn write(&self, catalog: &str, write: Write) -> Result<PutOutcome, StoreError> {
         let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let mut batch = sled::Batch::default();
         let mut outcome = PutOutcome::default();
         let updated_at_micros = now_micros();
-        let mut position = self.change_log(catalog)?.last;
-        for row in rows {
-            let current_key = record_key(CURRENT, catalog, &row.key);
-            let version = match self.records.get(&current_key)? {
+        let log = self.change_log(catalog)?;
+        let mut position = log.last;
+        if let Some(mark) = &write.mark {
+            let stored = self
+                .source_offset(catalog, &mark.source)?
+                .unwrap_or_default();
+            if stored != mark.expected {
+                return Err(StoreError::MarkMoved {
+                    catalog: catalog.to_owned(),
+                    name: mark.source.clone(),
+                    stored,
+                    expected: mark.expected.clone(),
+                });
+            }
+            batch.insert(
+                record_key(SOURCE_OFFSET, catalog, &mark.source),
+                mark.offset.as_bytes(),
+            );
+        }
+        let mut pending = Pending {
+            store: self,
+            catalog,
+            current: HashMap::new(),
+        };
+        // Every new version, a deletion among them, takes the next position.
+        let mut log_version = |batch: &mut sled::Batch, key: &str, version: u64| {
+            position += 1;
+            batch.insert(change_key(catalog, position), change_value(key, version));
+        };
+        for row in write.rows {
+            let version = match pending.current(&row.key)? {
                 Some(old) => {
-                    let old_record = Self::decode(&old)?;
                     // An upsert: the same values again store nothing, so a re-run import adds
                     // no version.
-                    if old_record.values == row.values {
+                    if old.values == row.values {
                         outcome.unchanged += 1;
                         continue;
                     }
-                    let old_version = old_record.version;
-                    batch.insert(history_key(catalog, &row.key, old_version), old);
+                    batch.insert(
+                        history_key(catalog, &row.key, old.version),
+                        old.encode_to_vec(),
+                    );
                     outcome.updated += 1;
-                    old_version + 1
+                    old.version + 1
                 }
                 None => {
                     outcome.created += 1;
-                    1
+                    self.last_version(catalog, &row.key)? + 1
                 }
             };
-            position += 1;
-            batch.insert(
-                change_key(catalog, position),
-                change_value(&row.key, version),
-            );
+            log_version(&mut batch, &row.key, version);
             let record = Record {
                 key: row.key,
                 version,
                 updated_at_micros,
                 values: row.values,
+                deleted: false,
             };
-            batch.insert(current_key, record.encode_to_vec());
+            batch.insert(
+                record_key(CURRENT, catalog, &record.key),
+                record.encode_to_vec(),
+            );
+            pending.current.insert(record.key.clone(), Some(record));
         }
-        if outcome.created + outcome.updated == 0 {
+        for key in write.deletes {
+            let Some(old) = pending.current(&key)? else {
+                continue;
+            };
+            batch.insert(history_key(catalog, &key, old.version), old.encode_to_vec());
+            let ended = Record {
+                version: old.version + 1,
+                updated_at_micros,
+                deleted: true,
+                ..old
+            };
+            log_version(&mut batch, &key, ended.version);
+            batch.insert(
+                history_key(catalog, &key, ended.version),
+                ended.encode_to_vec(),
+            );
+            batch.remove(record_key(CURRENT, catalog, &key));
+            pending.current.insert(key, None);
+            outcome.deleted += 1;
+        }
+        let versions = position - log.last;
+        if versions == 0 && write.mark.is_none() {
             return Ok(outcome);
         }
-        batch.insert(
-            catalog_prefix(LAST_POSITION, catalog),
-            &position.to_be_bytes(),
-        );
-        let mut count_key = vec![COUNT];
-        count_key.extend_from_slice(catalog.as_bytes());
-        let count = self.record_count(catalog)? + outcome.created;
-        batch.insert(count_key, &count.to_be_bytes());
+        if versions > 0 {
+            batch.insert(
+                catalog_prefix(LAST_POSITION, catalog),
+                &position.to_be_bytes(),
+            );
+            let keep = self.keep_changes.load(Ordering::Relaxed);
+            if keep > 0 && position >= log.first.saturating_add(keep) {
+                let first = (position + 1 - keep).min(log.first + versions + RETIRE_EXTRA);
+                for retired in log.first..first {
+                    batch.remove(change_key(catalog, retired));
+                }
+                batch.insert(catalog_prefix(FIRST_POSITION, catalog), &first.to_be_bytes());
+            }
+            let mut count_key = vec![COUNT];
+            count_key.extend_from_slice(catalog.as_bytes());
+            let count = (self.record_count(catalog)? + outcome.created)
+                .checked_sub(outcome.deleted)
+                .ok_or_else(|| corrupt(format!("the record count of {catalog} is below its records")))?;
+            batch.insert(count_key, &count.to_be_bytes());
+        }
         apply_batch(&self.records, batch)?;
         // The next writer may read these versions while they are flushed: a later batch is
         // never on disk without this one (sled's log is written in order), and each call returns
@@ -385,6 +501,13 @@ impl Store for SledStore {
         drop(writer);
         self.engine.flush()?;
         Ok(outcome)
+    }
+
+    fn source_offset(&self, catalog: &str, source: &str) -> Result<Option<String>, StoreError> {
+        self.records
+            .get(record_key(SOURCE_OFFSET, catalog, source))?
+            .map(|v| String::from_utf8(v.to_vec()).map_err(corrupt))
+            .transpose()
     }
 
     fn scan(&self, catalog: &str, from: &str, to: Option<&str>) -> RecordIter {
@@ -416,9 +539,13 @@ impl Store for SledStore {
             Some(v) => be_u64(&v)?,
             None => 0,
         };
+        let first = match self.records.get(catalog_prefix(FIRST_POSITION, catalog))? {
+            Some(v) => be_u64(&v)?,
+            None => 1,
+        };
         Ok(ChangeLog {
             epoch: self.epoch.clone(),
-            first: 1,
+            first,
             last,
         })
     }

@@ -63,7 +63,8 @@ pub fn run<S: Store>(open: impl Fn() -> S) {
             PutOutcome {
                 created: 1,
                 updated: 1,
-                unchanged: 1
+                unchanged: 1,
+                deleted: 0
             }
         );
         // The same rows again store nothing: an import run twice adds no version.
@@ -165,4 +166,74 @@ pub fn run<S: Store>(open: impl Fn() -> S) {
     let after = reopened.changes(&code, 5, 100).unwrap();
     assert_eq!(after.len(), 1);
     assert_eq!(after[0].0, 6);
+    deletions_and_marks(&reopened, &code);
+}
+
+/// A deletion ends a record with a version of its own, in the change log and the history; a
+/// key written again goes on from there. A source mark is stored with its write, and only over
+/// the offset the write expected.
+fn deletions_and_marks<S: Store>(store: &S, code: &str) {
+    let count = store.record_count(code).unwrap();
+    let write = |rows, deletes: &[&str], mark| {
+        store.write(
+            code,
+            Write {
+                rows,
+                deletes: deletes.iter().map(|k| k.to_string()).collect(),
+                mark,
+            },
+        )
+    };
+    let mark = |offset: &str, expected: &str| {
+        Some(SourceMark {
+            source: "postgres:public.buildings".into(),
+            offset: offset.into(),
+            expected: expected.into(),
+        })
+    };
+    let out = write(vec![row("B6", "six")], &["B1", "B9"], mark("t1", "")).unwrap();
+    assert_eq!((out.created, out.deleted), (1, 1), "B9 was never written");
+    assert_eq!(store.record_count(code).unwrap(), count);
+    assert!(store.get(code, "B1").unwrap().is_none());
+    assert!(!keys(store.scan(code, "", None)).contains(&"B1".to_owned()));
+    let history: Vec<Record> = store
+        .history(code, "B1")
+        .unwrap()
+        .iter()
+        .map(|r| r.decode().unwrap())
+        .collect();
+    assert_eq!(history.len(), 2);
+    assert!(history[1].deleted && history[1].version == 2);
+    assert_eq!(history[1].values, history[0].values, "the values it ends");
+    let log = store.change_log(code).unwrap();
+    let ended = store.changes(code, log.last - 1, 10).unwrap();
+    let ended = ended[0].1.decode().unwrap();
+    assert!(ended.deleted && ended.key == "B1");
+    // Written again: a new version after the deletion, not version 1 again.
+    let again = write(vec![row("B1", "one again")], &[], None).unwrap();
+    assert_eq!(again.created, 1);
+    assert_eq!(store.get(code, "B1").unwrap().unwrap().decode().unwrap().version, 3);
+    // Written and deleted in one write: deleted.
+    let both = write(vec![row("B7", "seven")], &["B7"], None).unwrap();
+    assert_eq!((both.created, both.deleted), (1, 1));
+    assert!(store.get(code, "B7").unwrap().is_none());
+
+    assert_eq!(
+        store.source_offset(code, "postgres:public.buildings").unwrap().as_deref(),
+        Some("t1")
+    );
+    // A stale connector's write is refused whole: neither its rows nor its offset are kept.
+    let last = store.change_log(code).unwrap().last;
+    let stale = write(vec![row("B8", "eight")], &[], mark("t2", "t0")).unwrap_err();
+    assert!(matches!(stale, StoreError::MarkMoved { .. }), "{stale}");
+    assert!(store.get(code, "B8").unwrap().is_none());
+    assert_eq!(store.change_log(code).unwrap().last, last);
+    // A mark moves with nothing else changed.
+    let same = write(vec![row("B6", "six")], &[], mark("t2", "t1")).unwrap();
+    assert_eq!(same.unchanged, 1);
+    assert_eq!(
+        store.source_offset(code, "postgres:public.buildings").unwrap().as_deref(),
+        Some("t2")
+    );
+    assert!(store.source_offset(code, "other").unwrap().is_none());
 }

@@ -16,6 +16,7 @@ fn a_row_adds_what_prost_encodes() {
         catalog: "103001001/000099".into(),
         columns: vec!["building_code".into(), "notes".into()],
         rows: rows.iter().map(|v| Row { values: v.clone() }).collect(),
+        ..PutRecordsRequest::default()
     };
     let empty = PutRecordsRequest {
         rows: Vec::new(),

@@ -423,7 +423,8 @@ impl Catalog {
             .iter()
             .map(|i| field_bytes(i.max_sent_bytes()))
             .sum();
-        field_bytes(joined.max(hashed)) + 2 * (1 + 10) + values
+        // Version and time: a tag and up to 10 varint bytes each; a deletion's flag: 2 bytes.
+        field_bytes(joined.max(hashed)) + 2 * (1 + 10) + 2 + values
     }
 
     /// Index of the item with this code.

@@ -236,8 +236,9 @@ pub struct VerifiedBatch {
 
 impl VerifiedBatch {
     /// Each record as a JSON object: `_key`, and when sent (not with keys hashed) `_version` and
-    /// `_updated_at` (RFC 3339, UTC); then each column's value by item code, empty values left
-    /// out. The shape of `tierlink records query` lines and of the gateway's JSON records.
+    /// `_updated_at` (RFC 3339, UTC); `_deleted: true` for a deletion; then each column's value
+    /// by item code, empty values left out. The shape of `tierlink records query` lines and of
+    /// the gateway's JSON records.
     pub fn json_records(&self) -> impl Iterator<Item = serde_json::Map<String, serde_json::Value>> {
         self.records.iter().map(|record| {
             let mut object = serde_json::Map::new();
@@ -247,6 +248,9 @@ impl VerifiedBatch {
                 let at = chrono::DateTime::from_timestamp_micros(record.updated_at_micros)
                     .unwrap_or_default();
                 object.insert("_updated_at".into(), at.to_rfc3339().into());
+            }
+            if record.deleted {
+                object.insert("_deleted".into(), true.into());
             }
             for (column, value) in self.header.columns.iter().zip(&record.values) {
                 if !value.is_empty() {

@@ -293,6 +293,14 @@ impl Plan {
                         record.extend_from_slice(&field[..field.len() - buf.len()]);
                     }
                 }
+                (5, WireType::Varint) => {
+                    decode_varint(&mut buf).map_err(|e| corrupt(e.to_string()))?;
+                    // A deletion is sent as one whatever the grant: the reader must learn that
+                    // the record it holds has ended, even when its key travels hashed.
+                    if let Some(record) = record.as_deref_mut() {
+                        record.extend_from_slice(&field[..field.len() - buf.len()]);
+                    }
+                }
                 _ => return Err(corrupt(format!("unexpected field {tag}"))),
             }
         }

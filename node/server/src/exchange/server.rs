@@ -18,11 +18,12 @@ use tierlink_proto::v1::exchange_server::Exchange;
 use tierlink_proto::v1::{
     CatalogSummary, GetCatalogRequest, GetCatalogResponse, HistoryRequest, ListCatalogsRequest,
     ListCatalogsResponse, PutCatalogRequest, PutCatalogResponse, PutRecordsRequest,
-    PutRecordsResponse, QueryRequest, SignedBatch, SubscribeRequest,
+    PutRecordsResponse, QueryRequest, SignedBatch, SourceOffsetRequest, SourceOffsetResponse,
+    SubscribeRequest,
 };
 use tierlink_store::audit::{AuditEntry, AuditError, AuditLog, MAX_KEYS, Outcome, Side};
 use tierlink_store::registry::{Registry, RegistryError};
-use tierlink_store::{PutOutcome, StoreError};
+use tierlink_store::{PutOutcome, StoreError, Write};
 use tokio_stream::{Stream, StreamExt};
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
@@ -43,6 +44,28 @@ pub struct ExchangeService {
 /// A refused catalog or record write or lookup, as a gRPC status.
 fn registry_status(e: RegistryError) -> Status {
     ReadError::from(e).into()
+}
+
+/// Most characters of a source's name in a [`tierlink_store::SourceMark`]: a name
+/// such as `postgres:public.residents`, an offset such as a timestamp and a primary key.
+pub const MAX_SOURCE_CHARS: usize = 128;
+/// Most bytes of a source offset.
+pub const MAX_OFFSET_BYTES: usize = 4096;
+
+/// Checks a source mark's name and offset before the store keeps them.
+fn check_mark(source: &str, offset: &str) -> Result<(), Status> {
+    if source.is_empty() || source.chars().count() > MAX_SOURCE_CHARS {
+        return Err(Status::invalid_argument(format!(
+            "a source mark names its source in 1 to {MAX_SOURCE_CHARS} characters (e.g. postgres:public.residents)"
+        )));
+    }
+    if offset.len() > MAX_OFFSET_BYTES {
+        return Err(Status::invalid_argument(format!(
+            "a source offset is at most {MAX_OFFSET_BYTES} bytes, and this one has {}",
+            offset.len()
+        )));
+    }
+    Ok(())
 }
 
 /// A store failure, logged, as a gRPC status.
@@ -85,9 +108,9 @@ impl ExchangeService {
             .map_err(|e| relay_failure(self.me(), &target, e).into())
     }
 
-    /// Writes `rows` of `columns` to `catalog`, all or none, on a blocking thread, and audits
-    /// it as `writer`'s (`NAME@UNIT`, or empty for the node itself): `PutRecords` and the
-    /// gateway's writes alike. The entry, naming every key sent, reaches the disk with the
+    /// Writes `rows` of `columns` to `catalog`, with the deletions and source mark of `also`,
+    /// all or none, on a blocking thread, and audits it as `writer`'s (`NAME@UNIT`, or empty for
+    /// the node itself): `PutRecords` and the gateway's writes alike. The entry, naming every key sent, reaches the disk with the
     /// records; a write refused (no such catalog, records that break it, a store that fails) is
     /// audited as refused.
     pub async fn write_records(
@@ -96,30 +119,39 @@ impl ExchangeService {
         catalog: String,
         columns: Vec<String>,
         rows: Vec<Vec<String>>,
+        also: Write,
     ) -> Result<PutOutcome, RegistryError> {
         let registry = self.registry.clone();
         let audit = self.audit.clone();
         let entry = self.write_entry(writer, &catalog, columns.clone());
         let code = catalog.clone();
         let written: Result<PutOutcome, RegistryError> = tokio::task::spawn_blocking(move || {
-            let outcome = registry.put_records_with(&code, &columns, rows, |rows| {
+            let outcome = registry.put_records_with(&code, &columns, rows, also, |write| {
                 let mut entry = entry;
                 entry.outcome = Some(Outcome::Served);
-                entry.records = rows.len() as u64;
-                if rows.len() <= MAX_KEYS {
-                    entry.keys = rows.iter().map(|r| r.key.clone()).collect();
-                } else if let (Some(low), Some(high)) = (
-                    rows.iter().map(|r| &r.key).min(),
-                    rows.iter().map(|r| &r.key).max(),
-                ) {
-                    entry.bounds = format!("{} keys from {low} to {high}", rows.len());
+                let keys = || {
+                    write
+                        .rows
+                        .iter()
+                        .map(|r| &r.key)
+                        .chain(&write.deletes)
+                };
+                let n = write.rows.len() + write.deletes.len();
+                entry.records = n as u64;
+                if !write.deletes.is_empty() {
+                    entry.items.insert("delete".into(), Vec::new());
+                }
+                if n <= MAX_KEYS {
+                    entry.keys = keys().cloned().collect();
+                } else if let (Some(low), Some(high)) = (keys().min(), keys().max()) {
+                    entry.bounds = format!("{n} keys from {low} to {high}");
                 }
                 audit.append_unflushed(entry).map(drop).map_err(|e| {
                     StoreError::Engine(format!("the write's audit entry cannot be kept: {e}"))
                 })
             })?;
             // Records all unchanged store nothing, and so flush nothing: the entry still must.
-            if outcome.created + outcome.updated == 0 {
+            if outcome.created + outcome.updated + outcome.deleted == 0 {
                 audit.flush_blocking().map_err(|e| {
                     StoreError::Engine(format!("the write's audit entry cannot be kept: {e}"))
                 })?;
@@ -130,7 +162,7 @@ impl ExchangeService {
         .map_err(|e| RegistryError::Store(StoreError::Engine(format!("the write stopped: {e}"))))?;
         match &written {
             Ok(outcome) => {
-                tracing::info!(%catalog, writer, created = outcome.created, updated = outcome.updated, unchanged = outcome.unchanged, "records written");
+                tracing::info!(%catalog, writer, created = outcome.created, updated = outcome.updated, unchanged = outcome.unchanged, deleted = outcome.deleted, "records written");
             }
             Err(refusal) => {
                 let refused = self.audit_refused_write(writer, &catalog, refusal.to_string());
@@ -270,9 +302,17 @@ impl Exchange for ExchangeService {
         request: Request<PutRecordsRequest>,
     ) -> Result<Response<PutRecordsResponse>, Status> {
         let req = request.into_inner();
+        if let Some(mark) = &req.mark {
+            check_mark(&mark.source, &mark.offset)?;
+        }
         let rows: Vec<Vec<String>> = req.rows.into_iter().map(|r| r.values).collect();
+        let also = Write {
+            rows: Vec::new(),
+            deletes: req.deleted_keys,
+            mark: req.mark,
+        };
         let outcome = self
-            .write_records("", req.catalog, req.columns, rows)
+            .write_records("", req.catalog, req.columns, rows, also)
             .await
             .map_err(registry_status)?;
         Ok(Response::new(PutRecordsResponse {
@@ -280,7 +320,24 @@ impl Exchange for ExchangeService {
             created: outcome.created,
             updated: outcome.updated,
             unchanged: outcome.unchanged,
+            deleted: outcome.deleted,
         }))
+    }
+
+    async fn source_offset(
+        &self,
+        request: Request<SourceOffsetRequest>,
+    ) -> Result<Response<SourceOffsetResponse>, Status> {
+        let req = request.into_inner();
+        check_mark(&req.source, "")?;
+        self.registry.entry(&req.catalog).map_err(registry_status)?;
+        let offset = self
+            .registry
+            .store()
+            .source_offset(&req.catalog, &req.source)
+            .map_err(store_status)?
+            .unwrap_or_default();
+        Ok(Response::new(SourceOffsetResponse { offset }))
     }
 
     async fn query(

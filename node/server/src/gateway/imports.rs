@@ -16,6 +16,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequest, Path, Query, Request, State as Shared};
 use axum::http::{HeaderMap, header};
 use serde::{Deserialize, Serialize};
+use tierlink_store::Write;
 use tierlink_core::import::{self, Encoding, Format, Imported, Mapping, Options};
 use tierlink_core::limits::{MAX_MESSAGE_CHARS, clip};
 use utoipa::{IntoParams, ToSchema};
@@ -229,7 +230,7 @@ pub async fn upload(
         let rows = imported.rows.into_iter().map(|r| r.row.values).collect();
         let written = state
             .exchange
-            .write_records(&writer, catalog, imported.items, rows)
+            .write_records(&writer, catalog, imported.items, rows, Write::default())
             .await?;
         report.written = Some(written.into());
     }

@@ -34,7 +34,7 @@ use tierlink_core::signed::{Expected, StreamCheck, VerifiedBatch};
 use tierlink_proto::v1::{
     BatchHeader, FieldEquals, HistoryRequest, ItemRedaction, QueryRequest, ReadScope, SignedBatch,
 };
-use tierlink_store::PutOutcome;
+use tierlink_store::{PutOutcome, Write};
 use tokio_stream::StreamExt;
 use utoipa::ToSchema;
 
@@ -279,8 +279,9 @@ pub struct RecordsPage {
     pub batches: u32,
     /// Records in the page.
     pub count: u64,
-    /// The records: `_key`, `_version` and `_updated_at` (not sent with hashed keys), then each
-    /// item sent by code; empty values are left out.
+    /// The records: `_key`, `_version` and `_updated_at` (not sent with hashed keys),
+    /// `_deleted: true` for a deletion (in a history), then each item sent by code; empty values
+    /// are left out.
     #[schema(value_type = Vec<Object>)]
     pub records: Vec<serde_json::Map<String, serde_json::Value>>,
     /// The cursor of the next page (pass it as `cursor`); absent on the last page.
@@ -812,7 +813,7 @@ pub async fn put(
     };
     let written = state
         .exchange
-        .write_records(&writer, catalog, table.columns, table.rows)
+        .write_records(&writer, catalog, table.columns, table.rows, Write::default())
         .await?;
     Ok(Json(written.into()))
 }

@@ -77,6 +77,9 @@ impl From<RegistryError> for ReadError {
 
 impl From<StoreError> for ReadError {
     fn from(e: StoreError) -> Self {
+        if let StoreError::MarkMoved { .. } = e {
+            return ReadError::failed_precondition(e.to_string());
+        }
         tracing::error!(error = %e, "store failure");
         ReadError::internal(e.to_string())
     }

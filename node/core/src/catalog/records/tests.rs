@@ -212,6 +212,7 @@ fn no_record_a_catalog_admits_is_larger_than_its_maximum_record_size() {
             version: u64::MAX,
             updated_at_micros: i64::MIN,
             values: row.values,
+            deleted: true,
         };
         let bound = catalog.max_record_bytes();
         let size = stored.encoded_len() as u64;

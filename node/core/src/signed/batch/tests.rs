@@ -27,6 +27,7 @@ fn records(n: usize) -> Vec<u8> {
             version: 1,
             updated_at_micros: 7,
             values: vec![format!("v{i}")],
+            deleted: false,
         })
         .collect();
     RecordList { records }.encode_to_vec()

@@ -21,6 +21,7 @@ fn record(n: usize, width: usize) -> StoredRecord {
         version: 1 + n as u64 % 3,
         updated_at_micros: n as i64,
         values,
+        deleted: false,
     }
     .into()
 }
@@ -185,6 +186,34 @@ fn rows_outside_the_scope_are_not_sent() {
 }
 
 #[test]
+fn a_deletion_is_sent_as_one_under_every_decision_that_reaches_its_record() {
+    let catalog = residents();
+    let width = catalog.items.len();
+    let ended = |n| -> StoredRecord {
+        let mut r = Record::decode(record(n, width).bytes()).unwrap();
+        r.deleted = true;
+        r.into()
+    };
+    // Keys hashed: the flag travels all the same; nothing else of the key's history does.
+    let hashed = plan(&catalog, key_hashed);
+    let out = apply(&hashed, &[ended(7), record(8, width)]);
+    assert_eq!((out[0].deleted, out[1].deleted), (true, false));
+    assert_eq!((out[0].version, out[0].updated_at_micros), (0, 0));
+    // A row scope decides by the values the deletion keeps: inside it, the reader learns of
+    // it; outside, it never saw the record and learns nothing.
+    let mut d = decision(&catalog, |_| Action::Clear);
+    let n = catalog.item_index("community_code").unwrap();
+    d.rows = Some(RowScope {
+        item: "community_code".into(),
+        within: format!("7-{n}"),
+    });
+    let scoped = Plan::new(&catalog, &d, redactor()).unwrap();
+    let out = apply(&scoped, &[ended(7), ended(8)]);
+    assert_eq!(out.len(), 1);
+    assert!(out[0].deleted && out[0].key == "0007");
+}
+
+#[test]
 fn hashing_needs_the_federation_key() {
     let catalog = residents();
     let d = decision(&catalog, |_| Action::Hash);
@@ -266,6 +295,7 @@ fn sized(n: usize, bytes: usize) -> StoredRecord {
         version: 1,
         updated_at_micros: 1,
         values: vec!["备".repeat(bytes / 3)],
+        deleted: false,
     }
     .into()
 }

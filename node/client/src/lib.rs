@@ -443,7 +443,10 @@ impl NodeClient {
     /// Sends one write to this node, all or none: rows, deletions and a source mark as the
     /// request carries them. Refused with [`ClientError::TooLarge`], unsent, when it would not
     /// fit in a message.
-    pub async fn write(&self, request: PutRecordsRequest) -> Result<PutRecordsResponse, ClientError> {
+    pub async fn write(
+        &self,
+        request: PutRecordsRequest,
+    ) -> Result<PutRecordsResponse, ClientError> {
         let bytes = request.encoded_len();
         if bytes > MAX_MESSAGE_BYTES {
             return Err(ClientError::TooLarge(bytes));

@@ -54,8 +54,8 @@ use tierlink_proto::v1::exchange_server::{Exchange, ExchangeServer};
 use tierlink_proto::v1::{
     GetCatalogRequest, GetCatalogResponse, HistoryRequest, ListCatalogsRequest,
     ListCatalogsResponse, PutCatalogRequest, PutCatalogResponse, PutRecordsRequest,
-    PutRecordsResponse, QueryRequest, ReadScope, RecordList, SignedBatch, SubscribeRequest,
-    SourceOffsetRequest, SourceOffsetResponse,
+    PutRecordsResponse, QueryRequest, ReadScope, RecordList, SignedBatch, SourceOffsetRequest,
+    SourceOffsetResponse, SubscribeRequest,
 };
 use tierlink_sandbox::federation::offline_node;
 use tierlink_sandbox::sample;

@@ -485,13 +485,20 @@ impl Store for SledStore {
                 for retired in log.first..first {
                     batch.remove(change_key(catalog, retired));
                 }
-                batch.insert(catalog_prefix(FIRST_POSITION, catalog), &first.to_be_bytes());
+                batch.insert(
+                    catalog_prefix(FIRST_POSITION, catalog),
+                    &first.to_be_bytes(),
+                );
             }
             let mut count_key = vec![COUNT];
             count_key.extend_from_slice(catalog.as_bytes());
             let count = (self.record_count(catalog)? + outcome.created)
                 .checked_sub(outcome.deleted)
-                .ok_or_else(|| corrupt(format!("the record count of {catalog} is below its records")))?;
+                .ok_or_else(|| {
+                    corrupt(format!(
+                        "the record count of {catalog} is below its records"
+                    ))
+                })?;
             batch.insert(count_key, &count.to_be_bytes());
         }
         apply_batch(&self.records, batch)?;

@@ -212,14 +212,26 @@ fn deletions_and_marks<S: Store>(store: &S, code: &str) {
     // Written again: a new version after the deletion, not version 1 again.
     let again = write(vec![row("B1", "one again")], &[], None).unwrap();
     assert_eq!(again.created, 1);
-    assert_eq!(store.get(code, "B1").unwrap().unwrap().decode().unwrap().version, 3);
+    assert_eq!(
+        store
+            .get(code, "B1")
+            .unwrap()
+            .unwrap()
+            .decode()
+            .unwrap()
+            .version,
+        3
+    );
     // Written and deleted in one write: deleted.
     let both = write(vec![row("B7", "seven")], &["B7"], None).unwrap();
     assert_eq!((both.created, both.deleted), (1, 1));
     assert!(store.get(code, "B7").unwrap().is_none());
 
     assert_eq!(
-        store.source_offset(code, "postgres:public.buildings").unwrap().as_deref(),
+        store
+            .source_offset(code, "postgres:public.buildings")
+            .unwrap()
+            .as_deref(),
         Some("t1")
     );
     // A stale connector's write is refused whole: neither its rows nor its offset are kept.
@@ -232,7 +244,10 @@ fn deletions_and_marks<S: Store>(store: &S, code: &str) {
     let same = write(vec![row("B6", "six")], &[], mark("t2", "t1")).unwrap();
     assert_eq!(same.unchanged, 1);
     assert_eq!(
-        store.source_offset(code, "postgres:public.buildings").unwrap().as_deref(),
+        store
+            .source_offset(code, "postgres:public.buildings")
+            .unwrap()
+            .as_deref(),
         Some("t2")
     );
     assert!(store.source_offset(code, "other").unwrap().is_none());

@@ -129,13 +129,7 @@ impl ExchangeService {
             let outcome = registry.put_records_with(&code, &columns, rows, also, |write| {
                 let mut entry = entry;
                 entry.outcome = Some(Outcome::Served);
-                let keys = || {
-                    write
-                        .rows
-                        .iter()
-                        .map(|r| &r.key)
-                        .chain(&write.deletes)
-                };
+                let keys = || write.rows.iter().map(|r| &r.key).chain(&write.deletes);
                 let n = write.rows.len() + write.deletes.len();
                 entry.records = n as u64;
                 if !write.deletes.is_empty() {

@@ -16,9 +16,9 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequest, Path, Query, Request, State as Shared};
 use axum::http::{HeaderMap, header};
 use serde::{Deserialize, Serialize};
-use tierlink_store::Write;
 use tierlink_core::import::{self, Encoding, Format, Imported, Mapping, Options};
 use tierlink_core::limits::{MAX_MESSAGE_CHARS, clip};
+use tierlink_store::Write;
 use utoipa::{IntoParams, ToSchema};
 
 use super::State;

@@ -813,7 +813,13 @@ pub async fn put(
     };
     let written = state
         .exchange
-        .write_records(&writer, catalog, table.columns, table.rows, Write::default())
+        .write_records(
+            &writer,
+            catalog,
+            table.columns,
+            table.rows,
+            Write::default(),
+        )
         .await?;
     Ok(Json(written.into()))
 }

@@ -261,26 +261,69 @@ impl Peers {
 /// `opener` (the node it was sealed to), handing each to `on_batch` as it arrives. Any failure
 /// ends the stream with an error.
 pub async fn receive(
-    mut stream: tonic::Streaming<SignedBatch>,
+    stream: tonic::Streaming<SignedBatch>,
     verifier: &BatchVerifier,
     opener: &BatchOpener,
     expected: Expected,
     mut on_batch: impl FnMut(SignedBatch, VerifiedBatch) -> Result<(), ClientError>,
 ) -> Result<StreamSummary, ClientError> {
-    let mut check = StreamCheck::new(expected);
-    while let Some(batch) = stream.next().await {
-        let batch = batch?;
-        let n = check.batches();
-        let verified = check
-            .open(verifier, opener, &batch)
-            .map_err(|source| ClientError::Verify { batch: n, source })?;
+    let mut batches = Batches::new(stream, verifier, opener, expected);
+    while let Some((batch, verified)) = batches.next().await? {
         on_batch(batch, verified)?;
     }
-    let batches = check.batches();
-    check.finish().map_err(|source| ClientError::Verify {
-        batch: batches,
-        source,
-    })
+    batches.finish()
+}
+
+/// A read's batches as they arrive, each verified and opened, for a consumer that awaits
+/// between them (a connector writing each batch to a database before it takes the next).
+pub struct Batches<'c> {
+    stream: tonic::Streaming<SignedBatch>,
+    verifier: &'c BatchVerifier,
+    opener: &'c BatchOpener,
+    check: StreamCheck,
+}
+
+impl<'c> Batches<'c> {
+    /// The batches of `stream`, checked as [`receive`] checks them.
+    pub fn new(
+        stream: tonic::Streaming<SignedBatch>,
+        verifier: &'c BatchVerifier,
+        opener: &'c BatchOpener,
+        expected: Expected,
+    ) -> Self {
+        Self {
+            stream,
+            verifier,
+            opener,
+            check: StreamCheck::new(expected),
+        }
+    }
+
+    /// The next batch, verified and opened; `None` when the stream has ended.
+    ///
+    /// # Errors
+    /// The stream's error status, or a batch that fails verification.
+    pub async fn next(&mut self) -> Result<Option<(SignedBatch, VerifiedBatch)>, ClientError> {
+        let Some(batch) = self.stream.next().await else {
+            return Ok(None);
+        };
+        let batch = batch?;
+        let n = self.check.batches();
+        let verified = self
+            .check
+            .open(self.verifier, self.opener, &batch)
+            .map_err(|source| ClientError::Verify { batch: n, source })?;
+        Ok(Some((batch, verified)))
+    }
+
+    /// Checks that the ended stream was whole (its last batch marked last).
+    pub fn finish(self) -> Result<StreamSummary, ClientError> {
+        let batches = self.check.batches();
+        self.check.finish().map_err(|source| ClientError::Verify {
+            batch: batches,
+            source,
+        })
+    }
 }
 
 /// Sends `read` as the RPC of its kind (`Query` or `History`); the answer is a stream of signed
@@ -508,15 +551,28 @@ impl NodeClient {
     }
 
     /// Runs a read of `read.scope.target` (this node when empty), verifying every batch as the
-    /// target's and opening it with this node's keys. A principal's read (with a credential) goes to this node, which vouches for the
-    /// principal and relays through `via` when given; the node's own read asks `via` (the target
-    /// itself when `None`).
+    /// target's and opening it with this node's keys. A principal's read (with a credential)
+    /// goes to this node, which vouches for the principal and relays through `via` when given;
+    /// the node's own read asks `via` (the target itself when `None`).
     pub async fn read(
         &self,
         via: Option<&NodeCode>,
         read: impl Into<Read>,
-        on_batch: impl FnMut(SignedBatch, VerifiedBatch) -> Result<(), ClientError>,
+        mut on_batch: impl FnMut(SignedBatch, VerifiedBatch) -> Result<(), ClientError>,
     ) -> Result<StreamSummary, ClientError> {
+        let mut batches = self.batches(via, read).await?;
+        while let Some((batch, verified)) = batches.next().await? {
+            on_batch(batch, verified)?;
+        }
+        batches.finish()
+    }
+
+    /// Starts a read as [`NodeClient::read`] does, giving its batches one at a time.
+    pub async fn batches(
+        &self,
+        via: Option<&NodeCode>,
+        read: impl Into<Read>,
+    ) -> Result<Batches<'_>, ClientError> {
         let mut read = read.into();
         let scope = read.scope_mut();
         let code = self.target(&scope.target)?;
@@ -533,7 +589,7 @@ impl NodeClient {
             request_id: None,
         };
         let stream = send(client, read).await?;
-        receive(stream, &self.verifier, &self.opener, expected, on_batch).await
+        Ok(Batches::new(stream, &self.verifier, &self.opener, expected))
     }
 
     fn target(&self, target: &str) -> Result<NodeCode, ClientError> {

@@ -301,38 +301,87 @@ pub fn import(
             parse::Parsed::from(json_lines(lines)?)
         }
     };
-    let plan = Plan::new(mapping, &parsed.table.columns, schema)?;
-    let items: Vec<String> = schema.items().map(|(code, _)| code.to_owned()).collect();
-    let width = parsed.table.columns.len();
-    let mut imported = Imported {
+    let checked = check_table(
+        &parsed.table.columns,
+        parsed
+            .table
+            .rows
+            .into_iter()
+            .zip(parsed.table.lines)
+            .collect(),
+        mapping,
+        schema,
+    )?;
+    Ok(Imported {
         encoding,
         format: options.format,
         header: parsed.table.columns,
-        items,
-        rows: Vec::with_capacity(parsed.table.rows.len()),
-        rejects: Vec::new(),
-        skipped: parsed.empty_rows,
+        items: checked.items,
+        rows: checked.rows,
+        rejects: checked.rejects,
+        skipped: parsed.empty_rows + checked.skipped,
         prelude: parsed.prelude,
         footer: parsed.footer,
+    })
+}
+
+/// Rows checked as an import checks a file's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckedTable {
+    /// Item codes in catalog order: the order of every row's values.
+    pub items: Vec<String>,
+    /// Rows that passed every check, in the order given.
+    pub rows: Vec<CheckedRow>,
+    /// Rows refused, each with every reason.
+    pub rejects: Vec<Reject>,
+    /// Rows the mapping skips.
+    pub skipped: usize,
+}
+
+/// Checks rows read from elsewhere than a file (a database table) as [`import`] checks a
+/// file's: `columns` names each value's column, `mapping` converts them, `schema` checks the
+/// records; a key seen twice rejects the later row. Rows are numbered from 1 as their `line`.
+///
+/// # Errors
+/// [`ImportError::Header`] or [`ImportError::Mapping`] when the columns do not fit the catalog
+/// or the mapping.
+pub fn check_rows(
+    columns: &[String],
+    rows: Vec<Vec<String>>,
+    mapping: Option<&Mapping>,
+    schema: &RecordSchema,
+) -> Result<CheckedTable, ImportError> {
+    let empty = Mapping::default();
+    let rows = rows.into_iter().zip(1..).collect();
+    check_table(columns, rows, mapping.unwrap_or(&empty), schema)
+}
+
+/// The checks of [`import`] and [`check_rows`]: each row on its own, in chunks on every core;
+/// then, in order, a key seen on an earlier line rejects the row.
+fn check_table(
+    columns: &[String],
+    rows: Vec<(Vec<String>, usize)>,
+    mapping: &Mapping,
+    schema: &RecordSchema,
+) -> Result<CheckedTable, ImportError> {
+    let plan = Plan::new(mapping, columns, schema)?;
+    let width = columns.len();
+    let mut table = CheckedTable {
+        items: schema.items().map(|(code, _)| code.to_owned()).collect(),
+        rows: Vec::with_capacity(rows.len()),
+        rejects: Vec::new(),
+        skipped: 0,
     };
-    // Each row is checked on its own, in chunks on every core; then, in line order, a key seen
-    // on an earlier line rejects the row.
-    let rows: Vec<(Vec<String>, usize)> = parsed
-        .table
-        .rows
-        .into_iter()
-        .zip(parsed.table.lines)
-        .collect();
     let check =
         |(values, line): (Vec<String>, usize)| check_row(values, line, width, &plan, schema);
     let checked = in_parallel(rows, check);
     let mut keys: HashMap<String, usize> = HashMap::new();
     for outcome in checked {
         match outcome {
-            Checked::Skipped => imported.skipped += 1,
-            Checked::Rejected(reject) => imported.rejects.push(reject),
+            Checked::Skipped => table.skipped += 1,
+            Checked::Rejected(reject) => table.rejects.push(reject),
             Checked::Good { line, row, values } => match keys.get(&row.key) {
-                Some(first) => imported.rejects.push(Reject {
+                Some(first) => table.rejects.push(Reject {
                     line,
                     values,
                     problems: vec![Problem {
@@ -345,12 +394,12 @@ pub fn import(
                 }),
                 None => {
                     keys.insert(row.key.clone(), line);
-                    imported.rows.push(CheckedRow { line, row });
+                    table.rows.push(CheckedRow { line, row });
                 }
             },
         }
     }
-    Ok(imported)
+    Ok(table)
 }
 
 /// One row after its own checks, before the check of keys across rows.

@@ -174,6 +174,11 @@ impl LocalNode {
     pub fn audit(&self) -> Option<&Arc<AuditLog>> {
         self.running.as_ref().map(|r| &r.audit)
     }
+
+    /// Its store, while it runs.
+    pub fn store(&self) -> Option<&Arc<dyn tierlink_store::Store>> {
+        self.running.as_ref().map(|r| r.registry.store())
+    }
 }
 
 /// A CA and nodes under one directory, serving on loopback.

@@ -5,6 +5,7 @@
 //! - [`federation`]: a CA and a city, district and street nodes in one directory, served on
 //!   127.0.0.1 ports the OS picks and linked by the federation directory.
 //! - [`sample`]: deterministic residents, buildings, small catalogs and a three-tier policy.
+//! - [`postgres`]: a PostgreSQL server of its own on loopback, for the connector.
 //!
 //! # Direction
 //! Builds on `tierlink-node` (it runs nodes), `tierlink-client`, `tierlink-store` and
@@ -14,4 +15,5 @@
 #![warn(missing_docs)]
 
 pub mod federation;
+pub mod postgres;
 pub mod sample;

@@ -94,6 +94,8 @@ pub struct RunningNode {
     pub directory: Arc<Replica>,
     /// Its audit log.
     pub audit: Arc<AuditLog>,
+    /// Its catalogs and records.
+    pub registry: Arc<Registry>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<Result<(), RuntimeError>>,
 }
@@ -373,6 +375,7 @@ impl Node {
         let gateway_addr = self.gateway_addr();
         let directory = self.directory.clone();
         let audit = self.audit.clone();
+        let registry = self.registry.clone();
         let task = tokio::spawn(self.serve(listener, async move {
             let _ = stopped.await;
         }));
@@ -381,6 +384,7 @@ impl Node {
             gateway_addr,
             directory,
             audit,
+            registry,
             stop,
             task,
         })

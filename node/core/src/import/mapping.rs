@@ -151,6 +151,20 @@ impl Mapping {
         })
     }
 
+    /// The column the mapping takes `item` (as the mapping names it) from, for a writer going
+    /// the other way (a table filled from a catalog).
+    pub fn column_of(&self, item: &str) -> Option<&str> {
+        self.columns.iter().find_map(|(column, c)| match c {
+            Column::Item(i) if i.item == item => Some(column.as_str()),
+            _ => None,
+        })
+    }
+
+    /// Whether the mapping says what becomes of `column` (an item, or left out).
+    pub fn names(&self, column: &str) -> bool {
+        self.columns.contains_key(column)
+    }
+
     /// The encoding the mapping names.
     pub fn encoding(&self) -> Option<Encoding> {
         self.encoding

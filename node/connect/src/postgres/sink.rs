@@ -1,0 +1,295 @@
+//! A catalog's change feed applied into a PostgreSQL table: each batch's versions upserted by
+//! primary key (a deletion deletes its row), in the feed's order, in one transaction with the
+//! batch's resume token, so that a sink stopped at any point resumes after the last batch it
+//! committed: every version applied once, none skipped.
+//!
+//! The token is kept in [`OFFSETS`] (made when missing), one row per sink. A sink with no token
+//! starts from now, or with `snapshot` from the catalog's current records (a query; its token is
+//! kept once the last of them is committed, so a sink stopped midway reads them again, which
+//! upserts change nothing). Items become the columns of the same name, or as the mapping file
+//! names them (`"column" = "item_code"`); items the table has no column for are left out. An
+//! empty value is stored as NULL, and each value is cast by the database to its column's type.
+
+use tierlink_client::NodeClient;
+use tierlink_core::identity::NodeCode;
+use tierlink_core::import::Mapping;
+use tierlink_core::signed::VerifiedBatch;
+use tierlink_proto::v1::{QueryRequest, ReadScope, SubscribeRequest};
+use tokio_postgres::Client;
+use tokio_postgres::types::ToSql;
+
+use super::{Table, connect, quote};
+use crate::ConnectError;
+
+/// The table sinks keep their resume tokens in: `sink text PRIMARY KEY, resume_token text,
+/// updated_at timestamptz`.
+pub const OFFSETS: &str = "tierlink_feed_offsets";
+
+/// What a sink follows and where it writes.
+#[derive(Clone, Debug)]
+pub struct SinkSpec {
+    /// The sink's name among those writing to the database (its row in [`OFFSETS`]); the table's
+    /// name by default.
+    pub name: String,
+    /// The table, with a primary key whose columns the catalog's key items fill.
+    pub table: String,
+    /// The read: catalog, target, and the principal's credential when one reads.
+    pub scope: ReadScope,
+    /// A node to relay through.
+    pub via: Option<NodeCode>,
+    /// Columns to items, as in an import's mapping file.
+    pub mapping: Option<Mapping>,
+    /// With no token kept: apply the current records first, then follow.
+    pub snapshot: bool,
+}
+
+/// A running sink.
+pub struct Sink<'n> {
+    spec: SinkSpec,
+    node: &'n NodeClient,
+    db: Client,
+    table: Table,
+    token: String,
+}
+
+/// How a batch's columns land in the table: for each table column written, the batch column
+/// it takes its value from, and the statements.
+struct Plan {
+    upsert: String,
+    delete: String,
+    /// Batch column index of each `upsert` parameter, in order.
+    values: Vec<usize>,
+    /// Batch column index of each `delete` parameter.
+    keys: Vec<usize>,
+}
+
+impl<'n> Sink<'n> {
+    /// Connects to the database at `url`, makes [`OFFSETS`] if missing, checks the table has a
+    /// primary key and reads the sink's token.
+    ///
+    /// # Errors
+    /// No such table, a table without a primary key, the database's refusal.
+    pub async fn open(
+        spec: SinkSpec,
+        url: &str,
+        node: &'n NodeClient,
+    ) -> Result<Self, ConnectError> {
+        let db = connect(url).await?;
+        db.batch_execute(&format!(
+            "CREATE TABLE IF NOT EXISTS {OFFSETS} (sink text PRIMARY KEY, resume_token text NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())"
+        ))
+        .await?;
+        let table = Table::describe(&db, &spec.table).await?;
+        if table.primary_key.is_empty() {
+            return Err(ConnectError::Table {
+                table: table.name,
+                problem: "it has no primary key: the sink upserts by key; add one on the columns the catalog's key items go to".into(),
+            });
+        }
+        let token = db
+            .query_opt(
+                &format!("SELECT resume_token FROM {OFFSETS} WHERE sink = $1"),
+                &[&spec.name],
+            )
+            .await?
+            .map(|r| r.get(0))
+            .unwrap_or_default();
+        Ok(Self {
+            spec,
+            node,
+            db,
+            table,
+            token,
+        })
+    }
+
+    /// The resume token of the last batch committed; empty before any.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The table column each batch column (an item code) goes to.
+    fn column_of(&self, item: &str) -> Option<&str> {
+        let named = self
+            .spec
+            .mapping
+            .as_ref()
+            .and_then(|m| m.column_of(item))
+            .unwrap_or(item);
+        self.table
+            .columns
+            .iter()
+            .find(|c| c.name == named)
+            .map(|c| c.name.as_str())
+    }
+
+    fn plan(&self, columns: &[String]) -> Result<Plan, ConnectError> {
+        let mut targets: Vec<(usize, &str)> = Vec::new();
+        for (i, item) in columns.iter().enumerate() {
+            if let Some(column) = self.column_of(item) {
+                targets.push((i, column));
+            }
+        }
+        let type_of = |name: &str| {
+            self.table
+                .column(name)
+                .map(|c| c.type_name.clone())
+                .expect("targets are the table's columns")
+        };
+        let mut keys = Vec::new();
+        let mut conditions = Vec::new();
+        for key in &self.table.primary_key {
+            let Some(&(i, _)) = targets.iter().find(|(_, c)| c == key) else {
+                return Err(ConnectError::Table {
+                    table: self.table.name.clone(),
+                    problem: format!(
+                        "its primary key column {key:?} gets no item of the feed (items: {}): name the column after the key item, or map it in the mapping file",
+                        columns.join(", ")
+                    ),
+                });
+            };
+            keys.push(i);
+            conditions.push(format!(
+                "{} = NULLIF(${}::text, '')::{}",
+                quote(key),
+                keys.len(),
+                type_of(key)
+            ));
+        }
+        let names: Vec<String> = targets.iter().map(|(_, c)| quote(c)).collect();
+        let params: Vec<String> = targets
+            .iter()
+            .enumerate()
+            .map(|(n, (_, c))| format!("NULLIF(${}::text, '')::{}", n + 1, type_of(c)))
+            .collect();
+        let updates: Vec<String> = targets
+            .iter()
+            .filter(|(_, c)| !self.table.primary_key.iter().any(|k| k == c))
+            .map(|(_, c)| format!("{0} = EXCLUDED.{0}", quote(c)))
+            .collect();
+        let conflict: Vec<String> = self.table.primary_key.iter().map(|k| quote(k)).collect();
+        let action = if updates.is_empty() {
+            "DO NOTHING".to_owned()
+        } else {
+            format!("DO UPDATE SET {}", updates.join(", "))
+        };
+        Ok(Plan {
+            upsert: format!(
+                "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) {action}",
+                self.table.name,
+                names.join(", "),
+                params.join(", "),
+                conflict.join(", ")
+            ),
+            delete: format!(
+                "DELETE FROM {} WHERE {}",
+                self.table.name,
+                conditions.join(" AND ")
+            ),
+            values: targets.iter().map(|(i, _)| *i).collect(),
+            keys,
+        })
+    }
+
+    /// Writes a batch's versions in order: upserts, and deletes for deletions.
+    async fn write(
+        tx: &tokio_postgres::Transaction<'_>,
+        plan: &Plan,
+        batch: &VerifiedBatch,
+    ) -> Result<(), ConnectError> {
+        let upsert = tx.prepare(&plan.upsert).await?;
+        let delete = tx.prepare(&plan.delete).await?;
+        let empty = String::new();
+        for record in &batch.records {
+            let value =
+                |i: &usize| -> &(dyn ToSql + Sync) { record.values.get(*i).unwrap_or(&empty) };
+            let (statement, columns) = match record.deleted {
+                true => (&delete, &plan.keys),
+                false => (&upsert, &plan.values),
+            };
+            let params: Vec<&(dyn ToSql + Sync)> = columns.iter().map(value).collect();
+            tx.execute(statement, &params).await?;
+        }
+        Ok(())
+    }
+
+    /// Applies one batch in one transaction, with `token` kept in the same one when given.
+    pub async fn apply(
+        &mut self,
+        batch: &VerifiedBatch,
+        token: Option<&str>,
+    ) -> Result<(), ConnectError> {
+        let plan = match batch.records.is_empty() {
+            true => None,
+            false => Some(self.plan(&batch.header.columns)?),
+        };
+        let tx = self.db.transaction().await?;
+        if let Some(plan) = plan {
+            Self::write(&tx, &plan, batch).await?;
+        }
+        if let Some(token) = token {
+            tx.execute(
+                &format!(
+                    "INSERT INTO {OFFSETS} (sink, resume_token) VALUES ($1, $2)
+                     ON CONFLICT (sink) DO UPDATE SET resume_token = EXCLUDED.resume_token, updated_at = now()"
+                ),
+                &[&self.spec.name, &token],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        if let Some(token) = token {
+            token.clone_into(&mut self.token);
+        }
+        Ok(())
+    }
+
+    /// Applies the snapshot when asked and no token is kept, then follows the feed until it
+    /// ends (an error: a grant that stopped holding, a resync needed) or `stop` completes.
+    pub async fn run(
+        &mut self,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Result<(), ConnectError> {
+        futures_util::pin_mut!(stop);
+        let node = self.node;
+        let via = self.spec.via.clone();
+        if self.token.is_empty() && self.spec.snapshot {
+            let query = QueryRequest {
+                scope: Some(self.spec.scope.clone()),
+                ..Default::default()
+            };
+            let mut batches = node.batches(via.as_ref(), query).await?;
+            let mut from = String::new();
+            while let Some((_, batch)) = batches.next().await? {
+                batch.header.resume_token.clone_into(&mut from);
+                self.apply(&batch, None).await?;
+            }
+            batches.finish()?;
+            self.apply(
+                &VerifiedBatch {
+                    header: Default::default(),
+                    records: Vec::new(),
+                },
+                Some(&from),
+            )
+            .await?;
+        }
+        let request = SubscribeRequest {
+            scope: Some(self.spec.scope.clone()),
+            resume_token: self.token.clone(),
+            batch_size: 0,
+        };
+        let mut batches = node.batches(via.as_ref(), request).await?;
+        loop {
+            let next = tokio::select! {
+                () = &mut stop => return Ok(()),
+                next = batches.next() => next?,
+            };
+            let Some((_, batch)) = next else {
+                return batches.finish().map(drop).map_err(Into::into);
+            };
+            let token = batch.header.resume_token.clone();
+            self.apply(&batch, Some(&token)).await?;
+        }
+    }
+}

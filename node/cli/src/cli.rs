@@ -5,6 +5,7 @@
 mod audit;
 mod catalog;
 mod cert;
+mod connect;
 mod demo;
 mod directory;
 mod input;
@@ -70,6 +71,10 @@ pub enum Command {
     /// This node's audit: who saw what, and whether the record of it is intact.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Connectors to legacy systems' databases: a table read into a catalog as it changes, a
+    /// catalog's feed applied into a table.
+    #[command(subcommand)]
+    Connect(connect::ConnectCommand),
     /// Check a file of signed batches with the CA certificate alone.
     Verify(records::VerifyArgs),
     /// Run a three-tier federation on loopback and show signed exchanges between its tiers.
@@ -177,6 +182,9 @@ pub enum CliError {
     /// An input file or argument is not usable.
     #[error("{0}")]
     Input(String),
+    /// See the message.
+    #[error(transparent)]
+    Connect(#[from] tierlink_connect::ConnectError),
     /// The demo saw something it should not have.
     #[error("demo failed: {0}")]
     Demo(String),
@@ -198,6 +206,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Grant(command) => policy::grant_command(command).await,
         Command::Access(command) => policy::access(command).await,
         Command::Explain(args) => policy::explain(args).await,
+        Command::Connect(command) => connect::run(command).await,
         Command::Audit(command) => audit::run(command).await,
         Command::Verify(args) => records::verify(args),
         Command::Demo(args) => demo::run(args).await,

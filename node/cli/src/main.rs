@@ -17,7 +17,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo prints its own summary; servers log what they do. openraft reports routine
     // races of its own replication (messages overtaken by newer ones) as warnings.
-    let default = if matches!(cli.command, Command::Serve(_)) {
+    let default = if matches!(cli.command, Command::Serve(_) | Command::Connect(_)) {
         "info,openraft=warn"
     } else {
         "warn,openraft=error"

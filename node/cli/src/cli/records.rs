@@ -534,7 +534,7 @@ fn write_failure(source: &str, lines: &[usize], writing: Writing, e: WriteError)
 }
 
 /// What every read names: the catalog, the target of `route`, and the principal acted as.
-fn scope(catalog: String, route: &Route, act_as: &ActAs) -> Result<ReadScope, CliError> {
+pub(super) fn scope(catalog: String, route: &Route, act_as: &ActAs) -> Result<ReadScope, CliError> {
     Ok(ReadScope {
         catalog,
         target: target(route),

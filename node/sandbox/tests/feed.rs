@@ -249,3 +249,67 @@ async fn a_follower_that_leaves_frees_its_place_a_token_names_its_catalog_and_a_
         .unwrap();
     refused(feed.await.unwrap(), tonic::Code::Unavailable, "stopping");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_older_than_the_log_keeps_is_told_to_resync_and_deletions_are_fed() {
+    let f = federation_with(10, |c| c.exchange.keep_changes = 5).await;
+    let open = open_policies(&f).await;
+    let mut read_token = String::new();
+    f.clients[CITY]
+        .read(None, principal_query(&open.city), |_, verified| {
+            read_token = verified.header.resume_token.clone();
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let (epoch, _) = read_token.rsplit_once('.').unwrap();
+    // Ten versions later, the street keeps the last five: the token's place is gone.
+    write(&f, 10, 9).await;
+    let store = f.federation.nodes[STREET].store().unwrap();
+    let log = store.change_log(RESIDENTS).unwrap();
+    assert_eq!((log.first, log.last), (16, 20));
+    refused(
+        follow(&f, subscribe(&open.city, &read_token), 1)
+            .await
+            .unwrap(),
+        tonic::Code::FailedPrecondition,
+        "resync needed: 420502001 keeps the changes of 101001001/000001 from position 16 on",
+    );
+    // The oldest token kept still resumes.
+    let kept = format!("{epoch}.15");
+    let feed = follow(&f, subscribe(&open.city, &kept), 5);
+    assert_eq!(
+        feed.await.unwrap().unwrap().len(),
+        1,
+        "the five kept, in one batch"
+    );
+
+    // A deletion reaches a follower as a version of its own, marked deleted.
+    let gone = sample::residents(STREET_CODE, 1, 7).remove(0).remove(0);
+    let dir = f.federation.nodes[CITY].dir.clone();
+    let request = subscribe(&open.city, &format!("{epoch}.20"));
+    let feed = tokio::spawn(async move {
+        let client = tierlink_client::NodeClient::open(dir).unwrap();
+        let mut batches = client.batches(None, request).await.unwrap();
+        loop {
+            let (_, batch) = batches.next().await.unwrap().unwrap();
+            if let Some(r) = batch.records.first() {
+                return (r.key.clone(), r.version, r.deleted);
+            }
+        }
+    });
+    let deleted = f.clients[STREET]
+        .write(tierlink_proto::v1::PutRecordsRequest {
+            catalog: RESIDENTS.into(),
+            deleted_keys: vec![gone.clone()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(deleted.deleted, 1);
+    let (key, version, was_deleted) = feed.await.unwrap();
+    assert!(was_deleted);
+    assert_eq!(version, 2);
+    assert_eq!(key, gone);
+    f.federation.stop().await.unwrap();
+}

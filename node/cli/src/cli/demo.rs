@@ -22,6 +22,8 @@ use tierlink_sandbox::sample;
 
 use super::{CliError, setup::shutdown_signal};
 
+mod postgres;
+
 /// `tierlink demo`
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -747,6 +749,15 @@ the city searches the directory for \"公民身份号码\" (citizen ID number):"
     super::audit::run(super::audit::AuditCommand::Anchor(street_node.clone())).await?;
     super::audit::run(super::audit::AuditCommand::Verify(street_node)).await?;
 
+    let legacy = postgres::show(
+        street,
+        federation.node(XILING_STREET)?.dir.clone(),
+        federation.node(XILING)?.dir.clone(),
+        &li,
+        args.buildings,
+    )
+    .await?;
+
     println!(
         "\nthe directory, seen from {} (a street, a learner):",
         street.code()
@@ -773,9 +784,16 @@ the city searches the directory for \"公民身份号码\" (citizen ID number):"
                 );
             }
         }
+        if let Some(legacy) = &legacy {
+            println!(
+                "  PostgreSQL {}: rows changed in civil_buildings reach district_buildings through the street's feed",
+                legacy.postgres.url()
+            );
+        }
         println!("press Ctrl-C to stop");
         shutdown_signal().await;
     }
+    drop(legacy);
     federation.stop().await?;
     Ok(())
 }

@@ -12,6 +12,7 @@ mod policy;
 mod records;
 mod setup;
 mod token;
+mod webhook;
 
 use std::path::PathBuf;
 
@@ -70,6 +71,9 @@ pub enum Command {
     /// This node's audit: who saw what, and whether the record of it is intact.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Webhooks: a catalog's change feed POSTed to a legacy system, signed as Standard Webhooks.
+    #[command(subcommand)]
+    Webhook(webhook::WebhookCommand),
     /// Check a file of signed batches with the CA certificate alone.
     Verify(records::VerifyArgs),
     /// Run a three-tier federation on loopback and show signed exchanges between its tiers.
@@ -199,6 +203,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Access(command) => policy::access(command).await,
         Command::Explain(args) => policy::explain(args).await,
         Command::Audit(command) => audit::run(command).await,
+        Command::Webhook(command) => webhook::run(command).await,
         Command::Verify(args) => records::verify(args),
         Command::Demo(args) => demo::run(args).await,
     }

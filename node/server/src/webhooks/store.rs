@@ -175,17 +175,19 @@ impl Hooks {
             .unwrap_or_default())
     }
 
-    /// The next delivery number of webhook `id`, and the change that takes it.
-    fn take_number(&self, id: &str) -> Result<(u64, (Vec<u8>, Option<Vec<u8>>)), StoreError> {
-        let n = match self.space.get(&key("n", id))? {
-            Some(v) => u64::from_be_bytes(
-                v.as_slice()
-                    .try_into()
-                    .map_err(|_| StoreError::Corrupt("webhooks: a delivery number".into()))?,
-            ),
-            None => 0,
-        };
-        Ok((n, (key("n", id), Some((n + 1).to_be_bytes().to_vec()))))
+    /// The number webhook `id`'s next delivery is queued under.
+    fn next_number(&self, id: &str) -> Result<u64, StoreError> {
+        match self.space.get(&key("n", id))? {
+            Some(v) => Ok(u64::from_be_bytes(v.as_slice().try_into().map_err(
+                |_| StoreError::Corrupt("webhooks: a delivery number".into()),
+            )?)),
+            None => Ok(0),
+        }
+    }
+
+    /// The change that makes `next` webhook `id`'s next delivery number.
+    fn numbering(id: &str, next: u64) -> (Vec<u8>, Option<Vec<u8>>) {
+        (key("n", id), Some(next.to_be_bytes().to_vec()))
     }
 
     /// Queues the delivery `make` builds from its number, and moves webhook `id`'s resume token
@@ -197,10 +199,10 @@ impl Hooks {
         make: impl FnOnce(u64) -> Delivery,
     ) -> Result<(), StoreError> {
         let _numbering = self.numbering.lock().unwrap_or_else(|p| p.into_inner());
-        let (n, numbering) = self.take_number(id)?;
+        let n = self.next_number(id)?;
         self.space.apply([
             (numbered("q", id, n), Some(json(&make(n)))),
-            numbering,
+            Self::numbering(id, n + 1),
             (key("t", id), Some(token.as_bytes().to_vec())),
         ])
     }
@@ -270,7 +272,7 @@ impl Hooks {
     pub fn replay(&self, id: &str, delivery: Option<&str>, now_ms: i64) -> Result<u32, StoreError> {
         let _numbering = self.numbering.lock().unwrap_or_else(|p| p.into_inner());
         let (from, to) = bounds("d", id);
-        let (mut n, _) = self.take_number(id)?;
+        let mut n = self.next_number(id)?;
         let mut changes = Vec::new();
         for (place, value) in self.space.range(&from, Some(&to))? {
             let mut letter: Delivery = parse(&value)?;
@@ -286,7 +288,7 @@ impl Hooks {
         }
         let replayed = (changes.len() / 2) as u32;
         if replayed > 0 {
-            changes.push((key("n", id), Some(n.to_be_bytes().to_vec())));
+            changes.push(Self::numbering(id, n));
             self.space.apply(changes)?;
         }
         Ok(replayed)

@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "tierlink/v1/federation.proto",
         "tierlink/v1/directory.proto",
         "tierlink/v1/audit.proto",
+        "tierlink/v1/webhooks.proto",
     ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");

@@ -13,6 +13,7 @@ mod policy;
 mod records;
 mod setup;
 mod token;
+mod webhook;
 
 use std::path::PathBuf;
 
@@ -75,6 +76,9 @@ pub enum Command {
     /// catalog's feed applied into a table.
     #[command(subcommand)]
     Connect(connect::ConnectCommand),
+    /// Webhooks: a catalog's change feed POSTed to a legacy system, signed as Standard Webhooks.
+    #[command(subcommand)]
+    Webhook(webhook::WebhookCommand),
     /// Check a file of signed batches with the CA certificate alone.
     Verify(records::VerifyArgs),
     /// Run a three-tier federation on loopback and show signed exchanges between its tiers.
@@ -208,6 +212,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Explain(args) => policy::explain(args).await,
         Command::Connect(command) => connect::run(command).await,
         Command::Audit(command) => audit::run(command).await,
+        Command::Webhook(command) => webhook::run(command).await,
         Command::Verify(args) => records::verify(args),
         Command::Demo(args) => demo::run(args).await,
     }

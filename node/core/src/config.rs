@@ -50,6 +50,9 @@ pub struct NodeConfig {
     /// The REST/JSON gateway: HTTPS for systems that do not speak gRPC. No gateway when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<GatewaySettings>,
+    /// Where the node may deliver webhooks, and how it retries them. No receivers when absent.
+    #[serde(default, skip_serializing_if = "WebhookSettings::is_default")]
+    pub webhooks: WebhookSettings,
     /// Other nodes this one can reach before the directory knows them (the directory's members
     /// are found there).
     #[serde(default, rename = "peer", skip_serializing_if = "Vec::is_empty")]
@@ -254,6 +257,69 @@ impl GatewaySettings {
             )),
             None => Ok(()),
         }
+    }
+}
+
+/// Webhook deliveries (`[webhooks]`): the receivers the administrator allows, and how each
+/// delivery is retried. Deliveries follow the Standard Webhooks specification.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookSettings {
+    /// URL prefixes a webhook may deliver to, e.g. `https://erp.example.gov.cn:8443/hooks/`: a
+    /// webhook's URL has the same scheme, host and port, and a path under the prefix's. None
+    /// by default, so no webhook can be added until the administrator names its receiver.
+    pub receivers: Vec<String>,
+    /// Milliseconds to wait before each attempt of a delivery, the first (0: at once)
+    /// included; after the last attempt fails the delivery goes to the dead-letter list.
+    /// Default: the specification's example schedule, at once, 5 s, 5 min, 30 min, 2 h, 5 h,
+    /// 10 h, 14 h, 20 h and 24 h.
+    pub retry_ms: Vec<u64>,
+    /// Milliseconds one attempt may take, connecting and answering; default 15 s.
+    pub timeout_ms: u64,
+    /// A PEM file of extra root certificates for receivers on a private CA (relative to the
+    /// node directory); the webpki roots are trusted either way.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca: Option<PathBuf>,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        const MINUTE: u64 = 60_000;
+        const HOUR: u64 = 60 * MINUTE;
+        Self {
+            receivers: Vec::new(),
+            retry_ms: vec![
+                0,
+                5_000,
+                5 * MINUTE,
+                30 * MINUTE,
+                2 * HOUR,
+                5 * HOUR,
+                10 * HOUR,
+                14 * HOUR,
+                20 * HOUR,
+                24 * HOUR,
+            ],
+            timeout_ms: 15_000,
+            ca: None,
+        }
+    }
+}
+
+impl WebhookSettings {
+    fn is_default(&self) -> bool {
+        self == &Self::default()
+    }
+
+    /// The first setting that would stop every delivery.
+    fn check(&self) -> Result<(), String> {
+        if self.retry_ms.is_empty() {
+            return Err("[webhooks] retry_ms is empty, so no delivery would ever be attempted: give at least one delay (0 for at once), or leave it out for the default schedule".into());
+        }
+        if self.timeout_ms == 0 {
+            return Err("[webhooks] timeout_ms is 0, which would fail every attempt: give a positive value or leave it out for the default".into());
+        }
+        Ok(())
     }
 }
 
@@ -501,6 +567,7 @@ impl NodeDir {
                     .as_ref()
                     .map_or(Ok(()), GatewaySettings::check)
             })
+            .and_then(|()| config.webhooks.check())
             .map_err(|message| ConfigError::Parse {
                 path: path.clone(),
                 message,

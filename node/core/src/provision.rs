@@ -201,6 +201,7 @@ pub fn init_node(
             exchange: Default::default(),
             limits: Default::default(),
             gateway: None,
+            webhooks: Default::default(),
             peers: spec.peers,
         },
     };

@@ -85,6 +85,7 @@ fn access(path: &str) -> Access {
         ("tierlink.v1.Directory", "Catalogs" | "Policies") => Access::Registered,
         ("tierlink.v1.Directory" | "tierlink.v1.Federation", _) => Access::Certified,
         ("tierlink.v1.Audit", _) => Access::OwnNode("read the audit"),
+        ("tierlink.v1.Webhooks", _) => Access::OwnNode("manage webhooks"),
         (
             "grpc.health.v1.Health"
             | "grpc.reflection.v1.ServerReflection"

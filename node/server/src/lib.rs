@@ -13,6 +13,8 @@
 //! - [`audit`]: the `tierlink.v1.Audit` service over the node's audit log.
 //! - [`gateway`]: the REST/JSON gateway over HTTPS, an adapter over the same services for
 //!   systems that present API tokens instead of certificates.
+//! - [`webhooks`]: change feeds delivered to HTTP receivers, signed as Standard Webhooks, and
+//!   the `tierlink.v1.Webhooks` service that manages them.
 //! - [`runtime`]: opening a node's directory and serving every service.
 //!
 //! # Direction
@@ -29,3 +31,4 @@ pub mod gateway;
 pub mod limits;
 pub mod read;
 pub mod runtime;
+pub mod webhooks;

@@ -35,6 +35,10 @@ use crate::gateway::tls::TlsError;
 use crate::gateway::{Gateway, Services};
 use crate::limits::{Guesses, RequestLimitLayer, StatusMessageLayer};
 use crate::read::{NodeKeys, ReadService};
+use crate::webhooks::Webhooks;
+use crate::webhooks::deliver::{Receivers, Sender};
+use crate::webhooks::service::WebhookService;
+use crate::webhooks::store::Hooks;
 
 /// How long a stopping node lets the gateway's answers in progress finish.
 const GATEWAY_GRACE: Duration = Duration::from_secs(5);
@@ -79,6 +83,14 @@ pub enum RuntimeError {
     /// The audit log could not be opened.
     #[error(transparent)]
     Audit(#[from] AuditError),
+    /// `[webhooks]` is not usable.
+    #[error("{path}: {message}")]
+    Webhooks {
+        /// The file at fault.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// The gRPC server failed.
     #[error("server failed: {0}")]
     Serve(String),
@@ -138,6 +150,7 @@ pub struct Node {
     directory: Arc<Replica>,
     audit: Arc<AuditLog>,
     gateway: Option<Gateway>,
+    webhooks: Arc<Webhooks>,
 }
 
 impl Node {
@@ -148,7 +161,7 @@ impl Node {
         let ca = dir.trusted_ca()?;
         let key = dir.signing_key()?;
         let encryption = encryption_keys(&dir)?;
-        let signer = BatchSigner::from(key.clone());
+        let signer = Arc::new(BatchSigner::from(key.clone()));
         let tls_der = pem_to_der(&credentials.tls_cert_pem)
             .map_err(|e| credential_error("TLS certificate", e))?;
         let tls_code =
@@ -170,6 +183,7 @@ impl Node {
         let directory =
             Arc::new(Replica::open(&store, &dir, credentials.clone(), key, ca.clone()).await?);
         let audit = Arc::new(AuditLog::open(store.keyspace("audit")?)?);
+        let hooks = Hooks::new(store.keyspace("webhooks")?);
         let redactor = Redactor::new(dir.hash_key()?);
         let registry = Arc::new(Registry::open(Arc::new(store))?);
         let peers = Arc::new(Peers::new(
@@ -181,7 +195,7 @@ impl Node {
             ReadService::new(
                 registry.clone(),
                 NodeKeys {
-                    signer: Arc::new(signer),
+                    signer: signer.clone(),
                     encryption: encryption.current().public().clone(),
                 },
                 peers,
@@ -197,6 +211,14 @@ impl Node {
             reads.clone(),
             audit.clone(),
         ));
+        let webhooks = Arc::new(webhooks(
+            &dir,
+            hooks,
+            reads.clone(),
+            BatchVerifier::new(ca.clone()).with_members(directory.clone()),
+            BatchOpener::new(dir.code().clone(), encryption.clone()),
+            signer,
+        )?);
         let gateway = match &dir.config.gateway {
             None => None,
             Some(settings) => {
@@ -238,6 +260,7 @@ impl Node {
             directory,
             audit,
             gateway,
+            webhooks,
         })
     }
 
@@ -307,12 +330,17 @@ impl Node {
             (handle.clone(), tokio::spawn(gateway.serve(handle)))
         });
         let stop_gateway = gateway.as_ref().map(|(handle, _)| handle.clone());
+        self.webhooks.start()?;
         let reads = self.reads.clone();
+        let webhooks = self.webhooks.clone();
+        let stop_webhooks = self.webhooks.clone();
         let shutdown = async move {
             shutdown.await;
             // Feeds and relays wait for their next batch as long as they last: ended now, so
             // that the server's wait for open streams ends.
             reads.stop();
+            // Webhook workers hold the store: they end before it closes.
+            webhooks.stop().await;
             if let Some(handle) = stop_gateway {
                 handle.graceful_shutdown(Some(GATEWAY_GRACE));
             }
@@ -347,10 +375,13 @@ impl Node {
                 board,
             )))
             .add_service(FederationService::server(directory.clone()))
+            .add_service(WebhookService::server(self.webhooks.clone()))
             .serve_with_incoming_shutdown(incoming(listener), shutdown)
             .await
             .map_err(|e| RuntimeError::Serve(e.to_string()));
         anchoring.abort();
+        // Also when gRPC stopped on its own: no worker outlives the store.
+        stop_webhooks.stop().await;
         if let Some((handle, task)) = gateway {
             // Also when gRPC stopped on its own: the gateway does not outlive it.
             handle.graceful_shutdown(Some(GATEWAY_GRACE));
@@ -389,6 +420,39 @@ impl Node {
             task,
         })
     }
+}
+
+/// The node's webhooks as node.toml's `[webhooks]` configures them.
+fn webhooks(
+    dir: &NodeDir,
+    hooks: Hooks,
+    reads: Arc<ReadService>,
+    verifier: BatchVerifier,
+    opener: BatchOpener,
+    signer: Arc<BatchSigner>,
+) -> Result<Webhooks, RuntimeError> {
+    let settings = &dir.config.webhooks;
+    let config = |message: String| RuntimeError::Webhooks {
+        path: dir.config_path(),
+        message,
+    };
+    let ca = match &settings.ca {
+        None => None,
+        Some(file) => {
+            let path = dir.path(file);
+            Some(
+                std::fs::read_to_string(&path).map_err(|e| RuntimeError::Webhooks {
+                    path: path.clone(),
+                    message: format!("[webhooks] ca: {e}"),
+                })?,
+            )
+        }
+    };
+    let receivers = Receivers::parse(&settings.receivers).map_err(config)?;
+    let sender = Sender::new(settings, ca.as_deref(), signer).map_err(config)?;
+    Ok(Webhooks::new(
+        hooks, reads, verifier, opener, sender, receivers,
+    ))
 }
 
 /// Mutual TLS for a node's server: its certificate, and only clients with a certificate from the

@@ -39,6 +39,10 @@ pub struct DemoArgs {
     /// Buildings to generate at the street.
     #[arg(long, default_value_t = 1210)]
     pub buildings: usize,
+    /// A webhook receiver (e.g. `python3 ops/webhook-receiver.py`) the district may deliver to,
+    /// `http://127.0.0.1:PORT/`: the district's officer gets the street's building changes there.
+    #[arg(long, value_name = "URL")]
+    pub webhook_receiver: Option<String>,
 }
 
 const RESIDENTS: &str = "101001001/000001";
@@ -357,7 +361,13 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
             root.display()
         )));
     }
-    let federation = LocalFederation::create(&root, demo_units()).await?;
+    let receiver = args.webhook_receiver.clone();
+    let federation = LocalFederation::create_configured(&root, demo_units(), |c| {
+        if c.node.code.as_str() == XILING {
+            c.webhooks.receivers.extend(receiver.clone());
+        }
+    })
+    .await?;
     let open = |code| -> Result<NodeClient, CliError> {
         Ok(NodeClient::open(federation.node(code)?.dir.clone())?)
     };
@@ -755,6 +765,7 @@ the city searches the directory for \"公民身份号码\" (citizen ID number):"
         federation.node(XILING)?.dir.clone(),
         &li,
         args.buildings,
+        args.webhook_receiver.as_deref(),
     )
     .await?;
 

@@ -1,7 +1,7 @@
 //! The demo's legacy database: the street's buildings kept in a PostgreSQL table by a bureau
 //! system, read into the street's catalog by the source connector, and followed by the district
-//! into a table of its own through the feed, as its civil-affairs officer. A rename and a
-//! deletion in the street's table reach the district's.
+//! into a table of its own through the feed, as its civil-affairs officer, and, when a receiver
+//! is given, by a signed webhook. A rename and a deletion in the street's table reach both.
 
 use std::time::{Duration, Instant};
 
@@ -12,6 +12,8 @@ use tierlink_connect::postgres::{self as pg};
 use tierlink_proto::v1::{Credential, ReadScope};
 use tierlink_sandbox::postgres::{LocalPostgres, PostgresError};
 use tierlink_sandbox::sample;
+use tierlink_proto::v1::AddWebhookRequest;
+use tierlink_proto::v1::webhooks_client::WebhooksClient;
 use tokio::task::JoinHandle;
 
 use super::{BUILDINGS, CliError};
@@ -53,6 +55,7 @@ pub async fn show(
     district_dir: tierlink_core::config::NodeDir,
     li: &Option<Credential>,
     buildings: usize,
+    receiver: Option<&str>,
 ) -> Result<Option<Running>, CliError> {
     let postgres = match LocalPostgres::start() {
         Ok(p) => p,
@@ -122,8 +125,9 @@ pub async fn show(
         street.code()
     );
     let sink_url = url.clone();
+    let sink_dir = district_dir.clone();
     let sink = tokio::spawn(async move {
-        let client = match NodeClient::open(district_dir) {
+        let client = match NodeClient::open(sink_dir) {
             Ok(c) => c,
             Err(e) => return tracing::error!(error = %e, "the demo's sink"),
         };
@@ -166,6 +170,10 @@ pub async fn show(
     )
     .await?;
     println!("  district_buildings: {} rows", rows.len());
+
+    if let Some(url) = receiver {
+        webhook(&district_dir, street, li, url).await?;
+    }
 
     let (renamed, gone) = (&rows[0][0], &rows[1][0]);
     println!(
@@ -234,4 +242,40 @@ pub async fn show(
         postgres,
         tasks: vec![sink, source_task],
     }))
+}
+
+/// The district's officer gets the street's building changes at `url` as signed webhooks too.
+async fn webhook(
+    district: &tierlink_core::config::NodeDir,
+    street: &NodeClient,
+    li: &Option<Credential>,
+    url: &str,
+) -> Result<(), CliError> {
+    println!(
+        "\nand as webhooks, for a system that takes an HTTP POST and nothing else:\n$ tierlink webhook add --node <district> --target {} --catalog {BUILDINGS} --as li ... --url {url}",
+        street.code()
+    );
+    let channel =
+        tierlink_client::channel(&district.credentials()?, &district.config.server.endpoint)
+            .await?;
+    let added = WebhooksClient::new(channel)
+        .add(AddWebhookRequest {
+            catalog: BUILDINGS.into(),
+            target: street.code().to_string(),
+            credential: li.clone(),
+            url: url.into(),
+            hmac: false,
+            from: String::new(),
+        })
+        .await
+        .map_err(|s| CliError::Client(s.into()))?
+        .into_inner();
+    println!(
+        "  webhook {} added; the receiver checks each delivery's v1a signature with the district's signing certificate ({})",
+        added.id,
+        district
+            .path(&district.config.files.signing_cert)
+            .display()
+    );
+    Ok(())
 }

@@ -190,7 +190,9 @@ pub async fn connect(
         .max_encoding_message_size(MAX_MESSAGE_BYTES))
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+/// An error with its sources, `outer: inner: …`: transport errors' own messages say little
+/// ("error sending request", "transport error") without what caused them.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

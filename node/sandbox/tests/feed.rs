@@ -313,3 +313,24 @@ async fn a_token_older_than_the_log_keeps_is_told_to_resync_and_deletions_are_fe
     assert_eq!(key, gone);
     f.federation.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feed_ends_when_its_principal_is_removed_at_its_node() {
+    let f = federation(10).await;
+    let open = open_policies(&f).await;
+    let feed = follow(&f, subscribe(&open.city, ""), 1);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let city = &f.federation.nodes[CITY].dir;
+    tierlink_core::identity::Principals::update(&city.principal_files().principals, |p| {
+        p.remove("staff")
+    })
+    .unwrap();
+    // Ended by the principal's own node at the latest a recheck later, whatever the producer
+    // still grants.
+    refused(
+        feed.await.unwrap(),
+        tonic::Code::Unauthenticated,
+        "the feed ends: its principal's credential no longer holds",
+    );
+    f.federation.stop().await.unwrap();
+}

@@ -137,6 +137,68 @@ struct Scope {
 /// audit entry of the read.
 pub const MAX_REQUEST_ID_CHARS: usize = 128;
 
+/// Checks a principal's credential now: a personal token, or an API token of scope read or
+/// more, and the role it names held.
+#[allow(clippy::disallowed_methods)] // The one place that authenticates principals.
+fn authenticate(principals: &PrincipalFiles, c: &Credential) -> Result<(), ReadError> {
+    principals
+        .authenticate(
+            &c.principal,
+            &c.token,
+            &c.role,
+            TokenScope::Read,
+            chrono::Utc::now(),
+        )
+        .map(drop)
+        .map_err(|e| match e {
+            PrincipalError::File { .. } => ReadError::failed_precondition(e.to_string()),
+            // The credential is good; the role it names is not the principal's.
+            PrincipalError::RoleNotHeld { .. } => ReadError::permission_denied(e.to_string()),
+            e => ReadError::unauthenticated(e.to_string()),
+        })
+}
+
+/// A feed of this node's principal, ended when its credential stops holding (its token revoked
+/// or expired, the principal removed, the role taken away): checked before each batch is passed
+/// on and at least every [`feed::RECHECK`] while the feed waits, as the producer checks its grant.
+fn while_credential_holds(
+    stream: BatchStream,
+    principals: PrincipalFiles,
+    credential: Credential,
+) -> BatchStream {
+    let check = Arc::new(move || {
+        authenticate(&principals, &credential).map_err(|e| ReadError {
+            kind: e.kind,
+            message: format!(
+                "the feed ends: its principal's credential no longer holds: {}",
+                e.message
+            ),
+        })
+    });
+    Box::pin(futures_util::stream::unfold(Some(stream), move |state| {
+        let check = check.clone();
+        async move {
+            let mut stream = state?;
+            loop {
+                tokio::select! {
+                    item = stream.next() => {
+                        let item = item?;
+                        return Some(match check() {
+                            Ok(()) => (item, Some(stream)),
+                            Err(e) => (Err(e), None),
+                        });
+                    }
+                    () = tokio::time::sleep(feed::RECHECK) => {
+                        if let Err(e) = check() {
+                            return Some((Err(e), None));
+                        }
+                    }
+                }
+            }
+        }
+    }))
+}
+
 /// The caller's request id (at most [`MAX_REQUEST_ID_CHARS`] visible ASCII characters), or a
 /// fresh random one when it gave none.
 fn request_id(given: &str) -> Result<String, ReadError> {
@@ -285,7 +347,6 @@ impl ReadService {
 
     /// Who a read is for: a principal whose credential this node checks (and then vouches for
     /// with a signed requester), a principal another node vouches for, or this node itself.
-    #[allow(clippy::disallowed_methods)] // The one place that authenticates principals.
     fn reader(
         &self,
         caller: &Caller,
@@ -304,17 +365,7 @@ impl ReadService {
                     self.me()
                 )));
             }
-            // A personal token, or an API token of scope read or more.
-            self.principals
-                .authenticate(&c.principal, &c.token, &c.role, TokenScope::Read, clock)
-                .map_err(|e| match e {
-                    PrincipalError::File { .. } => ReadError::failed_precondition(e.to_string()),
-                    // The credential is good; the role it names is not the principal's.
-                    PrincipalError::RoleNotHeld { .. } => {
-                        ReadError::permission_denied(e.to_string())
-                    }
-                    e => ReadError::unauthenticated(e.to_string()),
-                })?;
+            authenticate(&self.principals, &c)?;
             let requester = Requester {
                 node: self.me().to_string(),
                 principal: c.principal,
@@ -446,8 +497,23 @@ impl ReadService {
     /// produces it here. The stream ends after the last batch, or with the error that stopped it.
     /// A read for a member (the node that vouches for its principal, or the calling node reading
     /// as itself) with as many reads open as the node allows is refused (RESOURCE_EXHAUSTED)
-    /// before anything is read or relayed.
-    pub async fn read(&self, caller: &Caller, mut read: Read) -> Result<BatchStream, ReadError> {
+    /// before anything is read or relayed. A feed of this node's principal ends when the
+    /// principal's credential stops holding.
+    pub async fn read(&self, caller: &Caller, read: Read) -> Result<BatchStream, ReadError> {
+        // A feed lasts: its principal's credential is checked again as it goes.
+        let lasting = match &read {
+            Read::Subscribe(s) => s.scope.as_ref().and_then(|s| s.credential.clone()),
+            _ => None,
+        };
+        let stream = self.open(caller, read).await?;
+        Ok(match lasting {
+            Some(credential) => while_credential_holds(stream, self.principals.clone(), credential),
+            None => stream,
+        })
+    }
+
+    /// [`ReadService::read`] but for the credential's later checks.
+    async fn open(&self, caller: &Caller, mut read: Read) -> Result<BatchStream, ReadError> {
         let fields = read.scope_mut();
         fields.request_id = request_id(&fields.request_id)?;
         if !is_resource_code(&fields.catalog) {

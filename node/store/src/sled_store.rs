@@ -338,7 +338,8 @@ impl SledStore {
         from.push(0);
         let mut to = from.clone();
         *to.last_mut().expect("not empty") = 1;
-        match self.records.range(from..to).next_back() {
+        // Forward: sled 0.34 seeks a reverse range slowly, and most keys have no history.
+        match self.records.range(from..to).last() {
             Some(kv) => Ok(Self::decode(&kv?.1)?.version),
             None => Ok(0),
         }

@@ -15,6 +15,7 @@ use hmac::{Hmac, Mac};
 use reqwest::Url;
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use sha2::Sha256;
+use tierlink_client::error_chain;
 use tierlink_core::config::WebhookSettings;
 use tierlink_core::identity::NodeKey;
 use tierlink_core::signed::BatchSigner;
@@ -249,16 +250,4 @@ impl Sender {
             retry_after,
         }
     }
-}
-
-/// An error with its sources: reqwest's own message alone says little ("error sending request").
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

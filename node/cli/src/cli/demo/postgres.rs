@@ -9,11 +9,11 @@ use tierlink_client::NodeClient;
 use tierlink_connect::postgres::sink::{Sink, SinkSpec};
 use tierlink_connect::postgres::source::{Source, SourceSpec};
 use tierlink_connect::postgres::{self as pg};
+use tierlink_proto::v1::AddWebhookRequest;
+use tierlink_proto::v1::webhooks_client::WebhooksClient;
 use tierlink_proto::v1::{Credential, ReadScope};
 use tierlink_sandbox::postgres::{LocalPostgres, PostgresError};
 use tierlink_sandbox::sample;
-use tierlink_proto::v1::AddWebhookRequest;
-use tierlink_proto::v1::webhooks_client::WebhooksClient;
 use tokio::task::JoinHandle;
 
 use super::{BUILDINGS, CliError};
@@ -273,9 +273,7 @@ async fn webhook(
     println!(
         "  webhook {} added; the receiver checks each delivery's v1a signature with the district's signing certificate ({})",
         added.id,
-        district
-            .path(&district.config.files.signing_cert)
-            .display()
+        district.path(&district.config.files.signing_cert).display()
     );
     Ok(())
 }

@@ -40,6 +40,8 @@ def parse_args():
     p.add_argument("--secret", help="the webhook's whsec_ secret, to check v1 signatures too")
     p.add_argument("--listen", default="127.0.0.1:9000", help="HOST:PORT to listen on")
     p.add_argument("--count", type=int, help="exit 0 after this many distinct deliveries")
+    p.add_argument("--webhook", help="accept only this webhook's deliveries (its id, wh_…): "
+                   "another webhook of the same node is signed by the same key")
     return p.parse_args()
 
 
@@ -93,11 +95,17 @@ def main():
     versions = {}
 
     class Handler(BaseHTTPRequestHandler):
+        # A connection that sends nothing does not hold the one-at-a-time server.
+        timeout = 10
+
         def do_POST(self):
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
             if not keys:
                 keys.append(node_key(args.cert))
             problem = check(self.headers, body, keys[0], args.secret)
+            if not problem and args.webhook and not self.headers.get("webhook-id", "").startswith(
+                    f"msg_{args.webhook}_"):
+                problem = f"a delivery of another webhook than {args.webhook}"
             if problem:
                 print(f"refused a delivery: {problem}", file=sys.stderr, flush=True)
                 self.send_response(401)

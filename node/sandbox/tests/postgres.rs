@@ -144,7 +144,7 @@ async fn a_street_table_reaches_the_districts_table_through_the_feed_deletions_i
 
     // The district follows the street's buildings into its own table, as its officer.
     let sink_spec = SinkSpec {
-        name: "district_buildings".into(),
+        name: None,
         table: "district_buildings".into(),
         scope: ReadScope {
             catalog: BUILDINGS.into(),
@@ -382,4 +382,105 @@ async fn wait_for<F: std::future::Future<Output = bool>>(mut done: impl FnMut() 
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_naming_more_than_one_row_is_refused_and_local_times_are_read_in_the_databases_zone()
+{
+    let s = setup().await;
+    let street = &s.f.clients[STREET];
+    // Buildings keyed by community and building: the building code alone names several rows.
+    s.db.batch_execute(
+        "CREATE TABLE composite (LIKE street_buildings INCLUDING DEFAULTS,
+                PRIMARY KEY (community_code, building_code))",
+    )
+    .await
+    .unwrap();
+    let composite = SourceSpec {
+        table: "composite".into(),
+        ..spec(Duration::ZERO, 10)
+    };
+    let err = Source::open(composite, &s.pg.url(), street)
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        err.to_string()
+            .contains("is not its primary key nor a unique, not-null column"),
+        "{err}"
+    );
+
+    // An application writing local times, in Shanghai, to a timestamp without a zone.
+    s.db.batch_execute(
+        "ALTER DATABASE postgres SET timezone TO 'Asia/Shanghai';
+             CREATE TABLE local_buildings (LIKE street_buildings, PRIMARY KEY (building_code));
+             ALTER TABLE local_buildings ALTER updated_at TYPE timestamp,
+                ALTER updated_at SET DEFAULT now();",
+    )
+    .await
+    .unwrap();
+    let db = tierlink_connect::postgres::connect(&s.pg.url())
+        .await
+        .unwrap();
+    for row in sample::buildings(STREET_CODE, 55, 8).split_off(50) {
+        let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+            row.iter().map(|v| v as _).collect();
+        db.execute(
+            &INSERT.replace("street_buildings", "local_buildings"),
+            &params,
+        )
+        .await
+        .unwrap();
+    }
+    let local = SourceSpec {
+        table: "local_buildings".into(),
+        ..spec(Duration::ZERO, 10)
+    };
+    let mut source = Source::open(local, &s.pg.url(), street).await.unwrap();
+    assert_eq!(
+        catch_up(&mut source).await,
+        5,
+        "read now, not hours from now"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_sink_of_the_same_name_is_refused_while_the_first_runs() {
+    let s = setup().await;
+    let district = &s.f.clients[DISTRICT];
+    let spec = |table: &str| SinkSpec {
+        name: None,
+        table: table.into(),
+        scope: ReadScope {
+            catalog: BUILDINGS.into(),
+            target: STREET_CODE.into(),
+            credential: s.open.district.clone(),
+            ..Default::default()
+        },
+        via: None,
+        mapping: None,
+        snapshot: false,
+    };
+    let first = Sink::open(spec("district_buildings"), &s.pg.url(), district)
+        .await
+        .unwrap();
+    // The same table however it is named: the sink's name is the table's as the database
+    // writes it.
+    let err = Sink::open(spec("public.district_buildings"), &s.pg.url(), district)
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        err.to_string()
+            .contains("another sink named \"district_buildings\""),
+        "{err}"
+    );
+    drop(first);
+    // Let go with its connection.
+    wait_for(|| async {
+        Sink::open(spec("district_buildings"), &s.pg.url(), district)
+            .await
+            .is_ok()
+    })
+    .await;
 }

@@ -280,6 +280,14 @@ impl SledStore {
                 }
                 other => other.into(),
             })?;
+        // The store holds records, the audit and webhook credentials: its directory is the
+        // node's user's alone, whatever the umask made of the files sled creates in it.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| StoreError::Engine(format!("{}: {e}", path.display())))?;
+        }
         let meta = db.open_tree("meta")?;
         match meta.get("format")? {
             Some(v) => {

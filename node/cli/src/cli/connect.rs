@@ -202,7 +202,7 @@ async fn source(args: SourceArgs) -> Result<(), CliError> {
 async fn sink(args: SinkArgs) -> Result<(), CliError> {
     let client = NodeClient::open(NodeDir::load(&args.node.node)?)?;
     let spec = SinkSpec {
-        name: args.name.unwrap_or_else(|| args.database.table.clone()),
+        name: args.name,
         table: args.database.table.clone(),
         scope: scope(args.catalog, &args.route, &args.act_as)?,
         via: args.route.via.clone(),

@@ -28,9 +28,9 @@ pub const OFFSETS: &str = "tierlink_feed_offsets";
 /// What a sink follows and where it writes.
 #[derive(Clone, Debug)]
 pub struct SinkSpec {
-    /// The sink's name among those writing to the database (its row in [`OFFSETS`]); the table's
-    /// name by default.
-    pub name: String,
+    /// The sink's name among those writing to the database (its row in [`OFFSETS`]); the
+    /// table's name as the database writes it by default.
+    pub name: Option<String>,
     /// The table, with a primary key whose columns the catalog's key items fill.
     pub table: String,
     /// The read: catalog, target, and the principal's credential when one reads.
@@ -46,6 +46,8 @@ pub struct SinkSpec {
 /// A running sink.
 pub struct Sink<'n> {
     spec: SinkSpec,
+    /// Its row in [`OFFSETS`].
+    name: String,
     node: &'n NodeClient,
     db: Client,
     table: Table,
@@ -80,6 +82,24 @@ impl<'n> Sink<'n> {
         ))
         .await?;
         let table = Table::describe(&db, &spec.table).await?;
+        let name = spec.name.clone().unwrap_or_else(|| table.name.clone());
+        // One sink per name at a time: a second would apply the same batches twice. The lock
+        // is the session's, let go when the connection ends.
+        let locked: bool = db
+            .query_one(
+                "SELECT pg_try_advisory_lock(hashtextextended('tierlink sink ' || $1, 0))",
+                &[&name],
+            )
+            .await?
+            .get(0);
+        if !locked {
+            return Err(ConnectError::Table {
+                table: table.name,
+                problem: format!(
+                    "another sink named {name:?} is applying to it now: stop that one first, or give this one another --name"
+                ),
+            });
+        }
         if table.primary_key.is_empty() {
             return Err(ConnectError::Table {
                 table: table.name,
@@ -89,13 +109,14 @@ impl<'n> Sink<'n> {
         let token = db
             .query_opt(
                 &format!("SELECT resume_token FROM {OFFSETS} WHERE sink = $1"),
-                &[&spec.name],
+                &[&name],
             )
             .await?
             .map(|r| r.get(0))
             .unwrap_or_default();
         Ok(Self {
             spec,
+            name,
             node,
             db,
             table,
@@ -233,7 +254,7 @@ impl<'n> Sink<'n> {
                     "INSERT INTO {OFFSETS} (sink, resume_token) VALUES ($1, $2)
                      ON CONFLICT (sink) DO UPDATE SET resume_token = EXCLUDED.resume_token, updated_at = now()"
                 ),
-                &[&self.spec.name, &token],
+                &[&self.name, &token],
             )
             .await?;
         }

@@ -65,7 +65,7 @@ pub const DEFAULT_LAG: Duration = Duration::from_secs(2);
 pub const DEFAULT_PAGE_ROWS: usize = 2_000;
 
 /// Where a source stands: the updated-at and key of the last row written, as the database
-/// writes them as text (UTC, ISO). Empty before the first page.
+/// writes them as text (ISO dates). Empty before the first page.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Offset {
     /// The last row's updated-at.
@@ -122,10 +122,12 @@ pub struct Source<'n> {
 }
 
 /// The statement fixing a page's bound: the earlier of the database's now less the lag (`$1`,
-/// seconds) and the start of the oldest other client transaction open.
+/// seconds) and the start of the oldest other client transaction open in this database (one in
+/// another cannot write this table).
 const BOUND: &str = "SELECT LEAST(now() - make_interval(secs => $1),
     (SELECT min(xact_start) FROM pg_stat_activity
-     WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid() AND backend_type = 'client backend'))::text";
+     WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid() AND backend_type = 'client backend'
+       AND datname = current_database()))::text";
 
 impl<'n> Source<'n> {
     /// Connects to the database at `url`, checks the table against the spec and the catalog
@@ -209,6 +211,7 @@ impl<'n> Source<'n> {
             order,
         };
         source.settle().await?;
+        source.check_key().await?;
         if !source.sees_every_transaction().await? {
             tracing::warn!(
                 "the database role cannot see other roles' open transactions (it needs pg_read_all_stats): rows committed later than the lag after their updated-at may be missed"
@@ -217,11 +220,64 @@ impl<'n> Source<'n> {
         Ok(source)
     }
 
-    /// Fixes the session's forms of time, so that offsets read the same on every connection.
+    /// Fixes the session's form of dates, so that offsets read the same on every connection.
+    /// The time zone stays the database's: a `timestamp` without one is the application's
+    /// local time there, and a `timestamptz` offset carries its own.
     async fn settle(&self) -> Result<(), ConnectError> {
-        self.db
-            .batch_execute("SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'")
+        self.db.batch_execute("SET DateStyle = 'ISO, YMD'").await?;
+        Ok(())
+    }
+
+    /// Checks that the key names each row once, and warns of rows that cannot be read.
+    async fn check_key(&self) -> Result<(), ConnectError> {
+        let row = self
+            .db
+            .query_one(
+                "SELECT c.relkind::text,
+                    EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisunique
+                            AND i.indnkeyatts = 1 AND i.indkey[0] = a.attnum AND i.indpred IS NULL),
+                    a.attnotnull
+                 FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
+                 WHERE c.oid = to_regclass($1) AND a.attname = $2",
+                &[&self.table.name, &self.spec.key],
+            )
             .await?;
+        let (kind, unique, not_null): (String, bool, bool) = (row.get(0), row.get(1), row.get(2));
+        if kind == "v" || kind == "m" {
+            tracing::warn!(
+                table = %self.table.name,
+                key = %self.spec.key,
+                "a view's key cannot be checked: rows sharing a key value would be read as one"
+            );
+        } else if !(unique && not_null) {
+            return Err(ConnectError::Table {
+                table: self.table.name.clone(),
+                problem: format!(
+                    "--key {} is not its primary key nor a unique, not-null column, so rows sharing a value would be lost. A composite key is not read: give a view with one key column (e.g. the parts joined) or add a unique column",
+                    self.spec.key
+                ),
+            });
+        }
+        let (u, k) = (quote(&self.spec.updated_at), quote(&self.spec.key));
+        let row = self
+            .db
+            .query_one(
+                &format!(
+                    "SELECT count(*) FILTER (WHERE {u} IS NULL), count(*) FILTER (WHERE {k} IS NULL) FROM {}",
+                    self.table.name
+                ),
+                &[],
+            )
+            .await?;
+        let (no_time, no_key): (i64, i64) = (row.get(0), row.get(1));
+        if no_time + no_key > 0 {
+            tracing::warn!(
+                table = %self.table.name,
+                without_updated_at = no_time,
+                without_key = no_key,
+                "rows with no updated-at or no key are not read until they get one"
+            );
+        }
         Ok(())
     }
 
@@ -261,9 +317,10 @@ impl<'n> Source<'n> {
         let (u, k) = (&self.offset.updated_at, &self.offset.key);
         let rows = if self.offset == Offset::default() {
             let sql = format!(
-                "{} WHERE {}::timestamptz < $1::text::timestamptz {} LIMIT $2",
+                "{} WHERE {}::timestamptz < $1::text::timestamptz AND {} IS NOT NULL {} LIMIT $2",
                 self.select,
                 quote(&self.spec.updated_at),
+                quote(&self.spec.key),
                 self.order
             );
             self.db.query(&sql, &[&bound, &limit]).await?

@@ -60,7 +60,12 @@ impl Receivers {
                     || base.ends_with('/') && path.starts_with(base)
                     || path.strip_prefix(base).is_some_and(|r| r.starts_with('/')))
         };
-        if parsed.username().is_empty() && parsed.password().is_none() && self.0.iter().any(under) {
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(format!(
+                "{url} carries a user name or password: a receiver is not given credentials in its URL; use the HMAC secret (--hmac), or check the v1a signature"
+            ));
+        }
+        if self.0.iter().any(under) {
             return Ok(parsed);
         }
         let allowed: Vec<&str> = self.0.iter().map(Url::as_str).collect();
@@ -155,11 +160,13 @@ pub enum Attempt {
     },
 }
 
-/// Sends deliveries: the HTTP client, the retry schedule and the node's signing key.
+/// Sends deliveries: the HTTP client, the retry schedule, the node's signing key, and the
+/// receivers allowed now.
 pub struct Sender {
     client: reqwest::Client,
     schedule: Vec<Duration>,
     signer: Arc<BatchSigner>,
+    receivers: Receivers,
 }
 
 impl Sender {
@@ -170,6 +177,7 @@ impl Sender {
         ca_pem: Option<&str>,
         signer: Arc<BatchSigner>,
     ) -> Result<Self, String> {
+        let receivers = Receivers::parse(&settings.receivers)?;
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_millis(settings.timeout_ms))
@@ -191,6 +199,7 @@ impl Sender {
                 .map(|ms| Duration::from_millis(*ms))
                 .collect(),
             signer,
+            receivers,
         })
     }
 
@@ -206,6 +215,14 @@ impl Sender {
 
     /// One attempt of `delivery` to `hook`'s URL, signed now.
     pub async fn attempt(&self, hook: &Hook, delivery: &Delivery) -> Attempt {
+        // Checked again at every attempt: a receiver the administrator has since taken out of
+        // [webhooks] receivers gets nothing more.
+        if let Err(error) = self.receivers.check(&hook.url) {
+            return Attempt::Failed {
+                error,
+                retry_after: None,
+            };
+        }
         let timestamp = chrono::Utc::now().timestamp();
         let signature = signature(
             self.signer.key(),

@@ -6,6 +6,19 @@ fn sled_store_passes_the_store_suite() {
     crate::suite::run(|| SledStore::open(&dir.path().join("data")).unwrap());
 }
 
+#[cfg(unix)]
+#[test]
+fn the_store_directory_is_its_users_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let _store = SledStore::open(&data).unwrap();
+    let mode = std::fs::metadata(&data).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+}
+
 #[test]
 fn a_second_open_of_the_same_directory_is_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();

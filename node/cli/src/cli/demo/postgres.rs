@@ -132,7 +132,7 @@ pub async fn show(
             Err(e) => return tracing::error!(error = %e, "the demo's sink"),
         };
         let spec = SinkSpec {
-            name: "district_buildings".into(),
+            name: None,
             table: "district_buildings".into(),
             scope,
             via: None,

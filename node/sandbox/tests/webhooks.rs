@@ -22,7 +22,8 @@ use tierlink_core::identity::pem_to_der;
 use tierlink_node::directory::DirectoryCommand;
 use tierlink_proto::v1::webhooks_client::WebhooksClient;
 use tierlink_proto::v1::{
-    AddWebhookRequest, DeadLettersRequest, ListWebhooksRequest, ReplayRequest, Webhook,
+    AddWebhookRequest, DeadLettersRequest, ListWebhooksRequest, ReplayRequest,
+    ResumeWebhookRequest, Webhook,
 };
 use tierlink_sandbox::sample;
 use util::*;
@@ -48,6 +49,8 @@ struct Mode {
     refuse_next: u32,
     /// Answer 500 to every request.
     down: bool,
+    /// Answer 410 Gone to every request.
+    gone: bool,
 }
 
 #[derive(Clone, Default)]
@@ -95,7 +98,9 @@ async fn receive(State(r): State<Receiver>, uri: Uri, headers: HeaderMap, body: 
     };
     let (status, retry) = {
         let mut mode = r.mode.lock().unwrap();
-        if mode.down {
+        if mode.gone {
+            (StatusCode::GONE, false)
+        } else if mode.down {
             (StatusCode::INTERNAL_SERVER_ERROR, false)
         } else if mode.refuse_next > 0 {
             mode.refuse_next -= 1;
@@ -460,5 +465,64 @@ async fn dead_letters_replay_with_their_id_receivers_are_the_configured_ones_and
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(stopped.contains("no longer holds"), "{stopped:?}");
+    f.federation.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_stopped_by_its_receiver_resumes_where_it_stopped() {
+    let receiver = Receiver::default();
+    let base = receiver.start().await;
+    let allowed = format!("{base}/hooks/");
+    let f = federation_with(10, move |c| {
+        c.webhooks.receivers = vec![allowed.clone()];
+        c.webhooks.retry_ms = vec![0, 50, 50];
+    })
+    .await;
+    let open = open_policies(&f).await;
+    let mut client = webhooks(&f, CITY).await;
+    receiver.set(|m| m.gone = true);
+    let id = client
+        .add(add(&open.city, format!("{base}/hooks/a"), false))
+        .await
+        .unwrap()
+        .into_inner()
+        .id;
+    let written = write(&f, 10, 1).await;
+    let mut stopped = String::new();
+    for _ in 0..1200 {
+        stopped = listed(&f, &id).await.stopped;
+        if !stopped.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(stopped.contains("410"), "{stopped:?}");
+    // The receiver wants deliveries again: resumed, it gets what was queued, then the rest.
+    receiver.set(|m| m.gone = false);
+    let resumed = client
+        .resume(ResumeWebhookRequest {
+            webhook: id.clone(),
+            token: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(resumed.stopped, stopped);
+    assert!(resumed.pending >= 1, "{resumed:?}");
+    until("every version after the resume", || {
+        distinct_versions(&receiver, "/hooks/a").len() >= written.len()
+    })
+    .await;
+    assert_eq!(distinct_versions(&receiver, "/hooks/a"), written);
+    assert!(listed(&f, &id).await.stopped.is_empty());
+    // A running webhook is not resumed.
+    let refused = client
+        .resume(ResumeWebhookRequest {
+            webhook: id,
+            token: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
     f.federation.stop().await.unwrap();
 }

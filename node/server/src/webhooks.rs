@@ -300,6 +300,32 @@ impl Webhooks {
         Ok(letters)
     }
 
+    /// Starts stopped webhook `id` again where it stopped (its queue first, then its feed from
+    /// its token), with a new `token` for its principal when given; returns why it had stopped
+    /// and how many deliveries wait.
+    ///
+    /// # Errors
+    /// [`WebhookError::Invalid`] when it is running.
+    pub async fn resume(
+        &self,
+        id: &str,
+        token: Option<&str>,
+    ) -> Result<(String, u64), WebhookError> {
+        let mut hook = self.known(id)?;
+        if self.lock().get(id).is_some_and(|r| !r.task.is_finished()) {
+            return Err(WebhookError::Invalid(format!(
+                "webhook {id} is running: only a stopped one is resumed (`tierlink webhook list` says why one stopped)"
+            )));
+        }
+        let stopped = std::mem::take(&mut hook.stopped);
+        self.shared.hooks.resume(&mut hook, token)?;
+        self.shared.hooks.flush().await?;
+        let pending = self.shared.hooks.pending(id)?;
+        tracing::info!(webhook = %id, %stopped, pending, "webhook resumed");
+        self.spawn(hook);
+        Ok((stopped, pending))
+    }
+
     /// Moves webhook `id`'s dead letter `delivery` (or every one) to the end of its queue.
     pub async fn replay(&self, id: &str, delivery: Option<&str>) -> Result<u32, WebhookError> {
         self.known(id)?;

@@ -7,7 +7,8 @@ use clap::Subcommand;
 use tierlink_core::config::NodeDir;
 use tierlink_proto::v1::webhooks_client::WebhooksClient;
 use tierlink_proto::v1::{
-    AddWebhookRequest, DeadLettersRequest, ListWebhooksRequest, RemoveWebhookRequest, ReplayRequest,
+    AddWebhookRequest, DeadLettersRequest, ListWebhooksRequest, RemoveWebhookRequest,
+    ReplayRequest, ResumeWebhookRequest,
 };
 
 use super::{ActAs, CliError, NodeArg};
@@ -87,6 +88,20 @@ pub enum WebhookCommand {
         #[arg(long, value_name = "MSG_ID")]
         delivery: Option<String>,
     },
+    /// Start a stopped webhook again where it stopped: its queued deliveries first, then its
+    /// feed from its resume token. After a revoked token, give the principal's new one in
+    /// $TIERLINK_TOKEN or --token-file.
+    Resume {
+        /// The node acting.
+        #[command(flatten)]
+        node: NodeArg,
+        /// The webhook's id.
+        id: String,
+        /// File holding a new token for the webhook's principal [default: $TIERLINK_TOKEN, or
+        /// the token it holds].
+        #[arg(long)]
+        token_file: Option<std::path::PathBuf>,
+    },
 }
 
 async fn client(node: &NodeArg) -> Result<WebhooksClient<tonic::transport::Channel>, CliError> {
@@ -110,6 +125,31 @@ fn at(micros: i64) -> String {
 /// Runs `tierlink webhook …`.
 pub async fn run(command: WebhookCommand) -> Result<(), CliError> {
     match command {
+        WebhookCommand::Resume {
+            node,
+            id,
+            token_file,
+        } => {
+            let token = match token_file {
+                Some(path) => std::fs::read_to_string(&path)
+                    .map_err(|e| CliError::Input(format!("{}: {e}", path.display())))?,
+                None => std::env::var("TIERLINK_TOKEN").unwrap_or_default(),
+            };
+            let resumed = client(&node)
+                .await?
+                .resume(ResumeWebhookRequest {
+                    webhook: id.clone(),
+                    token: token.trim().to_owned(),
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
+            println!(
+                "webhook {id} resumed ({} deliveries queued); it had stopped: {}",
+                resumed.pending, resumed.stopped
+            );
+            Ok(())
+        }
         WebhookCommand::Add {
             node,
             catalog,

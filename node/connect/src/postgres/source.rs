@@ -181,13 +181,16 @@ impl<'n> Source<'n> {
         check_rows(&names, Vec::new(), spec.mapping.as_ref(), &schema)?;
         let name = format!("postgres:{}", table.name);
         let offset = Offset::decode(&node.source_offset(&spec.catalog, &name).await?, &name)?;
+        // Outputs are named apart from the table's columns: ORDER BY a bare name would take the
+        // text output of that name, sorting by text (10 before 9) and never by the index.
         let columns: Vec<String> = names
             .iter()
-            .map(|c| format!("{}::text", quote(c)))
+            .enumerate()
+            .map(|(i, c)| format!("{}::text AS tierlink_{i}", quote(c)))
             .collect();
         let (u, k) = (quote(&updated_at.name), quote(&key.name));
         let select = format!(
-            "SELECT {}, {u}::text, {k}::text FROM {}",
+            "SELECT {}, {u}::text AS tierlink_at, {k}::text AS tierlink_key FROM {}",
             columns.join(", "),
             table.name
         );

@@ -7,7 +7,7 @@ use tierlink_proto::v1::webhooks_server::{Webhooks as WebhooksApi, WebhooksServe
 use tierlink_proto::v1::{
     AddWebhookRequest, AddWebhookResponse, DeadLetter, DeadLetterList, DeadLettersRequest,
     ListWebhooksRequest, RemoveWebhookRequest, RemoveWebhookResponse, ReplayRequest,
-    ReplayResponse, Webhook, WebhookList,
+    ReplayResponse, ResumeWebhookRequest, ResumeWebhookResponse, Webhook, WebhookList,
 };
 use tonic::{Request, Response, Status};
 
@@ -121,5 +121,17 @@ impl WebhooksApi for WebhookService {
             .replay(&request.webhook, blank(&request.delivery))
             .await?;
         Ok(Response::new(ReplayResponse { replayed }))
+    }
+
+    async fn resume(
+        &self,
+        request: Request<ResumeWebhookRequest>,
+    ) -> Result<Response<ResumeWebhookResponse>, Status> {
+        let request = request.into_inner();
+        let (stopped, pending) = self
+            .webhooks
+            .resume(&request.webhook, blank(&request.token))
+            .await?;
+        Ok(Response::new(ResumeWebhookResponse { stopped, pending }))
     }
 }

@@ -138,6 +138,15 @@ impl Hooks {
         ])
     }
 
+    /// Clears why `hook` stopped, with a new token for its principal when given.
+    pub fn resume(&self, hook: &mut Hook, token: Option<&str>) -> Result<(), StoreError> {
+        hook.stopped.clear();
+        if let Some(token) = token {
+            token.clone_into(&mut hook.token);
+        }
+        self.space.apply([(key("h", &hook.id), Some(json(hook)))])
+    }
+
     /// Records why webhook `id` stopped.
     pub fn stop(&self, id: &str, reason: &str) -> Result<(), StoreError> {
         let Some(mut hook) = self.get(id)? else {

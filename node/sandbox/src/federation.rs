@@ -17,6 +17,7 @@ use tierlink_core::provision::{
 };
 use tierlink_node::directory::{DirectoryCommand, DirectoryReply, Replica};
 use tierlink_node::runtime::{self, Node, RunningNode, RuntimeError};
+use tierlink_store::StoreError;
 use tierlink_store::audit::AuditLog;
 
 /// A federation that could not be set up.
@@ -448,11 +449,24 @@ impl LocalFederation {
         Ok(())
     }
 
-    /// Starts node `n` again on its configured address.
+    /// Starts node `n` again on its configured address. In one process, the store of a node
+    /// just stopped may still be held a moment by tasks that end as they are dropped: its
+    /// opening is tried again for up to 10 s while it is.
     pub async fn start_node(&mut self, n: usize) -> Result<(), FederationError> {
         let dir = self.nodes[n].dir.clone();
         let listener = runtime::bind(&dir).await?;
-        self.nodes[n].running = Some(Node::open(dir).await?.start(listener)?);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let node = loop {
+            match Node::open(dir.clone()).await {
+                Err(RuntimeError::Store(StoreError::Locked(_)))
+                    if tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                opened => break opened?,
+            }
+        };
+        self.nodes[n].running = Some(node.start(listener)?);
         Ok(())
     }
 

@@ -136,15 +136,15 @@ async fn every_node_holds_one_directory_and_answers_from_it() {
 
     // Raft follows the directory: three voters, the streets learners.
     let leader = replicas.iter().find(|r| r.is_leader()).expect("a leader");
-    eventually("streets added as learners", || {
-        leader
-            .metrics()
-            .membership_config
-            .membership()
-            .nodes()
-            .count()
-            == 6
-    })
+    // Learners are added first, then the voters named: wait for both.
+    eventually(
+        "streets added as learners and the districts made voters",
+        || {
+            let membership = leader.metrics().membership_config;
+            membership.membership().nodes().count() == 6
+                && membership.membership().voter_ids().count() == voters.len()
+        },
+    )
     .await;
     let m = leader.metrics();
     let raft_voters: BTreeSet<String> = m

@@ -527,3 +527,86 @@ async fn an_integer_key_pages_in_number_order_each_row_once() {
     assert_eq!(catch_up(&mut source).await, 12);
     assert_eq!(source.offset().key, "12");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn source_and_sink_ride_out_a_restart_of_the_street_and_kills_of_the_sink() {
+    let mut s = setup().await;
+    insert(&s.db, 50, 80).await;
+    let url = s.pg.url();
+    let street_dir = s.f.federation.nodes[STREET].dir.clone();
+    let source = tokio::spawn({
+        let url = url.clone();
+        async move {
+            let client = NodeClient::open(street_dir).unwrap();
+            let mut source = Source::open(spec(Duration::ZERO, 7), &url, &client)
+                .await
+                .unwrap();
+            source
+                .run(Duration::from_millis(20), None, std::future::pending())
+                .await
+        }
+    });
+    let district_dir = s.f.federation.nodes[DISTRICT].dir.clone();
+    let credential = s.open.district.clone();
+    let sink = move || {
+        let (url, dir, credential) = (url.clone(), district_dir.clone(), credential.clone());
+        tokio::spawn(async move {
+            let client = NodeClient::open(dir).unwrap();
+            let spec = SinkSpec {
+                name: None,
+                table: "district_buildings".into(),
+                scope: ReadScope {
+                    catalog: BUILDINGS.into(),
+                    target: STREET_CODE.into(),
+                    credential,
+                    ..Default::default()
+                },
+                via: None,
+                mapping: None,
+                snapshot: true,
+            };
+            // The killed sink's session may still hold the name a moment.
+            let mut sink = loop {
+                match Sink::open(spec.clone(), &url, &client).await {
+                    Ok(sink) => break sink,
+                    Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                }
+            };
+            sink.run(std::future::pending()).await
+        })
+    };
+    // The sink killed wherever it is, again and again, while rows keep coming.
+    for (round, kill_after_ms) in [30u64, 7, 55, 13, 90].into_iter().enumerate() {
+        let running = sink();
+        insert(&s.db, 80 + round * 20, 100 + round * 20).await;
+        tokio::time::sleep(Duration::from_millis(kill_after_ms)).await;
+        running.abort();
+        let _ = running.await;
+    }
+    let running = sink();
+    // The street restarts under both.
+    s.f.federation.stop_node(STREET).await.unwrap();
+    insert(&s.db, 180, 200).await;
+    s.f.federation.start_node(STREET).await.unwrap();
+    let count = |sql: &'static str| {
+        let db = &s.db;
+        async move { db.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }
+    };
+    wait_for(|| async {
+        count("SELECT count(*) FROM district_buildings").await
+            == count("SELECT count(*) FROM street_buildings").await + 50
+    })
+    .await;
+    // Every building inserted once, none applied again (an update would be a repeat).
+    let ops =
+        s.db.query(
+            "SELECT op, count(*) FROM applied GROUP BY op ORDER BY op",
+            &[],
+        )
+        .await
+        .unwrap();
+    let ops: Vec<(String, i64)> = ops.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(ops, [("INSERT".to_owned(), 200)]);
+    running.abort();
+    source.abort();
+}

@@ -19,7 +19,7 @@ use tierlink_proto::v1::directory_server::DirectoryServer;
 use tierlink_proto::v1::exchange_server::ExchangeServer;
 use tierlink_store::audit::{AnchorBoard, AuditError, AuditLog, anchor_periodically};
 use tierlink_store::registry::{Registry, RegistryError};
-use tierlink_store::{Closed, FORMAT_VERSION, SledStore, StoreError};
+use tierlink_store::{FORMAT_VERSION, SledStore, StoreError};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -108,44 +108,18 @@ pub struct RunningNode {
     pub audit: Arc<AuditLog>,
     /// Its catalogs and records.
     pub registry: Arc<Registry>,
-    closed: Closed,
     stop: oneshot::Sender<()>,
     task: JoinHandle<Result<(), RuntimeError>>,
 }
 
-/// Longest a stopped node waits for the last holders of its store (tasks ending as they are
-/// dropped) before it says the store is still held.
-const STORE_RELEASE: Duration = Duration::from_secs(10);
-
 impl RunningNode {
-    /// Stops serving, waits for the server to wind down and for its store to close, so that
-    /// the node can be opened again at once.
+    /// Stops serving and waits for the server to wind down. The store closes once the last
+    /// handle on it goes: tasks ending as they are dropped let go a moment later.
     pub async fn stop(self) -> Result<(), RuntimeError> {
-        let RunningNode {
-            stop,
-            task,
-            closed,
-            directory,
-            audit,
-            registry,
-            ..
-        } = self;
-        let _ = stop.send(());
-        let served = task.await.map_err(|e| RuntimeError::Serve(e.to_string()))?;
-        drop((directory, audit, registry));
-        // Tasks aborted or ending on their own (anchoring, read workers) drop their handles on
-        // the store a moment after the server returns.
-        let deadline = tokio::time::Instant::now() + STORE_RELEASE;
-        while !closed.is_closed() {
-            if tokio::time::Instant::now() > deadline {
-                return Err(RuntimeError::Serve(format!(
-                    "the store is still open {} s after the node stopped",
-                    STORE_RELEASE.as_secs()
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        served
+        let _ = self.stop.send(());
+        self.task
+            .await
+            .map_err(|e| RuntimeError::Serve(e.to_string()))?
     }
 }
 
@@ -178,7 +152,6 @@ pub struct Node {
     audit: Arc<AuditLog>,
     gateway: Option<Gateway>,
     webhooks: Arc<Webhooks>,
-    closed: Closed,
 }
 
 impl Node {
@@ -208,7 +181,6 @@ impl Node {
         }
         let store = SledStore::open(&dir.path(&dir.config.files.data))?;
         store.keep_changes(dir.config.exchange.keep_changes);
-        let closed = store.closed();
         let directory =
             Arc::new(Replica::open(&store, &dir, credentials.clone(), key, ca.clone()).await?);
         let audit = Arc::new(AuditLog::open(store.keyspace("audit")?)?);
@@ -290,7 +262,6 @@ impl Node {
             audit,
             gateway,
             webhooks,
-            closed,
         })
     }
 
@@ -437,7 +408,6 @@ impl Node {
         let directory = self.directory.clone();
         let audit = self.audit.clone();
         let registry = self.registry.clone();
-        let closed = self.closed.clone();
         let task = tokio::spawn(self.serve(listener, async move {
             let _ = stopped.await;
         }));
@@ -447,7 +417,6 @@ impl Node {
             directory,
             audit,
             registry,
-            closed,
             stop,
             task,
         })

@@ -33,7 +33,7 @@ use tierlink_core::catalog::{Catalog, Row};
 use tierlink_proto::v1::Record;
 pub use tierlink_proto::v1::SourceMark;
 
-pub use sled_store::{Closed, Keyspace, SledStore};
+pub use sled_store::{Keyspace, SledStore};
 
 /// Version of the on-disk layout; a node refuses a store written in another version.
 pub const FORMAT_VERSION: u32 = 1;

@@ -162,17 +162,6 @@ fn now_micros() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
 
-/// Whether a store's database has closed: every handle on it (the store, its keyspaces) gone.
-#[derive(Clone)]
-pub struct Closed(std::sync::Weak<Engine>);
-
-impl Closed {
-    /// True once the database is closed and flushed, and its directory free to open again.
-    pub fn is_closed(&self) -> bool {
-        self.0.strong_count() == 0
-    }
-}
-
 /// An ordered, durable key-value space in the node's database, for modules that keep records of
 /// their own shape (the directory's raft log and state). Writes are atomic per call.
 #[derive(Clone)]
@@ -322,11 +311,6 @@ impl SledStore {
         };
         store.engine.flush()?;
         Ok(store)
-    }
-
-    /// Tells when the database has closed, for a caller that must open it again.
-    pub fn closed(&self) -> Closed {
-        Closed(Arc::downgrade(&self.engine))
     }
 
     /// Keeps the newest `positions` of each catalog's change log (0: all), so that a feed can

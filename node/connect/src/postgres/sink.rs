@@ -46,6 +46,7 @@ pub struct SinkSpec {
 /// A running sink.
 pub struct Sink<'n> {
     spec: SinkSpec,
+    url: String,
     /// Its row in [`OFFSETS`].
     name: String,
     node: &'n NodeClient,
@@ -63,6 +64,27 @@ struct Plan {
     values: Vec<usize>,
     /// Batch column index of each `delete` parameter.
     keys: Vec<usize>,
+}
+
+/// Takes the session lock on sink `name`: one sink per name at a time, since a second would
+/// apply the same batches twice. The lock is the connection's, let go when it ends.
+async fn lock(db: &Client, name: &str, table: &str) -> Result<(), ConnectError> {
+    let locked: bool = db
+        .query_one(
+            "SELECT pg_try_advisory_lock(hashtextextended('tierlink sink ' || $1, 0))",
+            &[&name],
+        )
+        .await?
+        .get(0);
+    if !locked {
+        return Err(ConnectError::Table {
+            table: table.to_owned(),
+            problem: format!(
+                "another sink named {name:?} is applying to it now: stop that one first, or give this one another --name"
+            ),
+        });
+    }
+    Ok(())
 }
 
 impl<'n> Sink<'n> {
@@ -83,23 +105,7 @@ impl<'n> Sink<'n> {
         .await?;
         let table = Table::describe(&db, &spec.table).await?;
         let name = spec.name.clone().unwrap_or_else(|| table.name.clone());
-        // One sink per name at a time: a second would apply the same batches twice. The lock
-        // is the session's, let go when the connection ends.
-        let locked: bool = db
-            .query_one(
-                "SELECT pg_try_advisory_lock(hashtextextended('tierlink sink ' || $1, 0))",
-                &[&name],
-            )
-            .await?
-            .get(0);
-        if !locked {
-            return Err(ConnectError::Table {
-                table: table.name,
-                problem: format!(
-                    "another sink named {name:?} is applying to it now: stop that one first, or give this one another --name"
-                ),
-            });
-        }
+        lock(&db, &name, &table.name).await?;
         if table.primary_key.is_empty() {
             return Err(ConnectError::Table {
                 table: table.name,
@@ -116,6 +122,7 @@ impl<'n> Sink<'n> {
             .unwrap_or_default();
         Ok(Self {
             spec,
+            url: url.to_owned(),
             name,
             node,
             db,
@@ -265,13 +272,47 @@ impl<'n> Sink<'n> {
         Ok(())
     }
 
-    /// Applies the snapshot when asked and no token is kept, then follows the feed until it
-    /// ends (an error: a grant that stopped holding, a resync needed) or `stop` completes.
+    /// Applies the snapshot when asked and no token is kept, then follows the feed, until it
+    /// ends for good (a grant that stopped holding, a resync needed, a row the table refuses)
+    /// or `stop` completes. A node or database that cannot be reached (a restart) is tried
+    /// again after a pause that doubles up to a minute, from the last token committed.
     pub async fn run(
         &mut self,
         stop: impl std::future::Future<Output = ()>,
     ) -> Result<(), ConnectError> {
         futures_util::pin_mut!(stop);
+        let mut pause = std::time::Duration::from_secs(1);
+        loop {
+            // A batch cut short rolls back whole: its token is not kept either.
+            let followed = tokio::select! {
+                () = &mut stop => return Ok(()),
+                followed = self.follow() => followed,
+            };
+            match followed {
+                Err(e) if e.is_transient() => {
+                    tracing::warn!(error = %e, retry_in = ?pause, "the feed or the table cannot be reached now");
+                    tokio::select! {
+                        () = &mut stop => return Ok(()),
+                        () = tokio::time::sleep(pause) => {}
+                    }
+                    pause = (pause * 2).min(std::time::Duration::from_secs(60));
+                    if self.db.is_closed() {
+                        match connect(&self.url).await {
+                            Ok(db) => {
+                                lock(&db, &self.name, &self.table.name).await?;
+                                self.db = db;
+                            }
+                            Err(e) => tracing::warn!(error = %e, "cannot connect yet"),
+                        }
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// The snapshot when due, then the feed from the token, until either ends.
+    async fn follow(&mut self) -> Result<(), ConnectError> {
         let node = self.node;
         let via = self.spec.via.clone();
         if self.token.is_empty() && self.spec.snapshot {
@@ -301,16 +342,10 @@ impl<'n> Sink<'n> {
             batch_size: 0,
         };
         let mut batches = node.batches(via.as_ref(), request).await?;
-        loop {
-            let next = tokio::select! {
-                () = &mut stop => return Ok(()),
-                next = batches.next() => next?,
-            };
-            let Some((_, batch)) = next else {
-                return batches.finish().map(drop).map_err(Into::into);
-            };
+        while let Some((_, batch)) = batches.next().await? {
             let token = batch.header.resume_token.clone();
             self.apply(&batch, Some(&token)).await?;
         }
+        batches.finish().map(drop).map_err(Into::into)
     }
 }

@@ -464,9 +464,9 @@ impl<'n> Source<'n> {
     }
 
     /// Pages until caught up, then every `poll`; reconciles every `reconcile` (when given)
-    /// once caught up; until `stop` completes. A lost database connection is made again, with
-    /// a pause that doubles up to a minute; the node's refusals and rows the catalog refuses
-    /// end the run.
+    /// once caught up; until `stop` completes. A database or node that cannot be reached (a
+    /// restart) is tried again after a pause that doubles up to a minute, the connection made
+    /// again; the node's refusals and rows the catalog refuses end the run.
     pub async fn run(
         &mut self,
         poll: Duration,
@@ -494,20 +494,22 @@ impl<'n> Source<'n> {
                     pause = Duration::from_secs(1);
                     Duration::ZERO
                 }
-                Err(ConnectError::Database(e)) if self.db.is_closed() => {
-                    tracing::warn!(error = %e, retry_in = ?pause, "the database connection was lost");
+                Err(e) if e.is_transient() => {
+                    tracing::warn!(error = %e, retry_in = ?pause, "cannot read or write now");
                     let wait = pause;
                     pause = (pause * 2).min(Duration::from_secs(60));
                     tokio::select! {
                         () = &mut stop => return Ok(()),
                         () = tokio::time::sleep(wait) => {}
                     }
-                    match connect(&self.url).await {
-                        Ok(db) => {
-                            self.db = db;
-                            self.settle().await?;
+                    if self.db.is_closed() {
+                        match connect(&self.url).await {
+                            Ok(db) => {
+                                self.db = db;
+                                self.settle().await?;
+                            }
+                            Err(e) => tracing::warn!(error = %e, "cannot connect yet"),
                         }
-                        Err(e) => tracing::warn!(error = %e, "cannot connect yet"),
                     }
                     continue;
                 }

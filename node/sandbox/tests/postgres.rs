@@ -84,6 +84,23 @@ fn spec(lag: Duration, page_rows: usize) -> SourceSpec {
     }
 }
 
+/// The district officer's sink of the street's buildings into `table`, from a snapshot.
+fn district_sink(table: &str, officer: &Option<tierlink_proto::v1::Credential>) -> SinkSpec {
+    SinkSpec {
+        name: None,
+        table: table.into(),
+        scope: ReadScope {
+            catalog: BUILDINGS.into(),
+            target: STREET_CODE.into(),
+            credential: officer.clone(),
+            ..Default::default()
+        },
+        via: None,
+        mapping: None,
+        snapshot: true,
+    }
+}
+
 /// Pages until the source has caught up; returns the rows read.
 async fn catch_up(source: &mut Source<'_>) -> usize {
     let mut rows = 0;
@@ -143,19 +160,7 @@ async fn a_street_table_reaches_the_districts_table_through_the_feed_deletions_i
     assert_eq!(held(street).await.len(), 80);
 
     // The district follows the street's buildings into its own table, as its officer.
-    let sink_spec = SinkSpec {
-        name: None,
-        table: "district_buildings".into(),
-        scope: ReadScope {
-            catalog: BUILDINGS.into(),
-            target: STREET_CODE.into(),
-            credential: s.open.district.clone(),
-            ..Default::default()
-        },
-        via: None,
-        mapping: None,
-        snapshot: true,
-    };
+    let sink_spec = district_sink("district_buildings", &s.open.district);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let url = s.pg.url();
     let sink = {
@@ -448,19 +453,7 @@ async fn a_key_naming_more_than_one_row_is_refused_and_local_times_are_read_in_t
 async fn a_second_sink_of_the_same_name_is_refused_while_the_first_runs() {
     let s = setup().await;
     let district = &s.f.clients[DISTRICT];
-    let spec = |table: &str| SinkSpec {
-        name: None,
-        table: table.into(),
-        scope: ReadScope {
-            catalog: BUILDINGS.into(),
-            target: STREET_CODE.into(),
-            credential: s.open.district.clone(),
-            ..Default::default()
-        },
-        via: None,
-        mapping: None,
-        snapshot: false,
-    };
+    let spec = |table: &str| district_sink(table, &s.open.district);
     let first = Sink::open(spec("district_buildings"), &s.pg.url(), district)
         .await
         .unwrap();
@@ -552,19 +545,7 @@ async fn source_and_sink_ride_out_a_restart_of_the_street_and_kills_of_the_sink(
         let (url, dir, credential) = (url.clone(), district_dir.clone(), credential.clone());
         tokio::spawn(async move {
             let client = NodeClient::open(dir).unwrap();
-            let spec = SinkSpec {
-                name: None,
-                table: "district_buildings".into(),
-                scope: ReadScope {
-                    catalog: BUILDINGS.into(),
-                    target: STREET_CODE.into(),
-                    credential,
-                    ..Default::default()
-                },
-                via: None,
-                mapping: None,
-                snapshot: true,
-            };
+            let spec = district_sink("district_buildings", &credential);
             // The killed sink's session may still hold the name a moment.
             let mut sink = loop {
                 match Sink::open(spec.clone(), &url, &client).await {

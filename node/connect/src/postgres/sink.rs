@@ -87,6 +87,18 @@ async fn lock(db: &Client, name: &str, table: &str) -> Result<(), ConnectError> 
     Ok(())
 }
 
+/// The resume token sink `name` kept with its last batch; empty before any.
+async fn stored_token(db: &Client, name: &str) -> Result<String, ConnectError> {
+    Ok(db
+        .query_opt(
+            &format!("SELECT resume_token FROM {OFFSETS} WHERE sink = $1"),
+            &[&name],
+        )
+        .await?
+        .map(|r| r.get(0))
+        .unwrap_or_default())
+}
+
 impl<'n> Sink<'n> {
     /// Connects to the database at `url`, makes [`OFFSETS`] if missing, checks the table has a
     /// primary key and reads the sink's token.
@@ -112,14 +124,7 @@ impl<'n> Sink<'n> {
                 problem: "it has no primary key: the sink upserts by key; add one on the columns the catalog's key items go to".into(),
             });
         }
-        let token = db
-            .query_opt(
-                &format!("SELECT resume_token FROM {OFFSETS} WHERE sink = $1"),
-                &[&name],
-            )
-            .await?
-            .map(|r| r.get(0))
-            .unwrap_or_default();
+        let token = stored_token(&db, &name).await?;
         Ok(Self {
             spec,
             url: url.to_owned(),
@@ -304,6 +309,12 @@ impl<'n> Sink<'n> {
                             }
                             Err(e) => tracing::warn!(error = %e, "cannot connect yet"),
                         }
+                    }
+                    // A commit whose answer was lost may have been made: go on from the token
+                    // the table holds, not from what this sink last heard.
+                    match stored_token(&self.db, &self.name).await {
+                        Ok(token) => self.token = token,
+                        Err(e) => tracing::warn!(error = %e, "cannot read the kept token yet"),
                     }
                 }
                 other => return other,

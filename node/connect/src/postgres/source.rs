@@ -511,6 +511,16 @@ impl<'n> Source<'n> {
                             Err(e) => tracing::warn!(error = %e, "cannot connect yet"),
                         }
                     }
+                    // A write whose answer was lost may have been stored: go on from what the
+                    // node holds, not from what this connector last heard.
+                    match self
+                        .node
+                        .source_offset(&self.spec.catalog, &self.name)
+                        .await
+                    {
+                        Ok(stored) => self.offset = Offset::decode(&stored, &self.name)?,
+                        Err(e) => tracing::warn!(error = %e, "cannot read the stored offset yet"),
+                    }
                     continue;
                 }
                 Err(e) => return Err(e),

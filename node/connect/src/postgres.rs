@@ -23,6 +23,10 @@ pub async fn connect(url: &str) -> Result<Client, ConnectError> {
             tracing::warn!(error = %e, "the PostgreSQL connection ended");
         }
     });
+    // Notices (a table that already exists) are not news.
+    client
+        .batch_execute("SET client_min_messages = warning")
+        .await?;
     Ok(client)
 }
 
@@ -44,8 +48,10 @@ pub struct Column {
 /// A table or view as the database describes it.
 #[derive(Clone, Debug)]
 pub struct Table {
-    /// Its name as the database quotes it (schema-qualified when off the search path).
+    /// Its name with its schema, as the database quotes them (`civil."Buildings"`).
     pub name: String,
+    /// Its schema.
+    pub schema: String,
     /// Its columns in order.
     pub columns: Vec<Column>,
     /// Its primary key's columns (none for a view).
@@ -58,21 +64,21 @@ impl Table {
     /// # Errors
     /// [`ConnectError::Table`] when there is none of that name.
     pub async fn describe(client: &Client, name: &str) -> Result<Self, ConnectError> {
+        // Named with its schema whatever the search path, so that a table is one name to
+        // every connection.
         let row = client
-            .query_one(
-                "SELECT to_regclass($1)::oid::bigint, to_regclass($1)::text",
+            .query_opt(
+                "SELECT c.oid::bigint, format('%I.%I', n.nspname, c.relname), n.nspname::text
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE c.oid = to_regclass($1)",
                 &[&name],
             )
-            .await?;
-        let (Some(oid), Some(quoted)) = (
-            row.get::<_, Option<i64>>(0),
-            row.get::<_, Option<String>>(1),
-        ) else {
-            return Err(ConnectError::Table {
+            .await?
+            .ok_or_else(|| ConnectError::Table {
                 table: name.to_owned(),
-                problem: "there is no table or view of that name on the search path: give its schema too (schema.table)".into(),
-            });
-        };
+                problem: "there is no table or view of that name on the search path: give its schema too (schema.table), and quote a name with capitals (\"CivilBuildings\")".into(),
+            })?;
+        let (oid, quoted, schema): (i64, String, String) = (row.get(0), row.get(1), row.get(2));
         let columns = client
             .query(
                 "SELECT attname::text, format_type(atttypid, atttypmod) FROM pg_attribute
@@ -101,6 +107,7 @@ impl Table {
             .collect();
         Ok(Self {
             name: quoted,
+            schema,
             columns,
             primary_key,
         })

@@ -465,7 +465,7 @@ async fn a_second_sink_of_the_same_name_is_refused_while_the_first_runs() {
         .expect("refused");
     assert!(
         err.to_string()
-            .contains("another sink named \"district_buildings\""),
+            .contains("another sink named \"public.district_buildings\""),
         "{err}"
     );
     drop(first);

@@ -518,11 +518,36 @@ async fn a_webhook_stopped_by_its_receiver_resumes_where_it_stopped() {
     // A running webhook is not resumed.
     let refused = client
         .resume(ResumeWebhookRequest {
-            webhook: id,
+            webhook: id.clone(),
             token: String::new(),
         })
         .await
         .unwrap_err();
     assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+
+    // The administrator takes the receiver out of the node's settings: the webhook stops at its
+    // next delivery, saying why, rather than retrying towards dead letters.
+    let mut f = f;
+    f.federation.stop_node(CITY).await.unwrap();
+    f.federation.nodes[CITY]
+        .dir
+        .config
+        .webhooks
+        .receivers
+        .clear();
+    f.federation.start_node(CITY).await.unwrap();
+    write(&f, 20, 1).await;
+    let mut stopped = String::new();
+    for _ in 0..1200 {
+        stopped = listed(&f, &id).await.stopped;
+        if !stopped.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        stopped.contains("is not an allowed receiver"),
+        "{stopped:?}"
+    );
     f.federation.stop().await.unwrap();
 }

@@ -3,7 +3,7 @@
 //! batch's resume token, so that a sink stopped at any point resumes after the last batch it
 //! committed: every version applied once, none skipped.
 //!
-//! The token is kept in [`OFFSETS`] (made when missing), one row per sink. A sink with no token
+//! The token is kept in [`OFFSETS`] in the table's schema (made when missing), one row per sink. A sink with no token
 //! starts from now, or with `snapshot` from the catalog's current records (a query; its token is
 //! kept once the last of them is committed, so a sink stopped midway reads them again, which
 //! upserts change nothing). Items become the columns of the same name, or as the mapping file
@@ -49,6 +49,8 @@ pub struct Sink<'n> {
     url: String,
     /// Its row in [`OFFSETS`].
     name: String,
+    /// [`OFFSETS`] in the table's schema.
+    offsets: String,
     node: &'n NodeClient,
     db: Client,
     table: Table,
@@ -87,11 +89,11 @@ async fn lock(db: &Client, name: &str, table: &str) -> Result<(), ConnectError> 
     Ok(())
 }
 
-/// The resume token sink `name` kept with its last batch; empty before any.
-async fn stored_token(db: &Client, name: &str) -> Result<String, ConnectError> {
+/// The resume token sink `name` kept in `offsets` with its last batch; empty before any.
+async fn stored_token(db: &Client, offsets: &str, name: &str) -> Result<String, ConnectError> {
     Ok(db
         .query_opt(
-            &format!("SELECT resume_token FROM {OFFSETS} WHERE sink = $1"),
+            &format!("SELECT resume_token FROM {offsets} WHERE sink = $1"),
             &[&name],
         )
         .await?
@@ -100,8 +102,8 @@ async fn stored_token(db: &Client, name: &str) -> Result<String, ConnectError> {
 }
 
 impl<'n> Sink<'n> {
-    /// Connects to the database at `url`, makes [`OFFSETS`] if missing, checks the table has a
-    /// primary key and reads the sink's token.
+    /// Connects to the database at `url`, makes [`OFFSETS`] in the table's schema if missing,
+    /// checks the table has a primary key and reads the sink's token.
     ///
     /// # Errors
     /// No such table, a table without a primary key, the database's refusal.
@@ -111,11 +113,13 @@ impl<'n> Sink<'n> {
         node: &'n NodeClient,
     ) -> Result<Self, ConnectError> {
         let db = connect(url).await?;
+        let table = Table::describe(&db, &spec.table).await?;
+        // Beside the table whatever the search path, so that every connection finds it.
+        let offsets = format!("{}.{OFFSETS}", quote(&table.schema));
         db.batch_execute(&format!(
-            "CREATE TABLE IF NOT EXISTS {OFFSETS} (sink text PRIMARY KEY, resume_token text NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())"
+            "CREATE TABLE IF NOT EXISTS {offsets} (sink text PRIMARY KEY, resume_token text NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())"
         ))
         .await?;
-        let table = Table::describe(&db, &spec.table).await?;
         let name = spec.name.clone().unwrap_or_else(|| table.name.clone());
         lock(&db, &name, &table.name).await?;
         if table.primary_key.is_empty() {
@@ -124,11 +128,12 @@ impl<'n> Sink<'n> {
                 problem: "it has no primary key: the sink upserts by key; add one on the columns the catalog's key items go to".into(),
             });
         }
-        let token = stored_token(&db, &name).await?;
+        let token = stored_token(&db, &offsets, &name).await?;
         Ok(Self {
             spec,
             url: url.to_owned(),
             name,
+            offsets,
             node,
             db,
             table,
@@ -263,8 +268,9 @@ impl<'n> Sink<'n> {
         if let Some(token) = token {
             tx.execute(
                 &format!(
-                    "INSERT INTO {OFFSETS} (sink, resume_token) VALUES ($1, $2)
-                     ON CONFLICT (sink) DO UPDATE SET resume_token = EXCLUDED.resume_token, updated_at = now()"
+                    "INSERT INTO {} (sink, resume_token) VALUES ($1, $2)
+                     ON CONFLICT (sink) DO UPDATE SET resume_token = EXCLUDED.resume_token, updated_at = now()",
+                    self.offsets
                 ),
                 &[&self.name, &token],
             )
@@ -312,7 +318,7 @@ impl<'n> Sink<'n> {
                     }
                     // A commit whose answer was lost may have been made: go on from the token
                     // the table holds, not from what this sink last heard.
-                    match stored_token(&self.db, &self.name).await {
+                    match stored_token(&self.db, &self.offsets, &self.name).await {
                         Ok(token) => self.token = token,
                         Err(e) => tracing::warn!(error = %e, "cannot read the kept token yet"),
                     }

@@ -395,7 +395,8 @@ impl<'n> Source<'n> {
         )?;
         if let Some(reject) = checked.rejects.first() {
             let problems: Vec<String> = reject.problems.iter().map(ToString::to_string).collect();
-            let key: String = rows[reject.line - 1].get(width + 1);
+            let key: Option<String> = rows[reject.line - 1].get(width + 1);
+            let key = key.unwrap_or_else(|| "(none)".into());
             return Err(ConnectError::Rejected {
                 table: self.table.name.clone(),
                 catalog: self.spec.catalog.clone(),
@@ -426,10 +427,13 @@ impl<'n> Source<'n> {
                 Ok(())
             })
             .await?;
-        let rows = self
-            .db
-            .query_raw(&self.select, std::iter::empty::<&str>())
-            .await?;
+        // Rows with no key are not read by pages either (warned of at start).
+        let all = format!(
+            "{} WHERE {} IS NOT NULL",
+            self.select,
+            quote(&self.spec.key)
+        );
+        let rows = self.db.query_raw(&all, std::iter::empty::<&str>()).await?;
         pin_mut!(rows);
         let mut page = Vec::new();
         let mut present: HashSet<String> = HashSet::new();
@@ -477,18 +481,19 @@ impl<'n> Source<'n> {
         let mut reconciled = tokio::time::Instant::now();
         let mut pause = Duration::from_secs(1);
         loop {
-            let outcome = self.step().await;
+            let mut outcome = self.step().await;
+            if let Ok(0) = outcome
+                && let Some(every) = reconcile
+                && reconciled.elapsed() >= every
+            {
+                outcome = self.reconcile().await.map(|deleted| {
+                    tracing::info!(deleted, "reconciled with the table");
+                    reconciled = tokio::time::Instant::now();
+                    0
+                });
+            }
             let wait = match outcome {
-                Ok(0) => {
-                    if let Some(every) = reconcile
-                        && reconciled.elapsed() >= every
-                    {
-                        let deleted = self.reconcile().await?;
-                        tracing::info!(deleted, "reconciled with the table");
-                        reconciled = tokio::time::Instant::now();
-                    }
-                    poll
-                }
+                Ok(0) => poll,
                 Ok(rows) => {
                     tracing::info!(rows, offset = %self.offset.encode(), "written");
                     pause = Duration::from_secs(1);

@@ -151,6 +151,8 @@ pub enum Attempt {
     Delivered,
     /// 410 Gone: the receiver wants no more deliveries.
     Gone,
+    /// The URL is no longer under an allowed receiver: the administrator took it out.
+    NotAllowed(String),
     /// Anything else: the status or the error, and the receiver's `Retry-After`.
     Failed {
         /// What happened, for the dead-letter list.
@@ -216,12 +218,9 @@ impl Sender {
     /// One attempt of `delivery` to `hook`'s URL, signed now.
     pub async fn attempt(&self, hook: &Hook, delivery: &Delivery) -> Attempt {
         // Checked again at every attempt: a receiver the administrator has since taken out of
-        // [webhooks] receivers gets nothing more.
+        // [webhooks] receivers gets nothing more, and the webhook stops saying so.
         if let Err(error) = self.receivers.check(&hook.url) {
-            return Attempt::Failed {
-                error,
-                retry_after: None,
-            };
+            return Attempt::NotAllowed(error);
         }
         let timestamp = chrono::Utc::now().timestamp();
         let signature = signature(

@@ -262,6 +262,7 @@ async fn deliver_head(
                 hook.url
             )));
         }
+        Attempt::NotAllowed(reason) => return Ok(Some(reason)),
         Attempt::Failed { error, retry_after } => {
             delivery.attempts += 1;
             tracing::warn!(webhook = %hook.id, delivery = %delivery.id, attempts = delivery.attempts, %error, "webhook delivery failed");

@@ -348,9 +348,9 @@ async fn deliveries_arrive_in_order_signed_retried_after_503_and_survive_a_resta
     f.federation.stop().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dead_letters_replay_with_their_id_receivers_are_the_configured_ones_and_a_revoked_grant_stops()
- {
+/// A receiver, and a federation whose nodes allow it under `/hooks/` and try a delivery three
+/// times, 50 ms apart: the receiver, its base URL, the federation and its open policies.
+async fn quick_retries() -> (Receiver, String, Fixture, Open) {
     let receiver = Receiver::default();
     let base = receiver.start().await;
     let allowed = format!("{base}/hooks/");
@@ -360,6 +360,25 @@ async fn dead_letters_replay_with_their_id_receivers_are_the_configured_ones_and
     })
     .await;
     let open = open_policies(&f).await;
+    (receiver, base, f, open)
+}
+
+/// Why webhook `id` stopped, once it has (waiting up to 60 s).
+async fn stop_reason(f: &Fixture, id: &str) -> String {
+    for _ in 0..1200 {
+        let stopped = listed(f, id).await.stopped;
+        if !stopped.is_empty() {
+            return stopped;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("webhook {id} did not stop within 60 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_replay_with_their_id_receivers_are_the_configured_ones_and_a_revoked_grant_stops()
+ {
+    let (receiver, base, f, open) = quick_retries().await;
     let mut client = webhooks(&f, CITY).await;
 
     // A URL outside the configured receivers is refused, naming the setting.
@@ -456,29 +475,14 @@ async fn dead_letters_replay_with_their_id_receivers_are_the_configured_ones_and
         )
         .await
         .unwrap();
-    let mut stopped = String::new();
-    for _ in 0..1200 {
-        stopped = listed(&f, &id).await.stopped;
-        if !stopped.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let stopped = stop_reason(&f, &id).await;
     assert!(stopped.contains("no longer holds"), "{stopped:?}");
     f.federation.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_webhook_stopped_by_its_receiver_resumes_where_it_stopped() {
-    let receiver = Receiver::default();
-    let base = receiver.start().await;
-    let allowed = format!("{base}/hooks/");
-    let f = federation_with(10, move |c| {
-        c.webhooks.receivers = vec![allowed.clone()];
-        c.webhooks.retry_ms = vec![0, 50, 50];
-    })
-    .await;
-    let open = open_policies(&f).await;
+    let (receiver, base, f, open) = quick_retries().await;
     let mut client = webhooks(&f, CITY).await;
     receiver.set(|m| m.gone = true);
     let id = client
@@ -488,14 +492,7 @@ async fn a_webhook_stopped_by_its_receiver_resumes_where_it_stopped() {
         .into_inner()
         .id;
     let written = write(&f, 10, 1).await;
-    let mut stopped = String::new();
-    for _ in 0..1200 {
-        stopped = listed(&f, &id).await.stopped;
-        if !stopped.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let stopped = stop_reason(&f, &id).await;
     assert!(stopped.contains("410"), "{stopped:?}");
     // The receiver wants deliveries again: resumed, it gets what was queued, then the rest.
     receiver.set(|m| m.gone = false);
@@ -537,14 +534,7 @@ async fn a_webhook_stopped_by_its_receiver_resumes_where_it_stopped() {
         .clear();
     f.federation.start_node(CITY).await.unwrap();
     write(&f, 20, 1).await;
-    let mut stopped = String::new();
-    for _ in 0..1200 {
-        stopped = listed(&f, &id).await.stopped;
-        if !stopped.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let stopped = stop_reason(&f, &id).await;
     assert!(
         stopped.contains("is not an allowed receiver"),
         "{stopped:?}"

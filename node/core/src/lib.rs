@@ -11,6 +11,8 @@
 //! - [`members`]: what the exchange asks of the directory, as a trait the node implements.
 //! - [`signed`]: the signed formats: batches, requesters and batch files.
 //! - [`limits`]: the sizes of messages, batches and records, and how they nest.
+//! - [`calendar`]: the official working-day calendar (holidays, 调休) and deadlines counted in
+//!   working days.
 //! - [`config`], [`provision`]: a node's directory on disk, and making one.
 //! - [`read`]: what a read of records asks, the one shape for queries and histories.
 //! - [`wire`]: the domain types as the contract carries them (`From` impls, by service).
@@ -22,6 +24,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod calendar;
 pub mod catalog;
 pub mod config;
 pub mod directory;

@@ -7,6 +7,7 @@
 //! signing.crt/.key  batch-signing certificate and Ed25519 key (key 0600)
 //! encryption.key X25519 keys that open the batches sealed to this node, current first (0600)
 //! principals.toml, tokens.toml  principals and their API tokens, hashes only (0600)
+//! calendar/      working-day calendar files YYYY.toml, when [cases] calendar names it
 //! data/          the sled store
 //! ```
 
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::calendar::{Calendar, CalendarError};
 use crate::identity::{
     CertError, EncryptionKeys, NodeCode, NodeKey, PrincipalFiles, TrustedCa, Unit, UnitError,
 };
@@ -53,6 +55,10 @@ pub struct NodeConfig {
     /// Where the node may deliver webhooks, and how it retries them. No receivers when absent.
     #[serde(default, skip_serializing_if = "WebhookSettings::is_default")]
     pub webhooks: WebhookSettings,
+    /// Residents' cases: the working-day calendar, deadlines in working days and what an overdue
+    /// case does. Defaults when absent.
+    #[serde(default, skip_serializing_if = "CaseSettings::is_default")]
+    pub cases: CaseSettings,
     /// Other nodes this one can reach before the directory knows them (the directory's members
     /// are found there).
     #[serde(default, rename = "peer", skip_serializing_if = "Vec::is_empty")]
@@ -323,6 +329,105 @@ impl WebhookSettings {
     }
 }
 
+/// Residents' cases (`[cases]`): the working-day calendar their deadlines are counted on, the
+/// deadlines, and what the node does when a case it holds is overdue.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaseSettings {
+    /// A directory of `YYYY.toml` calendar files (relative to the node directory) replacing the
+    /// built-in years and adding others (format: `schema/calendar/README.md`). The built-in
+    /// years alone when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calendar: Option<PathBuf>,
+    /// What the node does when a case it holds is overdue: `warn` (default) or `escalate`.
+    pub overdue: OverdueAction,
+    /// How often the node looks for overdue cases, milliseconds; default 60 s.
+    pub check_ms: u64,
+    /// Deadlines in working days, by class and route.
+    pub deadlines: Deadlines,
+}
+
+impl Default for CaseSettings {
+    fn default() -> Self {
+        Self {
+            calendar: None,
+            overdue: OverdueAction::Warn,
+            check_ms: 60_000,
+            deadlines: Deadlines::default(),
+        }
+    }
+}
+
+impl CaseSettings {
+    fn is_default(&self) -> bool {
+        self == &Self::default()
+    }
+
+    /// The first setting that would stop overdue cases from ever being looked for.
+    fn check(&self) -> Result<(), String> {
+        if self.check_ms == 0 {
+            return Err("[cases] check_ms is 0, which would look for overdue cases without pause: give a positive value or leave it out for the default (60000)".into());
+        }
+        Ok(())
+    }
+
+    /// The working-day calendar of the node in `node_dir`: the built-in years, replaced and
+    /// extended by the files in [`calendar`](Self::calendar) (resolved against `node_dir`).
+    ///
+    /// # Errors
+    /// [`CalendarError`] naming the directory or file that could not be used.
+    pub fn load_calendar(&self, node_dir: &Path) -> Result<Calendar, CalendarError> {
+        Calendar::load(self.calendar.as_ref().map(|c| node_dir.join(c)).as_deref())
+    }
+}
+
+/// What a node does when a case it holds is overdue.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OverdueAction {
+    /// Report it (log, figures, the case's listing), and nothing more.
+    #[default]
+    Warn,
+    /// Report it and escalate the case to the tier above.
+    Escalate,
+}
+
+/// Case deadlines in working days (`[cases.deadlines]`), counted as [`crate::calendar`] says:
+/// the day a period starts from is not counted, and 0 is the end of that day (or of the next
+/// working day). Defaults are Nanchang's "123" and the people's-requests pipeline's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Deadlines {
+    /// An immediate case (即办件); default 0, the same working day.
+    pub immediate: u32,
+    /// A case waiting for missing documents (补办件); default 5.
+    pub missing_documents: u32,
+    /// An escalated case (上报件), from the upper tier's approval; default 3.
+    pub escalated: u32,
+    /// A case within the street's own remit ("123": 1); default 1.
+    pub own_unit: u32,
+    /// A case one department must act on ("123": 2); default 2.
+    pub one_department: u32,
+    /// A case several departments must act on ("123": 3); default 3.
+    pub several_departments: u32,
+    /// A cross-check's verification task, sent back to the collecting unit; default 5.
+    pub verification: u32,
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        Self {
+            immediate: 0,
+            missing_documents: 5,
+            escalated: 3,
+            own_unit: 1,
+            one_department: 2,
+            several_departments: 3,
+            verification: 5,
+        }
+    }
+}
+
 impl ExchangeSettings {
     /// Checks the settings are within their bounds; the error says which and what to write.
     pub fn validate(&self) -> Result<(), String> {
@@ -568,6 +673,7 @@ impl NodeDir {
                     .map_or(Ok(()), GatewaySettings::check)
             })
             .and_then(|()| config.webhooks.check())
+            .and_then(|()| config.cases.check())
             .map_err(|message| ConfigError::Parse {
                 path: path.clone(),
                 message,

@@ -202,6 +202,7 @@ pub fn init_node(
             limits: Default::default(),
             gateway: None,
             webhooks: Default::default(),
+            cases: Default::default(),
             peers: spec.peers,
         },
     };

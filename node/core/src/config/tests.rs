@@ -145,3 +145,70 @@ fn the_gateway_is_optional_and_its_limits_positive() {
         (3, 1, 1024)
     );
 }
+
+#[test]
+fn cases_default_when_left_out_and_load_their_calendar() {
+    let dir = tempfile::tempdir().unwrap();
+    let street = include_str!("../../../../ops/hosts/street.toml");
+    std::fs::write(dir.path().join(CONFIG_FILE), street).unwrap();
+    let node = NodeDir::load(dir.path()).unwrap();
+    let cases = &node.config.cases;
+    assert_eq!(*cases, CaseSettings::default());
+    assert_eq!(
+        (cases.overdue, cases.check_ms, cases.deadlines.own_unit),
+        (OverdueAction::Warn, 60_000, 1)
+    );
+    let calendar = cases.load_calendar(dir.path()).unwrap();
+    assert!(calendar.covers(2026) && !calendar.covers(2027));
+    node.save().unwrap();
+    let saved = std::fs::read_to_string(dir.path().join(CONFIG_FILE)).unwrap();
+    assert!(
+        !saved.contains("[cases"),
+        "defaults are not written: {saved}"
+    );
+
+    let set = format!(
+        "{street}\n[cases]\ncalendar = \"calendar\"\noverdue = \"escalate\"\n\n[cases.deadlines]\nverification = 10\n"
+    );
+    std::fs::write(dir.path().join(CONFIG_FILE), set).unwrap();
+    let node = NodeDir::load(dir.path()).unwrap();
+    let cases = &node.config.cases;
+    assert_eq!(cases.overdue, OverdueAction::Escalate);
+    assert_eq!(
+        (cases.deadlines.verification, cases.deadlines.escalated),
+        (10, 3)
+    );
+    // The directory is the node directory's `calendar/`: missing, it is named.
+    let err = cases.load_calendar(dir.path()).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with(&dir.path().join("calendar").display().to_string()),
+        "{err}"
+    );
+    std::fs::create_dir(dir.path().join("calendar")).unwrap();
+    std::fs::write(
+        dir.path().join("calendar/2027.toml"),
+        "year = 2027\nzone = \"+08:00\"\nholidays = [\"2027-01-01\"]\n",
+    )
+    .unwrap();
+    let calendar = cases.load_calendar(dir.path()).unwrap();
+    assert!(calendar.covers(2027));
+    node.save().unwrap();
+    assert_eq!(NodeDir::load(dir.path()).unwrap().config.cases, *cases);
+
+    for (wrong, expect) in [
+        ("[cases]\ncheck_ms = 0\n", "[cases] check_ms is 0"),
+        (
+            "[cases]\noverdue = \"ignore\"\n",
+            "unknown variant `ignore`",
+        ),
+        (
+            "[cases.deadlines]\nown_units = 1\n",
+            "unknown field `own_units`",
+        ),
+    ] {
+        std::fs::write(dir.path().join(CONFIG_FILE), format!("{street}\n{wrong}")).unwrap();
+        let err = NodeDir::load(dir.path()).unwrap_err();
+        assert!(err.to_string().contains(expect), "{err}");
+    }
+}

@@ -48,4 +48,20 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         "vacancies.json",
         include_str!("../../../schema/examples/vacancies.json"),
     ),
+    (
+        "household-register.json",
+        include_str!("../../../schema/examples/household-register.json"),
+    ),
+    (
+        "social-insured.json",
+        include_str!("../../../schema/examples/social-insured.json"),
+    ),
+    (
+        "social-contributions.json",
+        include_str!("../../../schema/examples/social-contributions.json"),
+    ),
+    (
+        "social-benefits.json",
+        include_str!("../../../schema/examples/social-benefits.json"),
+    ),
 ];

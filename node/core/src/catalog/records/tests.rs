@@ -824,3 +824,83 @@ fn every_stored_value_is_its_own_form() {
         assert_eq!(form.condition(&once).as_deref(), Ok(once.as_str()));
     }
 }
+
+/// A case is numbered by the unit that received it, a district (6 digits) or a street (9).
+#[test]
+fn a_case_number_takes_a_district_or_a_street_code() {
+    let cases = EXAMPLES
+        .iter()
+        .find(|(f, _)| *f == "cases.json")
+        .map(|(f, t)| parse_catalogs(t, f).unwrap().remove(0))
+        .unwrap();
+    let schema = RecordSchema::new(&cases).unwrap();
+    let columns = schema
+        .columns(&[
+            "case_number",
+            "channel",
+            "case_class",
+            "route",
+            "subject",
+            "received_at",
+            "deadline",
+            "state",
+        ])
+        .unwrap();
+    let case = |number: &str| {
+        [
+            number,
+            "5",
+            "4",
+            "3",
+            "楼道堆物",
+            "2026-02-13T10:00:00+08:00",
+            "2026-02-25",
+            "1",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    for number in ["420502-20260213-00001", "420502001-20260213-00001"] {
+        schema.rows(&columns, vec![case(number)]).unwrap();
+    }
+    for number in [
+        "42050-20260213-00001",
+        "4205020011-20260213-00001",
+        "420502001-2026021-00001",
+    ] {
+        let errors = schema.rows(&columns, vec![case(number)]).unwrap_err();
+        assert_eq!(errors[0].item, "case_number", "{number}: {errors:?}");
+    }
+}
+
+/// The social-security catalogs grade as a human-resources and social-security bureau would:
+/// the ID number core and only conditionally shared, amounts important, bank accounts never
+/// leave the node.
+#[test]
+fn social_security_grades_identity_core_and_amounts_important() {
+    use crate::catalog::{SensitivityGrade, SharingType};
+    let catalogs: Vec<_> = EXAMPLES
+        .iter()
+        .filter(|(f, _)| f.starts_with("social-") || *f == "household-register.json")
+        .flat_map(|(f, t)| parse_catalogs(t, f).unwrap())
+        .collect();
+    assert_eq!(catalogs.len(), 4);
+    let mut amounts = 0;
+    for catalog in &catalogs {
+        for item in &catalog.items {
+            if item.code == "id_number" {
+                assert_eq!(item.grade, SensitivityGrade::Core, "{}", catalog.code);
+                assert_eq!(item.sharing, SharingType::Conditional);
+                assert!(item.sensitive_personal);
+            }
+            if item.data_type == crate::catalog::DataType::Number {
+                assert_eq!(item.grade, SensitivityGrade::Important, "{}", item.code);
+                amounts += 1;
+            }
+            if item.code == "bank_account" {
+                assert_eq!(item.sharing, SharingType::NotShared);
+            }
+        }
+    }
+    assert_eq!(amounts, 4);
+}

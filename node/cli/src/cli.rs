@@ -3,6 +3,7 @@
 //! over gRPC with the node's own certificate.
 
 mod audit;
+mod case;
 mod catalog;
 mod cert;
 mod connect;
@@ -79,6 +80,10 @@ pub enum Command {
     /// Webhooks: a catalog's change feed POSTed to a legacy system, signed as Standard Webhooks.
     #[command(subcommand)]
     Webhook(webhook::WebhookCommand),
+    /// Cases that move between tiers: raised, escalated, dispatched, reported, verified, closed,
+    /// each move signed; deadlines in working days; supervision figures.
+    #[command(subcommand)]
+    Case(case::CaseCommand),
     /// Check a file of signed batches with the CA certificate alone.
     Verify(records::VerifyArgs),
     /// Run a three-tier federation on loopback and show signed exchanges between its tiers.
@@ -213,6 +218,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Connect(command) => connect::run(command).await,
         Command::Audit(command) => audit::run(command).await,
         Command::Webhook(command) => webhook::run(command).await,
+        Command::Case(command) => case::run(command).await,
         Command::Verify(args) => records::verify(args),
         Command::Demo(args) => demo::run(args).await,
     }

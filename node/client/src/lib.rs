@@ -27,6 +27,7 @@ use tierlink_core::signed::{
     BatchOpener, BatchVerifier, Expected, StreamCheck, StreamSummary, VerifiedBatch, VerifyError,
 };
 use tierlink_proto::v1::audit_client::AuditClient;
+use tierlink_proto::v1::cases_client::CasesClient;
 use tierlink_proto::v1::directory_client::DirectoryClient;
 use tierlink_proto::v1::exchange_client::ExchangeClient;
 use tierlink_proto::v1::{
@@ -185,9 +186,22 @@ pub async fn connect(
     credentials: &Credentials,
     endpoint: &str,
 ) -> Result<ExchangeClient<Channel>, ClientError> {
-    Ok(ExchangeClient::new(channel(credentials, endpoint).await?)
+    Ok(exchange_client(channel(credentials, endpoint).await?))
+}
+
+/// A cases client on `channel`, taking messages up to [`MAX_MESSAGE_BYTES`] both ways (a
+/// delivery carries a case's whole chain).
+pub fn cases_client(channel: Channel) -> CasesClient<Channel> {
+    CasesClient::new(channel)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES))
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+}
+
+/// An exchange client on `channel`, taking messages up to [`MAX_MESSAGE_BYTES`] both ways.
+fn exchange_client(channel: Channel) -> ExchangeClient<Channel> {
+    ExchangeClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
 }
 
 /// An error with its sources, `outer: inner: …`: transport errors' own messages say little
@@ -209,7 +223,7 @@ pub struct Peers {
     dir: NodeDir,
     credentials: Credentials,
     members: Arc<dyn Members>,
-    channels: Mutex<HashMap<NodeCode, ExchangeClient<Channel>>>,
+    channels: Mutex<HashMap<NodeCode, Channel>>,
 }
 
 impl Peers {
@@ -239,8 +253,9 @@ impl Peers {
         Ok(self.dir.endpoint_of(code)?.to_owned())
     }
 
-    /// A client for the node `code` (this node itself, a member, or a configured peer).
-    pub async fn client(&self, code: &NodeCode) -> Result<ExchangeClient<Channel>, ClientError> {
+    /// The channel to the node `code` (this node itself, a member, or a configured peer), one
+    /// per node, shared by every service's client.
+    pub async fn channel(&self, code: &NodeCode) -> Result<Channel, ClientError> {
         let endpoint = self.endpoint(code)?;
         if let Some(c) = self
             .channels
@@ -250,12 +265,17 @@ impl Peers {
         {
             return Ok(c.clone());
         }
-        let client = connect(&self.credentials, &endpoint).await?;
+        let channel = channel(&self.credentials, &endpoint).await?;
         self.channels
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(code.clone(), client.clone());
-        Ok(client)
+            .insert(code.clone(), channel.clone());
+        Ok(channel)
+    }
+
+    /// An exchange client for the node `code`, on its [`Peers::channel`].
+    pub async fn client(&self, code: &NodeCode) -> Result<ExchangeClient<Channel>, ClientError> {
+        Ok(exchange_client(self.channel(code).await?))
     }
 }
 
@@ -413,6 +433,13 @@ impl NodeClient {
         Ok(AuditClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES))
+    }
+
+    /// A `tierlink.v1.Cases` client to this node, with its certificate: for its principals'
+    /// moves, its case lists and its figures.
+    pub async fn cases(&self) -> Result<CasesClient<Channel>, ClientError> {
+        let channel = channel(&self.peers.credentials, &self.dir.config.server.endpoint).await?;
+        Ok(cases_client(channel))
     }
 
     /// Publishes this node's catalogs `codes` in the federation directory, in one signed change:

@@ -8,6 +8,7 @@
 //! - [`directory`]: the federation directory's state and its rules (replicated by the node).
 //! - [`import`]: bulk import of exported files: decoding, CSV and JSON lines, mapping files,
 //!   checking into rows to write and rows rejected.
+//! - [`cases`]: cases that move between tiers: moves, the tier rules, signed chains, figures.
 //! - [`members`]: what the exchange asks of the directory, as a trait the node implements.
 //! - [`signed`]: the signed formats: batches, requesters and batch files.
 //! - [`limits`]: the sizes of messages, batches and records, and how they nest.
@@ -25,6 +26,7 @@
 #![warn(missing_docs)]
 
 pub mod calendar;
+pub mod cases;
 pub mod catalog;
 pub mod config;
 pub mod directory;

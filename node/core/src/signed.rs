@@ -4,6 +4,7 @@
 pub mod batch;
 pub mod file;
 pub mod requester;
+pub(crate) mod seal;
 
 pub use batch::{
     BatchOpener, BatchSigner, BatchVerifier, Expected, Recipient, StreamCheck, StreamSummary,

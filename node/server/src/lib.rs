@@ -13,6 +13,8 @@
 //! - [`audit`]: the `tierlink.v1.Audit` service over the node's audit log.
 //! - [`gateway`]: the REST/JSON gateway over HTTPS, an adapter over the same services for
 //!   systems that present API tokens instead of certificates.
+//! - [`cases`]: cases that move between tiers: moves made here, chains delivered to every
+//!   party and checked on arrival, deadlines on the working-day calendar, figures.
 //! - [`webhooks`]: change feeds delivered to HTTP receivers, signed as Standard Webhooks, and
 //!   the `tierlink.v1.Webhooks` service that manages them.
 //! - [`runtime`]: opening a node's directory and serving every service.
@@ -25,6 +27,7 @@
 
 pub mod admission;
 pub mod audit;
+pub mod cases;
 pub mod directory;
 pub mod exchange;
 pub mod gateway;

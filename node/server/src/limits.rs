@@ -154,6 +154,7 @@ fn request_rule(path: &str, small: usize) -> (usize, bool) {
         | "/tierlink.v1.Exchange/PutRecords"
         | "/tierlink.v1.Directory/Propose"
         | "/tierlink.v1.Directory/Submit"
+        | "/tierlink.v1.Cases/Deliver"
         | "/tierlink.v1.Federation/AppendEntries"
         | "/tierlink.v1.Federation/InstallSnapshot" => (MAX_MESSAGE_BYTES, false),
         "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"

@@ -140,15 +140,14 @@ pub const MAX_REQUEST_ID_CHARS: usize = 128;
 /// Checks a principal's credential now: a personal token, or an API token of scope read or
 /// more, and the role it names held.
 #[allow(clippy::disallowed_methods)] // The one place that authenticates principals.
-fn authenticate(principals: &PrincipalFiles, c: &Credential) -> Result<(), ReadError> {
+fn authenticate(
+    principals: &PrincipalFiles,
+    c: &Credential,
+    act: TokenScope,
+) -> Result<(), ReadError> {
+    check_credential(c)?;
     principals
-        .authenticate(
-            &c.principal,
-            &c.token,
-            &c.role,
-            TokenScope::Read,
-            chrono::Utc::now(),
-        )
+        .authenticate(&c.principal, &c.token, &c.role, act, chrono::Utc::now())
         .map(drop)
         .map_err(|e| match e {
             PrincipalError::File { .. } => ReadError::failed_precondition(e.to_string()),
@@ -167,7 +166,7 @@ fn while_credential_holds(
     credential: Credential,
 ) -> BatchStream {
     let check = Arc::new(move || {
-        authenticate(&principals, &credential).map_err(|e| ReadError {
+        authenticate(&principals, &credential, TokenScope::Read).map_err(|e| ReadError {
             kind: e.kind,
             message: format!(
                 "the feed ends: its principal's credential no longer holds: {}",
@@ -308,6 +307,13 @@ impl ReadService {
         self
     }
 
+    /// Checks that `credential` names one of this node's principals, acting in a role it holds,
+    /// with its token or an API token whose scope allows `act`: for what a principal does here
+    /// other than reading (moving a case), so principals are authenticated in one place.
+    pub fn authenticate(&self, credential: &Credential, act: TokenScope) -> Result<(), ReadError> {
+        authenticate(&self.principals, credential, act)
+    }
+
     /// The node this service reads for.
     pub fn me(&self) -> &NodeCode {
         self.signer.code()
@@ -365,7 +371,7 @@ impl ReadService {
                     self.me()
                 )));
             }
-            authenticate(&self.principals, &c)?;
+            authenticate(&self.principals, &c, TokenScope::Read)?;
             let requester = Requester {
                 node: self.me().to_string(),
                 principal: c.principal,

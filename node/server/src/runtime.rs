@@ -28,6 +28,9 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use crate::admission::AdmissionLayer;
 use crate::audit::AuditService;
+use crate::cases::Cases;
+use crate::cases::service::CaseService;
+use crate::cases::store::CaseStore;
 use crate::directory::{DirectoryError, DirectoryService, FederationService, Replica};
 use crate::exchange::server::ExchangeService;
 use crate::gateway::auth::Auth;
@@ -83,6 +86,9 @@ pub enum RuntimeError {
     /// The audit log could not be opened.
     #[error(transparent)]
     Audit(#[from] AuditError),
+    /// The working-day calendar (`[cases] calendar`) is not usable.
+    #[error("the working-day calendar: {0}")]
+    Calendar(String),
     /// `[webhooks]` is not usable.
     #[error("{path}: {message}")]
     Webhooks {
@@ -152,6 +158,7 @@ pub struct Node {
     audit: Arc<AuditLog>,
     gateway: Option<Gateway>,
     webhooks: Arc<Webhooks>,
+    cases: Arc<Cases>,
 }
 
 impl Node {
@@ -181,10 +188,12 @@ impl Node {
         }
         let store = SledStore::open(&dir.path(&dir.config.files.data))?;
         store.keep_changes(dir.config.exchange.keep_changes);
-        let directory =
-            Arc::new(Replica::open(&store, &dir, credentials.clone(), key, ca.clone()).await?);
+        let directory = Arc::new(
+            Replica::open(&store, &dir, credentials.clone(), key.clone(), ca.clone()).await?,
+        );
         let audit = Arc::new(AuditLog::open(store.keyspace("audit")?)?);
         let hooks = Hooks::new(store.keyspace("webhooks")?);
+        let case_store = CaseStore::new(store.keyspace("cases")?);
         let redactor = Redactor::new(dir.hash_key()?);
         let registry = Arc::new(Registry::open(Arc::new(store))?);
         let peers = Arc::new(Peers::new(
@@ -199,7 +208,7 @@ impl Node {
                     signer: signer.clone(),
                     encryption: encryption.current().public().clone(),
                 },
-                peers,
+                peers.clone(),
                 audit.clone(),
                 redactor,
                 dir.principal_files(),
@@ -211,6 +220,22 @@ impl Node {
             registry.clone(),
             reads.clone(),
             audit.clone(),
+        ));
+        let calendar = dir
+            .config
+            .cases
+            .load_calendar(&dir.path(std::path::Path::new("")))
+            .map_err(|e| RuntimeError::Calendar(e.to_string()))?;
+        let cases = Arc::new(Cases::new(
+            key,
+            encryption.clone(),
+            directory.clone(),
+            case_store,
+            audit.clone(),
+            reads.clone(),
+            peers,
+            calendar,
+            dir.config.cases.clone(),
         ));
         let webhooks = Arc::new(webhooks(
             &dir,
@@ -262,6 +287,7 @@ impl Node {
             audit,
             gateway,
             webhooks,
+            cases,
         })
     }
 
@@ -332,6 +358,9 @@ impl Node {
         });
         let stop_gateway = gateway.as_ref().map(|(handle, _)| handle.clone());
         self.webhooks.start()?;
+        self.cases.start();
+        let cases = self.cases.clone();
+        let stop_cases = self.cases.clone();
         let reads = self.reads.clone();
         let webhooks = self.webhooks.clone();
         let stop_webhooks = self.webhooks.clone();
@@ -342,6 +371,7 @@ impl Node {
             reads.stop();
             // Webhook workers hold the store: they end before it closes.
             webhooks.stop().await;
+            cases.stop().await;
             if let Some(handle) = stop_gateway {
                 handle.graceful_shutdown(Some(GATEWAY_GRACE));
             }
@@ -377,12 +407,14 @@ impl Node {
             )))
             .add_service(FederationService::server(directory.clone()))
             .add_service(WebhookService::server(self.webhooks.clone()))
+            .add_service(CaseService::server(self.cases.clone()))
             .serve_with_incoming_shutdown(incoming(listener), shutdown)
             .await
             .map_err(|e| RuntimeError::Serve(e.to_string()));
         anchoring.abort();
         // Also when gRPC stopped on its own: no worker outlives the store.
         stop_webhooks.stop().await;
+        stop_cases.stop().await;
         if let Some((handle, task)) = gateway {
             // Also when gRPC stopped on its own: the gateway does not outlive it.
             handle.graceful_shutdown(Some(GATEWAY_GRACE));

@@ -2,9 +2,8 @@
 //! the producer's key, and checking a batch (and a stream of them) against the federation CA.
 //!
 //! The producer encrypts the exact encoded records to the registered encryption key of the node
-//! that asked: an HPKE context (RFC 9180, base mode, DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 /
-//! export-only) per batch, from which a fresh AES-256-GCM key is exported (§5.3) for the records.
-//! Bulk encryption goes through ring's AES-GCM, which TLS already links: with AES instructions it
+//! that asked (`seal`: an HPKE context per batch, RFC 9180, from which a fresh AES-256-GCM key is
+//! exported for the records). Bulk encryption goes through ring's AES-GCM, which TLS already links: with AES instructions it
 //! runs at about 7 GB/s here, against about 1 GB/s for the HPKE crate's ChaCha20-Poly1305, which
 //! cost a stream close to half its speed. The producer then signs the exact encoded header, which names that node and key and
 //! carries a BLAKE3 digest of the ciphertext; one signature covers a whole batch. Checking a
@@ -15,16 +14,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use ed25519_dalek::Signature;
-use hpke::aead::ExportOnlyAead;
-use hpke::kdf::HkdfSha256;
-use hpke::{Deserializable, OpModeR, OpModeS, Serializable};
 use prost::Message;
-use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use tierlink_proto::v1::{BatchHeader, Record, RecordList, SignedBatch};
 
+use super::seal;
 use crate::identity::{
-    CertError, EncryptionKeys, KEY_BYTES, Kem, NodeCode, NodeKey, Producer, RecipientKey,
-    TrustedCa, rng,
+    CertError, EncryptionKeys, KEY_BYTES, NodeCode, NodeKey, Producer, RecipientKey, TrustedCa,
 };
 use crate::members::Members;
 
@@ -37,21 +32,6 @@ const SIGNATURE_CONTEXT: &[u8] = b"tierlink.v1.BatchHeader\0";
 
 /// Prefix of the HPKE info of sealed records, so they open for no other use of the key.
 const RECORDS_CONTEXT: &[u8] = b"tierlink.v1.SealedRecords\0";
-
-/// The exporter context of a batch's records key.
-const RECORDS_KEY_CONTEXT: &[u8] = b"tierlink.v1 records key";
-
-/// The AES-256-GCM key of one batch, exported from its HPKE context. Each key seals one
-/// message, so the nonce is fixed at zero.
-fn records_key(
-    export: impl FnOnce(&mut [u8]) -> Result<(), hpke::HpkeError>,
-) -> Option<LessSafeKey> {
-    let mut key = [0u8; 32];
-    export(&mut key).ok()?;
-    UnboundKey::new(&AES_256_GCM, &key)
-        .ok()
-        .map(LessSafeKey::new)
-}
 
 /// A batch that failed a check. The message says which check.
 #[derive(Debug, thiserror::Error)]
@@ -150,36 +130,13 @@ impl BatchSigner {
 
     /// Seals `records` (an encoded `RecordList`) to `to`, fills in who they are sealed to, and
     /// signs the batch ([`BatchSigner::sign`]).
-    pub fn seal(
-        &self,
-        mut header: BatchHeader,
-        mut records: Vec<u8>,
-        to: &Recipient,
-    ) -> SignedBatch {
+    pub fn seal(&self, mut header: BatchHeader, records: Vec<u8>, to: &Recipient) -> SignedBatch {
         header.producer = self.code().to_string();
         header.sealed_to = to.node.to_string();
         header.recipient_key = to.key.as_bytes().to_vec();
-        // A parsed RecipientKey encapsulates (its check refuses keys of small order), 32 bytes
-        // are within HKDF-SHA256's export limit, and a batch is far below AES-GCM's 64 GiB.
-        let (encapsulated, context) = hpke::setup_sender::<ExportOnlyAead, HkdfSha256, Kem, _>(
-            &OpModeS::Base,
-            to.key.hpke(),
-            &info(&header),
-            &mut rng(),
-        )
-        .expect("encapsulating to a checked X25519 key succeeds");
-        let key = records_key(|out| context.export(RECORDS_KEY_CONTEXT, out))
-            .expect("a 32-byte key is exported");
-        let tag = key
-            .seal_in_place_separate_tag(
-                Nonce::assume_unique_for_key([0; 12]),
-                Aad::empty(),
-                &mut records,
-            )
-            .expect("a batch is within AES-GCM's limit");
-        records.extend_from_slice(tag.as_ref());
-        header.encapsulated_key = encapsulated.to_bytes().to_vec();
-        self.sign(header, records)
+        let (encapsulated, sealed) = seal::seal(&to.key, &info(&header), records);
+        header.encapsulated_key = encapsulated;
+        self.sign(header, sealed)
     }
 
     /// Fills in format, producer and digest of `records` as given, and signs the header. The
@@ -421,25 +378,13 @@ impl BatchOpener {
                 node: self.node.clone(),
                 key: hex::encode(&header.recipient_key),
             })?;
-        let failed = || VerifyError::Open(self.node.clone());
-        let encapsulated = <Kem as hpke::Kem>::EncappedKey::from_bytes(&header.encapsulated_key)
-            .map_err(|_| failed())?;
-        let context = hpke::setup_receiver::<ExportOnlyAead, HkdfSha256, Kem>(
-            &OpModeR::Base,
-            key.hpke(),
-            &encapsulated,
+        let plain = seal::open(
+            key,
+            &header.encapsulated_key,
             &info(header),
+            batch.records.clone(),
         )
-        .map_err(|_| failed())?;
-        let key = records_key(|out| context.export(RECORDS_KEY_CONTEXT, out)).ok_or_else(failed)?;
-        let mut sealed = batch.records.clone();
-        let plain = key
-            .open_in_place(
-                Nonce::assume_unique_for_key([0; 12]),
-                Aad::empty(),
-                &mut sealed,
-            )
-            .map_err(|_| failed())?;
+        .ok_or_else(|| VerifyError::Open(self.node.clone()))?;
         let records = RecordList::decode(&*plain)
             .map_err(|e| VerifyError::Records(e.to_string()))?
             .records;

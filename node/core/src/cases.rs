@@ -28,3 +28,6 @@ pub enum CaseError {
     #[error("forged or altered: {0}")]
     Forged(String),
 }
+
+#[cfg(test)]
+mod tests;

@@ -681,3 +681,50 @@ async fn a_party_that_was_down_receives_the_chain_when_it_is_back() {
     held(&f, STREET, &case, 3).await;
     f.federation.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn overdue_cases_show_up_by_working_days() {
+    let f = federation(0).await;
+    let cast = cast(&f).await;
+    let now = chrono::Utc::now();
+    let immediate = act(&f, &cast.hall, "", raise("1"), "").await.unwrap();
+    let immediate = immediate.summary.unwrap();
+    assert!(immediate.due_micros > now.timestamp_micros());
+    assert!(!immediate.overdue);
+    let in_a_month = (now + chrono::Duration::days(30))
+        .format("%Y-%m-%d")
+        .to_string();
+    let promised = act(&f, &cast.hall, "", raise("2"), &in_a_month)
+        .await
+        .unwrap();
+    let promised = promised.summary.unwrap();
+    assert!(promised.working_days_left >= 15, "{promised:?}");
+
+    // A fortnight on, the immediate case is overdue and the promised one is not.
+    let later = (now + chrono::Duration::days(14)).timestamp_micros();
+    let overdue = cases(&f, STREET)
+        .await
+        .list(ListCasesRequest {
+            overdue: true,
+            at_micros: later,
+            ..ListCasesRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let ids: Vec<&str> = overdue.cases.iter().map(|c| c.case_id.as_str()).collect();
+    assert_eq!(ids, [immediate.case_id.as_str()]);
+    assert!(overdue.cases[0].working_days_left < 0);
+    let figures = cases(&f, STREET)
+        .await
+        .figures(FiguresRequest {
+            at_micros: later,
+            ..FiguresRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let row = &figures.rows[0];
+    assert_eq!((row.received, row.on_time, row.overdue), (2, 0, 1));
+    f.federation.stop().await.unwrap();
+}

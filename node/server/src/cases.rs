@@ -121,6 +121,11 @@ fn now_micros() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
 
+/// `at` (µs since the Unix epoch), or now when 0.
+fn at_or_now(at: i64) -> i64 {
+    if at == 0 { now_micros() } else { at }
+}
+
 fn too_long(what: &str, text: &str) -> Result<(), CaseError> {
     if text.chars().count() > MAX_TEXT_CHARS {
         return Err(CaseError::Invalid(format!(
@@ -523,7 +528,7 @@ impl Cases {
     /// The cases kept here, newest first: only those this node acts on next (`mine`), only
     /// those overdue, at most `limit` (0: all).
     pub fn list(&self, request: &ListCasesRequest) -> Result<Vec<CaseSummary>, CasesError> {
-        let now = now_micros();
+        let now = at_or_now(request.at_micros);
         let mut cases: Vec<CaseSummary> = self
             .cases()?
             .iter()
@@ -625,7 +630,12 @@ impl Cases {
             moves_checked += moves.len() as u64;
             cases.push(case);
         }
-        let rows = tierlink_core::cases::figures(&cases, &by, &self.calendar.zone(), now_micros());
+        let rows = tierlink_core::cases::figures(
+            &cases,
+            &by,
+            &self.calendar.zone(),
+            at_or_now(request.at_micros),
+        );
         Ok(FiguresResponse {
             by: request.by.clone(),
             cases: cases.len() as u64,

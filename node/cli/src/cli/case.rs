@@ -161,6 +161,10 @@ pub enum CaseCommand {
         /// At most this many.
         #[arg(long, default_value_t = 0)]
         limit: u32,
+        /// As the cases will stand at the end of this day, YYYY-MM-DD (China Standard Time)
+        /// [default: now].
+        #[arg(long, value_parser = end_of_day)]
+        at: Option<i64>,
     },
     /// One case and its chain of signed moves.
     Show {
@@ -188,6 +192,10 @@ pub enum CaseCommand {
         /// Only cases raised by this unit.
         #[arg(long, default_value = "")]
         unit: String,
+        /// As the cases will stand at the end of this day, YYYY-MM-DD (China Standard Time)
+        /// [default: now].
+        #[arg(long, value_parser = end_of_day)]
+        at: Option<i64>,
     },
 }
 
@@ -198,6 +206,20 @@ async fn client(
     let channel =
         tierlink_client::channel(&dir.credentials()?, &dir.config.server.endpoint).await?;
     Ok(tierlink_client::cases_client(channel))
+}
+
+/// The end of `day` (YYYY-MM-DD) in China Standard Time, µs since the Unix epoch.
+fn end_of_day(day: &str) -> Result<i64, String> {
+    let date = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
+        .map_err(|_| format!("{day:?} is not a day: give YYYY-MM-DD"))?;
+    let next = date.succ_opt().ok_or("a day within the calendar")?;
+    Ok(next
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight exists")
+        .and_utc()
+        .timestamp_micros()
+        - 8 * 3_600_000_000
+        - 1)
 }
 
 fn status(s: tonic::Status) -> CliError {
@@ -397,6 +419,7 @@ pub async fn run(command: CaseCommand) -> Result<(), CliError> {
             mine,
             overdue,
             limit,
+            at,
         } => {
             let list = client(&node)
                 .await?
@@ -404,6 +427,7 @@ pub async fn run(command: CaseCommand) -> Result<(), CliError> {
                     mine,
                     overdue,
                     limit,
+                    at_micros: at.unwrap_or_default(),
                 })
                 .await
                 .map_err(status)?
@@ -431,6 +455,7 @@ pub async fn run(command: CaseCommand) -> Result<(), CliError> {
             from,
             to,
             unit,
+            at,
         } => {
             let figures = client(&node)
                 .await?
@@ -439,6 +464,7 @@ pub async fn run(command: CaseCommand) -> Result<(), CliError> {
                     to,
                     unit,
                     by: by.clone(),
+                    at_micros: at.unwrap_or_default(),
                 })
                 .await
                 .map_err(status)?

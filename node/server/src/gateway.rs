@@ -33,6 +33,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod cases;
 pub mod catalogs;
 pub mod edge;
 pub mod explain;
@@ -76,10 +77,12 @@ pub struct Services {
     pub auth: auth::Auth,
     /// Writes read and checked at once (`[gateway] writes`).
     pub writes: tokio::sync::Semaphore,
+    /// The node's cases.
+    pub cases: Arc<crate::cases::Cases>,
 }
 
 impl Services {
-    fn me(&self) -> &NodeCode {
+    pub(crate) fn me(&self) -> &NodeCode {
         self.reads.me()
     }
 

@@ -266,6 +266,7 @@ impl Node {
                         Guesses::new(dir.config.limits.token_guesses_per_minute),
                     ),
                     writes: tokio::sync::Semaphore::new(settings.writes as usize),
+                    cases: cases.clone(),
                 };
                 Some(Gateway::new(
                     services,

@@ -159,6 +159,13 @@ fn header_text(headers: &HeaderMap, name: &str) -> Result<Option<String>, Proble
 
 impl Bearer {
     /// Checks the token's scope allows an act that needs `needed`.
+    /// The token presented, for the node's services to check again as they check the command
+    /// line's.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// Checks the token's scope allows `needed`.
     pub fn permits(&self, needed: Scope) -> Result<(), Problem> {
         self.holder.permits(needed).map_err(token_problem)
     }
@@ -196,7 +203,7 @@ impl Bearer {
     }
 
     /// The principal a read acts for.
-    fn reader(&self) -> Result<&str, Problem> {
+    pub fn reader(&self) -> Result<&str, Problem> {
         self.holder.reader().map_err(token_problem)
     }
 

@@ -20,7 +20,7 @@ use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::problem::{self, Kind, Problem};
-use super::{State, audit, catalogs, explain, imports, records};
+use super::{State, audit, cases, catalogs, explain, imports, records};
 
 /// Where the document is served.
 pub const DOCUMENT: &str = "/openapi.json";
@@ -40,6 +40,7 @@ pub const REFERENCE: &str = "/docs";
         (name = "records", description = "Writes, queries and histories of records."),
         (name = "explain", description = "How a read would be decided."),
         (name = "audit", description = "The node's audit log (admin tokens)."),
+        (name = "cases", description = "Cases that move between tiers: raised and moved as a principal (write tokens), listed, shown with their signed moves, counted."),
         (name = "reference", description = "The problem types."),
     )
 )]
@@ -77,6 +78,10 @@ fn routes() -> (axum::Router<State>, utoipa::openapi::OpenApi) {
         .routes(routes!(imports::upload))
         .routes(routes!(explain::explain))
         .routes(routes!(audit::entries))
+        .routes(routes!(cases::raise, cases::list))
+        .routes(routes!(cases::show))
+        .routes(routes!(cases::act))
+        .routes(routes!(cases::figures))
         .routes(routes!(problem::page))
         .split_for_parts()
 }

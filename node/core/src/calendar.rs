@@ -202,7 +202,7 @@ impl fmt::Display for Uncovered {
         let files: Vec<String> = years.iter().map(|y| format!("{y}.toml")).collect();
         write!(
             f,
-            "no calendar for {}: its working days were counted Monday to Friday, without holidays; add {} to ",
+            "no calendar for {}: working days there were counted Monday to Friday, without holidays; add {} to ",
             years.join(", "),
             files.join(", ")
         )?;

@@ -1,5 +1,5 @@
 //! Generated but plausible records for the example catalogs (residents and buildings of one
-//! street), small catalogs for loading the directory, and a three-tier policy, for the demo,
+//! street, the household register and insured persons of the same people), small catalogs for loading the directory, and a three-tier policy, for the demo,
 //! tests and benchmarks.
 //! Deterministic: the same seed gives the same data.
 
@@ -238,6 +238,230 @@ pub fn buildings(street: &str, count: usize, seed: u64) -> Vec<Vec<String>> {
                 format!("111.{:06}", 270_000 + r.below(40_000)),
                 format!("30.{:06}", 690_000 + r.below(30_000)),
             ]
+        })
+        .collect()
+}
+
+/// Item codes of [`household_register`] rows, in row order (the household register example's
+/// items).
+pub const HOUSEHOLD_COLUMNS: &[&str] = &[
+    "id_number",
+    "name",
+    "sex",
+    "birth_date",
+    "ethnicity",
+    "household_number",
+    "relation_to_head",
+    "registered_address",
+    "household_type",
+    "community_code",
+    "police_station",
+    "registered_on",
+    "status",
+];
+
+/// One deliberate difference between a street's residents and the household register, by the
+/// citizen ID number it concerns.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Mismatch {
+    /// The register's address differs from the resident's household registration address.
+    Address(String),
+    /// The register's name differs from the resident's.
+    Name(String),
+    /// A collected resident the register does not hold.
+    NotRegistered(String),
+    /// A registered person the street has not collected.
+    NotCollected(String),
+}
+
+/// A household register generated from a street's residents, and the differences put in it.
+#[derive(Clone, Debug)]
+pub struct Register {
+    /// Rows in [`HOUSEHOLD_COLUMNS`] order.
+    pub rows: Vec<Vec<String>>,
+    /// The differences, in the order of the residents they concern.
+    pub mismatches: Vec<Mismatch>,
+}
+
+/// The value of item `code` in a [`residents`] row.
+fn resident_value<'a>(row: &'a [String], code: &str) -> &'a str {
+    let at = RESIDENT_COLUMNS
+        .iter()
+        .position(|c| *c == code)
+        .expect("a resident item");
+    &row[at]
+}
+
+/// The district's household register (户籍) of the people in `residents` ([`residents`] rows):
+/// the same people, identity and household as collected, registered address the resident's
+/// household registration address, but for `mismatches` deliberate differences, one resident
+/// each, spread over the residents and taking turns: an address differs, a name differs, a
+/// resident is left out, and a person nobody collected is added. At most one mismatch per
+/// resident: `mismatches` is capped at the number of residents. A resident whose ID number an
+/// earlier one already has is registered once.
+pub fn household_register(residents: &[Vec<String>], mismatches: usize, seed: u64) -> Register {
+    let mut r = Mix(seed);
+    // One row per ID number: [`residents`] can, rarely, give two people the same one.
+    let mut seen = std::collections::HashSet::new();
+    let residents: Vec<&Vec<String>> = residents
+        .iter()
+        .filter(|p| seen.insert(resident_value(p, "id_number")))
+        .collect();
+    let count = residents.len();
+    let mismatches = mismatches.min(count);
+    // The residents that differ, evenly spread: resident `k * count / mismatches` has mismatch k.
+    let mut planned = (0..mismatches)
+        .map(|k| (k * count / mismatches, k % 4))
+        .peekable();
+    let mut register = Register {
+        rows: Vec::with_capacity(count + mismatches / 4 + 1),
+        mismatches: Vec::with_capacity(mismatches),
+    };
+    for (n, resident) in residents.iter().enumerate() {
+        let value = |code| resident_value(resident, code).to_string();
+        let id = value("id_number");
+        let mut row = vec![
+            id.clone(),
+            value("name"),
+            value("sex"),
+            value("birth_date"),
+            value("ethnicity"),
+            value("household_number"),
+            value("relation_to_head"),
+            value("household_address"),
+            value("household_type"),
+            value("community_code"),
+            format!("西陵派出所{}所", 1 + r.below(6)),
+            value("registered_on"),
+            "1".into(),
+        ];
+        let (name, address) = (1, 7); // positions in HOUSEHOLD_COLUMNS
+        match planned.next_if(|(at, _)| *at == n).map(|(_, kind)| kind) {
+            Some(0) => {
+                // Another road than the resident's, so the address surely differs.
+                let road = ROADS
+                    .iter()
+                    .position(|x| row[address].starts_with(x))
+                    .map_or(0, |i| i + 1);
+                row[address] = format!("{}{}号", ROADS[road % ROADS.len()], 1 + r.below(300));
+                register.mismatches.push(Mismatch::Address(id));
+            }
+            Some(1) => {
+                row[name] = format!("{}{}", row[name], r.pick(GIVEN));
+                register.mismatches.push(Mismatch::Name(id));
+            }
+            Some(2) => {
+                register.mismatches.push(Mismatch::NotRegistered(id));
+                continue;
+            }
+            Some(_) => {
+                let unknown = unknown_person(resident, &mut r);
+                register
+                    .mismatches
+                    .push(Mismatch::NotCollected(unknown[0].clone()));
+                register.rows.push(unknown);
+            }
+            None => {}
+        }
+        register.rows.push(row);
+    }
+    register
+}
+
+/// A registered person of `neighbour`'s household whom the street has not collected: born in the
+/// 1930s, before every generated resident, so no ID number is shared.
+fn unknown_person(neighbour: &[String], r: &mut Mix) -> Vec<String> {
+    let (year, month, day) = (1930 + r.below(10), 1 + r.below(12), 1 + r.below(28));
+    let sex = 1 + r.below(2);
+    let region = &resident_value(neighbour, "id_number")[..6];
+    let first17 = format!(
+        "{region}{year:04}{month:02}{day:02}{:02}{}",
+        r.below(100),
+        sex % 2 + 2 * r.below(5)
+    );
+    let check = gb11643_check_digit(&first17).unwrap_or('0');
+    let value = |code| resident_value(neighbour, code).to_string();
+    vec![
+        format!("{first17}{check}"),
+        format!("{}{}", r.pick(SURNAMES), r.pick(GIVEN)),
+        sex.to_string(),
+        format!("{year:04}-{month:02}-{day:02}"),
+        "01".into(),
+        value("household_number"),
+        "05".into(),
+        value("household_address"),
+        value("household_type"),
+        value("community_code"),
+        format!("西陵派出所{}所", 1 + r.below(6)),
+        format!(
+            "19{:02}-{:02}-{:02}",
+            50 + r.below(40),
+            1 + r.below(12),
+            1 + r.below(28)
+        ),
+        "1".into(),
+    ]
+}
+
+/// Item codes of [`insured_persons`] rows, in row order (the insured persons example's items).
+pub const INSURED_COLUMNS: &[&str] = &[
+    "insured_id",
+    "id_number",
+    "name",
+    "sex",
+    "birth_date",
+    "phone",
+    "pension_status",
+    "medical_scheme",
+    "employer",
+    "employer_code",
+    "insured_since",
+    "community_code",
+];
+
+/// The city's insured persons (大社保) among `residents` ([`residents`] rows): about four in five
+/// of them, with their identity as collected, a pension drawn from 60, and a person number
+/// `SB`, the city's code and a sequence.
+pub fn insured_persons(residents: &[Vec<String>], seed: u64) -> Vec<Vec<String>> {
+    let mut r = Mix(seed);
+    let mut n = 0;
+    residents
+        .iter()
+        .filter_map(|resident| {
+            if r.below(5) == 0 {
+                return None;
+            }
+            n += 1;
+            let value = |code| resident_value(resident, code).to_string();
+            let id = value("id_number");
+            let born: usize = id[6..10].parse().expect("a generated ID number");
+            let retired = born <= 1966;
+            let employed = !retired && r.below(4) != 0;
+            Some(vec![
+                format!("SB{}00{n:08}", &id[..4]),
+                id,
+                value("name"),
+                value("sex"),
+                value("birth_date"),
+                value("phone"),
+                if retired {
+                    "3"
+                } else if employed {
+                    "1"
+                } else {
+                    "2"
+                }
+                .into(),
+                if employed { "310" } else { "390" }.into(),
+                if employed { "宜昌市某单位" } else { "" }.into(),
+                if employed {
+                    format!("91420500MA{:08}", r.below(100_000_000))
+                } else {
+                    String::new()
+                },
+                format!("{}-{:02}-01", (born + 20).max(1992), 1 + r.below(12)),
+                value("community_code"),
+            ])
         })
         .collect()
 }

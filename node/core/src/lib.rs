@@ -10,6 +10,8 @@
 //!   checking into rows to write and rows rejected.
 //! - [`members`]: what the exchange asks of the directory, as a trait the node implements.
 //! - [`signed`]: the signed formats: batches, requesters and batch files.
+//! - [`crosscheck`]: comparing two units' catalogs by private set intersection, each side
+//!   learning its own mismatches and nothing of the other's unmatched records.
 //! - [`limits`]: the sizes of messages, batches and records, and how they nest.
 //! - [`config`], [`provision`]: a node's directory on disk, and making one.
 //! - [`read`]: what a read of records asks, the one shape for queries and histories.
@@ -24,6 +26,7 @@
 
 pub mod catalog;
 pub mod config;
+pub mod crosscheck;
 pub mod directory;
 pub mod identity;
 pub mod import;

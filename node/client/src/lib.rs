@@ -27,6 +27,7 @@ use tierlink_core::signed::{
     BatchOpener, BatchVerifier, Expected, StreamCheck, StreamSummary, VerifiedBatch, VerifyError,
 };
 use tierlink_proto::v1::audit_client::AuditClient;
+use tierlink_proto::v1::cross_check_client::CrossCheckClient;
 use tierlink_proto::v1::directory_client::DirectoryClient;
 use tierlink_proto::v1::exchange_client::ExchangeClient;
 use tierlink_proto::v1::{
@@ -209,7 +210,7 @@ pub struct Peers {
     dir: NodeDir,
     credentials: Credentials,
     members: Arc<dyn Members>,
-    channels: Mutex<HashMap<NodeCode, ExchangeClient<Channel>>>,
+    channels: Mutex<HashMap<NodeCode, Channel>>,
 }
 
 impl Peers {
@@ -241,6 +242,13 @@ impl Peers {
 
     /// A client for the node `code` (this node itself, a member, or a configured peer).
     pub async fn client(&self, code: &NodeCode) -> Result<ExchangeClient<Channel>, ClientError> {
+        Ok(ExchangeClient::new(self.channel(code).await?)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES))
+    }
+
+    /// The one shared mutual-TLS channel to the node `code`, for any of its services.
+    pub async fn channel(&self, code: &NodeCode) -> Result<Channel, ClientError> {
         let endpoint = self.endpoint(code)?;
         if let Some(c) = self
             .channels
@@ -250,12 +258,12 @@ impl Peers {
         {
             return Ok(c.clone());
         }
-        let client = connect(&self.credentials, &endpoint).await?;
+        let channel = channel(&self.credentials, &endpoint).await?;
         self.channels
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(code.clone(), client.clone());
-        Ok(client)
+            .insert(code.clone(), channel.clone());
+        Ok(channel)
     }
 }
 
@@ -411,6 +419,15 @@ impl NodeClient {
     pub async fn audit(&self) -> Result<AuditClient<Channel>, ClientError> {
         let channel = channel(&self.peers.credentials, &self.dir.config.server.endpoint).await?;
         Ok(AuditClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES))
+    }
+
+    /// A `tierlink.v1.CrossCheck` client to this node, with its certificate: the node's own
+    /// administrator's, who starts runs and reads them.
+    pub async fn crosscheck(&self) -> Result<CrossCheckClient<Channel>, ClientError> {
+        let channel = channel(&self.peers.credentials, &self.dir.config.server.endpoint).await?;
+        Ok(CrossCheckClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES))
     }

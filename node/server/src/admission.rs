@@ -86,6 +86,8 @@ fn access(path: &str) -> Access {
         ("tierlink.v1.Directory" | "tierlink.v1.Federation", _) => Access::Certified,
         ("tierlink.v1.Audit", _) => Access::OwnNode("read the audit"),
         ("tierlink.v1.Webhooks", _) => Access::OwnNode("manage webhooks"),
+        ("tierlink.v1.CrossCheck", "Compare") => Access::Member,
+        ("tierlink.v1.CrossCheck", _) => Access::OwnNode("run and read cross-checks"),
         (
             "grpc.health.v1.Health"
             | "grpc.reflection.v1.ServerReflection"

@@ -28,6 +28,7 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use crate::admission::AdmissionLayer;
 use crate::audit::AuditService;
+use crate::crosscheck::{CrossCheckService, CrossChecks};
 use crate::directory::{DirectoryError, DirectoryService, FederationService, Replica};
 use crate::exchange::server::ExchangeService;
 use crate::gateway::auth::Auth;
@@ -108,6 +109,8 @@ pub struct RunningNode {
     pub audit: Arc<AuditLog>,
     /// Its catalogs and records.
     pub registry: Arc<Registry>,
+    /// The cross-check runs it took part in.
+    pub cross_checks: Arc<CrossChecks>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<Result<(), RuntimeError>>,
 }
@@ -152,6 +155,7 @@ pub struct Node {
     audit: Arc<AuditLog>,
     gateway: Option<Gateway>,
     webhooks: Arc<Webhooks>,
+    cross_checks: Arc<CrossChecks>,
 }
 
 impl Node {
@@ -185,6 +189,7 @@ impl Node {
             Arc::new(Replica::open(&store, &dir, credentials.clone(), key, ca.clone()).await?);
         let audit = Arc::new(AuditLog::open(store.keyspace("audit")?)?);
         let hooks = Hooks::new(store.keyspace("webhooks")?);
+        let cross_checks = Arc::new(CrossChecks::new(store.keyspace("crosscheck")?));
         let redactor = Redactor::new(dir.hash_key()?);
         let registry = Arc::new(Registry::open(Arc::new(store))?);
         let peers = Arc::new(Peers::new(
@@ -262,7 +267,14 @@ impl Node {
             audit,
             gateway,
             webhooks,
+            cross_checks,
         })
+    }
+
+    /// The cross-check runs this node took part in: their mismatches, for the cases that send
+    /// them back to the collector.
+    pub fn cross_checks(&self) -> &Arc<CrossChecks> {
+        &self.cross_checks
     }
 
     /// The address its REST gateway listens on, when `node.toml` has a `[gateway]`.
@@ -377,6 +389,10 @@ impl Node {
             )))
             .add_service(FederationService::server(directory.clone()))
             .add_service(WebhookService::server(self.webhooks.clone()))
+            .add_service(CrossCheckService::server(
+                self.reads.clone(),
+                self.cross_checks.clone(),
+            ))
             .serve_with_incoming_shutdown(incoming(listener), shutdown)
             .await
             .map_err(|e| RuntimeError::Serve(e.to_string()));
@@ -408,6 +424,7 @@ impl Node {
         let directory = self.directory.clone();
         let audit = self.audit.clone();
         let registry = self.registry.clone();
+        let cross_checks = self.cross_checks.clone();
         let task = tokio::spawn(self.serve(listener, async move {
             let _ = stopped.await;
         }));
@@ -417,6 +434,7 @@ impl Node {
             directory,
             audit,
             registry,
+            cross_checks,
             stop,
             task,
         })

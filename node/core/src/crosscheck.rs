@@ -670,7 +670,7 @@ impl Party {
     /// Round two: one blinded element per compared item of each differing record, shuffled by
     /// record.
     pub fn offer_items(&mut self) -> Result<Vec<u8>, CrossCheckError> {
-        if self.round_one.is_none() || self.statuses.is_empty() && self.records() > 0 {
+        if self.round_one.is_none() || (self.statuses.is_empty() && self.records() > 0) {
             return Err(CrossCheckError::OutOfOrder("round one is not settled"));
         }
         let inputs = self

@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "tierlink/v1/audit.proto",
         "tierlink/v1/webhooks.proto",
         "tierlink/v1/cases.proto",
+        "tierlink/v1/crosscheck.proto",
     ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");

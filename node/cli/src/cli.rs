@@ -7,6 +7,7 @@ mod case;
 mod catalog;
 mod cert;
 mod connect;
+mod crosscheck;
 mod demo;
 mod directory;
 mod input;
@@ -84,6 +85,10 @@ pub enum Command {
     /// each move signed; deadlines in working days; supervision figures.
     #[command(subcommand)]
     Case(case::CaseCommand),
+    /// Cross-checks (对比核查): compare this node's catalog with another node's without either
+    /// revealing its records that do not match.
+    #[command(subcommand)]
+    Crosscheck(crosscheck::CrossCheckCommand),
     /// Check a file of signed batches with the CA certificate alone.
     Verify(records::VerifyArgs),
     /// Run a three-tier federation on loopback and show signed exchanges between its tiers.
@@ -103,7 +108,7 @@ pub struct NodeArg {
 #[derive(Debug, Args, Clone, Default)]
 pub struct ActAs {
     /// Act as this principal of the node; its token comes from $TIERLINK_TOKEN or --token-file.
-    #[arg(long = "as", requires_all = ["role", "purpose"])]
+    #[arg(long = "as", visible_alias = "principal", requires_all = ["role", "purpose"])]
     pub principal: Option<String>,
     /// The role to act in, UNIT/NAME (e.g. 420502/civil-affairs).
     #[arg(long)]
@@ -219,6 +224,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Audit(command) => audit::run(command).await,
         Command::Webhook(command) => webhook::run(command).await,
         Command::Case(command) => case::run(command).await,
+        Command::Crosscheck(command) => crosscheck::run(command).await,
         Command::Verify(args) => records::verify(args),
         Command::Demo(args) => demo::run(args).await,
     }

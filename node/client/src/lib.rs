@@ -28,6 +28,7 @@ use tierlink_core::signed::{
 };
 use tierlink_proto::v1::audit_client::AuditClient;
 use tierlink_proto::v1::cases_client::CasesClient;
+use tierlink_proto::v1::cross_check_client::CrossCheckClient;
 use tierlink_proto::v1::directory_client::DirectoryClient;
 use tierlink_proto::v1::exchange_client::ExchangeClient;
 use tierlink_proto::v1::{
@@ -440,6 +441,15 @@ impl NodeClient {
     pub async fn cases(&self) -> Result<CasesClient<Channel>, ClientError> {
         let channel = channel(&self.peers.credentials, &self.dir.config.server.endpoint).await?;
         Ok(cases_client(channel))
+    }
+
+    /// A `tierlink.v1.CrossCheck` client to this node, with its certificate: the node's own
+    /// administrator's, who starts runs and reads them.
+    pub async fn crosscheck(&self) -> Result<CrossCheckClient<Channel>, ClientError> {
+        let channel = channel(&self.peers.credentials, &self.dir.config.server.endpoint).await?;
+        Ok(CrossCheckClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES))
     }
 
     /// Publishes this node's catalogs `codes` in the federation directory, in one signed change:

@@ -11,6 +11,8 @@
 //! - [`cases`]: cases that move between tiers: moves, the tier rules, signed chains, figures.
 //! - [`members`]: what the exchange asks of the directory, as a trait the node implements.
 //! - [`signed`]: the signed formats: batches, requesters and batch files.
+//! - [`crosscheck`]: comparing two units' catalogs by private set intersection, each side
+//!   learning its own mismatches and nothing of the other's unmatched records.
 //! - [`limits`]: the sizes of messages, batches and records, and how they nest.
 //! - [`calendar`]: the official working-day calendar (holidays, 调休) and deadlines counted in
 //!   working days.
@@ -29,6 +31,7 @@ pub mod calendar;
 pub mod cases;
 pub mod catalog;
 pub mod config;
+pub mod crosscheck;
 pub mod directory;
 pub mod identity;
 pub mod import;

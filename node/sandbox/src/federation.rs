@@ -176,6 +176,11 @@ impl LocalNode {
         self.running.as_ref().map(|r| &r.audit)
     }
 
+    /// The cross-check runs it took part in, while it runs.
+    pub fn cross_checks(&self) -> Option<&Arc<tierlink_node::crosscheck::CrossChecks>> {
+        self.running.as_ref().map(|r| &r.cross_checks)
+    }
+
     /// Its store, while it runs.
     pub fn store(&self) -> Option<&Arc<dyn tierlink_store::Store>> {
         self.running.as_ref().map(|r| r.registry.store())

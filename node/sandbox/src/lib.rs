@@ -2,6 +2,8 @@
 //! end-to-end tests and the benchmarks run on.
 //!
 //! # Layout
+//! - [`crosscheck`]: a street's residents and a district's changed copy, and a checker role
+//!   granted both, for cross-checks.
 //! - [`federation`]: a CA and a city, district and street nodes in one directory, served on
 //!   127.0.0.1 ports the OS picks and linked by the federation directory.
 //! - [`sample`]: deterministic residents, buildings, small catalogs and a three-tier policy.
@@ -14,6 +16,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod crosscheck;
 pub mod federation;
 pub mod postgres;
 pub mod sample;

@@ -88,6 +88,8 @@ fn access(path: &str) -> Access {
         ("tierlink.v1.Webhooks", _) => Access::OwnNode("manage webhooks"),
         ("tierlink.v1.Cases", "Deliver") => Access::Member,
         ("tierlink.v1.Cases", _) => Access::OwnNode("act on cases"),
+        ("tierlink.v1.CrossCheck", "Compare") => Access::Member,
+        ("tierlink.v1.CrossCheck", _) => Access::OwnNode("run and read cross-checks"),
         (
             "grpc.health.v1.Health"
             | "grpc.reflection.v1.ServerReflection"

@@ -17,6 +17,8 @@
 //!   party and checked on arrival, deadlines on the working-day calendar, figures.
 //! - [`webhooks`]: change feeds delivered to HTTP receivers, signed as Standard Webhooks, and
 //!   the `tierlink.v1.Webhooks` service that manages them.
+//! - [`crosscheck`]: cross-checks of two nodes' catalogs by private set intersection, the
+//!   `tierlink.v1.CrossCheck` service, and the runs each node keeps.
 //! - [`runtime`]: opening a node's directory and serving every service.
 //!
 //! # Direction
@@ -28,6 +30,7 @@
 pub mod admission;
 pub mod audit;
 pub mod cases;
+pub mod crosscheck;
 pub mod directory;
 pub mod exchange;
 pub mod gateway;

@@ -157,6 +157,8 @@ fn request_rule(path: &str, small: usize) -> (usize, bool) {
         | "/tierlink.v1.Cases/Deliver"
         | "/tierlink.v1.Federation/AppendEntries"
         | "/tierlink.v1.Federation/InstallSnapshot" => (MAX_MESSAGE_BYTES, false),
+        // A cross-check's elements come in chunks of whole records.
+        "/tierlink.v1.CrossCheck/Compare" => (2 * crate::crosscheck::CHUNK_BYTES, true),
         "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
         | "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo" => (small, true),
         _ => (small, false),

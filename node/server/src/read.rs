@@ -18,6 +18,7 @@
 //! Errors are [`ReadError`]s, a kind and a message; each transport maps the kind to its own
 //! codes.
 
+pub mod crosscheck;
 mod error;
 mod feed;
 mod on_demand;

@@ -31,6 +31,7 @@ use crate::audit::AuditService;
 use crate::cases::Cases;
 use crate::cases::service::CaseService;
 use crate::cases::store::CaseStore;
+use crate::crosscheck::{CrossCheckService, CrossChecks};
 use crate::directory::{DirectoryError, DirectoryService, FederationService, Replica};
 use crate::exchange::server::ExchangeService;
 use crate::gateway::auth::Auth;
@@ -114,6 +115,8 @@ pub struct RunningNode {
     pub audit: Arc<AuditLog>,
     /// Its catalogs and records.
     pub registry: Arc<Registry>,
+    /// The cross-check runs it took part in.
+    pub cross_checks: Arc<CrossChecks>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<Result<(), RuntimeError>>,
 }
@@ -159,6 +162,7 @@ pub struct Node {
     gateway: Option<Gateway>,
     webhooks: Arc<Webhooks>,
     cases: Arc<Cases>,
+    cross_checks: Arc<CrossChecks>,
 }
 
 impl Node {
@@ -194,6 +198,7 @@ impl Node {
         let audit = Arc::new(AuditLog::open(store.keyspace("audit")?)?);
         let hooks = Hooks::new(store.keyspace("webhooks")?);
         let case_store = CaseStore::new(store.keyspace("cases")?);
+        let cross_checks = Arc::new(CrossChecks::new(store.keyspace("crosscheck")?));
         let redactor = Redactor::new(dir.hash_key()?);
         let registry = Arc::new(Registry::open(Arc::new(store))?);
         let peers = Arc::new(Peers::new(
@@ -289,7 +294,14 @@ impl Node {
             gateway,
             webhooks,
             cases,
+            cross_checks,
         })
+    }
+
+    /// The cross-check runs this node took part in: their mismatches, for the cases that send
+    /// them back to the collector.
+    pub fn cross_checks(&self) -> &Arc<CrossChecks> {
+        &self.cross_checks
     }
 
     /// The address its REST gateway listens on, when `node.toml` has a `[gateway]`.
@@ -409,6 +421,10 @@ impl Node {
             .add_service(FederationService::server(directory.clone()))
             .add_service(WebhookService::server(self.webhooks.clone()))
             .add_service(CaseService::server(self.cases.clone()))
+            .add_service(CrossCheckService::server(
+                self.reads.clone(),
+                self.cross_checks.clone(),
+            ))
             .serve_with_incoming_shutdown(incoming(listener), shutdown)
             .await
             .map_err(|e| RuntimeError::Serve(e.to_string()));
@@ -441,6 +457,7 @@ impl Node {
         let directory = self.directory.clone();
         let audit = self.audit.clone();
         let registry = self.registry.clone();
+        let cross_checks = self.cross_checks.clone();
         let task = tokio::spawn(self.serve(listener, async move {
             let _ = stopped.await;
         }));
@@ -450,6 +467,7 @@ impl Node {
             directory,
             audit,
             registry,
+            cross_checks,
             stop,
             task,
         })

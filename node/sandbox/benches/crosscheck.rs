@@ -155,6 +155,7 @@ fn bench(c: &mut Criterion) {
             grant: String::new(),
         }),
         holder: false,
+        ..RunCrossCheckRequest::default()
     };
 
     let mut group = c.benchmark_group("crosscheck");

@@ -109,6 +109,7 @@ fn request(token: &str, compared: &[&str]) -> RunCrossCheckRequest {
         compared: compared.iter().map(|s| s.to_string()).collect(),
         credential: credential("zhou", token, ROLE, PURPOSE),
         holder: false,
+        ..RunCrossCheckRequest::default()
     }
 }
 
@@ -489,4 +490,189 @@ async fn a_node_stopped_mid_run_ends_it_clearly_and_a_rerun_succeeds() {
     let c = rerun.counts.unwrap();
     assert_eq!(c.here + c.not_compared, 20_000);
     assert!(c.matched > 15_000 && c.only_here > 3_000, "{c:?}");
+}
+
+/// The district, holding the register, runs against the street's collection and sends each
+/// mismatch back as a verification case; the street corrects most records through the normal
+/// write path and reports on every case; the district's next run closes the corrected ones and
+/// sends back the ones that still stand, raising nothing twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn mismatches_go_back_to_the_collector_as_cases_and_close_once_corrected() {
+    use tierlink_proto::v1::{ActRequest, CaseMove, Credential, ListCasesRequest};
+    let f = federation(0).await;
+    let (street_rows, register) = rows(10);
+    let cols = columns(sample::RESIDENT_COLUMNS);
+    f.clients[STREET]
+        .put_records(RESIDENTS, cols.clone(), street_rows)
+        .await
+        .unwrap();
+    let (street, district) = (
+        f.clients[STREET].code().clone(),
+        f.clients[DISTRICT].code().clone(),
+    );
+    f.clients[DISTRICT]
+        .put_catalog(example("residents.json"))
+        .await
+        .unwrap();
+    f.clients[DISTRICT]
+        .put_records(RESIDENTS, cols.clone(), register.clone())
+        .await
+        .unwrap();
+    publish(&f).await;
+    let revision = f.clients[DISTRICT].publish(&[RESIDENTS]).await.unwrap();
+    f.federation.wait_for_revision(revision).await.unwrap();
+    let checker = define_role(&f.federation, &district, "checker")
+        .await
+        .unwrap();
+    for (producer, id) in [(&street, "register-street"), (&district, "register-own")] {
+        grant_residents(
+            &f.federation,
+            (&district, &checker),
+            producer,
+            id,
+            &[],
+            None,
+        )
+        .await
+        .unwrap();
+    }
+    let sun = f
+        .federation
+        .add_principal(&district, "sun", &[checker.as_str()])
+        .unwrap();
+    let street_role = define_role(&f.federation, &street, "collector")
+        .await
+        .unwrap();
+    let zhou = f
+        .federation
+        .add_principal(&street, "zhou", &[street_role.as_str()])
+        .unwrap();
+    let send_back = RunCrossCheckRequest {
+        catalog: RESIDENTS.into(),
+        against_node: street.to_string(),
+        against_catalog: RESIDENTS.into(),
+        join: "id_number".into(),
+        compared: COMPARED.iter().map(|s| s.to_string()).collect(),
+        credential: credential("sun", &sun, &checker, PURPOSE),
+        holder: true,
+        send_back: true,
+        department: String::new(),
+    };
+    let run_at_district = async |request: RunCrossCheckRequest| {
+        let mut steps = Vec::new();
+        let mut events = client(&f, DISTRICT)
+            .await
+            .run(request)
+            .await
+            .unwrap()
+            .into_inner();
+        while let Some(event) = events.message().await.unwrap() {
+            match event.event {
+                Some(Event::Step(step)) => steps.push(step),
+                Some(Event::Run(run)) => return (run, steps),
+                None => {}
+            }
+        }
+        panic!("the run ended without its result");
+    };
+    let (first, steps) = run_at_district(send_back.clone()).await;
+    let counts = first.counts.clone().unwrap();
+    let mismatches = counts.differing + counts.only_here + counts.only_there;
+    assert_eq!(mismatches, 12, "{counts:?}");
+    assert!(steps.iter().any(|s| s.contains("12 raised")), "{steps:?}");
+
+    // The street receives one verification case per mismatch, with its deadline, naming the
+    // run and a reference: no value of the district's register.
+    let mut street_cases = f.clients[STREET].cases().await.unwrap();
+    let mine = ListCasesRequest {
+        mine: true,
+        ..ListCasesRequest::default()
+    };
+    let mut waiting = Vec::new();
+    for _ in 0..200 {
+        waiting = street_cases
+            .list(mine.clone())
+            .await
+            .unwrap()
+            .into_inner()
+            .cases;
+        if waiting.len() == 12 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(waiting.len(), 12);
+    let address = column("current_address");
+    for case in &waiting {
+        assert_eq!(case.class, "6");
+        assert!(case.due_micros > 0 && case.crosscheck.starts_with(&first.run));
+        assert!(register.iter().all(|r| !case.subject.contains(&r[address])));
+    }
+
+    // The street corrects the eight differing records and records the two it lacked, through
+    // the normal write path; the two only it holds stay as they are. It reports on every case.
+    f.clients[STREET]
+        .put_records(RESIDENTS, cols, register[..10].to_vec())
+        .await
+        .unwrap();
+    for case in &waiting {
+        street_cases
+            .act(ActRequest {
+                credential: Some(Credential {
+                    principal: "zhou".into(),
+                    token: zhou.clone(),
+                    role: street_role.clone(),
+                    ..Credential::default()
+                }),
+                r#move: Some(CaseMove {
+                    case_id: case.case_id.clone(),
+                    action: "report".into(),
+                    note: "已核实 checked on site".into(),
+                    ..CaseMove::default()
+                }),
+                promised: String::new(),
+            })
+            .await
+            .unwrap();
+    }
+
+    // The next run closes what was corrected and sends back what still stands.
+    let mut district_cases = f.clients[DISTRICT].cases().await.unwrap();
+    for _ in 0..200 {
+        let reported = district_cases
+            .list(mine.clone())
+            .await
+            .unwrap()
+            .into_inner()
+            .cases
+            .iter()
+            .filter(|c| c.status == "reported")
+            .count();
+        if reported == 12 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (second, steps) = run_at_district(send_back).await;
+    let counts = second.counts.unwrap();
+    assert_eq!(
+        (counts.differing, counts.only_here + counts.only_there),
+        (0, 2)
+    );
+    assert!(
+        steps.iter().any(|s| s.contains("0 raised")
+            && s.contains("10 closed")
+            && s.contains("2 sent back")),
+        "{steps:?}"
+    );
+    let all = district_cases
+        .list(ListCasesRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .cases;
+    let closed = all.iter().filter(|c| c.status == "closed").count();
+    let back = all.iter().filter(|c| c.status == "dispatched").count();
+    assert_eq!((all.len(), closed, back), (12, 10, 2));
+    f.federation.stop().await.unwrap();
 }

@@ -7,11 +7,14 @@
 //! # Layout
 //! - [`store`]: the `cases` keyspace: chains, pending deliveries, case numbers.
 //! - `outbox`: delivering chains until each party holds them, and looking for overdue cases.
+//! - [`verification`]: cross-check mismatches sent back to the collector as verification
+//!   cases, and settled on a later run.
 //! - [`service`]: the `tierlink.v1.Cases` gRPC service.
 
 mod outbox;
 pub mod service;
 pub mod store;
+pub mod verification;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};

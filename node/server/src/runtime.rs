@@ -424,6 +424,7 @@ impl Node {
             .add_service(CrossCheckService::server(
                 self.reads.clone(),
                 self.cross_checks.clone(),
+                self.cases.clone(),
             ))
             .serve_with_incoming_shutdown(incoming(listener), shutdown)
             .await

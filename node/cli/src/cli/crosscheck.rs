@@ -39,6 +39,14 @@ pub enum CrossCheckCommand {
         /// [default: this node collected, and its mismatches come back to it].
         #[arg(long)]
         holder: bool,
+        /// With --holder: send each new mismatch back to the collector as a verification case
+        /// with its deadline, and settle the earlier runs' cases it reported on (closed where
+        /// the mismatch no longer stands). The principal acts on the cases.
+        #[arg(long, requires = "holder")]
+        send_back: bool,
+        /// The collector's department that verifies [default: the unit itself].
+        #[arg(long, default_value = "", requires = "send_back")]
+        department: String,
     },
     /// A run this node took part in (on either side): its counts, and its mismatches as this
     /// node knows them: its own records by key, the other node's by reference.
@@ -105,6 +113,8 @@ pub async fn run(command: CrossCheckCommand) -> Result<(), CliError> {
             join,
             compare,
             holder,
+            send_back,
+            department,
         } => {
             let credential = act_as.credential()?.ok_or_else(|| {
                 CliError::Input(
@@ -127,6 +137,8 @@ pub async fn run(command: CrossCheckCommand) -> Result<(), CliError> {
                 compared: compare,
                 credential: Some(credential),
                 holder,
+                send_back,
+                department,
             };
             let mut events = client.run(request).await.map_err(status)?.into_inner();
             while let Some(event) = events.message().await.map_err(status)? {

@@ -31,6 +31,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::CHUNK_BYTES;
 use super::store::{CrossChecks, Run, RunError, pair};
 use crate::admission::Caller;
+use crate::cases::Cases;
 use crate::read::crosscheck::{CrossScope, Decided};
 use crate::read::{ReadService, relay_failure};
 
@@ -38,12 +39,18 @@ use crate::read::{ReadService, relay_failure};
 pub struct CrossCheckService {
     reads: Arc<ReadService>,
     runs: Arc<CrossChecks>,
+    cases: Arc<Cases>,
 }
 
 impl CrossCheckService {
-    /// The service over the node's read service and its kept runs, ready to serve.
-    pub fn server(reads: Arc<ReadService>, runs: Arc<CrossChecks>) -> CrossCheckServer<Self> {
-        CrossCheckServer::new(Self { reads, runs })
+    /// The service over the node's read service and its kept runs, sending mismatches back as
+    /// the node's `cases`, ready to serve.
+    pub fn server(
+        reads: Arc<ReadService>,
+        runs: Arc<CrossChecks>,
+        cases: Arc<Cases>,
+    ) -> CrossCheckServer<Self> {
+        CrossCheckServer::new(Self { reads, runs, cases })
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES)
     }
@@ -561,6 +568,11 @@ impl CrossCheck for CrossCheckService {
                 "a cross-check compares {me}'s catalog with another node's: name that node (--against NODE:CODE)"
             )));
         }
+        if r.send_back && !r.holder {
+            return Err(Status::invalid_argument(
+                "mismatches go back to the collector from the unit that holds the register: send them back from a run started with --holder",
+            ));
+        }
         let credential = r.credential.ok_or_else(|| {
             Status::invalid_argument(
                 "a cross-check is run for a principal of this node: give its name, token, role and purpose (--principal, --token, --role, --purpose)",
@@ -589,7 +601,10 @@ impl CrossCheck for CrossCheckService {
             Role::Collector
         };
         let (tx, rx) = mpsc::channel(8);
-        let (reads, runs) = (self.reads.clone(), self.runs.clone());
+        let (reads, runs, cases) = (self.reads.clone(), self.runs.clone(), self.cases.clone());
+        let send_back = r
+            .send_back
+            .then(|| (credential.clone(), r.department.clone()));
         let open = CompareOpen {
             run: terms.run.clone(),
             requester: Some(signed),
@@ -604,11 +619,25 @@ impl CrossCheck for CrossCheckService {
             let mut decided = decided;
             let progress = Progress(Some(tx.clone()));
             let result = initiate(&reads, &runs, &mut decided, terms, open, role, &progress).await;
-            let answer = finish(&reads, &runs, decided, result)
-                .await
-                .map(|run| RunProgress {
-                    event: Some(Event::Run(run_message(&run))),
-                });
+            let mut answer = finish(&reads, &runs, decided, result).await;
+            if let (Ok(run), Some((credential, department))) = (&answer, &send_back) {
+                match cases.send_back(credential, &runs, run, department).await {
+                    Ok(sent) => {
+                        progress
+                            .step(format!(
+                                "verification cases: {} raised and dispatched to the collector, {} closed (corrected), {} sent back (still standing)",
+                                sent.raised.len(),
+                                sent.closed.len(),
+                                sent.returned.len()
+                            ))
+                            .await
+                    }
+                    Err(e) => answer = Err(e.into()),
+                }
+            }
+            let answer = answer.map(|run| RunProgress {
+                event: Some(Event::Run(run_message(&run))),
+            });
             let _ = tx.send(answer).await;
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))

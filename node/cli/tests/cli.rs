@@ -235,7 +235,12 @@ fn the_demo_runs_and_verifies_every_exchange() {
         "refused (permission denied",
         "every batch verified",
         "420503001  via 420503",
-        "the streets published 10 catalogs in the directory",
+        "the streets and the district published 14 catalogs in the directory",
+        "reply     by chen@420502001",
+        "OVERDUE since",
+        "verification cases: 6 raised",
+        "2 closed (corrected), 4 sent back",
+        "420502001/4                          1        1        0       1",
         "matching items: 公民身份号码",
         "420502001  learner",
     ] {

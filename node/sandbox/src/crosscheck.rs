@@ -89,17 +89,6 @@ pub async fn grant_residents(
     items: &[(&str, Action)],
     rows: Option<RowScope>,
 ) -> Result<(), FederationError> {
-    let ask = PolicyCommand::RequestAccess(AccessRequest {
-        id: id.into(),
-        producer: producer.clone(),
-        catalog: RESIDENTS_CATALOG.into(),
-        grantee: Grantee::Role(role.into()),
-        purpose: PURPOSE.into(),
-        items: Vec::new(),
-        requester: None,
-        status: AccessStatus::Pending,
-    });
-    federation.issue(grantee, vec![Policy(ask)]).await?;
     let mut granted: BTreeMap<String, Action> = items
         .iter()
         .map(|(item, action)| (item.to_string(), *action))
@@ -107,14 +96,46 @@ pub async fn grant_residents(
     for item in GRANTED {
         granted.entry(item.into()).or_insert(Action::Clear);
     }
+    grant(
+        federation,
+        (grantee, role),
+        (producer, RESIDENTS_CATALOG),
+        id,
+        granted,
+        rows,
+    )
+    .await
+}
+
+/// Grants `role` (of unit `grantee`) `items` of `producer`'s `catalog` for [`PURPOSE`], rows
+/// within `rows`, through an access request the producer approves.
+pub async fn grant(
+    federation: &LocalFederation,
+    (grantee, role): (&NodeCode, &str),
+    (producer, catalog): (&NodeCode, &str),
+    id: &str,
+    items: BTreeMap<String, Action>,
+    rows: Option<RowScope>,
+) -> Result<(), FederationError> {
+    let ask = PolicyCommand::RequestAccess(AccessRequest {
+        id: id.into(),
+        producer: producer.clone(),
+        catalog: catalog.into(),
+        grantee: Grantee::Role(role.into()),
+        purpose: PURPOSE.into(),
+        items: Vec::new(),
+        requester: None,
+        status: AccessStatus::Pending,
+    });
+    federation.issue(grantee, vec![Policy(ask)]).await?;
     let approve = PolicyCommand::ApproveAccess(Grant {
         id: id.into(),
         producer: producer.clone(),
-        catalog: RESIDENTS_CATALOG.into(),
+        catalog: catalog.into(),
         grantee: Grantee::Role(role.into()),
         purpose: PURPOSE.into(),
         expires: "2099-12-31".into(),
-        items: granted,
+        items,
         others: None,
         rows,
         delegated_from: None,

@@ -6,8 +6,8 @@
 use clap::{Args, Subcommand};
 use tierlink_core::config::NodeDir;
 use tierlink_proto::v1::{
-    ActRequest, CaseMove, CaseSummary, CaseView, Credential, FiguresRequest, ListCasesRequest,
-    RecordRef, ShowCaseRequest,
+    ActRequest, CaseMove, CaseSummary, CaseView, Credential, FiguresRequest, FiguresResponse,
+    ListCasesRequest, RecordRef, ShowCaseRequest,
 };
 
 use super::{ActAs, CliError, NodeArg};
@@ -249,7 +249,7 @@ fn record(text: &str) -> Result<RecordRef, CliError> {
 }
 
 /// One line per case: id, status, who acts next, deadline.
-fn line(c: &CaseSummary) -> String {
+pub(super) fn line(c: &CaseSummary) -> String {
     let due = if c.due_micros == 0 {
         "no deadline".to_owned()
     } else if c.status == "closed" || c.status == "replied" {
@@ -285,7 +285,7 @@ fn line(c: &CaseSummary) -> String {
     )
 }
 
-fn print_view(view: &CaseView) -> Result<(), CliError> {
+pub(super) fn print_view(view: &CaseView) -> Result<(), CliError> {
     let Some(summary) = &view.summary else {
         return Ok(());
     };
@@ -341,6 +341,38 @@ fn action(name: &str) -> CaseMove {
         action: name.into(),
         ..CaseMove::default()
     }
+}
+
+/// The figures as a table, one row per group, and what was checked.
+pub(super) fn print_figures(by: &[String], figures: &FiguresResponse) {
+    println!(
+        "{:<28} {:>9} {:>8} {:>8} {:>7} {:>9} {:>8} {:>8}",
+        by.join("/"),
+        "received",
+        "on time",
+        "overdue",
+        "closed",
+        "reopened",
+        "on-time%",
+        "closed%"
+    );
+    for r in &figures.rows {
+        println!(
+            "{:<28} {:>9} {:>8} {:>8} {:>7} {:>9} {:>7.1}% {:>7.1}%",
+            r.group.join("/"),
+            r.received,
+            r.on_time,
+            r.overdue,
+            r.closed,
+            r.reopened,
+            100.0 * r.on_time_rate,
+            100.0 * r.closure_rate
+        );
+    }
+    println!(
+        "({} cases, {} signed moves checked against their units' registered keys)",
+        figures.cases, figures.moves_checked
+    );
 }
 
 /// Runs `tierlink case …`.
@@ -469,34 +501,7 @@ pub async fn run(command: CaseCommand) -> Result<(), CliError> {
                 .await
                 .map_err(status)?
                 .into_inner();
-            println!(
-                "{:<28} {:>9} {:>8} {:>8} {:>7} {:>9} {:>8} {:>8}",
-                by.join("/"),
-                "received",
-                "on time",
-                "overdue",
-                "closed",
-                "reopened",
-                "on-time%",
-                "closed%"
-            );
-            for r in &figures.rows {
-                println!(
-                    "{:<28} {:>9} {:>8} {:>8} {:>7} {:>9} {:>7.1}% {:>7.1}%",
-                    r.group.join("/"),
-                    r.received,
-                    r.on_time,
-                    r.overdue,
-                    r.closed,
-                    r.reopened,
-                    100.0 * r.on_time_rate,
-                    100.0 * r.closure_rate
-                );
-            }
-            eprintln!(
-                "{} cases, {} signed moves checked against their units' registered keys",
-                figures.cases, figures.moves_checked
-            );
+            print_figures(&by, &figures);
             Ok(())
         }
     }

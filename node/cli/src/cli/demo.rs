@@ -22,6 +22,7 @@ use tierlink_sandbox::sample;
 
 use super::{CliError, setup::shutdown_signal};
 
+mod cases;
 mod postgres;
 
 /// `tierlink demo`
@@ -392,19 +393,22 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
 
     // The street publishes its catalogs and records.
     let loading = Instant::now();
-    for (file, json) in EXAMPLES {
+    // The household register is the district's (its public-security bureau's); every other
+    // example catalog is the street's.
+    let street_catalogs: Vec<_> = EXAMPLES
+        .iter()
+        .filter(|(file, _)| *file != "household-register.json")
+        .collect();
+    for (file, json) in &street_catalogs {
         street
             .put_catalog(json.to_string())
             .await
             .map_err(demo_error(file))?;
     }
     let mut stored = 0;
+    let residents = sample::residents(street.code().as_str(), args.residents, 1);
     for (catalog, cols, rows) in [
-        (
-            RESIDENTS,
-            sample::RESIDENT_COLUMNS,
-            sample::residents(street.code().as_str(), args.residents, 1),
-        ),
+        (RESIDENTS, sample::RESIDENT_COLUMNS, residents.clone()),
         (
             BUILDINGS,
             sample::BUILDING_COLUMNS,
@@ -433,7 +437,7 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
     println!(
         "\n{} (street) published {} catalogs and stored {stored} records ({} residents, {} buildings) in {} ms",
         street.code(),
-        EXAMPLES.len(),
+        street_catalogs.len(),
         args.residents,
         args.buildings,
         loading.elapsed().as_millis()
@@ -453,6 +457,21 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
         )
         .await
         .map_err(demo_error(RESIDENTS))?;
+    // The district's public-security bureau keeps the household register of the street's
+    // residents, with a handful of differences from what the street collected.
+    let register = sample::household_register(&residents, 8, 11);
+    district
+        .put_catalog(example("household-register.json"))
+        .await
+        .map_err(demo_error("catalog"))?;
+    district
+        .put_records(
+            cases::REGISTER,
+            columns(sample::HOUSEHOLD_COLUMNS),
+            register.rows.clone(),
+        )
+        .await
+        .map_err(demo_error(cases::REGISTER))?;
     for file in ["buildings.json", "grid-cells.json"] {
         xueyuan
             .put_catalog(example(file))
@@ -460,7 +479,7 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
             .map_err(demo_error(file))?;
     }
     let mut published = 0;
-    for client in [street, xueyuan, wujia] {
+    for client in [street, district, xueyuan, wujia] {
         let own = client
             .list_catalogs(None, "")
             .await
@@ -477,7 +496,9 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
         .directory()
         .map_or(0, |r| r.view(|s| s.revision));
     federation.wait_for_revision(revision).await?;
-    println!("the streets published {published} catalogs in the directory; every node holds them");
+    println!(
+        "the streets and the district published {published} catalogs in the directory; every node holds them"
+    );
 
     // The city searches the directory for residents' ID numbers across every tier.
     let mut directory = city.directory().await?;
@@ -768,6 +789,8 @@ the city searches the directory for \"公民身份号码\" (citizen ID number):"
         args.webhook_receiver.as_deref(),
     )
     .await?;
+
+    cases::show(&federation, (city, district, street), &residents, &register).await?;
 
     println!(
         "\nthe directory, seen from {} (a street, a learner):",

@@ -303,7 +303,7 @@ pub(super) fn print_view(view: &CaseView) -> Result<(), CliError> {
         } else {
             mv.principal.clone()
         };
-        println!(
+        let line = format!(
             "  {:>2} {}  {:<9} by {} at {}{}  {}",
             mv.sequence,
             at(mv.at_micros),
@@ -313,6 +313,7 @@ pub(super) fn print_view(view: &CaseView) -> Result<(), CliError> {
             to.trim_end(),
             mv.note
         );
+        println!("{}", line.trim_end());
     }
     if !view.undelivered.is_empty() {
         println!("  not yet delivered to: {}", view.undelivered.join(", "));

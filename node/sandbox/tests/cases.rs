@@ -728,3 +728,107 @@ async fn overdue_cases_show_up_by_working_days() {
     assert_eq!((row.received, row.on_time, row.overdue), (2, 0, 1));
     f.federation.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_centre_system_raises_and_moves_cases_over_the_gateway() {
+    use serde_json::{Value, json};
+    use tierlink_core::identity::tokens::Scope;
+    use util::http::{FetchJson, Gateway, token, writer};
+    let f = federation(0).await;
+    let cast = cast(&f).await;
+    let street = Gateway::of(&f, STREET);
+    let system = writer(&f, STREET, "wang", &["201001001/000001"]);
+    let read_only = token(&f, STREET, "wang", Scope::Read);
+
+    let new_case = json!({
+        "channel": "2", "class": "1", "grid": "42050200100101",
+        "subject": "楼道灯坏了 stairwell light broken",
+    });
+    let refused = street
+        .post("/v1/cases")
+        .bearer_auth(&read_only)
+        .json(&new_case)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let raised: Value = street
+        .post("/v1/cases")
+        .bearer_auth(&system)
+        .json(&new_case)
+        .fetch_json()
+        .await;
+    let case = raised["case"]["case_id"].as_str().unwrap().to_owned();
+    assert_eq!(raised["case"]["status"], "open");
+    assert!(raised["case"]["due"].is_string());
+
+    // A move the rules refuse is a problem document naming why.
+    let closing = street
+        .post(&format!("/v1/cases/{case}/moves"))
+        .bearer_auth(&system)
+        .json(&json!({"action": "close"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, problem) = util::http::problem(closing).await;
+    assert_eq!(status, 409, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("may escalate or dispatch it")
+    );
+
+    let escalated: Value = street
+        .post(&format!("/v1/cases/{case}/moves"))
+        .bearer_auth(&system)
+        .json(&json!({"action": "escalate", "note": "跨街道 spans two streets"}))
+        .fetch_json()
+        .await;
+    assert_eq!(escalated["case"]["status"], "awaiting_approval");
+    assert_eq!(escalated["case"]["next"], "420502");
+
+    // Each move comes with its signed bytes: checked here with the street's registered key.
+    let members = f
+        .federation
+        .replica(f.clients[STREET].code())
+        .unwrap()
+        .clone();
+    let b64 = |v: &Value| {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().unwrap())
+            .unwrap()
+    };
+    let moves: Vec<SignedMove> = escalated["moves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| SignedMove {
+            r#move: b64(&m["signed_move"]),
+            signature: b64(&m["signature"]),
+        })
+        .collect();
+    assert_eq!(chain::check(members.as_ref(), &moves).unwrap().moves, 2);
+
+    // The district approves; both list it, and the figures agree.
+    held(&f, DISTRICT, &case, 2).await;
+    act(&f, &cast.district, &case, mv("approve"), "")
+        .await
+        .unwrap();
+    let listed: Vec<Value> = Gateway::of(&f, DISTRICT)
+        .get("/v1/cases?mine=true")
+        .bearer_auth(token(&f, DISTRICT, "li", Scope::Read))
+        .fetch_json()
+        .await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["case_id"], case.as_str());
+    let figures: Vec<Value> = street
+        .get("/v1/cases/figures?by=unit,channel")
+        .bearer_auth(&read_only)
+        .fetch_json()
+        .await;
+    assert_eq!(figures[0]["group"], json!(["420502001", "2"]));
+    assert_eq!(figures[0]["received"], 1);
+    f.federation.stop().await.unwrap();
+}

@@ -271,9 +271,10 @@ fn actor(bearer: &Bearer, state: &State, headers: &HeaderMap) -> Result<Credenti
     request_body = NewCase,
     responses(
         (status = 200, description = "The case, raised and signed by this node.", body = CaseChain),
-        (status = 400, description = "A bad field: the problem says which and what to give.", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 400, description = "A bad parameter or field: the problem says which and what to give.", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 401, description = "No token, or one that does not work.", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 403, description = "The token's scope is not write.", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "The token's scope, or its principal's role, does not allow it.", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed tokens from this address.", body = ProblemDocument, content_type = "application/problem+json"),
     ),
     security(("token" = []))
 )]
@@ -315,9 +316,12 @@ pub async fn raise(
     request_body = NewMove,
     responses(
         (status = 200, description = "The case after the move.", body = CaseChain),
-        (status = 400, description = "A bad field.", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 404, description = "No such case here.", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 412, description = "The tier rules refuse the move: another unit acts next, or the case's state does not allow it.", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "The tier rules refuse the move: another unit acts next, or the case's state does not allow it.", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 400, description = "A bad parameter or field: the problem says which and what to give.", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "No token, or one that does not work.", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "The token's scope, or its principal's role, does not allow it.", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed tokens from this address.", body = ProblemDocument, content_type = "application/problem+json"),
     ),
     security(("token" = []))
 )]
@@ -373,7 +377,10 @@ pub struct ListParams {
     params(ListParams),
     responses(
         (status = 200, description = "The cases.", body = Vec<CaseJson>),
+        (status = 400, description = "A bad parameter or field: the problem says which and what to give.", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 401, description = "No token, or one that does not work.", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "The token's scope, or its principal's role, does not allow it.", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed tokens from this address.", body = ProblemDocument, content_type = "application/problem+json"),
     ),
     security(("token" = []))
 )]
@@ -402,6 +409,10 @@ pub async fn list(
     responses(
         (status = 200, description = "The case and its moves, each with its signed bytes.", body = CaseChain),
         (status = 404, description = "No such case here.", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 400, description = "A bad parameter or field: the problem says which and what to give.", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "No token, or one that does not work.", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "The token's scope, or its principal's role, does not allow it.", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed tokens from this address.", body = ProblemDocument, content_type = "application/problem+json"),
     ),
     security(("token" = []))
 )]
@@ -459,7 +470,10 @@ pub struct FiguresJson {
     params(FiguresParams),
     responses(
         (status = 200, description = "One row per group.", body = Vec<FiguresJson>),
-        (status = 400, description = "A bad parameter.", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 400, description = "A bad parameter or field: the problem says which and what to give.", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "No token, or one that does not work.", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "The token's scope, or its principal's role, does not allow it.", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed tokens from this address.", body = ProblemDocument, content_type = "application/problem+json"),
     ),
     security(("token" = []))
 )]

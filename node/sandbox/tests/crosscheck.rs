@@ -339,11 +339,15 @@ async fn a_later_run_tells_which_mismatches_still_stand() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grants_decide_which_items_and_records_take_part() {
-    // The district's grant withholds the phone and gives only one community's records.
+    // The district's grant withholds the phone, masks the former name, and gives only one
+    // community's records.
     let community = "420502001003";
     let (f, token) = checked(
         250,
-        &[("phone", Action::Withhold)],
+        &[
+            ("phone", Action::Withhold),
+            ("former_name", Action::Mask { first: 1, last: 0 }),
+        ],
         Some(RowScope {
             item: "community_code".into(),
             within: community.into(),
@@ -357,8 +361,17 @@ async fn grants_decide_which_items_and_records_take_part() {
     assert!(
         refused
             .message()
-            .contains("withholds item phone of catalog 101001001/000001 of 420502 "),
+            .contains("does not give item phone of catalog 101001001/000001 of 420502 in clear"),
         "{refused:?}"
+    );
+    // Matching candidates of one's own against a masked item would recover it: refused too.
+    let masked = run(&f, request(&token, &["name", "former_name"]))
+        .await
+        .unwrap_err();
+    assert_eq!(masked.code(), tonic::Code::PermissionDenied, "{masked:?}");
+    assert!(
+        masked.message().contains("item former_name") && masked.message().contains("in clear"),
+        "{masked:?}"
     );
     let entries = crosscheck_entries(&f, DISTRICT);
     assert!(
@@ -605,6 +618,10 @@ async fn mismatches_go_back_to_the_collector_as_cases_and_close_once_corrected()
     let address = column("current_address");
     for case in &waiting {
         assert_eq!(case.class, "6");
+        assert!(
+            case.records.is_empty(),
+            "no key of the register's: {case:?}"
+        );
         assert!(case.due_micros > 0 && case.crosscheck.starts_with(&first.run));
         assert!(register.iter().all(|r| !case.subject.contains(&r[address])));
     }

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use chrono::NaiveDate;
 use tierlink_client::Peers;
 use tierlink_core::calendar::{Calendar, Due};
-use tierlink_core::cases::chain::{self, MAX_MOVES, MAX_TEXT_CHARS};
+use tierlink_core::cases::chain::{self, MAX_MOVES};
 use tierlink_core::cases::state::{PROMISED, VERIFICATION};
 use tierlink_core::cases::{Action, Case, CaseError, Dimension, Status, apply};
 use tierlink_core::config::{CaseSettings, Deadlines, OverdueAction};
@@ -124,18 +124,15 @@ fn now_micros() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
 
+/// How far a delivered move's time may run ahead of this node's clock.
+const MAX_SKEW_MICROS: i64 = 5 * 60 * 1_000_000;
+
+/// The most cases a list answers when it names no limit.
+pub const DEFAULT_LIST: usize = 1000;
+
 /// `at` (µs since the Unix epoch), or now when 0.
 fn at_or_now(at: i64) -> i64 {
     if at == 0 { now_micros() } else { at }
-}
-
-fn too_long(what: &str, text: &str) -> Result<(), CaseError> {
-    if text.chars().count() > MAX_TEXT_CHARS {
-        return Err(CaseError::Invalid(format!(
-            "the {what} is at most {MAX_TEXT_CHARS} characters: shorten it, or refer to a document"
-        )));
-    }
-    Ok(())
 }
 
 impl Cases {
@@ -225,9 +222,6 @@ impl Cases {
         department: String,
         promised: &str,
     ) -> Result<CaseView, CasesError> {
-        for (what, text) in [("note", &mv.note), ("subject", &mv.subject)] {
-            too_long(what, text)?;
-        }
         let action: Action = mv.action.parse()?;
         let now = now_micros();
         mv.node = self.me.to_string();
@@ -369,7 +363,7 @@ impl Cases {
     }
 
     /// A dispatch to a department names one the directory's roles at that unit have.
-    fn check_department(&self, mv: &CaseMove) -> Result<(), CaseError> {
+    pub(crate) fn check_department(&self, mv: &CaseMove) -> Result<(), CaseError> {
         if mv.to_department.is_empty() {
             return Ok(());
         }
@@ -385,7 +379,7 @@ impl Cases {
                 "no role of {to} is in a department {:?}: its departments are {}",
                 mv.to_department,
                 if departments.is_empty() {
-                    "none yet (its administrator defines roles with `tierlink policy role`)".into()
+                    "none yet (its administrator defines roles with `tierlink role define`)".into()
                 } else {
                     departments.join(", ")
                 }
@@ -482,6 +476,17 @@ impl Cases {
             .into());
         }
         let new = &delivered[common..];
+        let now = now_micros();
+        for signed in new {
+            let mv = chain::read(signed)?;
+            if mv.at_micros > now + MAX_SKEW_MICROS {
+                return Err(CaseError::Refused(format!(
+                    "move {} of case {} is dated more than five minutes after this node's clock: check {}'s clock",
+                    mv.sequence, case.id, caller.node
+                ))
+                .into());
+            }
+        }
         let principal = new
             .last()
             .and_then(|m| chain::read(m).ok())
@@ -540,9 +545,11 @@ impl Cases {
             .filter(|s| !request.overdue || s.overdue)
             .collect();
         cases.sort_by(|a, b| b.raised_at_micros.cmp(&a.raised_at_micros));
-        if request.limit > 0 {
-            cases.truncate(request.limit as usize);
-        }
+        cases.truncate(if request.limit > 0 {
+            request.limit as usize
+        } else {
+            DEFAULT_LIST
+        });
         Ok(cases)
     }
 

@@ -158,7 +158,7 @@ pub enum CaseCommand {
         /// Only those past their deadline.
         #[arg(long)]
         overdue: bool,
-        /// At most this many.
+        /// At most this many (0: the node's default, 1,000).
         #[arg(long, default_value_t = 0)]
         limit: u32,
         /// As the cases will stand at the end of this day, YYYY-MM-DD (China Standard Time)

@@ -27,6 +27,7 @@ use std::str::FromStr;
 use tierlink_proto::v1::{CaseMove, RecordRef};
 
 use super::CaseError;
+use super::chain::MAX_TEXT_CHARS;
 use crate::identity::{NodeCode, Tier};
 
 /// What a move does.
@@ -189,6 +190,10 @@ pub struct Case {
     pub due_micros: Option<i64>,
     /// Whether the deadline was counted without the calendar of its year.
     pub due_provisional: bool,
+    /// When the last move was made: a move is not dated before the one it follows.
+    pub last_at_micros: i64,
+    /// The principal who reported the last result, and its department: neither verifies it.
+    pub reported_by: (String, String),
     /// When the upper tier approved an escalation: its deadline then runs from there.
     pub approved_at_micros: Option<i64>,
     /// When the last result was reported; cleared when a verification fails or it reopens.
@@ -272,7 +277,7 @@ fn unit(code: &str, what: &str) -> Result<NodeCode, CaseError> {
 }
 
 /// The day a case id names, and the unit, checked against the raising unit.
-fn check_id(id: &str, raiser: &NodeCode) -> Result<(), CaseError> {
+fn check_id(id: &str, raiser: &NodeCode, at_micros: i64) -> Result<(), CaseError> {
     let bad = || {
         CaseError::Invalid(format!(
             "case id {id:?} is not UNIT-YYYYMMDD-NNNNN with the raising unit's code ({raiser})"
@@ -288,6 +293,73 @@ fn check_id(id: &str, raiser: &NodeCode) -> Result<(), CaseError> {
     if u != raiser.as_str() || !digits(day, 8) || !digits(n, 5) {
         return Err(bad());
     }
+    // The day is the raising unit's local day: within a day of the raising's UTC date.
+    let named = chrono::NaiveDate::parse_from_str(day, "%Y%m%d").map_err(|_| bad())?;
+    let raised = chrono::DateTime::from_timestamp_micros(at_micros)
+        .map(|t| t.date_naive())
+        .ok_or_else(bad)?;
+    if (named - raised).num_days().abs() > 1 {
+        return Err(CaseError::Invalid(format!(
+            "case id {id:?} names {named}, but the case was raised on {raised}"
+        )));
+    }
+    Ok(())
+}
+
+/// The most records a case names.
+pub const MAX_RECORDS: usize = 100;
+
+/// The most characters of a short field (grid code, department, role, principal, a record's
+/// node, catalog or key, a cross-check reference).
+const MAX_FIELD_CHARS: usize = 256;
+
+/// The longest a deadline may run from the move that sets it: a year and a month.
+const MAX_DUE_MICROS: i64 = 400 * 86_400_000_000;
+
+/// Checks the sizes and dates a move carries, whoever made it: a chain delivered by another unit
+/// is held to what this node's own principals are.
+fn check_bounds(mv: &CaseMove) -> Result<(), CaseError> {
+    let long = |what: &str, text: &str, max: usize| {
+        if text.chars().count() > max {
+            Err(CaseError::Invalid(format!(
+                "the {what} of move {} is longer than {max} characters: shorten it, or refer to a document",
+                mv.sequence
+            )))
+        } else {
+            Ok(())
+        }
+    };
+    long("note", &mv.note, MAX_TEXT_CHARS)?;
+    long("subject", &mv.subject, MAX_TEXT_CHARS)?;
+    for (what, text) in [
+        ("grid code", &mv.grid),
+        ("department", &mv.department),
+        ("handling department", &mv.to_department),
+        ("role", &mv.role),
+        ("principal", &mv.principal),
+        ("cross-check reference", &mv.crosscheck),
+    ] {
+        long(what, text, MAX_FIELD_CHARS)?;
+    }
+    if mv.records.len() > MAX_RECORDS {
+        return Err(CaseError::Invalid(format!(
+            "a case names at most {MAX_RECORDS} records, and this one {}: name the rest in a document",
+            mv.records.len()
+        )));
+    }
+    for r in &mv.records {
+        for text in [&r.node, &r.catalog, &r.key] {
+            long("record reference", text, MAX_FIELD_CHARS)?;
+        }
+    }
+    if mv.due_micros != 0
+        && (mv.due_micros < mv.at_micros || mv.due_micros > mv.at_micros + MAX_DUE_MICROS)
+    {
+        return Err(CaseError::Invalid(format!(
+            "move {} sets a deadline before it was made or more than 400 days after",
+            mv.sequence
+        )));
+    }
     Ok(())
 }
 
@@ -295,6 +367,7 @@ fn check_id(id: &str, raiser: &NodeCode) -> Result<(), CaseError> {
 /// stands, or why the rules refuse the move. Deterministic: it reads nothing but its arguments.
 pub fn apply(case: Option<&Case>, mv: &CaseMove) -> Result<Case, CaseError> {
     let action: Action = mv.action.parse()?;
+    check_bounds(mv)?;
     let signer = unit(&mv.node, "signing unit")?;
     if !mv.role.is_empty() && !mv.role.starts_with(&format!("{signer}/")) {
         return Err(refused(format!(
@@ -319,6 +392,12 @@ pub fn apply(case: Option<&Case>, mv: &CaseMove) -> Result<Case, CaseError> {
     }
     if action == Action::Raise {
         return Err(refused(format!("case {} is already raised", case.id)));
+    }
+    if mv.at_micros < case.last_at_micros {
+        return Err(refused(format!(
+            "move {} of case {} is dated before the move it follows",
+            mv.sequence, case.id
+        )));
     }
     let next = case.next().clone();
     if signer != next {
@@ -348,6 +427,7 @@ pub fn apply(case: Option<&Case>, mv: &CaseMove) -> Result<Case, CaseError> {
     }
     let mut next = case.clone();
     next.moves += 1;
+    next.last_at_micros = mv.at_micros;
     if mv.due_micros != 0 {
         next.due_micros = Some(mv.due_micros);
         next.due_provisional = mv.due_provisional;
@@ -410,8 +490,23 @@ pub fn apply(case: Option<&Case>, mv: &CaseMove) -> Result<Case, CaseError> {
             next.status = Status::Reported;
             next.result = mv.note.clone();
             next.reported_at_micros = Some(mv.at_micros);
+            next.reported_by = (mv.principal.clone(), mv.department.clone());
         }
         Action::Verify => {
+            let (reporter, department) = &case.reported_by;
+            let same_principal = !reporter.is_empty() && *reporter == mv.principal;
+            let same_department = case
+                .handler
+                .as_ref()
+                .is_some_and(|(unit, _)| *unit == signer)
+                && !department.is_empty()
+                && *department == mv.department;
+            if same_principal || same_department {
+                return Err(refused(format!(
+                    "case {}'s result was reported by {reporter} of {department}: another department verifies it",
+                    case.id
+                )));
+            }
             if mv.passed {
                 next.status = Status::Verified;
             } else {
@@ -466,7 +561,7 @@ fn raise(mv: &CaseMove, action: Action, signer: NodeCode) -> Result<Case, CaseEr
             mv.case_id
         )));
     }
-    check_id(&mv.case_id, &signer)?;
+    check_id(&mv.case_id, &signer, mv.at_micros)?;
     let parent = parent_of(&signer);
     if !CHANNELS.contains(&mv.channel.as_str()) {
         return Err(CaseError::Invalid(format!(
@@ -502,6 +597,8 @@ fn raise(mv: &CaseMove, action: Action, signer: NodeCode) -> Result<Case, CaseEr
         due_micros: (mv.due_micros != 0).then_some(mv.due_micros),
         due_provisional: mv.due_provisional,
         approved_at_micros: None,
+        last_at_micros: mv.at_micros,
+        reported_by: (String::new(), String::new()),
         reported_at_micros: None,
         result: String::new(),
         closed_at_micros: None,

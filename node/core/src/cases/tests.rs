@@ -7,6 +7,9 @@ use super::{CaseError, Dimension, figures};
 
 const DAY: i64 = 86_400_000_000;
 
+/// 2026-12-01 02:00 UTC, the day the test cases' ids name.
+const BASE: i64 = 1796090400000000;
+
 fn mv(case: &Case, node: &str, action: &str) -> CaseMove {
     CaseMove {
         case_id: case.id.clone(),
@@ -28,7 +31,7 @@ fn raised(node: &str, class: &str, due: i64) -> Case {
             channel: "1".into(),
             class: class.into(),
             subject: "路灯不亮".into(),
-            at_micros: 1_000 * DAY,
+            at_micros: BASE,
             due_micros: due,
             ..CaseMove::default()
         },
@@ -101,12 +104,12 @@ fn each_state_has_one_unit_that_acts_and_the_moves_it_may_make() {
     let approved = step(
         &escalated,
         CaseMove {
-            due_micros: 1_003 * DAY,
+            due_micros: BASE + 3 * DAY,
             ..mv(&escalated, "420502", "approve")
         },
     )
     .unwrap();
-    assert_eq!(approved.due_micros, Some(1_003 * DAY));
+    assert_eq!(approved.due_micros, Some(BASE + 3 * DAY));
     assert!(approved.approved_at_micros.is_some());
     // Dispatch across to a sibling street is allowed for a street; a district dispatches below.
     let across = raised("420502001", "1", 0);
@@ -204,7 +207,7 @@ fn the_city_has_no_upper_tier() {
 
 #[test]
 fn figures_count_results_against_their_deadlines() {
-    let due = 1_002 * DAY;
+    let due = BASE + 2 * DAY;
     let report = |case: &Case, at: i64| {
         let dispatched = step(
             case,
@@ -244,5 +247,103 @@ fn figures_count_results_against_their_deadlines() {
     let classes: Vec<&str> = by_class.iter().map(|r| r.group[0].as_str()).collect();
     assert_eq!(classes, ["1", "3", "5"]);
     let period = figures(&all, &[Dimension::Period, Dimension::Tier], &zone, due);
-    assert_eq!(period[0].group, ["1972-09", "street"]);
+    assert_eq!(period[0].group, ["2026-12", "street"]);
+}
+
+#[test]
+fn a_delivered_chain_is_held_to_the_same_bounds_and_dates() {
+    let case = raised("420502001", "1", 0);
+    let long = CaseMove {
+        note: "x".repeat(4001),
+        to: "420502".into(),
+        ..mv(&case, "420502001", "escalate")
+    };
+    assert!(
+        matches!(step(&case, long), Err(CaseError::Invalid(m)) if m.contains("longer than 4000"))
+    );
+    let backdated = CaseMove {
+        to: "420502".into(),
+        at_micros: BASE - 1,
+        ..mv(&case, "420502001", "escalate")
+    };
+    assert!(
+        matches!(step(&case, backdated), Err(CaseError::Refused(m)) if m.contains("dated before"))
+    );
+    let far = CaseMove {
+        to: "420502001".into(),
+        route: 1,
+        due_micros: BASE + 500 * DAY,
+        ..mv(&case, "420502001", "dispatch")
+    };
+    assert!(matches!(step(&case, far), Err(CaseError::Invalid(m)) if m.contains("400 days")));
+    let many = CaseMove {
+        records: vec![tierlink_proto::v1::RecordRef::default(); 101],
+        sequence: 0,
+        channel: "1".into(),
+        class: "1".into(),
+        subject: "s".into(),
+        ..mv(&case, "420502001", "raise")
+    };
+    assert!(
+        matches!(apply(None, &many), Err(CaseError::Invalid(m)) if m.contains("at most 100 records"))
+    );
+    let elsewhen = CaseMove {
+        case_id: "420502001-19990101-00001".into(),
+        sequence: 0,
+        channel: "1".into(),
+        class: "1".into(),
+        subject: "s".into(),
+        ..mv(&case, "420502001", "raise")
+    };
+    assert!(
+        matches!(apply(None, &elsewhen), Err(CaseError::Invalid(m)) if m.contains("names 1999-01-01"))
+    );
+}
+
+#[test]
+fn whoever_reported_a_result_does_not_verify_it() {
+    let case = raised("420502001", "1", 0);
+    let dispatched = step(
+        &case,
+        CaseMove {
+            to: "420502001".into(),
+            to_department: "城管科".into(),
+            route: 1,
+            ..mv(&case, "420502001", "dispatch")
+        },
+    )
+    .unwrap();
+    let reported = step(
+        &dispatched,
+        CaseMove {
+            note: "done".into(),
+            principal: "chen@420502001".into(),
+            department: "城管科".into(),
+            ..mv(&dispatched, "420502001", "report")
+        },
+    )
+    .unwrap();
+    let by_reporter = CaseMove {
+        passed: true,
+        principal: "chen@420502001".into(),
+        department: "综合服务中心".into(),
+        ..mv(&reported, "420502001", "verify")
+    };
+    assert!(
+        matches!(step(&reported, by_reporter), Err(CaseError::Refused(m)) if m.contains("another department verifies it"))
+    );
+    let same_department = CaseMove {
+        passed: true,
+        principal: "li@420502001".into(),
+        department: "城管科".into(),
+        ..mv(&reported, "420502001", "verify")
+    };
+    assert!(step(&reported, same_department).is_err());
+    let hall = CaseMove {
+        passed: true,
+        principal: "wang@420502001".into(),
+        department: "综合服务中心".into(),
+        ..mv(&reported, "420502001", "verify")
+    };
+    assert_eq!(step(&reported, hall).unwrap().status, Status::Verified);
 }

@@ -4,16 +4,17 @@
 //!
 //! The holder raises one case per mismatch and dispatches it to the collecting unit, naming the
 //! run and the mismatch's reference (`RUN#REFERENCE`, which the collector resolves to its own
-//! record with `tierlink crosscheck show RUN`), never a value. The collector corrects its record
+//! record with `tierlink crosscheck show RUN`), never a key or a value: the holder's keys may be
+//! the very ID numbers the collector lacks. The collector corrects its record
 //! through the normal write path, or confirms it, and reports. A later run settles each reported
 //! case: verified and closed where the mismatch no longer stands, sent back where it does.
 
 use std::collections::HashSet;
 
-use tierlink_core::cases::{Action, Case, Status, state::VERIFICATION};
+use tierlink_core::cases::{Action, Case, CaseError, Status, state::VERIFICATION};
 use tierlink_core::crosscheck::{Mismatch, MismatchKind};
 use tierlink_core::identity::NodeCode;
-use tierlink_proto::v1::{CaseMove, Credential, RecordRef};
+use tierlink_proto::v1::{CaseMove, Credential};
 
 use super::{Cases, CasesError};
 use crate::crosscheck::store::{CrossChecks, Run};
@@ -28,6 +29,10 @@ pub struct SentBack {
     /// Earlier cases sent back to the collector: their mismatch still stands.
     pub returned: Vec<String>,
 }
+
+/// The most verification cases one run sends back: more mismatches than this say the terms are
+/// wrong (another catalog, another join item) more often than the records are.
+pub const MAX_SENT_BACK: usize = 500;
 
 /// The mismatch a verification case names: `RUN#REFERENCE`.
 fn reference(mismatch: &Mismatch) -> String {
@@ -68,6 +73,14 @@ impl Cases {
             .split_once(':')
             .and_then(|(node, _)| node.parse().ok())
             .ok_or_else(|| CasesError::Store(format!("run {} names no collector", run.id)))?;
+        let new = run.mismatches().len();
+        if new > MAX_SENT_BACK {
+            return Err(CaseError::Refused(format!(
+                "run {} found {new} mismatches, more than the {MAX_SENT_BACK} one run sends back: check the catalogs, the join item and the compared items; the run is kept (`tierlink crosscheck show {}`)",
+                run.id, run.id
+            ))
+            .into());
+        }
         let mut done = SentBack::default();
         let mut open: HashSet<String> = HashSet::new();
         for case in self.cases()? {
@@ -110,23 +123,12 @@ impl Cases {
                 open.insert(earlier);
             }
         }
-        let (here_node, here_catalog) = run.here().split_once(':').unwrap_or_default();
         for mismatch in run.mismatches() {
             let named = reference(&mismatch);
             let same = |r: &String| r.split_once('#').map(|(_, x)| x) == Some(&mismatch.reference);
             if open.iter().any(same) {
                 continue;
             }
-            // A record only the holder has is named by its key here; the collector reads it
-            // under its own grants, if they allow.
-            let records = match (&mismatch.kind, &mismatch.key) {
-                (MismatchKind::OnlyAtHolder, Some(key)) => vec![RecordRef {
-                    node: here_node.into(),
-                    catalog: here_catalog.into(),
-                    key: key.clone(),
-                }],
-                _ => Vec::new(),
-            };
             let raised = self
                 .act(
                     credential,
@@ -135,7 +137,6 @@ impl Cases {
                         channel: "4".into(),
                         class: VERIFICATION.into(),
                         subject: subject(&mismatch, run.here()),
-                        records,
                         crosscheck: named,
                         ..CaseMove::default()
                     },

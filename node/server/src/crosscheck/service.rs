@@ -573,6 +573,17 @@ impl CrossCheck for CrossCheckService {
                 "mismatches go back to the collector from the unit that holds the register: send them back from a run started with --holder",
             ));
         }
+        if r.send_back {
+            // Checked before the run, which would otherwise be made and kept for nothing.
+            let dispatch = tierlink_proto::v1::CaseMove {
+                to: other.to_string(),
+                to_department: r.department.clone(),
+                ..Default::default()
+            };
+            self.cases
+                .check_department(&dispatch)
+                .map_err(|e| Status::from(crate::cases::CasesError::from(e)))?;
+        }
         let credential = r.credential.ok_or_else(|| {
             Status::invalid_argument(
                 "a cross-check is run for a principal of this node: give its name, token, role and purpose (--principal, --token, --role, --purpose)",

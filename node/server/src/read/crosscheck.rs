@@ -4,7 +4,8 @@
 //! decided, and a requester signed for the counterpart's catalog (the run id as its request id);
 //! on the counterpart the requester is verified (once: a replay is refused) and the principal's
 //! grant there decided. Either way the grant must give the join item and every compared item in
-//! some form other than withheld, and its row scope limits the records that take part. Each end
+//! clear (matching candidates against a masked item would recover it), and its row scope limits
+//! the records that take part. Each end
 //! keeps one audit entry, kind `crosscheck`: the items compared, the counts, and the keys only of
 //! its records the other side now knows it holds (matched or differing), never of unmatched ones.
 
@@ -278,14 +279,16 @@ impl ReadService {
             })
             .map_err(|refusal| ReadError::permission_denied(refusal.to_string()))?;
         let terms = scope.terms;
+        // Equality with values of one's own choosing reveals a value in full (a masked ID
+        // number has few candidates): only items the grant gives in clear take part.
         for item in std::iter::once(&terms.join).chain(&terms.compared) {
-            let withheld = decision
+            let clear = decision
                 .items
                 .iter()
-                .any(|d| &d.item == item && d.action == Action::Withhold);
-            if withheld {
+                .any(|d| &d.item == item && d.action == Action::Clear);
+            if !clear {
                 return Err(ReadError::permission_denied(format!(
-                    "grant {} withholds item {item} of catalog {} of {} from {} as {}: a cross-check compares only items the grant gives in some form; ask for a grant that gives {item}, or leave it out (--compare)",
+                    "grant {} does not give item {item} of catalog {} of {} in clear to {} as {}: a cross-check compares only items the grant gives in clear, since matching values of one's own choosing against a masked or hashed item would reveal it; ask for a grant that gives {item} in clear, or leave it out (--compare)",
                     decision.grant,
                     catalog.code,
                     self.me(),

@@ -398,10 +398,7 @@ impl Round {
             )));
         }
         let component = |bytes: &[u8], j: usize| -> HashSet<[u8; ELEMENT_BYTES]> {
-            bytes
-                .chunks_exact(tuple)
-                .map(|t| element(t, j))
-                .collect()
+            bytes.chunks_exact(tuple).map(|t| element(t, j)).collect()
         };
         let mut own_matched = vec![vec![false; w]; self.order.len()];
         let mut their_matched = vec![vec![false; w]; theirs.len() / tuple];
@@ -580,7 +577,12 @@ impl Party {
             .prepared
             .entries
             .iter()
-            .flat_map(|e| [key_input(&self.context, &e.join), record_input(&self.context, e)])
+            .flat_map(|e| {
+                [
+                    key_input(&self.context, &e.join),
+                    record_input(&self.context, e),
+                ]
+            })
             .collect();
         let (round, elements) = Round::start(&self.secret, ROUND_ONE_WIDTH, inputs)?;
         let references = round
@@ -758,15 +760,11 @@ impl Party {
                 reference: hex::encode(r),
                 status,
             });
-        let not_compared = self
-            .prepared
-            .not_compared
-            .into_iter()
-            .map(|key| OwnRecord {
-                key,
-                reference: String::new(),
-                status: Status::NotCompared,
-            });
+        let not_compared = self.prepared.not_compared.into_iter().map(|key| OwnRecord {
+            key,
+            reference: String::new(),
+            status: Status::NotCompared,
+        });
         Outcome {
             own: compared.chain(not_compared).collect(),
             theirs: self.theirs,

@@ -65,14 +65,23 @@ async fn checked(
     let revision = district.publish(&[RESIDENTS]).await.unwrap();
     f.federation.wait_for_revision(revision).await.unwrap();
     let street = f.clients[STREET].code().clone();
-    let role = define_role(&f.federation, &street, "checker").await.unwrap();
+    let role = define_role(&f.federation, &street, "checker")
+        .await
+        .unwrap();
     assert_eq!(role, ROLE);
     let checker = (&street, ROLE);
     // The street's grant gives the phone too: only the district's may withhold it.
     let phone = [("phone", Action::Clear)];
-    grant_residents(&f.federation, checker, &street, "checker-street", &phone, None)
-        .await
-        .unwrap();
+    grant_residents(
+        &f.federation,
+        checker,
+        &street,
+        "checker-street",
+        &phone,
+        None,
+    )
+    .await
+    .unwrap();
     let district = district.code().clone();
     grant_residents(
         &f.federation,
@@ -169,7 +178,14 @@ async fn mismatches_are_counted_on_both_sides_and_nothing_unmatched_crosses() {
     let street_run = run(&f, request(&token, &COMPARED)).await.unwrap();
     let c = street_run.counts.clone().unwrap();
     assert_eq!(
-        (c.here, c.there, c.matched, c.differing, c.only_here, c.only_there),
+        (
+            c.here,
+            c.there,
+            c.matched,
+            c.differing,
+            c.only_here,
+            c.only_there
+        ),
         (250, 262, 185, 15, 50, 62)
     );
     assert_eq!(street_run.role, "collector");
@@ -178,7 +194,14 @@ async fn mismatches_are_counted_on_both_sides_and_nothing_unmatched_crosses() {
     let district_run = show(&f, DISTRICT, &street_run.run).await;
     let d = district_run.counts.clone().unwrap();
     assert_eq!(
-        (d.here, d.there, d.matched, d.differing, d.only_here, d.only_there),
+        (
+            d.here,
+            d.there,
+            d.matched,
+            d.differing,
+            d.only_here,
+            d.only_there
+        ),
         (262, 250, 185, 15, 62, 50)
     );
     assert_eq!(district_run.role, "holder");
@@ -235,8 +258,16 @@ async fn mismatches_are_counted_on_both_sides_and_nothing_unmatched_crosses() {
     // district's unmatched residents in the street's: not their keys, not their ID numbers.
     let district_store = store_bytes(&f, DISTRICT);
     for row in &street_rows[..50] {
-        assert!(!holds(&district_store, &row[0]), "{} at the district", row[0]);
-        assert!(!holds(&district_store, &row[1]), "{} at the district", row[1]);
+        assert!(
+            !holds(&district_store, &row[0]),
+            "{} at the district",
+            row[0]
+        );
+        assert!(
+            !holds(&district_store, &row[1]),
+            "{} at the district",
+            row[1]
+        );
     }
     let street_store = store_bytes(&f, STREET);
     for row in &district_rows[200..] {
@@ -256,8 +287,15 @@ async fn mismatches_are_counted_on_both_sides_and_nothing_unmatched_crosses() {
         assert_eq!(e.side, Some(side));
         assert_eq!(e.request_id, street_run.run);
         assert_eq!(e.principal, "zhou@420502001");
-        assert_eq!(e.items["equality"], ["id_number", "name", "current_address"]);
-        assert!(e.bounds.contains("matched 185, differing 15"), "{}", e.bounds);
+        assert_eq!(
+            e.items["equality"],
+            ["id_number", "name", "current_address"]
+        );
+        assert!(
+            e.bounds.contains("matched 185, differing 15"),
+            "{}",
+            e.bounds
+        );
         assert_eq!(e.keys.len(), 200);
         assert!(unmatched.iter().all(|k| !e.keys.contains(k)));
     }
@@ -296,6 +334,15 @@ async fn a_later_run_tells_which_mismatches_still_stand() {
     assert!(runs.still_stands(other, &later.run).unwrap());
     let held_only_there = mismatches.iter().find(|m| m.key.is_none()).unwrap();
     assert!(runs.still_stands(held_only_there, &later.run).unwrap());
+    // The district, and only it, resolves the reference to its resident's key.
+    let at_district = f.federation.nodes[DISTRICT].cross_checks().unwrap();
+    let key = at_district
+        .resolve(&first.run, &held_only_there.reference)
+        .unwrap()
+        .unwrap();
+    let (_, district_rows) = rows(250);
+    assert!(district_rows[200..].iter().any(|r| r[0] == key));
+    assert_eq!(runs.resolve(&first.run, &held_only_there.reference).unwrap(), None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -322,7 +369,10 @@ async fn grants_decide_which_items_and_records_take_part() {
         "{refused:?}"
     );
     let entries = crosscheck_entries(&f, DISTRICT);
-    assert!(entries.iter().any(|e| e.reason.contains("phone")), "{entries:?}");
+    assert!(
+        entries.iter().any(|e| e.reason.contains("phone")),
+        "{entries:?}"
+    );
 
     let scoped = run(&f, request(&token, &COMPARED)).await.unwrap();
     let (_, district_rows) = rows(250);
@@ -404,7 +454,10 @@ async fn forged_and_replayed_requesters_are_refused() {
     assert!(matches!(accepted, Response_::Accepted(_)));
     let replayed = compare(&f, open(signed)).await.unwrap_err();
     assert_eq!(replayed.code(), tonic::Code::PermissionDenied);
-    assert!(replayed.message().contains("already served"), "{replayed:?}");
+    assert!(
+        replayed.message().contains("already served"),
+        "{replayed:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

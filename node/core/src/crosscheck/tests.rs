@@ -174,7 +174,10 @@ fn a_later_run_tells_which_mismatches_still_stand() {
     assert!(standing.contains(&(Some("s2"), false)));
     assert!(standing.contains(&(Some("s3"), true)));
     assert!(standing.contains(&(Some("s4"), false)));
-    assert!(standing.contains(&(None, true)), "d5 is still only at the district");
+    assert!(
+        standing.contains(&(None, true)),
+        "d5 is still only at the district"
+    );
 }
 
 #[test]
@@ -227,7 +230,14 @@ fn a_shuffle_is_a_permutation_and_moves_things() {
     let mut sorted = order.clone();
     sorted.sort_unstable();
     assert_eq!(sorted, (0..1000).collect::<Vec<u32>>());
-    assert!(order.iter().enumerate().filter(|(i, v)| *i as u32 == **v).count() < 20);
+    assert!(
+        order
+            .iter()
+            .enumerate()
+            .filter(|(i, v)| *i as u32 == **v)
+            .count()
+            < 20
+    );
 }
 
 #[test]

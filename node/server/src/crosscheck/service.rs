@@ -28,8 +28,8 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::store::{CrossChecks, Run, RunError, pair};
 use super::CHUNK_BYTES;
+use super::store::{CrossChecks, Run, RunError, pair};
 use crate::admission::Caller;
 use crate::read::crosscheck::{CrossScope, Decided};
 use crate::read::{ReadService, relay_failure};
@@ -204,7 +204,10 @@ impl End {
                     }),
                     Ok(_) => Err(format!("{other} ended the stream")),
                     // The counterpart's refusal, as it said it.
-                    Err(s) if s.code() != tonic::Code::Unknown && s.code() != tonic::Code::Cancelled => {
+                    Err(s)
+                        if s.code() != tonic::Code::Unknown
+                            && s.code() != tonic::Code::Cancelled =>
+                    {
                         Err(format!("{other} answered: {}", s.message()))
                     }
                     Err(s) => Err(tierlink_client::error_chain(&s)),
@@ -337,7 +340,13 @@ async fn round(
         end.send_all(number, false, &elements, &references, (tuple, per))
             .await?;
         let mut got = end
-            .gather(number, Want { answer: mine, ..offered })
+            .gather(
+                number,
+                Want {
+                    answer: mine,
+                    ..offered
+                },
+            )
             .await?;
         let (party, answered) = answer(party, std::mem::take(&mut got.offer)).await?;
         end.send_all(number, true, &answered, &[], (tuple, 0))
@@ -405,7 +414,9 @@ async fn rounds(
     let (party, items) = blocking(party, Party::offer_items).await?;
     let (party, got) = round(end, party, first, 2, (items, Vec::new()), width, differing).await?;
     let (party, ()) = blocking(party, move |p| p.settle_items(&got.answer, &got.offer)).await?;
-    progress.step("round two done: the differing items are known").await;
+    progress
+        .step("round two done: the differing items are known")
+        .await;
     Ok(party)
 }
 
@@ -511,13 +522,7 @@ fn mismatch_message(m: Mismatch) -> CrossCheckMismatch {
 }
 
 /// The run as this side keeps it.
-fn kept(
-    terms: Terms,
-    decided: &Decided,
-    initiated: bool,
-    role: Role,
-    party: Party,
-) -> Run {
+fn kept(terms: Terms, decided: &Decided, initiated: bool, role: Role, party: Party) -> Run {
     Run {
         id: terms.run.clone(),
         terms,
@@ -599,9 +604,11 @@ impl CrossCheck for CrossCheckService {
             let mut decided = decided;
             let progress = Progress(Some(tx.clone()));
             let result = initiate(&reads, &runs, &mut decided, terms, open, role, &progress).await;
-            let answer = finish(&reads, &runs, decided, result).await.map(|run| RunProgress {
-                event: Some(Event::Run(run_message(&run))),
-            });
+            let answer = finish(&reads, &runs, decided, result)
+                .await
+                .map(|run| RunProgress {
+                    event: Some(Event::Run(run_message(&run))),
+                });
             let _ = tx.send(answer).await;
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
@@ -665,9 +672,11 @@ impl CrossCheck for CrossCheckService {
         tokio::spawn(async move {
             let mut decided = decided;
             let result = respond(&runs, &mut decided, terms, &open, role, (&mut end, &tx)).await;
-            let done = finish(&reads, &runs, decided, result).await.map(|_| CompareResponse {
-                message: Some(Response_::Done(CompareDone {})),
-            });
+            let done = finish(&reads, &runs, decided, result)
+                .await
+                .map(|_| CompareResponse {
+                    message: Some(Response_::Done(CompareDone {})),
+                });
             let _ = tx.send(done).await;
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))

@@ -141,9 +141,9 @@ impl CrossChecks {
         let _making = self.making_key.lock().unwrap_or_else(|p| p.into_inner());
         let at = format!("k/{pair}").into_bytes();
         if let Some(key) = self.space.get(&at)? {
-            return key
-                .try_into()
-                .map_err(|_| StoreError::Corrupt(format!("crosscheck: the reference key of {pair}")));
+            return key.try_into().map_err(|_| {
+                StoreError::Corrupt(format!("crosscheck: the reference key of {pair}"))
+            });
         }
         let mut key = [0u8; 32];
         getrandom::fill(&mut key)
@@ -157,6 +157,18 @@ impl CrossChecks {
     /// code sends back to the collector.
     pub fn mismatches(&self, id: &str) -> Result<Vec<Mismatch>, RunError> {
         Ok(self.run(id)?.mismatches())
+    }
+
+    /// This node's key for `reference` in run `id`: what a mismatch the other node describes by
+    /// reference is, here. None when no record of this node has that reference in the run.
+    pub fn resolve(&self, id: &str, reference: &str) -> Result<Option<String>, RunError> {
+        Ok(self
+            .run(id)?
+            .outcome
+            .own
+            .into_iter()
+            .find(|r| r.reference == reference)
+            .map(|r| r.key))
     }
 
     /// Whether `mismatch`, of an earlier run, still stands in run `later` of the same pair of
@@ -178,6 +190,7 @@ impl CrossChecks {
     }
 
     fn run(&self, id: &str) -> Result<Run, RunError> {
-        self.get(id)?.ok_or_else(|| RunError::NotFound(id.to_owned()))
+        self.get(id)?
+            .ok_or_else(|| RunError::NotFound(id.to_owned()))
     }
 }

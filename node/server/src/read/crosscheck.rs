@@ -123,7 +123,9 @@ impl ReadService {
         scope: &CrossScope<'_>,
     ) -> Result<Decided, ReadError> {
         let refused = |reason: String| {
-            ReadError::permission_denied(format!("the cross-check's requester is refused: {reason}"))
+            ReadError::permission_denied(format!(
+                "the cross-check's requester is refused: {reason}"
+            ))
         };
         let claim = requester::claim(signed).map_err(refused)?;
         let claimed = claim.asker();
@@ -240,7 +242,10 @@ impl ReadService {
             outcome: Some(Served::Served),
             items: BTreeMap::from([(
                 "equality".to_owned(),
-                std::iter::once(&t.join).chain(&t.compared).cloned().collect(),
+                std::iter::once(&t.join)
+                    .chain(&t.compared)
+                    .cloned()
+                    .collect(),
             )]),
             bounds: format!(
                 "cross-check {} of {here} with {there} on {} comparing {}",
@@ -264,8 +269,7 @@ impl ReadService {
     ) -> Result<Decided, ReadError> {
         let registry_entry = self.registry.entry(scope.catalog)?;
         let catalog = registry_entry.catalog.clone();
-        positions(&catalog, scope.terms)
-            .map_err(|e| ReadError::invalid_argument(e.to_string()))?;
+        positions(&catalog, scope.terms).map_err(|e| ReadError::invalid_argument(e.to_string()))?;
         let decision = decided
             .unwrap_or_else(|| {
                 self.peers

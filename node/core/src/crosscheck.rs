@@ -284,13 +284,12 @@ fn parallel<const IN: usize>(
                     for (x, y) in i.chunks_exact(IN).zip(o.chunks_exact_mut(out)) {
                         f(x.try_into().expect("chunks of IN bytes"), y)?;
                     }
-                    Ok(())
+                    Ok::<(), String>(())
                 })
             })
             .collect();
         jobs.into_iter()
-            .map(|j| j.join().unwrap_or_else(|_| Err("a worker panicked".into())))
-            .collect::<Result<(), String>>()
+            .try_for_each(|j| j.join().unwrap_or_else(|_| Err("a worker panicked".into())))
     })?;
     Ok(output)
 }
@@ -351,6 +350,9 @@ fn shuffled(n: usize) -> Result<Vec<u32>, CrossCheckError> {
     Ok(order)
 }
 
+/// Per tuple, whether each of its components matched.
+type Matched = Vec<Vec<bool>>;
+
 /// One round's tuples as this side sent them: `order[p]` is the own record at position `p`.
 struct Round {
     width: usize,
@@ -377,11 +379,7 @@ impl Round {
     /// Which components match, for each own record (own order) and each of the other side's
     /// tuples (their order), from own elements raised to both secrets (`own`, in the order sent)
     /// and theirs (`theirs`, in their order).
-    fn settle(
-        &self,
-        own: &[u8],
-        theirs: &[u8],
-    ) -> Result<(Vec<Vec<bool>>, Vec<Vec<bool>>), CrossCheckError> {
+    fn settle(&self, own: &[u8], theirs: &[u8]) -> Result<(Matched, Matched), CrossCheckError> {
         let w = self.width;
         let tuple = w * ELEMENT_BYTES;
         if own.len() != self.order.len() * tuple {

@@ -177,7 +177,7 @@ async fn mismatches_are_counted_on_both_sides_and_nothing_unmatched_crosses() {
     let (f, token) = checked(250, &[], None).await;
     let (street_rows, district_rows) = rows(250);
     let street_run = run(&f, request(&token, &COMPARED)).await.unwrap();
-    let c = street_run.counts.clone().unwrap();
+    let c = street_run.counts.unwrap();
     assert_eq!(
         (
             c.here,
@@ -193,7 +193,7 @@ async fn mismatches_are_counted_on_both_sides_and_nothing_unmatched_crosses() {
 
     // The district keeps the same run, with the counts seen from its side.
     let district_run = show(&f, DISTRICT, &street_run.run).await;
-    let d = district_run.counts.clone().unwrap();
+    let d = district_run.counts.unwrap();
     assert_eq!(
         (
             d.here,
@@ -335,6 +335,19 @@ async fn a_later_run_tells_which_mismatches_still_stand() {
     assert!(runs.still_stands(other, &later.run).unwrap());
     let held_only_there = mismatches.iter().find(|m| m.key.is_none()).unwrap();
     assert!(runs.still_stands(held_only_there, &later.run).unwrap());
+    // The district, and only it, resolves the reference to its resident's key.
+    let at_district = f.federation.nodes[DISTRICT].cross_checks().unwrap();
+    let key = at_district
+        .resolve(&first.run, &held_only_there.reference)
+        .unwrap()
+        .unwrap();
+    let (_, district_rows) = rows(250);
+    assert!(district_rows[200..].iter().any(|r| r[0] == key));
+    assert_eq!(
+        runs.resolve(&first.run, &held_only_there.reference)
+            .unwrap(),
+        None
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,8 +12,9 @@
 //! its own. A run broken off keeps nothing at either end but a refused audit entry: run it again.
 //!
 //! For the cases code: [`CrossChecks::mismatches`] lists a run's mismatches as this node
-//! describes them, and [`CrossChecks::still_stands`] tells whether one still stands in a later
-//! run of the same pair.
+//! describes them, [`CrossChecks::resolve`] turns the other node's reference to one of this
+//! node's records back into its key, and [`CrossChecks::still_stands`] tells whether a mismatch
+//! still stands in a later run of the same pair.
 
 mod service;
 pub mod store;

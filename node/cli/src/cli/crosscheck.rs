@@ -65,7 +65,7 @@ fn status(s: tonic::Status) -> CliError {
 
 /// A run as an operator reads it: what was compared, the counts, then one line per mismatch.
 fn print_run(run: &CrossCheckRun) {
-    let c = run.counts.clone().unwrap_or_default();
+    let c = run.counts.unwrap_or_default();
     println!(
         "run {}: {} ({}) against {} on {}, comparing {}",
         run.run,

@@ -159,6 +159,18 @@ impl CrossChecks {
         Ok(self.run(id)?.mismatches())
     }
 
+    /// This node's key for `reference` in run `id`: what a mismatch the other node describes by
+    /// reference is, here. None when no record of this node has that reference in the run.
+    pub fn resolve(&self, id: &str, reference: &str) -> Result<Option<String>, RunError> {
+        Ok(self
+            .run(id)?
+            .outcome
+            .own
+            .into_iter()
+            .find(|r| r.reference == reference)
+            .map(|r| r.key))
+    }
+
     /// Whether `mismatch`, of an earlier run, still stands in run `later` of the same pair of
     /// catalogs: false once the record matches (a correction went through) or, for a record only
     /// one side held, once the other holds it too.

@@ -602,7 +602,7 @@ async fn mismatches_go_back_to_the_collector_as_cases_and_close_once_corrected()
         panic!("the run ended without its result");
     };
     let (first, steps) = run_at_district(send_back.clone()).await;
-    let counts = first.counts.clone().unwrap();
+    let counts = first.counts.unwrap();
     let mismatches = counts.differing + counts.only_here + counts.only_there;
     assert_eq!(mismatches, 12, "{counts:?}");
     assert!(steps.iter().any(|s| s.contains("12 raised")), "{steps:?}");
@@ -616,12 +616,7 @@ async fn mismatches_go_back_to_the_collector_as_cases_and_close_once_corrected()
     };
     let mut waiting = Vec::new();
     for _ in 0..200 {
-        waiting = street_cases
-            .list(mine.clone())
-            .await
-            .unwrap()
-            .into_inner()
-            .cases;
+        waiting = street_cases.list(mine).await.unwrap().into_inner().cases;
         if waiting.len() == 12 {
             break;
         }
@@ -670,7 +665,7 @@ async fn mismatches_go_back_to_the_collector_as_cases_and_close_once_corrected()
     let mut district_cases = f.clients[DISTRICT].cases().await.unwrap();
     for _ in 0..200 {
         let reported = district_cases
-            .list(mine.clone())
+            .list(mine)
             .await
             .unwrap()
             .into_inner()

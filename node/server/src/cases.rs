@@ -544,7 +544,7 @@ impl Cases {
             .map(|c| self.summary(c, now))
             .filter(|s| !request.overdue || s.overdue)
             .collect();
-        cases.sort_by(|a, b| b.raised_at_micros.cmp(&a.raised_at_micros));
+        cases.sort_by_key(|c| std::cmp::Reverse(c.raised_at_micros));
         cases.truncate(if request.limit > 0 {
             request.limit as usize
         } else {

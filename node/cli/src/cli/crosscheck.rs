@@ -12,6 +12,7 @@ use super::{ActAs, CliError, NodeArg};
 
 /// `tierlink crosscheck …`
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // Parsed once per process: boxing would only blur the arguments.
 pub enum CrossCheckCommand {
     /// Compare this node's catalog with another node's, for one of this node's principals (its
     /// grants on both catalogs must give the join item and every compared item); print the counts

@@ -367,7 +367,7 @@ pub async fn show(
         sample::RESIDENTS_CATALOG
     );
     let first = run(run_request.clone()).await?;
-    let counts = first.counts.clone().unwrap_or_default();
+    let counts = first.counts.unwrap_or_default();
     println!(
         "  run {}: {} register entries against {} residents: {} match, {} differ, {} only in the register, {} only at the street; nothing of the unmatched records crossed",
         first.run,

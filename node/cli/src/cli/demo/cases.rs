@@ -173,8 +173,8 @@ pub async fn show(
     let hall = staff(street, &street_code, "chen", "hall")?;
     let inspector = staff(street, &street_code, "liu", "inspector")?;
     let supervision = staff(district, &district_code, "he", "supervision")?;
-    let urban = staff(district, &district_code, "zhou", "urban")?;
-    let register = staff(district, &district_code, "sun", "register")?;
+    let urban = staff(district, &district_code, "guo", "urban")?;
+    let register = staff(district, &district_code, "tang", "register")?;
     let hotline = staff(city, &city_code, "ma", "supervision")?;
 
     // A resident calls the hotline about a street light out across a district boundary road:

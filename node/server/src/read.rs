@@ -227,6 +227,23 @@ pub fn check_credential(c: &Credential) -> Result<(), ReadError> {
     check_lengths(&c.principal, &c.role, &c.purpose, &c.grant)
 }
 
+/// Reads a signed requester's claim (`refused` words why it is unreadable) and checks the
+/// lengths of who it says asks: the claim, to verify, and its asker, not yet trusted.
+fn read_claim(
+    signed: &SignedRequester,
+    refused: impl Fn(String) -> ReadError,
+) -> Result<(requester::Claim, Asker), ReadError> {
+    let claim = requester::claim(signed).map_err(refused)?;
+    let claimed = claim.asker();
+    check_lengths(
+        &claimed.principal,
+        &claimed.role,
+        &claimed.purpose,
+        claimed.grant.as_deref().unwrap_or_default(),
+    )?;
+    Ok((claim, claimed))
+}
+
 /// Checks the lengths of who asks, in what role, for what purpose, under which grant: for a
 /// credential, and for the claim of a requester another node signed.
 fn check_lengths(principal: &str, role: &str, purpose: &str, grant: &str) -> Result<(), ReadError> {
@@ -406,16 +423,9 @@ impl ReadService {
                     "the request's requester is refused: {reason}"
                 ))
             };
-            let claim = requester::claim(&signed).map_err(refused)?;
             // A read produced here is decided in the same look at the directory that finds the
             // vouching node's key; the decision is used only once the requester has passed.
-            let claimed = claim.asker();
-            check_lengths(
-                &claimed.principal,
-                &claimed.role,
-                &claimed.purpose,
-                claimed.grant.as_deref().unwrap_or_default(),
-            )?;
+            let (claim, claimed) = read_claim(&signed, refused)?;
             let entry = produced_here
                 .then(|| self.registry.entry(&scope.catalog).ok())
                 .flatten();

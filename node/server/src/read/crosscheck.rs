@@ -20,7 +20,7 @@ use tierlink_core::signed::requester;
 use tierlink_proto::v1::{Credential, Requester, SignedRequester};
 use tierlink_store::audit::{AuditEntry, MAX_KEYS, Outcome as Served, Side};
 
-use super::{ReadError, ReadService, TokenScope, authenticate, check_credential, check_lengths};
+use super::{ReadError, ReadService, TokenScope, authenticate, check_credential, read_claim};
 use crate::admission::Caller;
 use crate::limits::ReadSlot;
 
@@ -128,14 +128,7 @@ impl ReadService {
                 "the cross-check's requester is refused: {reason}"
             ))
         };
-        let claim = requester::claim(signed).map_err(refused)?;
-        let claimed = claim.asker();
-        check_lengths(
-            &claimed.principal,
-            &claimed.role,
-            &claimed.purpose,
-            claimed.grant.as_deref().unwrap_or_default(),
-        )?;
+        let (claim, claimed) = read_claim(signed, refused)?;
         let entry = self.cross_entry(Side::Producer, scope, &claimed);
         if claim.node() != &caller.node || claim.node() != scope.other {
             let error = refused(format!(

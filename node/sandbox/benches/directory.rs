@@ -7,83 +7,17 @@
 //! Run: `cargo bench -p tierlink-sandbox --bench directory` (prints a table; no criterion: latency
 //! percentiles and a one-off catch-up time are what is measured).
 
-use std::path::Path;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+mod shared;
 
+use std::path::Path;
+use std::time::Instant;
+
+use shared::{Run, THREE_VOTERS, catalogs, leader, publish, units};
 use tierlink_core::config::DirectorySettings;
-use tierlink_core::identity::Unit;
-use tierlink_node::directory::{DirectoryCommand, DirectoryReply, Replica};
-use tierlink_sandbox::federation::{LocalFederation, demo_units};
-use tierlink_sandbox::sample::small_catalog;
+use tierlink_sandbox::federation::LocalFederation;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// The units with the given codes, from the demo federation.
-fn units(codes: &[&str]) -> Vec<Unit> {
-    demo_units()
-        .into_iter()
-        .filter(|u| codes.contains(&u.code.as_str()))
-        .collect()
-}
-
-async fn leader(f: &LocalFederation) -> Arc<Replica> {
-    f.nodes
-        .iter()
-        .filter_map(|n| n.directory())
-        .find(|r| r.is_leader())
-        .expect("a leader")
-        .clone()
-}
-
-struct Run {
-    writes: usize,
-    elapsed: Duration,
-    latencies: Vec<Duration>,
-}
-
-impl Run {
-    fn percentile(&self, p: f64) -> f64 {
-        let i = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
-        self.latencies[i].as_secs_f64() * 1000.0
-    }
-
-    fn per_second(&self) -> f64 {
-        self.writes as f64 / self.elapsed.as_secs_f64()
-    }
-}
-
-/// `writers` tasks each publish `per_writer` catalogs through `replica`, one at a time.
-async fn write(replica: &Arc<Replica>, writers: usize, per_writer: usize) -> Run {
-    let started = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for w in 0..writers {
-        let r = replica.clone();
-        tasks.spawn(async move {
-            let mut latencies = Vec::with_capacity(per_writer);
-            for i in 0..per_writer {
-                let command = DirectoryCommand::Publish(small_catalog((w * per_writer + i) % 1000));
-                let t = Instant::now();
-                let replies = r.propose(vec![command]).await.expect("committed");
-                assert!(matches!(replies[0], DirectoryReply::Applied { .. }));
-                latencies.push(t.elapsed());
-            }
-            latencies
-        });
-    }
-    let mut latencies = Vec::new();
-    while let Some(l) = tasks.join_next().await {
-        latencies.extend(l.unwrap());
-    }
-    let elapsed = started.elapsed();
-    latencies.sort();
-    Run {
-        writes: writers * per_writer,
-        elapsed,
-        latencies,
-    }
-}
 
 fn row(setup: &str, writers: usize, run: &Run) {
     println!(
@@ -96,24 +30,24 @@ fn row(setup: &str, writers: usize, run: &Run) {
 }
 
 async fn commit_latency(root: &Path) {
-    let three =
-        LocalFederation::create(&root.join("three"), units(&["420500", "420502", "420503"]))
-            .await
-            .unwrap();
+    let three = LocalFederation::create(&root.join("three"), units(&THREE_VOTERS))
+        .await
+        .unwrap();
     let one = LocalFederation::create(&root.join("one"), units(&["420500"]))
         .await
         .unwrap();
-    let (three_leader, one_leader) = (leader(&three).await, leader(&one).await);
+    let (three_leader, one_leader) = (leader(&three), leader(&one));
+    let catalogs = catalogs();
     // Warm up connections and caches.
-    write(&three_leader, 8, 50).await;
-    write(&one_leader, 8, 50).await;
+    publish(&three_leader, &catalogs, 8, 50).await;
+    publish(&one_leader, &catalogs, 8, 50).await;
     println!(
         "{:<28} {:>7} {:>8} {:>10} {:>9} {:>9}",
         "directory", "writers", "writes", "commits/s", "p50 ms", "p99 ms"
     );
     for (writers, per_writer) in [(1, 2000), (64, 400)] {
-        let replicated = write(&three_leader, writers, per_writer).await;
-        let baseline = write(&one_leader, writers, per_writer).await;
+        let replicated = publish(&three_leader, &catalogs, writers, per_writer).await;
+        let baseline = publish(&one_leader, &catalogs, writers, per_writer).await;
         row("3 voters, replicated", writers, &replicated);
         row("1 voter (baseline)", writers, &baseline);
         println!(
@@ -142,9 +76,9 @@ async fn catch_up(root: &Path, how: &str, snapshot_every: u64) {
         .unwrap();
     let street = 3;
     f.stop_node(street).await.unwrap();
-    let leader = leader(&f).await;
+    let leader = leader(&f);
     let before = leader.metrics().last_log_index.unwrap_or(0);
-    let writes = write(&leader, 64, 100_000 / 64 + 1).await;
+    let writes = publish(&leader, &catalogs(), 64, 100_000 / 64 + 1).await;
     let m = leader.metrics();
     let last = m.last_log_index.unwrap_or(0);
     let revision = leader.view(|s| s.revision);

@@ -13,6 +13,11 @@
 //!   node certificate, as etcd's client puts to etcd's leader), once in process (the leader's
 //!   replica proposes directly, as `benches/directory.rs` measures).
 //!
+//! Durable is not the same on both sides: etcd `fdatasync`s its write-ahead log (a device cache
+//! flush), while sled 0.34's flush writes the log out with `sync_file_range` (no cache flush, no
+//! file metadata), much cheaper on most disks. The table gives etcd's mean fsync time so the
+//! difference can be accounted for.
+//!
 //! Both clients use the same mutual-TLS channel (`tierlink_client::channel`), one connection
 //! shared by every writer, and the same certificates (made here with the federation's CA
 //! code). Runs alternate, etcd then ours, three rounds, so the machine's drift shows in each
@@ -343,9 +348,8 @@ async fn leader_of(
 }
 
 impl EtcdCluster {
-    /// The leader's last log index, and how many times it has fsynced its write-ahead log
-    /// (`etcd_disk_wal_fsync_duration_seconds_count` in its metrics).
-    async fn position(&self) -> (u64, u64) {
+    /// The leader's last log index, and the fsyncs of its write-ahead log so far.
+    async fn position(&self) -> (u64, Fsyncs) {
         let index = self.leader.clone().status().await.expect("etcd's status");
         let mut metrics = String::new();
         let mut http = TcpStream::connect(self.leader_metrics)
@@ -357,12 +361,37 @@ impl EtcdCluster {
         http.read_to_string(&mut metrics)
             .await
             .expect("etcd's metrics");
-        let fsyncs = metrics
-            .lines()
-            .find_map(|l| l.strip_prefix("etcd_disk_wal_fsync_duration_seconds_count "))
-            .and_then(|n| n.trim().parse::<f64>().ok())
-            .expect("etcd counts its WAL fsyncs");
-        (index.raft_index, fsyncs as u64)
+        let metric = |name: &str| {
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+                .and_then(|n| n.trim().parse::<f64>().ok())
+                .unwrap_or_else(|| panic!("etcd's metrics have no {name}"))
+        };
+        let fsyncs = Fsyncs {
+            count: metric("etcd_disk_wal_fsync_duration_seconds_count"),
+            seconds: metric("etcd_disk_wal_fsync_duration_seconds_sum"),
+        };
+        (index.raft_index, fsyncs)
+    }
+}
+
+/// fsyncs of etcd's write-ahead log, and the time they took, from its metrics
+/// (`etcd_disk_wal_fsync_duration_seconds`).
+#[derive(Clone, Copy)]
+struct Fsyncs {
+    count: f64,
+    seconds: f64,
+}
+
+impl std::ops::Sub for Fsyncs {
+    type Output = Self;
+
+    fn sub(self, earlier: Self) -> Self {
+        Self {
+            count: self.count - earlier.count,
+            seconds: self.seconds - earlier.seconds,
+        }
     }
 }
 
@@ -374,7 +403,7 @@ enum Leader<'a> {
 
 impl Leader<'_> {
     /// The leader's last log index, and for etcd its write-ahead log's fsyncs so far.
-    async fn position(&self) -> (u64, Option<u64>) {
+    async fn position(&self) -> (u64, Option<Fsyncs>) {
         match self {
             Leader::Etcd(etcd) => {
                 let (index, fsyncs) = etcd.position().await;
@@ -452,7 +481,7 @@ struct Measured {
     run: Run,
     usage: Usage,
     entries: u64,
-    fsyncs: Option<u64>,
+    fsyncs: Option<Fsyncs>,
 }
 
 impl Measured {
@@ -479,13 +508,15 @@ async fn measure(etcd: &[String], leader: Leader<'_>, run: impl Future<Output = 
         run,
         usage,
         entries: index_after - index,
-        fsyncs: fsyncs.zip(fsyncs_after).map(|(b, a)| a - b),
+        fsyncs: fsyncs
+            .zip(fsyncs_after)
+            .map(|(before, after)| after - before),
     }
 }
 
 fn header() {
     println!(
-        "{:<36} {:>7} {:>6} {:>9} {:>7} {:>7} {:>8} {:>9} {:>7} {:>7} {:>6}",
+        "{:<36} {:>7} {:>6} {:>9} {:>7} {:>7} {:>8} {:>9} {:>7} {:>7} {:>8} {:>6}",
         "system",
         "writers",
         "writes",
@@ -496,20 +527,22 @@ fn header() {
         "etcd µs/w",
         "w/entry",
         "w/fsync",
+        "fsync ms",
         "others"
     );
 }
 
 fn row(system: &str, writers: usize, m: &Measured) {
-    let (etcd, per_fsync) = match m.fsyncs {
-        Some(fsyncs) => (
+    let (etcd, per_fsync, fsync_ms) = match m.fsyncs {
+        Some(f) => (
             format!("{:.0}", m.per_write(m.usage.etcd)),
-            format!("{:.1}", m.run.writes as f64 / fsyncs.max(1) as f64),
+            format!("{:.1}", m.run.writes as f64 / f.count.max(1.0)),
+            format!("{:.2}", f.seconds * 1000.0 / f.count.max(1.0)),
         ),
-        None => ("-".into(), "-".into()),
+        None => ("-".into(), "-".into(), "-".into()),
     };
     println!(
-        "{system:<36} {writers:>7} {:>6} {:>9.0} {:>7.2} {:>7.2} {:>8.0} {etcd:>9} {:>7.1} {per_fsync:>7} {:>6.2}",
+        "{system:<36} {writers:>7} {:>6} {:>9.0} {:>7.2} {:>7.2} {:>8.0} {etcd:>9} {:>7.1} {per_fsync:>7} {fsync_ms:>8} {:>6.2}",
         m.run.writes,
         m.run.per_second(),
         m.run.percentile(0.5),
@@ -643,7 +676,8 @@ async fn side_by_side(etcd_bin: &Path, root: &Path) {
     );
     println!(
         "cpu µs/w: CPU per write of etcd's processes and this one together; etcd µs/w: of etcd's \
-         alone; others: cores other processes kept busy"
+         alone; w/entry: writes per entry of the leader's log; w/fsync, fsync ms: writes per fsync \
+         of etcd's leader's WAL, and an fsync's mean time; others: cores other processes kept busy"
     );
     println!();
     header();

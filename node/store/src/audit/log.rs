@@ -117,7 +117,9 @@ impl AuditLog {
     }
 
     /// What the committer answered a waiter.
-    fn flushed(answer: Result<Flushed, tokio::sync::oneshot::error::RecvError>) -> Result<(), AuditError> {
+    fn flushed(
+        answer: Result<Flushed, tokio::sync::oneshot::error::RecvError>,
+    ) -> Result<(), AuditError> {
         answer
             .unwrap_or_else(|_| Err(commit::gone()))
             .map_err(AuditError::Flush)

@@ -173,7 +173,11 @@ async fn concurrent_appends_are_on_disk_when_they_return_and_chain_in_order() {
     // An entry written but not flushed is not in the files yet: what the copy shows is the disk.
     log.append_unflushed(entry(1)).unwrap();
     let (_copy, unflushed) = as_on_disk(dir.path());
-    assert_eq!(unflushed.head().0, 0, "sled keeps unflushed writes in memory");
+    assert_eq!(
+        unflushed.head().0,
+        0,
+        "sled keeps unflushed writes in memory"
+    );
     drop(unflushed);
 
     let mut appends = tokio::task::JoinSet::new();

@@ -25,9 +25,14 @@ fn the_oldest_requests_are_forgotten_as_time_passes() {
         seen.first_use(&node, &format!("r-{n}"), n * 1_000).unwrap();
     }
     assert_eq!(seen.len(), 5_000, "none is ten minutes old yet");
-    seen.first_use(&node, "late", 10 * MINUTE + 2_500_000).unwrap();
+    seen.first_use(&node, "late", 10 * MINUTE + 2_500_000)
+        .unwrap();
     // Those used more than ten minutes before: r-0 to r-2499.
     assert_eq!(seen.len(), 2_500 + 1);
-    assert!(seen.first_use(&node, "r-2500", 10 * MINUTE + 2_500_000).is_err());
-    seen.first_use(&node, "r-2499", 10 * MINUTE + 2_500_000).unwrap();
+    assert!(
+        seen.first_use(&node, "r-2500", 10 * MINUTE + 2_500_000)
+            .is_err()
+    );
+    seen.first_use(&node, "r-2499", 10 * MINUTE + 2_500_000)
+        .unwrap();
 }

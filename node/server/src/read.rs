@@ -844,7 +844,6 @@ impl ReadService {
             stall: self.limits.stall(),
             // A feed waits for writes as long as it lasts: its producer, not a relay, ends it.
             waits: feed,
-            workers: self.workers.clone(),
             audit: entry.map(|entry| RelayAudit {
                 log: self.audit.clone(),
                 entry,
@@ -931,12 +930,12 @@ impl Source for Production {
             keys,
             mut entry,
             audit,
-            workers,
             stall,
             batches_sent,
             records_sent,
+            ..
         } = self;
-        // The store iterator and the plan go first: the audit write may wait.
+        // The store iterator and the plan go first: the audit write waits for a flush.
         drop(batches);
         match ending {
             Ending::Finished => {}
@@ -959,18 +958,14 @@ impl Source for Production {
             entry.bounds.clear();
         }
         tracing::info!(consumer = %entry.consumer, principal = %entry.principal, catalog = %entry.catalog, kind = %entry.kind, batches = batches_sent, records = records_sent, reason = %entry.reason, "served");
-        keep(&workers, audit, entry).await;
+        keep(&audit, entry).await;
     }
 }
 
-/// Appends a finished read's audit entry on a batch worker: when many reads end at once, their
-/// flushes queue there instead of each taking a thread of its own.
-async fn keep(workers: &Workers, audit: Arc<AuditLog>, entry: AuditEntry) {
-    let kept = workers.run(move || audit.append_blocking(entry)).await;
-    if let Err(e) = kept
-        .map_err(|e| e.message)
-        .and_then(|r| r.map_err(|e| e.to_string()))
-    {
+/// Appends a finished read's audit entry and waits until it is on disk, holding no thread: the
+/// reads that end at the same time share one flush.
+async fn keep(audit: &AuditLog, entry: AuditEntry) {
+    if let Err(e) = audit.append(entry).await {
         tracing::error!(error = %e, "cannot write the audit");
     }
 }
@@ -984,7 +979,6 @@ struct Relay {
     stall: Duration,
     /// Whether the next node may send nothing for longer than `stall`: a feed's waits for writes.
     waits: bool,
-    workers: Arc<Workers>,
     /// The consumer's audit entry, kept on the principal's own node only.
     audit: Option<RelayAudit>,
 }
@@ -1041,7 +1035,6 @@ impl Source for Relay {
         let Relay {
             upstream,
             audit,
-            workers,
             stall,
             ..
         } = self;
@@ -1069,7 +1062,7 @@ impl Source for Relay {
             "{} records, sealed to this node and passed on unopened; keys kept by the producer",
             entry.records
         );
-        keep(&workers, log, entry).await;
+        keep(&log, entry).await;
     }
 }
 

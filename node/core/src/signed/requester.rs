@@ -2,7 +2,7 @@
 //! [`Requester`] naming the principal, its role, the purpose and the one request it is for.
 //! Producers and relays check it with the node's key from the federation directory.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
 use ed25519_dalek::{Signature, VerifyingKey};
@@ -115,7 +115,19 @@ impl Claim {
 /// The requests a node has accepted requesters for lately: a requester is good for one read, so
 /// one captured on the way (by a relay, say) cannot be played again while it is still fresh.
 #[derive(Default)]
-pub struct SeenRequests(Mutex<HashMap<(NodeCode, String), i64>>);
+pub struct SeenRequests(Mutex<Seen>);
+
+/// A request: the node that vouched for it and its id.
+type Request = (NodeCode, String);
+
+#[derive(Default)]
+struct Seen {
+    /// When each request was first used, microseconds since the Unix epoch.
+    at: HashMap<Request, i64>,
+    /// The same requests in the order they were first used, so the oldest are forgotten first
+    /// without looking at the others.
+    order: VecDeque<(i64, Request)>,
+}
 
 impl SeenRequests {
     /// Records the first use of `request_id` from `node` at `now_micros`; refuses a second use.
@@ -127,14 +139,31 @@ impl SeenRequests {
         now_micros: i64,
     ) -> Result<(), String> {
         let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if seen.len() >= 1024 {
-            seen.retain(|_, at| now_micros - *at <= 2 * MAX_SKEW_MICROS);
+        let seen = &mut *seen;
+        while let Some((at, _)) = seen.order.front()
+            && now_micros - *at > 2 * MAX_SKEW_MICROS
+        {
+            if let Some((_, request)) = seen.order.pop_front() {
+                seen.at.remove(&request);
+            }
         }
-        match seen.insert((node.clone(), request_id.to_owned()), now_micros) {
-            None => Ok(()),
-            Some(_) => Err(format!(
+        let request = (node.clone(), request_id.to_owned());
+        if seen.at.contains_key(&request) {
+            return Err(format!(
                 "request {request_id} from {node} was already served: a requester is good for one read; ask again"
-            )),
+            ));
         }
+        seen.at.insert(request.clone(), now_micros);
+        seen.order.push_back((now_micros, request));
+        Ok(())
+    }
+
+    /// How many requests are remembered.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).at.len()
     }
 }
+
+#[cfg(test)]
+mod tests;

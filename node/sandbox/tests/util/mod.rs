@@ -281,9 +281,9 @@ pub fn principal_query(
     }
 }
 
-/// Waits (up to 30 s) for an entry of `audit` that `wanted` picks.
-/// A producer writes its audit entry once the stream has ended, after the consumer has its
-/// last batch: tests wait for it.
+/// Waits (up to 30 s) for an entry of `audit` that `wanted` picks: for entries a node may keep
+/// after the caller has its answer (a read its client left or stopped taking, a case's
+/// delivery). A read that ends with its last answer is audited before that answer.
 pub async fn audited(audit: &AuditLog, wanted: impl Fn(&AuditEntry) -> bool) -> AuditEntry {
     for _ in 0..300 {
         let entries = audit.query(&AuditFilter::default(), 1000).unwrap();

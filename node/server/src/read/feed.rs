@@ -284,6 +284,6 @@ impl Source for Feed {
         entry.at_micros = chrono::Utc::now().timestamp_micros();
         entry.outcome = Some(Outcome::Refused);
         entry.reason = error.message;
-        keep(&self.workers, self.audit, entry).await;
+        keep(&self.audit, entry).await;
     }
 }

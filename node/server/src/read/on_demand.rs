@@ -3,6 +3,10 @@
 //! batch at a time and the source works only then, so a consumer that stops reading holds no
 //! thread, and no batch beyond those already handed to the transport.
 //!
+//! The read's last answer (the end after its last batch, or the error that ends it) is given
+//! only once the source has ended, so the audit entry it keeps is on disk before the consumer
+//! learns that the read is over, and a read that ends with success has been audited.
+//!
 //! A consumer that asks for nothing for the node's stall limit has its read ended: the source is
 //! dropped (the store iterator and plan, or the upstream stream), the audit says why, and the
 //! consumer's next ask, if it comes, is answered with DEADLINE_EXCEEDED.
@@ -88,16 +92,20 @@ async fn answer(
             ))),
         };
         let ending = match &answer {
-            None => Some(Ending::Finished),
-            Some(Err(error)) => Some(Ending::Failed(error.clone())),
-            Some(Ok(_)) => None,
+            None => Ending::Finished,
+            Some(Err(error)) => Ending::Failed(error.clone()),
+            Some(Ok(_)) => {
+                if reply.send(answer).is_err() {
+                    break Ending::Gone;
+                }
+                continue;
+            }
         };
-        if reply.send(answer).is_err() {
-            break Ending::Gone;
-        }
-        if let Some(ending) = ending {
-            break ending;
-        }
+        // The last answer waits for the source's end: a consumer told that its read is over
+        // knows that the read's audit entry is on disk.
+        source.end(ending).await;
+        let _ = reply.send(answer);
+        return;
     };
     let was_stalled = matches!(ending, Ending::Stalled);
     source.end(ending).await;

@@ -1,7 +1,9 @@
 //! The hash-chained log in the node's store.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
+use super::commit::{self, Flushed, GroupCommit};
 use super::entry::{AuditEntry, AuditFilter};
 use crate::{Keyspace, StoreError};
 
@@ -14,6 +16,10 @@ pub enum AuditError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The flush an entry waited for failed: the entry, and every other one that flush was to
+    /// cover, may not be on disk.
+    #[error("the audit entry may not be on disk: {0}")]
+    Flush(Arc<StoreError>),
 }
 
 /// The first place the chain does not hold, and how.
@@ -32,10 +38,17 @@ impl std::fmt::Display for Break {
 }
 
 /// A node's audit chain.
+///
+/// Appends are ordered by the chain and durable before they return; concurrent appends share
+/// one flush of the store (see `commit.rs`).
 pub struct AuditLog {
     space: Keyspace,
     /// Sequence and hash of the last entry: appends take it in turn.
     head: Mutex<(u64, String)>,
+    /// Flushes what appends wrote, one flush for every append waiting.
+    commit: GroupCommit,
+    /// Each append flushes on its own instead (a benchmark's baseline).
+    flush_each: AtomicBool,
 }
 
 fn key(sequence: u64) -> [u8; 8] {
@@ -60,30 +73,62 @@ impl AuditLog {
             }
             None => (0, GENESIS.to_owned()),
         };
+        let flushed = space.clone();
         Ok(Self {
             space,
             head: Mutex::new(head),
+            commit: GroupCommit::start(Box::new(move || flushed.flush_blocking()))?,
+            flush_each: AtomicBool::new(false),
         })
     }
 
     /// Appends `entry` after the current head, setting its sequence and `prev`; returns the
-    /// sequence. The entry is on disk when the call returns.
+    /// sequence. The entry is on disk when the call returns: appends made at the same time wait
+    /// for one flush together.
+    ///
+    /// # Errors
+    /// [`AuditError::Store`] when the entry cannot be written; [`AuditError::Flush`] when the
+    /// flush it waited for failed (every append that waited for that flush gets it).
     pub async fn append(&self, entry: AuditEntry) -> Result<u64, AuditError> {
         let sequence = self.append_unflushed(entry)?;
-        self.space.flush().await?;
+        if self.flush_each.load(Ordering::Relaxed) {
+            self.space.flush().await?;
+        } else {
+            Self::flushed(self.commit.register().await)?;
+        }
         Ok(sequence)
     }
 
-    /// Appends like [`Self::append`], from a blocking task.
+    /// Appends like [`Self::append`], from a blocking task (it blocks the thread).
     pub fn append_blocking(&self, entry: AuditEntry) -> Result<u64, AuditError> {
         let sequence = self.append_unflushed(entry)?;
-        self.space.flush_blocking()?;
+        self.flush_blocking()?;
         Ok(sequence)
     }
 
-    /// Waits until every entry appended so far is on disk, from a blocking task.
+    /// Waits until every entry appended so far is on disk, and everything else written to the
+    /// store before the call, from a blocking task (it blocks the thread). Callers waiting at
+    /// the same time share one flush.
     pub fn flush_blocking(&self) -> Result<(), AuditError> {
-        Ok(self.space.flush_blocking()?)
+        if self.flush_each.load(Ordering::Relaxed) {
+            return Ok(self.space.flush_blocking()?);
+        }
+        Self::flushed(self.commit.register().blocking_recv())
+    }
+
+    /// What the committer answered a waiter.
+    fn flushed(
+        answer: Result<Flushed, tokio::sync::oneshot::error::RecvError>,
+    ) -> Result<(), AuditError> {
+        answer
+            .unwrap_or_else(|_| Err(commit::gone()))
+            .map_err(AuditError::Flush)
+    }
+
+    /// With `true`, every append and flush flushes the store on its own, as the log did before
+    /// appends shared flushes: a benchmark's baseline, not for nodes.
+    pub fn flush_each(&self, on: bool) {
+        self.flush_each.store(on, Ordering::Relaxed);
     }
 
     /// Appends like [`Self::append`] without waiting for the disk: the entry is on disk with the

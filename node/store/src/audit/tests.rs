@@ -141,3 +141,122 @@ async fn queries_filter_by_principal_item_key_and_time() {
     };
     assert!(log.query(&withheld, 100).unwrap().is_empty());
 }
+
+/// The store's files as they are now, copied to another directory and opened there: what a
+/// node stopped at this instant (its process killed) would find.
+fn as_on_disk(from: &std::path::Path) -> (tempfile::TempDir, AuditLog) {
+    let copy = tempfile::tempdir().unwrap();
+    let mut dirs = vec![from.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for file in std::fs::read_dir(&dir).unwrap() {
+            let path = file.unwrap().path();
+            let to = copy.path().join(path.strip_prefix(from).unwrap());
+            if path.is_dir() {
+                std::fs::create_dir_all(&to).unwrap();
+                dirs.push(path);
+            } else {
+                std::fs::copy(&path, &to).unwrap();
+            }
+        }
+    }
+    let store = SledStore::open(copy.path()).unwrap();
+    let log = AuditLog::open(store.keyspace("audit").unwrap()).unwrap();
+    (copy, log)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_appends_are_on_disk_when_they_return_and_chain_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(dir.path()).unwrap();
+    let log = std::sync::Arc::new(AuditLog::open(store.keyspace("audit").unwrap()).unwrap());
+
+    // An entry written but not flushed is not in the files yet: what the copy shows is the disk.
+    log.append_unflushed(entry(1)).unwrap();
+    let (_copy, unflushed) = as_on_disk(dir.path());
+    assert_eq!(
+        unflushed.head().0,
+        0,
+        "sled keeps unflushed writes in memory"
+    );
+    drop(unflushed);
+
+    let mut appends = tokio::task::JoinSet::new();
+    for n in 2..=65 {
+        let log = log.clone();
+        appends.spawn(async move { log.append(entry(n)).await.unwrap() });
+    }
+    let mut sequences = Vec::new();
+    while let Some(sequence) = appends.join_next().await {
+        sequences.push(sequence.unwrap());
+    }
+    sequences.sort_unstable();
+    assert_eq!(sequences, (2..=65).collect::<Vec<_>>());
+
+    let (_copy, on_disk) = as_on_disk(dir.path());
+    let (sequence, head) = log.head();
+    assert_eq!(on_disk.head(), (65, head.clone()));
+    assert_eq!(on_disk.verify(Some((sequence, &head))).unwrap(), Ok(65));
+    assert_eq!(log.verify(Some((sequence, &head))).unwrap(), Ok(65));
+}
+
+#[test]
+fn a_blocking_append_is_on_disk_when_it_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(dir.path()).unwrap();
+    let log = AuditLog::open(store.keyspace("audit").unwrap()).unwrap();
+    let appended: Vec<u64> = std::thread::scope(|s| {
+        let threads: Vec<_> = (1..=8)
+            .map(|n| {
+                let log = &log;
+                s.spawn(move || log.append_blocking(entry(n)).unwrap())
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    assert_eq!(appended.len(), 8);
+    let (_copy, on_disk) = as_on_disk(dir.path());
+    assert_eq!(on_disk.verify(None).unwrap(), Ok(8));
+    assert_eq!(on_disk.head(), log.head());
+}
+
+#[test]
+fn a_failed_flush_fails_every_caller_waiting_for_it_and_the_next_flush_serves_the_rest() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, mpsc};
+
+    let (started, first_started) = mpsc::channel();
+    let (release, released) = mpsc::channel::<bool>();
+    let released = std::sync::Mutex::new(released);
+    let flushes = Arc::new(AtomicUsize::new(0));
+    let counted = flushes.clone();
+    // Each flush says it started, then fails or succeeds as the test releases it.
+    let commit = commit::GroupCommit::start(Box::new(move || {
+        counted.fetch_add(1, Ordering::SeqCst);
+        let _ = started.send(());
+        match released.lock().unwrap().recv().unwrap() {
+            true => Ok(()),
+            false => Err(crate::StoreError::Engine("disk full".into())),
+        }
+    }))
+    .unwrap();
+
+    let first = commit.register();
+    first_started.recv().unwrap();
+    // Registered while the first flush runs: these wait for the next one, all together.
+    let group: Vec<_> = (0..5).map(|_| commit.register()).collect();
+    release.send(true).unwrap();
+    assert!(first.blocking_recv().unwrap().is_ok());
+    first_started.recv().unwrap();
+    release.send(false).unwrap();
+    for waiter in group {
+        let failed = waiter.blocking_recv().unwrap().unwrap_err();
+        assert!(failed.to_string().contains("disk full"), "{failed}");
+    }
+    assert_eq!(flushes.load(Ordering::SeqCst), 2, "five callers, one flush");
+
+    // The committer goes on after a failure.
+    let later = commit.register();
+    first_started.recv().unwrap();
+    release.send(true).unwrap();
+    assert!(later.blocking_recv().unwrap().is_ok());
+}

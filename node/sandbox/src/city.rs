@@ -494,12 +494,20 @@ impl City {
         let replica = self.replica(n)?;
         let via = self.parent_endpoint(n)?;
         let join = vec![DirectoryCommand::Register(replica.member().clone())];
-        applied_revision(
-            replica
-                .propose_via(&via, join)
-                .await
-                .map_err(|e| FederationError::Directory(e.to_string()))?,
-        )?;
+        // A parent approved a moment ago may not know the leader yet: asked again, as a
+        // joining node's administrator would.
+        let mut attempts = 0;
+        let joined = loop {
+            match replica.propose_via(&via, join.clone()).await {
+                Err(e) if attempts < 40 => {
+                    attempts += 1;
+                    tracing::debug!(error = %e, "joining again");
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                other => break other,
+            }
+        };
+        applied_revision(joined.map_err(|e| FederationError::Directory(e.to_string()))?)?;
         let approve = vec![DirectoryCommand::Approve(self.code(n).clone())];
         let parent = self.nodes[n].0.config.node.parent.clone();
         if parent.as_ref() == Some(self.city.dir.code()) {

@@ -14,6 +14,7 @@ mod input;
 mod policy;
 mod records;
 mod setup;
+mod sim;
 mod token;
 mod webhook;
 
@@ -93,6 +94,9 @@ pub enum Command {
     Verify(records::VerifyArgs),
     /// Run a three-tier federation on loopback and show signed exchanges between its tiers.
     Demo(demo::DemoArgs),
+    /// Simulations at a city's scale, measured.
+    #[command(subcommand)]
+    Sim(sim::SimCommand),
 }
 
 /// The node directory a command acts for.
@@ -227,5 +231,6 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Crosscheck(command) => crosscheck::run(command).await,
         Command::Verify(args) => records::verify(args),
         Command::Demo(args) => demo::run(args).await,
+        Command::Sim(command) => sim::run(command).await,
     }
 }

@@ -81,6 +81,10 @@ pub struct DirectorySettings {
     pub kept_after_snapshot: u64,
     /// How often the node anchors its audit chain's head in the directory, milliseconds.
     pub audit_anchor_ms: u64,
+    /// Whether street offices follow their district's replica (which relays each entry it
+    /// applies) instead of being replicas of the leader's raft: the leader then feeds only the
+    /// city and the districts. Every node of a federation must agree.
+    pub streets_follow_district: bool,
 }
 
 impl Default for DirectorySettings {
@@ -91,6 +95,7 @@ impl Default for DirectorySettings {
             snapshot_every: 5000,
             kept_after_snapshot: 1000,
             audit_anchor_ms: 60_000,
+            streets_follow_district: true,
         }
     }
 }

@@ -2,6 +2,8 @@
 //! end-to-end tests and the benchmarks run on.
 //!
 //! # Layout
+//! - [`city`]: a whole city — the city in its own process, its districts and streets in this
+//!   one — formed through join and approve, and measured.
 //! - [`crosscheck`]: a street's residents and a district's changed copy, and a checker role
 //!   granted both, for cross-checks.
 //! - [`federation`]: a CA and a city, district and street nodes in one directory, served on
@@ -16,6 +18,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod city;
 pub mod crosscheck;
 pub mod federation;
 pub mod postgres;

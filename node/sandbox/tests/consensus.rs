@@ -32,10 +32,13 @@ const PENDING: &str = "420502003";
 /// A street of Xiling with a certificate from the federation CA that never joins.
 const STRANGER: &str = "420502004";
 
+/// Settings fast enough for tests; the streets are replicas of raft (learners), as every
+/// member is when `streets_follow_district` is off, so that raft's own rules are tried on them.
 fn settings() -> DirectorySettings {
     DirectorySettings {
         heartbeat_ms: 100,
         election_timeout_ms: 600,
+        streets_follow_district: false,
         ..Default::default()
     }
 }

@@ -23,13 +23,16 @@ const XILING: usize = 1;
 const XILING_STREET: usize = 2;
 const WUJIAGANG_STREET: usize = 5;
 
-/// Settings fast enough for tests, and a short log so a lagging replica needs a snapshot.
+/// Settings fast enough for tests, and a short log so a lagging replica needs a snapshot. The
+/// streets are replicas of raft (learners), as every member is when `streets_follow_district` is
+/// off; `relay.rs` tries the same with streets following their districts.
 fn settings() -> DirectorySettings {
     DirectorySettings {
         heartbeat_ms: 100,
         election_timeout_ms: 600,
         snapshot_every: 100,
         kept_after_snapshot: 10,
+        streets_follow_district: false,
         ..Default::default()
     }
 }

@@ -83,6 +83,7 @@ fn access(path: &str) -> Access {
             Access::OwnNode("publish catalogs in the directory")
         }
         ("tierlink.v1.Directory", "Catalogs" | "Policies") => Access::Registered,
+        ("tierlink.v1.Directory", "Follow") => Access::Member,
         ("tierlink.v1.Directory" | "tierlink.v1.Federation", _) => Access::Certified,
         ("tierlink.v1.Audit", _) => Access::OwnNode("read the audit"),
         ("tierlink.v1.Webhooks", _) => Access::OwnNode("manage webhooks"),

@@ -13,6 +13,7 @@
 mod api;
 mod log_store;
 mod network;
+mod relay;
 mod replica;
 mod service;
 mod state_machine;

@@ -377,11 +377,14 @@ impl Node {
         let reads = self.reads.clone();
         let webhooks = self.webhooks.clone();
         let stop_webhooks = self.webhooks.clone();
+        let relays = self.directory.clone();
         let shutdown = async move {
             shutdown.await;
-            // Feeds and relays wait for their next batch as long as they last: ended now, so
-            // that the server's wait for open streams ends.
+            // Feeds and relays wait for their next batch as long as they last, and so do the
+            // directory's streams to the streets that follow it: ended now, so that the server's
+            // wait for open streams ends.
             reads.stop();
+            relays.stop_relays();
             // Webhook workers hold the store: they end before it closes.
             webhooks.stop().await;
             cases.stop().await;

@@ -10,7 +10,7 @@ use tierlink_core::policy::{Asker, Refusal, Reveal};
 use tierlink_proto::v1::directory_server::Directory;
 use tierlink_proto::v1::{
     CatalogsRequest, CatalogsResponse, ChangeResponse, Expiring, ExplainRequest, ExplainResponse,
-    FoundRequest, ItemRedaction, MembersResponse, PoliciesResponse, ProposeRequest, PublishRequest,
+    FollowBatch, FollowRequest, FoundRequest, ItemRedaction, MembersResponse, PoliciesResponse, ProposeRequest, PublishRequest,
     ReadMeta, ReadRequest, Replica as ReplicaStatus, StatusRequest, StatusResponse, SubmitRequest,
 };
 use tierlink_store::registry::Registry;
@@ -85,6 +85,21 @@ fn matches(published: &PublishedCatalog, text: &str) -> Option<Vec<String>> {
 
 #[tonic::async_trait]
 impl Directory for DirectoryService {
+    type FollowStream = tokio_stream::wrappers::ReceiverStream<Result<FollowBatch, Status>>;
+
+    async fn follow(
+        &self,
+        request: Request<FollowRequest>,
+    ) -> Result<Response<Self::FollowStream>, Status> {
+        if self.replica.link().is_isolated() {
+            return Err(Status::unavailable("this node is cut off"));
+        }
+        let next = request.into_inner().next_index;
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
+            self.replica.relay(next),
+        )))
+    }
+
     async fn found(
         &self,
         _request: Request<FoundRequest>,

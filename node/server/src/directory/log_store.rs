@@ -61,6 +61,22 @@ impl LogStore {
             .transpose()
     }
 
+    /// Appends `entries` (in index order) and flushes them: raft's appends, and the entries a
+    /// relay sends a street that follows it.
+    pub(super) async fn append_entries(
+        &self,
+        entries: &[Entry<TypeConfig>],
+    ) -> Result<(), StorageError> {
+        let changes = entries
+            .iter()
+            .map(|e| Ok((entry_key(e.log_id.index), encode(e)?)))
+            .collect::<Result<Vec<_>, StorageError>>()?;
+        // In index order: a crash part way leaves a shorter log, never a gap, and nothing is
+        // acknowledged before the flush.
+        self.space.put_each(changes).map_err(write_err)?;
+        self.space.flush().await.map_err(write_err)
+    }
+
     async fn set_meta<T: Serialize>(&self, key: &[u8], value: &T) -> Result<(), StorageError> {
         self.space
             .put_each([(key.to_vec(), encode(value)?)])
@@ -144,21 +160,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let changes = entries
-            .into_iter()
-            .map(|e| Ok((entry_key(e.log_id.index), encode(&e)?)))
-            .collect::<Result<Vec<_>, StorageError>>()?;
-        // In index order: a crash part way leaves a shorter log, never a gap, and nothing is
-        // acknowledged before the flush.
-        self.space.put_each(changes).map_err(write_err)?;
-        let flushed = self.space.flush().await;
+        let entries: Vec<_> = entries.into_iter().collect();
+        let written = self.append_entries(&entries).await;
         callback.log_io_completed(
-            flushed
+            written
                 .as_ref()
                 .map(|_| ())
                 .map_err(|e| std::io::Error::other(e.to_string())),
         );
-        flushed.map_err(write_err)
+        written
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError> {

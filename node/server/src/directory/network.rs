@@ -56,6 +56,14 @@ impl Link {
         *self.heard.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
     }
 
+    /// Notes that a relay, heard now, heard a leader `ms` milliseconds ago.
+    pub fn heard_leader_ago(&self, ms: u64) {
+        let at = Instant::now()
+            .checked_sub(std::time::Duration::from_millis(ms))
+            .unwrap_or_else(Instant::now);
+        *self.heard.lock().unwrap_or_else(|p| p.into_inner()) = Some(at);
+    }
+
     /// Milliseconds since a leader was last heard; `None` if never.
     pub fn millis_since_leader(&self) -> Option<u64> {
         let heard = *self.heard.lock().unwrap_or_else(|p| p.into_inner());

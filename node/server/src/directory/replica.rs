@@ -9,6 +9,7 @@ use std::time::Duration;
 use openraft::error::{ClientWriteError, InitializeError, RaftError};
 use openraft::raft::AppendEntriesRequest;
 use openraft::raft::ClientWriteResponse;
+use openraft::storage::RaftLogStorage;
 use openraft::{
     BasicNode, ChangeMembers, EntryPayload, Membership, Raft, RaftLogReader, ServerState,
     SnapshotPolicy,
@@ -22,7 +23,9 @@ use tierlink_core::directory::{
 use tierlink_core::identity::{NodeCode, NodeKey, Tier, TrustedCa, fingerprint, pem_to_der};
 use tierlink_core::members::{Members, Produced, ReadTerms, Standing};
 use tierlink_proto::v1::directory_client::DirectoryClient;
-use tierlink_proto::v1::{ChangeResponse, ReadMeta, ReadRequest, SubmitRequest};
+use tierlink_proto::v1::{
+    ChangeResponse, FollowBatch, FollowRequest, ReadMeta, ReadRequest, SubmitRequest,
+};
 use tierlink_store::SledStore;
 use tierlink_store::audit::{AnchorBoard, BoardFuture};
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -31,6 +34,7 @@ use tonic::transport::Channel;
 
 use super::log_store::LogStore;
 use super::network::{Link, Network};
+use super::relay::{Follower, Relayed, Source};
 use super::state_machine::StateMachine;
 use super::type_config::{NodeId, TypeConfig, code_of, node_id};
 use super::voters::Voters;
@@ -103,6 +107,12 @@ struct Core {
     clients: Mutex<BTreeMap<String, DirectoryClient<Channel>>>,
     voters: Voters,
     log: LogStore,
+    /// A street's replica follows a relay instead of raft (see `relay`).
+    follower: Option<Follower>,
+    /// The leader the relay last named, for a street that follows one.
+    relay_leader: Mutex<Option<NodeId>>,
+    /// Turns true when the node stops, ending the streams it relays.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 type WriteError = ClientWriteError<NodeId, BasicNode>;
@@ -202,6 +212,8 @@ impl Replica {
                 .keyspace("directory-voters")
                 .map_err(|e| storage(&e))?,
         )?;
+        let follower = (dir.config.node.tier == Tier::Street && settings.streets_follow_district)
+            .then(|| Follower::new(log_reader.clone(), state.clone(), &settings));
         let core = Arc::new(Core {
             me,
             id,
@@ -215,12 +227,18 @@ impl Replica {
             clients: Mutex::new(BTreeMap::new()),
             voters,
             log: log_reader,
+            follower,
+            relay_leader: Mutex::new(None),
+            stopping: tokio::sync::watch::Sender::new(false),
         });
         let (proposals, queue) = mpsc::channel(4096);
-        let tasks = vec![
+        let mut tasks = vec![
             tokio::spawn(core.clone().propose_loop(queue)),
             tokio::spawn(core.clone().reconcile_loop()),
         ];
+        if core.follower.is_some() {
+            tasks.push(tokio::spawn(core.clone().follow_loop()));
+        }
         Ok(Self {
             core,
             proposals,
@@ -246,6 +264,12 @@ impl Replica {
     /// This node as it registers itself.
     pub fn member(&self) -> &Member {
         &self.core.me
+    }
+
+    /// The directory revision this replica has applied, as it changes: a receiver that wakes
+    /// on every applied entry (or installed snapshot) that changed it.
+    pub fn revisions(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.core.state.revisions()
     }
 
     /// Looks at the directory as this replica has applied it.
@@ -332,6 +356,12 @@ impl Replica {
     /// voter of its raft membership that the directory lists as active; the reason says why not.
     /// A refusal is counted ([`Replica::refused_raft_messages`]).
     pub fn admit_raft(&self, from: &NodeCode) -> Result<(), String> {
+        if self.core.follower.is_some() {
+            return Err(format!(
+                "{} is a street that follows its district's replica ([directory] streets_follow_district): it takes no raft messages",
+                self.code()
+            ));
+        }
         let membership = self.core.raft.metrics().borrow().membership_config.clone();
         let membership = membership.membership();
         let voters: BTreeSet<NodeCode> = membership.voter_ids().map(code_of).collect();
@@ -452,15 +482,42 @@ impl Replica {
             .map_err(|e| self.core.no_leader(e.to_string()))
     }
 
-    /// A client of the leader's `tierlink.v1.Directory` service.
+    /// A client of the leader's `tierlink.v1.Directory` service; for a street that follows a
+    /// relay, of the relay, which passes requests on to the leader.
     pub async fn leader_client(&self) -> Result<DirectoryClient<Channel>, DirectoryError> {
-        let (_, addr) = self.core.leader().await?;
+        let addr = match self.core.follower {
+            Some(_) => self.core.relay_source()?,
+            None => self.core.leader().await?.1,
+        };
         self.core.client(&addr).await
+    }
+
+    /// The entries this replica has applied from log index `next` on, then each as it applies
+    /// it, for a street that follows this replica (`tierlink.v1.Directory/Follow`).
+    pub fn relay(&self, next: u64) -> mpsc::Receiver<Result<FollowBatch, tonic::Status>> {
+        let (street, batches) = mpsc::channel(2);
+        let core = self.core.clone();
+        let source = Source {
+            log: core.log.clone(),
+            state: core.state.clone(),
+            link: core.link.clone(),
+            keep_alive: Duration::from_millis(core.settings.election_timeout_ms),
+            stopping: core.stopping.subscribe(),
+            freshness: Box::new(move || core.freshness()),
+        };
+        tokio::spawn(source.serve(next, street));
+        batches
     }
 
     /// Raft's view: term, role, log, and replication progress when leading.
     pub fn metrics(&self) -> openraft::RaftMetrics<NodeId, BasicNode> {
         self.core.raft.metrics().borrow().clone()
+    }
+
+    /// Ends the streams this replica relays to streets (with UNAVAILABLE: they follow another
+    /// replica meanwhile): the node is stopping, and its server waits for open streams to end.
+    pub fn stop_relays(&self) {
+        self.core.stopping.send_replace(true);
     }
 
     /// Stops the background tasks and the raft, and waits until they have let go of the store.
@@ -690,6 +747,10 @@ impl Core {
         entry: &SignedCommands,
         hops: u32,
     ) -> Result<Vec<DirectoryReply>, Retry> {
+        if self.follower.is_some() {
+            let relay = self.relay_source().map_err(Retry::Yes)?;
+            return self.forward(&relay, entry, hops).await;
+        }
         let (leader, addr) = self.leader().await.map_err(Retry::No)?;
         if leader != self.id {
             if hops >= 2 {
@@ -786,34 +847,158 @@ impl Core {
         }
     }
 
-    fn read_meta(&self, linearizable: bool) -> ReadMeta {
+    /// The leader this replica knows, and how long ago it heard from it (for a leader: from a
+    /// quorum), ms; for a street that follows a relay, as the relay last said.
+    fn freshness(&self) -> (Option<NodeId>, Option<u64>) {
         let m = self.raft.metrics().borrow().clone();
-        let (applied_index, revision) = self
-            .state
-            .view(|s, last| (last.map_or(0, |l| l.index), s.revision));
         let since = if m.state == ServerState::Leader {
             m.millis_since_quorum_ack
         } else {
             self.link.millis_since_leader()
         };
+        let leader = match self.follower {
+            Some(_) => *self
+                .relay_leader
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+            None => m.current_leader,
+        };
+        (leader, since)
+    }
+
+    fn read_meta(&self, linearizable: bool) -> ReadMeta {
+        let (applied_index, revision) = self
+            .state
+            .view(|s, last| (last.map_or(0, |l| l.index), s.revision));
+        let (leader, since) = self.freshness();
         let millis_since_leader = since.map_or(-1, |ms| ms as i64);
         ReadMeta {
             node: self.code().to_string(),
             applied_index,
             revision,
-            leader: m
-                .current_leader
-                .map(|l| code_of(l).to_string())
-                .unwrap_or_default(),
+            leader: leader.map(|l| code_of(l).to_string()).unwrap_or_default(),
             linearizable,
             millis_since_leader,
             stale: since.is_none_or(|ms| ms > self.settings.election_timeout_ms * 2),
         }
     }
 
+    /// Where a street that follows a relay follows first: its parent (the node it joined
+    /// through, or as the directory lists it), then the directory's voters in turn.
+    fn relay_sources(&self) -> Vec<String> {
+        let parent = self.me.unit.parent.clone();
+        let (listed, voters) = self.state.view(|s, _| {
+            let endpoint = |code: &NodeCode| s.members.get(code).map(|m| m.endpoint.clone());
+            let listed = parent.as_ref().and_then(endpoint);
+            let voters: Vec<String> = s
+                .active_voters()
+                .iter()
+                .filter(|v| *v != self.code())
+                .filter_map(endpoint)
+                .collect();
+            (listed, voters)
+        });
+        let mut sources: Vec<String> = listed.into_iter().chain(self.voters.parent()).collect();
+        for endpoint in voters {
+            if !sources.contains(&endpoint) {
+                sources.push(endpoint);
+            }
+        }
+        sources.dedup();
+        sources
+    }
+
+    /// The relay a street submits through: the first it would follow.
+    fn relay_source(&self) -> Result<String, DirectoryError> {
+        self.relay_sources().into_iter().next().ok_or_else(|| {
+            self.no_leader(
+                "this street knows neither its parent's endpoint nor a voter's: has it joined?"
+                    .into(),
+            )
+        })
+    }
+
+    /// A street's replica: follows its parent's, or a voter's while the parent cannot be
+    /// reached, from where its own log ends.
+    async fn follow_loop(self: Arc<Self>) {
+        let Some(follower) = &self.follower else {
+            return;
+        };
+        // A street that was a replica of raft before has raft re-apply what it had committed.
+        let committed = self
+            .log
+            .clone()
+            .read_committed()
+            .await
+            .ok()
+            .flatten()
+            .map_or(0, |l| l.index + 1);
+        while follower.next_index() < committed {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if let Err(e) = follower.replay().await {
+            tracing::warn!(error = %e, "directory: the street's own log could not be re-applied");
+        }
+        let mut failures = 0usize;
+        loop {
+            let sources = self.relay_sources();
+            if let Some(source) = sources.get(failures % sources.len().max(1)) {
+                match self.follow(follower, source).await {
+                    Ok(()) => failures = 0,
+                    Err(e) => {
+                        tracing::debug!(relay = %source, error = %e, "directory: following failed");
+                        failures += 1;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(self.settings.heartbeat_ms)).await;
+        }
+    }
+
+    /// Follows the replica at `endpoint` until its stream ends or fails.
+    async fn follow(&self, follower: &Follower, endpoint: &str) -> Result<(), String> {
+        let mut client = self.client(endpoint).await.map_err(|e| e.to_string())?;
+        let request = FollowRequest {
+            next_index: follower.next_index(),
+        };
+        let mut stream = match client.follow(request).await {
+            Ok(r) => r.into_inner(),
+            Err(status) => {
+                self.lock_clients().remove(endpoint);
+                return Err(status.message().to_owned());
+            }
+        };
+        let silence = Duration::from_millis(self.settings.election_timeout_ms * 2);
+        loop {
+            let batch = match tokio::time::timeout(silence, stream.message()).await {
+                Err(_) => return Err(format!("nothing for {} ms", silence.as_millis())),
+                Ok(Err(status)) => {
+                    self.lock_clients().remove(endpoint);
+                    return Err(status.message().to_owned());
+                }
+                Ok(Ok(None)) => return Ok(()),
+                Ok(Ok(Some(batch))) => batch,
+            };
+            if self.link.is_isolated() {
+                return Err("this node is cut off".into());
+            }
+            let relayed: Relayed = serde_json::from_slice(&batch.json)
+                .map_err(|e| format!("not a relayed batch: {e}"))?;
+            if let Some(ms) = relayed.millis_since_leader {
+                self.link.heard_leader_ago(ms);
+            }
+            *self
+                .relay_leader
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = relayed.leader;
+            follower.take(relayed).await.map_err(|e| e.to_string())?;
+        }
+    }
+
     /// Notes raft's voters for the transport (which believes a higher term only from a voter);
     /// while this node leads, every active member replicates (as a learner unless the city named
-    /// it a voter), and suspended or removed members stop replicating.
+    /// it a voter; streets follow their district instead, when they do), and suspended or
+    /// removed members stop replicating.
     async fn reconcile_loop(self: Arc<Self>) {
         let mut tick = tokio::time::interval(RECONCILE_EVERY);
         loop {
@@ -843,6 +1028,9 @@ impl Core {
                     .members
                     .values()
                     .filter(|m| m.status == MemberStatus::Active)
+                    .filter(|m| {
+                        !(self.settings.streets_follow_district && m.unit.tier == Tier::Street)
+                    })
                     .map(|m| (node_id(&m.unit.code), m.endpoint.clone()))
                     .collect::<BTreeMap<_, _>>();
                 (active, s.active_voters().iter().map(node_id).collect())

@@ -11,6 +11,7 @@ use openraft::{
 };
 use serde::{Deserialize, Serialize};
 use tierlink_core::directory::{DirectoryReply, DirectoryState};
+use tokio::sync::watch;
 use tierlink_core::identity::TrustedCa;
 use tierlink_store::Keyspace;
 
@@ -41,6 +42,7 @@ pub struct StateMachine {
     ca: TrustedCa,
     space: Keyspace,
     snapshots_built: Arc<std::sync::atomic::AtomicU64>,
+    revision: Arc<watch::Sender<u64>>,
 }
 
 fn sm_read(e: impl std::fmt::Display) -> StorageError {
@@ -61,12 +63,19 @@ impl StateMachine {
             }
             None => Applied::default(),
         };
+        let revision = Arc::new(watch::Sender::new(applied.state.revision));
         Ok(Self {
             applied: Arc::new(RwLock::new(applied)),
             ca,
             space,
             snapshots_built: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            revision,
         })
+    }
+
+    /// The directory revision this replica has applied, as it changes.
+    pub fn revisions(&self) -> watch::Receiver<u64> {
+        self.revision.subscribe()
     }
 
     /// The federation CA the directory's certificates are checked against.
@@ -172,6 +181,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 EntryPayload::Blank => Vec::new(),
             });
         }
+        self.revision.send_replace(a.state.revision);
         Ok(replies)
     }
 
@@ -195,11 +205,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             data,
         })
         .await?;
+        let revision = installed.state.revision;
         *self.lock_write() = Applied {
             last_applied: meta.last_log_id,
             membership: meta.last_membership.clone(),
             state: installed.state,
         };
+        self.revision.send_replace(revision);
         Ok(())
     }
 

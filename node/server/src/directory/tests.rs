@@ -225,3 +225,62 @@ async fn a_snapshot_carries_the_directory_to_another_replica_and_survives_a_rest
     let reopened = StateMachine::open(store.keyspace("directory").unwrap(), f.trusted()).unwrap();
     assert_eq!(reopened.read().0, state);
 }
+
+#[tokio::test]
+async fn a_street_takes_relayed_entries_in_order_refuses_a_gap_and_applies_no_forgery() {
+    use super::relay::{Follower, Relayed};
+    let f = Federation::new();
+    let builder = InTempDir(f.trusted());
+    let city = f.node("420500", Tier::City, None);
+    let district = f.node("420502", Tier::District, Some("420500"));
+    let (dir, log, state) = builder.build().await.unwrap();
+    let follower = Follower::new(log, state.clone(), &Default::default());
+    let entry = |index: u64, signed: SignedCommands| Entry::<TypeConfig> {
+        log_id: LogId::new(Default::default(), index),
+        payload: EntryPayload::Normal(signed),
+    };
+    let relayed = |entries: Vec<Entry<TypeConfig>>| Relayed {
+        snapshot: None,
+        entries,
+        leader: None,
+        millis_since_leader: None,
+    };
+    let register = city.sign(1, vec![DirectoryCommand::Register(city.member.clone())]);
+    follower
+        .take(relayed(vec![Entry::<TypeConfig> {
+            log_id: LogId::new(Default::default(), 0),
+            payload: EntryPayload::Blank,
+        }]))
+        .await
+        .unwrap();
+    follower.take(relayed(vec![entry(1, register)])).await.unwrap();
+    assert_eq!(state.read().0.members.len(), 1);
+
+    // An entry the relay skipped ahead to is refused, and nothing of the batch is taken.
+    let join = district.sign(2, vec![DirectoryCommand::Register(district.member.clone())]);
+    let err = follower
+        .take(relayed(vec![entry(3, join.clone())]))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("needs 2 next"), "{err}");
+    assert_eq!(follower.next_index(), 2);
+
+    // A forged entry takes its place in the log, as on every replica, and changes nothing.
+    let mut forged = join.clone();
+    forged.body = forged.body.replace("420502", "420503");
+    let before = state.read().0;
+    follower.take(relayed(vec![entry(2, forged)])).await.unwrap();
+    assert_eq!(state.read().0.members, before.members);
+    follower.take(relayed(vec![entry(3, join)])).await.unwrap();
+    assert_eq!(state.read().0.members.len(), 2);
+
+    // Reopened from its store, the street re-applies its own log past its snapshot.
+    let held = state.read().0;
+    drop((follower, state));
+    let store = SledStore::open(dir.path()).unwrap();
+    let reopened = StateMachine::open(store.keyspace("directory").unwrap(), f.trusted()).unwrap();
+    let log = LogStore::new(store.keyspace("raft-log").unwrap());
+    let follower = Follower::new(log, reopened.clone(), &Default::default());
+    follower.replay().await.unwrap();
+    assert_eq!(reopened.read().0, held);
+}

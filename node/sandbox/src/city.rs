@@ -137,14 +137,22 @@ pub struct Report {
 
 impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "nodes: {} (leader at the end: {})", self.nodes, self.leader)?;
+        writeln!(
+            f,
+            "nodes: {} (leader at the end: {})",
+            self.nodes, self.leader
+        )?;
         writeln!(
             f,
             "formed (all nodes started, joined, approved): {:.1} s",
             self.formed_secs
         )?;
         writeln!(f, "leader, quiet: {}", self.quiet)?;
-        writeln!(f, "change applied everywhere, one at a time: {}", self.sparse)?;
+        writeln!(
+            f,
+            "change applied everywhere, one at a time: {}",
+            self.sparse
+        )?;
         writeln!(f, "leader, one change at a time: {}", self.sparse_leader)?;
         writeln!(f, "change applied everywhere, under load: {}", self.loaded)?;
         writeln!(f, "leader, under load: {}", self.loaded_leader)?;
@@ -460,8 +468,8 @@ impl City {
             .directory()
             .await
             .map_err(|e| FederationError::Io(e.to_string()))?;
-        let commands_json = serde_json::to_string(&commands)
-            .map_err(|e| FederationError::Io(e.to_string()))?;
+        let commands_json =
+            serde_json::to_string(&commands).map_err(|e| FederationError::Io(e.to_string()))?;
         let response = d
             .propose(ProposeRequest {
                 commands_json,
@@ -536,7 +544,10 @@ impl City {
             let mut revisions = replica.revisions();
             while *revisions.borrow_and_update() < revision {
                 let left = deadline.saturating_duration_since(Instant::now());
-                if tokio::time::timeout(left, revisions.changed()).await.is_err() {
+                if tokio::time::timeout(left, revisions.changed())
+                    .await
+                    .is_err()
+                {
                     return Err(FederationError::Directory(format!(
                         "{} had not applied revision {revision} after {} s",
                         self.code(n),
@@ -583,13 +594,14 @@ impl City {
     /// applied on every running replica.
     async fn changes(&self, count: usize, per_second: u32) -> Result<Spread, FederationError> {
         let issuer = (0..self.nodes.len())
-            .find(|&n| self.nodes[n].1.is_some() && self.nodes[n].0.config.node.tier == Tier::District)
+            .find(|&n| {
+                self.nodes[n].1.is_some() && self.nodes[n].0.config.node.tier == Tier::District
+            })
             .ok_or_else(|| FederationError::Directory("no district runs".into()))?;
         let replica = self.replica(issuer)?.clone();
         let mut issued = tokio::task::JoinSet::new();
-        let mut tick = (per_second > 0).then(|| {
-            tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(per_second)))
-        });
+        let mut tick = (per_second > 0)
+            .then(|| tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(per_second))));
         for _ in 0..count {
             let r = replica.clone();
             let change = self.change();

@@ -129,7 +129,10 @@ async fn a_street_whose_district_is_cut_off_follows_a_voter_and_a_cut_off_street
     })
     .await;
     assert!(street.read_meta(false).revision < revision);
-    assert!(!street.view(|s| s.members.is_empty()), "it still reads its replica");
+    assert!(
+        !street.view(|s| s.members.is_empty()),
+        "it still reads its replica"
+    );
     street.link().set_isolated(false);
     f.wait_for_revision(revision).await.unwrap();
     eventually("fresh reads again", || !street.read_meta(false).stale).await;

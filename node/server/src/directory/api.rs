@@ -10,8 +10,9 @@ use tierlink_core::policy::{Asker, Refusal, Reveal};
 use tierlink_proto::v1::directory_server::Directory;
 use tierlink_proto::v1::{
     CatalogsRequest, CatalogsResponse, ChangeResponse, Expiring, ExplainRequest, ExplainResponse,
-    FollowBatch, FollowRequest, FoundRequest, ItemRedaction, MembersResponse, PoliciesResponse, ProposeRequest, PublishRequest,
-    ReadMeta, ReadRequest, Replica as ReplicaStatus, StatusRequest, StatusResponse, SubmitRequest,
+    FollowBatch, FollowRequest, FoundRequest, ItemRedaction, MembersResponse, PoliciesResponse,
+    ProposeRequest, PublishRequest, ReadMeta, ReadRequest, Replica as ReplicaStatus, StatusRequest,
+    StatusResponse, SubmitRequest,
 };
 use tierlink_store::registry::Registry;
 use tonic::{Request, Response, Status};

@@ -63,11 +63,7 @@ pub(super) struct Source {
 impl Source {
     /// Streams to `street` the entries applied from log index `next` on, then each entry as it
     /// is applied, until the street goes away, this node is cut off or it stops.
-    pub async fn serve(
-        mut self,
-        mut next: u64,
-        street: mpsc::Sender<Result<FollowBatch, Status>>,
-    ) {
+    pub async fn serve(mut self, mut next: u64, street: mpsc::Sender<Result<FollowBatch, Status>>) {
         let mut revisions = self.state.revisions();
         loop {
             let ended = if self.link.is_isolated() {

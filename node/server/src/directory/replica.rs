@@ -857,10 +857,7 @@ impl Core {
             self.link.millis_since_leader()
         };
         let leader = match self.follower {
-            Some(_) => *self
-                .relay_leader
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()),
+            Some(_) => *self.relay_leader.lock().unwrap_or_else(|p| p.into_inner()),
             None => m.current_leader,
         };
         (leader, since)
@@ -987,10 +984,7 @@ impl Core {
             if let Some(ms) = relayed.millis_since_leader {
                 self.link.heard_leader_ago(ms);
             }
-            *self
-                .relay_leader
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()) = relayed.leader;
+            *self.relay_leader.lock().unwrap_or_else(|p| p.into_inner()) = relayed.leader;
             follower.take(relayed).await.map_err(|e| e.to_string())?;
         }
     }

@@ -11,9 +11,9 @@ use openraft::{
 };
 use serde::{Deserialize, Serialize};
 use tierlink_core::directory::{DirectoryReply, DirectoryState};
-use tokio::sync::watch;
 use tierlink_core::identity::TrustedCa;
 use tierlink_store::Keyspace;
+use tokio::sync::watch;
 
 use super::StorageError;
 use super::type_config::{NodeId, TypeConfig};

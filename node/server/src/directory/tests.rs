@@ -253,7 +253,10 @@ async fn a_street_takes_relayed_entries_in_order_refuses_a_gap_and_applies_no_fo
         }]))
         .await
         .unwrap();
-    follower.take(relayed(vec![entry(1, register)])).await.unwrap();
+    follower
+        .take(relayed(vec![entry(1, register)]))
+        .await
+        .unwrap();
     assert_eq!(state.read().0.members.len(), 1);
 
     // An entry the relay skipped ahead to is refused, and nothing of the batch is taken.
@@ -269,7 +272,10 @@ async fn a_street_takes_relayed_entries_in_order_refuses_a_gap_and_applies_no_fo
     let mut forged = join.clone();
     forged.body = forged.body.replace("420502", "420503");
     let before = state.read().0;
-    follower.take(relayed(vec![entry(2, forged)])).await.unwrap();
+    follower
+        .take(relayed(vec![entry(2, forged)]))
+        .await
+        .unwrap();
     assert_eq!(state.read().0.members, before.members);
     follower.take(relayed(vec![entry(3, join)])).await.unwrap();
     assert_eq!(state.read().0.members.len(), 2);

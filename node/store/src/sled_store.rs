@@ -293,11 +293,18 @@ impl SledStore {
         })
     }
 
-    /// Opens (or creates) the store in `path`.
+    /// Opens (or creates) the store in `path`, with the default page cache
+    /// ([`tierlink_core::config::DEFAULT_STORE_CACHE_MB`]).
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with_cache(path, tierlink_core::config::DEFAULT_STORE_CACHE_MB << 20)
+    }
+
+    /// Opens (or creates) the store in `path`, keeping up to about `cache_bytes` of its pages in
+    /// memory.
+    pub fn open_with_cache(path: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
         let db = sled::Config::new()
             .path(path)
-            .cache_capacity(256 << 20)
+            .cache_capacity(cache_bytes)
             .flush_every_ms(None)
             .open()
             .map_err(|e| match e {

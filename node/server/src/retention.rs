@@ -42,7 +42,7 @@ pub enum RetentionError {
         /// Versions removed.
         removed: u64,
         /// What failed.
-        source: AuditError,
+        source: Box<AuditError>,
     },
 }
 
@@ -101,7 +101,7 @@ pub fn compact(
             .map_err(|source| RetentionError::Audit {
                 catalog: code.clone(),
                 removed,
-                source,
+                source: Box::new(source),
             })?;
         tracing::info!(catalog = %code, removed, %cutoff, "superseded versions removed by the history retention");
         compacted.push((code, removed));

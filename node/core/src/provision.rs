@@ -200,6 +200,7 @@ pub fn init_node(
             directory: Default::default(),
             exchange: Default::default(),
             limits: Default::default(),
+            store: Default::default(),
             gateway: None,
             webhooks: Default::default(),
             cases: Default::default(),

@@ -19,6 +19,8 @@
 //!   the `tierlink.v1.Webhooks` service that manages them.
 //! - [`crosscheck`]: cross-checks of two nodes' catalogs by private set intersection, the
 //!   `tierlink.v1.CrossCheck` service, and the runs each node keeps.
+//! - [`retention`]: the history retention, removing superseded versions older than the node
+//!   keeps them, audited.
 //! - [`runtime`]: opening a node's directory and serving every service.
 //!
 //! # Direction
@@ -36,5 +38,6 @@ pub mod exchange;
 pub mod gateway;
 pub mod limits;
 pub mod read;
+pub mod retention;
 pub mod runtime;
 pub mod webhooks;

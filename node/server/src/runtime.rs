@@ -190,7 +190,10 @@ impl Node {
                 )));
             }
         }
-        let store = SledStore::open(&dir.path(&dir.config.files.data))?;
+        let store = SledStore::open_with_cache(
+            &dir.path(&dir.config.files.data),
+            dir.config.store.cache_mb << 20,
+        )?;
         store.keep_changes(dir.config.exchange.keep_changes);
         let directory = Arc::new(
             Replica::open(&store, &dir, credentials.clone(), key.clone(), ca.clone()).await?,
@@ -359,6 +362,12 @@ impl Node {
             Arc::downgrade(&board),
             Duration::from_millis(self.dir.config.directory.audit_anchor_ms.max(100)),
         );
+        let retention = crate::retention::compact_periodically(
+            self.registry.store().clone(),
+            self.audit.clone(),
+            self.dir.code().to_string(),
+            self.dir.config.store.keep_history_days,
+        );
         let admission = AdmissionLayer::new(
             self.dir.code().clone(),
             directory.member().tls_fingerprint.clone(),
@@ -433,6 +442,9 @@ impl Node {
             .await
             .map_err(|e| RuntimeError::Serve(e.to_string()));
         anchoring.abort();
+        if let Some(retention) = retention {
+            retention.abort();
+        }
         // Also when gRPC stopped on its own: no worker outlives the store.
         stop_webhooks.stop().await;
         stop_cases.stop().await;

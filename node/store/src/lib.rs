@@ -7,7 +7,10 @@
 //! values equal it stores nothing. A deletion stores a last version marked deleted, which keeps
 //! the values it ends; a key written again after it starts from the next version. A write may
 //! carry a connector's [`SourceMark`], stored with its records. Every write is on disk before
-//! the call returns. A batch is written whole or not at all. sled 0.34 calls itself
+//! the call returns. A batch is written whole or not at all. Superseded versions are kept until a
+//! history compaction ([`Store::compact_history`]) removes those superseded before a time the
+//! administrator's retention sets; a record's current version, and a deleted record's deletion,
+//! are never removed. sled 0.34 calls itself
 //! beta, so no other crate names it: another engine only needs to implement [`Store`] and pass
 //! the same suite of tests.
 //!
@@ -50,6 +53,34 @@ impl StoredRecord {
     /// The encoded record.
     pub fn bytes(&self) -> &[u8] {
         &self.0
+    }
+
+    /// The record's `updated_at_micros`, read from its encoding without decoding its values.
+    pub fn updated_at_micros(&self) -> Result<i64, StoreError> {
+        use prost::encoding::{WireType, decode_key, decode_varint};
+        let corrupt =
+            |e: &dyn std::fmt::Display| StoreError::Corrupt(format!("stored record: {e}"));
+        let mut buf = self.bytes();
+        // The key (1) and version (2) come before the time (3): prost writes fields by tag.
+        while !buf.is_empty() {
+            let (tag, wire) = decode_key(&mut buf).map_err(|e| corrupt(&e))?;
+            match wire {
+                WireType::Varint => {
+                    let v = decode_varint(&mut buf).map_err(|e| corrupt(&e))?;
+                    if tag == 3 {
+                        return Ok(v as i64);
+                    }
+                }
+                WireType::LengthDelimited => {
+                    let len = decode_varint(&mut buf).map_err(|e| corrupt(&e))? as usize;
+                    buf = buf
+                        .get(len..)
+                        .ok_or_else(|| corrupt(&"a field runs past the end"))?;
+                }
+                other => return Err(corrupt(&format!("unexpected wire type {other:?}"))),
+            }
+        }
+        Ok(0)
     }
 
     /// The decoded record.
@@ -106,6 +137,16 @@ pub struct ChangeLog {
     pub last: Position,
 }
 
+/// What one step of a history compaction did (see [`Store::compact_history`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Compacted {
+    /// Superseded versions removed in this step.
+    pub removed: u64,
+    /// The record key the next step starts at; `None` once the catalog's history has been gone
+    /// through.
+    pub next: Option<String>,
+}
+
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -119,6 +160,20 @@ pub enum StoreError {
         "storage engine failed: {0}; check free disk space and the data directory's permissions"
     )]
     Engine(String),
+    /// A version the history retention removed was asked for.
+    #[error(
+        "version {version} of record {key:?} in catalog {catalog} was removed by the history retention, which keeps no version superseded before {before}: read the record's current version or its history (from the oldest version kept), or, following a feed, read the catalog again and follow on from that read"
+    )]
+    Removed {
+        /// The catalog.
+        catalog: String,
+        /// The record's key.
+        key: String,
+        /// The version asked for.
+        version: u64,
+        /// The retention's cutoff, RFC 3339 (UTC).
+        before: String,
+    },
     /// Stored bytes could not be decoded.
     #[error("stored data is unreadable ({0}): restore the data directory from a backup")]
     Corrupt(String),
@@ -180,12 +235,24 @@ pub trait Store: Send + Sync + 'static {
     fn source_offset(&self, catalog: &str, source: &str) -> Result<Option<String>, StoreError>;
     /// Current records with `from <= key < to` (`to` unbounded when `None`), in key order.
     fn scan(&self, catalog: &str, from: &str, to: Option<&str>) -> RecordIter;
+    /// Current records with `from <= key < to` written at or after `since_micros` (the record's
+    /// `updated_at_micros`), in key order: the records [`Store::scan`] gives with that time or
+    /// later. An engine may find them through its change log rather than by reading every
+    /// record.
+    fn scan_since(
+        &self,
+        catalog: &str,
+        from: &str,
+        to: Option<&str>,
+        since_micros: i64,
+    ) -> RecordIter;
     /// The current version of the record with `key`; `None` when there is none (or it was
     /// deleted). For reads that
     /// send records in another order than the keys' (keys hashed).
     fn get(&self, catalog: &str, key: &str) -> Result<Option<StoredRecord>, StoreError>;
-    /// Every version of one record, oldest first, deletions among them; empty when the key was
-    /// never written.
+    /// Every version of one record kept, oldest first, deletions among them; empty when the key
+    /// was never written. Versions are numbered from 1 without gaps: when the oldest returned is
+    /// above 1, the history retention removed those before it.
     fn history(&self, catalog: &str, key: &str) -> Result<Vec<StoredRecord>, StoreError>;
     /// The positions `catalog`'s change log keeps. Every version a write stores gets the next
     /// position in the same atomic write; an unchanged row gets none.
@@ -193,12 +260,28 @@ pub trait Store: Send + Sync + 'static {
     /// Up to `max` versions written to `catalog` after position `after`, in write order, each
     /// with its position. Positions before the log's `first` are not kept: asking for them is
     /// the caller's error to catch with [`Store::change_log`] first.
+    ///
+    /// # Errors
+    /// [`StoreError::Removed`] when a version in that span was removed by the history retention.
     fn changes(
         &self,
         catalog: &str,
         after: Position,
         max: usize,
     ) -> Result<Vec<(Position, StoredRecord)>, StoreError>;
+    /// One bounded step of the history retention: removes, in one atomic write, up to `max`
+    /// (at least 1) versions of `catalog` superseded (by the record's next version, a deletion
+    /// among them) before `before_micros`, going through the records from key `from` on in key
+    /// order. A record's current version and a deleted record's deletion stay. Call again from
+    /// [`Compacted::next`] until it is `None`; a removed version then asked for is refused as
+    /// [`StoreError::Removed`].
+    fn compact_history(
+        &self,
+        catalog: &str,
+        before_micros: i64,
+        from: &str,
+        max: usize,
+    ) -> Result<Compacted, StoreError>;
 }
 
 #[cfg(test)]

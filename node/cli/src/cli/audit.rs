@@ -114,8 +114,15 @@ fn line(e: &AuditEntry) -> String {
     text
 }
 
-/// A write's entry as an operator reads it: who wrote how many records of which catalog.
+/// A write's entry as an operator reads it: who wrote how many records of which catalog; or
+/// what the history retention removed.
 fn write_line(e: &AuditEntry, at: &str) -> String {
+    if e.kind == tierlink_node::retention::AUDIT_KIND {
+        return format!(
+            "#{} {at} history retention of {} on {}: removed {} {}",
+            e.sequence, e.catalog, e.producer, e.records, e.bounds
+        );
+    }
     let who = if e.principal.is_empty() {
         format!("node {} itself (or its administrator)", e.producer)
     } else {

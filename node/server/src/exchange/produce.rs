@@ -428,7 +428,9 @@ pub fn record_lists(
 
 /// The stored records a query reads, in the order they are sent.
 ///
-/// Keys in clear: the store's scan of `key_from..key_to`, in key order.
+/// Keys in clear: the store's scan of `key_from..key_to`, in key order; with `updated_since`, the
+/// store's [`Store::scan_since`], which finds the records written since from its change log when
+/// that is the shorter way.
 ///
 /// Keys hashed: in the byte order of the hashed key, the very bytes sent as the key (a keyed
 /// hash of the real key, see [`Redactor`]), so that a record's position carries nothing about
@@ -456,7 +458,10 @@ pub fn query_records(
 ) -> RecordIter {
     if !plan.key_hashed {
         let to = (!request.key_to.is_empty()).then_some(request.key_to.as_str());
-        return store.scan(catalog, &request.key_from, to);
+        return match request.updated_since_micros {
+            0 => store.scan(catalog, &request.key_from, to),
+            since => store.scan_since(catalog, &request.key_from, to, since),
+        };
     }
     Box::new(HashedOrder {
         store,

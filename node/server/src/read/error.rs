@@ -77,7 +77,7 @@ impl From<RegistryError> for ReadError {
 
 impl From<StoreError> for ReadError {
     fn from(e: StoreError) -> Self {
-        if let StoreError::MarkMoved { .. } = e {
+        if let StoreError::MarkMoved { .. } | StoreError::Removed { .. } = e {
             return ReadError::failed_precondition(e.to_string());
         }
         tracing::error!(error = %e, "store failure");

@@ -173,7 +173,13 @@ pub(super) enum FollowError {
     },
     /// The replica's storage failed.
     #[error("directory storage: {0}")]
-    Storage(#[from] StorageError),
+    Storage(Box<StorageError>),
+}
+
+impl From<StorageError> for FollowError {
+    fn from(e: StorageError) -> Self {
+        Self::Storage(Box::new(e))
+    }
 }
 
 impl Follower {

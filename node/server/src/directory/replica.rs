@@ -905,6 +905,15 @@ impl Core {
         sources
     }
 
+    /// Whether `endpoint` is an active voter's, as this replica's directory lists them.
+    fn is_voter_endpoint(&self, endpoint: &str) -> bool {
+        self.state.view(|s, _| {
+            s.active_voters()
+                .iter()
+                .any(|v| s.members.get(v).is_some_and(|m| m.endpoint == endpoint))
+        })
+    }
+
     /// The relay a street submits through: the first it would follow.
     fn relay_source(&self) -> Result<String, DirectoryError> {
         self.relay_sources().into_iter().next().ok_or_else(|| {
@@ -981,6 +990,18 @@ impl Core {
             }
             let relayed: Relayed = serde_json::from_slice(&batch.json)
                 .map_err(|e| format!("not a relayed batch: {e}"))?;
+            // A snapshot carries no signatures to check: taken, as raft takes one, only from a
+            // voter — a district that does not vote makes its street follow a voter instead —
+            // but for a street's first, from the parent it joined through, which it already
+            // trusted to name the voters.
+            if relayed.snapshot.is_some()
+                && follower.next_index() > 0
+                && !self.is_voter_endpoint(endpoint)
+            {
+                return Err(format!(
+                    "{endpoint} does not vote and sent a snapshot: a street takes snapshots only from a voter"
+                ));
+            }
             if let Some(ms) = relayed.millis_since_leader {
                 self.link.heard_leader_ago(ms);
             }

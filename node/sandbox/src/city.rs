@@ -249,6 +249,9 @@ impl Drop for CityProcess {
     }
 }
 
+/// The revisions a replica applied, and when.
+type AppliedLog = Arc<Mutex<Vec<(u64, Instant)>>>;
+
 /// A simulated city: the city's process and every other node in this one.
 pub struct City {
     plan: CityPlan,
@@ -257,7 +260,7 @@ pub struct City {
     city: CityProcess,
     nodes: Vec<(NodeDir, Option<RunningNode>)>,
     /// For each node of `nodes`, the revisions it applied and when.
-    applied: Vec<Arc<Mutex<Vec<(u64, Instant)>>>>,
+    applied: Vec<AppliedLog>,
     /// Catalogs published so far: each change publishes a new one.
     published: std::sync::atomic::AtomicUsize,
 }
@@ -791,7 +794,7 @@ impl City {
 }
 
 /// Records, for `replica`, each revision it applies and when.
-fn watch_applied(replica: &Arc<Replica>) -> Arc<Mutex<Vec<(u64, Instant)>>> {
+fn watch_applied(replica: &Arc<Replica>) -> AppliedLog {
     let log = Arc::new(Mutex::new(Vec::new()));
     let mut revisions = replica.revisions();
     let kept = log.clone();

@@ -243,7 +243,8 @@ fn the_demo_runs_and_verifies_every_exchange() {
         "2 closed (corrected), 4 sent back",
         "420502001/4                          1        1        0       1",
         "matching items: 公民身份号码",
-        "420502001  learner",
+        "node 420502001: follows its district",
+        "420503     voter",
     ] {
         assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
     }
@@ -537,15 +538,18 @@ fn a_directory_formed_from_the_command_line_survives_its_leader_killed_with_sigk
     );
     let members = ok(&["directory", "members", "--node", &street]);
     assert_eq!(members.matches(" active ").count(), 4, "{members}");
-    eventually("three voters and a learner replicating", || {
-        let status = ok(&["directory", "status", "--node", &street]);
-        let roles: Vec<&str> = status
-            .lines()
-            .filter_map(|l| l.split_whitespace().nth(1))
-            .collect();
-        let count = |role| roles.iter().filter(|r| **r == role).count();
-        count("voter") == 3 && count("learner") == 1
-    });
+    eventually(
+        "three voters replicating, the street following its district",
+        || {
+            let status = ok(&["directory", "status", "--node", &street]);
+            let roles: Vec<&str> = status
+                .lines()
+                .filter_map(|l| l.split_whitespace().nth(1))
+                .collect();
+            let count = |role| roles.iter().filter(|r| **r == role).count();
+            count("voter") == 3 && status.contains("follows its district")
+        },
+    );
 
     // SIGKILL the leader: the others elect another, keep the published catalog and take writes.
     let first = leader(&street).expect("a leader");

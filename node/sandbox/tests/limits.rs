@@ -203,8 +203,11 @@ async fn a_body_that_is_not_a_message_is_an_invalid_argument() {
     let garbage = "\0\0\0\0\x01\x07";
     let refused = raw_call(&mut channel, "/tierlink.v1.Federation/Vote", garbage).await;
     assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+    // The district is a replica of raft (a street follows it instead): the city's message to it
+    // is read, and this one cannot be decoded.
     let city = f.federation.nodes[CITY].dir.credentials().unwrap();
-    let mut from_city = tierlink_client::channel(&city, &dir.config.server.endpoint)
+    let district = &f.federation.nodes[DISTRICT].dir;
+    let mut from_city = tierlink_client::channel(&city, &district.config.server.endpoint)
         .await
         .unwrap();
     let status = raw_call(&mut from_city, "/tierlink.v1.Federation/Vote", garbage).await;

@@ -793,7 +793,7 @@ the city searches the directory for \"公民身份号码\" (citizen ID number):"
     cases::show(&federation, (city, district, street), &residents, &register).await?;
 
     println!(
-        "\nthe directory, seen from {} (a street, a learner):",
+        "\nthe directory, seen from {} (a street, following its district):",
         street.code()
     );
     let mut at_street = street.directory().await?;

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use tierlink_core::directory::PublishedCatalog;
-use tierlink_core::directory::{DirectoryCommand, SignedCommands};
+use tierlink_core::directory::{DirectoryCommand, MemberStatus, SignedCommands};
 use tierlink_core::identity::UnitError;
 use tierlink_core::policy::{Asker, Refusal, Reveal};
 use tierlink_proto::v1::directory_server::Directory;
@@ -18,7 +18,7 @@ use tierlink_store::registry::Registry;
 use tonic::{Request, Response, Status};
 
 use super::replica::{DirectoryError, Replica, response_of};
-use super::type_config::{code_of, node_id};
+use super::type_config::code_of;
 use crate::read::ReadError;
 
 /// How long before a certificate expires `Status` reports it: 30 days, in seconds.
@@ -337,8 +337,9 @@ impl Directory for DirectoryService {
                 matched_index: matched(id),
             })
             .collect();
-        // Only the leader knows how far each replica has got: ask it.
-        if m.replication.is_none() && m.current_leader.is_some() {
+        // Only the leader knows how far each replica has got: ask it (a street, through the
+        // node it follows).
+        if m.replication.is_none() && (m.current_leader.is_some() || self.replica.follows()) {
             let ask = async {
                 let mut leader = self.replica.leader_client().await.ok()?;
                 leader.status(StatusRequest {}).await.ok()
@@ -347,11 +348,13 @@ impl Directory for DirectoryService {
                 replicas = from_leader.into_inner().replicas;
             }
         }
+        // Active members replicate, as raft replicas or as streets following their district.
         let not_replicating = self.replica.view(|s| {
             s.members
-                .keys()
-                .filter(|c| !membership.nodes().any(|(id, _)| *id == node_id(c)))
-                .map(|c| c.to_string())
+                .values()
+                .filter(|m| m.status != MemberStatus::Active)
+                .map(|m| m.unit.code.to_string())
+                .filter(|c| !replicas.iter().any(|r| r.code == *c))
                 .collect()
         });
         let soon = chrono::Utc::now().timestamp() + EXPIRY_WARNING_SECS;
@@ -377,7 +380,11 @@ impl Directory for DirectoryService {
         Ok(Response::new(StatusResponse {
             meta: Some(self.replica.read_meta(false)),
             term: m.current_term,
-            state: format!("{:?}", m.state).to_lowercase(),
+            state: if self.replica.follows() {
+                "follows its district".into()
+            } else {
+                format!("{:?}", m.state).to_lowercase()
+            },
             last_log_index: m.last_log_index.unwrap_or(0),
             snapshot_index: m.snapshot.map_or(0, |s| s.index),
             replicas,

@@ -466,6 +466,11 @@ impl Replica {
         self.core.voters.refused()
     }
 
+    /// Whether this replica is a street that follows a relay rather than a replica of raft.
+    pub fn follows(&self) -> bool {
+        self.core.follower.is_some()
+    }
+
     /// Whether this node leads the directory now.
     pub fn is_leader(&self) -> bool {
         self.core.raft.metrics().borrow().state == ServerState::Leader

@@ -206,14 +206,25 @@ impl<'n> Sink<'n> {
             .map(|(_, c)| format!("{0} = EXCLUDED.{0}", quote(c)))
             .collect();
         let conflict: Vec<String> = self.table.primary_key.iter().map(|k| quote(k)).collect();
+        let changed: Vec<String> = targets
+            .iter()
+            .filter(|(_, c)| !self.table.primary_key.iter().any(|k| k == c))
+            .map(|(_, c)| format!("existing.{0} IS DISTINCT FROM EXCLUDED.{0}", quote(c)))
+            .collect();
+        // A version delivered again (after a restart, before its token was stored) leaves a row
+        // that already holds it untouched: no write, no trigger fired.
         let action = if updates.is_empty() {
             "DO NOTHING".to_owned()
         } else {
-            format!("DO UPDATE SET {}", updates.join(", "))
+            format!(
+                "DO UPDATE SET {} WHERE {}",
+                updates.join(", "),
+                changed.join(" OR ")
+            )
         };
         Ok(Plan {
             upsert: format!(
-                "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) {action}",
+                "INSERT INTO {} AS existing ({}) VALUES ({}) ON CONFLICT ({}) {action}",
                 self.table.name,
                 names.join(", "),
                 params.join(", "),

@@ -37,11 +37,9 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use tierlink_client::NodeClient;
 use tierlink_core::cases::chain;
-use tierlink_core::catalog::EXAMPLES;
 use tierlink_core::members::Members;
 use tierlink_core::signed::Recipient;
 use tierlink_node::cases::CASES_CATALOG;
-use tierlink_node::directory::DirectoryCommand;
 use tierlink_proto::v1::cases_client::CasesClient;
 use tierlink_proto::v1::{ActRequest, CaseMove, Credential, QueryRequest, ReadScope};
 use tierlink_proto::v1::{ShowCaseRequest, SignedMove};
@@ -161,31 +159,10 @@ async fn setup(root: &std::path::Path) -> Setup {
         .map(|n| NodeClient::open(n.dir.clone()).unwrap())
         .collect();
     let (city, district, street) = (&clients[0], &clients[DISTRICT], &clients[STREET]);
-    for (file, json) in EXAMPLES {
-        if *file == "residents.json" {
-            street.put_catalog(json.to_string()).await.unwrap();
-        }
-    }
-    let rows = sample::residents(street.code().as_str(), RESIDENTS, 3);
-    let key_column = RESIDENT_COLUMNS
-        .iter()
-        .position(|c| *c == "person_id")
-        .unwrap();
-    let keys = rows.iter().map(|r| r[key_column].clone()).collect();
-    let columns: Vec<String> = RESIDENT_COLUMNS.iter().map(|c| c.to_string()).collect();
-    street
-        .put_records(RESIDENTS_CATALOG, columns, rows)
+    let keys = f
+        .residents_under_policies([city, district, street], RESIDENTS)
         .await
         .unwrap();
-    let revision = street.publish(&[RESIDENTS_CATALOG]).await.unwrap();
-    f.wait_for_revision(revision).await.unwrap();
-    for (issuer, command) in
-        sample::three_tier_policies(city.code(), district.code(), street.code(), "2099-12-31")
-    {
-        f.issue(&issuer, vec![DirectoryCommand::Policy(command)])
-            .await
-            .unwrap();
-    }
     let credential = |node: &NodeClient, name: &str, role: &str, purpose: &str| {
         let role = format!("{}/{role}", node.code());
         let token = f

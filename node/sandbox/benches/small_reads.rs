@@ -35,13 +35,11 @@ use std::time::{Duration, Instant};
 
 use prost::Message;
 use tierlink_client::NodeClient;
-use tierlink_core::catalog::EXAMPLES;
 use tierlink_core::members::Members;
 use tierlink_core::signed::{BatchSigner, Recipient, requester};
-use tierlink_node::directory::DirectoryCommand;
 use tierlink_proto::v1::{Credential, QueryRequest, ReadScope, RecordList, Requester, SignedBatch};
 use tierlink_sandbox::federation::{LocalFederation, default_units};
-use tierlink_sandbox::sample::{self, ALLOWANCE_REVIEW, RESIDENT_COLUMNS, RESIDENTS_CATALOG};
+use tierlink_sandbox::sample::{ALLOWANCE_REVIEW, RESIDENTS_CATALOG};
 use tokio::runtime::Runtime;
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
@@ -121,31 +119,10 @@ async fn setup(root: &std::path::Path) -> Setup {
         .map(|n| NodeClient::open(n.dir.clone()).unwrap())
         .collect();
     let (city, district, street) = (&clients[0], &clients[DISTRICT], &clients[STREET]);
-    for (file, json) in EXAMPLES {
-        if *file == "residents.json" {
-            street.put_catalog(json.to_string()).await.unwrap();
-        }
-    }
-    let rows = sample::residents(street.code().as_str(), RESIDENTS, 3);
-    let key_column = RESIDENT_COLUMNS
-        .iter()
-        .position(|c| *c == "person_id")
-        .unwrap();
-    let keys = rows.iter().map(|r| r[key_column].clone()).collect();
-    let columns: Vec<String> = RESIDENT_COLUMNS.iter().map(|c| c.to_string()).collect();
-    street
-        .put_records(RESIDENTS_CATALOG, columns, rows)
+    let keys = f
+        .residents_under_policies([city, district, street], RESIDENTS)
         .await
         .unwrap();
-    let revision = street.publish(&[RESIDENTS_CATALOG]).await.unwrap();
-    f.wait_for_revision(revision).await.unwrap();
-    for (issuer, command) in
-        sample::three_tier_policies(city.code(), district.code(), street.code(), "2099-12-31")
-    {
-        f.issue(&issuer, vec![DirectoryCommand::Policy(command)])
-            .await
-            .unwrap();
-    }
     let role = format!("{}/civil-affairs", district.code());
     let token = f
         .add_principal(district.code(), "li", &[role.as_str()])

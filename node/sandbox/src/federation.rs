@@ -388,6 +388,43 @@ impl LocalFederation {
         self.wait_for_revision(revision).await
     }
 
+    /// At `street`: the residents catalog with `count` sample residents, published; then the
+    /// three-tier policies of [`crate::sample::three_tier_policies`] issued by `city`, `district`
+    /// and `street`. The residents' keys (`person_id`), in the order written.
+    pub async fn residents_under_policies(
+        &self,
+        [city, district, street]: [&tierlink_client::NodeClient; 3],
+        count: usize,
+    ) -> Result<Vec<String>, FederationError> {
+        use crate::sample::{self, RESIDENT_COLUMNS, RESIDENTS_CATALOG};
+        let failed = |e: tierlink_client::ClientError| FederationError::Io(e.to_string());
+        let (_, json) = tierlink_core::catalog::EXAMPLES
+            .iter()
+            .find(|(file, _)| *file == "residents.json")
+            .expect("the residents example is built in");
+        street.put_catalog(json.to_string()).await.map_err(failed)?;
+        let rows = sample::residents(street.code().as_str(), count, 3);
+        let key_column = RESIDENT_COLUMNS
+            .iter()
+            .position(|c| *c == "person_id")
+            .expect("residents have a person_id");
+        let keys = rows.iter().map(|r| r[key_column].clone()).collect();
+        let columns: Vec<String> = RESIDENT_COLUMNS.iter().map(|c| c.to_string()).collect();
+        street
+            .put_records(RESIDENTS_CATALOG, columns, rows)
+            .await
+            .map_err(failed)?;
+        let revision = street.publish(&[RESIDENTS_CATALOG]).await.map_err(failed)?;
+        self.wait_for_revision(revision).await?;
+        for (issuer, command) in
+            sample::three_tier_policies(city.code(), district.code(), street.code(), "2099-12-31")
+        {
+            self.issue(&issuer, vec![DirectoryCommand::Policy(command)])
+                .await?;
+        }
+        Ok(keys)
+    }
+
     /// Adds a principal holding `roles` to node `code`, returning its token.
     pub fn add_principal(
         &self,

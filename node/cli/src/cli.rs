@@ -6,6 +6,7 @@ mod audit;
 mod case;
 mod catalog;
 mod cert;
+mod config;
 mod connect;
 mod crosscheck;
 mod demo;
@@ -90,6 +91,9 @@ pub enum Command {
     /// revealing its records that do not match.
     #[command(subcommand)]
     Crosscheck(crosscheck::CrossCheckCommand),
+    /// The node configuration: the `node.toml` reference.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
     /// Check a file of signed batches with the CA certificate alone.
     Verify(records::VerifyArgs),
     /// Run a three-tier federation on loopback and show signed exchanges between its tiers.
@@ -229,6 +233,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Webhook(command) => webhook::run(command).await,
         Command::Case(command) => case::run(command).await,
         Command::Crosscheck(command) => crosscheck::run(command).await,
+        Command::Config(command) => config::run(command),
         Command::Verify(args) => records::verify(args),
         Command::Demo(args) => demo::run(args).await,
         Command::Sim(command) => sim::run(command).await,

@@ -14,6 +14,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::calendar::{Calendar, CalendarError};
@@ -25,11 +26,15 @@ use crate::limits::{
 };
 use crate::policy::HashKey;
 
+mod reference;
+
+pub use reference::reference;
+
 /// Name of the configuration file in a node directory.
 pub const CONFIG_FILE: &str = "node.toml";
 
 /// Contents of `node.toml`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NodeConfig {
     /// The unit this node serves.
@@ -69,7 +74,7 @@ pub struct NodeConfig {
 }
 
 /// Timing and compaction of the directory replica. Every voter should use the same timings.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DirectorySettings {
     /// Leader heartbeat interval, milliseconds.
@@ -105,7 +110,7 @@ impl Default for DirectorySettings {
 
 /// How the node cuts the signed batches it produces (queries, histories, and so exports and
 /// relays of its records).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ExchangeSettings {
     /// Most bytes of records in one signed batch, from [`MIN_BATCH_BYTES`] (64 KiB) to
@@ -132,7 +137,7 @@ impl Default for ExchangeSettings {
 
 /// The node's store (`[store]`): the memory it caches pages in, and how long it keeps what a
 /// write superseded.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreSettings {
     /// MiB of the store's pages the node keeps in memory (sled's `cache_capacity`). What a node
@@ -168,7 +173,7 @@ impl StoreSettings {
 
 /// What callers may hold on this node, so that neither one caller nor all of them together can
 /// take its memory, threads or connections. Every limit has a default fit for a node of any tier.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitSettings {
     /// Reads (`Query` and `History` streams, produced here or relayed) one calling node may have
@@ -220,7 +225,7 @@ impl Default for LimitSettings {
 
 /// The REST/JSON gateway (`[gateway]`): its own HTTPS listener, with the node's TLS certificate
 /// and no client certificate; callers present API tokens.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GatewaySettings {
     /// Socket address to bind, e.g. `127.0.0.1:8443`; port 0 lets the OS pick one.
@@ -312,7 +317,7 @@ impl GatewaySettings {
 
 /// Webhook deliveries (`[webhooks]`): the receivers the administrator allows, and how each
 /// delivery is retried. Deliveries follow the Standard Webhooks specification.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebhookSettings {
     /// URL prefixes a webhook may deliver to, e.g. `https://erp.example.gov.cn:8443/hooks/`: a
@@ -375,7 +380,7 @@ impl WebhookSettings {
 
 /// Residents' cases (`[cases]`): the working-day calendar their deadlines are counted on, the
 /// deadlines, and what the node does when a case it holds is overdue.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct CaseSettings {
     /// A directory of `YYYY.toml` calendar files (relative to the node directory) replacing the
@@ -426,7 +431,7 @@ impl CaseSettings {
 }
 
 /// What a node does when a case it holds is overdue.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OverdueAction {
     /// Report it (log, figures, the case's listing), and nothing more.
@@ -439,7 +444,7 @@ pub enum OverdueAction {
 /// Case deadlines in working days (`[cases.deadlines]`), counted as [`crate::calendar`] says:
 /// the day a period starts from is not counted, and 0 is the end of that day (or of the next
 /// working day). Defaults are Nanchang's "123" and the people's-requests pipeline's.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Deadlines {
     /// An immediate case (即办件); default 0, the same working day.
@@ -514,7 +519,7 @@ impl LimitSettings {
 }
 
 /// Listening address and public endpoint.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     /// Socket address to bind, e.g. `0.0.0.0:7443`.
@@ -524,7 +529,7 @@ pub struct ServerConfig {
 }
 
 /// Paths of the credential and data files.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Files {
     /// Federation CA certificate.
@@ -587,10 +592,11 @@ impl Default for Files {
 }
 
 /// Another node and where to reach it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Peer {
     /// Its division code.
+    #[schemars(with = "String")]
     pub code: NodeCode,
     /// Its endpoint URL.
     pub endpoint: String,

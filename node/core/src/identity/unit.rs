@@ -4,6 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// A node's identity in the federation: the division code of the unit it serves.
@@ -12,7 +13,7 @@ use serde::{Deserialize, Serialize};
 pub struct NodeCode(String);
 
 /// The administrative tier a node serves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Tier {
     /// 市: the city, at the top of the federation.
@@ -24,14 +25,16 @@ pub enum Tier {
 }
 
 /// A unit as configured on its node: code, tier, parent and display name.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Unit {
     /// Division code.
+    #[schemars(with = "String")]
     pub code: NodeCode,
     /// Tier of the unit.
     pub tier: Tier,
-    /// Code of the unit above; `None` only for the city.
+    /// Code of the unit above; absent only for the city.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
     pub parent: Option<NodeCode>,
     /// Display name, e.g. "Xihu Street Office".
     pub name: String,

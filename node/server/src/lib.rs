@@ -19,6 +19,7 @@
 //!   the `tierlink.v1.Webhooks` service that manages them.
 //! - [`crosscheck`]: cross-checks of two nodes' catalogs by private set intersection, the
 //!   `tierlink.v1.CrossCheck` service, and the runs each node keeps.
+//! - [`logs`]: the node's log as text or JSON lines, with the spans a read's request id is in.
 //! - [`metrics`]: the node's metrics for Prometheus, counted where things happen and read from
 //!   the node's state when scraped, served at `/metrics` by the gateway.
 //! - [`retention`]: the history retention, removing superseded versions older than the node
@@ -39,6 +40,7 @@ pub mod directory;
 pub mod exchange;
 pub mod gateway;
 pub mod limits;
+pub mod logs;
 pub mod metrics;
 pub mod read;
 pub mod retention;

@@ -12,9 +12,9 @@
 //!
 //! | metric | type | labels | unit | meaning |
 //! |---|---|---|---|---|
-//! | `tierlink_grpc_calls_total` | counter | service, method, code | calls | gRPC calls answered, by their gRPC status code (`OK`, `PERMISSION_DENIED`, …; `CANCELLED` when the caller left first) |
+//! | `tierlink_grpc_calls_total` | counter | service, method, code | calls | gRPC calls answered, by their gRPC status code (`OK`, `PERMISSION_DENIED`, …; `CANCELLED` when the caller left first); a path no service has is `unknown` |
 //! | `tierlink_grpc_call_duration_seconds` | histogram | service, method | seconds | from a call's arrival to its last message (a stream's whole length) |
-//! | `tierlink_rest_requests_total` | counter | route, method, status | requests | gateway requests by route as declared (`/v1/catalogs/{code}/records`; `unmatched` otherwise), HTTP method and status |
+//! | `tierlink_rest_requests_total` | counter | route, method, status | requests | gateway requests by route as declared (`/v1/catalogs/{prefix}/{number}/records`; `unknown` otherwise), HTTP method (`other` for extension methods) and status |
 //! | `tierlink_rest_request_duration_seconds` | histogram | route, method | seconds | from a request's arrival to its answer's headers |
 //! | `tierlink_reads_total` | counter | catalog, side, outcome | reads | reads ended on this node: `side` is `producer` (produced here), `consumer` (the principal's own node, relayed onwards) or `relay` (passed on for another node); `outcome` is `served`, `refused` (before any batch), `failed` (ended by an error), `gone` (the consumer left) or `stalled` |
 //! | `tierlink_read_records_total` | counter | catalog, side, outcome | records | records in the batches of those reads |
@@ -24,7 +24,7 @@
 //! | `tierlink_write_bytes_total` | counter | catalog, outcome | bytes | bytes of their values |
 //! | `tierlink_policy_decisions_total` | counter | action, rule | items | item decisions of reads produced here (action `clear`, `mask`, `hash`, `withhold`, `generalise`; rule as manifests name it), and whole refusals (action `refuse`, rule `not-shared`, `no-grant`, …) |
 //! | `tierlink_directory_has_leader` | gauge | | 0/1 | whether this replica knows a leader it heard from within twice the election timeout |
-//! | `tierlink_directory_term` | gauge | | term | raft's current term |
+//! | `tierlink_directory_term` | gauge | | term | raft's current term (0 on a street, which follows a relay instead) |
 //! | `tierlink_directory_leader_changes_total` | counter | | changes | times the leader this replica knows changed to another node |
 //! | `tierlink_directory_commit_index` | gauge | | log index | last log index known committed |
 //! | `tierlink_directory_applied_index` | gauge | | log index | last log index applied to the directory here |
@@ -87,7 +87,7 @@ pub struct GrpcMethod {
 /// A gateway request's labels.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RestCall {
-    /// The route as declared, or `unmatched`.
+    /// The route as declared, or `unknown`.
     pub route: String,
     /// The HTTP method.
     pub method: String,
@@ -98,7 +98,7 @@ pub struct RestCall {
 /// A gateway route's labels.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RestRoute {
-    /// The route as declared, or `unmatched`.
+    /// The route as declared, or `unknown`.
     pub route: String,
     /// The HTTP method.
     pub method: String,

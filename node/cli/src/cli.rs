@@ -43,7 +43,7 @@ pub enum Command {
     /// Create a node directory: node.toml, keys (0600) and certificates.
     Init(setup::InitArgs),
     /// Serve a node until interrupted (Ctrl-C or SIGTERM).
-    Serve(NodeArg),
+    Serve(setup::ServeArgs),
     /// Publish and read resource catalogs.
     #[command(subcommand)]
     Catalog(catalog::CatalogCommand),
@@ -217,7 +217,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Ca(setup::CaCommand::Init { dir, name }) => setup::ca_init(&dir, &name),
         Command::Init(args) => setup::init(args),
-        Command::Serve(node) => setup::serve(&node.node).await,
+        Command::Serve(args) => setup::serve(&args.node.node).await,
         Command::Catalog(command) => catalog::run(command).await,
         Command::Records(command) => records::run(command).await,
         Command::Directory(command) => directory::run(command).await,

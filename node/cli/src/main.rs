@@ -3,6 +3,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use tierlink_core::config::LogFormat;
+use tracing_subscriber::util::SubscriberInitExt;
 mod cli;
 
 use cli::{Cli, Command, run};
@@ -22,13 +24,13 @@ async fn main() -> ExitCode {
     } else {
         "warn,openraft=error"
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let format = match &cli.command {
+        Command::Serve(args) => args.log_format(),
+        _ => LogFormat::Text,
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tierlink_node::logs::subscriber(format, filter, std::io::stderr).init();
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -67,6 +67,9 @@ pub struct NodeConfig {
     /// case does. Defaults when absent.
     #[serde(default, skip_serializing_if = "CaseSettings::is_default")]
     pub cases: CaseSettings,
+    /// How `tierlink serve` writes its log. Text when absent.
+    #[serde(default, skip_serializing_if = "LogSettings::is_default")]
+    pub log: LogSettings,
     /// Other nodes this one can reach before the directory knows them (the directory's members
     /// are found there).
     #[serde(default, rename = "peer", skip_serializing_if = "Vec::is_empty")]
@@ -428,6 +431,34 @@ impl CaseSettings {
     pub fn load_calendar(&self, node_dir: &Path) -> Result<Calendar, CalendarError> {
         Calendar::load(self.calendar.as_ref().map(|c| node_dir.join(c)).as_deref())
     }
+}
+
+/// How a serving node writes its log (`[log]`), to standard error.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// `text` (the default), or `json`: one JSON object a line, each with the spans it happened
+    /// in and their fields, for a log collector. `tierlink serve --log-format` overrides it.
+    pub format: LogFormat,
+}
+
+impl LogSettings {
+    fn is_default(&self) -> bool {
+        self == &Self::default()
+    }
+}
+
+/// The form of a node's log lines.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Lines for people: time, level, where, message and fields.
+    #[default]
+    Text,
+    /// One JSON object a line (tracing-subscriber's JSON format): `timestamp`, `level`,
+    /// `fields` (the message among them), `target`, `span` (the innermost) and `spans` (each
+    /// enclosing span with its fields, outermost first).
+    Json,
 }
 
 /// What a node does when a case it holds is overdue.

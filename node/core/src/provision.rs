@@ -204,6 +204,7 @@ pub fn init_node(
             gateway: None,
             webhooks: Default::default(),
             cases: Default::default(),
+            log: Default::default(),
             peers: spec.peers,
         },
     };

@@ -23,7 +23,7 @@ mod voters;
 pub use api::DirectoryService;
 pub use log_store::LogStore;
 pub use network::{Link, Network};
-pub use replica::{DirectoryError, Replica, member_of};
+pub use replica::{DirectoryError, DirectoryGauges, Replica, member_of};
 pub use service::{FederationService, VotersOnly};
 pub use state_machine::StateMachine;
 pub use tierlink_core::directory::{

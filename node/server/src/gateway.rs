@@ -26,6 +26,7 @@
 //!   import checks them.
 //! - [`explain`]: what a read would be decided as, for the caller's principal.
 //! - [`audit`]: the node's audit log, for its administrator's tokens.
+//! - [`metrics`]: `/metrics`, the node's metrics for Prometheus, with no token.
 //! - [`openapi`]: the OpenAPI 3.1 document generated from the handlers, and the reference page.
 //! - [`edge`]: every request's deadline, and the unread rest of a body drained after an early
 //!   answer.
@@ -38,6 +39,7 @@ pub mod catalogs;
 pub mod edge;
 pub mod explain;
 pub mod imports;
+pub mod metrics;
 pub mod openapi;
 pub mod problem;
 pub mod records;
@@ -79,6 +81,8 @@ pub struct Services {
     pub writes: tokio::sync::Semaphore,
     /// The node's cases.
     pub cases: Arc<crate::cases::Cases>,
+    /// The node's metrics registry, encoded at `/metrics`.
+    pub scrape: Arc<prometheus_client::registry::Registry>,
 }
 
 impl Services {

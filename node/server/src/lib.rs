@@ -19,6 +19,9 @@
 //!   the `tierlink.v1.Webhooks` service that manages them.
 //! - [`crosscheck`]: cross-checks of two nodes' catalogs by private set intersection, the
 //!   `tierlink.v1.CrossCheck` service, and the runs each node keeps.
+//! - [`logs`]: the node's log as text or JSON lines, with the spans a read's request id is in.
+//! - [`metrics`]: the node's metrics for Prometheus, counted where things happen and read from
+//!   the node's state when scraped, served at `/metrics` by the gateway.
 //! - [`retention`]: the history retention, removing superseded versions older than the node
 //!   keeps them, audited.
 //! - [`runtime`]: opening a node's directory and serving every service.
@@ -37,6 +40,8 @@ pub mod directory;
 pub mod exchange;
 pub mod gateway;
 pub mod limits;
+pub mod logs;
+pub mod metrics;
 pub mod read;
 pub mod retention;
 pub mod runtime;

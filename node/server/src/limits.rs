@@ -121,6 +121,11 @@ impl ReadLimits {
         })
     }
 
+    /// Reads open on the node now.
+    pub fn open_reads(&self) -> u32 {
+        self.open.lock().unwrap_or_else(|p| p.into_inner()).total
+    }
+
     /// How long a read may wait for its consumer, or for the node it relays from.
     pub fn stall(&self) -> Duration {
         self.stall

@@ -48,6 +48,7 @@ use tierlink_store::audit::{AuditEntry, AuditLog, MAX_KEYS, Outcome, Side};
 use tierlink_store::registry::Registry;
 use tierlink_store::{StoreError, StoredRecord};
 use tokio_stream::{Stream, StreamExt};
+use tracing::Instrument;
 
 pub use error::{ReadError, ReadErrorKind};
 
@@ -56,6 +57,7 @@ use crate::exchange::produce::{
     self, Cut, DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, Plan, Sealed, Template,
 };
 use crate::limits::{ReadLimits, ReadSlot};
+use crate::metrics::{Metrics, Moved, OTHER_CATALOG, ReadLabels};
 use on_demand::{Answer, Ending, Source, on_demand};
 use workers::Workers;
 
@@ -88,6 +90,8 @@ pub struct ReadService {
     workers: Arc<Workers>,
     /// Set when the node stops: reads still waiting (feeds, relays) end at once.
     stopping: tokio::sync::watch::Sender<bool>,
+    /// The node's counters: every read's end, every policy decision.
+    metrics: Metrics,
 }
 
 /// Who a read is for.
@@ -315,6 +319,30 @@ impl ReadService {
             limits,
             workers,
             stopping: tokio::sync::watch::Sender::new(false),
+            metrics: Metrics::default(),
+        }
+    }
+
+    /// The node's counters, which this service counts reads and decisions into and the rest
+    /// of the node shares.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Reads and feeds open on the node now.
+    pub fn open_reads(&self) -> u32 {
+        self.limits.open_reads()
+    }
+
+    /// A read's labels: `catalog` as named when this node holds it or the read got as far as
+    /// a batch (its producer holds it), [`OTHER_CATALOG`] otherwise, so that refusals of
+    /// made-up codes add no label.
+    fn labels(&self, catalog: &str, side: &'static str, outcome: &'static str) -> ReadLabels {
+        let known = outcome != "refused" || self.registry.entry(catalog).is_ok();
+        ReadLabels {
+            catalog: if known { catalog } else { OTHER_CATALOG }.to_owned(),
+            side,
+            outcome,
         }
     }
 
@@ -497,8 +525,14 @@ impl ReadService {
         }
     }
 
-    /// Records a refusal in the audit and returns it.
+    /// Records a refusal in the audit and the metrics, and returns it.
     async fn refused(&self, mut entry: AuditEntry, error: ReadError) -> ReadError {
+        let side = match entry.side {
+            Some(Side::Producer) => "producer",
+            _ => "consumer",
+        };
+        let labels = self.labels(&entry.catalog, side, "refused");
+        self.metrics.read(labels, Moved::default());
         entry.outcome = Some(Outcome::Refused);
         entry.reason.clone_from(&error.message);
         if let Err(e) = self.audit.append(entry).await {
@@ -516,13 +550,31 @@ impl ReadService {
     /// as itself) with as many reads open as the node allows is refused (RESOURCE_EXHAUSTED)
     /// before anything is read or relayed. A feed of this node's principal ends when the
     /// principal's credential stops holding.
-    pub async fn read(&self, caller: &Caller, read: Read) -> Result<BatchStream, ReadError> {
+    ///
+    /// The read runs in a span `read` carrying the node, the request id (the one its batch
+    /// headers and audit entries carry), its kind and catalog, the producer and the consumer, so
+    /// that every node's log lines of one read are found by its request id.
+    pub async fn read(&self, caller: &Caller, mut read: Read) -> Result<BatchStream, ReadError> {
         // A feed lasts: its principal's credential is checked again as it goes.
         let lasting = match &read {
             Read::Subscribe(s) => s.scope.as_ref().and_then(|s| s.credential.clone()),
             _ => None,
         };
-        let stream = self.open(caller, read).await?;
+        let fields = read.scope_mut();
+        fields.request_id = request_id(&fields.request_id)?;
+        let span = tracing::info_span!(
+            "read",
+            node = %self.me(),
+            request_id = %read.scope().request_id,
+            kind = read.kind(),
+            catalog = %clip(&read.scope().catalog, 64),
+            producer = tracing::field::Empty,
+            consumer = tracing::field::Empty,
+        );
+        let stream = self
+            .open(caller, read, span.clone())
+            .instrument(span)
+            .await?;
         Ok(match lasting {
             Some(credential) => while_credential_holds(stream, self.principals.clone(), credential),
             None => stream,
@@ -530,9 +582,13 @@ impl ReadService {
     }
 
     /// [`ReadService::read`] but for the credential's later checks.
-    async fn open(&self, caller: &Caller, mut read: Read) -> Result<BatchStream, ReadError> {
+    async fn open(
+        &self,
+        caller: &Caller,
+        mut read: Read,
+        span: tracing::Span,
+    ) -> Result<BatchStream, ReadError> {
         let fields = read.scope_mut();
-        fields.request_id = request_id(&fields.request_id)?;
         if !is_resource_code(&fields.catalog) {
             return Err(ReadError::invalid_argument(format!(
                 "{:?} is not a catalog's resource code: name the catalog by its code, such as 101001001/000001",
@@ -551,6 +607,7 @@ impl ReadService {
             bounds: read.bounds(),
             today: chrono::Utc::now().format("%Y-%m-%d").to_string(),
         };
+        span.record("producer", tracing::field::display(&scope.producer));
         let hop = self.next_hop(&scope.producer, &mut via)?;
         // Who the credential claims to be, in what role and for what purpose: a refused
         // credential is audited with all three.
@@ -581,13 +638,14 @@ impl ReadService {
             Reader::Principal { asker, .. } => &asker.node,
             Reader::Owner => &caller.node,
         };
+        span.record("consumer", tracing::field::display(member));
         let slot = self.limits.open(member).map_err(|e| {
             tracing::warn!(caller = %caller.node, %member, error = %e, "read refused");
             ReadError::from(e)
         })?;
         let Some(hop) = hop else {
             return self
-                .produce(&caller.node, &reader, &scope, read, slot)
+                .produce(&caller.node, &reader, &scope, read, slot, span)
                 .await;
         };
         let Reader::Principal {
@@ -615,12 +673,37 @@ impl ReadService {
                 .map_err(|e| relay_failure(self.me(), &hop, e)),
             Err(e) => Err(relay_failure(self.me(), &hop, e)),
         };
+        let relay = |upstream, audit| Relay {
+            upstream,
+            from: hop.clone(),
+            me: self.me().clone(),
+            stall: self.limits.stall(),
+            // A feed waits for writes as long as it lasts: its producer, not a relay, ends it.
+            waits: feed,
+            audit,
+            metrics: self.metrics.clone(),
+            catalog: scope.catalog.clone(),
+            moved: Moved::default(),
+        };
         if !origin {
-            return forwarded.map(|upstream| self.relayed(upstream, hop, None, slot, feed));
+            return match forwarded {
+                Ok(upstream) => Ok(self.serve(relay(upstream, None), slot, span)),
+                Err(error) => {
+                    let labels = self.labels(&scope.catalog, "relay", "refused");
+                    self.metrics.read(labels, Moved::default());
+                    Err(error)
+                }
+            };
         }
         let entry = self.audit_entry(Side::Consumer, &caller.node, &scope, Some(asker));
         match forwarded {
-            Ok(upstream) => Ok(self.relayed(upstream, hop, Some(entry), slot, feed)),
+            Ok(upstream) => {
+                let audit = RelayAudit {
+                    log: self.audit.clone(),
+                    entry,
+                };
+                Ok(self.serve(relay(upstream, Some(audit)), slot, span))
+            }
             Err(error) => Err(self.refused(entry, error).await),
         }
     }
@@ -633,9 +716,10 @@ impl ReadService {
         scope: &Scope,
         read: Read,
         slot: ReadSlot,
+        span: tracing::Span,
     ) -> Result<BatchStream, ReadError> {
         let entry = self.audit_entry(Side::Producer, caller, scope, reader.asker());
-        match self.plan(reader, scope, read, entry.clone(), slot) {
+        match self.plan(reader, scope, read, entry.clone(), slot, span) {
             Ok(stream) => Ok(stream),
             Err(error) => Err(self.refused(entry, error).await),
         }
@@ -648,10 +732,11 @@ impl ReadService {
         read: Read,
         mut entry: AuditEntry,
         slot: ReadSlot,
+        span: tracing::Span,
     ) -> Result<BatchStream, ReadError> {
         let registry_entry = self.registry.entry(&scope.catalog)?;
         let catalog = &registry_entry.catalog;
-        let decision = match reader {
+        let decided = match reader {
             Reader::Owner => Ok(Decision::owner(catalog)),
             Reader::Principal {
                 decision: Some(decided),
@@ -662,8 +747,10 @@ impl ReadService {
                     .members()
                     .decide(self.me(), catalog, asker, &scope.today)
             }
-        }
-        .map_err(|refusal| ReadError::permission_denied(refusal.to_string()))?;
+        };
+        self.metrics.decided(&decided);
+        let decision =
+            decided.map_err(|refusal| ReadError::permission_denied(refusal.to_string()))?;
         let recipient = self.recipient(reader)?;
         entry.grant.clone_from(&decision.grant);
         entry.items = items_by_action(
@@ -698,7 +785,7 @@ impl ReadService {
                 let store = self.registry.store().clone();
                 let records = produce::query_records(store, &scope.catalog, &plan, &q);
                 let limit = (q.limit > 0).then_some(q.limit);
-                Ok(self.stream_batches(template, records, plan, cut, limit, entry, slot))
+                Ok(self.stream_batches(template, records, plan, cut, limit, entry, slot, span))
             }
             Read::Subscribe(s) => {
                 let store = self.registry.store().clone();
@@ -730,7 +817,7 @@ impl ReadService {
                     workers: self.workers.clone(),
                     sequence: 0,
                 };
-                Ok(self.serve(feed, slot))
+                Ok(self.serve(feed, slot, span))
             }
             Read::History(h) => {
                 plan.check_key_lookup()?;
@@ -753,6 +840,7 @@ impl ReadService {
                     None,
                     entry,
                     slot,
+                    span,
                 ))
             }
         }
@@ -801,6 +889,7 @@ impl ReadService {
         limit: Option<u64>,
         entry: AuditEntry,
         slot: ReadSlot,
+        span: tracing::Span,
     ) -> BatchStream {
         let keys = Arc::new(Mutex::new(Vec::new()));
         let kept = keys.clone();
@@ -821,46 +910,23 @@ impl ReadService {
             workers: self.workers.clone(),
             stall: self.limits.stall(),
             batches_sent: 0,
-            records_sent: 0,
+            moved: Moved::default(),
+            metrics: self.metrics.clone(),
         };
-        self.serve(production, slot)
-    }
-
-    /// Passes a relayed stream through, one batch per ask of the consumer, unopened; on the
-    /// principal's own node (`entry` given) it keeps the consumer's audit entry: what arrived,
-    /// under which grant and manifest, as the signed headers say.
-    fn relayed(
-        &self,
-        upstream: tonic::Streaming<SignedBatch>,
-        from: NodeCode,
-        entry: Option<AuditEntry>,
-        slot: ReadSlot,
-        feed: bool,
-    ) -> BatchStream {
-        let relay = Relay {
-            upstream,
-            from,
-            me: self.me().clone(),
-            stall: self.limits.stall(),
-            // A feed waits for writes as long as it lasts: its producer, not a relay, ends it.
-            waits: feed,
-            audit: entry.map(|entry| RelayAudit {
-                log: self.audit.clone(),
-                entry,
-            }),
-        };
-        self.serve(relay, slot)
+        self.serve(production, slot, span)
     }
 
     /// Serves `source`'s batches as its consumer asks for them ([`on_demand`]), within the
-    /// node's stall limit, until the node stops; `slot` is held as long as the stream.
-    fn serve(&self, source: impl Source, slot: ReadSlot) -> BatchStream {
+    /// node's stall limit, until the node stops; `slot` is held as long as the stream, and the
+    /// source works in the read's `span`.
+    fn serve(&self, source: impl Source, slot: ReadSlot, span: tracing::Span) -> BatchStream {
         on_demand(
             source,
             self.limits.stall(),
             self.stalled(),
             slot,
             self.stopping.subscribe(),
+            span,
         )
     }
 
@@ -897,7 +963,8 @@ struct Production {
     workers: Arc<Workers>,
     stall: Duration,
     batches_sent: u32,
-    records_sent: u64,
+    moved: Moved,
+    metrics: Metrics,
 }
 
 impl Source for Production {
@@ -919,7 +986,8 @@ impl Source for Production {
         };
         Some(next.map_err(ReadError::from).map(|sealed| {
             self.batches_sent += 1;
-            self.records_sent += sealed.record_count;
+            self.moved.records += sealed.record_count;
+            self.moved.bytes += sealed.batch.encoded_len() as u64;
             sealed.batch
         }))
     }
@@ -932,11 +1000,18 @@ impl Source for Production {
             audit,
             stall,
             batches_sent,
-            records_sent,
+            moved,
+            metrics,
             ..
         } = self;
         // The store iterator and the plan go first: the audit write waits for a flush.
         drop(batches);
+        let labels = ReadLabels {
+            catalog: entry.catalog.clone(),
+            side: "producer",
+            outcome: ending.outcome(),
+        };
+        metrics.read(labels, moved);
         match ending {
             Ending::Finished => {}
             Ending::Failed(error) => {
@@ -951,13 +1026,13 @@ impl Source for Production {
                 );
             }
         }
-        entry.records = records_sent;
+        entry.records = moved.records;
         let keys = std::mem::take(&mut *keys.lock().unwrap_or_else(|p| p.into_inner()));
         if keys.len() <= MAX_KEYS {
             entry.keys = keys;
             entry.bounds.clear();
         }
-        tracing::info!(consumer = %entry.consumer, principal = %entry.principal, catalog = %entry.catalog, kind = %entry.kind, batches = batches_sent, records = records_sent, reason = %entry.reason, "served");
+        tracing::info!(consumer = %entry.consumer, principal = %entry.principal, catalog = %entry.catalog, kind = %entry.kind, batches = batches_sent, records = moved.records, reason = %entry.reason, "served");
         keep(&audit, entry).await;
     }
 }
@@ -981,6 +1056,10 @@ struct Relay {
     waits: bool,
     /// The consumer's audit entry, kept on the principal's own node only.
     audit: Option<RelayAudit>,
+    metrics: Metrics,
+    catalog: String,
+    /// What passed so far, as the batches' headers count records.
+    moved: Moved,
 }
 
 /// What the principal's own node keeps of a relayed read: what the headers say, and no keys.
@@ -995,15 +1074,18 @@ struct RelayAudit {
 
 impl RelayAudit {
     /// Notes a batch as it passes: the grant and manifest of the first, and every batch's count.
-    fn saw(&mut self, batch: &SignedBatch) {
+    fn saw(&mut self, header: &BatchHeader) {
         let entry = &mut self.entry;
-        if let Ok(h) = BatchHeader::decode(batch.header.as_slice()) {
-            if h.sequence == 0 {
-                entry.grant = h.grant.clone();
-                entry.items = items_by_action(h.manifest.into_iter().map(|m| (m.action, m.item)));
-            }
-            entry.records += h.record_count;
+        if header.sequence == 0 {
+            entry.grant = header.grant.clone();
+            entry.items = items_by_action(
+                header
+                    .manifest
+                    .iter()
+                    .map(|m| (m.action.clone(), m.item.clone())),
+            );
         }
+        entry.records += header.record_count;
     }
 }
 
@@ -1024,8 +1106,14 @@ impl Source for Relay {
                 self.me
             ))),
         };
-        if let (Some(audit), Ok(batch)) = (&mut self.audit, &item) {
-            audit.saw(batch);
+        if let Ok(batch) = &item {
+            self.moved.bytes += batch.encoded_len() as u64;
+            if let Ok(header) = BatchHeader::decode(batch.header.as_slice()) {
+                self.moved.records += header.record_count;
+                if let Some(audit) = &mut self.audit {
+                    audit.saw(&header);
+                }
+            }
         }
         Some(item)
     }
@@ -1036,9 +1124,27 @@ impl Source for Relay {
             upstream,
             audit,
             stall,
+            metrics,
+            catalog,
+            moved,
             ..
         } = self;
         drop(upstream);
+        let side = if audit.is_some() { "consumer" } else { "relay" };
+        let outcome = ending.outcome();
+        tracing::info!(
+            records = moved.records,
+            bytes = moved.bytes,
+            side,
+            outcome,
+            "relayed"
+        );
+        let labels = ReadLabels {
+            catalog,
+            side,
+            outcome,
+        };
+        metrics.read(labels, moved);
         let Some(RelayAudit { log, mut entry }) = audit else {
             return;
         };

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use tierlink_client::{MAX_MESSAGE_BYTES, Peers};
 use tierlink_core::config::{ConfigError, Credentials, NodeDir};
-use tierlink_core::identity::{CertError, EncryptionKeys, node_code_of, pem_to_der, write_private};
+use tierlink_core::identity::{
+    CertError, EncryptionKeys, node_code_of, not_after, pem_to_der, write_private,
+};
 use tierlink_core::policy::Redactor;
 use tierlink_core::signed::{BatchOpener, BatchSigner, BatchVerifier};
 use tierlink_proto::v1::audit_server::AuditServer;
@@ -38,6 +40,9 @@ use crate::gateway::auth::Auth;
 use crate::gateway::tls::TlsError;
 use crate::gateway::{Gateway, Services};
 use crate::limits::{Guesses, RequestLimitLayer, StatusMessageLayer};
+use crate::metrics::calls::GrpcMetricsLayer;
+use crate::metrics::count_leader_changes;
+use crate::metrics::state::{Expiry, NodeState};
 use crate::read::{NodeKeys, ReadService};
 use crate::webhooks::Webhooks;
 use crate::webhooks::deliver::{Receivers, Sender};
@@ -224,6 +229,7 @@ impl Node {
             )
             .with_batch_bytes(dir.config.exchange.batch_bytes),
         );
+        let metrics = reads.metrics().clone();
         let exchange = Arc::new(ExchangeService::new(
             registry.clone(),
             reads.clone(),
@@ -253,6 +259,14 @@ impl Node {
             BatchOpener::new(dir.code().clone(), encryption.clone()),
             signer,
         )?);
+        let scrape = Arc::new(metrics.registry(NodeState {
+            directory: directory.clone(),
+            audit: audit.clone(),
+            reads: reads.clone(),
+            webhooks: webhooks.clone(),
+            store: dir.path(&dir.config.files.data),
+            certificates: expiries(&credentials)?,
+        }));
         let gateway = match &dir.config.gateway {
             None => None,
             Some(settings) => {
@@ -275,6 +289,7 @@ impl Node {
                     ),
                     writes: tokio::sync::Semaphore::new(settings.writes as usize),
                     cases: cases.clone(),
+                    scrape,
                 };
                 Some(Gateway::new(
                     services,
@@ -368,6 +383,8 @@ impl Node {
             self.dir.code().to_string(),
             self.dir.config.store.keep_history_days,
         );
+        let leaders = count_leader_changes(directory.clone(), self.reads.metrics().clone());
+        let calls = GrpcMetricsLayer::new(self.reads.metrics().clone());
         let admission = AdmissionLayer::new(
             self.dir.code().clone(),
             directory.member().tls_fingerprint.clone(),
@@ -407,6 +424,7 @@ impl Node {
             .timeout(Duration::from_millis(limits.call_ms))
             .max_concurrent_streams(limits.calls_per_connection)
             .http2_keepalive_interval(Some(Duration::from_millis(limits.keepalive_ms)))
+            .layer(calls)
             .layer(StatusMessageLayer)
             .layer(admission)
             .layer(RequestLimitLayer::new(limits))
@@ -442,6 +460,7 @@ impl Node {
             .await
             .map_err(|e| RuntimeError::Serve(e.to_string()));
         anchoring.abort();
+        leaders.abort();
         if let Some(retention) = retention {
             retention.abort();
         }
@@ -488,6 +507,25 @@ impl Node {
             task,
         })
     }
+}
+
+/// When the node's TLS certificate and the federation CA's expire, for the metrics.
+fn expiries(credentials: &Credentials) -> Result<Vec<Expiry>, RuntimeError> {
+    [
+        ("node", &credentials.tls_cert_pem),
+        ("ca", &credentials.ca_pem),
+    ]
+    .into_iter()
+    .map(|(certificate, pem)| {
+        let not_after = pem_to_der(pem)
+            .and_then(|der| not_after(&der))
+            .map_err(|e| credential_error(certificate, e))?;
+        Ok(Expiry {
+            certificate,
+            not_after,
+        })
+    })
+    .collect()
 }
 
 /// The node's webhooks as node.toml's `[webhooks]` configures them.

@@ -4,12 +4,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-use tierlink_core::config::NodeDir;
+use tierlink_core::config::{LogFormat, NodeDir};
 use tierlink_core::identity::{NodeCode, Tier, Unit};
 use tierlink_core::provision::{self, CA_CERT, CA_KEY, Certifier, NodeSpec};
 use tierlink_node::runtime::{self, Node};
 
-use super::CliError;
+use super::{CliError, NodeArg};
 
 /// `tierlink ca …`
 #[derive(Debug, Subcommand)]
@@ -189,6 +189,30 @@ fn endpoint_host(endpoint: &str) -> Option<&str> {
         None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
     };
     (!host.is_empty()).then_some(host)
+}
+
+/// `tierlink serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The node to serve.
+    #[command(flatten)]
+    pub node: NodeArg,
+    /// How to write the log to standard error: `text`, or `json` lines for a log collector, each
+    /// with the read's request id in its spans [default: node.toml's `[log] format`, else text].
+    #[arg(long, value_parser = ["text", "json"])]
+    pub log_format: Option<String>,
+}
+
+impl ServeArgs {
+    /// The log's format: the flag's, else node.toml's (text when node.toml cannot be read: the
+    /// command then says why).
+    pub fn log_format(&self) -> LogFormat {
+        match self.log_format.as_deref() {
+            Some("json") => LogFormat::Json,
+            Some(_) => LogFormat::Text,
+            None => NodeDir::load(&self.node.node).map_or(LogFormat::Text, |d| d.config.log.format),
+        }
+    }
 }
 
 pub async fn serve(dir: &Path) -> Result<(), CliError> {

@@ -53,6 +53,41 @@ impl LogStore {
         Self { space }
     }
 
+    /// The last log index raft has kept as committed, if any (a street's log keeps none: its
+    /// relay sends only committed entries).
+    pub(super) fn committed_index(&self) -> Option<u64> {
+        self.meta::<Option<LogId<NodeId>>>(COMMITTED)
+            .ok()
+            .flatten()
+            .flatten()
+            .map(|id| id.index)
+    }
+
+    /// Entries the log holds: from the one after the last purged to the last.
+    pub(super) fn entries(&self) -> u64 {
+        self.log_state().map_or(0, |state| {
+            let index = |id: Option<LogId<NodeId>>| id.map_or(0, |id| id.index + 1);
+            index(state.last_log_id).saturating_sub(index(state.last_purged_log_id))
+        })
+    }
+
+    /// The last purged and the last log ids.
+    fn log_state(&self) -> Result<LogState<TypeConfig>, StorageError> {
+        let last_purged_log_id: Option<LogId<NodeId>> = self.meta(PURGED)?;
+        let last = self
+            .space
+            .last_in(&entry_key(0), &[ENTRY + 1])
+            .map_err(read_err)?;
+        let last_log_id = match last {
+            Some((_, v)) => Some(decode::<Entry<TypeConfig>>(&v)?.log_id),
+            None => last_purged_log_id,
+        };
+        Ok(LogState {
+            last_purged_log_id,
+            last_log_id,
+        })
+    }
+
     fn meta<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError> {
         self.space
             .get(key)
@@ -113,19 +148,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = Self;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
-        let last_purged_log_id: Option<LogId<NodeId>> = self.meta(PURGED)?;
-        let last = self
-            .space
-            .last_in(&entry_key(0), &[ENTRY + 1])
-            .map_err(read_err)?;
-        let last_log_id = match last {
-            Some((_, v)) => Some(decode::<Entry<TypeConfig>>(&v)?.log_id),
-            None => last_purged_log_id,
-        };
-        Ok(LogState {
-            last_purged_log_id,
-            last_log_id,
-        })
+        self.log_state()
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {

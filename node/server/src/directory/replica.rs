@@ -86,6 +86,27 @@ pub enum DirectoryError {
     Storage(String),
 }
 
+/// A replica's state as the node's metrics show it ([`crate::metrics`]).
+#[derive(Clone, Debug, Default)]
+pub struct DirectoryGauges {
+    /// Whether it knows a leader heard from within twice the election timeout.
+    pub has_leader: bool,
+    /// The leader's node code, empty when none is known.
+    pub leader: String,
+    /// Raft's current term.
+    pub term: u64,
+    /// The last log index known committed.
+    pub commit_index: u64,
+    /// The last log index applied here.
+    pub applied_index: u64,
+    /// Entries in its log since the last purge.
+    pub log_entries: u64,
+    /// Bytes of its last snapshot kept.
+    pub snapshot_bytes: u64,
+    /// On the leader: entries each other replica has yet to take.
+    pub lags: Vec<(NodeCode, u64)>,
+}
+
 /// A node's replica of the federation directory.
 pub struct Replica {
     core: Arc<Core>,
@@ -517,6 +538,38 @@ impl Replica {
     /// Raft's view: term, role, log, and replication progress when leading.
     pub fn metrics(&self) -> openraft::RaftMetrics<NodeId, BasicNode> {
         self.core.raft.metrics().borrow().clone()
+    }
+
+    /// What the node's metrics show of this replica, read now: for a street that follows a
+    /// relay, what it has taken (its log holds committed entries only).
+    pub fn gauges(&self) -> DirectoryGauges {
+        let m = self.metrics();
+        let meta = self.read_meta(false);
+        let applied_index = meta.applied_index;
+        let last = m.last_log_index.unwrap_or(0);
+        let lags = m
+            .replication
+            .iter()
+            .flatten()
+            .filter(|(id, _)| **id != self.core.id)
+            .map(|(id, matched)| {
+                let taken = matched.map_or(0, |l| l.index);
+                (code_of(*id), last.saturating_sub(taken))
+            })
+            .collect();
+        DirectoryGauges {
+            has_leader: !meta.leader.is_empty() && !meta.stale,
+            leader: meta.leader,
+            term: m.current_term,
+            commit_index: match self.core.follower {
+                Some(_) => applied_index,
+                None => self.core.log.committed_index().unwrap_or(0),
+            },
+            applied_index,
+            log_entries: self.core.log.entries(),
+            snapshot_bytes: self.core.state.snapshot_bytes(),
+            lags,
+        }
     }
 
     /// Ends the streams this replica relays to streets (with UNAVAILABLE: they follow another

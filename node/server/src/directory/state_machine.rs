@@ -42,6 +42,8 @@ pub struct StateMachine {
     ca: TrustedCa,
     space: Keyspace,
     snapshots_built: Arc<std::sync::atomic::AtomicU64>,
+    /// Bytes of the last snapshot kept, as stored.
+    snapshot_bytes: Arc<std::sync::atomic::AtomicU64>,
     revision: Arc<watch::Sender<u64>>,
 }
 
@@ -56,7 +58,9 @@ fn sm_write(e: impl std::fmt::Display) -> StorageError {
 impl StateMachine {
     /// The state machine kept in `space`, restored from its last snapshot.
     pub fn open(space: Keyspace, ca: TrustedCa) -> Result<Self, StorageError> {
-        let applied = match space.get(SNAPSHOT).map_err(sm_read)? {
+        let kept = space.get(SNAPSHOT).map_err(sm_read)?;
+        let snapshot_bytes = kept.as_ref().map_or(0, |b| b.len() as u64);
+        let applied = match kept {
             Some(bytes) => {
                 let stored: StoredSnapshot = serde_json::from_slice(&bytes).map_err(sm_read)?;
                 serde_json::from_slice(&stored.data).map_err(sm_read)?
@@ -69,6 +73,7 @@ impl StateMachine {
             ca,
             space,
             snapshots_built: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            snapshot_bytes: Arc::new(std::sync::atomic::AtomicU64::new(snapshot_bytes)),
             revision,
         })
     }
@@ -106,10 +111,20 @@ impl StateMachine {
 
     async fn keep(&self, snapshot: &StoredSnapshot) -> Result<(), StorageError> {
         let bytes = serde_json::to_vec(snapshot).map_err(sm_write)?;
+        let size = bytes.len() as u64;
         self.space
             .apply([(SNAPSHOT.to_vec(), Some(bytes))])
             .map_err(sm_write)?;
-        self.space.flush().await.map_err(sm_write)
+        self.space.flush().await.map_err(sm_write)?;
+        self.snapshot_bytes
+            .store(size, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Bytes of the last snapshot kept, as stored.
+    pub fn snapshot_bytes(&self) -> u64 {
+        self.snapshot_bytes
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

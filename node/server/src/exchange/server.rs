@@ -27,8 +27,10 @@ use tierlink_store::{PutOutcome, StoreError, Write};
 use tokio_stream::{Stream, StreamExt};
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 use crate::admission::Caller;
+use crate::metrics::{OTHER_CATALOG, WriteLabels};
 use crate::read::{ReadError, ReadService, relay_failure};
 
 /// A response stream of signed batches, as gRPC sends it.
@@ -121,6 +123,16 @@ impl ExchangeService {
         rows: Vec<Vec<String>>,
         also: Write,
     ) -> Result<PutOutcome, RegistryError> {
+        let span =
+            tracing::info_span!("write", node = %self.me(), catalog = %clip(&catalog, 64), writer);
+        // What was received, counted whether the store takes it or not.
+        let records = (rows.len() + also.deletes.len()) as u64;
+        let bytes = rows
+            .iter()
+            .flatten()
+            .chain(&also.deletes)
+            .map(String::len)
+            .sum::<usize>() as u64;
         let registry = self.registry.clone();
         let audit = self.audit.clone();
         let entry = self.write_entry(writer, &catalog, columns.clone());
@@ -152,20 +164,42 @@ impl ExchangeService {
             }
             Ok(outcome)
         })
+        .instrument(span.clone())
         .await
         .map_err(|e| RegistryError::Store(StoreError::Engine(format!("the write stopped: {e}"))))?;
         match &written {
             Ok(outcome) => {
-                tracing::info!(%catalog, writer, created = outcome.created, updated = outcome.updated, unchanged = outcome.unchanged, deleted = outcome.deleted, "records written");
+                span.in_scope(|| {
+                    tracing::info!(
+                        created = outcome.created,
+                        updated = outcome.updated,
+                        unchanged = outcome.unchanged,
+                        deleted = outcome.deleted,
+                        "records written"
+                    )
+                });
+                self.count_write(&catalog, "written", records, bytes);
             }
             Err(refusal) => {
-                let refused = self.audit_refused_write(writer, &catalog, refusal.to_string());
-                if let Err(e) = refused.await {
+                let refused =
+                    self.refused_write(writer, &catalog, refusal.to_string(), records, bytes);
+                if let Err(e) = refused.instrument(span).await {
                     tracing::error!(error = %e, "cannot audit a refused write");
                 }
             }
         }
         written
+    }
+
+    /// Counts a write of `records` records and deletions and `bytes` bytes of values to
+    /// `catalog` (labelled so only when this node holds it).
+    fn count_write(&self, catalog: &str, outcome: &'static str, records: u64, bytes: u64) {
+        let known = self.registry.entry(catalog).is_ok();
+        let labels = WriteLabels {
+            catalog: if known { catalog } else { OTHER_CATALOG }.to_owned(),
+            outcome,
+        };
+        self.reads.metrics().write(labels, records, bytes);
     }
 
     /// A write's audit entry, as far as it is known before the write: `writer` writes `items`
@@ -192,6 +226,20 @@ impl ExchangeService {
         catalog: &str,
         reason: String,
     ) -> Result<(), AuditError> {
+        self.refused_write(writer, catalog, reason, 0, 0).await
+    }
+
+    /// Counts `writer`'s write of `records` records and `bytes` bytes to `catalog` as refused
+    /// for `reason`, and keeps its audit entry.
+    async fn refused_write(
+        &self,
+        writer: &str,
+        catalog: &str,
+        reason: String,
+        records: u64,
+        bytes: u64,
+    ) -> Result<(), AuditError> {
+        self.count_write(catalog, "refused", records, bytes);
         let mut entry = self.write_entry(writer, catalog, Vec::new());
         entry.outcome = Some(Outcome::Refused);
         entry.reason = clip(&reason, MAX_MESSAGE_CHARS).into_owned();

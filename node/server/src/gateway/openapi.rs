@@ -20,7 +20,7 @@ use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::problem::{self, Kind, Problem};
-use super::{State, audit, cases, catalogs, explain, imports, records};
+use super::{State, audit, cases, catalogs, explain, imports, metrics, records};
 
 /// Where the document is served.
 pub const DOCUMENT: &str = "/openapi.json";
@@ -42,6 +42,7 @@ pub const REFERENCE: &str = "/docs";
         (name = "audit", description = "The node's audit log (admin tokens)."),
         (name = "cases", description = "Cases that move between tiers: raised and moved as a principal (write tokens), listed, shown with their signed moves, counted."),
         (name = "reference", description = "The problem types."),
+        (name = "operations", description = "The node's metrics for Prometheus (no token: counts and codes only)."),
     )
 )]
 struct Document;
@@ -83,6 +84,7 @@ fn routes() -> (axum::Router<State>, utoipa::openapi::OpenApi) {
         .routes(routes!(cases::act))
         .routes(routes!(cases::figures))
         .routes(routes!(problem::page))
+        .routes(routes!(metrics::scrape))
         .split_for_parts()
 }
 
@@ -108,6 +110,7 @@ async fn wrong_method(method: Method, OriginalUri(uri): OriginalUri) -> Problem 
 /// the pauses between their pieces, and every request by its deadline at the edge.
 pub fn router(services: State, settings: &GatewaySettings) -> axum::Router {
     let (api, document) = routes();
+    let counted = services.reads.metrics().clone();
     let edge = Edge {
         deadline: Duration::from_millis(settings.request_ms),
         drain_bytes: settings.body_bytes.saturating_add(64 << 20),
@@ -123,6 +126,10 @@ pub fn router(services: State, settings: &GatewaySettings) -> axum::Router {
         )))
         .layer(axum::middleware::from_fn(move |request, next| {
             edge::edge(edge, request, next)
+        }))
+        // Outside the edge: a request answered 408 at its deadline is counted too.
+        .layer(axum::middleware::from_fn(move |request, next| {
+            crate::metrics::calls::rest(counted.clone(), request, next)
         }))
 }
 

@@ -19,6 +19,7 @@ use std::time::Duration;
 use tierlink_proto::v1::SignedBatch;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::Stream;
+use tracing::Instrument;
 
 use super::{BatchStream, ReadError};
 use crate::limits::ReadSlot;
@@ -38,6 +39,18 @@ pub(super) enum Ending {
     Stalled,
 }
 
+impl Ending {
+    /// The outcome a read's metrics count it under ([`crate::metrics`]).
+    pub(super) fn outcome(&self) -> &'static str {
+        match self {
+            Ending::Finished => "served",
+            Ending::Failed(_) => "failed",
+            Ending::Gone => "gone",
+            Ending::Stalled => "stalled",
+        }
+    }
+}
+
 /// Where a read's batches come from.
 pub(super) trait Source: Send + 'static {
     /// The next batch, an error that ends the read, or `None` after the last.
@@ -49,16 +62,17 @@ pub(super) trait Source: Send + 'static {
 
 /// Serves `source`'s batches as the consumer asks for them; a consumer that asks for nothing for
 /// `stall` has the read ended, and is told `stalled` if it asks again. `slot` is held until the
-/// consumer drops the stream.
+/// consumer drops the stream. The source works in `span`, the read's.
 pub(super) fn on_demand(
     source: impl Source,
     stall: Duration,
     stalled: ReadError,
     slot: ReadSlot,
     stopping: watch::Receiver<bool>,
+    span: tracing::Span,
 ) -> BatchStream {
     let (ask, asks) = mpsc::channel(1);
-    tokio::spawn(answer(source, asks, stall, stalled, stopping));
+    tokio::spawn(answer(source, asks, stall, stalled, stopping).instrument(span));
     Box::pin(Asking {
         ask,
         waiting: None,

@@ -254,6 +254,7 @@ async fn deliver_head(
     match shared.sender.attempt(hook, &delivery).await {
         Attempt::Delivered => {
             shared.hooks.delivered(&place)?;
+            shared.reads.metrics().webhook_delivery("delivered");
             signals.space.notify_one();
         }
         Attempt::Gone => {
@@ -275,6 +276,7 @@ async fn deliver_head(
                 None => {
                     delivery.dead_at_micros = chrono::Utc::now().timestamp_micros();
                     shared.hooks.kill(&hook.id, &place, &delivery)?;
+                    shared.reads.metrics().webhook_delivery("dead");
                     signals.space.notify_one();
                 }
             }

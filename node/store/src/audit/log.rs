@@ -164,6 +164,17 @@ impl AuditLog {
         Ok(found.split_off(skip))
     }
 
+    /// Entry `sequence` and the hash the next entry chains it by, if the log holds it: for a
+    /// check of one anchor without walking the chain.
+    pub fn entry(&self, sequence: u64) -> Result<Option<(AuditEntry, String)>, AuditError> {
+        let Some(stored) = self.space.get(&key(sequence))? else {
+            return Ok(None);
+        };
+        let entry = serde_json::from_slice(&stored)
+            .map_err(|e| StoreError::Corrupt(format!("audit entry {sequence}: {e}")))?;
+        Ok(Some((entry, hash(&stored))))
+    }
+
     /// Walks the chain from the first entry: each entry must be readable, in its place, and
     /// hashed by the next; the entry `anchor` names (sequence, head hash) must hash to that
     /// head. Returns how many entries hold, or the first that does not.

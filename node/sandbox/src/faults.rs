@@ -216,14 +216,14 @@ fn described(w: &RecordWrite) -> String {
 
 /// Each register's history, writes known not to have taken effect left out, is linearizable.
 /// A history that is not is written to `ROOT/register-UNIT-NAME.history`, an operation a line
-/// (`call_us ret_us|- op value outcome`), to be read or checked again.
+/// (`call_us ret_us|- op outcome error`), to be read or checked again.
 fn check_registers(root: &Path, load: &Load, report: &mut Report) {
     let history = load.history();
     for (key, ops) in &history.registers {
         let timed: Vec<Timed> = ops
             .iter()
-            .filter(|(_, outcome)| *outcome != Outcome::Failed)
-            .map(|(t, _)| t.clone())
+            .filter(|(_, outcome, _)| *outcome != Outcome::Failed)
+            .map(|(t, _, _)| t.clone())
             .collect();
         report.registers.0 += 1;
         report.registers.1 += timed.len();
@@ -231,9 +231,9 @@ fn check_registers(root: &Path, load: &Load, report: &mut Report) {
             let path = root.join(format!("register-{}.history", key.replace('/', "-")));
             let lines: String = ops
                 .iter()
-                .map(|(t, outcome)| {
+                .map(|(t, outcome, error)| {
                     let ret = t.ret.map_or("-".into(), |r| r.to_string());
-                    format!("{} {ret} {:?} {outcome:?}\n", t.call, t.op)
+                    format!("{} {ret} {:?} {outcome:?} {error}\n", t.call, t.op)
                 })
                 .collect();
             let kept = match std::fs::write(&path, lines) {

@@ -74,8 +74,9 @@ pub struct History {
     pub counts: BTreeMap<&'static str, [u64; 3]>,
     /// Every record write.
     pub writes: Vec<RecordWrite>,
-    /// Operations on each directory register, by role id.
-    pub registers: BTreeMap<String, Vec<(Timed, Outcome)>>,
+    /// Operations on each directory register, by role id, with how they ended and, for those
+    /// that failed, the error.
+    pub registers: BTreeMap<String, Vec<(Timed, Outcome, String)>>,
     /// Versions of [`FOLLOWED`]'s records the feed delivered.
     pub delivered: BTreeSet<Delivered>,
     /// The first error of each kind of operation, for the report.
@@ -425,6 +426,14 @@ impl Load {
                     Err(e) => outcome_of(e),
                 };
                 let ret = self.now();
+                let error = match &result {
+                    Err(e) => e.to_string(),
+                    Ok(results) => results
+                        .iter()
+                        .find(|r| !r.applied)
+                        .map(|r| r.reason.clone())
+                        .unwrap_or_default(),
+                };
                 self.record(|h| {
                     match &result {
                         Err(e) => h.failed("directory write", outcome, e),
@@ -440,6 +449,7 @@ impl Load {
                             ret: (outcome == Outcome::Ok).then_some(ret),
                         },
                         outcome,
+                        error,
                     ));
                 });
             }
@@ -484,6 +494,7 @@ impl Load {
                                     ret: Some(ret),
                                 },
                                 Outcome::Ok,
+                                String::new(),
                             ));
                         }
                     }

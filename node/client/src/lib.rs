@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 pub mod directory;
+pub mod faults;
 mod write;
 
 use std::collections::HashMap;
@@ -38,6 +39,8 @@ use tierlink_proto::v1::{
 };
 use tokio_stream::StreamExt;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+
+use crate::faults::{Blocked, FAULTS_ENV};
 
 pub use tierlink_core::limits::MAX_MESSAGE_BYTES;
 pub use write::{Batching, Oversized, WriteError, Written};
@@ -225,6 +228,7 @@ pub struct Peers {
     credentials: Credentials,
     members: Arc<dyn Members>,
     channels: Mutex<HashMap<NodeCode, Channel>>,
+    blocked: Blocked,
 }
 
 impl Peers {
@@ -235,7 +239,13 @@ impl Peers {
             credentials,
             members,
             channels: Mutex::new(HashMap::new()),
+            blocked: Blocked::default(),
         }
+    }
+
+    /// The same peers, those `blocked` lists unreachable (the partition fault hook).
+    pub fn with_blocked(self, blocked: Blocked) -> Self {
+        Self { blocked, ..self }
     }
 
     /// The federation's members as the directory knows them.
@@ -258,6 +268,12 @@ impl Peers {
     /// per node, shared by every service's client.
     pub async fn channel(&self, code: &NodeCode) -> Result<Channel, ClientError> {
         let endpoint = self.endpoint(code)?;
+        if self.blocked.blocks(code) {
+            return Err(ClientError::Connect {
+                endpoint,
+                reason: format!("{code} is blocked by the fault hook ({FAULTS_ENV})"),
+            });
+        }
         if let Some(c) = self
             .channels
             .lock()

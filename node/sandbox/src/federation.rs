@@ -213,6 +213,52 @@ struct ManifestNode<'a> {
     signing_cert: PathBuf,
 }
 
+/// Creates a CA in `root/ca` and a node directory per unit in `root/TIER-CODE`, the node of
+/// `units[n]` listening on `addrs[n]` with its REST gateway on a port the OS picks, every node
+/// knowing every other as a peer; `configure` changes each `node.toml` before it is saved.
+pub fn provision(
+    root: &Path,
+    units: &[Unit],
+    addrs: &[std::net::SocketAddr],
+    configure: impl Fn(&mut NodeConfig),
+) -> Result<Vec<NodeDir>, FederationError> {
+    let ca = init_ca(&root.join("ca"), "local federation")?;
+    let hash_key = load_hash_key(&root.join("ca"))?;
+    let endpoint = |addr: std::net::SocketAddr| format!("https://127.0.0.1:{}", addr.port());
+    let mut dirs = Vec::new();
+    for (unit, &addr) in units.iter().zip(addrs) {
+        let peers = units
+            .iter()
+            .zip(addrs)
+            .filter(|(u, _)| u.code != unit.code)
+            .map(|(u, addr)| Peer {
+                code: u.code.clone(),
+                endpoint: endpoint(*addr),
+            })
+            .collect();
+        let spec = NodeSpec {
+            unit: unit.clone(),
+            listen: addr,
+            endpoint: endpoint(addr),
+            hosts: vec!["localhost".into(), "127.0.0.1".into()],
+            peers,
+            hash_key: hash_key.clone(),
+        };
+        let mut dir = init_node(
+            &root.join(format!("{}-{}", unit.tier, unit.code)),
+            spec,
+            Certifier::Ca(&ca),
+        )?;
+        dir.config.gateway = Some(GatewaySettings::on(
+            "127.0.0.1:0".parse().expect("a valid address"),
+        ));
+        configure(&mut dir.config);
+        dir.save().map_err(ProvisionError::from)?;
+        dirs.push(dir);
+    }
+    Ok(dirs)
+}
+
 impl LocalFederation {
     /// Creates a CA and one node per unit under `root`, every node knowing every other as a
     /// peer, starts them all and forms the directory.
@@ -236,8 +282,6 @@ impl LocalFederation {
         units: Vec<Unit>,
         configure: impl Fn(&mut NodeConfig),
     ) -> Result<Self, FederationError> {
-        let ca = init_ca(&root.join("ca"), "local federation")?;
-        let hash_key = load_hash_key(&root.join("ca"))?;
         let mut listeners = Vec::new();
         for _ in &units {
             let l = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -248,39 +292,11 @@ impl LocalFederation {
                 .map_err(|e| FederationError::Io(e.to_string()))?;
             listeners.push((l, addr));
         }
-        let endpoint = |addr: std::net::SocketAddr| format!("https://127.0.0.1:{}", addr.port());
-        let mut nodes = Vec::new();
-        for (n, unit) in units.iter().enumerate() {
-            let peers = units
-                .iter()
-                .zip(&listeners)
-                .filter(|(u, _)| u.code != unit.code)
-                .map(|(u, (_, addr))| Peer {
-                    code: u.code.clone(),
-                    endpoint: endpoint(*addr),
-                })
-                .collect();
-            let addr = listeners[n].1;
-            let spec = NodeSpec {
-                unit: unit.clone(),
-                listen: addr,
-                endpoint: endpoint(addr),
-                hosts: vec!["localhost".into(), "127.0.0.1".into()],
-                peers,
-                hash_key: hash_key.clone(),
-            };
-            let mut dir = init_node(
-                &root.join(format!("{}-{}", unit.tier, unit.code)),
-                spec,
-                Certifier::Ca(&ca),
-            )?;
-            dir.config.gateway = Some(GatewaySettings::on(
-                "127.0.0.1:0".parse().expect("a valid address"),
-            ));
-            configure(&mut dir.config);
-            dir.save().map_err(ProvisionError::from)?;
-            nodes.push(LocalNode { dir, running: None });
-        }
+        let addrs: Vec<std::net::SocketAddr> = listeners.iter().map(|(_, a)| *a).collect();
+        let mut nodes: Vec<LocalNode> = provision(root, &units, &addrs, configure)?
+            .into_iter()
+            .map(|dir| LocalNode { dir, running: None })
+            .collect();
         for (node, (listener, _)) in nodes.iter_mut().zip(listeners) {
             node.running = Some(Node::open(node.dir.clone()).await?.start(listener)?);
         }

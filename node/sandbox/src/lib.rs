@@ -20,6 +20,7 @@
 
 pub mod city;
 pub mod crosscheck;
+pub mod faults;
 pub mod federation;
 pub mod postgres;
 pub mod sample;

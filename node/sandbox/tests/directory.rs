@@ -442,3 +442,61 @@ async fn the_exchange_finds_members_in_the_directory_and_refuses_a_suspended_one
     assert!(err.to_string().contains("suspended"), "{err}");
     f.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_the_fault_hook_blocks_are_cut_off_both_ways_until_unblocked() {
+    use tierlink_client::faults::BlockedPeers;
+    let (_dir, f) = federation().await;
+    let replicas: Vec<_> = (0..f.nodes.len()).map(|n| replica(&f, n)).collect();
+    let line = |n: usize| {
+        let dir = &f.nodes[n].dir;
+        format!("{} {}\n", dir.code(), dir.config.server.endpoint)
+    };
+    // The street and everyone else block each other, as their faults files would say.
+    let others: Vec<usize> = (0..f.nodes.len())
+        .filter(|&n| n != WUJIAGANG_STREET)
+        .collect();
+    let everyone_else: String = others.iter().map(|&n| line(n)).collect();
+    replicas[WUJIAGANG_STREET]
+        .link()
+        .blocked()
+        .set(BlockedPeers::parse(&everyone_else));
+    for &n in &others {
+        replicas[n]
+            .link()
+            .blocked()
+            .set(BlockedPeers::parse(&line(WUJIAGANG_STREET)));
+    }
+    let rev = revision(
+        replicas[XILING]
+            .propose(vec![DirectoryCommand::Publish(small_catalog(1))])
+            .await,
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        replicas[WUJIAGANG_STREET].view(|s| s.revision) < rev,
+        "the blocked street applied a change made while it was cut off"
+    );
+    // A call in from a blocked node is answered as if it never arrived.
+    let city = tierlink_client::NodeClient::open(f.nodes[CITY].dir.clone()).unwrap();
+    let refused = city
+        .list_catalogs(None, f.nodes[WUJIAGANG_STREET].dir.code().as_str())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, tierlink_client::ClientError::Status(s)
+            if s.code() == tonic::Code::Unavailable && s.message().contains("fault hook")),
+        "{refused}"
+    );
+
+    // Unblocked, the street catches up.
+    for replica in &replicas {
+        replica.link().blocked().set(BlockedPeers::default());
+    }
+    f.wait_for_revision(rev).await.unwrap();
+    city.list_catalogs(None, f.nodes[WUJIAGANG_STREET].dir.code().as_str())
+        .await
+        .unwrap();
+    f.stop().await.unwrap();
+}

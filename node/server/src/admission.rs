@@ -14,6 +14,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use tierlink_client::faults::{Blocked, FAULTS_ENV};
 use tierlink_core::identity::{NodeCode, fingerprint, node_code_of};
 use tierlink_core::members::Members;
 use tonic::Status;
@@ -109,6 +110,7 @@ pub struct AdmissionLayer {
     me: NodeCode,
     own_tls: String,
     members: Arc<dyn Members>,
+    blocked: Blocked,
 }
 
 impl AdmissionLayer {
@@ -119,7 +121,14 @@ impl AdmissionLayer {
             me,
             own_tls,
             members,
+            blocked: Blocked::default(),
         }
+    }
+
+    /// The same admission, answering `UNAVAILABLE` to the nodes `blocked` lists, as if their
+    /// calls never arrived (the partition fault hook).
+    pub fn with_blocked(self, blocked: Blocked) -> Self {
+        Self { blocked, ..self }
     }
 
     /// The caller of a request with these extensions, admitted to `path`; `None` for open methods.
@@ -139,6 +148,11 @@ impl AdmissionLayer {
             })?;
         let node =
             node_code_of(&certificate).map_err(|e| Status::unauthenticated(e.to_string()))?;
+        if self.blocked.blocks(&node) {
+            return Err(Status::unavailable(format!(
+                "{node} is blocked by this node's fault hook ({FAULTS_ENV})"
+            )));
+        }
         let is_self = node == self.me;
         let standing = self.members.standing(&node);
         // The certificate must be one the directory registered for the node it names: the CA

@@ -209,11 +209,10 @@ impl Node {
         let cross_checks = Arc::new(CrossChecks::new(store.keyspace("crosscheck")?));
         let redactor = Redactor::new(dir.hash_key()?);
         let registry = Arc::new(Registry::open(Arc::new(store))?);
-        let peers = Arc::new(Peers::new(
-            dir.clone(),
-            credentials.clone(),
-            directory.clone(),
-        ));
+        let peers = Arc::new(
+            Peers::new(dir.clone(), credentials.clone(), directory.clone())
+                .with_blocked(directory.link().blocked().clone()),
+        );
         let reads = Arc::new(
             ReadService::new(
                 registry.clone(),
@@ -389,7 +388,8 @@ impl Node {
             self.dir.code().clone(),
             directory.member().tls_fingerprint.clone(),
             directory.clone(),
-        );
+        )
+        .with_blocked(directory.link().blocked().clone());
         let gateway = self.gateway.map(|gateway| {
             let handle = axum_server::Handle::new();
             tracing::info!(addr = ?gateway.addr().ok(), "serving the REST gateway over HTTPS");

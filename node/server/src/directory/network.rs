@@ -18,13 +18,14 @@ use openraft::raft::{
 use openraft::{BasicNode, Vote};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tierlink_client::faults::Blocked;
 use tierlink_client::{MAX_MESSAGE_BYTES, channel};
 use tierlink_core::config::Credentials;
 use tierlink_proto::v1::RaftPayload;
 use tierlink_proto::v1::federation_client::FederationClient;
 use tonic::transport::Channel;
 
-use super::type_config::{NodeId, TypeConfig};
+use super::type_config::{NodeId, TypeConfig, code_of};
 
 /// Makes connections to the other voters and learners, with this node's credentials.
 pub struct Network {
@@ -40,17 +41,43 @@ impl Network {
 }
 
 /// What a node's transport knows of the federation: when it last heard from a leader (how stale
-/// its reads may be), and whether it is cut off. Cutting a node off is a fault hook: every raft
-/// message in or out, and every forwarded change, fails as if the network were down, so partition
-/// tests exercise the real replication paths.
+/// its reads may be), and whether it is cut off. Cutting a node off, from every peer or from the
+/// peers its faults file lists ([`Blocked`]), is a fault hook: every raft message in or out, and
+/// every forwarded change, fails as if the network were down, so partition tests exercise the
+/// real replication paths.
 #[derive(Clone, Default)]
 pub struct Link {
     heard: Arc<Mutex<Option<Instant>>>,
     isolated: Arc<AtomicBool>,
     voters: Arc<RwLock<BTreeSet<NodeId>>>,
+    blocked: Blocked,
 }
 
 impl Link {
+    /// A link that treats the peers `blocked` lists as unreachable.
+    pub fn with_blocked(blocked: Blocked) -> Self {
+        Self {
+            blocked,
+            ..Self::default()
+        }
+    }
+
+    /// The peers the fault hook blocks: shared with the node's other clients and its admission.
+    pub fn blocked(&self) -> &Blocked {
+        &self.blocked
+    }
+
+    /// Whether messages to or from `node` fail: this node is cut off, or `node` is blocked.
+    pub fn cuts(&self, node: NodeId) -> bool {
+        self.is_isolated() || self.blocked.blocks(&code_of(node))
+    }
+
+    /// Whether calls to the node at `endpoint` fail: this node is cut off, or that node is
+    /// blocked.
+    pub fn cuts_endpoint(&self, endpoint: &str) -> bool {
+        self.is_isolated() || self.blocked.blocks_endpoint(endpoint)
+    }
+
     /// Notes that a leader's append-entries message arrived now.
     pub fn heard_leader(&self) {
         *self.heard.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
@@ -133,9 +160,12 @@ impl Connection {
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
-        if self.link.is_isolated() {
+        if self.link.cuts(self.target) {
             self.client = None;
-            let cut = std::io::Error::new(std::io::ErrorKind::NotConnected, "this node is cut off");
+            let cut = std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                format!("this node is cut off from {}", self.target),
+            );
             return Err(RPCError::Unreachable(Unreachable::new(&cut)));
         }
         let json =

@@ -208,7 +208,7 @@ impl Replica {
         let log_reader = log.clone();
         let state = StateMachine::open(store.keyspace("directory").map_err(|e| storage(&e))?, ca)
             .map_err(|e| storage(&e))?;
-        let link = Link::default();
+        let link = Link::with_blocked(tierlink_client::faults::Blocked::from_env());
         let id = node_id(dir.code());
         let raft = Raft::new(
             id,
@@ -851,7 +851,7 @@ impl Core {
     }
 
     async fn client(&self, endpoint: &str) -> Result<DirectoryClient<Channel>, DirectoryError> {
-        if self.link.is_isolated() {
+        if self.link.cuts_endpoint(endpoint) {
             return Err(self.no_leader(format!("cannot reach {endpoint}: this node is cut off")));
         }
         if let Some(c) = self.lock_clients().get(endpoint) {
@@ -1043,8 +1043,8 @@ impl Core {
                 Ok(Ok(None)) => return Ok(()),
                 Ok(Ok(Some(batch))) => batch,
             };
-            if self.link.is_isolated() {
-                return Err("this node is cut off".into());
+            if self.link.cuts_endpoint(endpoint) {
+                return Err(format!("this node is cut off from {endpoint}"));
             }
             let relayed: Relayed = serde_json::from_slice(&batch.json)
                 .map_err(|e| format!("not a relayed batch: {e}"))?;

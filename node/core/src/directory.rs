@@ -9,4 +9,4 @@ pub use command::{
     CommandBatch, DirectoryCommand, DirectoryReply, DirectoryRequest, Member, MemberStatus,
     RetiredKey, Rotation, SignedCommands,
 };
-pub use state::{DirectoryState, PublishedCatalog};
+pub use state::{DirectoryState, PublishedCatalog, REPLAYED};

@@ -25,6 +25,10 @@ pub struct PublishedCatalog {
     pub revision: u64,
 }
 
+/// How a refusal of an entry already applied (or overtaken by a later one of its issuer's) ends:
+/// the refusal a resubmitted entry gets when its first submission took effect.
+pub const REPLAYED: &str = "a replayed or reordered entry";
+
 /// Members and their published catalogs.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct DirectoryState {
@@ -148,7 +152,7 @@ impl DirectoryState {
         let last = self.sequences.get(&batch.issuer).copied().unwrap_or(0);
         if batch.sequence <= last {
             return refuse_all(format!(
-                "sequence {} is not after {last}: a replayed or reordered entry",
+                "sequence {} is not after {last}: {REPLAYED}",
                 batch.sequence
             ));
         }

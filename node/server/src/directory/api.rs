@@ -58,7 +58,9 @@ impl From<DirectoryError> for Status {
         let text = e.to_string();
         match e {
             DirectoryError::NoLeader { .. } => Status::unavailable(text),
-            DirectoryError::Unconfirmed(_) => Status::deadline_exceeded(text),
+            DirectoryError::Unconfirmed(_) | DirectoryError::Unanswered => {
+                Status::deadline_exceeded(text)
+            }
             DirectoryError::Invalid(_) => Status::invalid_argument(text),
             DirectoryError::AlreadyFounded => Status::failed_precondition(text),
             DirectoryError::Storage(_) => Status::internal(text),

@@ -18,7 +18,7 @@ use tierlink_client::directory::connect;
 use tierlink_core::config::{Credentials, DirectorySettings, NodeDir};
 use tierlink_core::directory::DirectoryState;
 use tierlink_core::directory::{
-    CommandBatch, DirectoryCommand, DirectoryReply, Member, MemberStatus, SignedCommands,
+    CommandBatch, DirectoryCommand, DirectoryReply, Member, MemberStatus, REPLAYED, SignedCommands,
 };
 use tierlink_core::identity::{NodeCode, NodeKey, Tier, TrustedCa, fingerprint, pem_to_der};
 use tierlink_core::members::{Members, Produced, ReadTerms, Standing};
@@ -75,6 +75,12 @@ pub enum DirectoryError {
         "the change was not confirmed within {0} ms (a quorum of voters is not reachable); it may still be applied: check the directory before issuing it again"
     )]
     Unconfirmed(u128),
+    /// An attempt was cut off before its answer (leadership moved, a connection dropped), and
+    /// the next one found the entry already in the log: it was most likely applied by then.
+    #[error(
+        "the change's first attempt was cut off before it was answered, and the directory now holds an entry with its sequence number: it was most likely applied; check the directory before issuing it again"
+    )]
+    Unanswered,
     /// The request is not valid.
     #[error("{0}")]
     Invalid(String),
@@ -150,6 +156,14 @@ impl Retry {
             Retry::Yes(e) | Retry::No(e) => e,
         }
     }
+}
+
+/// Whether every reply refuses the entry as one its issuer's sequence has passed.
+pub(super) fn replayed(replies: &[DirectoryReply]) -> bool {
+    !replies.is_empty()
+        && replies
+            .iter()
+            .all(|r| matches!(r, DirectoryReply::Rejected { reason } if reason.ends_with(REPLAYED)))
 }
 
 struct Proposal {
@@ -785,6 +799,7 @@ impl Core {
     ) -> Result<Vec<DirectoryReply>, DirectoryError> {
         let election = Duration::from_millis(self.settings.election_timeout_ms * 2);
         let deadline = tokio::time::Instant::now() + election * 2;
+        let mut retried = false;
         loop {
             let attempt = self.submit_once(&entry, hops).await;
             match attempt {
@@ -792,9 +807,15 @@ impl Core {
                     if tokio::time::Instant::now() < deadline && !self.link.is_isolated() =>
                 {
                     tracing::debug!(error = %e, "directory: leader not reached, retrying");
+                    retried = true;
                     tokio::time::sleep(Duration::from_millis(self.settings.heartbeat_ms)).await;
                 }
                 Err(Retry::Yes(e) | Retry::No(e)) => return Err(e),
+                // A refused attempt may yet have been appended before leadership moved: the
+                // same entry then comes back as a replay of itself, which is no refusal.
+                Ok(replies) if retried && replayed(&replies) => {
+                    return Err(DirectoryError::Unanswered);
+                }
                 Ok(replies) => return Ok(replies),
             }
         }

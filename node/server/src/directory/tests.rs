@@ -110,12 +110,16 @@ fn every_entry_is_checked_against_its_issuers_key_and_sequence() {
     let district = f.node("420502", Tier::District, Some("420500"));
     let mut s = DirectoryState::default();
     let found = city.sign(1, vec![DirectoryCommand::Register(city.member.clone())]);
-    assert!(applied(&s.apply_signed(&found, &ca)));
+    let first = s.apply_signed(&found, &ca);
+    assert!(applied(&first));
+    assert!(!super::replica::replayed(&first));
 
-    // The same entry again, or any older sequence, is a replay.
+    // The same entry again, or any older sequence, is a replay; resubmitted after an attempt
+    // cut off before its answer, the submitter reads it as most likely applied, not refused.
     let before = s.clone();
     let replies = s.apply_signed(&found, &ca);
     assert!(reasons(&replies).contains("replayed"), "{replies:?}");
+    assert!(super::replica::replayed(&replies), "{replies:?}");
     assert_eq!(s, before);
 
     // Tampered body, or signed by another node's key: refused, nothing changes.
@@ -133,6 +137,10 @@ fn every_entry_is_checked_against_its_issuers_key_and_sequence() {
     for entry in [tampered, forged] {
         let replies = s.apply_signed(&entry, &ca);
         assert!(reasons(&replies).contains("signature"), "{replies:?}");
+        assert!(
+            !super::replica::replayed(&replies),
+            "a forgery is refused, not replayed"
+        );
         assert_eq!(s, before);
     }
 

@@ -322,6 +322,23 @@ async fn a_restore_refuses_what_does_not_verify_or_does_not_fit_and_leaves_the_t
         "{err}"
     );
 
+    let mut altered = std::fs::read(&sealed).unwrap();
+    let at = altered.len() / 2;
+    altered[at] ^= 1;
+    let bad = root.join("altered.tlbackup");
+    std::fs::write(&bad, altered).unwrap();
+    let err = restore_into(&f, &empty, &bad, |o| o.key = Some(key_file.clone())).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            RestoreError::Archive {
+                source: BackupError::Altered(_),
+                ..
+            }
+        ),
+        "{err}"
+    );
+
     // The running street itself, and a directory that is not empty.
     let street_dir = f.federation.nodes[STREET].dir.dir.clone();
     let err = restore_into(&f, &street_dir, &sealed, |o| {

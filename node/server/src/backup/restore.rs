@@ -154,6 +154,44 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RestoreError + '_ {
     }
 }
 
+/// Reads a part through, keeping the archive's own refusal (a sealed chunk that does not
+/// open, bytes cut short) when one stops the reading, so that it is reported rather than what
+/// the store made of the missing bytes.
+struct PartReader<'a> {
+    input: &'a mut dyn Read,
+    refused: Option<BackupError>,
+}
+
+impl Read for PartReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.input.read(buf).map_err(|e| {
+            if e.get_ref().is_some_and(|inner| inner.is::<BackupError>()) {
+                let inner = e.into_inner().expect("checked above");
+                self.refused = inner.downcast::<BackupError>().ok().map(|b| *b);
+                std::io::Error::other("the archive was refused")
+            } else {
+                e
+            }
+        })
+    }
+}
+
+/// Hands `input` to `use_it`; a failure is the archive's refusal when one stopped the reading.
+fn through<T>(
+    input: &mut dyn Read,
+    use_it: impl FnOnce(&mut dyn Read) -> Result<T, RestoreError>,
+) -> Result<T, RestoreError> {
+    let mut part = PartReader {
+        input,
+        refused: None,
+    };
+    let result = use_it(&mut part);
+    match (result, part.refused) {
+        (Err(_), Some(refused)) => Err(refused.into()),
+        (result, _) => result,
+    }
+}
+
 /// The archive's manifest and `node.toml`, once read through and verified.
 struct Checked {
     manifest: Manifest,
@@ -215,7 +253,9 @@ fn check(
         .read_parts(|part, input| {
             match destination(&part.name)? {
                 None => {
-                    SledStore::read_dump(input, |_, _, _| Ok(()))?;
+                    through(input, |input| {
+                        Ok(SledStore::read_dump(input, |_, _, _| Ok(()))?)
+                    })?;
                     store = true;
                 }
                 Some(path) if path == Path::new(CONFIG_FILE) => {
@@ -378,8 +418,11 @@ fn build(
     open(&options.from, keys, ca)?
         .read_parts(|part, input| {
             match destination(&part.name)? {
-                None => store = Some(SledStore::load(&data, input)?),
-                Some(path) => write_private(&staging.join(path), input)?,
+                None => store = Some(through(input, |input| Ok(SledStore::load(&data, input)?))?),
+                Some(path) => {
+                    let path = staging.join(path);
+                    through(input, |input| write_private(&path, input))?
+                }
             }
             Ok::<_, RestoreError>(())
         })
@@ -407,19 +450,7 @@ fn write_private(path: &Path, input: &mut dyn Read) -> Result<(), RestoreError> 
         options.mode(0o600);
     }
     let mut file = options.open(path).map_err(io(path))?;
-    std::io::copy(input, &mut file).map_err(|e| match e.into_inner() {
-        Some(inner) => match inner.downcast::<BackupError>() {
-            Ok(source) => RestoreError::from(*source),
-            Err(other) => RestoreError::Io {
-                path: path.to_owned(),
-                source: std::io::Error::other(other),
-            },
-        },
-        None => RestoreError::Io {
-            path: path.to_owned(),
-            source: std::io::Error::other("read failed"),
-        },
-    })?;
+    std::io::copy(input, &mut file).map_err(io(path))?;
     file.sync_all().map_err(io(path))
 }
 

@@ -212,6 +212,9 @@ pub enum CliError {
     /// See the message.
     #[error(transparent)]
     Connect(#[from] tierlink_connect::ConnectError),
+    /// See the message.
+    #[error(transparent)]
+    Restore(#[from] tierlink_node::backup::restore::RestoreError),
     /// The demo saw something it should not have.
     #[error("demo failed: {0}")]
     Demo(String),

@@ -16,7 +16,9 @@
 //!
 //! # Layout
 //! - this file: the [`Store`] trait, [`StoredRecord`], [`StoreError`];
-//! - `sled_store.rs`: the sled engine ([`SledStore`]) and its [`Keyspace`]s;
+//! - `sled_store.rs`: the sled engine ([`SledStore`]) and its [`Keyspace`]s; `dump.rs` beside
+//!   it, a whole store as one stream at one point (backups) and a store made from one;
+//!   `upgrade.rs`, what each format changed and the upgrade from the one before;
 //! - [`registry`]: catalogs with their compiled checks, and the checked write path;
 //! - [`audit`]: the audit log, its entries, and anchoring its head in the directory.
 //!

@@ -387,12 +387,11 @@ impl<R: Read> Read for OpeningReader<R> {
     }
 }
 
-/// The plain bytes of a sealed archive, read after its magic, with the key it is sealed to
-/// (hex).
+/// The plain bytes of a sealed archive, read after its magic.
 fn open_sealed(
     mut input: Box<dyn Read>,
     keys: Option<&EncryptionKeys>,
-) -> Result<(Box<dyn Read>, String), BackupError> {
+) -> Result<Box<dyn Read>, BackupError> {
     let mut public = [0u8; 32];
     let mut encapsulated = [0u8; 32];
     input.read_exact(&mut public).map_err(cut_short)?;
@@ -419,15 +418,13 @@ fn open_sealed(
         index: 0,
         ended: false,
     };
-    Ok((Box::new(reader), to))
+    Ok(Box::new(reader))
 }
 
 /// An archive whose header is verified, its parts still to read.
 pub struct Archive {
     /// The signed manifest.
     pub manifest: Manifest,
-    /// The X25519 key it was sealed to, hex; `None` for a plain archive.
-    pub sealed_to: Option<String>,
     input: Box<dyn Read>,
 }
 
@@ -444,12 +441,9 @@ impl Archive {
         input
             .read_exact(&mut magic)
             .map_err(|_| BackupError::NotAnArchive)?;
-        let mut sealed_to = None;
         if &magic == SEALED_MAGIC {
-            let (opened, to) = open_sealed(input, keys)?;
-            input = opened;
+            input = open_sealed(input, keys)?;
             input.read_exact(&mut magic).map_err(cut_short)?;
-            sealed_to = Some(to);
         }
         if &magic != PLAIN_MAGIC {
             return Err(BackupError::NotAnArchive);
@@ -481,11 +475,7 @@ impl Archive {
                 found: manifest.archive_format,
             });
         }
-        Ok(Self {
-            manifest,
-            sealed_to,
-            input,
-        })
+        Ok(Self { manifest, input })
     }
 
     /// Reads every part in order, handing each to `each` with a reader of its bytes (`each`

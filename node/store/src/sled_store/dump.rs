@@ -149,7 +149,14 @@ impl SledStore {
                 path.display()
             )));
         }
-        let engine = Engine::new(sled::Config::new().path(path).flush_every_ms(None).open()?);
+        // The default page cache, not sled's 1 GiB: the keys go through once.
+        let engine = Engine::new(
+            sled::Config::new()
+                .path(path)
+                .cache_capacity(tierlink_core::config::DEFAULT_STORE_CACHE_MB << 20)
+                .flush_every_ms(None)
+                .open()?,
+        );
         let mut current: Option<(Vec<u8>, sled::Tree)> = None;
         let mut batch = sled::Batch::default();
         let mut pending = 0;

@@ -159,7 +159,7 @@ fn a_sealed_stream_of_several_chunks_opens_whole_and_not_without_its_last() {
     let plain: Vec<u8> = (0..CHUNK * 2 + 10).map(|i| i as u8).collect();
     let bytes = sealed(&plain, keys.current().public());
     let open = |bytes: &[u8]| {
-        let (mut reader, _) = open_sealed(
+        let mut reader = open_sealed(
             Box::new(std::io::Cursor::new(bytes[16..].to_vec())),
             Some(&keys),
         )?;

@@ -127,8 +127,7 @@ pub fn restore_node(args: RestoreArgs) -> Result<(), CliError> {
         other_node: args.other_node,
         replace: args.replace,
     };
-    let restored =
-        restore(&args.node.node, &options).map_err(|e| CliError::Input(e.to_string()))?;
+    let restored = restore(&args.node.node, &options)?;
     println!(
         "verified {}: {}",
         options.from.display(),

@@ -13,6 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "tierlink/v1/webhooks.proto",
         "tierlink/v1/cases.proto",
         "tierlink/v1/crosscheck.proto",
+        "tierlink/v1/backup.proto",
     ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");

@@ -3,6 +3,7 @@
 //! over gRPC with the node's own certificate.
 
 mod audit;
+mod backup;
 mod case;
 mod catalog;
 mod cert;
@@ -94,6 +95,14 @@ pub enum Command {
     /// The node configuration: the `node.toml` reference.
     #[command(subcommand)]
     Config(config::ConfigCommand),
+    /// Have a serving node take a backup: its store (every tree at one point) and directory,
+    /// signed by the node, sealed with --encrypt-to.
+    Backup(backup::BackupArgs),
+    /// Restore a stopped node's directory from a backup, verified whole before anything is
+    /// touched.
+    Restore(backup::RestoreArgs),
+    /// Make an X25519 key pair to seal backups to (--encrypt-to) and open them (restore --key).
+    BackupKey(backup::BackupKeyArgs),
     /// Check a file of signed batches with the CA certificate alone.
     Verify(records::VerifyArgs),
     /// Run a three-tier federation on loopback and show signed exchanges between its tiers.
@@ -207,6 +216,9 @@ pub enum CliError {
     /// See the message.
     #[error(transparent)]
     Connect(#[from] tierlink_connect::ConnectError),
+    /// See the message.
+    #[error(transparent)]
+    Restore(#[from] tierlink_node::backup::restore::RestoreError),
     /// The demo saw something it should not have.
     #[error("demo failed: {0}")]
     Demo(String),
@@ -234,6 +246,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Case(command) => case::run(command).await,
         Command::Crosscheck(command) => crosscheck::run(command).await,
         Command::Config(command) => config::run(command),
+        Command::Backup(args) => backup::backup(args).await,
+        Command::Restore(args) => backup::restore_node(args),
+        Command::BackupKey(args) => backup::backup_key(&args),
         Command::Verify(args) => records::verify(args),
         Command::Demo(args) => demo::run(args).await,
         Command::Sim(command) => sim::run(command).await,

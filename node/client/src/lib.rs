@@ -452,6 +452,58 @@ impl NodeClient {
             .max_encoding_message_size(MAX_MESSAGE_BYTES))
     }
 
+    /// Has this node take a backup (`tierlink.v1.Backup`, with its certificate: the node's own
+    /// administrator's) and writes the archive to `out`: to `out.partial` first, renamed to
+    /// `out` once the node has sent it whole, so that `out` is never a part of a backup. Returns
+    /// the archive's signed manifest.
+    pub async fn take_backup(
+        &self,
+        request: tierlink_proto::v1::TakeBackupRequest,
+        out: &std::path::Path,
+    ) -> Result<tierlink_core::signed::backup::Manifest, ClientError> {
+        use tokio::io::AsyncWriteExt;
+        let channel = channel(&self.peers.credentials, &self.dir.config.server.endpoint).await?;
+        let mut client = tierlink_proto::v1::backup_client::BackupClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES);
+        let mut stream = client.take(request).await?.into_inner();
+        let partial = out.with_extension("partial");
+        let io = |e: std::io::Error| ClientError::Io(format!("{}: {e}", partial.display()));
+        let mut file =
+            tokio::io::BufWriter::new(tokio::fs::File::create(&partial).await.map_err(io)?);
+        let mut manifest = None;
+        let written = async {
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk?;
+                file.write_all(&chunk.data).await.map_err(io)?;
+                if !chunk.manifest_json.is_empty() {
+                    manifest = Some(serde_json::from_str(&chunk.manifest_json).map_err(|e| {
+                        ClientError::Io(format!("the node sent a manifest that does not read: {e}"))
+                    })?);
+                }
+            }
+            file.flush().await.map_err(io)?;
+            file.get_ref().sync_all().await.map_err(io)?;
+            manifest.ok_or_else(|| {
+                ClientError::Io(
+                    "the node ended the backup before sending it whole: take it again".into(),
+                )
+            })
+        }
+        .await;
+        match written {
+            Ok(manifest) => {
+                tokio::fs::rename(&partial, out)
+                    .await
+                    .map_err(|e| ClientError::Io(format!("{}: {e}", out.display())))?;
+                Ok(manifest)
+            }
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&partial).await;
+                Err(e)
+            }
+        }
+    }
+
     /// A `tierlink.v1.Cases` client to this node, with its certificate: for its principals'
     /// moves, its case lists and its figures.
     pub async fn cases(&self) -> Result<CasesClient<Channel>, ClientError> {

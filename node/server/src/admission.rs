@@ -87,6 +87,7 @@ fn access(path: &str) -> Access {
         ("tierlink.v1.Directory", "Follow") => Access::Member,
         ("tierlink.v1.Directory" | "tierlink.v1.Federation", _) => Access::Certified,
         ("tierlink.v1.Audit", _) => Access::OwnNode("read the audit"),
+        ("tierlink.v1.Backup", _) => Access::OwnNode("take backups"),
         ("tierlink.v1.Webhooks", _) => Access::OwnNode("manage webhooks"),
         ("tierlink.v1.Cases", "Deliver") => Access::Member,
         ("tierlink.v1.Cases", _) => Access::OwnNode("act on cases"),

@@ -11,6 +11,8 @@
 //! - [`directory`]: this node's replica of the federation directory (openraft): log store, state
 //!   machine, network, and the `Directory` and `Federation` services.
 //! - [`audit`]: the `tierlink.v1.Audit` service over the node's audit log.
+//! - [`backup`]: the `tierlink.v1.Backup` service (a signed archive of the store and the node
+//!   directory, taken while the node serves), and restoring a stopped node from one.
 //! - [`gateway`]: the REST/JSON gateway over HTTPS, an adapter over the same services for
 //!   systems that present API tokens instead of certificates.
 //! - [`cases`]: cases that move between tiers: moves made here, chains delivered to every
@@ -34,6 +36,7 @@
 
 pub mod admission;
 pub mod audit;
+pub mod backup;
 pub mod cases;
 pub mod crosscheck;
 pub mod directory;

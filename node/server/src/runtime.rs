@@ -17,6 +17,7 @@ use tierlink_core::identity::{
 use tierlink_core::policy::Redactor;
 use tierlink_core::signed::{BatchOpener, BatchSigner, BatchVerifier};
 use tierlink_proto::v1::audit_server::AuditServer;
+use tierlink_proto::v1::backup_server::BackupServer;
 use tierlink_proto::v1::directory_server::DirectoryServer;
 use tierlink_proto::v1::exchange_server::ExchangeServer;
 use tierlink_store::audit::{AnchorBoard, AuditError, AuditLog, anchor_periodically};
@@ -30,6 +31,7 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use crate::admission::AdmissionLayer;
 use crate::audit::AuditService;
+use crate::backup::service::BackupService;
 use crate::cases::Cases;
 use crate::cases::service::CaseService;
 use crate::cases::store::CaseStore;
@@ -168,6 +170,7 @@ pub struct Node {
     webhooks: Arc<Webhooks>,
     cases: Arc<Cases>,
     cross_checks: Arc<CrossChecks>,
+    backups: BackupServer<BackupService>,
 }
 
 impl Node {
@@ -195,10 +198,10 @@ impl Node {
                 )));
             }
         }
-        let store = SledStore::open_with_cache(
+        let store = Arc::new(SledStore::open_with_cache(
             &dir.path(&dir.config.files.data),
             dir.config.store.cache_mb << 20,
-        )?;
+        )?);
         store.keep_changes(dir.config.exchange.keep_changes);
         let directory = Arc::new(
             Replica::open(&store, &dir, credentials.clone(), key.clone(), ca.clone()).await?,
@@ -208,7 +211,8 @@ impl Node {
         let case_store = CaseStore::new(store.keyspace("cases")?);
         let cross_checks = Arc::new(CrossChecks::new(store.keyspace("crosscheck")?));
         let redactor = Redactor::new(dir.hash_key()?);
-        let registry = Arc::new(Registry::open(Arc::new(store))?);
+        let registry = Arc::new(Registry::open(store.clone())?);
+        let backups = BackupService::server(store, dir.clone(), key.clone());
         let peers = Arc::new(
             Peers::new(dir.clone(), credentials.clone(), directory.clone())
                 .with_blocked(directory.link().blocked().clone()),
@@ -312,6 +316,7 @@ impl Node {
             webhooks,
             cases,
             cross_checks,
+            backups,
         })
     }
 
@@ -448,6 +453,7 @@ impl Node {
                 self.audit.clone(),
                 board,
             )))
+            .add_service(self.backups)
             .add_service(FederationService::server(directory.clone()))
             .add_service(WebhookService::server(self.webhooks.clone()))
             .add_service(CaseService::server(self.cases.clone()))

@@ -16,7 +16,9 @@
 //!
 //! # Layout
 //! - this file: the [`Store`] trait, [`StoredRecord`], [`StoreError`];
-//! - `sled_store.rs`: the sled engine ([`SledStore`]) and its [`Keyspace`]s;
+//! - `sled_store.rs`: the sled engine ([`SledStore`]) and its [`Keyspace`]s; `dump.rs` beside
+//!   it, a whole store as one stream at one point (backups) and a store made from one;
+//!   `upgrade.rs`, what each format changed and the upgrade from the one before;
 //! - [`registry`]: catalogs with their compiled checks, and the checked write path;
 //! - [`audit`]: the audit log, its entries, and anchoring its head in the directory.
 //!
@@ -36,10 +38,11 @@ use tierlink_core::catalog::{Catalog, Row};
 use tierlink_proto::v1::Record;
 pub use tierlink_proto::v1::SourceMark;
 
-pub use sled_store::{Keyspace, SledStore};
+pub use sled_store::{Dumped, Keyspace, SledStore, Upgraded};
 
-/// Version of the on-disk layout; a node refuses a store written in another version.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the on-disk layout. A node upgrades a store written in an older version when it
+/// opens it (what each version changed: `sled_store/upgrade.rs`) and refuses a newer one.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Current records of a catalog in key order.
 pub type RecordIter = Box<dyn Iterator<Item = Result<StoredRecord, StoreError>> + Send>;
@@ -191,9 +194,9 @@ pub enum StoreError {
         /// The offset the write expected.
         expected: String,
     },
-    /// The store was written by another version of Tierlink.
+    /// The store was written by a newer version of Tierlink.
     #[error(
-        "the data directory holds store format {found}, this build reads format {supported}: run the Tierlink version that wrote it"
+        "the data directory holds store format {found}, newer than this build's format {supported}: run the Tierlink version that wrote it, or a newer one (a store is never downgraded)"
     )]
     Format {
         /// Format found on disk.
@@ -201,6 +204,16 @@ pub enum StoreError {
         /// Format this build reads and writes.
         supported: u32,
     },
+    /// The store's format version is not one Tierlink ever wrote.
+    #[error(
+        "the data directory's store format is unknown ({0}): it was not written by Tierlink, or is damaged; restore the node from a backup with `tierlink restore`"
+    )]
+    UnknownFormat(String),
+    /// A store dump (a backup's store) is not whole.
+    #[error(
+        "the store in the backup is not a whole store dump ({0}): the archive is damaged or cut short; take the backup again, or use another"
+    )]
+    Dump(String),
 }
 
 /// The storage boundary of a node.

@@ -1,6 +1,7 @@
 //! The sled engine behind [`Store`].
 //!
-//! Layout: tree `meta` holds the format version and the store's epoch; tree `catalogs` maps
+//! Layout (format 2; older formats are upgraded when a store is opened, `upgrade.rs`): tree
+//! `meta` holds the format version and the store's epoch; tree `catalogs` maps
 //! resource code to the entry's JSON; tree `records` holds, under one-byte prefixes so that one
 //! atomic sled batch covers a whole write, `c` current records, `h` superseded versions, `n`
 //! record counts, and each catalog's change log: `s` maps a position to the key and version
@@ -19,6 +20,12 @@ use prost::Message;
 use tierlink_core::catalog::Catalog;
 use tierlink_proto::v1::Record;
 
+mod dump;
+mod upgrade;
+
+pub use dump::Dumped;
+pub use upgrade::Upgraded;
+
 use super::{
     ChangeLog, Compacted, FORMAT_VERSION, Position, PutOutcome, RecordIter, Store, StoreError,
     StoredRecord, Write,
@@ -34,6 +41,9 @@ const SOURCE_OFFSET: u8 = b'o';
 const WRITE_TIME: u8 = b't';
 const LATEST_TIME: u8 = b'u';
 const RETAINED: u8 = b'r';
+
+/// The `meta` key of the store's format version (4 bytes, big-endian).
+const FORMAT_KEY: &str = "format";
 
 /// A time-bounded read walks the change log when it holds at most one version in this many of
 /// the catalog's records; beyond that, reading every record in key order is the cheaper way
@@ -56,6 +66,8 @@ pub struct SledStore {
     writer: Mutex<()>,
     /// Positions each catalog's change log keeps; 0 keeps all.
     keep_changes: AtomicU64,
+    /// What opening the store upgraded, oldest format first; empty when it was current.
+    upgrades: Vec<Upgraded>,
 }
 
 /// Keeps sled's batches and flushes apart, process-wide.
@@ -69,17 +81,39 @@ pub struct SledStore {
 /// periodic flusher is off: everything acknowledged is flushed explicitly anyway.
 static BATCH_OR_FLUSH: RwLock<()> = RwLock::new(());
 
-fn apply_batch(tree: &sled::Tree, batch: sled::Batch) -> Result<(), StoreError> {
-    let _exclusive = BATCH_OR_FLUSH.write().unwrap_or_else(|p| p.into_inner());
-    Ok(tree.apply_batch(batch)?)
-}
-
 /// The database, flushed and closed under [`BATCH_OR_FLUSH`].
 struct Engine {
     db: Option<sled::Db>,
+    /// Every write to any tree holds it shared; a dump holds it exclusively, so that the trees
+    /// it copies are all at one point (see `dump.rs`).
+    writes: RwLock<()>,
 }
 
 impl Engine {
+    fn new(db: sled::Db) -> Self {
+        Self {
+            db: Some(db),
+            writes: RwLock::new(()),
+        }
+    }
+
+    /// Holds writes out of a dump in progress (and waits for one to end).
+    fn write_turn(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.writes.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn apply_batch(&self, tree: &sled::Tree, batch: sled::Batch) -> Result<(), StoreError> {
+        let _turn = self.write_turn();
+        let _exclusive = BATCH_OR_FLUSH.write().unwrap_or_else(|p| p.into_inner());
+        Ok(tree.apply_batch(batch)?)
+    }
+
+    /// Sets one key; true when it replaced a value.
+    fn insert(&self, tree: &sled::Tree, key: &[u8], value: Vec<u8>) -> Result<bool, StoreError> {
+        let _turn = self.write_turn();
+        Ok(tree.insert(key, value)?.is_some())
+    }
+
     fn db(&self) -> &sled::Db {
         self.db
             .as_ref()
@@ -103,6 +137,18 @@ impl Drop for Engine {
 impl From<sled::Error> for StoreError {
     fn from(e: sled::Error) -> Self {
         StoreError::Engine(e.to_string())
+    }
+}
+
+/// A failure to open the database, [`StoreError::Locked`] when another process holds it.
+fn locked_or(e: sled::Error, path: &Path) -> StoreError {
+    match e {
+        sled::Error::Io(io)
+            if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") =>
+        {
+            StoreError::Locked(path.display().to_string())
+        }
+        other => other.into(),
     }
 }
 
@@ -231,7 +277,7 @@ impl Keyspace {
                 None => batch.remove(key),
             }
         }
-        apply_batch(&self.tree, batch)
+        self.engine.apply_batch(&self.tree, batch)
     }
 
     /// Sets keys one after another, each atomically but not all together: for changes where any
@@ -242,7 +288,7 @@ impl Keyspace {
         changes: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>,
     ) -> Result<(), StoreError> {
         for (key, value) in changes {
-            self.tree.insert(key, value)?;
+            self.engine.insert(&self.tree, &key, value)?;
         }
         Ok(())
     }
@@ -285,6 +331,12 @@ impl Keyspace {
 }
 
 impl SledStore {
+    /// The format upgrades that opening this store ran (each also logged as it went); empty
+    /// when the store was already in [`FORMAT_VERSION`].
+    pub fn upgrades(&self) -> &[Upgraded] {
+        &self.upgrades
+    }
+
     /// A named keyspace in this store's database.
     pub fn keyspace(&self, name: &str) -> Result<Keyspace, StoreError> {
         Ok(Keyspace {
@@ -307,15 +359,7 @@ impl SledStore {
             .cache_capacity(cache_bytes)
             .flush_every_ms(None)
             .open()
-            .map_err(|e| match e {
-                sled::Error::Io(io)
-                    if io.kind() == std::io::ErrorKind::WouldBlock
-                        || io.to_string().contains("lock") =>
-                {
-                    StoreError::Locked(path.display().to_string())
-                }
-                other => other.into(),
-            })?;
+            .map_err(|e| locked_or(e, path))?;
         // The store holds records, the audit and webhook credentials: its directory is the
         // node's user's alone, whatever the umask made of the files sled creates in it.
         #[cfg(unix)]
@@ -325,20 +369,19 @@ impl SledStore {
                 .map_err(|e| StoreError::Engine(format!("{}: {e}", path.display())))?;
         }
         let meta = db.open_tree("meta")?;
-        match meta.get("format")? {
-            Some(v) => {
-                let found = u32::from_be_bytes(v.as_ref().try_into().map_err(corrupt)?);
-                if found != FORMAT_VERSION {
-                    return Err(StoreError::Format {
-                        found,
-                        supported: FORMAT_VERSION,
-                    });
-                }
-            }
+        let records = db.open_tree("records")?;
+        let found = match meta.get(FORMAT_KEY)? {
+            Some(v) => u32::from_be_bytes(v.as_ref().try_into().map_err(|_| {
+                StoreError::UnknownFormat(format!(
+                    "{} bytes where a format number takes 4",
+                    v.len()
+                ))
+            })?),
             None => {
-                meta.insert("format", &FORMAT_VERSION.to_be_bytes())?;
+                meta.insert(FORMAT_KEY, &FORMAT_VERSION.to_be_bytes())?;
+                FORMAT_VERSION
             }
-        }
+        };
         // A store from before change logs gets its epoch now: its logs start with the next write.
         let epoch = match meta.get("epoch")? {
             Some(v) => String::from_utf8(v.to_vec()).map_err(corrupt)?,
@@ -348,16 +391,37 @@ impl SledStore {
                 epoch
             }
         };
-        let store = Self {
+        let mut store = Self {
             epoch,
             catalogs: db.open_tree("catalogs")?,
-            records: db.open_tree("records")?,
-            engine: Arc::new(Engine { db: Some(db) }),
+            records,
+            engine: Arc::new(Engine::new(db)),
             writer: Mutex::new(()),
             keep_changes: AtomicU64::new(0),
+            upgrades: Vec::new(),
         };
+        store.upgrades = upgrade::to_current(&store.engine, &meta, &store.records, found)?;
         store.engine.flush()?;
         Ok(store)
+    }
+
+    /// Checks that no process holds the store in `path` (a node serving from it), by opening it
+    /// a moment; a path with no store passes.
+    ///
+    /// # Errors
+    /// [`StoreError::Locked`] when a process holds it.
+    pub fn ensure_unused(path: &Path) -> Result<(), StoreError> {
+        if !path.exists() {
+            return Ok(());
+        }
+        let db = sled::Config::new()
+            .path(path)
+            .flush_every_ms(None)
+            .open()
+            .map_err(|e| locked_or(e, path))?;
+        let _shared = BATCH_OR_FLUSH.read().unwrap_or_else(|p| p.into_inner());
+        drop(db);
+        Ok(())
     }
 
     /// Keeps the newest `positions` of each catalog's change log (0: all), so that a feed can
@@ -509,9 +573,11 @@ impl Pending<'_> {
 impl Store for SledStore {
     fn put_catalog(&self, catalog: &Catalog) -> Result<bool, StoreError> {
         let json = serde_json::to_vec(catalog).map_err(corrupt)?;
-        let old = self.catalogs.insert(catalog.code.as_bytes(), json)?;
+        let replaced = self
+            .engine
+            .insert(&self.catalogs, catalog.code.as_bytes(), json)?;
         self.engine.flush()?;
-        Ok(old.is_some())
+        Ok(replaced)
     }
 
     fn catalog(&self, code: &str) -> Result<Option<Catalog>, StoreError> {
@@ -671,7 +737,7 @@ impl Store for SledStore {
                 })?;
             batch.insert(count_key, &count.to_be_bytes());
         }
-        apply_batch(&self.records, batch)?;
+        self.engine.apply_batch(&self.records, batch)?;
         // The next writer may read these versions while they are flushed: a later batch is
         // never on disk without this one (sled's log is written in order), and each call returns
         // only once its own batch is.
@@ -822,7 +888,7 @@ impl Store for SledStore {
                 .unwrap_or(0)
                 .max(before_micros);
             batch.insert(catalog_prefix(RETAINED, catalog), &cutoff.to_be_bytes());
-            apply_batch(&self.records, batch)?;
+            self.engine.apply_batch(&self.records, batch)?;
             drop(writer);
             self.engine.flush()?;
         }

@@ -32,6 +32,7 @@ fn every_tierlink_method_has_its_rule() {
         ("/tierlink.v1.Cases/Figures", own("act on cases")),
         ("/tierlink.v1.Audit/Verify", own("read the audit")),
         ("/tierlink.v1.Audit/Anchor", own("read the audit")),
+        ("/tierlink.v1.Backup/Take", own("take backups")),
         ("/grpc.health.v1.Health/Check", Access::Open),
         (
             "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",

@@ -30,7 +30,7 @@ fn a_second_open_of_the_same_directory_is_refused_clearly() {
 }
 
 #[test]
-fn another_format_is_refused() {
+fn a_newer_format_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     {
         let db = sled::open(dir.path()).unwrap();
@@ -98,7 +98,7 @@ fn a_change_log_keeps_the_newest_positions_it_is_told_to() {
     assert_eq!(reopened.change_log(&code).unwrap().first, 13);
 }
 
-fn buildings(store: &SledStore) -> String {
+pub(super) fn buildings(store: &SledStore) -> String {
     let catalog = tierlink_core::catalog::parse_catalogs(
         include_str!("../../../../schema/examples/buildings.json"),
         "buildings.json",
@@ -109,7 +109,7 @@ fn buildings(store: &SledStore) -> String {
     catalog.code
 }
 
-fn building(key: &str, name: &str) -> tierlink_core::catalog::Row {
+pub(super) fn building(key: &str, name: &str) -> tierlink_core::catalog::Row {
     tierlink_core::catalog::Row {
         key: key.into(),
         values: vec![key.into(), name.into()],

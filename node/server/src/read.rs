@@ -334,11 +334,12 @@ impl ReadService {
         self.limits.open_reads()
     }
 
-    /// A read's labels: `catalog` as named when this node holds it or the read got as far as
-    /// a batch (its producer holds it), [`OTHER_CATALOG`] otherwise, so that refusals of
-    /// made-up codes add no label.
+    /// A read's labels: `catalog` as named when this node holds it, or when the read was served
+    /// (its producer holds it) and the name is a resource code; [`OTHER_CATALOG`] otherwise, so
+    /// that reads of made-up codes, refused or failed, add no label and no caller's text.
     fn labels(&self, catalog: &str, side: &'static str, outcome: &'static str) -> ReadLabels {
-        let known = outcome != "refused" || self.registry.entry(catalog).is_ok();
+        let known = self.registry.entry(catalog).is_ok()
+            || (outcome == "served" && is_resource_code(catalog));
         ReadLabels {
             catalog: if known { catalog } else { OTHER_CATALOG }.to_owned(),
             side,

@@ -6,8 +6,10 @@
 //! "Responses"): the response body is watched for them, so a streamed read is timed to its end.
 //! A body dropped before its trailers is a call the caller left: `CANCELLED`.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::LazyLock;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -17,6 +19,8 @@ use axum::response::Response;
 use bytes::Bytes;
 use http::HeaderMap;
 use http_body::{Frame, SizeHint};
+use prost::Message;
+use prost_types::FileDescriptorSet;
 use tonic::Status;
 use tonic::body::Body;
 
@@ -56,14 +60,44 @@ pub struct GrpcMetrics<S> {
     metrics: Metrics,
 }
 
-/// A request path's service and method (`/tierlink.v1.Exchange/Query`).
+/// Every `(service, method)` the node declares: Tierlink's, health's and reflection's, read from
+/// the file descriptor sets the reflection service serves.
+static DECLARED: LazyLock<BTreeSet<(String, String)>> = LazyLock::new(|| {
+    [
+        tierlink_proto::FILE_DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+    ]
+    .into_iter()
+    .filter_map(|set| FileDescriptorSet::decode(set).ok())
+    .flat_map(|set| set.file)
+    .flat_map(|file| {
+        let package = file.package().to_owned();
+        file.service.into_iter().flat_map(move |service| {
+            let name = format!("{package}.{}", service.name());
+            service
+                .method
+                .into_iter()
+                .map(move |method| (name.clone(), method.name().to_owned()))
+        })
+    })
+    .collect()
+});
+
+/// A request path's service and method (`/tierlink.v1.Exchange/Query`) when the node declares
+/// it; any other path is the caller's text, never a label: `unknown`.
 fn method_of(path: &str) -> GrpcMethod {
     let mut parts = path.trim_start_matches('/').splitn(2, '/');
     match (parts.next(), parts.next()) {
-        (Some(service), Some(method)) if !service.is_empty() && !method.is_empty() => GrpcMethod {
-            service: service.to_owned(),
-            method: method.to_owned(),
-        },
+        (Some(service), Some(method))
+            if DECLARED.contains(&(service.to_owned(), method.to_owned())) =>
+        {
+            GrpcMethod {
+                service: service.to_owned(),
+                method: method.to_owned(),
+            }
+        }
         _ => unknown_method(),
     }
 }
@@ -234,8 +268,25 @@ mod tests {
             (m.service.as_str(), m.method.as_str()),
             ("tierlink.v1.Exchange", "Query")
         );
-        for path in ["/", "", "/tierlink.v1.Exchange", "/tierlink.v1.Exchange/"] {
-            assert_eq!(method_of(path).service, UNKNOWN, "{path}");
+        let m = method_of("/grpc.health.v1.Health/Check");
+        assert_eq!(m.method, "Check");
+        // Made-up services and methods, refused by admission before any service sees them,
+        // add no series and no text of the caller's.
+        for path in [
+            "/",
+            "",
+            "/tierlink.v1.Exchange",
+            "/tierlink.v1.Exchange/",
+            "/tierlink.v1.Exchange/Made",
+            "/tierlink.v1.Made/Query",
+            "/a\"b/c\"d",
+        ] {
+            let m = method_of(path);
+            assert_eq!(
+                (m.service.as_str(), m.method.as_str()),
+                (UNKNOWN, UNKNOWN),
+                "{path}"
+            );
         }
     }
 }

@@ -454,8 +454,9 @@ impl NodeClient {
 
     /// Has this node take a backup (`tierlink.v1.Backup`, with its certificate: the node's own
     /// administrator's) and writes the archive to `out`: to `out.partial` first, renamed to
-    /// `out` once the node has sent it whole, so that `out` is never a part of a backup. Returns
-    /// the archive's signed manifest.
+    /// `out` once the node has sent it whole, so that `out` is never a part of a backup. The file
+    /// is its owner's alone (0600): a plain archive holds records in clear. Returns the
+    /// archive's signed manifest.
     pub async fn take_backup(
         &self,
         request: tierlink_proto::v1::TakeBackupRequest,
@@ -468,8 +469,11 @@ impl NodeClient {
         let mut stream = client.take(request).await?.into_inner();
         let partial = out.with_extension("partial");
         let io = |e: std::io::Error| ClientError::Io(format!("{}: {e}", partial.display()));
-        let mut file =
-            tokio::io::BufWriter::new(tokio::fs::File::create(&partial).await.map_err(io)?);
+        let mut options = tokio::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        options.mode(0o600);
+        let mut file = tokio::io::BufWriter::new(options.open(&partial).await.map_err(io)?);
         let mut manifest = None;
         let written = async {
             while let Some(chunk) = stream.next().await {

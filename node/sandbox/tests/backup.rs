@@ -191,12 +191,17 @@ fn restore_into(
     restore(dir, &options).map(|_| ())
 }
 
-/// A plain backup of the street, written to `out`; its manifest.
+/// A plain backup of the street, written to `out` (its owner's alone: records are in it in
+/// clear); its manifest.
 async fn plain_backup(f: &Fixture, out: &Path) -> Manifest {
-    f.clients[STREET]
+    let manifest = f.clients[STREET]
         .take_backup(TakeBackupRequest::default(), out)
         .await
-        .unwrap()
+        .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(out).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{}", out.display());
+    manifest
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -361,4 +366,16 @@ async fn a_restore_refuses_what_does_not_verify_or_does_not_fit_and_leaves_the_t
     restore_into(&f, &empty, &sealed, |o| o.key = Some(key_file.clone())).unwrap();
     assert!(empty.join("node.toml").is_file() && empty.join("signing.key").is_file());
     assert!(!root.join(".empty.restoring").exists());
+
+    // A plain backup over that node keeps every secret it holds, the federation's hash key
+    // among them: without it every read whose grant hashes an item would fail.
+    let hash_key = std::fs::read(empty.join("federation.key")).unwrap();
+    restore_into(&f, &empty, &plain, |o| o.replace = true).unwrap();
+    for key in ["tls.key", "signing.key", "encryption.key"] {
+        assert!(empty.join(key).is_file(), "{key}");
+    }
+    assert_eq!(
+        std::fs::read(empty.join("federation.key")).unwrap(),
+        hash_key
+    );
 }

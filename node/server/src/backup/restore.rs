@@ -432,6 +432,13 @@ fn build(
             let to = staging.join(file);
             std::fs::copy(dir.join(file), &to).map_err(io(&to))?;
         }
+        // The federation's hash key is a secret too, and optional: kept when the node has one,
+        // or every read whose grant hashes an item would fail after the restore.
+        let hash_key = &checked.config.files.hash_key;
+        if dir.join(hash_key).exists() {
+            let to = staging.join(hash_key);
+            std::fs::copy(dir.join(hash_key), &to).map_err(io(&to))?;
+        }
     }
     store.ok_or(RestoreError::Missing("store"))
 }

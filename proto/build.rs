@@ -20,7 +20,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let mut config = tonic_prost_build::Config::new();
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
+    // Cargo tells a build script the package's features in its environment.
+    let services = std::env::var_os("CARGO_FEATURE_SERVICES").is_some();
     tonic_prost_build::configure()
+        .build_client(services)
+        .build_server(services)
         .codec_path("crate::codec::ProstCodec")
         .file_descriptor_set_path(out.join("tierlink_descriptor.bin"))
         .compile_with_config(config, &protos, &["."])?;

@@ -4,13 +4,15 @@
 //! clients from them. Everything here is generated at build time with a vendored `protoc`.
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "services")]
 pub mod codec;
 
 /// Package `tierlink.v1`.
 pub mod v1 {
     #![allow(missing_docs, clippy::all)]
-    tonic::include_proto!("tierlink.v1");
+    include!(concat!(env!("OUT_DIR"), "/tierlink.v1.rs"));
 }
 
 /// Encoded `FileDescriptorSet` of every Tierlink service, for gRPC server reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("tierlink_descriptor");
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/tierlink_descriptor.bin"));

@@ -9,6 +9,7 @@
 
 mod util;
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -119,6 +120,12 @@ async fn a_street_backed_up_under_writes_destroyed_and_restored_keeps_what_was_a
     .unwrap();
     assert_eq!(restored.manifest, manifest);
     assert!(!restored.kept_keys);
+    // Records and the audit are in the store: its directory is the node's user's alone.
+    let mode = std::fs::metadata(dir.join("data"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700);
     f.federation.start_node(STREET).await.unwrap();
 
     // Exactly the first `k` writes are there, for some k from `before_backup` on.
@@ -198,7 +205,6 @@ async fn plain_backup(f: &Fixture, out: &Path) -> Manifest {
         .take_backup(TakeBackupRequest::default(), out)
         .await
         .unwrap();
-    use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(out).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "{}", out.display());
     manifest
@@ -256,6 +262,23 @@ async fn a_restore_refuses_what_does_not_verify_or_does_not_fit_and_leaves_the_t
     );
     assert!(err.to_string().contains("was altered"), "{err}");
 
+    // Cut short anywhere, in the store's dump or after it: refused as cut short, naming the file.
+    let header = bytes.len() - manifest.parts.iter().map(|p| p.bytes).sum::<u64>() as usize;
+    for keep in [header + 1000, bytes.len() / 2, bytes.len() - 1] {
+        let cut = root.join(format!("cut-{keep}.tlbackup"));
+        std::fs::write(&cut, &bytes[..keep]).unwrap();
+        let err = restore_into(&f, &empty, &cut, |_| {}).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                RestoreError::Archive { source: BackupError::CutShort(_), from } if *from == cut
+            ),
+            "{keep}: {err}"
+        );
+        assert!(err.to_string().contains("copy it again"), "{err}");
+        assert!(!empty.exists(), "nothing made");
+    }
+
     // Signed by a node of another federation's CA.
     let elsewhere = generate_ca("elsewhere").unwrap();
     let keys = NodeCredentials::generate().unwrap();
@@ -269,7 +292,6 @@ async fn a_restore_refuses_what_does_not_verify_or_does_not_fit_and_leaves_the_t
     .unwrap();
     let forged = root.join("forged.tlbackup");
     let mut out = std::fs::File::create(&forged).unwrap();
-    let header = bytes.len() - manifest.parts.iter().map(|p| p.bytes).sum::<u64>() as usize;
     let mut rest = &bytes[header..];
     write_archive(&mut out, &manifest, &impostor, &mut |part, out| {
         let (this, after) = rest.split_at(part.bytes as usize);

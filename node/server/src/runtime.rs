@@ -397,7 +397,10 @@ impl Node {
         .with_blocked(directory.link().blocked().clone());
         let gateway = self.gateway.map(|gateway| {
             let handle = axum_server::Handle::new();
-            tracing::info!(addr = ?gateway.addr().ok(), "serving the REST gateway over HTTPS");
+            match gateway.addr() {
+                Ok(addr) => tracing::info!(%addr, "serving the REST gateway over HTTPS"),
+                Err(error) => tracing::warn!(%error, "serving the REST gateway, address unknown"),
+            }
             (handle.clone(), tokio::spawn(gateway.serve(handle)))
         });
         let stop_gateway = gateway.as_ref().map(|(handle, _)| handle.clone());

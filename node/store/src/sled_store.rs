@@ -360,14 +360,7 @@ impl SledStore {
             .flush_every_ms(None)
             .open()
             .map_err(|e| locked_or(e, path))?;
-        // The store holds records, the audit and webhook credentials: its directory is the
-        // node's user's alone, whatever the umask made of the files sled creates in it.
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
-                .map_err(|e| StoreError::Engine(format!("{}: {e}", path.display())))?;
-        }
+        keep_private(path)?;
         let meta = db.open_tree("meta")?;
         let records = db.open_tree("records")?;
         let found = match meta.get(FORMAT_KEY)? {
@@ -974,6 +967,18 @@ impl Store for SledStore {
         }
         Ok(versions)
     }
+}
+
+/// Makes the store's directory the node's user's alone, whatever the umask made of it: it holds
+/// records, the audit and webhook credentials.
+fn keep_private(path: &Path) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| StoreError::Engine(format!("{}: {e}", path.display())))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

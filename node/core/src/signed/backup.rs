@@ -173,26 +173,27 @@ pub enum BackupError {
     Part(String),
     /// Reading or writing failed.
     #[error("{0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
 }
 
-fn cut_short(e: std::io::Error) -> BackupError {
-    match e.kind() {
-        std::io::ErrorKind::UnexpectedEof => BackupError::CutShort(e.to_string()),
-        _ => match e.into_inner() {
-            // A sealed stream's refusal travels as an I/O error: unwrapped here.
-            Some(inner) => match inner.downcast::<BackupError>() {
-                Ok(backup) => *backup,
-                Err(other) => BackupError::Io(std::io::Error::other(other)),
-            },
-            None => BackupError::CutShort("read failed".into()),
-        },
+/// An I/O error is the archive's refusal when it carries one (a sealed chunk that does not open,
+/// a part cut short: they travel through readers as I/O errors), and otherwise the archive cut
+/// short at an unexpected end, or the I/O error itself.
+impl From<std::io::Error> for BackupError {
+    fn from(e: std::io::Error) -> Self {
+        let (kind, message) = (e.kind(), e.to_string());
+        match e.into_inner().map(|inner| inner.downcast::<BackupError>()) {
+            Some(Ok(refused)) => *refused,
+            Some(Err(other)) => BackupError::Io(std::io::Error::new(kind, other)),
+            None if kind == std::io::ErrorKind::UnexpectedEof => BackupError::CutShort(message),
+            None => BackupError::Io(std::io::Error::new(kind, message)),
+        }
     }
 }
 
 fn read_piece(input: &mut dyn Read) -> Result<Vec<u8>, BackupError> {
     let mut len = [0u8; 4];
-    input.read_exact(&mut len).map_err(cut_short)?;
+    input.read_exact(&mut len)?;
     let len = u32::from_be_bytes(len);
     if len > MAX_HEADER_PIECE {
         return Err(BackupError::Manifest(format!(
@@ -200,7 +201,7 @@ fn read_piece(input: &mut dyn Read) -> Result<Vec<u8>, BackupError> {
         )));
     }
     let mut piece = vec![0u8; len as usize];
-    input.read_exact(&mut piece).map_err(cut_short)?;
+    input.read_exact(&mut piece)?;
     Ok(piece)
 }
 
@@ -360,7 +361,7 @@ impl<R: Read> OpeningReader<R> {
 /// A sealed chunk: up to a chunk's bytes and a tag.
 fn read_piece_unbounded(input: &mut dyn Read) -> Result<Vec<u8>, BackupError> {
     let mut len = [0u8; 4];
-    input.read_exact(&mut len).map_err(cut_short)?;
+    input.read_exact(&mut len)?;
     let len = u32::from_be_bytes(len) as usize;
     if len > CHUNK + 16 {
         return Err(BackupError::CutShort(format!(
@@ -368,7 +369,7 @@ fn read_piece_unbounded(input: &mut dyn Read) -> Result<Vec<u8>, BackupError> {
         )));
     }
     let mut piece = vec![0u8; len];
-    input.read_exact(&mut piece).map_err(cut_short)?;
+    input.read_exact(&mut piece)?;
     Ok(piece)
 }
 
@@ -394,8 +395,8 @@ fn open_sealed(
 ) -> Result<Box<dyn Read>, BackupError> {
     let mut public = [0u8; 32];
     let mut encapsulated = [0u8; 32];
-    input.read_exact(&mut public).map_err(cut_short)?;
-    input.read_exact(&mut encapsulated).map_err(cut_short)?;
+    input.read_exact(&mut public)?;
+    input.read_exact(&mut encapsulated)?;
     let to = hex::encode(public);
     let keys = keys.ok_or_else(|| BackupError::Sealed(to.clone()))?;
     let key = keys
@@ -443,7 +444,7 @@ impl Archive {
             .map_err(|_| BackupError::NotAnArchive)?;
         if &magic == SEALED_MAGIC {
             input = open_sealed(input, keys)?;
-            input.read_exact(&mut magic).map_err(cut_short)?;
+            input.read_exact(&mut magic)?;
         }
         if &magic != PLAIN_MAGIC {
             return Err(BackupError::NotAnArchive);
@@ -451,7 +452,7 @@ impl Archive {
         let manifest_bytes = read_piece(&mut input)?;
         let certificate = read_piece(&mut input)?;
         let mut signature = [0u8; 64];
-        input.read_exact(&mut signature).map_err(cut_short)?;
+        input.read_exact(&mut signature)?;
         let manifest: Manifest = serde_json::from_slice(&manifest_bytes)
             .map_err(|e| BackupError::Manifest(e.to_string()))?;
         let signer = ca
@@ -490,16 +491,11 @@ impl Archive {
                 inner: (&mut self.input).take(part.bytes),
                 hasher: Sha256::new(),
                 bytes: 0,
+                part,
             };
             each(part, &mut hashing)?;
-            std::io::copy(&mut hashing, &mut std::io::sink()).map_err(|e| E::from(cut_short(e)))?;
-            if hashing.bytes != part.bytes {
-                return Err(BackupError::CutShort(format!(
-                    "part {} has {} of its {} bytes",
-                    part.name, hashing.bytes, part.bytes
-                ))
-                .into());
-            }
+            std::io::copy(&mut hashing, &mut std::io::sink())
+                .map_err(|e| E::from(BackupError::from(e)))?;
             if hex::encode(hashing.hasher.finalize()) != part.sha256 {
                 return Err(BackupError::Part(part.name.clone()).into());
             }
@@ -508,7 +504,7 @@ impl Archive {
         match self
             .input
             .read(&mut probe)
-            .map_err(|e| E::from(cut_short(e)))?
+            .map_err(|e| E::from(BackupError::from(e)))?
         {
             0 => Ok(self.manifest),
             _ => Err(BackupError::Trailing.into()),
@@ -516,16 +512,28 @@ impl Archive {
     }
 }
 
-/// Counts and hashes what is read through it.
-struct HashingReader<R: Read> {
+/// Counts and hashes a part as it is read through, and refuses it cut short: whoever reads the
+/// part (the store loading its dump) meets the archive's refusal rather than an end it would
+/// take for damage of its own.
+struct HashingReader<'a, R: Read> {
     inner: R,
     hasher: Sha256,
     bytes: u64,
+    part: &'a Part,
 }
 
-impl<R: Read> Read for HashingReader<R> {
+impl<R: Read> Read for HashingReader<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() && self.bytes < self.part.bytes {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                BackupError::CutShort(format!(
+                    "part {} has {} of its {} bytes",
+                    self.part.name, self.bytes, self.part.bytes
+                )),
+            ));
+        }
         self.hasher.update(&buf[..n]);
         self.bytes += n as u64;
         Ok(n)

@@ -14,7 +14,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::{Engine, SledStore};
+use super::{Engine, SledStore, keep_private};
 use crate::StoreError;
 
 /// Keys written to a new store in one batch when it is made from a dump.
@@ -157,6 +157,7 @@ impl SledStore {
                 .flush_every_ms(None)
                 .open()?,
         );
+        keep_private(path)?;
         let mut current: Option<(Vec<u8>, sled::Tree)> = None;
         let mut batch = sled::Batch::default();
         let mut pending = 0;

@@ -98,6 +98,25 @@ pub struct DirectorySettings {
     pub streets_follow_district: bool,
 }
 
+impl DirectorySettings {
+    /// Timings raft cannot keep: no heartbeat, or an election timeout no longer than the
+    /// heartbeat (followers would call elections between a leader's heartbeats).
+    fn check(&self) -> Result<(), String> {
+        if self.heartbeat_ms == 0 {
+            return Err(
+                "[directory] heartbeat_ms is 0: give the leader's heartbeat interval in milliseconds, or leave it out for the default (150)".into(),
+            );
+        }
+        if self.election_timeout_ms <= self.heartbeat_ms {
+            return Err(format!(
+                "[directory] election_timeout_ms = {} is not longer than heartbeat_ms = {}: followers would call elections between the leader's heartbeats; make it several heartbeats long (the defaults are 1000 and 150)",
+                self.election_timeout_ms, self.heartbeat_ms
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for DirectorySettings {
     fn default() -> Self {
         Self {
@@ -746,6 +765,7 @@ impl NodeDir {
         config
             .exchange
             .validate()
+            .and_then(|()| config.directory.check())
             .and_then(|()| config.limits.check())
             .and_then(|()| {
                 config

@@ -100,6 +100,28 @@ fn limits_default_when_left_out_and_a_zero_is_refused() {
 }
 
 #[test]
+fn directory_timings_raft_cannot_keep_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let street = include_str!("../../../../ops/hosts/street.toml");
+    let with = |timings: &str| format!("{street}\n[directory]\n{timings}\n");
+    let load = |timings: &str| {
+        std::fs::write(dir.path().join(CONFIG_FILE), with(timings)).unwrap();
+        NodeDir::load(dir.path()).map(|node| node.config.directory)
+    };
+    let kept = load("heartbeat_ms = 50\nelection_timeout_ms = 300").unwrap();
+    assert_eq!((kept.heartbeat_ms, kept.election_timeout_ms), (50, 300));
+    let err = load("heartbeat_ms = 0").unwrap_err().to_string();
+    assert!(err.contains("heartbeat_ms is 0"), "{err}");
+    for timings in ["election_timeout_ms = 150", "heartbeat_ms = 2000"] {
+        let err = load(timings).unwrap_err().to_string();
+        assert!(
+            err.contains("node.toml") && err.contains("is not longer than heartbeat_ms"),
+            "{timings}: {err}"
+        );
+    }
+}
+
+#[test]
 fn the_gateway_is_optional_and_its_limits_positive() {
     let dir = tempfile::tempdir().unwrap();
     let street = include_str!("../../../../ops/hosts/street.toml");

@@ -819,7 +819,7 @@ fn an_administrator_grants_an_officer_who_reads_as_a_principal_and_the_audit_cat
     let mask = ["--item", "id_number=mask:6:4"];
     let err = fails(&[&approve[..], &mask].concat());
     assert!(
-        err.contains("id_number mask:6:4 hides the birth date, which birth_date sends in clear: withhold birth_date, or mask more of id_number (e.g. mask:5:0)"),
+        err.contains("id_number mask:6:4 hides the birth date, which birth_date sends in clear: withhold birth_date, or withhold id_number"),
         "{err}"
     );
     // To the month, the birth date leaves the day, which the check digit narrows to about 3.
@@ -827,6 +827,12 @@ fn an_administrator_grants_an_officer_who_reads_as_a_principal_and_the_audit_cat
     let err = fails(&[&approve[..], &mask, &month].concat());
     assert!(
         err.contains("id_number mask:6:4 hides the birth date, which birth_date sends as year-month, leaving about 3 candidates for id_number: withhold birth_date, or mask more of id_number (e.g. mask:6:1)"),
+        "{err}"
+    );
+    // Hiding the region too changes nothing: the reader guesses it from the unit.
+    let err = fails(&[&approve[..], &["--item", "id_number=mask:0:4"]].concat());
+    assert!(
+        err.contains("id_number mask:0:4 hides the birth date, which birth_date sends in clear, leaving only its region (characters 1-6), which a reader guesses from the unit the records come from"),
         "{err}"
     );
     ok(&[&approve[..], &month, &["--item", "id_number=mask:6:1"]].concat());

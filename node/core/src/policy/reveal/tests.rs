@@ -50,11 +50,22 @@ fn a_mask_and_a_clear_birth_date_rebuild_the_id_number() {
     assert_eq!(
         leaks,
         [
-            "id_number mask:6:4 hides the birth date, which birth_date sends in clear: withhold birth_date, or mask more of id_number (e.g. mask:5:0)"
+            "id_number mask:6:4 hides the birth date, which birth_date sends in clear: withhold birth_date, or withhold id_number"
         ]
     );
-    // mask:6:0 would leave the sequence digits 15-17 with 17's parity given by the sex: 500.
-    assert_suggestion_passes(&c, &[("birth_date", "clear"), ("sex", "clear")], &leaks[0]);
+    // No mask is enough beside the clear birth date and sex: mask:6:0 leaves the sequence
+    // digits 15-17 with 17's parity given by the sex, 500, and hiding region digits too adds
+    // nothing (the reader guesses the region from the unit).
+    let r = reveal(
+        &c,
+        &[
+            ("id_number", "withhold"),
+            ("birth_date", "clear"),
+            ("sex", "clear"),
+        ],
+        None,
+    );
+    assert_eq!(r.leaks(), Vec::<String>::new());
 }
 
 /// The mask a message suggests (`mask more of ITEM (e.g. MASK)`), put in place of ITEM's
@@ -132,7 +143,7 @@ fn a_mask_beside_a_birth_month_or_year_leaves_a_few_candidates() {
     assert_eq!(
         r.leaks(),
         [
-            "id_number mask:6:2 hides the birth date, which birth_date sends in clear, leaving about 9 candidates for id_number: withhold or generalise birth_date (year), or mask more of id_number (e.g. mask:5:0)"
+            "id_number mask:6:2 hides the birth date, which birth_date sends in clear, leaving about 9 candidates for id_number: withhold or generalise birth_date (year), or withhold id_number"
         ]
     );
     let r = reveal(
@@ -346,6 +357,15 @@ fn hashes_of_few_values_or_of_half_known_items_are_refused() {
             "{item}"
         );
     }
+    // Alone, with the sex it carries withheld: the region guessed, a century of birth dates and
+    // the sequence are some 36.5 million values, hashed by a member in seconds.
+    let r = reveal(&c, &[("id_number", "hash")], None);
+    assert_eq!(
+        r.leaks(),
+        [
+            "id_number is hashed, but it has only about 36.5 million possible values (a GB 11643 number: the region a reader guesses from the unit, a century of birth dates and 1,000 sequence numbers, the check digit following): every member holds the federation's hash key and can hash each one; withhold id_number or send it clear if the reader may see it"
+        ]
+    );
     let r = reveal(&c, &[("id_number", "hash"), ("birth_date", "clear")], None);
     assert!(r.leaks()[0].starts_with("id_number is hashed, but birth_date gives its characters 7-14 (birth date), so the hash only hides the rest"), "{:?}", r.leaks());
     // A number of few digits, and a key that travels hashed.
@@ -397,4 +417,48 @@ fn positions_take_their_values_from_the_pattern_or_the_check() {
     odd.pattern = Some("[A-Z]{2,3}".into());
     let each = alphabet(&odd, 3)[0];
     assert!((each.powi(3) - (26f64.powi(2) + 26f64.powi(3))).abs() < 1.0);
+}
+
+#[test]
+fn a_mask_that_hides_the_region_hides_nothing_the_unit_does_not_give() {
+    let c = residents();
+    let id = c.item_index("id_number").unwrap();
+    // Region and birth date hidden, the birth date sent in clear: what is left is the region,
+    // which a reader guesses from the unit the records come from.
+    let clear = [("birth_date", "clear"), ("sex", "clear")];
+    for hides_region in ["mask:0:4", "mask:3:4", "mask:0:10"] {
+        let r = reveal(
+            &c,
+            &[&clear[..], &[("id_number", hides_region)]].concat(),
+            None,
+        );
+        assert_eq!(r.candidates(id), Some(1.0), "{hides_region}");
+        assert_eq!(
+            r.leaks(),
+            [format!(
+                "id_number {hides_region} hides the birth date, which birth_date sends in clear, leaving only its region (characters 1-6), which a reader guesses from the unit the records come from: withhold birth_date, or withhold id_number"
+            )]
+        );
+    }
+    // Beside the year and month: the day, narrowed by the check digit.
+    let month = [("birth_date", "year-month"), ("sex", "clear")];
+    let r = reveal(
+        &c,
+        &[&month[..], &[("id_number", "mask:0:4")]].concat(),
+        None,
+    );
+    assert_eq!(r.candidates(id).map(f64::round), Some(3.0));
+    assert_eq!(r.leaks().len(), 1);
+    // Alone, the birth date is what the mask hides: it stands.
+    let r = reveal(&c, &[("sex", "clear"), ("id_number", "mask:0:4")], None);
+    assert_eq!(r.leaks(), Vec::<String>::new());
+    // The region and the sequence hidden beside a clear birth date, the sex withheld: the
+    // three sequence digits are 1,000 candidates, as with the region shown.
+    let r = reveal(
+        &c,
+        &[("birth_date", "clear"), ("id_number", "mask:0:0")],
+        None,
+    );
+    assert_eq!(r.candidates(id), Some(1000.0));
+    assert_eq!(r.leaks(), Vec::<String>::new());
 }

@@ -82,8 +82,9 @@ pub struct NodeConfig {
 pub struct DirectorySettings {
     /// Leader heartbeat interval, milliseconds.
     pub heartbeat_ms: u64,
-    /// Shortest election timeout, milliseconds; the longest is twice this. Also how long a node
-    /// goes without hearing from a leader before it calls its reads stale.
+    /// Shortest election timeout, milliseconds, longer than `heartbeat_ms` and at most 60,000;
+    /// the longest is twice this. Also how long a node goes without hearing from a leader before
+    /// it calls its reads stale.
     pub election_timeout_ms: u64,
     /// Log entries between snapshots.
     pub snapshot_every: u64,
@@ -98,6 +99,9 @@ pub struct DirectorySettings {
     pub streets_follow_district: bool,
 }
 
+/// Longest election timeout `[directory]` takes, milliseconds: a minute.
+pub const MAX_ELECTION_TIMEOUT_MS: u64 = 60_000;
+
 impl DirectorySettings {
     /// Timings raft cannot keep: no heartbeat, or an election timeout no longer than the
     /// heartbeat (followers would call elections between a leader's heartbeats).
@@ -106,6 +110,12 @@ impl DirectorySettings {
             return Err(
                 "[directory] heartbeat_ms is 0: give the leader's heartbeat interval in milliseconds, or leave it out for the default (150)".into(),
             );
+        }
+        if self.election_timeout_ms > MAX_ELECTION_TIMEOUT_MS {
+            return Err(format!(
+                "[directory] election_timeout_ms = {} is over {MAX_ELECTION_TIMEOUT_MS} (a minute): a federation would go that long without a leader after its leader fails; the default is 1000",
+                self.election_timeout_ms
+            ));
         }
         if self.election_timeout_ms <= self.heartbeat_ms {
             return Err(format!(
@@ -162,9 +172,9 @@ impl Default for ExchangeSettings {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreSettings {
-    /// MiB of the store's pages the node keeps in memory (sled's `cache_capacity`). What a node
-    /// holds grows with this, not with its records: reading a million records streams them
-    /// through the cache.
+    /// MiB of the store's pages the node keeps in memory (sled's `cache_capacity`), 1 to
+    /// 1,048,576. What a node holds grows with this, not with its records: reading a million
+    /// records streams them through the cache.
     pub cache_mb: u64,
     /// Days a superseded version is kept after the version that superseded it was written (0:
     /// every version, forever). Once a day, and when the node starts, older ones are removed in
@@ -187,9 +197,23 @@ impl Default for StoreSettings {
     }
 }
 
+/// Largest page cache `[store]` takes, MiB: 1 TiB.
+pub const MAX_STORE_CACHE_MB: u64 = 1 << 20;
+
 impl StoreSettings {
     fn is_default(&self) -> bool {
         self == &Self::default()
+    }
+
+    /// A cache the store cannot work with: none, or more memory than any machine has.
+    fn check(&self) -> Result<(), String> {
+        if !(1..=MAX_STORE_CACHE_MB).contains(&self.cache_mb) {
+            return Err(format!(
+                "[store] cache_mb = {} is outside 1..={MAX_STORE_CACHE_MB}: give the MiB of pages to keep in memory, or leave it out for the default ({DEFAULT_STORE_CACHE_MB})",
+                self.cache_mb
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -203,8 +227,8 @@ pub struct LimitSettings {
     pub reads_per_caller: u32,
     /// Reads open on this node at once, all callers together.
     pub reads_per_node: u32,
-    /// Threads that make batches (store scan, redaction, signing), shared by every read; a read
-    /// waiting its turn holds no thread.
+    /// Threads that make batches (store scan, redaction, signing), shared by every read, at most
+    /// 1,024; a read waiting its turn holds no thread.
     pub read_workers: u32,
     /// Milliseconds a read may wait for its consumer to take the next batch (or, relayed, for
     /// the next node to send one); then it is ended with DEADLINE_EXCEEDED and what it held is
@@ -541,6 +565,9 @@ impl ExchangeSettings {
     }
 }
 
+/// Most read workers `[limits]` takes: each is an OS thread.
+pub const MAX_READ_WORKERS: u32 = 1024;
+
 impl LimitSettings {
     /// The first limit that would stop the node from serving anything: a zero.
     fn check(&self) -> Result<(), String> {
@@ -559,12 +586,18 @@ impl LimitSettings {
                 u64::from(self.token_guesses_per_minute),
             ),
         ];
-        match counts.iter().find(|(_, value)| *value == 0) {
-            Some((name, _)) => Err(format!(
+        if let Some((name, _)) = counts.iter().find(|(_, value)| *value == 0) {
+            return Err(format!(
                 "[limits] {name} is 0, which would refuse every call: give it a positive value or leave it out for the default"
-            )),
-            None => Ok(()),
+            ));
         }
+        if self.read_workers > MAX_READ_WORKERS {
+            return Err(format!(
+                "[limits] read_workers = {} is over {MAX_READ_WORKERS}: each is a thread, and reads gain nothing from more threads than cores; the default is 8",
+                self.read_workers
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -766,6 +799,7 @@ impl NodeDir {
             .exchange
             .validate()
             .and_then(|()| config.directory.check())
+            .and_then(|()| config.store.check())
             .and_then(|()| config.limits.check())
             .and_then(|()| {
                 config

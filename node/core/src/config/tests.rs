@@ -112,6 +112,10 @@ fn directory_timings_raft_cannot_keep_are_refused_by_name() {
     assert_eq!((kept.heartbeat_ms, kept.election_timeout_ms), (50, 300));
     let err = load("heartbeat_ms = 0").unwrap_err().to_string();
     assert!(err.contains("heartbeat_ms is 0"), "{err}");
+    let err = load("election_timeout_ms = 18446744073709551615")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is over 60000 (a minute)"), "{err}");
     for timings in ["election_timeout_ms = 150", "heartbeat_ms = 2000"] {
         let err = load(timings).unwrap_err().to_string();
         assert!(
@@ -119,6 +123,32 @@ fn directory_timings_raft_cannot_keep_are_refused_by_name() {
             "{timings}: {err}"
         );
     }
+}
+
+#[test]
+fn a_store_cache_or_read_workers_no_machine_has_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let street = include_str!("../../../../ops/hosts/street.toml");
+    let load = |extra: &str| {
+        std::fs::write(dir.path().join(CONFIG_FILE), format!("{street}\n{extra}\n")).unwrap();
+        NodeDir::load(dir.path())
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    for cache in [0, MAX_STORE_CACHE_MB + 1, u64::MAX] {
+        let err = load(&format!("[store]\ncache_mb = {cache}")).unwrap_err();
+        assert!(
+            err.contains(&format!("[store] cache_mb = {cache} is outside 1..=")),
+            "{err}"
+        );
+    }
+    load(&format!("[store]\ncache_mb = {MAX_STORE_CACHE_MB}")).unwrap();
+    let err = load("[limits]\nread_workers = 4294967295").unwrap_err();
+    assert!(
+        err.contains("read_workers = 4294967295 is over 1024"),
+        "{err}"
+    );
+    load("[limits]\nread_workers = 1024").unwrap();
 }
 
 #[test]

@@ -400,4 +400,78 @@ async fn a_restore_refuses_what_does_not_verify_or_does_not_fit_and_leaves_the_t
         std::fs::read(empty.join("federation.key")).unwrap(),
         hash_key
     );
+
+    // Through a symlink: the directory it points to is restored, the link left a link.
+    let link = root.join("link");
+    std::os::unix::fs::symlink(&empty, &link).unwrap();
+    restore_into(&f, &link, &plain, |o| o.replace = true).unwrap();
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(empty.join("node.toml").is_file());
+
+    // Kept keys that are not the backup's certificates' own: refused, the target untouched.
+    let own = std::fs::read(empty.join("signing.key")).unwrap();
+    let district_key =
+        std::fs::read(district_dir.path(&district_dir.config.files.signing_key)).unwrap();
+    std::fs::write(empty.join("signing.key"), &district_key).unwrap();
+    let err = restore_into(&f, &empty, &plain, |o| o.replace = true).unwrap_err();
+    assert!(matches!(err, RestoreError::KeysDoNotMatch { .. }), "{err}");
+    assert_eq!(
+        std::fs::read(empty.join("signing.key")).unwrap(),
+        district_key
+    );
+    std::fs::write(empty.join("signing.key"), &own).unwrap();
+
+    // The node's own backup naming a key outside the node directory: the key stays where it
+    // is, untouched (a copy onto itself would empty it).
+    let outside = root.join("keys-elsewhere/tls.key");
+    std::fs::create_dir_all(outside.parent().unwrap()).unwrap();
+    std::fs::copy(empty.join("tls.key"), &outside).unwrap();
+    let tls_key = std::fs::read(&outside).unwrap();
+    let street_key = f.federation.nodes[STREET].dir.signing_key().unwrap();
+    let resigned = |name: &str, from: &str, to: &str| {
+        let path = root.join(name);
+        let mut parts = Vec::new();
+        let mut rest = &bytes[header..];
+        for part in &manifest.parts {
+            let (this, after) = rest.split_at(part.bytes as usize);
+            rest = after;
+            let mut this = this.to_vec();
+            if part.name == "files/node.toml" {
+                let text = String::from_utf8(this).unwrap();
+                assert!(text.contains(from), "{text}");
+                this = text.replace(from, to).into_bytes();
+            }
+            parts.push(this);
+        }
+        let mut edited = manifest.clone();
+        for (part, this) in edited.parts.iter_mut().zip(&parts) {
+            part.bytes = this.len() as u64;
+            part.sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(this));
+        }
+        let mut out = std::fs::File::create(&path).unwrap();
+        let mut each = parts.iter();
+        write_archive(&mut out, &edited, &street_key, &mut |_, out| {
+            let this = each.next().unwrap();
+            out.write_all(this)?;
+            Ok(this.len() as u64)
+        })
+        .unwrap();
+        path
+    };
+    let absolute = format!("tls_key = \"{}\"", outside.display());
+    let archive = resigned("outside-key.tlbackup", "tls_key = \"tls.key\"", &absolute);
+    restore_into(&f, &empty, &archive, |o| o.replace = true).unwrap();
+    assert_eq!(std::fs::read(&outside).unwrap(), tls_key);
+    // Its store outside the node directory: refused, nothing written there.
+    let elsewhere = root.join("store-elsewhere");
+    let data = format!("data = \"{}\"", elsewhere.display());
+    let archive = resigned("outside-store.tlbackup", "data = \"data\"", &data);
+    let err = restore_into(&f, &empty, &archive, |o| o.replace = true).unwrap_err();
+    assert!(matches!(err, RestoreError::StoreOutside(_)), "{err}");
+    assert!(!elsewhere.exists());
 }

@@ -8,7 +8,11 @@
 //! 2. the target: a node serving from it is refused, a directory that is not empty is replaced
 //!    only when told, and a directory of another node only when told that too;
 //! 3. private keys: from the archive when it holds them, or else kept from the target, which
-//!    must have them.
+//!    must have them (keys kept outside the node directory stay where they are), and which must
+//!    be the restored certificates' own.
+//!
+//! A restore writes only inside the node directory (a symlink to it is followed): an archive
+//! whose node.toml keeps the store elsewhere is refused.
 //!
 //! Then the archive is read again into a new directory beside the target (`.NAME.restoring`),
 //! and that is renamed into the target's place, the old one moved aside first and removed last:
@@ -91,6 +95,33 @@ pub enum RestoreError {
     /// The archive's node.toml does not load.
     #[error("the backup's node.toml: {0}")]
     Config(String),
+    /// The archive's node.toml puts the store outside the node directory.
+    #[error(
+        "the backup's node.toml puts the store at {0}, outside the node directory, and a restore writes only inside it: restore into a node directory whose node.toml keeps [files] data relative (e.g. \"data\"), then move the store if it must live elsewhere"
+    )]
+    StoreOutside(PathBuf),
+    /// The target's own node.toml does not load.
+    #[error(
+        "{path}: {message}: a restore must read the node there (to see that it is stopped, and whose it is); fix the file, or move the directory aside and restore into an empty one"
+    )]
+    Target {
+        /// The target's node.toml.
+        path: PathBuf,
+        /// Why it does not load.
+        message: String,
+    },
+    /// The private keys kept from the target are not the restored node's.
+    #[error(
+        "the private keys in {dir} are not those of the certificates in the backup ({why}): restore a backup taken with --with-keys, or put node {node}'s own keys there first"
+    )]
+    KeysDoNotMatch {
+        /// The node.
+        node: NodeCode,
+        /// The target.
+        dir: PathBuf,
+        /// What does not match.
+        why: String,
+    },
     /// The node serves from the target.
     #[error(
         "node {0} is running from {1}: stop it (systemctl stop, or Ctrl-C on `tierlink serve`) before restoring it"
@@ -277,6 +308,9 @@ fn check(
         return Err(RestoreError::Missing("store"));
     }
     let config = config.ok_or(RestoreError::Missing("files/node.toml"))?;
+    if !within(&config.files.data) {
+        return Err(RestoreError::StoreOutside(config.files.data.clone()));
+    }
     Ok(Checked { manifest, config })
 }
 
@@ -288,10 +322,18 @@ fn key_files(config: &NodeConfig) -> [&Path; 3] {
 
 /// Restores the node directory `dir` from a backup (see the module's steps).
 pub fn restore(dir: &Path, options: &RestoreOptions) -> Result<Restored, RestoreError> {
+    // A symlinked node directory is restored where it points, the link left as it is.
+    let real = dir.canonicalize().ok();
+    let dir = real.as_deref().unwrap_or(dir);
     let existing = match NodeDir::load(dir) {
         Ok(node) => Some(node),
         Err(ConfigError::NotANode(_)) => None,
-        Err(e) => return Err(RestoreError::Config(e.to_string())),
+        Err(e) => {
+            return Err(RestoreError::Target {
+                path: dir.join(CONFIG_FILE),
+                message: e.to_string(),
+            });
+        }
     };
     let ca_path = match (&options.ca, &existing) {
         (Some(ca), _) => ca.clone(),
@@ -339,14 +381,18 @@ pub fn restore(dir: &Path, options: &RestoreOptions) -> Result<Restored, Restore
     }
     let kept_keys = !checked.manifest.with_keys;
     if kept_keys {
-        let missing = key_files(&checked.config)
-            .into_iter()
-            .find(|file| existing.is_none() || !dir.join(file).is_file());
-        if let Some(file) = missing {
+        let missing = match existing {
+            None => Some(CONFIG_FILE.to_owned()),
+            Some(_) => key_files(&checked.config)
+                .into_iter()
+                .find(|file| !dir.join(file).is_file())
+                .map(|file| file.display().to_string()),
+        };
+        if let Some(missing) = missing {
             return Err(RestoreError::NoKeys {
                 node,
                 dir: dir.to_owned(),
-                missing: file.display().to_string(),
+                missing,
             });
         }
         if existing.as_ref().is_some_and(|t| *t.code() != node) {
@@ -428,16 +474,30 @@ fn build(
         })
         .map_err(naming(&options.from))?;
     if kept_keys {
-        for file in key_files(&checked.config) {
+        // The federation's hash key is a secret too, and optional: kept when the node has one,
+        // or every read whose grant hashes an item would fail after the restore. A key kept
+        // outside the node directory (an absolute path, or one through `..`) is not in what
+        // the restore replaces: it stays where it is.
+        let hash_key = &checked.config.files.hash_key;
+        let kept = key_files(&checked.config)
+            .into_iter()
+            .chain(dir.join(hash_key).exists().then_some(hash_key.as_path()))
+            .filter(|file| within(file));
+        for file in kept {
             let to = staging.join(file);
+            if let Some(parent) = to.parent() {
+                std::fs::create_dir_all(parent).map_err(io(parent))?;
+            }
             std::fs::copy(dir.join(file), &to).map_err(io(&to))?;
         }
-        // The federation's hash key is a secret too, and optional: kept when the node has one,
-        // or every read whose grant hashes an item would fail after the restore.
-        let hash_key = &checked.config.files.hash_key;
-        if dir.join(hash_key).exists() {
-            let to = staging.join(hash_key);
-            std::fs::copy(dir.join(hash_key), &to).map_err(io(&to))?;
+        let node = NodeDir::load(staging).map_err(|e| RestoreError::Config(e.to_string()))?;
+        let matching = node.signing_key().and_then(|_| node.encryption_keys());
+        if let Err(e) = matching {
+            return Err(RestoreError::KeysDoNotMatch {
+                node: checked.manifest.node.clone(),
+                dir: dir.to_owned(),
+                why: e.to_string(),
+            });
         }
     }
     store.ok_or(RestoreError::Missing("store"))

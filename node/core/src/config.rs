@@ -611,9 +611,10 @@ pub struct ServerConfig {
     pub endpoint: String,
 }
 
-/// Paths of the credential and data files.
+/// Paths of the credential and data files, relative to the node directory; each left out is
+/// its default.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct Files {
     /// Federation CA certificate.
     pub ca: PathBuf,
@@ -626,35 +627,15 @@ pub struct Files {
     /// Ed25519 signing key.
     pub signing_key: PathBuf,
     /// X25519 encryption keys (HPKE), current first: they open the batches sealed to this node.
-    #[serde(default = "default_encryption_key")]
     pub encryption_key: PathBuf,
     /// Store directory.
     pub data: PathBuf,
     /// The federation's hash key (hex), the same on every node; without it nothing is hashed.
-    #[serde(default = "default_hash_key")]
     pub hash_key: PathBuf,
     /// The principals this node vouches for.
-    #[serde(default = "default_principals")]
     pub principals: PathBuf,
     /// The API tokens of its principals (hashes only).
-    #[serde(default = "default_tokens")]
     pub tokens: PathBuf,
-}
-
-fn default_encryption_key() -> PathBuf {
-    "encryption.key".into()
-}
-
-fn default_hash_key() -> PathBuf {
-    "federation.key".into()
-}
-
-fn default_principals() -> PathBuf {
-    "principals.toml".into()
-}
-
-fn default_tokens() -> PathBuf {
-    "tokens.toml".into()
 }
 
 impl Default for Files {
@@ -665,11 +646,11 @@ impl Default for Files {
             tls_key: "tls.key".into(),
             signing_cert: "signing.crt".into(),
             signing_key: "signing.key".into(),
-            encryption_key: default_encryption_key(),
+            encryption_key: "encryption.key".into(),
             data: "data".into(),
-            hash_key: default_hash_key(),
-            principals: default_principals(),
-            tokens: default_tokens(),
+            hash_key: "federation.key".into(),
+            principals: "principals.toml".into(),
+            tokens: "tokens.toml".into(),
         }
     }
 }

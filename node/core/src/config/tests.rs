@@ -126,6 +126,24 @@ fn directory_timings_raft_cannot_keep_are_refused_by_name() {
 }
 
 #[test]
+fn a_files_section_naming_some_paths_keeps_the_defaults_of_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let street = include_str!("../../../../ops/hosts/street.toml");
+    let files = street.find("[files]").unwrap();
+    let peers = street.find("[[peer]]").unwrap();
+    let partial = format!(
+        "{}[files]\ndata = \"store\"\n\n{}",
+        &street[..files],
+        &street[peers..]
+    );
+    std::fs::write(dir.path().join(CONFIG_FILE), partial).unwrap();
+    let files = NodeDir::load(dir.path()).unwrap().config.files;
+    assert_eq!(files.data, PathBuf::from("store"));
+    assert_eq!(files.tls_key, Files::default().tls_key);
+    assert_eq!(files.ca, Files::default().ca);
+}
+
+#[test]
 fn a_store_cache_or_read_workers_no_machine_has_are_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let street = include_str!("../../../../ops/hosts/street.toml");

@@ -481,7 +481,8 @@ impl Archive {
 
     /// Reads every part in order, handing each to `each` with a reader of its bytes (`each`
     /// may stop reading early), and checks each part's length and SHA-256 against the manifest
-    /// and that nothing follows the last. `each`'s errors stop the reading.
+    /// and that nothing follows the last. `each`'s errors stop the reading, once its part is
+    /// read through: a part altered is reported as altered, whatever `each` made of its bytes.
     pub fn read_parts<E: From<BackupError>>(
         mut self,
         mut each: impl FnMut(&Part, &mut dyn Read) -> Result<(), E>,
@@ -493,12 +494,13 @@ impl Archive {
                 bytes: 0,
                 part,
             };
-            each(part, &mut hashing)?;
+            let used = each(part, &mut hashing);
             std::io::copy(&mut hashing, &mut std::io::sink())
                 .map_err(|e| E::from(BackupError::from(e)))?;
             if hex::encode(hashing.hasher.finalize()) != part.sha256 {
                 return Err(BackupError::Part(part.name.clone()).into());
             }
+            used?;
         }
         let mut probe = [0u8];
         match self

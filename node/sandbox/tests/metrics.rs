@@ -8,7 +8,6 @@ mod util;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use tierlink_proto::v1::{QueryRequest, ReadScope};
 use tierlink_sandbox::sample;
 use util::http::Gateway;
 use util::*;
@@ -66,18 +65,6 @@ fn read_series(metric: &str, catalog: &str, side: &str, outcome: &str) -> String
     format!("{metric}{{catalog=\"{catalog}\",side=\"{side}\",outcome=\"{outcome}\"}}")
 }
 
-fn residents(credential: Option<tierlink_proto::v1::Credential>) -> QueryRequest {
-    QueryRequest {
-        scope: Some(ReadScope {
-            catalog: RESIDENTS.into(),
-            target: "420502001".into(),
-            credential,
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_writes_and_directory_changes_move_their_metrics_where_they_happen() {
     let f = federation(40).await;
@@ -89,10 +76,14 @@ async fn reads_writes_and_directory_changes_move_their_metrics_where_they_happen
     // the district, received at the city.
     let mut records = 0;
     f.clients[CITY]
-        .read(Some(&district), residents(open.city.clone()), |_, batch| {
-            records += batch.records.len() as u64;
-            Ok(())
-        })
+        .read(
+            Some(&district),
+            residents_query(open.city.clone()),
+            |_, batch| {
+                records += batch.records.len() as u64;
+                Ok(())
+            },
+        )
         .await
         .unwrap();
     assert_eq!(records, 40);
@@ -100,7 +91,7 @@ async fn reads_writes_and_directory_changes_move_their_metrics_where_they_happen
     let mut wrong = open.city.clone().unwrap();
     wrong.purpose = "curiosity".into();
     let refused = f.clients[CITY]
-        .read(None, residents(Some(wrong)), |_, _| Ok(()))
+        .read(None, residents_query(Some(wrong)), |_, _| Ok(()))
         .await;
     assert!(refused.is_err());
     // A write of ten buildings.

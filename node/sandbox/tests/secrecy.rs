@@ -69,16 +69,11 @@ async fn read(
     Ok(got)
 }
 
+/// The residents' query, in batches of 100.
 fn residents(credential: Option<tierlink_proto::v1::Credential>) -> QueryRequest {
     QueryRequest {
-        scope: Some(ReadScope {
-            catalog: RESIDENTS.into(),
-            target: "420502001".into(),
-            credential,
-            ..Default::default()
-        }),
         batch_size: 100,
-        ..Default::default()
+        ..residents_query(credential)
     }
 }
 

@@ -152,6 +152,21 @@ pub fn credential(
     })
 }
 
+/// A query of the street's residents, read as `credential` (or as the asking node).
+pub fn residents_query(
+    credential: Option<tierlink_proto::v1::Credential>,
+) -> tierlink_proto::v1::QueryRequest {
+    tierlink_proto::v1::QueryRequest {
+        scope: Some(tierlink_proto::v1::ReadScope {
+            catalog: RESIDENTS.into(),
+            target: "420502001".into(),
+            credential,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 pub const SECURITY: &str = "population security check";
 pub const ALLOWANCE: &str = "subsistence allowance review";
 
